@@ -1,0 +1,236 @@
+"""The command line (SPEC 6.1): parses, calls `service`, prints.
+
+Every failure is one line on standard error: exit 2 for a usage error, 1 for any other failure, 3 when
+an ingest rejected events. Long work shows a progress bar on a terminal and stays quiet otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from convoscope import __version__, service
+from convoscope.config import Config, load_config
+from convoscope.errors import ConvoscopeError
+from convoscope.store import Store, default_db_path
+
+EXIT_REJECTED = 3
+
+
+class App:
+    """Global options, and the store and configuration opened from them on first use."""
+
+    def __init__(self, db: Path | None, config: Path | None) -> None:
+        self.db_path = db if db is not None else default_db_path()
+        self.config_path = config
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with Store(self.db_path) as store:
+            yield store
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"convoscope: error: {message}", err=True)
+    sys.exit(code)
+
+
+class OneLineGroup(click.Group):
+    """Click's usage errors, and ours, as one line each with a hint (SPEC 6.1)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "convoscope"
+            fail(f"{exc.format_message()} (see '{where} --help')", 2)
+        except click.exceptions.Abort:
+            fail("aborted", 1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except ConvoscopeError as exc:
+            fail(exc.message, exc.exit_code)
+        except BrokenPipeError:
+            sys.exit(1)
+
+
+def progress_printer() -> Callable[[str, int, int | None], None] | None:
+    """A rich progress bar on a terminal; nothing otherwise (SPEC 6.1)."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   transient=True)
+    tasks: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()
+        if what not in tasks:
+            tasks[what] = bar.add_task({"ingest": "Storing events", "derive": "Deriving"}.get(what, what), total=total)
+        bar.update(tasks[what], completed=done, total=total)
+        if total is not None and done >= total:
+            bar.stop()
+            tasks.clear()
+
+    return update
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", type=click.Path(path_type=Path), help="Store file (default ./convoscope.duckdb or $CONVOSCOPE_DB).")
+@click.option("--config", "config", type=click.Path(path_type=Path), help="Configuration file (default ./convoscope.toml).")
+@click.version_option(__version__, prog_name="convoscope")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, config: Path | None) -> None:
+    """Conversations, AI sessions and team contacts from a support operation's event log."""
+    ctx.obj = App(db, config)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Input format (default: from the extension; jsonl for -).")
+@click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
+@pass_app
+def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | None) -> None:
+    """Store events from files, directories or - (standard input), then derive what changed."""
+    config = app.config
+    with app.store() as store:
+        result = service.ingest(store, config, list(paths), fmt=fmt, assume_tz=assume_tz, progress=progress_printer())
+    c = result.counts
+    click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,}")
+    if c.rejected:
+        click.echo("convoscope: some events were rejected; list them with 'convoscope rejects'", err=True)
+        sys.exit(EXIT_REJECTED)
+
+
+@cli.command()
+@pass_app
+def derive(app: App) -> None:
+    """Rebuild every derived table from the stored events."""
+    config = app.config
+    with app.store() as store:
+        result = service.derive(store, config, progress=progress_printer())
+    click.echo(f"derived {result.events:,} events of {result.customers:,} customers: {result.sessions:,} sessions, "
+               f"{result.contacts:,} contacts, {result.conversations:,} conversations")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--from", "date_from", metavar="DATE", help="First local date (inclusive).")
+@click.option("--to", "date_to", metavar="DATE", help="Last local date (inclusive).")
+@click.option("--tz", metavar="ZONE", help="IANA time zone of the report.")
+@click.option("--as-of", "as_of", metavar="TIMESTAMP", help="Judge open and unknown values at this instant (default now).")
+@click.option("--period", help="half_hour, day, week, month, quarter or year.")
+@click.option("--by", help="Dimension of sessions-summary.")
+@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
+@click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
+@click.option("--extra", is_flag=True, help="Append Brand, Created At, Ended At, End Reason, Outcome.")
+@click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
+@click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
+@pass_app
+def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: str | None, as_of: str | None,
+           period: str | None, by: str | None, where: tuple[str, ...], headers: str, extra: bool,
+           brands: tuple[str, ...], out: str) -> None:
+    """Write report NAME as CSV."""
+    from convoscope import reports
+
+    config = app.config
+    definition = reports.get_report(name)
+    with app.store() as store:
+        params = reports.build_params(
+            definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
+            as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
+        )
+        service.ensure_derived(store, config, progress=progress_printer())
+        if out == "-":
+            reports.render_csv(store, config, definition, params, sys.stdout)
+            sys.stdout.flush()
+        else:
+            path = Path(out)
+            tmp = path.with_name(path.name + ".part")
+            try:
+                with tmp.open("w", encoding="utf-8", newline="") as handle:
+                    count = reports.render_csv(store, config, definition, params, handle)
+            except OSError as exc:
+                raise ConvoscopeError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
+            tmp.replace(path)
+            click.echo(f"wrote {count:,} rows to {out}", err=True)
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Include rejects whose event was later stored.")
+@click.option("--raw", is_flag=True, help="Print only the raw records, to fix and ingest again.")
+@pass_app
+def rejects(app: App, show_all: bool, raw: bool) -> None:
+    """List rejected events with their source and reason."""
+    import csv
+
+    with app.store() as store:
+        found = store.con.execute(f"""
+            SELECT kind, source, line, reason, raw FROM rejects {'' if show_all else 'WHERE NOT resolved'}
+            ORDER BY source, line NULLS LAST, kind
+        """).fetchall()
+    if raw:
+        for *_, text in found:
+            click.echo(text)
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["kind", "source", "line", "reason", "raw"])
+    writer.writerows(found)
+    if not found:
+        click.echo("no rejected events", err=True)
+
+
+@cli.command()
+@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--start", metavar="DATE", default="2026-05-01", show_default=True, help="First day (UTC).")
+@click.option("--brand", default="default", show_default=True)
+@click.option("--bad-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Share of malformed records.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write: .jsonl, .csv or .parquet.")
+def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_rate: float, out: Path) -> None:
+    """Write the synthetic event log of a realistic brand."""
+    from datetime import date
+
+    from convoscope import synth
+
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        fail(f"--start {start!r} is not a date; use YYYY-MM-DD", 2)
+    if out.suffix.lower() not in (".jsonl", ".csv", ".parquet"):
+        fail(f"--out {out}: use a .jsonl, .csv or .parquet file name", 2)
+    log = synth.generate(customers=customers, days=days, seed=seed, start=first_day, brand=brand, bad_rate=bad_rate)
+    written = synth.write(log, out)
+    click.echo(f"wrote {written:,} records to {out}")
+
+
+def main() -> None:
+    cli(prog_name="convoscope")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Brand configuration (SPEC 5): one TOML file, defaults for every key, per-brand overrides.
+
+`convoscope.toml` in the working directory is read when present; `--config PATH` names another file.
+Derivation settings (the four durations and `ai_channels`) decide how events become sessions,
+contacts and conversations, so the store records them with the derived tables; rendering settings
+(`timezone`, `public_url`) apply when a report is written.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from convoscope.errors import ConfigError
+
+DEFAULT_PATH = Path("convoscope.toml")
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CHANNEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_BRAND = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+# Every key with its default and what it means; tests check that each is documented in docs/.
+KEYS: dict[str, tuple[Any, str]] = {
+    "timezone": ("UTC", "IANA time zone in which the brand's reports are rendered by default"),
+    "session_inactivity": ("2h", "S: an AI session ends this long after its last activity"),
+    "contact_inactivity": ("24h", "C: a team contact ends this long after its last activity"),
+    "conversation_window": ("24h", "W: reopen window, measured from a conversation's last close"),
+    "recontact_window": ("24h", "R: a resolved session counts as recontacted if another session starts within R of its end"),
+    "ai_channels": (["*"], "channels whose unrouted customer messages go to the AI; \"*\" for all"),
+    "public_url": ("http://127.0.0.1:8000", "base of every Conversation Link"),
+}
+DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "ai_channels")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `90m`, `1h30m`, `2d` (SPEC 5). Raises ValueError for anything else or zero."""
+    if not isinstance(text, str) or not text or _DURATION.sub("", text) != "":
+        raise ValueError(text)
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+    if seconds <= 0:
+        raise ValueError(text)
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True)
+class BrandSettings:
+    """The effective settings of one brand."""
+
+    timezone: str = "UTC"
+    session_inactivity: timedelta = timedelta(hours=2)
+    contact_inactivity: timedelta = timedelta(hours=24)
+    conversation_window: timedelta = timedelta(hours=24)
+    recontact_window: timedelta = timedelta(hours=24)
+    ai_channels: tuple[str, ...] = ("*",)
+    public_url: str = "http://127.0.0.1:8000"
+
+    def derivation_fingerprint(self) -> str:
+        """The derivation settings as one stable string, recorded with the derived tables."""
+        return (
+            f"S={format_duration(self.session_inactivity)};C={format_duration(self.contact_inactivity)};"
+            f"W={format_duration(self.conversation_window)};R={format_duration(self.recontact_window)};"
+            f"ai_channels={','.join(sorted(self.ai_channels))}"
+        )
+
+    @property
+    def all_channels_to_ai(self) -> bool:
+        return "*" in self.ai_channels
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults plus per-brand overrides, as read from one TOML file."""
+
+    defaults: BrandSettings = field(default_factory=BrandSettings)
+    brands: dict[str, BrandSettings] = field(default_factory=dict)
+    path: Path | None = None
+
+    def for_brand(self, brand: str) -> BrandSettings:
+        return self.brands.get(brand, self.defaults)
+
+
+def _convert(key: str, value: Any, where: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: {key} = {value!r} is not valid; expected {expected}")
+
+    if key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window"):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise bad('a duration such as "2h", "90m" or "1h30m" (units s, m, h, d)') from None
+    if key == "timezone":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise bad('an IANA time zone name such as "UTC" or "Europe/Berlin"') from None
+        return value
+    if key == "ai_channels":
+        if not isinstance(value, list) or not all(
+            isinstance(c, str) and (c == "*" or _CHANNEL.fullmatch(c.lower())) for c in value
+        ):
+            raise bad('a list of channel names, or ["*"] for every channel')
+        return tuple(c.lower() for c in value)
+    if key == "public_url":
+        if not isinstance(value, str) or not re.match(r"https?://", value):
+            raise bad('an http(s) URL such as "https://reports.example.com"')
+        return value.rstrip("/")
+    raise AssertionError(key)
+
+
+def _settings(table: dict[str, Any], base: BrandSettings, where: str) -> BrandSettings:
+    values = {}
+    for key, value in table.items():
+        if key not in KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(KEYS)}")
+        values[key] = _convert(key, value, where)
+    return replace(base, **values)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the configuration (SPEC 5): `path`, else ./convoscope.toml if present, else defaults."""
+    explicit = path is not None
+    path = path if path is not None else DEFAULT_PATH
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"configuration file {path} does not exist; check the --config path")
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or pass another with --config") from None
+    brands_table = data.pop("brands", {})
+    defaults = _settings(data, BrandSettings(), str(path))
+    if not isinstance(brands_table, dict):
+        raise ConfigError(f"{path}: brands must be tables such as [brands.acme]")
+    brands = {}
+    for name, table in brands_table.items():
+        if not _BRAND.fullmatch(name):
+            raise ConfigError(f"{path}: [brands.{name}] is not a valid brand name; expected [a-z0-9][a-z0-9_-]*")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: brands.{name} must be a table such as [brands.{name}]")
+        brands[name] = _settings(table, defaults, f"{path} [brands.{name}]")
+    return Config(defaults=defaults, brands=brands, path=path)

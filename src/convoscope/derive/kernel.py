@@ -1,0 +1,460 @@
+"""The derivation kernel: SPEC 3 as one compiled state machine over sorted event arrays.
+
+Both engines call `run_kernel`. Its input is one or more customers' events, already sorted by
+(brand, customer, occurred_at, type rank, event_id) and described by plain numeric arrays; its output
+is numeric too — which session, contact and conversation each event belongs to, and per entity the
+positions of the events that carry its strings. Engines turn positions back into strings with
+columnar `take`, so the rules of SPEC 3 live here and nowhere else.
+
+Times are int64 microseconds since the epoch (UTC). Positions index the sorted input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+NONE = np.iinfo(np.int64).min  # an absent time or position
+
+# Type rank (SPEC 2.4) — the codes the engines pass in `kind`.
+REOPEN, CUSTOMER, AI, HANDOFF, AGENT, CONTACT_END, CLOSE = range(7)
+# `route` codes
+ROUTE_NONE, ROUTE_AI, ROUTE_TEAM = 0, 1, 2
+
+SESSION_END_REASONS = ("handoff", "team_takeover", "conversation_close", "inactivity")
+CONTACT_SOURCES = ("handoff", "inbound", "outbound")
+CONTACT_END_REASONS = ("contact_end", "conversation_close", "inactivity")
+ANOMALY_KINDS = (
+    "contact_end_without_open_contact",
+    "close_without_conversation",
+    "close_after_window",
+    "reopen_without_conversation",
+    "handoff_while_contact_open",
+)
+HANDLED_BY = ("team_only", "ai_only", "ai_then_team", "ai_and_team")
+
+_S_HANDOFF, _S_TAKEOVER, _S_CLOSE, _S_INACTIVITY = 0, 1, 2, 3
+_C_HANDOFF, _C_INBOUND, _C_OUTBOUND = 0, 1, 2
+_CE_END, _CE_CLOSE, _CE_INACTIVITY = 0, 1, 2
+_A_END, _A_CLOSE_NO_CONV, _A_CLOSE_LATE, _A_REOPEN, _A_HANDOFF = 0, 1, 2, 3, 4
+
+
+@dataclass
+class KernelInput:
+    """Sorted events of whole customers. `group_starts[g]` is the first position of customer g;
+    the settings arrays (microseconds) are per customer group."""
+
+    group_starts: np.ndarray  # int64, len = groups + 1 (last = n)
+    ts: np.ndarray  # int64 µs
+    kind: np.ndarray  # int8 type rank
+    route: np.ndarray  # int8
+    to_ai: np.ndarray  # bool: the event's channel is one of its brand's ai_channels
+    has_channel: np.ndarray  # bool
+    has_ai_agent: np.ndarray  # bool
+    session_inactivity: np.ndarray  # int64 per group
+    contact_inactivity: np.ndarray
+    conversation_window: np.ndarray
+    recontact_window: np.ndarray
+
+
+@dataclass
+class KernelOutput:
+    """Per event and per derived entity, numeric. Entity arrays are trimmed to their counts."""
+
+    ev_session: np.ndarray  # int64 per event: session index or -1
+    ev_contact: np.ndarray  # contact index or -1
+    ev_conversation: np.ndarray  # conversation of the interaction the event belongs to, or -1
+    # sessions
+    s_first: np.ndarray
+    s_conversation: np.ndarray
+    s_last_activity: np.ndarray
+    s_end: np.ndarray
+    s_end_reason: np.ndarray
+    s_handoff: np.ndarray  # position of the ending handoff, or NONE
+    s_takeover_source: np.ndarray  # contact source code of a team takeover, or -1
+    s_first_ai: np.ndarray  # time of the first ai_message, or NONE
+    s_channel: np.ndarray  # position of its first event with a channel, or NONE
+    s_ai_agent: np.ndarray  # position of its first event with an ai_agent, or NONE
+    s_recontacted: np.ndarray  # bool
+    s_recontact_known: np.ndarray  # end + R
+    # contacts
+    c_first: np.ndarray
+    c_conversation: np.ndarray
+    c_session: np.ndarray  # linked session index, or -1
+    c_source: np.ndarray
+    c_channel: np.ndarray  # position, or NONE
+    c_first_response: np.ndarray  # time, or NONE
+    c_last_activity: np.ndarray
+    c_end: np.ndarray
+    c_end_reason: np.ndarray
+    c_customer_messages: np.ndarray
+    c_agent_messages: np.ndarray
+    # conversations
+    v_first: np.ndarray  # position of its first interaction's first event
+    v_created: np.ndarray
+    v_end: np.ndarray  # latest end of its interactions
+    v_reopens: np.ndarray
+    v_sessions: np.ndarray
+    v_contacts: np.ndarray
+    v_linked: np.ndarray  # bool: a contact linked to one of its sessions
+    # closes (counted or moved), reopens, anomalies
+    close_conversation: np.ndarray
+    close_at: np.ndarray
+    close_counted: np.ndarray
+    reopen_conversation: np.ndarray
+    reopen_at: np.ndarray
+    anomaly_pos: np.ndarray
+    anomaly_kind: np.ndarray
+
+
+@numba.njit(cache=True, nogil=True)
+def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPEC 3
+    group_starts, ts, kind, route, to_ai, has_channel, has_ai_agent, S_g, C_g, W_g, R_g,
+    ev_s, ev_c, ev_v,
+    s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_recon, s_known,
+    c_first, c_conv, c_ses, c_src, c_chan, c_resp, c_last, c_end, c_reason, c_cmsg, c_amsg,
+    v_first, v_created, v_end, v_reopens, v_ses, v_ctc, v_linked,
+    k_conv, k_at, k_counted, r_conv, r_at, a_pos, a_kind,
+):
+    n_s = 0
+    n_c = 0
+    n_v = 0
+    n_k = 0
+    n_r = 0
+    n_a = 0
+    n_groups = group_starts.shape[0] - 1
+    for g in range(n_groups):
+        S = S_g[g]
+        C = C_g[g]
+        W = W_g[g]
+        R = R_g[g]
+        first_session = n_s
+        open_s = -1
+        open_c = -1
+        conv = -1  # the customer's latest conversation
+        conv_closed = False
+        last_close = NONE
+        reopen_until = NONE  # a conversation_reopen keeps the window open until at least this
+        pending = NONE  # the conversation's close time when its last interaction ended, not yet final
+        for i in range(group_starts[g], group_starts[g + 1]):
+            t = ts[i]
+            k = kind[i]
+
+            # 1. Inactivity ends that fall at or before t, earliest first (SPEC 3: an event at or
+            #    after an end time belongs to what comes next).
+            while True:
+                s_exp = s_last[open_s] + S if open_s >= 0 else NONE
+                c_exp = c_last[open_c] + C if open_c >= 0 else NONE
+                if open_s >= 0 and s_exp <= t and (open_c < 0 or s_exp <= c_exp):
+                    s_end[open_s] = s_exp
+                    s_reason[open_s] = _S_INACTIVITY
+                    open_s = -1
+                    if open_c < 0:
+                        pending = s_exp
+                elif open_c >= 0 and c_exp <= t:
+                    c_end[open_c] = c_exp
+                    c_reason[open_c] = _CE_INACTIVITY
+                    open_c = -1
+                    if open_s < 0:
+                        pending = c_exp
+                else:
+                    break
+
+            # 2. What this event does: start a session, start a contact (with its source), or neither.
+            starts_session = False
+            starts_contact = -1
+            if k == CUSTOMER:
+                if open_c < 0 and not (open_s >= 0 and route[i] != ROUTE_TEAM):
+                    if route[i] == ROUTE_AI or (route[i] == ROUTE_NONE and to_ai[i]):
+                        starts_session = True
+                    else:
+                        starts_contact = _C_INBOUND
+            elif k == AI:
+                starts_session = open_s < 0
+            elif k == HANDOFF:
+                starts_session = open_s < 0
+                if open_c < 0:
+                    starts_contact = _C_HANDOFF
+            elif k == AGENT:
+                if open_c < 0:
+                    starts_contact = _C_OUTBOUND
+            starts = starts_session or starts_contact >= 0
+
+            # 3. A pending close becomes final unless an interaction starts at that very instant
+            #    (SPEC 3.3) or a reopen at that instant precedes such a start.
+            if pending != NONE:
+                if starts and pending == t:
+                    pending = NONE
+                elif not (k == REOPEN and pending == t):
+                    k_conv[n_k] = conv
+                    k_at[n_k] = pending
+                    k_counted[n_k] = True
+                    n_k += 1
+                    conv_closed = True
+                    last_close = pending
+                    reopen_until = NONE
+                    pending = NONE
+
+            # 4. A new interaction joins the latest conversation, reopens it, or starts a new one.
+            if starts and open_s < 0 and open_c < 0:
+                if conv >= 0 and not conv_closed:
+                    pass  # same instant as the last end: the conversation never closed
+                elif conv >= 0 and (t < last_close + W or (reopen_until != NONE and t < reopen_until)):
+                    conv_closed = False
+                    reopen_until = NONE
+                    v_reopens[conv] += 1
+                    r_conv[n_r] = conv
+                    r_at[n_r] = t
+                    n_r += 1
+                else:
+                    conv = n_v
+                    n_v += 1
+                    v_first[conv] = i
+                    v_created[conv] = t
+                    v_end[conv] = t
+                    v_reopens[conv] = 0
+                    v_ses[conv] = 0
+                    v_ctc[conv] = 0
+                    v_linked[conv] = False
+                    conv_closed = False
+                    reopen_until = NONE
+
+            if starts_session:
+                open_s = n_s
+                n_s += 1
+                s_first[open_s] = i
+                s_conv[open_s] = conv
+                s_last[open_s] = t
+                s_end[open_s] = NONE
+                s_reason[open_s] = -1
+                s_handoff[open_s] = NONE
+                s_take[open_s] = -1
+                s_first_ai[open_s] = NONE
+                s_chan[open_s] = NONE
+                s_agent[open_s] = NONE
+                s_recon[open_s] = False
+                s_known[open_s] = NONE
+                v_ses[conv] += 1
+
+            # 5. Session activity.
+            if open_s >= 0 and (k == AI or k == HANDOFF or (k == CUSTOMER and open_c < 0 and starts_contact < 0)):
+                s = open_s
+                ev_s[i] = s
+                ev_v[i] = s_conv[s]
+                s_last[s] = t
+                if s_chan[s] == NONE and has_channel[i]:
+                    s_chan[s] = i
+                if s_agent[s] == NONE and has_ai_agent[i] and (k == AI or k == HANDOFF):
+                    s_agent[s] = i
+                if k == AI and s_first_ai[s] == NONE:
+                    s_first_ai[s] = t
+                if k == HANDOFF:
+                    s_end[s] = t
+                    s_reason[s] = _S_HANDOFF
+                    s_handoff[s] = i
+                    open_s = -1
+                    if open_c >= 0:
+                        a_pos[n_a] = i
+                        a_kind[n_a] = _A_HANDOFF
+                        n_a += 1
+                    else:
+                        starts_contact = _C_HANDOFF
+                        open_c = n_c  # linked below, the session still known as `s`
+                        n_c += 1
+                        c_first[open_c] = i
+                        c_conv[open_c] = s_conv[s]
+                        c_ses[open_c] = s
+                        c_src[open_c] = _C_HANDOFF
+                        c_chan[open_c] = s_chan[s]
+                        c_resp[open_c] = NONE
+                        c_last[open_c] = t
+                        c_end[open_c] = NONE
+                        c_reason[open_c] = -1
+                        c_cmsg[open_c] = 0
+                        c_amsg[open_c] = 0
+                        v_ctc[s_conv[s]] += 1
+                        v_linked[s_conv[s]] = True
+                        ev_c[i] = open_c
+                continue
+
+            # 6. A contact starting from an inbound message or an outbound agent message; a team
+            #    takeover when a session is open (SPEC 3.2).
+            if starts_contact == _C_INBOUND or starts_contact == _C_OUTBOUND:
+                c = n_c
+                n_c += 1
+                c_first[c] = i
+                c_conv[c] = conv
+                c_ses[c] = -1
+                c_src[c] = starts_contact
+                c_chan[c] = i if has_channel[i] else NONE
+                c_resp[c] = NONE
+                c_last[c] = t
+                c_end[c] = NONE
+                c_reason[c] = -1
+                c_cmsg[c] = 0
+                c_amsg[c] = 0
+                v_ctc[conv] += 1
+                if open_s >= 0:
+                    s_end[open_s] = t
+                    s_reason[open_s] = _S_TAKEOVER
+                    s_take[open_s] = starts_contact
+                    c_ses[c] = open_s
+                    v_linked[conv] = True
+                    open_s = -1
+                open_c = c
+
+            # 7. Contact activity.
+            if open_c >= 0 and (k == CUSTOMER or k == AGENT or k == CONTACT_END):
+                c = open_c
+                ev_c[i] = c
+                ev_v[i] = c_conv[c]
+                c_last[c] = t
+                if c_chan[c] == NONE and has_channel[i] and c_src[c] != _C_HANDOFF:
+                    c_chan[c] = i  # a handoff contact keeps its session's channel (SPEC 4.4)
+                if k == CUSTOMER:
+                    c_cmsg[c] += 1
+                elif k == AGENT:
+                    c_amsg[c] += 1
+                    if c_resp[c] == NONE and c_src[c] != _C_OUTBOUND:
+                        c_resp[c] = t
+                else:
+                    c_end[c] = t
+                    c_reason[c] = _CE_END
+                    open_c = -1
+                    if open_s < 0:
+                        pending = t
+                continue
+
+            if k == CONTACT_END:
+                a_pos[n_a] = i
+                a_kind[n_a] = _A_END
+                n_a += 1
+            elif k == CLOSE:
+                if open_s >= 0 or open_c >= 0:
+                    if open_s >= 0:
+                        s_end[open_s] = t
+                        s_reason[open_s] = _S_CLOSE
+                        open_s = -1
+                    if open_c >= 0:
+                        c_end[open_c] = t
+                        c_reason[open_c] = _CE_CLOSE
+                        open_c = -1
+                    k_conv[n_k] = conv
+                    k_at[n_k] = t
+                    k_counted[n_k] = True
+                    n_k += 1
+                    conv_closed = True
+                    last_close = t
+                    reopen_until = NONE
+                elif conv < 0:
+                    a_pos[n_a] = i
+                    a_kind[n_a] = _A_CLOSE_NO_CONV
+                    n_a += 1
+                elif t < last_close + W or (reopen_until != NONE and t < reopen_until):
+                    k_conv[n_k] = conv
+                    k_at[n_k] = t
+                    k_counted[n_k] = False
+                    n_k += 1
+                    last_close = t
+                    reopen_until = NONE
+                else:
+                    a_pos[n_a] = i
+                    a_kind[n_a] = _A_CLOSE_LATE
+                    n_a += 1
+            elif k == REOPEN:
+                if conv < 0:
+                    a_pos[n_a] = i
+                    a_kind[n_a] = _A_REOPEN
+                    n_a += 1
+                elif conv_closed or pending != NONE:
+                    if reopen_until == NONE or t + W > reopen_until:
+                        reopen_until = t + W
+
+        # End of the customer's events: what is still open ends at its expected end, in time order.
+        while open_s >= 0 or open_c >= 0:
+            s_exp = s_last[open_s] + S if open_s >= 0 else NONE
+            c_exp = c_last[open_c] + C if open_c >= 0 else NONE
+            if open_s >= 0 and (open_c < 0 or s_exp <= c_exp):
+                s_end[open_s] = s_exp
+                s_reason[open_s] = _S_INACTIVITY
+                open_s = -1
+                if open_c < 0:
+                    pending = s_exp
+            else:
+                c_end[open_c] = c_exp
+                c_reason[open_c] = _CE_INACTIVITY
+                open_c = -1
+                if open_s < 0:
+                    pending = c_exp
+        if pending != NONE:
+            k_conv[n_k] = conv
+            k_at[n_k] = pending
+            k_counted[n_k] = True
+            n_k += 1
+
+        # Per customer: recontact (SPEC 3.6) — the next session, in any conversation or channel.
+        for s in range(first_session, n_s):
+            s_known[s] = s_end[s] + R
+            if s + 1 < n_s and s_first[s + 1] >= 0:
+                nxt = ts[s_first[s + 1]]
+                s_recon[s] = s_end[s] <= nxt and nxt <= s_end[s] + R
+
+    # Conversation ends: the latest end of their interactions.
+    for s in range(n_s):
+        if s_end[s] > v_end[s_conv[s]]:
+            v_end[s_conv[s]] = s_end[s]
+    for c in range(n_c):
+        if c_end[c] > v_end[c_conv[c]]:
+            v_end[c_conv[c]] = c_end[c]
+    return n_s, n_c, n_v, n_k, n_r, n_a
+
+
+def run_kernel(inp: KernelInput) -> KernelOutput:
+    """Derive the sessions, contacts and conversations of the given customers (SPEC 3)."""
+    n = inp.ts.shape[0]
+    i64 = np.int64
+
+    def ints(size: int) -> np.ndarray:
+        return np.empty(size, dtype=i64)
+
+    ev_s = np.full(n, -1, dtype=i64)
+    ev_c = np.full(n, -1, dtype=i64)
+    ev_v = np.full(n, -1, dtype=i64)
+    s_first, s_conv, s_last, s_end, s_reason, s_handoff = (ints(n) for _ in range(6))
+    s_take = np.empty(n, dtype=np.int8)
+    s_first_ai, s_chan, s_agent, s_known = (ints(n) for _ in range(4))
+    s_recon = np.zeros(n, dtype=np.bool_)
+    c = [ints(n) for _ in range(11)]  # first, conv, session, source, channel, response, last, end, reason, msgs x2
+    v = [ints(n) for _ in range(6)]  # first, created, end, reopens, sessions, contacts
+    v_linked = np.zeros(n, dtype=np.bool_)
+    k_conv, k_at = ints(2 * n), ints(2 * n)
+    k_counted = np.zeros(2 * n, dtype=np.bool_)
+    r_conv, r_at = ints(n), ints(n)
+    a_pos, a_kind = ints(n), np.empty(n, dtype=np.int8)
+    counts = _kernel(  # type: ignore[call-arg]
+        inp.group_starts.astype(i64), inp.ts.astype(i64), inp.kind.astype(np.int8), inp.route.astype(np.int8),
+        inp.to_ai.astype(np.bool_), inp.has_channel.astype(np.bool_), inp.has_ai_agent.astype(np.bool_),
+        inp.session_inactivity.astype(i64), inp.contact_inactivity.astype(i64),
+        inp.conversation_window.astype(i64), inp.recontact_window.astype(i64),
+        ev_s, ev_c, ev_v,
+        s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_recon, s_known,
+        *c, *v, v_linked, k_conv, k_at, k_counted, r_conv, r_at, a_pos, a_kind,
+    )
+    n_s, n_c, n_v, n_k, n_r, n_a = (int(x) for x in counts)
+    return KernelOutput(
+        ev_session=ev_s, ev_contact=ev_c, ev_conversation=ev_v,
+        s_first=s_first[:n_s], s_conversation=s_conv[:n_s], s_last_activity=s_last[:n_s], s_end=s_end[:n_s],
+        s_end_reason=s_reason[:n_s], s_handoff=s_handoff[:n_s], s_takeover_source=s_take[:n_s],
+        s_first_ai=s_first_ai[:n_s], s_channel=s_chan[:n_s], s_ai_agent=s_agent[:n_s],
+        s_recontacted=s_recon[:n_s], s_recontact_known=s_known[:n_s],
+        c_first=c[0][:n_c], c_conversation=c[1][:n_c], c_session=c[2][:n_c], c_source=c[3][:n_c],
+        c_channel=c[4][:n_c], c_first_response=c[5][:n_c], c_last_activity=c[6][:n_c], c_end=c[7][:n_c],
+        c_end_reason=c[8][:n_c], c_customer_messages=c[9][:n_c], c_agent_messages=c[10][:n_c],
+        v_first=v[0][:n_v], v_created=v[1][:n_v], v_end=v[2][:n_v], v_reopens=v[3][:n_v],
+        v_sessions=v[4][:n_v], v_contacts=v[5][:n_v], v_linked=v_linked[:n_v],
+        close_conversation=k_conv[:n_k], close_at=k_at[:n_k], close_counted=k_counted[:n_k],
+        reopen_conversation=r_conv[:n_r], reopen_at=r_at[:n_r],
+        anomaly_pos=a_pos[:n_a], anomaly_kind=a_kind[:n_a],
+    )

@@ -1,0 +1,147 @@
+"""The input contract (SPEC 2.2–2.3) as data, and the one SQL query that validates staged records.
+
+Every reader stages its records into the same shape (`STAGE_COLUMNS`); `validation_sql` then checks
+every rule of SPEC 2.2 in one vectorised pass and yields, per record, either the normalised event or a
+one-line reason saying what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from convoscope.store import EVENT_TYPES
+
+FIELDS = (
+    "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
+    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent",
+)
+STRING_FIELDS = tuple(f for f in FIELDS if f != "guides")
+
+# Staging shape: where the record came from, its raw text, whether it could be parsed into fields at
+# all, any problem the reader found (bad JSON, a value of the wrong type), the 15 fields as strings (guides as a list) and the unknown fields.
+STAGE_COLUMNS = ("source", "line", "raw", "parsed", "problem", *FIELDS, "attributes")
+
+MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
+MAX_LENGTH = {
+    "event_id": 200, "customer_id": 200, "text": 100_000, "ai_agent": 200, "category": 200,
+    "subcategory": 10_000, "reason": 10_000, "transfer_rationale": 10_000, "agent": 200,
+}
+ALLOWED_ON = {  # fields the table ties to some types (SPEC 2.2)
+    "route": ("customer_message",),
+    "ai_agent": ("ai_message", "handoff"),
+    "guides": ("ai_message",),
+    "category": ("handoff",),
+    "subcategory": ("handoff",),
+    "reason": ("handoff",),
+    "transfer_rationale": ("handoff",),
+    "agent": ("agent_message", "contact_end", "conversation_close", "conversation_reopen"),
+}
+BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
+CHANNEL_PATTERN = "^[a-z0-9][a-z0-9_-]{0,31}$"
+TIMESTAMP_PATTERN = r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
+CONTROL = "[\\x00-\\x1f\\x7f-\\x9f]"
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(_q(v) for v in values) + ")"
+
+
+def _blank(col: str) -> str:
+    return f"({col} IS NULL OR regexp_full_match({col}, '\\s*'))"
+
+
+def _shown(col: str) -> str:
+    """A value quoted for a message, cut short so that the reason stays one readable line."""
+    return (f"'''' || regexp_replace(CASE WHEN length({col}) > 40 THEN left({col}, 40) || '…' ELSE {col} END, "
+            f"'[\\r\\n\\t]', ' ', 'g') || ''''")
+
+
+def _timestamp_sql(assume_tz: str | None) -> tuple[str, str]:
+    """SQL for the UTC instant of `occurred_at` and for its problem (SPEC 2.2)."""
+    local = "try_cast(_ts.d || ' ' || _ts.t || left(_ts.f, 7) AS TIMESTAMP)"  # below µs: truncated
+    offset_ok = "(_ts.o = '' OR upper(_ts.o) = 'Z' OR (try_cast(substr(_ts.o, 2, 2) AS INT) < 24 AND try_cast(substr(_ts.o, 5, 2) AS INT) < 60))"
+    offset_minutes = ("CASE WHEN upper(_ts.o) = 'Z' THEN 0 ELSE (CASE WHEN left(_ts.o, 1) = '-' THEN -1 ELSE 1 END) * "
+                      "(try_cast(substr(_ts.o, 2, 2) AS INT) * 60 + try_cast(substr(_ts.o, 5, 2) AS INT)) END")
+    with_offset = f"{local} - to_minutes({offset_minutes})"
+    if assume_tz:
+        z = _q(assume_tz)
+        # ICU reads an ambiguous local time as the later instant; SPEC 2.2 wants the earlier one.
+        later = f"timezone({z}, {local})"
+        earlier = f"({local} - (timezone({z}, {later} - INTERVAL 1 DAY) - ({later} - INTERVAL 1 DAY)::TIMESTAMP))"
+        naive = (f"CASE WHEN timezone({z}, {earlier}::TIMESTAMPTZ) = {local} AND {earlier} < {later}::TIMESTAMP "
+                 f"THEN {earlier} ELSE {later}::TIMESTAMP END")
+        gap = f"timezone({z}, {later}) <> {local}"
+    else:
+        naive, gap = "NULL", "false"
+    instant = f"CASE WHEN _ts.o = '' THEN {naive} ELSE {with_offset} END"
+    shown = _shown("occurred_at")
+    problem = f"""CASE
+        WHEN {_blank("occurred_at")} THEN 'occurred_at is missing'
+        WHEN NOT regexp_full_match(occurred_at, '{TIMESTAMP_PATTERN}')
+            THEN 'occurred_at ' || {shown} || ' is not an RFC 3339 timestamp such as 2026-05-21T10:00:00Z'
+        WHEN {local} IS NULL OR NOT {offset_ok}
+            THEN 'occurred_at ' || {shown} || ' is not a valid date, time and offset'
+        WHEN _ts.o = '' AND {"false" if assume_tz else "true"}
+            THEN 'occurred_at ' || {shown} || ' has no UTC offset; add one (Z or +02:00) or ingest with --assume-tz ZONE'
+        WHEN _ts.o = '' AND {gap}
+            THEN 'occurred_at ' || {shown} || ' does not exist in {assume_tz} (a daylight-saving gap); correct the time'
+    END"""
+    return instant, problem
+
+
+def validation_sql(assume_tz: str | None) -> str:
+    """One query over `_stage` giving the normalised event and `reject_reason` (NULL when valid)."""
+    instant, ts_problem = _timestamp_sql(assume_tz)
+    checks: list[str] = ["problem"]
+    for f in ("event_id", "customer_id"):
+        checks.append(f"""CASE WHEN {_blank(f)} THEN '{f} is missing'
+            WHEN length({f}) > 200 THEN '{f} is longer than 200 characters'
+            WHEN regexp_matches({f}, '{CONTROL}') THEN '{f} contains control characters' END""")
+    checks.append(f"""CASE WHEN {_blank("type")} THEN 'type is missing'
+        WHEN type NOT IN {_list(EVENT_TYPES)} THEN 'type ' || {_shown("type")} || ' is not one of {", ".join(EVENT_TYPES)}' END""")
+    checks.append(ts_problem)
+    checks.append(f"""CASE WHEN NOT {_blank("brand")} AND NOT regexp_full_match(brand, '{BRAND_PATTERN}')
+        THEN 'brand ' || {_shown("brand")} || ' must be lower-case letters, digits, _ or - (at most 64)' END""")
+    checks.append(f"""CASE WHEN {_blank("channel")} AND type IN {_list(MESSAGE_TYPES)} THEN 'channel is required on ' || type
+        WHEN NOT {_blank("channel")} AND NOT regexp_full_match(lower(channel), '{CHANNEL_PATTERN}')
+        THEN 'channel ' || {_shown("channel")} || ' must be letters, digits, _ or - (at most 32)' END""")
+    checks.append(f"""CASE WHEN NOT {_blank("route")} AND route NOT IN ('ai', 'team')
+        THEN 'route ' || {_shown("route")} || ' must be ai or team' END""")
+    for f, size in MAX_LENGTH.items():
+        if f in ("event_id", "customer_id"):
+            continue
+        checks.append(f"CASE WHEN length({f}) > {size} THEN '{f} is longer than {size:,} characters' END")
+    checks.append("CASE WHEN list_bool_or(list_transform(guides, lambda g: length(g) > 200)) "
+                  "THEN 'a guide name is longer than 200 characters' END")
+    checks.append(f"CASE WHEN type = 'handoff' AND {_blank('category')} THEN 'category is required on handoff' END")
+    for f, types in ALLOWED_ON.items():
+        present = "len(guides_n) > 0" if f == "guides" else f"NOT {_blank(f)}"
+        where = " and ".join(types) if len(types) < 3 else ", ".join(types)
+        checks.append(f"CASE WHEN {present} AND type IN {_list(EVENT_TYPES)} AND type NOT IN {_list(types)} "
+                      f"THEN '{f} is only allowed on {where}, not on ' || type END")
+
+    normalised = {
+        f: f"CASE WHEN {_blank(f)} THEN NULL ELSE {f} END" for f in STRING_FIELDS
+        if f not in ("event_id", "customer_id", "type", "occurred_at", "brand", "channel")
+    }
+    return f"""
+        WITH s AS (
+            SELECT *, regexp_extract(occurred_at, '{TIMESTAMP_PATTERN}', ['d', 't', 'f', 'o']) AS _ts,
+                   list_filter(guides, lambda g: NOT {_blank("g")}) AS guides_n
+            FROM _stage
+        ), checked AS (
+            SELECT *, CASE WHEN NOT parsed THEN problem
+                           ELSE nullif(concat_ws('; ', {", ".join(checks)}), '') END AS reject_reason
+            FROM s
+        )
+        SELECT source, line, raw, reject_reason,
+               CASE WHEN {_blank("brand")} THEN 'default' ELSE brand END AS brand,
+               event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
+               CASE WHEN reject_reason IS NULL THEN {instant} END AS occurred_at, customer_id,
+               CASE WHEN {_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
+               {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
+               CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes
+        FROM checked
+    """

@@ -1,0 +1,105 @@
+"""The reports of SPEC 4, by name, and the one path that checks parameters and renders a report."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import IO
+
+from convoscope.config import Config
+from convoscope.errors import ReportError
+from convoscope.reports.base import PERIODS, Params, Report, rows, write_csv
+from convoscope.reports.sessions import OUTCOMES, SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES
+from convoscope.store import Store
+
+REPORTS: dict[str, Report] = {r.name: r for r in (SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES)}
+
+
+def get_report(name: str) -> Report:
+    if name not in REPORTS:
+        raise ReportError(f"unknown report {name!r}; available: {', '.join(REPORTS)}")
+    return REPORTS[name]
+
+
+def parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def parse_as_of(text: str) -> datetime:
+    """An RFC 3339 instant with an offset (SPEC 4: as_of)."""
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ReportError(f"--as-of {text!r} is not an RFC 3339 timestamp with offset, such as 2026-06-01T00:00:00Z")
+    return value.astimezone(UTC)
+
+
+def build_params(
+    report: Report,
+    config: Config,
+    store_brands: list[str],
+    *,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    tz: str | None = None,
+    brands: list[str] | None = None,
+    as_of: str | None = None,
+    period: str | None = None,
+    by: str | None = None,
+    where: list[str] | None = None,
+    headers: str = "display",
+    extra: bool = False,
+) -> Params:
+    """Check the common parameters of SPEC 4 against `report`; a bad one is a usage error."""
+    from convoscope.service import check_zone
+
+    params = Params(headers=headers, extra=extra)
+    if date_from:
+        params.date_from = parse_date(date_from, "--from")
+    if date_to:
+        params.date_to = parse_date(date_to, "--to")
+    if params.date_from and params.date_to and params.date_from > params.date_to:
+        raise ReportError(f"--from {date_from} is after --to {date_to}; swap them")
+    params.brands = list(brands) if brands else list(store_brands)
+    if tz:
+        params.tz = check_zone(tz, option="--tz")
+    elif len(params.brands) == 1:
+        params.tz = config.for_brand(params.brands[0]).timezone
+    if as_of:
+        params.as_of = parse_as_of(as_of)
+    if period is not None:
+        if not report.takes_period:
+            raise ReportError(f"report {report.name} does not take --period")
+        if period not in PERIODS:
+            raise ReportError(f"--period {period!r} is not one of {', '.join(PERIODS)}")
+    params.period = period or report.default_period
+    if by is not None:
+        if by not in report.by_keys:
+            raise ReportError(f"report {report.name} does not take --by {by}"
+                              + (f"; use one of {', '.join(report.by_keys)}" if report.by_keys else ""))
+        params.by = by
+    if extra and not report.extra_columns:
+        raise ReportError(f"report {report.name} does not take --extra")
+    if headers not in ("display", "snake"):
+        raise ReportError(f"--headers {headers!r} must be display or snake")
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ReportError(f"--where {item!r} must be KEY=VALUE")
+        if key not in report.where_keys:
+            raise ReportError(f"report {report.name} cannot be filtered by {key!r}; use one of {', '.join(report.where_keys)}")
+        if key == "outcome" and value not in OUTCOMES:
+            raise ReportError(f"outcome {value!r} is not one of {', '.join(OUTCOMES)}")
+        params.where.append((key, value))
+    return params
+
+
+def render_csv(store: Store, config: Config, report: Report, params: Params, out: IO[str]) -> int:
+    """Write the report as CSV (SPEC 4.1); returns the number of data rows."""
+    columns = report.output_columns(params)
+    header = [c.snake if params.headers == "snake" else c.display for c in columns]
+    return write_csv(out, header, rows(store.con, report.query(report, params, config)))

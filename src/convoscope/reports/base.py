@@ -1,0 +1,169 @@
+"""What every report shares (SPEC 4): parameters, time anchors and periods, cell formats, CSV.
+
+A report is data: a `Report` names its columns (display header, whether it is free text), what it
+filters on and whether it takes a period; its module supplies one SQL query. Rendering — CSV here,
+JSON and charts later — goes through `render_rows`, so the numbers cannot differ between outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import IO
+
+import duckdb
+
+from convoscope.config import Config
+from convoscope.errors import ReportError
+
+PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
+GUARDED_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Column:
+    display: str
+    text: bool = False  # a free-text column: the spreadsheet guard applies (SPEC 4.1)
+
+    @property
+    def snake(self) -> str:
+        return snake_header(self.display)
+
+
+@dataclass
+class Params:
+    """The common parameters of SPEC 4, already checked."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    tz: str = "UTC"
+    brands: list[str] = field(default_factory=list)
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
+    period: str | None = None
+    by: str | None = None
+    where: list[tuple[str, str]] = field(default_factory=list)
+    headers: str = "display"
+    extra: bool = False
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    columns: tuple[Column, ...]
+    where_keys: tuple[str, ...]
+    query: Callable[[Report, Params, Config], str]
+    takes_period: bool = False
+    default_period: str | None = None
+    by_keys: tuple[str, ...] = ()
+    extra_columns: tuple[Column, ...] = ()
+    personal_data: bool = False
+
+    def output_columns(self, params: Params) -> tuple[Column, ...]:
+        return self.columns + (self.extra_columns if params.extra else ())
+
+
+def snake_header(display: str) -> str:
+    """SPEC 4.1: lower-case, % → pct, runs of other characters → _, no leading/trailing _."""
+    text = display.lower().replace("%", "pct")
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+
+
+# --- SQL fragments -----------------------------------------------------------------------------------
+
+def q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def local(ts: str, params: Params) -> str:
+    """The wall-clock time of UTC timestamp `ts` in the report's zone."""
+    return f"timezone({q(params.tz)}, {ts}::TIMESTAMPTZ)"
+
+
+def fmt_timestamp(ts: str, params: Params) -> str:
+    """`YYYY-MM-DDTHH:MM:SS±HH:MM` in the report's zone, seconds truncated (SPEC 4.1)."""
+    loc = local(ts, params)
+    minutes = f"((epoch({loc}) - epoch({ts}))::BIGINT // 60)"
+    return (f"strftime({loc}, '%Y-%m-%dT%H:%M:%S') || CASE WHEN {minutes} < 0 THEN '-' ELSE '+' END "
+            f"|| lpad((abs({minutes}) // 60)::VARCHAR, 2, '0') || ':' || lpad((abs({minutes}) % 60)::VARCHAR, 2, '0')")
+
+
+def period_label(ts: str, params: Params, period: str | None) -> str:
+    """The label of the period holding `ts` (SPEC 4.1); the local day without a period."""
+    loc = local(ts, params)
+    match period:
+        case None | "day":
+            return f"strftime({loc}, '%Y-%m-%d')"
+        case "half_hour":
+            return f"strftime(time_bucket(INTERVAL 30 MINUTE, {loc}), '%Y-%m-%dT%H:%M')"
+        case "week":
+            return f"isoyear({loc})::VARCHAR || '-W' || lpad(week({loc})::VARCHAR, 2, '0')"
+        case "month":
+            return f"strftime({loc}, '%Y-%m')"
+        case "quarter":
+            return f"year({loc})::VARCHAR || '-Q' || quarter({loc})::VARCHAR"
+        case "year":
+            return f"year({loc})::VARCHAR"
+    raise ReportError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+
+
+def in_range(ts: str, params: Params) -> str:
+    """The anchor falls on a local date within [from, to] (SPEC 4: `to` covers its whole day)."""
+    conditions = []
+    loc = local(ts, params)
+    if params.date_from:
+        conditions.append(f"{loc}::DATE >= DATE '{params.date_from.isoformat()}'")
+    if params.date_to:
+        conditions.append(f"{loc}::DATE <= DATE '{params.date_to.isoformat()}'")
+    return " AND ".join(conditions) or "true"
+
+
+def in_brands(params: Params, column: str = "brand") -> str:
+    return f"{column} IN ({', '.join(q(b) for b in params.brands)})" if params.brands else "false"
+
+
+def as_of(params: Params) -> str:
+    value = params.as_of.astimezone(UTC).replace(tzinfo=None)
+    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+
+def boolean(expr: str) -> str:
+    return f"CASE WHEN {expr} THEN 'true' WHEN NOT ({expr}) THEN 'false' END"
+
+
+def guard(expr: str) -> str:
+    """SPEC 4.1 spreadsheet safety for a free-text cell."""
+    prefixes = ", ".join(q(p) if p not in ("\t", "\r") else ("chr(9)" if p == "\t" else "chr(13)") for p in GUARDED_PREFIXES)
+    return f"CASE WHEN left({expr}, 1) IN ({prefixes}) THEN '''' || {expr} ELSE {expr} END"
+
+
+def public_url(config: Config, params: Params) -> str:
+    cases = [f"WHEN {q(b)} THEN {q(config.for_brand(b).public_url)}" for b in params.brands
+             if config.for_brand(b).public_url != config.defaults.public_url]
+    default = q(config.defaults.public_url)
+    return f"CASE brand {' '.join(cases)} ELSE {default} END" if cases else default
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, *, batch: int = 50_000) -> Iterator[tuple[object, ...]]:
+    cursor = con.cursor()
+    try:
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(batch):
+            yield from chunk
+    finally:
+        cursor.close()
+
+
+def write_csv(out: IO[str], header: list[str], data: Iterator[tuple[object, ...]]) -> int:
+    """RFC 4180: comma, quotes only where needed, CRLF; NULL as an empty cell. Returns rows written."""
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    count = 0
+    for row in data:
+        writer.writerow(["" if v is None else v for v in row])
+        count += 1
+    return count

@@ -1,0 +1,138 @@
+"""AI Sessions Detail, with and without messages (SPEC 4.2): one row per session, anchored on creation.
+
+What can still change at the as-of time is an empty cell (SPEC 3.6): while a session is open, Was
+Handed Off, Was Resolved and the handoff cells; Was Responded To unless an AI reply already came;
+Was Recontacted until the recontact window has passed, unless a new session already came.
+"""
+
+from __future__ import annotations
+
+from convoscope.config import Config
+from convoscope.reports.base import (
+    Column,
+    Params,
+    Report,
+    as_of,
+    boolean,
+    fmt_timestamp,
+    guard,
+    in_brands,
+    in_range,
+    local,
+    period_label,
+    public_url,
+    q,
+)
+
+DETAIL_COLUMNS = (
+    Column("Session ID"), Column("Customer ID"), Column("Conversation ID"), Column("Channel", text=True),
+    Column("Gladly Agent", text=True), Column("Guides Used", text=True), Column("Created Date"),
+    Column("Was Handed Off"), Column("Was Resolved"), Column("Was Recontacted Resolution - 24 Hours"),
+    Column("Was Responded To"), Column("Handoff Category", text=True), Column("Handoff Subcategory", text=True),
+    Column("Handoff Reason", text=True), Column("Transfer Rationale", text=True), Column("Conversation Link"),
+)
+EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"))
+SESSION_WHERE = ("channel", "ai_agent", "guide", "handoff_category", "outcome")
+OUTCOMES = ("open", "no_response", "handed_off", "resolved")
+
+
+def session_facts(params: Params) -> str:
+    """Sessions with their as-of judgement (SPEC 3.6): open, outcome, and the cells that may be unknown.
+    Shared by every session report, so the summary counts what the detail shows."""
+    at = as_of(params)
+    return f"""
+        SELECT s.*,
+               ended_at > {at} AS is_open,
+               CASE WHEN ended_at > {at} THEN NULL ELSE handed_off END AS was_handed_off,
+               CASE WHEN ended_at > {at} THEN NULL ELSE responded AND NOT handed_off END AS was_resolved,
+               CASE WHEN ended_at > {at} THEN (CASE WHEN first_response_at <= {at} THEN true END)
+                    ELSE responded END AS was_responded_to,
+               CASE WHEN ended_at <= {at} AND responded AND NOT handed_off THEN
+                    (CASE WHEN recontacted THEN true WHEN {at} > recontact_known_at THEN false END) END AS was_recontacted,
+               CASE WHEN ended_at > {at} THEN 'open' WHEN NOT responded THEN 'no_response'
+                    WHEN handed_off THEN 'handed_off' ELSE 'resolved' END AS outcome
+        FROM sessions s
+    """
+
+
+def session_filters(params: Params) -> str:
+    conditions = [in_brands(params), in_range("created_at", params)]
+    for key, value in params.where:
+        match key:
+            case "channel":
+                conditions.append(f"channel = {q(value.lower())}")
+            case "ai_agent":
+                conditions.append(f"ai_agent = {q(value)}")
+            case "guide":
+                conditions.append(f"list_contains(guides, {q(value)})" if value else "guides IS NULL")
+            case "handoff_category":
+                conditions.append(f"was_handed_off AND handoff_category = {q(value)}")
+            case "outcome":
+                conditions.append(f"outcome = {q(value)}")
+    return " AND ".join(conditions)
+
+
+def _detail_query(report: Report, params: Params, config: Config, *, messages: bool) -> str:
+    handed = "was_handed_off"
+    cells = [
+        "session_id", "customer_id", "conversation_id", guard("channel"), guard("ai_agent"), guard("guides_used"),
+        period_label("created_at", params, params.period),
+        boolean("was_handed_off"), boolean("was_resolved"), boolean("was_recontacted"), boolean("was_responded_to"),
+        *(f"CASE WHEN {handed} THEN {guard(c)} END"
+          for c in ("handoff_category", "handoff_subcategory", "handoff_reason", "transfer_rationale")),
+        f"{public_url(config, params)} || '/conversations/' || conversation_id",
+    ]
+    joins = ""
+    if messages:
+        line_break = r"'\r\n|[\r\n\x{2028}\x{2029}\x{85}\x0b\x0c]'"
+        cells.append(guard("history"))
+        joins = f"""
+            LEFT JOIN (
+                SELECT session_id, string_agg(
+                    '[' || strftime({local("m.occurred_at", params)}, '%Y-%m-%d %H:%M:%S') || '] '
+                    || CASE speaker WHEN 'customer' THEN 'Customer' ELSE 'AI' END || ': '
+                    || coalesce(regexp_replace(text, {line_break}, ' ', 'g'), ''),
+                    chr(10) ORDER BY seq) AS history
+                FROM session_messages m SEMI JOIN picked USING (session_id)
+                GROUP BY session_id
+            ) h USING (session_id)
+        """
+    if params.extra:
+        cells += [
+            "brand", fmt_timestamp("created_at", params),
+            f"CASE WHEN NOT is_open THEN {fmt_timestamp('ended_at', params)} END",
+            "CASE WHEN NOT is_open THEN end_reason END", "outcome",
+        ]
+    return f"""
+        WITH picked AS (SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)})
+        SELECT {", ".join(cells)}
+        FROM picked {joins}
+        ORDER BY created_at, session_id
+    """
+
+
+def _detail(report: Report, params: Params, config: Config) -> str:
+    return _detail_query(report, params, config, messages=False)
+
+
+def _with_messages(report: Report, params: Params, config: Config) -> str:
+    return _detail_query(report, params, config, messages=True)
+
+
+SESSIONS_DETAIL = Report(
+    name="sessions-detail",
+    columns=DETAIL_COLUMNS,
+    where_keys=SESSION_WHERE,
+    query=_detail,
+    takes_period=True,
+    extra_columns=EXTRA_COLUMNS,
+)
+SESSIONS_DETAIL_WITH_MESSAGES = Report(
+    name="sessions-detail-with-messages",
+    columns=(*DETAIL_COLUMNS, Column("Message History", text=True)),
+    where_keys=SESSION_WHERE,
+    query=_with_messages,
+    takes_period=True,
+    extra_columns=EXTRA_COLUMNS,
+    personal_data=True,
+)

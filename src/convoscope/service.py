@@ -1,0 +1,79 @@
+"""The use cases shared by the command line and (later) the server; the only place that strings
+stages together: read → store (one transaction per chunk) → derive what changed → report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from convoscope.config import Config
+from convoscope.derive import duckdb_engine
+from convoscope.derive.duckdb_engine import DeriveResult
+from convoscope.errors import UsageError
+from convoscope.events.ingest import IngestCounts, merge_stage
+from convoscope.events.readers import expand, read_chunks
+from convoscope.store import Store
+
+Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
+
+
+@dataclass
+class IngestResult:
+    counts: IngestCounts = field(default_factory=IngestCounts)
+    per_source: dict[str, IngestCounts] = field(default_factory=dict)
+    derived: DeriveResult | None = None
+
+
+def check_zone(name: str, *, option: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"{option} {name!r} is not an IANA time zone; use a name such as UTC or Europe/Berlin") from None
+    return name
+
+
+def ingest(
+    store: Store,
+    config: Config,
+    paths: list[str],
+    *,
+    fmt: str | None = None,
+    assume_tz: str | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Store every event of `paths` (SPEC 2), then derive the customers that changed (SPEC 6.1)."""
+    if assume_tz:
+        check_zone(assume_tz, option="--assume-tz")
+    result = IngestResult()
+    for source, path, file_format in expand(paths, fmt):
+        per = result.per_source.setdefault(source, IngestCounts())
+        for chunk in read_chunks(store.con, source, path, file_format):
+            with store.transaction() as con:
+                counts = merge_stage(con, assume_tz=assume_tz)
+            per.add(counts)
+            result.counts.add(counts)
+            if progress:
+                progress("ingest", result.counts.accepted + result.counts.duplicate + result.counts.rejected, None)
+            del chunk
+    result.derived = ensure_derived(store, config, progress=progress)
+    return result
+
+
+def ensure_derived(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult | None:
+    """Derive pending customers, and rebuild brands whose derivation settings changed (SPEC 5)."""
+    if not duckdb_engine.needs_derive(store, config):
+        return None
+    return duckdb_engine.derive(store, config, progress=_derive_progress(progress))
+
+
+def derive(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult:
+    """Rebuild every derived table from the stored events."""
+    return duckdb_engine.derive(store, config, full=True, progress=_derive_progress(progress))
+
+
+def _derive_progress(progress: Progress | None) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress("derive", done, total)

@@ -1,0 +1,150 @@
+"""The ground floor: one embedded DuckDB file holding the events, their rejects and the derived tables.
+
+Every other room reads and writes through `Store`. All times are stored as UTC `TIMESTAMP`s
+(microseconds) and the connection runs in UTC (SPEC 7); conversion to a report's zone happens only
+when rendering. Writes happen in transactions, so a crash leaves either a whole chunk or nothing.
+Customers whose events changed since the last derivation are listed in `pending`, written in the
+same transaction as their events: derived tables are brought up to date before anything reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from convoscope.errors import ConvoscopeError
+
+DEFAULT_DB = "convoscope.duckdb"
+SCHEMA_VERSION = "1"
+
+EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
+    "conversation_reopen",
+    "customer_message",
+    "ai_message",
+    "handoff",
+    "agent_message",
+    "contact_end",
+    "conversation_close",
+)
+
+_SCHEMA = f"""
+CREATE TYPE IF NOT EXISTS event_type AS ENUM ({", ".join(repr(t) for t in EVENT_TYPES)});
+CREATE TYPE IF NOT EXISTS route_type AS ENUM ('ai', 'team');
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS events (
+    brand VARCHAR NOT NULL, event_id VARCHAR NOT NULL, type event_type NOT NULL,
+    occurred_at TIMESTAMP NOT NULL, customer_id VARCHAR NOT NULL, channel VARCHAR, text VARCHAR,
+    route route_type, ai_agent VARCHAR, guides VARCHAR[], category VARCHAR, subcategory VARCHAR,
+    reason VARCHAR, transfer_rationale VARCHAR, agent VARCHAR, attributes JSON,
+    source VARCHAR, line BIGINT, ingested_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    kind VARCHAR NOT NULL, reason VARCHAR NOT NULL, source VARCHAR NOT NULL, line BIGINT,
+    raw VARCHAR, brand VARCHAR, event_id VARCHAR, customer_id VARCHAR, occurred_at TIMESTAMP,
+    rejected_at TIMESTAMP, resolved BOOLEAN DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS duplicates (
+    brand VARCHAR, event_id VARCHAR, customer_id VARCHAR, occurred_at TIMESTAMP,
+    source VARCHAR, line BIGINT, seen_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS pending (brand VARCHAR NOT NULL, customer_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS derived_settings (brand VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, conversation_id VARCHAR,
+    created_at TIMESTAMP, last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR,
+    channel VARCHAR, ai_agent VARCHAR, guides_used VARCHAR, guides VARCHAR[],
+    responded BOOLEAN, first_response_at TIMESTAMP, handed_off BOOLEAN,
+    handoff_category VARCHAR, handoff_subcategory VARCHAR, handoff_reason VARCHAR, transfer_rationale VARCHAR,
+    recontacted BOOLEAN, recontact_known_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    brand VARCHAR, customer_id VARCHAR, contact_id VARCHAR, conversation_id VARCHAR, session_id VARCHAR,
+    source VARCHAR, channel VARCHAR, created_at TIMESTAMP, first_response_at TIMESTAMP,
+    last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR,
+    customer_messages INTEGER, agent_messages INTEGER
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, created_at TIMESTAMP, ended_at TIMESTAMP,
+    times_reopened INTEGER, first_channel VARCHAR, last_channel VARCHAR, channel_count INTEGER,
+    session_count INTEGER, contact_count INTEGER, handled_by VARCHAR
+);
+CREATE TABLE IF NOT EXISTS conversation_closes (
+    brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, closed_at TIMESTAMP, counted BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS conversation_reopens (
+    brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, reopened_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS anomalies (
+    brand VARCHAR, customer_id VARCHAR, event_id VARCHAR, kind VARCHAR, occurred_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS session_messages (
+    brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, seq INTEGER, event_id VARCHAR,
+    occurred_at TIMESTAMP, speaker VARCHAR, text VARCHAR
+);
+"""
+
+# Tables rebuilt by derivation, each keyed by (brand, customer_id) so one customer can be replaced.
+DERIVED_TABLES = (
+    "sessions",
+    "contacts",
+    "conversations",
+    "conversation_closes",
+    "conversation_reopens",
+    "anomalies",
+    "session_messages",
+)
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
+
+
+class Store:
+    """An open convoscope store. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise ConvoscopeError(
+                f"cannot open store {self.path}: {str(exc).splitlines()[0]}; check the path or --db"
+            ) from None
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET preserve_insertion_order = false")
+        if not read_only:
+            self.con.execute(_SCHEMA)
+            self.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [SCHEMA_VERSION]
+            )
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All writes inside commit together or not at all."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def count(self, table: str) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+        return int(row[0])
+
+    def brands(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT DISTINCT brand FROM events ORDER BY brand").fetchall()]
