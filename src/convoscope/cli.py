@@ -6,6 +6,7 @@ an ingest rejected events. Long work shows a progress bar on a terminal and stay
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,12 +113,15 @@ pass_app = click.make_pass_decorator(App)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Input format (default: from the extension; jsonl for -).")
 @click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
+@click.option("--no-derive", is_flag=True,
+              help="Only store; the next command that reads derived tables derives the changed customers first.")
 @pass_app
-def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | None) -> None:
+def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | None, no_derive: bool) -> None:
     """Store events from files, directories or - (standard input), then derive what changed."""
     config = app.config
     with app.store() as store:
-        result = service.ingest(store, config, list(paths), fmt=fmt, assume_tz=assume_tz, progress=progress_printer())
+        result = service.ingest(store, config, list(paths), fmt=fmt, assume_tz=assume_tz, derive=not no_derive,
+                                progress=progress_printer())
     c = result.counts
     click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,}")
     if c.rejected:
@@ -223,9 +227,65 @@ def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_r
         fail(f"--start {start!r} is not a date; use YYYY-MM-DD", 2)
     if out.suffix.lower() not in (".jsonl", ".csv", ".parquet"):
         fail(f"--out {out}: use a .jsonl, .csv or .parquet file name", 2)
-    log = synth.generate(customers=customers, days=days, seed=seed, start=first_day, brand=brand, bad_rate=bad_rate)
-    written = synth.write(log, out)
+    if bad_rate >= 1:
+        fail("--bad-rate must be below 1", 2)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", brand):
+        fail(f"--brand {brand!r} must be lower-case letters, digits, _ or - (at most 64)", 2)
+    blocks = synth.generate_blocks(customers=customers, days=days, seed=seed, start=first_day, brand=brand,
+                                   bad_rate=bad_rate)
+    written = synth.write(blocks, out)
     click.echo(f"wrote {written:,} records to {out}")
+
+
+@cli.command()
+@click.option("--out", default="demo-out", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for the generated events, the store and the reports.")
+@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(out: Path, customers: int, days: int, seed: int) -> None:
+    """Generate a realistic brand, ingest it, write the AI session reports and print the headline."""
+    from datetime import date
+
+    from convoscope import reports, synth
+    from convoscope.reports.sessions import headline
+
+    out.mkdir(parents=True, exist_ok=True)
+    events_path = out / "events.jsonl"
+    db_path = out / "demo.duckdb"
+    for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    start = date(2026, 5, 1)
+    written = synth.write(synth.generate_blocks(customers=customers, days=days, seed=seed, start=start), events_path)
+    click.echo(f"generated {written:,} events of {customers:,} customers over {days} days -> {events_path}")
+    config = Config()
+    with Store(db_path) as store:
+        result = service.ingest(store, config, [str(events_path)], progress=progress_printer())
+        c = result.counts
+        click.echo(f"ingested: accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,} -> {db_path}")
+        as_of = f"{start.fromordinal(start.toordinal() + days + 2).isoformat()}T00:00:00Z"
+        for name in ("sessions-detail", "sessions-detail-with-messages"):
+            definition = reports.get_report(name)
+            params = reports.build_params(definition, config, store.brands(), as_of=as_of)
+            path = out / f"{name}.csv"
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                rows = reports.render_csv(store, config, definition, params, handle)
+            click.echo(f"wrote {rows:,} rows -> {path}")
+        numbers = headline(store.con, reports.build_params(reports.get_report("sessions-detail"), config,
+                                                           store.brands(), as_of=as_of))
+
+    def pct(value: object) -> str:
+        return "n/a" if value is None else f"{float(value) * 100:.1f}%"  # type: ignore[arg-type]
+
+    click.echo("")
+    click.echo(f"AI sessions       {numbers['sessions']:,}  (as of {as_of})")
+    click.echo(f"resolution rate   {pct(numbers['resolution_rate'])}  (resolved / (resolved + responded and handed off))")
+    click.echo(f"handoff rate      {pct(numbers['handoff_rate'])}  (handed off / closed sessions)")
+    click.echo(f"no response       {numbers['no_response']:,}  (left out of the resolution rate)")
+    click.echo("top handoff categories:")
+    total = numbers["handed_off"] or 1
+    for category, count in numbers["top_handoff_categories"]:  # type: ignore[attr-defined]
+        click.echo(f"  {category:<28} {count:>7,}  {count / total * 100:5.1f}%")
 
 
 def main() -> None:

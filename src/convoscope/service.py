@@ -41,6 +41,7 @@ def ingest(
     *,
     fmt: str | None = None,
     assume_tz: str | None = None,
+    derive: bool = True,
     progress: Progress | None = None,
 ) -> IngestResult:
     """Store every event of `paths` (SPEC 2), then derive the customers that changed (SPEC 6.1)."""
@@ -57,7 +58,8 @@ def ingest(
             if progress:
                 progress("ingest", result.counts.accepted + result.counts.duplicate + result.counts.rejected, None)
             del chunk
-    result.derived = ensure_derived(store, config, progress=progress)
+    if derive:
+        result.derived = ensure_derived(store, config, progress=progress)
     return result
 
 

@@ -126,8 +126,9 @@ def derive(
         else:
             con.execute("DELETE FROM pending p USING _scope s WHERE p.brand = s.brand AND p.customer_id = s.customer_id")
         con.execute("DELETE FROM derived_settings")
-        con.executemany(
-            "INSERT INTO derived_settings VALUES (?, ?)",
-            [(b, config.for_brand(b).derivation_fingerprint()) for b in brands],
-        )
+        if brands:
+            con.executemany(
+                "INSERT INTO derived_settings VALUES (?, ?)",
+                [(b, config.for_brand(b).derivation_fingerprint()) for b in brands],
+            )
     return DeriveResult(customers=customers, events=total, full=full, **counts)

@@ -136,3 +136,32 @@ SESSIONS_DETAIL_WITH_MESSAGES = Report(
     extra_columns=EXTRA_COLUMNS,
     personal_data=True,
 )
+
+
+def headline(con: object, params: Params) -> dict[str, object]:
+    """Sessions, resolution rate, handoff rate and top handoff categories (SPEC 4.3's definitions),
+    from the same session facts as the detail rows."""
+    import duckdb
+
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+    picked = f"SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)}"
+    row = con.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE was_resolved),
+               count(*) FILTER (WHERE was_handed_off AND responded), count(*) FILTER (WHERE was_handed_off),
+               count(*) FILTER (WHERE NOT is_open), count(*) FILTER (WHERE outcome = 'no_response')
+        FROM ({picked})
+    """).fetchall()[0]
+    sessions, resolved, handed_responded, handed, closed, no_response = (int(v) for v in row)
+    categories = con.execute(f"""
+        SELECT handoff_category, count(*) AS n FROM ({picked}) WHERE was_handed_off
+        GROUP BY ALL ORDER BY n DESC, handoff_category LIMIT 5
+    """).fetchall()
+    return {
+        "sessions": sessions,
+        "resolved": resolved,
+        "handed_off": handed,
+        "no_response": no_response,
+        "resolution_rate": resolved / (resolved + handed_responded) if resolved + handed_responded else None,
+        "handoff_rate": handed / closed if closed else None,
+        "top_handoff_categories": [(c, int(n)) for c, n in categories],
+    }

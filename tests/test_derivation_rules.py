@@ -1,20 +1,34 @@
-"""Tests of the plain-Python reference reading of SPEC 3 (tests/reference.py): the worked example of
-SPEC 3.7, then one short scenario per edge rule."""
+"""SPEC 3, rule by rule: the worked example of SPEC 3.7, then one short scenario per edge rule.
+
+Every scenario runs twice, through both readings of SPEC 3: the plain-Python reference
+(tests/reference.py) and the production derivation (DuckDB store + numba kernel), so the two can
+catch each other's mistakes."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from engine import derive_engine  # noqa: E402
 from reference import Settings, derive_reference, make_id  # noqa: E402
+
+Derive = Callable[..., dict]
+
+
+@pytest.fixture(params=["reference", "engine"])
+def derive(request: pytest.FixtureRequest) -> Derive:
+    """Both readings of SPEC 3."""
+    return derive_reference if request.param == "reference" else derive_engine
 
 WORKED_EXAMPLE = Path(__file__).parent / "fixtures" / "worked-example.jsonl"
 FIELDS = [
@@ -93,8 +107,8 @@ def test_identifier_example() -> None:
     assert make_id("ses_", "default", "c1", "e01") == "ses_4608735b637b1399"
 
 
-def test_worked_example() -> None:
-    t = derive_reference(load_jsonl(WORKED_EXAMPLE))
+def test_worked_example(derive: Derive) -> None:
+    t = derive(load_jsonl(WORKED_EXAMPLE))
     assert t["anomalies"] == []
 
     (conv,) = t["conversations"]
@@ -158,16 +172,16 @@ def test_worked_example() -> None:
     ]
 
 
-def test_result_does_not_depend_on_input_order() -> None:
+def test_result_does_not_depend_on_input_order(derive: Derive) -> None:
     events = load_jsonl(WORKED_EXAMPLE)
-    assert derive_reference(events[::-1]) == derive_reference(events)
+    assert derive(events[::-1]) == derive(events)
 
 
 # --- Sessions and the "at or after an end" rule (SPEC 3, 3.1) ------------------------------------
 
 
-def test_gap_of_exactly_s_ends_the_session_without_closing_the_conversation() -> None:
-    t = derive_reference([ev("a", "customer_message", at("10:00")), ev("b", "customer_message", at("12:00"))])
+def test_gap_of_exactly_s_ends_the_session_without_closing_the_conversation(derive: Derive) -> None:
+    t = derive([ev("a", "customer_message", at("10:00")), ev("b", "customer_message", at("12:00"))])
     sessions = sorted((s["created_at"], s["ended_at"], s["end_reason"]) for s in t["sessions"])
     assert sessions == [(at("10:00"), at("12:00"), "inactivity"), (at("12:00"), at("14:00"), "inactivity")]
     (conv,) = t["conversations"]
@@ -175,16 +189,16 @@ def test_gap_of_exactly_s_ends_the_session_without_closing_the_conversation() ->
     assert closes(t) == [(at("14:00"), True)]
 
 
-def test_gap_just_under_s_stays_in_the_session() -> None:
-    t = derive_reference(
+def test_gap_just_under_s_stays_in_the_session(derive: Derive) -> None:
+    t = derive(
         [ev("a", "customer_message", at("10:00")), ev("b", "customer_message", at("11:59", seconds=59))]
     )
     (session,) = t["sessions"]
     assert session["ended_at"] == at("13:59", seconds=59)
 
 
-def test_handoff_without_open_session_is_a_one_event_session() -> None:
-    t = derive_reference([ev("h", "handoff", at("10:00"), category="handoff_manual", ai_agent="Bot")])
+def test_handoff_without_open_session_is_a_one_event_session(derive: Derive) -> None:
+    t = derive([ev("h", "handoff", at("10:00"), category="handoff_manual", ai_agent="Bot")])
     (session,) = t["sessions"]
     assert (session["created_at"], session["ended_at"], session["end_reason"]) == (at("10:00"),) * 2 + (
         "handoff",
@@ -204,8 +218,8 @@ def test_handoff_without_open_session_is_a_one_event_session() -> None:
     assert closes(t) == [(at("10:00", day=1), True)]  # contact: 10:00 + C; never closed at 10:00
 
 
-def test_session_messages_exclude_handoffs_and_contact_messages() -> None:
-    t = derive_reference(
+def test_session_messages_exclude_handoffs_and_contact_messages(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "customer_message", at("10:00"), text="hi"),
             ev("b", "ai_message", at("10:01"), text="hello"),
@@ -220,8 +234,8 @@ def test_session_messages_exclude_handoffs_and_contact_messages() -> None:
     assert t["contacts"][0]["customer_messages"] == 1
 
 
-def test_guides_distinct_in_order_of_first_use() -> None:
-    t = derive_reference(
+def test_guides_distinct_in_order_of_first_use(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "ai_message", at("10:00"), guides=["B", "A"]),
             ev("b", "ai_message", at("10:01"), guides=["A", "b", "C"]),
@@ -234,8 +248,8 @@ def test_guides_distinct_in_order_of_first_use() -> None:
 # --- Contacts (SPEC 3.2) -------------------------------------------------------------------------
 
 
-def test_team_takeover_by_an_inbound_message_routed_to_the_team() -> None:
-    t = derive_reference(
+def test_team_takeover_by_an_inbound_message_routed_to_the_team(derive: Derive) -> None:
+    t = derive(
         [ev("a", "customer_message", at("10:00")), ev("b", "customer_message", at("10:05"), route="team")]
     )
     (session,) = t["sessions"]
@@ -252,8 +266,8 @@ def test_team_takeover_by_an_inbound_message_routed_to_the_team() -> None:
     assert closes(t) == [(at("10:05", day=1), True)]
 
 
-def test_team_takeover_by_an_agent_message() -> None:
-    t = derive_reference(
+def test_team_takeover_by_an_agent_message(derive: Derive) -> None:
+    t = derive(
         [ev("a", "ai_message", at("10:00")), ev("b", "agent_message", at("10:05"), agent="sam")]
     )
     (session,) = t["sessions"]
@@ -267,8 +281,8 @@ def test_team_takeover_by_an_agent_message() -> None:
     assert (contact["agents"], contact["agent_messages"]) == ("sam", 1)
 
 
-def test_handoff_while_a_contact_is_open() -> None:
-    t = derive_reference(
+def test_handoff_while_a_contact_is_open(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "agent_message", at("10:00")),
             ev("b", "ai_message", at("10:05")),  # starts a session: the AI re-engages
@@ -287,8 +301,8 @@ def test_handoff_while_a_contact_is_open() -> None:
     assert contact["session_id"] is None
 
 
-def test_ai_message_while_contact_open_starts_a_session_and_customer_goes_to_contact() -> None:
-    t = derive_reference(
+def test_ai_message_while_contact_open_starts_a_session_and_customer_goes_to_contact(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "customer_message", at("10:00"), route="team"),
             ev("b", "ai_message", at("10:01")),
@@ -307,8 +321,8 @@ def test_ai_message_while_contact_open_starts_a_session_and_customer_goes_to_con
     assert t["conversations"][0]["handled_by"] == "ai_and_team"
 
 
-def test_contact_activity_and_inactivity_end() -> None:
-    t = derive_reference(
+def test_contact_activity_and_inactivity_end(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "agent_message", at("10:00"), agent="sam"),
             ev("b", "customer_message", at("11:00")),
@@ -323,8 +337,8 @@ def test_contact_activity_and_inactivity_end() -> None:
     assert kinds(t) == [("e", "contact_end_without_open_contact")]
 
 
-def test_first_response_of_an_inbound_contact() -> None:
-    t = derive_reference(
+def test_first_response_of_an_inbound_contact(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "customer_message", at("10:00"), route="team", channel="email"),
             ev("b", "agent_message", at("10:30"), channel="chat"),
@@ -345,9 +359,9 @@ def test_first_response_of_an_inbound_contact() -> None:
 # --- Routing (SPEC 3.4) --------------------------------------------------------------------------
 
 
-def test_routing_follows_ai_channels_and_route() -> None:
+def test_routing_follows_ai_channels_and_route(derive: Derive) -> None:
     settings = Settings(ai_channels=("chat",))
-    t = derive_reference(
+    t = derive(
         [
             ev("a", "customer_message", at("10:00"), channel="email"),  # not an AI channel: team
             ev("b", "contact_end", at("10:01")),
@@ -362,8 +376,8 @@ def test_routing_follows_ai_channels_and_route() -> None:
     assert session["created_at"] == at("11:00") and session["last_activity_at"] == at("11:01")
 
 
-def test_open_contact_takes_every_customer_message() -> None:
-    t = derive_reference(
+def test_open_contact_takes_every_customer_message(derive: Derive) -> None:
+    t = derive(
         [ev("a", "agent_message", at("10:00")), ev("b", "customer_message", at("10:01"), route="ai")]
     )
     assert t["sessions"] == [] and t["contacts"][0]["customer_messages"] == 1
@@ -372,20 +386,20 @@ def test_open_contact_takes_every_customer_message() -> None:
 # --- Conversations (SPEC 3.3) --------------------------------------------------------------------
 
 
-def test_reopen_window_is_strict() -> None:
+def test_reopen_window_is_strict(derive: Derive) -> None:
     first = [ev("a", "customer_message", at("10:00"))]  # closes at 12:00
-    inside = derive_reference(first + [ev("b", "customer_message", at("12:00", day=1, seconds=-1))])
+    inside = derive(first + [ev("b", "customer_message", at("12:00", day=1, seconds=-1))])
     (conv,) = inside["conversations"]
     assert conv["times_reopened"] == 1
     assert closes(inside) == [(at("12:00"), True), (at("14:00", day=1, seconds=-1), True)]
 
-    on_edge = derive_reference(first + [ev("b", "customer_message", at("12:00", day=1))])
+    on_edge = derive(first + [ev("b", "customer_message", at("12:00", day=1))])
     assert len(on_edge["conversations"]) == 2
     assert by_first_event(on_edge, "conversations", "b")["times_reopened"] == 0
 
 
-def test_lazy_ends_in_time_order_close_at_the_last_one() -> None:
-    t = derive_reference(
+def test_lazy_ends_in_time_order_close_at_the_last_one(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "agent_message", at("10:00")),  # contact, expected end 10:00 + 1 day
             ev("b", "ai_message", at("11:00")),  # session, expected end 13:00
@@ -400,20 +414,20 @@ def test_lazy_ends_in_time_order_close_at_the_last_one() -> None:
     assert first["ended_at"] == at("11:59", day=2)
 
 
-def test_conversation_reopen_extends_the_window() -> None:
+def test_conversation_reopen_extends_the_window(derive: Derive) -> None:
     base = [ev("a", "customer_message", at("10:00"))]  # closes 12:00, window until day 1 12:00
     later = ev("c", "customer_message", at("09:00", day=2))
-    without = derive_reference(base + [later])
+    without = derive(base + [later])
     assert len(without["conversations"]) == 2
 
-    t = derive_reference(base + [ev("r", "conversation_reopen", at("10:00", day=1)), later])
+    t = derive(base + [ev("r", "conversation_reopen", at("10:00", day=1)), later])
     (conv,) = t["conversations"]
     assert conv["times_reopened"] == 1  # the joining interaction reopens; the reopen event does not count
     assert t["anomalies"] == []
 
 
-def test_conversation_reopen_after_the_window_passed_still_extends_it() -> None:
-    t = derive_reference(
+def test_conversation_reopen_after_the_window_passed_still_extends_it(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "customer_message", at("10:00")),  # window ends day 1 12:00
             ev("r", "conversation_reopen", at("08:00", day=3)),
@@ -423,20 +437,20 @@ def test_conversation_reopen_after_the_window_passed_still_extends_it() -> None:
     assert len(t["conversations"]) == 1 and t["conversations"][0]["times_reopened"] == 1
 
 
-def test_conversation_reopen_on_an_open_conversation_changes_nothing() -> None:
+def test_conversation_reopen_on_an_open_conversation_changes_nothing(derive: Derive) -> None:
     base = [ev("a", "customer_message", at("10:00")), ev("b", "customer_message", at("11:00"))]
     with_reopen = base + [ev("r", "conversation_reopen", at("10:30"))]
-    assert derive_reference(with_reopen) == derive_reference(base)
+    assert derive(with_reopen) == derive(base)
 
 
-def test_reopen_without_conversation() -> None:
-    t = derive_reference([ev("r", "conversation_reopen", at("10:00"))])
+def test_reopen_without_conversation(derive: Derive) -> None:
+    t = derive([ev("r", "conversation_reopen", at("10:00"))])
     assert kinds(t) == [("r", "reopen_without_conversation")]
     assert t["conversations"] == []
 
 
-def test_conversation_close_ends_open_interactions() -> None:
-    t = derive_reference(
+def test_conversation_close_ends_open_interactions(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "agent_message", at("10:00")),
             ev("b", "ai_message", at("10:05")),
@@ -452,8 +466,8 @@ def test_conversation_close_ends_open_interactions() -> None:
     assert closes(t) == [(at("10:10"), True)]
 
 
-def test_conversation_close_on_a_closed_conversation_within_its_window() -> None:
-    t = derive_reference(
+def test_conversation_close_on_a_closed_conversation_within_its_window(derive: Derive) -> None:
+    t = derive(
         [
             ev("a", "customer_message", at("10:00")),  # closes 12:00
             ev("x", "conversation_close", at("20:00")),  # moves the last close, not counted
@@ -467,8 +481,8 @@ def test_conversation_close_on_a_closed_conversation_within_its_window() -> None
     assert t["anomalies"] == []
 
 
-def test_close_anomalies() -> None:
-    t = derive_reference(
+def test_close_anomalies(derive: Derive) -> None:
+    t = derive(
         [
             ev("x1", "conversation_close", at("09:00")),  # no conversation yet
             ev("a", "customer_message", at("10:00")),  # closes 12:00; window ends day 1 12:00
@@ -479,8 +493,8 @@ def test_close_anomalies() -> None:
     assert closes(t) == [(at("12:00"), True)]
 
 
-def test_contact_end_without_open_contact() -> None:
-    t = derive_reference([ev("a", "ai_message", at("10:00")), ev("e", "contact_end", at("10:01"))])
+def test_contact_end_without_open_contact(derive: Derive) -> None:
+    t = derive([ev("a", "ai_message", at("10:00")), ev("e", "contact_end", at("10:01"))])
     assert kinds(t) == [("e", "contact_end_without_open_contact")]
     assert t["contacts"] == []
 
@@ -488,22 +502,22 @@ def test_contact_end_without_open_contact() -> None:
 # --- Session outcomes (SPEC 3.6) -----------------------------------------------------------------
 
 
-def test_recontact_interval_is_inclusive() -> None:
+def test_recontact_interval_is_inclusive(derive: Derive) -> None:
     base = [ev("a", "customer_message", at("10:00"))]  # ends 12:00, known 12:00 next day
-    hit = derive_reference(base + [ev("b", "customer_message", at("12:00", day=1))])
+    hit = derive(base + [ev("b", "customer_message", at("12:00", day=1))])
     assert by_first_event(hit, "sessions", "a")["recontacted"] is True
-    miss = derive_reference(base + [ev("b", "customer_message", at("12:00", day=1, seconds=1))])
+    miss = derive(base + [ev("b", "customer_message", at("12:00", day=1, seconds=1))])
     assert by_first_event(miss, "sessions", "a")["recontacted"] is False
     assert by_first_event(miss, "sessions", "a")["recontact_known_at"] == at("12:00", day=1)
 
 
-def test_brands_and_customers_are_separate() -> None:
+def test_brands_and_customers_are_separate(derive: Derive) -> None:
     events = [
         ev("a", "customer_message", at("10:00")),
         ev("a", "customer_message", at("10:30"), brand="other"),
     ]
     events.append(ev("b", "customer_message", at("10:45"), customer_id="c2"))
-    t = derive_reference(
+    t = derive(
         events,
         lambda brand: Settings(session_inactivity=timedelta(minutes=10)) if brand == "other" else Settings(),
     )

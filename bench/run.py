@@ -1,0 +1,87 @@
+"""Benchmark: ingest (JSON Lines and Parquet), derive, and both AI Sessions Detail reports.
+
+Each stage runs as its own `convoscope` process, so its wall time and peak resident memory (from the
+kernel's accounting of that child) are its own. Prints a table and writes bench/out/results.json.
+
+    .venv/bin/python bench/run.py --events 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from convoscope.synth import EVENTS_PER_CUSTOMER_PER_30_DAYS
+
+ROOT = Path(__file__).resolve().parent
+OUT = ROOT / "out"
+CLI = [sys.executable, "-m", "convoscope.cli"]
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """Run one convoscope command; returns (seconds, peak RSS in MiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode not in (0, 3):
+        raise SystemExit(f"convoscope {' '.join(args)} failed ({proc.returncode}): {err}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def bench(target: int, *, days: int) -> list[dict]:
+    customers = max(1, round(target / EVENTS_PER_CUSTOMER_PER_30_DAYS * 30 / days))
+    tag = f"{target // 1_000_000}m" if target >= 1_000_000 else f"{target // 1000}k"
+    jsonl, parquet = OUT / f"events-{tag}.jsonl", OUT / f"events-{tag}.parquet"
+    for path in (jsonl, parquet):
+        if not path.exists():
+            run(["generate", "--customers", str(customers), "--days", str(days), "--seed", "1", "--out", str(path)])
+    events = sum(1 for _ in jsonl.open("rb"))
+    rows = []
+
+    def stage(name: str, args: list[str], db: Path) -> None:
+        seconds, rss = run(["--db", str(db), *args])
+        rows.append({"events": events, "stage": name, "seconds": round(seconds, 2),
+                     "events_per_s": round(events / seconds), "peak_rss_mib": round(rss)})
+        print(f"{events:>12,}  {name:<34} {seconds:>8.2f} s  {events / seconds:>12,.0f} ev/s  {rss:>8,.0f} MiB",
+              flush=True)
+
+    for suffix in ("", ".wal"):
+        for db in (OUT / f"bench-{tag}.duckdb", OUT / f"bench-{tag}-pq.duckdb"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    db = OUT / f"bench-{tag}.duckdb"
+    stage("ingest jsonl (store only)", ["ingest", "--no-derive", str(jsonl)], db)
+    stage("derive (all customers)", ["derive"], db)
+    as_of = ["--as-of", "2026-07-01T00:00:00Z"]
+    stage("report sessions-detail", ["report", "sessions-detail", *as_of, "--out", str(OUT / "detail.csv")], db)
+    stage("report sessions-detail-with-messages",
+          ["report", "sessions-detail-with-messages", *as_of, "--out", str(OUT / "detail-messages.csv")], db)
+    stage("ingest parquet (store only)", ["ingest", "--no-derive", str(parquet)], OUT / f"bench-{tag}-pq.duckdb")
+    store_bytes = db.stat().st_size
+    rows.append({"events": events, "stage": "store size", "bytes_per_event": round(store_bytes / events)})
+    print(f"{events:>12,}  {'store bytes per event':<34} {store_bytes / events:>8.0f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--days", type=int, default=30)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    print(f"{'events':>12}  {'stage':<34} {'time':>10}  {'throughput':>15}  {'peak RSS':>12}")
+    results = []
+    for target in args.events:
+        results += bench(target, days=args.days)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Run the production derivation (DuckDB store + numba kernel) on normalised event dicts and return
+its tables in the shape of `reference.derive_reference`, so every scenario can be checked against
+both readings of SPEC 3; `assert_tables_equal` compares two such results with a readable diff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pyarrow as pa
+
+from convoscope.config import BrandSettings, Config
+from convoscope.derive.duckdb_engine import derive
+from convoscope.store import Store
+from reference import Settings
+
+EVENT_SCHEMA = pa.schema([
+    ("brand", pa.string()), ("event_id", pa.string()), ("type", pa.string()), ("occurred_at", pa.timestamp("us")),
+    ("customer_id", pa.string()), ("channel", pa.string()), ("text", pa.string()), ("route", pa.string()),
+    ("ai_agent", pa.string()), ("guides", pa.list_(pa.string())), ("category", pa.string()),
+    ("subcategory", pa.string()), ("reason", pa.string()), ("transfer_rationale", pa.string()), ("agent", pa.string()),
+])
+
+# The reference's columns and order per table.
+TABLES = {
+    "sessions": ("brand, customer_id, session_id, conversation_id, created_at, last_activity_at, ended_at, end_reason, "
+                 "channel, ai_agent, guides_used, responded, handed_off, handoff_category, handoff_subcategory, "
+                 "handoff_reason, transfer_rationale, recontacted, recontact_known_at", "session_id"),
+    "contacts": ("brand, customer_id, contact_id, conversation_id, session_id, source, channel, created_at, "
+                 "first_response_at, last_activity_at, ended_at, end_reason, agents, customer_messages, "
+                 "agent_messages", "contact_id"),
+    "conversations": ("brand, customer_id, conversation_id, created_at, ended_at, times_reopened, first_channel, "
+                      "last_channel, channel_count, session_count, contact_count, handled_by", "conversation_id"),
+    "conversation_closes": ("brand, conversation_id, closed_at, counted", "conversation_id, closed_at, counted"),
+    "anomalies": ("brand, customer_id, event_id, kind, occurred_at", "brand, event_id, kind"),
+    "session_messages": ("brand, session_id, seq, event_id, occurred_at, speaker, text", "session_id, seq"),
+}
+
+
+def config_for(events: list[dict], settings_for: Callable[[str], Settings]) -> Config:
+    def brand_settings(s: Settings) -> BrandSettings:
+        return BrandSettings(
+            session_inactivity=s.session_inactivity, contact_inactivity=s.contact_inactivity,
+            conversation_window=s.conversation_window, recontact_window=s.recontact_window,
+            ai_channels=tuple(s.ai_channels),
+        )
+
+    brands = {e["brand"] for e in events} | {"default"}
+    return Config(defaults=brand_settings(settings_for("default")),
+                  brands={b: brand_settings(settings_for(b)) for b in brands})
+
+
+def load_events(store: Store, events: list[dict]) -> None:
+    rows = {name: [e.get(name) for e in events] for name in EVENT_SCHEMA.names}
+    store.con.register("_new", pa.table(rows, schema=EVENT_SCHEMA))
+    store.con.execute(f"INSERT INTO events ({', '.join(EVENT_SCHEMA.names)}) SELECT * FROM _new")
+    store.con.unregister("_new")
+
+
+def tables(store: Store) -> dict[str, list[dict]]:
+    out = {}
+    for table, (columns, order) in TABLES.items():
+        cursor = store.con.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")
+        names = [d[0] for d in cursor.description]
+        out[table] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return out
+
+
+def derive_engine(
+    events: list[dict], settings_for: Callable[[str], Settings] = lambda brand: Settings()
+) -> dict[str, list[dict]]:
+    """The production derivation of `events` (full rebuild), as reference-shaped tables."""
+    with Store(":memory:") as store:
+        load_events(store, events)
+        derive(store, config_for(events, settings_for), full=True)
+        return tables(store)
+
+
+def assert_tables_equal(got: dict[str, list[dict]], want: dict[str, list[dict]]) -> None:
+    """Equal table by table and row by row, with the first differing row shown."""
+    for table in TABLES:
+        g, w = got.get(table, []), want.get(table, [])
+        for i, (a, b) in enumerate(zip(g, w, strict=False)):
+            diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            assert not diff, f"{table} row {i} differs (got, want): {diff}"
+        assert len(g) == len(w), f"{table}: {len(g)} rows, expected {len(w)}"
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
