@@ -1,6 +1,10 @@
 """SPEC 2 (input: formats, fields, validation, duplicates, order) and the `ingest` / `rejects` commands
 of SPEC 6.1, checked from what a user sees: the counts printed, the exit code, the stored `events`,
-`rejects` and `duplicates` tables, and the derived `sessions`."""
+`rejects` and `duplicates` tables, and the derived `sessions`.
+
+The one-record cases of SPEC 2.2-2.3 are collected in a `Batch`, written to one file and ingested once
+per module; each parametrized test then looks at what happened to its own line. One ingestion instead
+of one per case keeps the file fast; unique event_ids keep the cases apart."""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ import csv
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
@@ -36,14 +42,14 @@ FIELDS = (
 EVENT_COLUMNS = ", ".join((*FIELDS, "attributes"))
 MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
 DROP = object()  # a field value meaning "leave the field out"
+Record = dict[str, Any]
 
 
 # --- helpers ------------------------------------------------------------------------------------------
 
-def event(type_: str = "customer_message", **fields: Any) -> dict[str, Any]:
-    """A valid event of customer c1 (messages on chat, handoffs with a category), changed by `fields`."""
-    record: dict[str, Any] = {"event_id": "x1", "type": type_, "occurred_at": "2026-05-21T10:00:00Z",
-                              "customer_id": "c1"}
+def event(type_: str = "customer_message", **fields: Any) -> Record:
+    """A valid event x1 of customer c1 (messages on chat, handoffs with a category), changed by `fields`."""
+    record: Record = {"event_id": "x1", "type": type_, "occurred_at": "2026-05-21T10:00:00Z", "customer_id": "c1"}
     if type_ in MESSAGE_TYPES:
         record["channel"] = "chat"
     if type_ == "handoff":
@@ -52,15 +58,14 @@ def event(type_: str = "customer_message", **fields: Any) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not DROP}
 
 
-def write_jsonl(path: Path, *records: dict[str, Any] | str) -> Path:
+def write_jsonl(path: Path, *records: Record | str) -> Path:
     """One line per record: a dict as JSON, a string as it is (to write broken lines)."""
-    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
     return path
 
 
-def write_csv(path: Path, *records: dict[str, Any]) -> Path:
+def write_csv(path: Path, *records: Record) -> Path:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -69,65 +74,29 @@ def write_csv(path: Path, *records: dict[str, Any]) -> Path:
     return path
 
 
-def worked_records() -> list[dict[str, Any]]:
+def worked_records() -> list[Record]:
     return [json.loads(line) for line in WORKED_JSONL.read_text().splitlines()]
 
 
-def write_parquet(path: Path, records: list[dict[str, Any]], *, occurred_at: pa.DataType = pa.string()) -> Path:
+def write_parquet(path: Path, records: list[Record], *, occurred_at: pa.DataType | None = None) -> Path:
+    """Every field a column (strings, guides a list); `occurred_at` as a timestamp column when given its type."""
     columns: dict[str, pa.Array] = {}
     for name in FIELDS:
         values = [r.get(name) for r in records]
         if name == "guides":
             columns[name] = pa.array(values, pa.list_(pa.string()))
-        elif name == "occurred_at" and pa.types.is_timestamp(occurred_at):
-            instants = [datetime.fromisoformat(v.replace("Z", "+00:00")) for v in values]
-            columns[name] = pa.array(instants, occurred_at)
+        elif name == "occurred_at" and occurred_at is not None:
+            columns[name] = pa.array([datetime.fromisoformat(str(v).replace("Z", "+00:00")) for v in values], occurred_at)
         else:
             columns[name] = pa.array(values, pa.string())
     pq.write_table(pa.table(columns), path)
     return path
 
 
-def rows(store: Store, sql: str) -> list[dict[str, Any]]:
+def rows(store: Store, sql: str) -> list[Record]:
     cursor = store.con.execute(sql)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-@dataclass
-class Outcome:
-    accepted: int
-    duplicate: int
-    rejected: int
-    events: list[dict[str, Any]]
-    rejects: list[dict[str, Any]]
-
-    @property
-    def reject(self) -> dict[str, Any]:
-        """The one reject, when exactly one was expected."""
-        assert len(self.rejects) == 1, self.rejects
-        return self.rejects[0]
-
-    @property
-    def stored(self) -> dict[str, Any]:
-        """The one stored event, when exactly one was expected."""
-        assert len(self.events) == 1, (self.events, self.rejects)
-        return self.events[0]
-
-
-def ingest(db: Path, *paths: Path | str, fmt: str | None = None, assume_tz: str | None = None) -> Outcome:
-    """Ingest through the service into the store `db`; the counts of this run and the tables after it."""
-    with Store(db) as store:
-        result = service.ingest(store, Config(), [str(p) for p in paths], fmt=fmt, assume_tz=assume_tz)
-        return Outcome(
-            result.counts.accepted, result.counts.duplicate, result.counts.rejected,
-            rows(store, "SELECT * FROM events ORDER BY brand, event_id, source, line"),
-            rows(store, "SELECT * FROM rejects ORDER BY source, line, kind"),
-        )
-
-
-def ingest_records(tmp_path: Path, *records: dict[str, Any] | str, assume_tz: str | None = None) -> Outcome:
-    return ingest(tmp_path / "s.duckdb", write_jsonl(tmp_path / "events.jsonl", *records), assume_tz=assume_tz)
 
 
 def table(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -135,7 +104,52 @@ def table(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return store.con.execute(sql).fetchall()
 
 
+@dataclass
+class Outcome:
+    """The counts of one ingestion and the tables after it."""
+
+    accepted: int
+    duplicate: int
+    rejected: int
+    events: list[Record]
+    rejects: list[Record]
+    duplicates: list[Record]
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return self.accepted, self.duplicate, self.rejected
+
+    @property
+    def reject(self) -> Record:
+        """The one reject, when exactly one was expected."""
+        assert len(self.rejects) == 1, self.rejects
+        return self.rejects[0]
+
+    @property
+    def stored(self) -> Record:
+        """The one stored event, when exactly one was expected."""
+        assert len(self.events) == 1, (self.events, self.rejects)
+        return self.events[0]
+
+
+def ingest(db: Path, *paths: Path | str, fmt: str | None = None, assume_tz: str | None = None) -> Outcome:
+    """Ingest through the service into the store `db`."""
+    with Store(db) as store:
+        result = service.ingest(store, Config(), [str(p) for p in paths], fmt=fmt, assume_tz=assume_tz)
+        return Outcome(
+            result.counts.accepted, result.counts.duplicate, result.counts.rejected,
+            rows(store, "SELECT * FROM events ORDER BY brand, event_id, source, line"),
+            rows(store, "SELECT * FROM rejects ORDER BY source, line, kind"),
+            rows(store, "SELECT * FROM duplicates ORDER BY source, line"),
+        )
+
+
+def ingest_records(tmp_path: Path, *records: Record | str) -> Outcome:
+    return ingest(tmp_path / "s.duckdb", write_jsonl(tmp_path / "events.jsonl", *records))
+
+
 def run(db: Path, *args: str, input: str | bytes | None = None) -> Result:
+    """The real command line, through Click's runner."""
     return CliRunner().invoke(cli, ["--db", str(db), *args], input=input)
 
 
@@ -153,33 +167,105 @@ def rejects_csv(db: Path, *flags: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(result.stdout)))
 
 
+@dataclass
+class Seen:
+    """What became of one line of a batch: stored, rejected or counted as a duplicate."""
+
+    line: int
+    event: Record | None
+    reject: Record | None
+    duplicate: Record | None
+
+    def rejected_for(self, field: str) -> Record:
+        assert self.event is None, self.event
+        assert self.reject is not None, f"line {self.line} was not rejected"
+        assert field in self.reject["reason"], self.reject["reason"]
+        return self.reject
+
+    @property
+    def accepted(self) -> Record:
+        assert self.reject is None, self.reject["reason"]
+        assert self.event is not None, f"line {self.line} was not stored"
+        return self.event
+
+
+class Batch:
+    """One-record cases gathered at import time, ingested together into one store."""
+
+    def __init__(self, *, assume_tz: str | None = None) -> None:
+        self.records: list[Record | str] = []
+        self.assume_tz = assume_tz
+
+    def add(self, record: Record | str) -> Any:
+        """Register a case; the default event_id x1 becomes unique so that cases cannot collide."""
+        if isinstance(record, dict) and record.get("event_id") == "x1":
+            record = record | {"event_id": f"case{len(self.records) + 1}"}
+        self.records.append(record)
+        return record
+
+    def ingest(self, folder: Path) -> BatchResult:
+        path = write_jsonl(folder / "cases.jsonl", *self.records)
+        return BatchResult(self, ingest(folder / "s.duckdb", path, assume_tz=self.assume_tz), str(path.resolve()))
+
+
+@dataclass(repr=False)
+class BatchResult:
+    batch: Batch
+    outcome: Outcome
+    source: str
+
+    def __repr__(self) -> str:
+        return f"<batch {self.source}: {self.outcome.counts}>"
+
+    def of(self, record: Record | str) -> Seen:
+        line = next(i for i, r in enumerate(self.batch.records, start=1) if r is record)
+
+        def at(found: list[Record]) -> Record | None:
+            here = [r for r in found if r["line"] == line]
+            assert len(here) <= 1, here
+            return here[0] if here else None
+
+        return Seen(line, at(self.outcome.events), at(self.outcome.rejects), at(self.outcome.duplicates))
+
+
+SINGLE = Batch()
+ZONED = Batch(assume_tz="America/New_York")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> BatchResult:
+    return SINGLE.ingest(tmp_path_factory.mktemp("single"))
+
+
+@pytest.fixture(scope="module")
+def zoned(tmp_path_factory: pytest.TempPathFactory) -> BatchResult:
+    return ZONED.ingest(tmp_path_factory.mktemp("zoned"))
+
+
 # --- 2.1 formats and sources --------------------------------------------------------------------------
 
 def test_jsonl_csv_and_parquet_of_the_same_events_store_identical_events(tmp_path: Path) -> None:
-    parquet = write_parquet(tmp_path / "worked.parquet", worked_records())
+    sources = {
+        "jsonl": WORKED_JSONL,
+        "csv": WORKED_CSV,
+        "parquet": write_parquet(tmp_path / "strings.parquet", worked_records()),
+        "parquet-timestamps": write_parquet(tmp_path / "timestamps.parquet", worked_records(),
+                                            occurred_at=pa.timestamp("us", tz="UTC")),
+    }
     stored = {}
-    for name, path in [("jsonl", WORKED_JSONL), ("csv", WORKED_CSV), ("parquet", parquet)]:
+    for name, path in sources.items():
         db = tmp_path / f"{name}.duckdb"
-        assert ingest(db, path).accepted == 10
+        assert ingest(db, path).counts == (10, 0, 0), name
         stored[name] = table(db, f"SELECT {EVENT_COLUMNS} FROM events ORDER BY brand, event_id")
-    assert len(stored["jsonl"]) == 10
-    assert stored["csv"] == stored["jsonl"]
-    assert stored["parquet"] == stored["jsonl"]
-
-
-def test_parquet_with_a_utc_timestamp_column_stores_the_same_events(tmp_path: Path) -> None:
-    parquet = write_parquet(tmp_path / "worked.parquet", worked_records(), occurred_at=pa.timestamp("us", tz="UTC"))
-    ingest(tmp_path / "a.duckdb", WORKED_JSONL)
-    assert ingest(tmp_path / "b.duckdb", parquet).accepted == 10
-    sql = f"SELECT {EVENT_COLUMNS} FROM events ORDER BY event_id"
-    assert table(tmp_path / "b.duckdb", sql) == table(tmp_path / "a.duckdb", sql)
+    for name in sources:
+        assert stored[name] == stored["jsonl"], name
 
 
 def test_parquet_line_is_the_row_number_from_one(tmp_path: Path) -> None:
     records = worked_records()
     records[3]["type"] = "ai_reply"
     outcome = ingest(tmp_path / "s.duckdb", write_parquet(tmp_path / "worked.parquet", records))
-    assert (outcome.accepted, outcome.rejected) == (9, 1)
+    assert outcome.counts == (9, 0, 1)
     assert outcome.reject["line"] == 4
     assert {e["event_id"]: e["line"] for e in outcome.events}["e05"] == 5
 
@@ -218,14 +304,9 @@ def test_standard_input_takes_another_format_with_format_option(tmp_path: Path) 
 def test_format_option_overrides_the_extension(tmp_path: Path) -> None:
     misnamed = tmp_path / "events.csv"
     misnamed.write_text(WORKED_JSONL.read_text())
-    unnamed = tmp_path / "export.txt"
-    unnamed.write_text(WORKED_CSV.read_text())
-
-    first = run(tmp_path / "a.duckdb", "ingest", "--format", "jsonl", str(misnamed))
-    second = run(tmp_path / "b.duckdb", "ingest", "--format", "csv", str(unnamed))
-
-    assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
-    assert first.stdout.strip() == second.stdout.strip() == "accepted 10, duplicate 0, rejected 0"
+    result = run(tmp_path / "s.duckdb", "ingest", "--format", "jsonl", str(misnamed))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "accepted 10, duplicate 0, rejected 0"
 
 
 def test_an_unknown_extension_without_format_fails_with_a_hint(tmp_path: Path) -> None:
@@ -242,149 +323,172 @@ def test_a_missing_file_fails_with_exit_1_and_one_line(tmp_path: Path) -> None:
     assert "nowhere.jsonl" in error_line(result)
 
 
-# --- 2.2-2.3 validation: one rule per case --------------------------------------------------------------
+# --- 2.2-2.3 validation: one rule per case (all in the SINGLE batch) -----------------------------------
+
+def rejected_case(record: Record | str, field: str, case_id: str) -> Any:
+    return pytest.param(SINGLE.add(record), field, id=case_id)
+
 
 REJECTED = [
-    pytest.param(event(event_id=DROP), "event_id", id="event_id-missing"),
-    pytest.param(event(event_id="   "), "event_id", id="event_id-blank"),
-    pytest.param(event(event_id="e" * 201), "event_id", id="event_id-over-200-chars"),
-    pytest.param(event(event_id=17), "event_id", id="event_id-a-number"),
-    pytest.param(event(customer_id=DROP), "customer_id", id="customer_id-missing"),
-    pytest.param(event(customer_id="c\x071"), "customer_id", id="customer_id-control-character"),
-    pytest.param(event(customer_id="c1\n"), "customer_id", id="customer_id-newline"),
-    pytest.param(event(type="customer_msg"), "type", id="type-unknown"),
-    pytest.param(event(type=DROP), "type", id="type-missing"),
-    pytest.param(event(occurred_at=DROP), "occurred_at", id="occurred_at-missing"),
-    pytest.param(event(occurred_at="21/05/2026 10:00"), "occurred_at", id="occurred_at-not-rfc3339"),
-    pytest.param(event(occurred_at="2026-05-21"), "occurred_at", id="occurred_at-date-only"),
-    pytest.param(event(occurred_at="2026-05-21T10:00Z"), "occurred_at", id="occurred_at-no-seconds"),
-    pytest.param(event(occurred_at="2026-02-30T10:00:00Z"), "occurred_at", id="occurred_at-invalid-date"),
-    pytest.param(event(occurred_at="2026-05-21T24:30:00Z"), "occurred_at", id="occurred_at-invalid-hour"),
-    pytest.param(event(occurred_at="2026-05-21T10:00:00+25:00"), "occurred_at", id="occurred_at-invalid-offset"),
-    pytest.param(event(brand="Acme"), "brand", id="brand-upper-case"),
-    pytest.param(event(brand="-acme"), "brand", id="brand-leading-dash"),
-    pytest.param(event(brand="a" * 65), "brand", id="brand-over-64-chars"),
-    pytest.param(event(channel="live chat"), "channel", id="channel-with-space"),
-    pytest.param(event(channel="c" * 33), "channel", id="channel-over-32-chars"),
-    pytest.param(event(text="t" * 100_001), "text", id="text-over-100000-chars"),
-    pytest.param(event("ai_message", route="ai"), "route", id="route-on-ai_message"),
-    pytest.param(event(route="bot"), "route", id="route-bot"),
-    pytest.param(event(ai_agent="Care Agent"), "ai_agent", id="ai_agent-on-customer_message"),
-    pytest.param(event("ai_message", ai_agent="a" * 201), "ai_agent", id="ai_agent-over-200-chars"),
-    pytest.param(event(guides=["Refunds"]), "guides", id="guides-on-customer_message"),
-    pytest.param(event("ai_message", guides="Refunds"), "guides", id="guides-a-string-in-json"),
-    pytest.param(event("ai_message", guides=["Refunds", 3]), "guides", id="guides-with-a-number"),
-    pytest.param(event("ai_message", guides=["g" * 201]), "guide", id="guide-over-200-chars"),
-    pytest.param(event("handoff", category=DROP), "category", id="category-missing-on-handoff"),
-    pytest.param(event("handoff", category="   "), "category", id="category-blank-on-handoff"),
-    pytest.param(event("ai_message", category="handoff_manual"), "category", id="category-on-ai_message"),
-    pytest.param(event("ai_message", subcategory="refund"), "subcategory", id="subcategory-on-ai_message"),
-    pytest.param(event("handoff", reason="r" * 10_001), "reason", id="reason-over-10000-chars"),
-    pytest.param(event("ai_message", agent="sam"), "agent", id="agent-on-ai_message"),
-    pytest.param(event("agent_message", agent={"name": "sam"}), "agent", id="agent-an-object"),
-    pytest.param(event(text=True), "text", id="text-a-boolean"),
+    rejected_case(event(event_id=DROP), "event_id", "event_id-missing"),
+    rejected_case(event(event_id="   "), "event_id", "event_id-blank"),
+    rejected_case(event(event_id="e" * 201), "event_id", "event_id-over-200-chars"),
+    rejected_case(event(event_id="e\x1b1"), "event_id", "event_id-control-character"),
+    rejected_case(event(event_id=17), "event_id", "event_id-a-number"),
+    rejected_case(event(event_id=None), "event_id", "event_id-null"),
+    rejected_case(event(customer_id=DROP), "customer_id", "customer_id-missing"),
+    rejected_case(event(customer_id="c" * 201), "customer_id", "customer_id-over-200-chars"),
+    rejected_case(event(customer_id="c\x071"), "customer_id", "customer_id-control-character"),
+    rejected_case(event(customer_id="c1\n"), "customer_id", "customer_id-newline"),
+    rejected_case(event(customer_id="c\x851"), "customer_id", "customer_id-c1-control-character"),
+    rejected_case(event(type="customer_msg"), "type", "type-unknown"),
+    rejected_case(event(type="Customer_Message"), "type", "type-upper-case"),
+    rejected_case(event(type=DROP), "type", "type-missing"),
+    rejected_case(event(occurred_at=DROP), "occurred_at", "occurred_at-missing"),
+    rejected_case(event(occurred_at="21/05/2026 10:00"), "occurred_at", "occurred_at-not-rfc3339"),
+    rejected_case(event(occurred_at="2026-05-21"), "occurred_at", "occurred_at-date-only"),
+    rejected_case(event(occurred_at="2026-05-21T10:00Z"), "occurred_at", "occurred_at-no-seconds"),
+    rejected_case(event(occurred_at=1779357600), "occurred_at", "occurred_at-a-number"),
+    rejected_case(event(occurred_at="2026-02-30T10:00:00Z"), "occurred_at", "occurred_at-invalid-date"),
+    rejected_case(event(occurred_at="2026-05-21T24:30:00Z"), "occurred_at", "occurred_at-invalid-hour"),
+    rejected_case(event(occurred_at="2026-05-21T10:00:00+25:00"), "occurred_at", "occurred_at-invalid-offset"),
+    rejected_case(event(brand="Acme"), "brand", "brand-upper-case"),
+    rejected_case(event(brand="-acme"), "brand", "brand-leading-dash"),
+    rejected_case(event(brand="a" * 65), "brand", "brand-over-64-chars"),
+    rejected_case(event(brand="acme corp"), "brand", "brand-with-space"),
+    rejected_case(event(channel="live chat"), "channel", "channel-with-space"),
+    rejected_case(event(channel="c" * 33), "channel", "channel-over-32-chars"),
+    rejected_case(event(channel="_chat"), "channel", "channel-leading-underscore"),
+    rejected_case(event(text="t" * 100_001), "text", "text-over-100000-chars"),
+    rejected_case(event(text=True), "text", "text-a-boolean"),
+    rejected_case(event("ai_message", route="ai"), "route", "route-on-ai_message"),
+    rejected_case(event(route="bot"), "route", "route-bot"),
+    rejected_case(event(ai_agent="Care Agent"), "ai_agent", "ai_agent-on-customer_message"),
+    rejected_case(event("ai_message", ai_agent="a" * 201), "ai_agent", "ai_agent-over-200-chars"),
+    rejected_case(event(guides=["Refunds"]), "guides", "guides-on-customer_message"),
+    rejected_case(event("ai_message", guides="Refunds"), "guides", "guides-a-string-in-json"),
+    rejected_case(event("ai_message", guides=["Refunds", 3]), "guides", "guides-with-a-number"),
+    rejected_case(event("ai_message", guides=["g" * 201]), "guide", "guide-over-200-chars"),
+    rejected_case(event("handoff", category=DROP), "category", "category-missing-on-handoff"),
+    rejected_case(event("handoff", category="   "), "category", "category-blank-on-handoff"),
+    rejected_case(event("handoff", category="c" * 201), "category", "category-over-200-chars"),
+    rejected_case(event("ai_message", category="handoff_manual"), "category", "category-on-ai_message"),
+    rejected_case(event("ai_message", subcategory="refund"), "subcategory", "subcategory-on-ai_message"),
+    rejected_case(event("handoff", reason="r" * 10_001), "reason", "reason-over-10000-chars"),
+    rejected_case(event("customer_message", transfer_rationale="x"), "transfer_rationale",
+                  "transfer_rationale-on-customer_message"),
+    rejected_case(event("ai_message", agent="sam"), "agent", "agent-on-ai_message"),
+    rejected_case(event("agent_message", agent={"name": "sam"}), "agent", "agent-an-object"),
+    rejected_case(event("agent_message", agent="a" * 201), "agent", "agent-over-200-chars"),
+    *(rejected_case(event(t, channel=DROP), "channel", f"channel-missing-on-{t}") for t in MESSAGE_TYPES),
 ]
 
 
 @pytest.mark.parametrize(("record", "field"), REJECTED)
 def test_an_event_breaking_a_field_rule_is_rejected_with_a_reason_naming_the_field(
-    tmp_path: Path, record: dict[str, Any], field: str
+    single: BatchResult, record: Record, field: str
 ) -> None:
-    outcome = ingest_records(tmp_path, record)
-    assert (outcome.accepted, outcome.rejected) == (0, 1)
-    assert outcome.events == []
-    reject = outcome.reject
-    assert field in reject["reason"]
+    reject = single.of(record).rejected_for(field)
     assert "\n" not in reject["reason"]
     assert reject["kind"] == "rejected"
-    assert reject["source"] == str((tmp_path / "events.jsonl").resolve())
-    assert reject["line"] == 1
+    assert reject["source"] == single.source
     assert reject["raw"] == json.dumps(record)
 
 
-@pytest.mark.parametrize("type_", MESSAGE_TYPES)
-def test_channel_is_required_on_messages(tmp_path: Path, type_: str) -> None:
-    outcome = ingest_records(tmp_path, event(type_, channel=DROP))
-    assert (outcome.accepted, outcome.rejected) == (0, 1)
-    assert "channel" in outcome.reject["reason"]
+NAIVE = SINGLE.add(event(occurred_at="2026-05-21T10:00:00"))
 
 
-@pytest.mark.parametrize("type_", ["handoff", "contact_end", "conversation_close", "conversation_reopen"])
-def test_channel_is_optional_on_other_types(tmp_path: Path, type_: str) -> None:
-    outcome = ingest_records(tmp_path, event(type_))
-    assert (outcome.accepted, outcome.rejected) == (1, 0)
+def test_occurred_at_without_offset_is_rejected_pointing_at_assume_tz(single: BatchResult) -> None:
+    assert "--assume-tz" in single.of(NAIVE).rejected_for("occurred_at")["reason"]
 
 
-def test_occurred_at_without_offset_is_rejected_pointing_at_assume_tz(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(occurred_at="2026-05-21T10:00:00"))
-    assert (outcome.accepted, outcome.rejected) == (0, 1)
-    assert "occurred_at" in outcome.reject["reason"]
-    assert "--assume-tz" in outcome.reject["reason"]
+MALFORMED = [
+    pytest.param(SINGLE.add('{"event_id": "x1", "type": "customer_message", '), id="truncated"),
+    pytest.param(SINGLE.add("event_id=x1 type=customer_message"), id="not-json"),
+    pytest.param(SINGLE.add('{"event_id": "x1",, "type": "customer_message"}'), id="stray-comma"),
+]
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        pytest.param('{"event_id": "x1", "type": "customer_message", ', id="truncated"),
-        pytest.param("event_id=x1 type=customer_message", id="not-json"),
-        pytest.param('{"event_id": "x1",, "type": "customer_message"}', id="stray-comma"),
-    ],
-)
-def test_a_malformed_json_line_is_rejected(tmp_path: Path, line: str) -> None:
-    outcome = ingest_records(tmp_path, line)
-    assert (outcome.accepted, outcome.rejected) == (0, 1)
-    assert "JSON" in outcome.reject["reason"]
-    assert outcome.reject["raw"] == line
+@pytest.mark.parametrize("line", MALFORMED)
+def test_a_malformed_json_line_is_rejected(single: BatchResult, line: str) -> None:
+    reject = single.of(line).rejected_for("JSON")
+    assert reject["raw"] == line
 
 
-def test_a_json_array_line_is_rejected_as_not_an_object(tmp_path: Path) -> None:
-    line = '["x1", "customer_message", "2026-05-21T10:00:00Z", "c1"]'
-    outcome = ingest_records(tmp_path, line)
-    assert (outcome.accepted, outcome.rejected) == (0, 1)
-    assert "object" in outcome.reject["reason"]
+JSON_ARRAY = SINGLE.add('["x1", "customer_message", "2026-05-21T10:00:00Z", "c1"]')
 
 
-def test_the_longest_allowed_values_are_accepted(tmp_path: Path) -> None:
-    outcome = ingest_records(
-        tmp_path,
-        event(event_id="e" * 200, customer_id="c" * 200, brand="b" * 64, channel="c" * 32, text="t" * 100_000),
-    )
-    assert (outcome.accepted, outcome.rejected) == (1, 0)
-    assert len(outcome.stored["text"]) == 100_000
+def test_a_json_array_line_is_rejected_as_not_an_object(single: BatchResult) -> None:
+    single.of(JSON_ARRAY).rejected_for("object")
+
+
+LONGEST = SINGLE.add(event(event_id="e" * 200, customer_id="c" * 200, brand="b" * 64, channel="c" * 32,
+                           text="t" * 100_000))
+
+
+def test_the_longest_allowed_values_are_accepted(single: BatchResult) -> None:
+    assert len(single.of(LONGEST).accepted["text"]) == 100_000
 
 
 @pytest.mark.parametrize(
-    ("field", "blank"),
-    [("text", ""), ("route", "   "), ("ai_agent", " "), ("guides", []), ("agent", "\t"), ("category", ""),
-     ("subcategory", " "), ("reason", ""), ("transfer_rationale", "  ")],
+    "record",
+    [pytest.param(SINGLE.add(event(t)), id=t) for t in ("handoff", "contact_end", "conversation_close",
+                                                          "conversation_reopen")],
 )
-def test_empty_or_whitespace_optional_strings_count_as_absent(tmp_path: Path, field: str, blank: Any) -> None:
-    # Blank, these fields are absent, so even those not allowed on customer_message are accepted.
-    outcome = ingest_records(tmp_path, event(**{field: blank}))
-    assert (outcome.accepted, outcome.rejected) == (1, 0), outcome.rejects
-    assert outcome.stored[field] is None
+def test_channel_is_optional_on_other_types(single: BatchResult, record: Record) -> None:
+    assert single.of(record).accepted["channel"] is None
 
 
-def test_blank_brand_and_channel_count_as_absent(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event("handoff", brand=" ", channel=""))
-    assert (outcome.accepted, outcome.rejected) == (1, 0), outcome.rejects
-    assert (outcome.stored["brand"], outcome.stored["channel"]) == ("default", None)
+BLANKS = [
+    pytest.param(SINGLE.add(event("customer_message", **{field: blank})), field, id=f"{field}-{blank!r}")
+    for field, blank in [("text", ""), ("text", None), ("route", "   "), ("ai_agent", " "), ("guides", []),
+                         ("guides", [" "]), ("guides", None), ("agent", "\t"), ("category", ""),
+                         ("subcategory", " "), ("reason", ""), ("transfer_rationale", "  ")]
+]
 
 
-def test_brand_absent_is_default(tmp_path: Path) -> None:
-    assert ingest_records(tmp_path, event()).stored["brand"] == "default"
+@pytest.mark.parametrize(("record", "field"), BLANKS)
+def test_empty_or_whitespace_optional_strings_count_as_absent(single: BatchResult, record: Record, field: str) -> None:
+    # Blank, these fields are absent: even those not allowed on customer_message are accepted.
+    assert single.of(record).accepted[field] is None
 
 
-def test_channel_in_upper_case_is_accepted_and_stored_lower_cased(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(channel="WhatsApp"))
-    assert (outcome.accepted, outcome.rejected) == (1, 0)
-    assert outcome.stored["channel"] == "whatsapp"
+BLANK_BRAND_AND_CHANNEL = [
+    pytest.param(SINGLE.add(event("handoff", brand=" ", channel="")), id="blank"),
+    pytest.param(SINGLE.add(event("handoff", brand=None, channel=None)), id="null"),
+]
 
 
-def test_unknown_extra_fields_are_kept_in_attributes(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(priority="high", meta={"queue": "vip", "tries": 2}))
-    assert (outcome.accepted, outcome.rejected) == (1, 0)
-    assert json.loads(outcome.stored["attributes"]) == {"priority": "high", "meta": {"queue": "vip", "tries": 2}}
+@pytest.mark.parametrize("record", BLANK_BRAND_AND_CHANNEL)
+def test_blank_brand_and_channel_count_as_absent(single: BatchResult, record: Record) -> None:
+    stored = single.of(record).accepted
+    assert (stored["brand"], stored["channel"]) == ("default", None)
+
+
+NO_BRAND = SINGLE.add(event())
+
+
+def test_brand_absent_is_default(single: BatchResult) -> None:
+    assert single.of(NO_BRAND).accepted["brand"] == "default"
+
+
+UPPER_CHANNEL = SINGLE.add(event(channel="WhatsApp"))
+
+
+def test_channel_in_upper_case_is_accepted_and_stored_lower_cased(single: BatchResult) -> None:
+    assert single.of(UPPER_CHANNEL).accepted["channel"] == "whatsapp"
+
+
+EXTRA_FIELDS = SINGLE.add(event(priority="high", meta={"queue": "vip", "tries": 2}))
+
+
+def test_unknown_extra_fields_are_kept_in_attributes(single: BatchResult) -> None:
+    attributes = single.of(EXTRA_FIELDS).accepted["attributes"]
+    assert json.loads(attributes) == {"priority": "high", "meta": {"queue": "vip", "tries": 2}}
+
+
+def test_an_event_without_extra_fields_has_no_attributes(single: BatchResult) -> None:
+    assert single.of(NO_BRAND).accepted["attributes"] is None
 
 
 def test_unknown_extra_csv_columns_are_kept_in_attributes(tmp_path: Path) -> None:
@@ -392,39 +496,39 @@ def test_unknown_extra_csv_columns_are_kept_in_attributes(tmp_path: Path) -> Non
     path.write_text("event_id,type,occurred_at,customer_id,channel,priority\n"
                     "x1,customer_message,2026-05-21T10:00:00Z,c1,chat,high\n")
     outcome = ingest(tmp_path / "s.duckdb", path)
-    assert (outcome.accepted, outcome.rejected) == (1, 0)
+    assert outcome.counts == (1, 0, 0)
     assert json.loads(outcome.stored["attributes"]) == {"priority": "high"}
 
 
-def test_an_event_without_extra_fields_has_no_attributes(tmp_path: Path) -> None:
-    assert ingest_records(tmp_path, event()).stored["attributes"] is None
+TIMESTAMPS = [
+    pytest.param(SINGLE.add(event(occurred_at=written)), stored, id=case_id)
+    for written, stored, case_id in [
+        ("2026-05-21T10:00:00.1234569Z", datetime(2026, 5, 21, 10, 0, 0, 123456), "nanoseconds-truncated"),
+        ("2026-05-21T10:00:00.9999999Z", datetime(2026, 5, 21, 10, 0, 0, 999999), "truncated-not-rounded"),
+        ("2026-05-21T10:00:00.5Z", datetime(2026, 5, 21, 10, 0, 0, 500000), "tenths"),
+        ("2026-05-21T12:00:00+02:00", datetime(2026, 5, 21, 10, 0), "plus-two-hours"),
+        ("2026-05-21T05:30:00-04:30", datetime(2026, 5, 21, 10, 0), "minus-four-thirty"),
+        ("2026-05-22T01:00:00+15:00", datetime(2026, 5, 21, 10, 0), "across-midnight"),
+        ("2026-05-21T10:00:00+00:00", datetime(2026, 5, 21, 10, 0), "plus-zero"),
+        ("2026-05-21t10:00:00z", datetime(2026, 5, 21, 10, 0), "lower-case-t-and-z"),
+    ]
+]
 
 
-@pytest.mark.parametrize(
-    ("written", "stored"),
-    [
-        pytest.param("2026-05-21T10:00:00.1234569Z", datetime(2026, 5, 21, 10, 0, 0, 123456), id="nanoseconds"),
-        pytest.param("2026-05-21T10:00:00.5Z", datetime(2026, 5, 21, 10, 0, 0, 500000), id="tenths"),
-        pytest.param("2026-05-21T12:00:00+02:00", datetime(2026, 5, 21, 10, 0), id="plus-two-hours"),
-        pytest.param("2026-05-21T05:30:00-04:30", datetime(2026, 5, 21, 10, 0), id="minus-four-thirty"),
-        pytest.param("2026-05-22T01:00:00+15:00", datetime(2026, 5, 21, 10, 0), id="across-midnight"),
-        pytest.param("2026-05-21t10:00:00z", datetime(2026, 5, 21, 10, 0), id="lower-case-t-and-z"),
-    ],
-)
+@pytest.mark.parametrize(("record", "stored"), TIMESTAMPS)
 def test_occurred_at_is_stored_as_the_utc_instant_truncated_to_microseconds(
-    tmp_path: Path, written: str, stored: datetime
+    single: BatchResult, record: Record, stored: datetime
 ) -> None:
-    outcome = ingest_records(tmp_path, event(occurred_at=written))
-    assert (outcome.accepted, outcome.rejected) == (1, 0), outcome.rejects
-    assert outcome.stored["occurred_at"] == stored
+    assert single.of(record).accepted["occurred_at"] == stored
 
 
-@pytest.mark.parametrize("guides", ["Order Status|Shipping Times", '["Order Status","Shipping Times"]'])
-def test_csv_guides_as_pipe_separated_or_json_list(tmp_path: Path, guides: str) -> None:
-    path = write_csv(tmp_path / "events.csv", event("ai_message", guides=guides))
+def test_csv_guides_as_pipe_separated_or_json_list(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "events.csv",
+                     event("ai_message", event_id="pipes", guides="Order Status|Shipping Times"),
+                     event("ai_message", event_id="json", guides='["Order Status","Shipping Times"]'))
     outcome = ingest(tmp_path / "s.duckdb", path)
-    assert (outcome.accepted, outcome.rejected) == (1, 0), outcome.rejects
-    assert outcome.stored["guides"] == ["Order Status", "Shipping Times"]
+    assert outcome.counts == (2, 0, 0), outcome.rejects
+    assert [e["guides"] for e in outcome.events] == [["Order Status", "Shipping Times"]] * 2
 
 
 def test_csv_empty_cells_are_absent_fields(tmp_path: Path) -> None:
@@ -436,27 +540,52 @@ def test_csv_empty_cells_are_absent_fields(tmp_path: Path) -> None:
 def test_csv_line_is_the_physical_line_where_the_record_starts(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("event_id,type,occurred_at,customer_id,channel,text\n"
-                    "x1,customer_message,2026-05-21T10:00:00Z,c1,chat,\"two\nlines\"\n"
+                    'x1,customer_message,2026-05-21T10:00:00Z,c1,chat,"two\nlines"\n'
                     "x2,customer_msg,2026-05-21T10:01:00Z,c1,chat,hello\n")
     outcome = ingest(tmp_path / "s.duckdb", path)
-    assert (outcome.accepted, outcome.rejected) == (1, 1)
+    assert outcome.counts == (1, 0, 1)
     assert (outcome.stored["line"], outcome.stored["text"]) == (2, "two\nlines")
     assert outcome.reject["line"] == 4
 
 
+CSV_HEADER = "event_id,type,occurred_at,customer_id,channel,text\n"
+
+
+def csv_record(event_id: str, minute: int, text: str = "hello", type_: str = "customer_message") -> str:
+    return f"{event_id},{type_},2026-05-21T10:{minute:02d}:00Z,c1,chat,{text}\n"
+
+
+def test_csv_blank_lines_are_skipped_and_later_line_numbers_stay_right(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(CSV_HEADER + csv_record("x1", 1) + "\n" + csv_record("x2", 2)
+                    + csv_record("x3", 3, type_="nope") + "\n\n" + csv_record("x4", 4))
+    outcome = ingest(tmp_path / "s.duckdb", path)
+    assert outcome.counts == (3, 0, 1)
+    assert [(e["event_id"], e["line"]) for e in outcome.events] == [("x1", 2), ("x2", 4), ("x4", 8)]
+    assert outcome.reject["line"] == 5
+
+
+def test_a_csv_record_with_the_wrong_number_of_columns_is_rejected_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(CSV_HEADER + csv_record("x1", 1, text='"two\nlines"') + csv_record("x2", 2, text="hi,extra")
+                    + csv_record("x3", 3) + "x4,customer_message,2026-05-21T10:04:00Z,c1\n" + csv_record("x5", 5))
+    outcome = ingest(tmp_path / "s.duckdb", path)
+    assert outcome.counts == (3, 0, 2)
+    assert [(e["event_id"], e["line"]) for e in outcome.events] == [("x1", 2), ("x3", 5), ("x5", 7)]
+    assert [(r["line"], r["raw"]) for r in outcome.rejects] == [
+        (4, "x2,customer_message,2026-05-21T10:02:00Z,c1,chat,hi,extra"),
+        (6, "x4,customer_message,2026-05-21T10:04:00Z,c1"),
+    ]
+    assert all("column" in r["reason"] for r in outcome.rejects)
+
+
 def test_blank_lines_are_skipped_and_not_counted(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    path.write_text(json.dumps(event(event_id="x1")) + "\n\n   \n" + json.dumps(event(event_id="x2")) + "\n\n")
+    first, second = (json.dumps(event(event_id=i)) for i in ("x1", "x2"))
+    path.write_text(first + "\r\n\n   \r\n" + second + "\r\n\n")
     outcome = ingest(tmp_path / "s.duckdb", path)
-    assert (outcome.accepted, outcome.duplicate, outcome.rejected) == (2, 0, 0)
+    assert outcome.counts == (2, 0, 0)
     assert [(e["event_id"], e["line"]) for e in outcome.events] == [("x1", 1), ("x2", 4)]
-
-
-def test_windows_line_endings_are_read(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    path.write_bytes(b"".join(json.dumps(event(event_id=f"x{i}")).encode() + b"\r\n" for i in range(3)))
-    outcome = ingest(tmp_path / "s.duckdb", path)
-    assert (outcome.accepted, outcome.rejected) == (3, 0)
 
 
 def test_invalid_utf8_in_one_line_rejects_only_that_line(tmp_path: Path) -> None:
@@ -465,46 +594,45 @@ def test_invalid_utf8_in_one_line_rejects_only_that_line(tmp_path: Path) -> None
     path.write_bytes(json.dumps(event(event_id="x1")).encode() + b"\n" + bad + b"\n"
                      + json.dumps(event(event_id="x3")).encode() + b"\n")
     outcome = ingest(tmp_path / "s.duckdb", path)
-    assert (outcome.accepted, outcome.rejected) == (2, 1)
+    assert outcome.counts == (2, 0, 1)
     assert [e["event_id"] for e in outcome.events] == ["x1", "x3"]
     assert outcome.reject["line"] == 2
     assert "UTF-8" in outcome.reject["reason"]
 
 
-# --- --assume-tz --------------------------------------------------------------------------------------
+# --- --assume-tz (the ZONED batch, ingested with America/New_York) ------------------------------------
 
-def test_assume_tz_gives_naive_timestamps_the_zone(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(occurred_at="2026-05-21T12:00:00.25"), assume_tz="Europe/Berlin")
-    assert (outcome.accepted, outcome.rejected) == (1, 0), outcome.rejects
-    assert outcome.stored["occurred_at"] == datetime(2026, 5, 21, 10, 0, 0, 250000)
-
-
-def test_assume_tz_leaves_timestamps_with_an_offset_alone(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(occurred_at="2026-05-21T12:00:00Z"), assume_tz="Europe/Berlin")
-    assert outcome.stored["occurred_at"] == datetime(2026, 5, 21, 12, 0)
-
-
-def test_assume_tz_rejects_a_local_time_in_the_dst_gap(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(occurred_at="2026-03-08T02:30:00"), assume_tz="America/New_York")
-    assert (outcome.accepted, outcome.rejected) == (0, 1)
-    assert "occurred_at" in outcome.reject["reason"]
-    assert "America/New_York" in outcome.reject["reason"]
-
-
-def test_assume_tz_reads_an_ambiguous_local_time_as_the_earlier_instant(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(occurred_at="2026-11-01T01:30:00"), assume_tz="America/New_York")
-    assert (outcome.accepted, outcome.rejected) == (1, 0), outcome.rejects
-    assert outcome.stored["occurred_at"] == datetime(2026, 11, 1, 5, 30)
-
-
-def test_assume_tz_around_the_dst_changes_of_new_york(tmp_path: Path) -> None:
-    times = ["2026-03-08T01:59:59", "2026-03-08T03:00:00", "2026-11-01T00:59:59", "2026-11-01T02:00:00"]
-    outcome = ingest_records(tmp_path, *[event(event_id=f"x{i}", occurred_at=t) for i, t in enumerate(times)],
-                             assume_tz="America/New_York")
-    assert [e["occurred_at"] for e in outcome.events] == [
-        datetime(2026, 3, 8, 6, 59, 59), datetime(2026, 3, 8, 7, 0),
-        datetime(2026, 11, 1, 4, 59, 59), datetime(2026, 11, 1, 7, 0),
+ZONED_TIMES = [
+    pytest.param(ZONED.add(event(occurred_at=written)), stored, id=case_id)
+    for written, stored, case_id in [
+        ("2026-05-21T06:00:00.25", datetime(2026, 5, 21, 10, 0, 0, 250000), "summer-time"),
+        ("2026-01-15T05:00:00", datetime(2026, 1, 15, 10, 0), "winter-time"),
+        ("2026-03-08T01:59:59", datetime(2026, 3, 8, 6, 59, 59), "just-before-the-gap"),
+        ("2026-03-08T03:00:00", datetime(2026, 3, 8, 7, 0), "just-after-the-gap"),
+        ("2026-11-01T00:59:59", datetime(2026, 11, 1, 4, 59, 59), "just-before-the-overlap"),
+        ("2026-11-01T02:00:00", datetime(2026, 11, 1, 7, 0), "just-after-the-overlap"),
+        ("2026-05-21T12:00:00Z", datetime(2026, 5, 21, 12, 0), "an-offset-is-kept"),
+        ("2026-05-21T12:00:00+02:00", datetime(2026, 5, 21, 10, 0), "another-offset-is-kept"),
     ]
+]
+
+
+@pytest.mark.parametrize(("record", "stored"), ZONED_TIMES)
+def test_assume_tz_gives_naive_timestamps_the_zone(zoned: BatchResult, record: Record, stored: datetime) -> None:
+    assert zoned.of(record).accepted["occurred_at"] == stored
+
+
+IN_THE_GAP = ZONED.add(event(occurred_at="2026-03-08T02:30:00"))
+AMBIGUOUS = ZONED.add(event(occurred_at="2026-11-01T01:30:00"))
+
+
+def test_assume_tz_rejects_a_local_time_in_the_dst_gap(zoned: BatchResult) -> None:
+    reject = zoned.of(IN_THE_GAP).rejected_for("occurred_at")
+    assert "America/New_York" in reject["reason"]
+
+
+def test_assume_tz_reads_an_ambiguous_local_time_as_the_earlier_instant(zoned: BatchResult) -> None:
+    assert zoned.of(AMBIGUOUS).accepted["occurred_at"] == datetime(2026, 11, 1, 5, 30)  # EDT, not EST
 
 
 def test_assume_tz_with_an_unknown_zone_is_a_usage_error(tmp_path: Path) -> None:
@@ -521,24 +649,49 @@ def test_the_same_event_twice_in_a_file_is_one_event_and_one_duplicate(tmp_path:
     result = run(tmp_path / "s.duckdb", "ingest", str(path))
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "accepted 2, duplicate 1, rejected 0"
-    assert table(tmp_path / "s.duckdb", "SELECT count(*) FROM events WHERE event_id = 'x1'") == [(1,)]
+    assert table(tmp_path / "s.duckdb", "SELECT event_id, line FROM events ORDER BY 1") == [("x1", 1), ("x2", 1 + 1)]
     duplicates = table(tmp_path / "s.duckdb", "SELECT brand, event_id, customer_id, source, line FROM duplicates")
     assert duplicates == [("default", "x1", "c1", str(path.resolve()), 3)]
 
 
-@pytest.mark.parametrize(
-    "again",
-    [
-        pytest.param(event(brand="default"), id="brand-default-written"),
-        pytest.param(event(channel="CHAT"), id="channel-upper-case"),
-        pytest.param(event(occurred_at="2026-05-21T12:00:00+02:00"), id="same-instant-other-offset"),
-        pytest.param(event(occurred_at="2026-05-21T10:00:00.0000001Z"), id="below-microseconds"),
-        pytest.param(event(text="", route="  "), id="blank-optional-strings"),
-    ],
-)
-def test_events_equal_after_normalisation_are_duplicates(tmp_path: Path, again: dict[str, Any]) -> None:
-    outcome = ingest_records(tmp_path, event(), again)
-    assert (outcome.accepted, outcome.duplicate, outcome.rejected) == (1, 1, 0), outcome.rejects
+def duplicate_pair(first: Record, again: Record, case_id: str) -> Any:
+    """The same event written twice, differently; both lines go into the SINGLE batch."""
+    event_id = f"dup-{case_id}"
+    SINGLE.add(first | {"event_id": event_id})
+    return pytest.param(SINGLE.add(again | {"event_id": event_id}), id=case_id)
+
+
+EQUAL_AFTER_NORMALISATION = [
+    duplicate_pair(event(), event(brand="default"), "brand-default-written"),
+    duplicate_pair(event(), event(channel="CHAT"), "channel-upper-case"),
+    duplicate_pair(event(), event(occurred_at="2026-05-21T12:00:00+02:00"), "same-instant-other-offset"),
+    duplicate_pair(event(), event(occurred_at="2026-05-21T10:00:00.0000001Z"), "below-microseconds"),
+    duplicate_pair(event(), event(text="", route="  "), "blank-optional-strings"),
+    duplicate_pair(event("ai_message", guides=["A", "B"]), event("ai_message", guides=["A", "B"], route=""),
+                   "same-guides"),
+    duplicate_pair(event(), dict(reversed(event().items())), "fields-in-another-order"),
+    duplicate_pair(event(priority="high", tier="gold"), dict(reversed(event(priority="high", tier="gold").items())),
+                   "unknown-fields-in-another-order"),
+    duplicate_pair(event(meta={"queue": "vip", "tries": 2}), event(meta={"tries": 2, "queue": "vip"}),
+                   "nested-unknown-fields-in-another-order"),
+]
+
+
+@pytest.mark.parametrize("again", EQUAL_AFTER_NORMALISATION)
+def test_events_equal_after_normalisation_are_duplicates(single: BatchResult, again: Record) -> None:
+    seen = single.of(again)
+    assert seen.reject is None, seen.reject["reason"]
+    assert seen.event is None
+    assert seen.duplicate is not None
+    assert seen.duplicate["event_id"] == again["event_id"]
+
+
+def test_the_same_events_in_another_format_are_duplicates(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    ingest(db, WORKED_JSONL)
+    again = ingest(db, WORKED_CSV, write_parquet(tmp_path / "worked.parquet", worked_records()))
+    assert again.counts == (0, 20, 0)
+    assert len(again.events) == 10
 
 
 def test_the_same_event_id_with_other_content_is_a_conflict_and_the_first_stays(tmp_path: Path) -> None:
@@ -554,27 +707,28 @@ def test_the_same_event_id_with_other_content_is_a_conflict_and_the_first_stays(
     [conflict] = rejects_csv(db)
     assert (conflict["kind"], conflict["source"], conflict["line"]) == ("conflict", str(second.resolve()), "1")
     assert "x1" in conflict["reason"]
-    assert "event_id" in conflict["reason"]
+    assert "event_id" in conflict["reason"]  # what to do: give it its own event_id (or drop it)
 
 
 def test_a_conflict_within_one_file_keeps_the_first_line(tmp_path: Path) -> None:
     outcome = ingest_records(tmp_path, event(text="hello"), event(text="hello again"))
-    assert (outcome.accepted, outcome.duplicate, outcome.rejected) == (1, 0, 1)
+    assert outcome.counts == (1, 0, 1)
     assert outcome.stored["text"] == "hello"
     assert (outcome.reject["kind"], outcome.reject["line"]) == ("conflict", 2)
 
 
 def test_the_same_event_id_in_two_brands_is_two_events(tmp_path: Path) -> None:
-    outcome = ingest_records(tmp_path, event(brand="acme"), event(brand="globex"))
-    assert (outcome.accepted, outcome.duplicate, outcome.rejected) == (2, 0, 0)
+    outcome = ingest_records(tmp_path, event(brand="acme"), event(brand="globex", text="other"))
+    assert outcome.counts == (2, 0, 0)
     assert [(e["brand"], e["event_id"]) for e in outcome.events] == [("acme", "x1"), ("globex", "x1")]
 
 
 def test_ingesting_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     path = tmp_path / "events.jsonl"
-    path.write_text(WORKED_JSONL.read_text() + WORKED_JSONL.read_text().splitlines()[0] + "\n"
-                    + json.dumps(event(event_id="bad", type="nope")) + "\n" + "{not json\n")
+    worked = WORKED_JSONL.read_text()
+    path.write_text(worked + worked.splitlines()[0] + "\n" + json.dumps(event(event_id="bad", type="nope")) + "\n"
+                    + "{not json\n")
 
     first = run(db, "ingest", str(path))
     tables = {name: table(db, f"SELECT * FROM {name} ORDER BY ALL")
@@ -584,7 +738,7 @@ def test_ingesting_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
     assert first.exit_code == second.exit_code == 3
     assert first.stdout.strip() == "accepted 10, duplicate 1, rejected 2"
     assert second.stdout.strip().startswith("accepted 0, ")
-    assert len(tables["sessions"]) == 2
+    assert len(tables["sessions"]) == 2  # SPEC 3.7
     for name, before in tables.items():
         assert table(db, f"SELECT * FROM {name} ORDER BY ALL") == before, name
 
@@ -623,18 +777,29 @@ def test_a_reject_seen_again_from_the_same_line_is_kept_once(tmp_path: Path) -> 
     assert len(again.rejects) == 1  # ... but kept once
 
 
-def test_a_fixed_reject_is_stored_and_no_longer_listed(tmp_path: Path) -> None:
+FIXES = [
+    pytest.param(event(event_id="x2", channel="live chat"), event(event_id="x2", channel="live_chat"),
+                 id="channel"),
+    pytest.param(event(event_id="x2", occurred_at="2026-05-21T10:00:00"), event(event_id="x2"), id="occurred_at"),
+    pytest.param(json.dumps(event(event_id="x2"))[:-1], event(event_id="x2"), id="malformed-json"),
+    pytest.param(event(event_id="x2", brand="Acme"), event(event_id="x2", brand="acme"), id="brand"),
+    pytest.param(event(event_id=DROP), event(event_id="x2"), id="event_id-missing"),
+]
+
+
+@pytest.mark.parametrize(("bad", "fixed"), FIXES)
+def test_a_fixed_reject_is_stored_and_no_longer_listed(tmp_path: Path, bad: Record | str, fixed: Record) -> None:
     db = tmp_path / "s.duckdb"
-    path = write_jsonl(tmp_path / "events.jsonl", event(), event(event_id="x2", channel="live chat"))
-    assert run(db, "ingest", str(path)).exit_code == 3
+    path = write_jsonl(tmp_path / "events.jsonl", event(), bad)
+    assert ingest(db, path).counts == (1, 0, 1)
     assert len(rejects_csv(db)) == 1
 
-    write_jsonl(path, event(), event(event_id="x2", channel="live_chat"))
-    fixed = run(db, "ingest", str(path))
+    write_jsonl(path, event(), fixed)
+    again = run(db, "ingest", str(path))
 
-    assert fixed.exit_code == 0, fixed.output
-    assert fixed.stdout.strip() == "accepted 1, duplicate 1, rejected 0"
-    assert table(db, "SELECT event_id, channel FROM events ORDER BY 1") == [("x1", "chat"), ("x2", "live_chat")]
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == "accepted 1, duplicate 1, rejected 0"
+    assert [e for (e,) in table(db, "SELECT event_id FROM events ORDER BY 1")] == ["x1", "x2"]
     assert rejects_csv(db) == []
     assert [r["line"] for r in rejects_csv(db, "--all")] == ["2"]
 
@@ -666,14 +831,13 @@ def test_rejected_raw_lines_can_be_ingested_again_from_standard_input(tmp_path: 
 
 # --- 2.4 order independence ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_shuffled_events_split_over_files_derive_the_same_sessions(tmp_path: Path, seed: int) -> None:
+def test_shuffled_events_split_over_files_derive_the_same_sessions(tmp_path: Path) -> None:
     derived = "SELECT * FROM {} ORDER BY ALL"
     ingest(tmp_path / "whole.duckdb", WORKED_JSONL)
     lines = WORKED_JSONL.read_text().splitlines()
-    random.Random(seed).shuffle(lines)
+    random.Random(7).shuffle(lines)
     parts = [write_jsonl(tmp_path / f"part{i}.jsonl", *lines[i::3]) for i in range(3)]
-    for part in parts:  # one ingestion per file: derivation catches up each time
+    for part in reversed(parts):  # one ingestion per file: derivation catches up each time
         ingest(tmp_path / "split.duckdb", part)
 
     for name in ("sessions", "contacts", "conversations"):
@@ -688,47 +852,56 @@ def test_a_jsonl_file_spanning_many_chunks_is_ingested_whole_with_its_line_numbe
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(readers, "CHUNK_BYTES", 200)
-    lines: list[dict[str, Any] | str] = []
-    for n in range(1, 41):
-        if n == 23:
-            lines.append('{"event_id": "k23", "type": ')
-        elif n == 30:
+    lines: list[Record | str] = []
+    for n in range(1, 16):
+        if n == 9:
+            lines.append('{"event_id": "k09", "type": ')
+        elif n == 12:
             lines.append("")
         else:
-            text = "long " * 120 if n == 11 else f"message {n}"  # line 11 alone is longer than a chunk
+            text = "long " * 120 if n == 4 else f"message {n}"  # line 4 alone spans three chunks
             lines.append(event(event_id=f"k{n:02d}", customer_id=f"c{n % 3}", text=text,
                                occurred_at=f"2026-05-21T10:{n:02d}:00Z"))
     path = write_jsonl(tmp_path / "events.jsonl", *lines)
-    assert path.stat().st_size > 20 * 200
+    assert path.stat().st_size > 10 * 200
 
     outcome = ingest(tmp_path / "s.duckdb", path)
 
-    assert (outcome.accepted, outcome.duplicate, outcome.rejected) == (38, 0, 1)
+    assert outcome.counts == (13, 0, 1)
     assert {e["event_id"]: e["line"] for e in outcome.events} == {
-        f"k{n:02d}": n for n in range(1, 41) if n not in (23, 30)
+        f"k{n:02d}": n for n in range(1, 16) if n not in (9, 12)
     }
-    assert next(e for e in outcome.events if e["event_id"] == "k11")["text"] == "long " * 120
-    assert (outcome.reject["line"], outcome.reject["raw"]) == (23, '{"event_id": "k23", "type": ')
+    assert next(e for e in outcome.events if e["event_id"] == "k04")["text"] == "long " * 120
+    assert (outcome.reject["line"], outcome.reject["raw"]) == (9, '{"event_id": "k09", "type": ')
+
+
+def small_csv_blocks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """The CSV reader cuts its input by pyarrow's block size rather than CHUNK_BYTES: shrink that too."""
+    original: Callable[..., pacsv.ReadOptions] = pacsv.ReadOptions
+    monkeypatch.setattr(pacsv, "ReadOptions", lambda *args, **kwargs: original(*args, **(kwargs | {"block_size": size})))
 
 
 def test_a_csv_value_with_a_quoted_newline_keeps_later_line_numbers_right(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(readers, "CHUNK_BYTES", 200)
+    small_csv_blocks(monkeypatch, 300)
     records = []
-    for n in range(1, 31):
-        text = "first line\nsecond line\nthird line" if n == 5 else f"message {n}"
-        kind = "nope" if n == 20 else "customer_message"
+    for n in range(1, 21):
+        text = "first line\nsecond line\nthird line" if n in (5, 14) else f"message {n}"
+        kind = "nope" if n in (11, 18) else "customer_message"
         records.append(event(kind, event_id=f"k{n:02d}", text=text, occurred_at=f"2026-05-21T10:{n:02d}:00Z"))
     path = write_csv(tmp_path / "events.csv", *records)
+    assert path.stat().st_size > 5 * 300
 
     outcome = ingest(tmp_path / "s.duckdb", path)
 
-    # Header on line 1, record n on line n + 1, and two more lines for every record after record 5.
-    def line(n: int) -> int:
-        return n + 1 + (2 if n > 5 else 0)
+    def line(n: int) -> int:  # header on line 1, record n on line n + 1, two more after records 5 and 14
+        return n + 1 + (2 if n > 5 else 0) + (2 if n > 14 else 0)
 
-    assert (outcome.accepted, outcome.rejected) == (29, 1)
-    assert {e["event_id"]: e["line"] for e in outcome.events} == {f"k{n:02d}": line(n) for n in range(1, 31) if n != 20}
-    assert next(e for e in outcome.events if e["event_id"] == "k05")["text"] == "first line\nsecond line\nthird line"
-    assert outcome.reject["line"] == line(20)
+    assert outcome.counts == (18, 0, 2)
+    assert {e["event_id"]: e["line"] for e in outcome.events} == {
+        f"k{n:02d}": line(n) for n in range(1, 21) if n not in (11, 18)
+    }
+    assert next(e for e in outcome.events if e["event_id"] == "k14")["text"] == "first line\nsecond line\nthird line"
+    assert [r["line"] for r in outcome.rejects] == [line(11), line(18)]

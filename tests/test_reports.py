@@ -14,6 +14,9 @@ import csv
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,17 +123,18 @@ def cs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Convoscope:
     return Convoscope(tmp_path)
 
 
-@pytest.fixture
-def worked(cs: Convoscope) -> Convoscope:
-    result = cs("ingest", str(WORKED_EXAMPLE))
-    assert result.exit_code == 0, result.stderr
-    return cs
-
-
 def shared_store(tmp_path_factory: pytest.TempPathFactory, events: list[dict]) -> Iterator[Convoscope]:
     """A store shared by a module's read-only report tests, to keep the suite fast."""
     store = Convoscope(tmp_path_factory.mktemp("store"))
     store.ingest(events)
+    yield store
+
+
+@pytest.fixture(scope="module")
+def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Convoscope]:
+    store = Convoscope(tmp_path_factory.mktemp("worked"))
+    result = store("ingest", str(WORKED_EXAMPLE))
+    assert result.exit_code == 0, result.stderr
     yield store
 
 
@@ -151,6 +155,20 @@ def test_worked_example_reports_byte_for_byte(worked: Convoscope, name: str, tz:
     assert got == want
     assert not got.startswith(codecs.BOM_UTF8)
     assert got.endswith(b"\r\n")
+
+
+@pytest.mark.parametrize("machine_zone", ["America/New_York", "Asia/Kolkata"])
+def test_reports_do_not_depend_on_the_machine_time_zone(worked: Convoscope, machine_zone: str) -> None:
+    # SPEC 4.1: times are rendered in the report's zone (--tz), whatever the TZ of the computer is.
+    # The process's own zone is fixed at start-up, so the report runs in a child process.
+    want = (FIXTURES / "worked-example.sessions-detail-with-messages.America-Los_Angeles.csv").read_bytes()
+    command = [sys.executable, "-c", "from convoscope.cli import main; main()", "--db", str(worked.db),
+               "--config", str(worked.config), "report", "sessions-detail-with-messages", "--as-of", AS_OF,
+               "--tz", "America/Los_Angeles"]
+    done = subprocess.run(command, capture_output=True, env={**os.environ, "TZ": machine_zone}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == want.decode().splitlines()  # a readable diff first
+    assert done.stdout == want
 
 
 def test_csv_is_rfc_4180_utf8_with_quotes_only_where_needed(cs: Convoscope) -> None:
@@ -421,8 +439,9 @@ def test_period_labels(periods: Convoscope, customer: str, tz: str, period: str,
 @pytest.mark.parametrize(
     ("args", "included"),
     [
-        (["--to", "2026-05-21", "--tz", "America/Los_Angeles"], {"may", "late-evening-la", "last-second"}),
-        (["--to", "2026-05-21", "--tz", "UTC"], {"may", "last-second"}),
+        (["--to", "2026-05-21", "--tz", "America/Los_Angeles"],
+         {"ny-before", "ny-after", "new-year-2026", "may", "late-evening-la", "last-second"}),
+        (["--to", "2026-05-21", "--tz", "UTC"], {"ny-before", "ny-after", "new-year-2026", "may", "last-second"}),
         (["--from", "2026-05-22", "--tz", "UTC"], {"late-evening-la", "berlin-eve", "berlin-first-0230",
                                                    "berlin-second-0230", "new-year-2027", "first-monday-2027"}),
         (["--from", "2026-05-21", "--to", "2026-05-21", "--tz", "UTC"], {"may", "last-second"}),
@@ -588,14 +607,22 @@ def test_message_history_holds_only_customer_and_ai_lines(cs: Convoscope) -> Non
         ev("e8", "contact_end", "2026-05-21T10:07:00Z", agent="sam"),
         # a later customer routed to the team while no session is open: a contact, no session
         ev("t1", "customer_message", "2026-05-21T15:00:00Z", text="team please", route="team"),
+        # another customer: a message routed to the team takes the open session over (SPEC 3.2)
+        ev("k1", "customer_message", "2026-05-21T10:00:00Z", customer="c2", text="hi"),
+        ev("k2", "ai_message", "2026-05-21T10:01:00Z", customer="c2", text="hello"),
+        ev("k3", "customer_message", "2026-05-21T10:02:00Z", customer="c2", text="a human please", route="team"),
+        ev("k4", "agent_message", "2026-05-21T10:03:00Z", customer="c2", text="Sam here", agent="sam"),
     ])
-    (row,) = cs.rows("--tz", "America/Los_Angeles", name="sessions-detail-with-messages")
-    assert row["Message History"] == (
+    rows = by_customer(cs.rows("--tz", "America/Los_Angeles", name="sessions-detail-with-messages"))
+    assert rows["c1"]["Message History"] == (
         "[2026-05-21 03:00:05] Customer: Hi there\n"
         "[2026-05-21 03:00:05] AI: Hello!\n"
         "[2026-05-21 03:02:00] Customer: \n"
         "[2026-05-21 03:03:00] AI: "
     )
+    takeover = rows["c2"]
+    assert (takeover["Handoff Category"], takeover["Handoff Subcategory"]) == ("team_takeover", "inbound")
+    assert takeover["Message History"] == "[2026-05-21 03:00:00] Customer: hi\n[2026-05-21 03:01:00] AI: hello"
 
 
 def test_message_history_turns_every_line_break_into_one_space(cs: Convoscope) -> None:

@@ -52,7 +52,7 @@ def ingest(
         per = result.per_source.setdefault(source, IngestCounts())
         for chunk in read_chunks(store.con, source, path, file_format):
             with store.transaction() as con:
-                counts = merge_stage(con, assume_tz=assume_tz)
+                counts = merge_stage(con, assume_tz=assume_tz, raw_of=chunk.raw_of)
             per.add(counts)
             result.counts.add(counts)
             if progress:

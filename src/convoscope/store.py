@@ -114,7 +114,7 @@ class Store:
             raise ConvoscopeError(
                 f"cannot open store {self.path}: {str(exc).splitlines()[0]}; check the path or --db"
             ) from None
-        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors are new connections: set it for all
         self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.con.execute(_SCHEMA)

@@ -5,19 +5,30 @@ event equal to a stored one (same brand and event_id, same normalised content) i
 dropped; a different one is a conflict and rejected, the stored event staying. Within one chunk the
 first record of an id is the one compared with the store, later ones are compared with it.
 Customers whose events were accepted are marked `pending` for derivation.
+
+The common case — new events, each id once — is one filtered insert: the store is consulted only for
+the ids it already holds, and ids repeated within the chunk are found by one aggregate.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from convoscope.events.schema import validation_sql
 
 # Normalised content compared between a new event and a stored one (SPEC 2.4).
 _COMPARED = ("type", "occurred_at", "customer_id", "channel", "text", "route", "ai_agent", "guides", "category",
-             "subcategory", "reason", "transfer_rationale", "agent", "attributes")
+             "subcategory", "reason", "transfer_rationale", "agent")
+_VALID = "c.reject_reason IS NULL"
+_NEW = f"""{_VALID}
+    AND NOT EXISTS (SELECT 1 FROM _stored s WHERE s.brand = c.brand AND s.event_id = c.event_id)
+    AND NOT EXISTS (SELECT 1 FROM _repeat r WHERE r.brand = c.brand AND r.event_id = c.event_id
+                    AND c.line <> r.first_line)"""
 
 
 @dataclass
@@ -39,72 +50,108 @@ def _same(a: str, b: str) -> str:
     return " AND ".join(f"{col(a, c)} IS NOT DISTINCT FROM {col(b, c)}" for c in _COMPARED)
 
 
-def merge_stage(con: duckdb.DuckDBPyConnection, *, assume_tz: str | None) -> IngestCounts:
+def merge_stage(
+    con: duckdb.DuckDBPyConnection, *, assume_tz: str | None, raw_of: Callable[[list[int]], dict[int, str]]
+) -> IngestCounts:
     """Validate `_stage` and store its outcome; returns this chunk's counts."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {validation_sql(assume_tz)}")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _valid AS
-        SELECT *, row_number() OVER (PARTITION BY brand, event_id ORDER BY line) AS rn
-        FROM _checked WHERE reject_reason IS NULL
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _repeat AS
+        SELECT brand, event_id, min(line) AS first_line FROM _checked c WHERE {_VALID}
+        GROUP BY brand, event_id HAVING count(*) > 1
     """)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _outcome AS
-        SELECT v.*,
-               CASE WHEN e.event_id IS NOT NULL THEN {_same("v", "e")}
-                    WHEN v.rn > 1 THEN {_same("v", "f")} END AS same,
-               coalesce(e.source, f.source) AS ref_source, coalesce(e.line, f.line) AS ref_line
-        FROM _valid v
-        LEFT JOIN events e ON e.brand = v.brand AND e.event_id = v.event_id
-        LEFT JOIN (SELECT * FROM _valid WHERE rn = 1) f
-               ON v.rn > 1 AND e.event_id IS NULL AND f.brand = v.brand AND f.event_id = v.event_id
+        CREATE OR REPLACE TEMP TABLE _stored AS
+        SELECT e.* FROM events e SEMI JOIN (SELECT brand, event_id FROM _checked c WHERE {_VALID}) k
+        ON e.brand = k.brand AND e.event_id = k.event_id
     """)
-    con.execute("""
+    accepted = con.execute(f"""
         INSERT INTO events
         SELECT brand, event_id, type, occurred_at, customer_id, channel, text, route, ai_agent, guides,
                category, subcategory, reason, transfer_rationale, agent, attributes, source, line, now()::TIMESTAMP
-        FROM _outcome WHERE same IS NULL
+        FROM _checked c WHERE {_NEW}
+    """).fetchall()[0][0]
+    # Records compared with an earlier one: the stored event, else the chunk's first record of the id.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _compared AS
+        SELECT c.*, CASE WHEN s.event_id IS NOT NULL THEN {_same("c", "s")} ELSE {_same("c", "f")} END AS same,
+               CASE WHEN s.event_id IS NOT NULL THEN s.attributes ELSE f.attributes END::VARCHAR AS ref_attributes,
+               coalesce(s.source, f.source) AS ref_source, CASE WHEN s.event_id IS NOT NULL THEN s.line ELSE f.line END AS ref_line
+        FROM _checked c
+        LEFT JOIN _stored s ON s.brand = c.brand AND s.event_id = c.event_id
+        LEFT JOIN (SELECT c2.* FROM _checked c2 JOIN _repeat r
+                   ON c2.brand = r.brand AND c2.event_id = r.event_id AND c2.line = r.first_line) f
+               ON s.event_id IS NULL AND f.brand = c.brand AND f.event_id = c.event_id
+        WHERE {_VALID} AND (s.event_id IS NOT NULL OR (f.event_id IS NOT NULL AND c.line <> f.line))
     """)
+    _same_attributes(con)
     # Re-reading the same source line is not a duplicate worth reporting; another source is.
     con.execute("""
         INSERT INTO duplicates
         SELECT o.brand, o.event_id, o.customer_id, o.occurred_at, o.source, o.line, now()::TIMESTAMP
-        FROM _outcome o
+        FROM _compared o
         WHERE o.same AND NOT (o.ref_source = o.source AND o.ref_line IS NOT DISTINCT FROM o.line)
           AND NOT EXISTS (SELECT 1 FROM duplicates d WHERE d.brand = o.brand AND d.event_id = o.event_id
                           AND d.source = o.source AND d.line IS NOT DISTINCT FROM o.line)
     """)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _rejected AS
         SELECT 'rejected' AS kind, reject_reason AS reason, source, line, raw, brand, event_id, customer_id,
                NULL::TIMESTAMP AS occurred_at
-        FROM _checked WHERE reject_reason IS NOT NULL
+        FROM _checked c WHERE NOT ({_VALID})
         UNION ALL
         SELECT 'conflict', 'event_id ''' || event_id || ''' of brand ' || brand || ' was stored before from '
                || ref_source || coalesce(' line ' || ref_line, '') || ' with different content; '
                || 'give this event its own event_id or drop it',
-               source, line, raw, brand, event_id, customer_id, occurred_at
-        FROM _outcome WHERE NOT same
+               source, line, NULL, brand, event_id, customer_id, occurred_at
+        FROM _compared WHERE NOT same
     """)
+    _fill_raw(con, raw_of)
     con.execute("""
         INSERT INTO rejects
         SELECT r.*, now()::TIMESTAMP, false FROM _rejected r
         WHERE NOT EXISTS (SELECT 1 FROM rejects x WHERE x.source = r.source AND x.line IS NOT DISTINCT FROM r.line
                           AND x.raw IS NOT DISTINCT FROM r.raw)
     """)
-    con.execute("""
+    con.execute(f"""
         INSERT INTO pending
-        SELECT DISTINCT brand, customer_id FROM _outcome WHERE same IS NULL
+        SELECT DISTINCT brand, customer_id FROM _checked c WHERE {_NEW}
         EXCEPT SELECT brand, customer_id FROM pending
     """)
-    con.execute("""
-        UPDATE rejects SET resolved = true
-        WHERE NOT resolved AND kind = 'rejected'
-          AND (brand, event_id) IN (SELECT (brand, event_id) FROM _outcome WHERE same IS NULL)
-    """)
-    row = con.execute("""
-        SELECT count(*) FILTER (WHERE same IS NULL), count(*) FILTER (WHERE same),
-               (SELECT count(*) FROM _rejected)
-        FROM _outcome
-    """).fetchall()[0]
-    assert row is not None
-    return IngestCounts(accepted=int(row[0]), duplicate=int(row[1]), rejected=int(row[2]))
+    # A reject is resolved once its event is stored: same id, or the same source line fixed in place.
+    if con.execute("SELECT count(*) FROM rejects WHERE NOT resolved AND kind = 'rejected'").fetchall()[0][0]:
+        con.execute(f"""
+            UPDATE rejects SET resolved = true
+            WHERE NOT resolved AND kind = 'rejected'
+              AND ((brand, event_id) IN (SELECT (brand, event_id) FROM _checked c WHERE {_NEW})
+                   OR (source, line) IN (SELECT (source, line) FROM _checked c WHERE {_NEW}))
+        """)
+    duplicate, conflicts = con.execute("SELECT count(*) FILTER (WHERE same), count(*) FILTER (WHERE NOT same) "
+                                       "FROM _compared").fetchall()[0]
+    rejected = con.execute("SELECT count(*) FROM _rejected").fetchall()[0][0]
+    assert rejected >= conflicts
+    return IngestCounts(accepted=int(accepted), duplicate=int(duplicate), rejected=int(rejected))
+
+
+def _same_attributes(con: duckdb.DuckDBPyConnection) -> None:
+    """Unknown fields are equal as JSON values, whatever their key order or spacing (SPEC 2.4)."""
+    differing = con.execute("""
+        SELECT line, attributes::VARCHAR, ref_attributes FROM _compared
+        WHERE same AND attributes::VARCHAR IS DISTINCT FROM ref_attributes
+    """).fetchall()
+    unequal = [line for line, a, b in differing if (a and json.loads(a)) != (b and json.loads(b))]
+    if unequal:
+        con.execute("UPDATE _compared SET same = false WHERE line IN (SELECT unnest(?::BIGINT[]))", [unequal])
+
+
+def _fill_raw(con: duckdb.DuckDBPyConnection, raw_of: Callable[[list[int]], dict[int, str]]) -> None:
+    """Rejected records keep their raw text; fast readers provide it only for them."""
+    missing = [line for (line,) in con.execute("SELECT line FROM _rejected WHERE raw IS NULL AND line IS NOT NULL")
+               .fetchall()]
+    if not missing:
+        return
+    found = raw_of(missing)
+    con.register("_raw", pa.table({"line": list(found), "raw": list(found.values())},
+                                  schema=pa.schema([("line", pa.int64()), ("raw", pa.string())])))
+    con.execute("UPDATE _rejected r SET raw = x.raw FROM _raw x WHERE r.line = x.line AND r.raw IS NULL")
+    con.unregister("_raw")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,22 +21,39 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from convoscope.errors import IngestError
 from convoscope.events.schema import FIELDS, STRING_FIELDS
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 256 * 1024 * 1024
+# Internal columns of a staged batch, named so that no input field can collide with them.
+LINE, BAD = "__convoscope_line", "__convoscope_bad"
 PARQUET_BATCH = 1_000_000
 
 
 @dataclass
 class Chunk:
-    """One staged chunk: `rows` records now in `_stage`, from `source`."""
+    """One staged chunk: `rows` records, now readable as `_stage` (STAGE_COLUMNS), from `source`.
+
+    `raw_of` gives the raw text of records by line: raw text is only needed for the few records that
+    are rejected, so fast paths leave it out of `_stage` and produce it on demand."""
 
     source: str
     rows: int
+    raw_of: Callable[[list[int]], dict[int, str]]
+
+
+def _raw_from_stage(con: duckdb.DuckDBPyConnection) -> Callable[[list[int]], dict[int, str]]:
+    def raw_of(lines: list[int]) -> dict[int, str]:
+        if not lines:
+            return {}
+        found = con.execute("SELECT line, raw FROM _stage WHERE line IN (SELECT unnest(?::BIGINT[]))", [lines])
+        return dict(found.fetchall())
+
+    return raw_of
 
 
 def _q(text: str) -> str:
@@ -124,7 +141,11 @@ def _split_lines(data: bytes, first_line: int) -> pa.Table:
     return pa.table({"line": numbers[keep], "raw": text.filter(pa.array(keep)), "bad": bad[keep]})
 
 
-def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: BinaryIO) -> Iterator[Chunk]:
+_FAST_SCHEMA = pa.schema([(f, pa.list_(pa.string()) if f == "guides" else pa.string()) for f in FIELDS])
+
+
+def _line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """Chunks of about CHUNK_BYTES cut at line ends, with the number of their first line."""
     carry = b""
     line = 1
     first = True
@@ -143,15 +164,81 @@ def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: BinaryIO) -> Ite
         else:
             carry = b""
         if data:
-            lines = _split_lines(data, line)
+            yield data, line
             line += data.count(b"\n")
-            if lines.num_rows:
-                con.register("_lines", lines)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {_jsonl_stage_sql(source)}")
-                con.unregister("_lines")
-                yield Chunk(source, lines.num_rows)
         if not block:
             return
+
+
+def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, without the line break) of every line of `data`."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(arr == 10)
+    ends = breaks if breaks.shape[0] and breaks[-1] == len(data) - 1 else np.append(breaks, len(data))
+    starts = np.concatenate(([0], breaks + 1))[: ends.shape[0]]
+    return starts, ends
+
+
+def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[int]], dict[int, str]]] | None:
+    """The chunk parsed by pyarrow's multithreaded JSON reader, when every line is a JSON object whose
+    known fields have the right types; None otherwise (the exact path then finds each problem)."""
+    try:
+        table = pajson.read_json(
+            pa.BufferReader(data),
+            read_options=pajson.ReadOptions(block_size=8 * 1024 * 1024),
+            parse_options=pajson.ParseOptions(explicit_schema=_FAST_SCHEMA, unexpected_field_behavior="infer"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    try:
+        table.validate(full=True)  # the JSON reader does not check that strings are valid UTF-8
+    except pa.ArrowInvalid:
+        return None
+    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    bounds: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def line_bounds() -> tuple[np.ndarray, np.ndarray]:
+        if not bounds:
+            bounds.append(_line_bounds(data))
+        return bounds[0]
+
+    if table.num_rows == n_lines:
+        numbers = np.arange(first_line, first_line + n_lines, dtype=np.int64)
+    else:  # blank lines were skipped: number the others
+        starts, ends = line_bounds()
+        maybe_blank = np.flatnonzero(np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)],
+                                             (9, 10, 11, 12, 13, 32)) | (starts == ends))
+        blank = [i for i in maybe_blank if not data[starts[i]:ends[i]].strip()]
+        numbers = np.delete(np.arange(first_line, first_line + starts.shape[0], dtype=np.int64), blank)
+        if numbers.shape[0] != table.num_rows:
+            return None
+
+    def raw_of(lines: list[int]) -> dict[int, str]:
+        starts, ends = line_bounds()
+        return {n: data[starts[n - first_line]:ends[n - first_line]].rstrip(b"\r").decode("utf-8", "replace")
+                for n in lines}
+
+    return table.append_column(LINE, pa.array(numbers)), raw_of
+
+
+def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: BinaryIO) -> Iterator[Chunk]:
+    for data, first_line in _line_chunks(stream):
+        fast = _fast_json(data, first_line)
+        if fast is not None:
+            table, raw_of = fast
+            con.register("_batch", table)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS "
+                        f"{_typed_stage_sql(source, table.schema, 'NULL::VARCHAR', 'NULL', 'true')}")
+            yield Chunk(source, table.num_rows, raw_of)
+        else:
+            lines = _split_lines(data, first_line)
+            if not lines.num_rows:
+                continue
+            con.register("_batch", lines)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_jsonl_stage_sql(source)}")
+            yield Chunk(source, lines.num_rows, _raw_from_stage(con))
+        con.execute("DROP VIEW _stage")
+        con.unregister("_batch")
 
 
 def _json_kind(expr: str) -> str:
@@ -184,7 +271,7 @@ def _jsonl_stage_sql(source: str) -> str:
                CASE WHEN jt = 'OBJECT' THEN nullif(json_merge_patch(raw, '{removal}'), '{{}}') END AS attributes
         FROM (
             SELECT line, raw, bad, jt, CASE WHEN jt = 'OBJECT' THEN json_transform(raw, '{shape}') END AS j
-            FROM (SELECT line, raw, bad, CASE WHEN NOT bad AND json_valid(raw) THEN json_type(raw) END AS jt FROM _lines)
+            FROM (SELECT line, raw, bad, CASE WHEN NOT bad AND json_valid(raw) THEN json_type(raw) END AS jt FROM _batch)
         )
     """
 
@@ -230,14 +317,19 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
         else:
             fields.append(f"NULL AS {f}")
             problems.append(f"CASE WHEN {col} IS NOT NULL THEN '{f} must be a string, not {typ}' END")
-    extra = [n for n in schema.names if n not in FIELDS]
+    extra = [n for n in schema.names if n not in FIELDS and n not in (LINE, BAD)]
     if extra:
-        pairs = ", ".join(f"{_q(n)}, {_ident(n)}" for n in extra)
-        attributes = f"nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')"
+        def extra_value(n: str) -> str:
+            kind = schema.field(n).type
+            return f"nullif({_ident(n)}, '')" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else _ident(n)
+
+        pairs = ", ".join(f"{_q(n)}, {extra_value(n)}" for n in extra)
+        present = " OR ".join(f"{extra_value(n)} IS NOT NULL" for n in extra)
+        attributes = f"CASE WHEN {present} THEN nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}') END"
     else:
         attributes = "NULL"
     return f"""
-        SELECT {_q(source)} AS source, line, {raw_sql} AS raw, {parsed_sql} AS parsed,
+        SELECT {_q(source)} AS source, {LINE} AS line, {raw_sql} AS raw, {parsed_sql} AS parsed,
                nullif(concat_ws('; ', {", ".join(problems)}), '') AS problem,
                {", ".join(fields)}, {attributes} AS attributes
         FROM _batch
@@ -261,7 +353,8 @@ def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> 
     reader = pacsv.open_csv(
         io.BytesIO(raw_bytes),
         read_options=pacsv.ReadOptions(block_size=16 * 1024 * 1024, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid,
+                                         ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.binary() for name in header}, strings_can_be_null=False
         ),
@@ -270,32 +363,67 @@ def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> 
     raw_sql = "concat_ws(',', " + ", ".join(
         f"CASE WHEN regexp_matches({_ident(n)}, '[\",\\r\\n]') THEN '\"' || replace({_ident(n)}, '\"', '\"\"') || '\"' "
         f"ELSE {_ident(n)} END" for n in header) + ")"
-    next_line = 2
+    next_line, next_record = 2, 2  # physical line and record ordinal (pyarrow's InvalidRow.number) after the header
+    pending: list[tuple[int, str]] = []
     for batch in reader:
         columns, bad = _decode_columns(batch)
-        # A record's line: after the header, each record takes 1 + the line breaks inside its values.
-        breaks = np.zeros(batch.num_rows, dtype=np.int64)
-        for col in columns:
-            breaks += np.asarray(pc.count_substring(col, "\n").fill_null(0).to_numpy(zero_copy_only=False))
-        lines = next_line + np.concatenate(([0], np.cumsum(breaks + 1)[:-1])).astype(np.int64)
-        next_line = int(lines[-1] + breaks[-1] + 1) if batch.num_rows else next_line
-        for bad_line, text in sorted(invalid):  # skipped rows shift the records after them
-            lines[lines >= bad_line] += text.count("\n") + 1
-            next_line += text.count("\n") + 1
-        table = pa.table(dict(zip(header, columns, strict=True)) | {"line": lines, "_bad": bad})
-        con.register("_batch", table)
-        problem = "CASE WHEN _bad THEN 'record is not valid UTF-8 text; re-export the file as UTF-8' END"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {_typed_stage_sql(source, schema, raw_sql, problem, 'NOT _bad')}")
-        con.unregister("_batch")
-        if invalid:
-            _append_unparsed(con, source, invalid, len(header))
-        rows = batch.num_rows + len(invalid)
+        # Records in file order: this batch's rows and the rows pyarrow skipped as invalid. A record's
+        # line is the line after the previous record's last one (values may hold quoted line breaks).
+        skipped = sorted(pending + invalid)
         invalid.clear()
-        yield Chunk(source, rows)
-    if invalid:  # rows reported after the last batch
-        con.execute("CREATE OR REPLACE TEMP TABLE _stage AS SELECT * FROM _stage WHERE false")
-        _append_unparsed(con, source, invalid, len(header))
-        yield Chunk(source, len(invalid))
+        total = batch.num_rows + len(skipped)
+        ordinals = np.arange(next_record, next_record + total)
+        skipped_at = np.array([o - next_record for o, _ in skipped if o < next_record + total], dtype=np.int64)
+        pending = [(o, t) for o, t in skipped if o >= next_record + total]
+        total = batch.num_rows + skipped_at.shape[0]
+        ordinals = ordinals[:total]
+        is_row = np.ones(total, dtype=bool)
+        is_row[skipped_at] = False
+        breaks = np.zeros(total, dtype=np.int64)
+        row_breaks = np.zeros(batch.num_rows, dtype=np.int64)
+        for col in columns:
+            row_breaks += np.asarray(pc.count_substring(col, "\n").fill_null(0).to_numpy(zero_copy_only=False))
+        breaks[is_row] = row_breaks
+        breaks[~is_row] = [skipped[i][1].count("\n") for i in range(skipped_at.shape[0])]
+        lines = next_line + np.concatenate(([0], np.cumsum(breaks + 1)[:-1])).astype(np.int64)
+        if total:
+            next_line = int(lines[-1] + breaks[-1] + 1)
+            next_record = int(ordinals[-1] + 1)
+        unparsed = [(int(line), skipped[i][1]) for i, line in enumerate(lines[~is_row])
+                    if skipped[i][1].strip()]  # a blank line is no record
+        table = pa.table(dict(zip(header, columns, strict=True)) | {LINE: lines[is_row], BAD: bad})
+        blank = np.ones(batch.num_rows, dtype=bool)  # a blank line reads as a record of empty values
+        for col in batch.columns:
+            blank &= np.asarray(pc.binary_length(col).to_numpy(zero_copy_only=False)) == 0
+        table = table.filter(pa.array(~blank))
+        yield from _csv_chunk(con, source, schema, table, raw_sql, unparsed, len(header))
+    if pending:  # rows reported after the last batch
+        empty = pa.table({n: pa.array([], pa.string()) for n in header} | {LINE: pa.array([], pa.int64()),
+                                                                             BAD: pa.array([], pa.bool_())})
+        yield from _csv_chunk(con, source, schema, empty, raw_sql,
+                              [(next_line + i, t) for i, (_, t) in enumerate(pending) if t.strip()], len(header))
+
+
+def _csv_chunk(con: duckdb.DuckDBPyConnection, source: str, schema: pa.Schema, table: pa.Table, raw_sql: str,
+               invalid: list[tuple[int, str]], width: int) -> Iterator[Chunk]:
+    problem = f"CASE WHEN {BAD} THEN 'record is not valid UTF-8 text; re-export the file as UTF-8' END"
+    unparsed = pa.table({
+        "line": pa.array([number or None for number, _ in invalid], pa.int64()),
+        "raw": pa.array([text for _, text in invalid], pa.string()),
+    })
+    con.register("_batch", table)
+    con.register("_unparsed", unparsed)
+    reason = f"record does not have the {width} columns of the header; check quoting and commas"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _stage AS
+        {_typed_stage_sql(source, schema, raw_sql, problem, f'NOT {BAD}')}
+        UNION ALL BY NAME
+        SELECT {_q(source)} AS source, line, raw, false AS parsed, {_q(reason)} AS problem FROM _unparsed
+    """)
+    yield Chunk(source, table.num_rows + unparsed.num_rows, _raw_from_stage(con))
+    con.execute("DROP VIEW _stage")
+    con.unregister("_batch")
+    con.unregister("_unparsed")
 
 
 def _decode_columns(batch: pa.RecordBatch) -> tuple[list[pa.Array], np.ndarray]:
@@ -317,14 +445,6 @@ def _decode_columns(batch: pa.RecordBatch) -> tuple[list[pa.Array], np.ndarray]:
     return columns, bad
 
 
-def _append_unparsed(con: duckdb.DuckDBPyConnection, source: str, rows: list[tuple[int, str]], width: int) -> None:
-    con.executemany(
-        "INSERT INTO _stage (source, line, raw, parsed, problem) VALUES (?, ?, ?, false, ?)",
-        [(source, number or None, text,
-          f"record does not have the {width} columns of the header; check quoting and commas") for number, text in rows],
-    )
-
-
 def _parquet(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:
     try:
         parquet = pq.ParquetFile(data)
@@ -332,10 +452,11 @@ def _parquet(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path)
         raise IngestError(f"{source}: not a readable Parquet file ({exc}); check the file or --format") from None
     line = 1
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):
-        table = pa.Table.from_batches([batch]).append_column("line", pa.array(np.arange(line, line + batch.num_rows)))
+        table = pa.Table.from_batches([batch]).append_column(LINE, pa.array(np.arange(line, line + batch.num_rows)))
         con.register("_batch", table)
         raw = "to_json(struct_pack(" + ", ".join(f"{_ident(n)} := {_ident(n)}" for n in batch.schema.names) + "))"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {_typed_stage_sql(source, batch.schema, raw, 'NULL', 'true')}")
-        con.unregister("_batch")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_typed_stage_sql(source, batch.schema, raw, 'NULL', 'true')}")
         line += batch.num_rows
-        yield Chunk(source, batch.num_rows)
+        yield Chunk(source, batch.num_rows, _raw_from_stage(con))
+        con.execute("DROP VIEW _stage")
+        con.unregister("_batch")

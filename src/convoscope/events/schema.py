@@ -136,7 +136,7 @@ def validation_sql(assume_tz: str | None) -> str:
                            ELSE nullif(concat_ws('; ', {", ".join(checks)}), '') END AS reject_reason
             FROM s
         )
-        SELECT source, line, raw, reject_reason,
+        SELECT source, line, CASE WHEN reject_reason IS NOT NULL THEN raw END AS raw, reject_reason,
                CASE WHEN {_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
                CASE WHEN reject_reason IS NULL THEN {instant} END AS occurred_at, customer_id,
