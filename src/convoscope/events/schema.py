@@ -44,12 +44,19 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _list(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(_q(v) for v in values) + ")"
+def _in(col: str, values: tuple[str, ...]) -> str:
+    # OR-ed equalities: DuckDB plans a long IN list as a join, which costs a pass over the chunk each.
+    return "(" + " OR ".join(f"{col} = {_q(v)}" for v in values) + ")"
+
+
+def _is_blank(col: str) -> str:
+    """Inside the validation query, the blank test of a staged field, computed once per record."""
+    return f"_b_{col}" if col in STRING_FIELDS else _blank(col)
 
 
 def _blank(col: str) -> str:
-    return f"({col} IS NULL OR regexp_full_match({col}, '\\s*'))"
+    # The regex runs only for the rare value that starts with white space (or a control character).
+    return f"({col} IS NULL OR {col} = '' OR (ascii({col}) <= 32 AND regexp_full_match({col}, '\\s*')))"
 
 
 def _shown(col: str) -> str:
@@ -58,10 +65,25 @@ def _shown(col: str) -> str:
             f"'[\\r\\n\\t]', ' ', 'g') || ''''")
 
 
-def _timestamp_sql(assume_tz: str | None) -> tuple[str, str]:
-    """SQL for the UTC instant of `occurred_at` and for its problem (SPEC 2.2)."""
+Check = tuple[str, str]  # (SQL condition that the record is bad, SQL message naming the field)
+
+
+def _chain(*checks: Check) -> list[Check]:
+    """Checks of one field, each reported only when the ones before it passed."""
+    out: list[Check] = []
+    before: list[str] = []
+    for condition, message in checks:
+        bad = f"coalesce({condition}, false)"
+        out.append((" AND ".join([*(f"NOT {b}" for b in before), bad]), message))
+        before.append(bad)
+    return out
+
+
+def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
+    """SQL for the UTC instant of `occurred_at`, and its checks (SPEC 2.2)."""
     local = "try_cast(_ts.d || ' ' || _ts.t || left(_ts.f, 7) AS TIMESTAMP)"  # below µs: truncated
-    offset_ok = "(_ts.o = '' OR upper(_ts.o) = 'Z' OR (try_cast(substr(_ts.o, 2, 2) AS INT) < 24 AND try_cast(substr(_ts.o, 5, 2) AS INT) < 60))"
+    offset_ok = ("(_ts.o = '' OR upper(_ts.o) = 'Z' OR (try_cast(substr(_ts.o, 2, 2) AS INT) < 24 "
+                 "AND try_cast(substr(_ts.o, 5, 2) AS INT) < 60))")
     offset_minutes = ("CASE WHEN upper(_ts.o) = 'Z' THEN 0 ELSE (CASE WHEN left(_ts.o, 1) = '-' THEN -1 ELSE 1 END) * "
                       "(try_cast(substr(_ts.o, 2, 2) AS INT) * 60 + try_cast(substr(_ts.o, 5, 2) AS INT)) END")
     with_offset = f"{local} - to_minutes({offset_minutes})"
@@ -77,70 +99,85 @@ def _timestamp_sql(assume_tz: str | None) -> tuple[str, str]:
         naive, gap = "NULL", "false"
     instant = f"CASE WHEN _ts.o = '' THEN {naive} ELSE {with_offset} END"
     shown = _shown("occurred_at")
-    problem = f"""CASE
-        WHEN {_blank("occurred_at")} THEN 'occurred_at is missing'
-        WHEN NOT regexp_full_match(occurred_at, '{TIMESTAMP_PATTERN}')
-            THEN 'occurred_at ' || {shown} || ' is not an RFC 3339 timestamp such as 2026-05-21T10:00:00Z'
-        WHEN {local} IS NULL OR NOT {offset_ok}
-            THEN 'occurred_at ' || {shown} || ' is not a valid date, time and offset'
-        WHEN _ts.o = '' AND {"false" if assume_tz else "true"}
-            THEN 'occurred_at ' || {shown} || ' has no UTC offset; add one (Z or +02:00) or ingest with --assume-tz ZONE'
-        WHEN _ts.o = '' AND {gap}
-            THEN 'occurred_at ' || {shown} || ' does not exist in {assume_tz} (a daylight-saving gap); correct the time'
-    END"""
-    return instant, problem
+    checks = _chain(
+        (_is_blank("occurred_at"), "'occurred_at is missing'"),
+        ("_ts.d = ''", f"'occurred_at ' || {shown} || ' is not an RFC 3339 timestamp such as 2026-05-21T10:00:00Z'"),
+        (f"{local} IS NULL OR NOT {offset_ok}", f"'occurred_at ' || {shown} || ' is not a valid date, time and offset'"),
+        (f"_ts.o = '' AND {'false' if assume_tz else 'true'}",
+         f"'occurred_at ' || {shown} || ' has no UTC offset; add one (Z or +02:00) or ingest with --assume-tz ZONE'"),
+        (f"_ts.o = '' AND {gap}",
+         f"'occurred_at ' || {shown} || ' does not exist in {assume_tz} (a daylight-saving gap); correct the time'"),
+    )
+    return instant, checks
+
+
+def checks(timestamp_checks: list[Check]) -> list[Check]:
+    """Every rule of SPEC 2.2–2.3 as (condition that a staged record breaks it, message)."""
+    checks: list[Check] = [("problem IS NOT NULL", "problem")]
+    for f in ("event_id", "customer_id"):
+        checks += _chain(
+            (_is_blank(f), f"'{f} is missing'"),
+            (f"length({f}) > 200", f"'{f} is longer than 200 characters'"),
+            (f"regexp_matches({f}, '{CONTROL}')", f"'{f} contains control characters'"),
+        )
+    checks += _chain(
+        (_is_blank("type"), "'type is missing'"),
+        (f"NOT {_in('type', EVENT_TYPES)}",
+         f"'type ' || {_shown('type')} || ' is not one of {', '.join(EVENT_TYPES)}'"),
+    )
+    checks += timestamp_checks
+    checks.append((f"NOT {_is_blank('brand')} AND NOT regexp_full_match(brand, '{BRAND_PATTERN}')",
+                   f"'brand ' || {_shown('brand')} || ' must be lower-case letters, digits, _ or - (at most 64)'"))
+    checks += _chain(
+        (f"{_is_blank('channel')} AND {_in('type', MESSAGE_TYPES)}", "'channel is required on ' || type"),
+        (f"NOT {_is_blank('channel')} AND NOT regexp_full_match(lower(channel), '{CHANNEL_PATTERN}')",
+         f"'channel ' || {_shown('channel')} || ' must be letters, digits, _ or - (at most 32)'"),
+    )
+    checks.append((f"NOT {_is_blank('route')} AND NOT (route = 'ai' OR route = 'team')",
+                   f"'route ' || {_shown('route')} || ' must be ai or team'"))
+    for f, size in MAX_LENGTH.items():
+        if f not in ("event_id", "customer_id"):
+            checks.append((f"length({f}) > {size}", f"'{f} is longer than {size:,} characters'"))
+    checks.append(("guides IS NOT NULL AND list_bool_or(list_transform(guides, lambda g: length(g) > 200))",
+                   "'a guide name is longer than 200 characters'"))
+    checks.append((f"type = 'handoff' AND {_is_blank('category')}", "'category is required on handoff'"))
+    for f, types in ALLOWED_ON.items():
+        present = "len(guides_n) > 0" if f == "guides" else f"NOT {_is_blank(f)}"
+        where = " and ".join(types) if len(types) < 3 else ", ".join(types)
+        checks.append((f"{present} AND {_in('type', EVENT_TYPES)} AND NOT {_in('type', types)}",
+                       f"'{f} is only allowed on {where}, not on ' || type"))
+    return checks
 
 
 def validation_sql(assume_tz: str | None) -> str:
-    """One query over `_stage` giving the normalised event and `reject_reason` (NULL when valid)."""
-    instant, ts_problem = _timestamp_sql(assume_tz)
-    checks: list[str] = ["problem"]
-    for f in ("event_id", "customer_id"):
-        checks.append(f"""CASE WHEN {_blank(f)} THEN '{f} is missing'
-            WHEN length({f}) > 200 THEN '{f} is longer than 200 characters'
-            WHEN regexp_matches({f}, '{CONTROL}') THEN '{f} contains control characters' END""")
-    checks.append(f"""CASE WHEN {_blank("type")} THEN 'type is missing'
-        WHEN type NOT IN {_list(EVENT_TYPES)} THEN 'type ' || {_shown("type")} || ' is not one of {", ".join(EVENT_TYPES)}' END""")
-    checks.append(ts_problem)
-    checks.append(f"""CASE WHEN NOT {_blank("brand")} AND NOT regexp_full_match(brand, '{BRAND_PATTERN}')
-        THEN 'brand ' || {_shown("brand")} || ' must be lower-case letters, digits, _ or - (at most 64)' END""")
-    checks.append(f"""CASE WHEN {_blank("channel")} AND type IN {_list(MESSAGE_TYPES)} THEN 'channel is required on ' || type
-        WHEN NOT {_blank("channel")} AND NOT regexp_full_match(lower(channel), '{CHANNEL_PATTERN}')
-        THEN 'channel ' || {_shown("channel")} || ' must be letters, digits, _ or - (at most 32)' END""")
-    checks.append(f"""CASE WHEN NOT {_blank("route")} AND route NOT IN ('ai', 'team')
-        THEN 'route ' || {_shown("route")} || ' must be ai or team' END""")
-    for f, size in MAX_LENGTH.items():
-        if f in ("event_id", "customer_id"):
-            continue
-        checks.append(f"CASE WHEN length({f}) > {size} THEN '{f} is longer than {size:,} characters' END")
-    checks.append("CASE WHEN list_bool_or(list_transform(guides, lambda g: length(g) > 200)) "
-                  "THEN 'a guide name is longer than 200 characters' END")
-    checks.append(f"CASE WHEN type = 'handoff' AND {_blank('category')} THEN 'category is required on handoff' END")
-    for f, types in ALLOWED_ON.items():
-        present = "len(guides_n) > 0" if f == "guides" else f"NOT {_blank(f)}"
-        where = " and ".join(types) if len(types) < 3 else ", ".join(types)
-        checks.append(f"CASE WHEN {present} AND type IN {_list(EVENT_TYPES)} AND type NOT IN {_list(types)} "
-                      f"THEN '{f} is only allowed on {where}, not on ' || type END")
+    """One query over `_stage` giving the normalised event and `reject_reason` (NULL when valid).
 
+    Every check is a cheap condition; the message of a failed check is built only for bad records."""
+    instant, timestamp_checks = _timestamp_sql(assume_tz)
+    all_checks = checks(timestamp_checks)
+
+    any_bad = " OR ".join(f"coalesce({condition}, false)" for condition, _ in all_checks)
+    messages = ", ".join(f"CASE WHEN {condition} THEN {message} END" for condition, message in all_checks)
     normalised = {
-        f: f"CASE WHEN {_blank(f)} THEN NULL ELSE {f} END" for f in STRING_FIELDS
+        f: f"CASE WHEN {_is_blank(f)} THEN NULL ELSE {f} END" for f in STRING_FIELDS
         if f not in ("event_id", "customer_id", "type", "occurred_at", "brand", "channel")
     }
     return f"""
         WITH s AS (
             SELECT *, regexp_extract(occurred_at, '{TIMESTAMP_PATTERN}', ['d', 't', 'f', 'o']) AS _ts,
-                   list_filter(guides, lambda g: NOT {_blank("g")}) AS guides_n
+                   {", ".join(f"{_blank(f)} AS _b_{f}" for f in STRING_FIELDS)},
+                   CASE WHEN guides IS NOT NULL THEN list_filter(guides, lambda g: NOT {_blank("g")}) END AS guides_n
             FROM _stage
         ), checked AS (
             SELECT *, CASE WHEN NOT parsed THEN problem
-                           ELSE nullif(concat_ws('; ', {", ".join(checks)}), '') END AS reject_reason
+                           WHEN {any_bad} THEN concat_ws('; ', {messages}) END AS reject_reason
             FROM s
         )
         SELECT source, line, CASE WHEN reject_reason IS NOT NULL THEN raw END AS raw, reject_reason,
-               CASE WHEN {_blank("brand")} THEN 'default' ELSE brand END AS brand,
+               CASE WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
                CASE WHEN reject_reason IS NULL THEN {instant} END AS occurred_at, customer_id,
-               CASE WHEN {_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
+               CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
                {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
                CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes
         FROM checked
