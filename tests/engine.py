@@ -33,7 +33,8 @@ TABLES = {
                       "last_channel, channel_count, session_count, contact_count, handled_by", "conversation_id"),
     "conversation_closes": ("brand, conversation_id, closed_at, counted", "conversation_id, closed_at, counted"),
     "anomalies": ("brand, customer_id, event_id, kind, occurred_at", "brand, event_id, kind"),
-    "session_messages": ("brand, session_id, seq, event_id, occurred_at, speaker, text", "session_id, seq"),
+    "session_messages": ("m.brand, session_id, seq, m.event_id, m.occurred_at, speaker, e.text",
+                         "session_id, seq"),
 }
 
 
@@ -60,7 +61,9 @@ def load_events(store: Store, events: list[dict]) -> None:
 def tables(store: Store) -> dict[str, list[dict]]:
     out = {}
     for table, (columns, order) in TABLES.items():
-        cursor = store.con.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")
+        source = table if table != "session_messages" else \
+            "session_messages m JOIN events e ON e.brand = m.brand AND e.event_id = m.event_id"
+        cursor = store.con.execute(f"SELECT {columns} FROM {source} ORDER BY {order}")
         names = [d[0] for d in cursor.description]
         out[table] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return out

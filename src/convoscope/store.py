@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS anomalies (
 );
 CREATE TABLE IF NOT EXISTS session_messages (
     brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, seq INTEGER, event_id VARCHAR,
-    occurred_at TIMESTAMP, speaker VARCHAR, text VARCHAR
+    occurred_at TIMESTAMP, speaker VARCHAR
 );
 """
 

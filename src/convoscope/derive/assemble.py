@@ -21,7 +21,7 @@ from convoscope.derive import kernel as K
 # Columns the sorted events must carry, in this order, for kernel_input and assemble.
 SORTED_COLUMNS = (
     "brand", "customer_id", "event_id", "occurred_at", "kind", "route_code", "to_ai", "channel", "ai_agent",
-    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent", "text",
+    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent",
 )
 
 _US = 1_000_000
@@ -94,51 +94,88 @@ def _codes(values: np.ndarray, names: tuple[str, ...]) -> pa.Array:
     ).cast(pa.string())
 
 
-def _ids(prefix: str) -> str:
-    return f"'{prefix}' || left(sha256(brand || chr(10) || customer_id || chr(10) || {{col}}), 16)"
+def _entity_ids(con: duckdb.DuckDBPyConnection, prefix: str, brand: pa.Array, customer: pa.Array,
+                event_id: pa.Array) -> pa.Array:
+    """SPEC 3.5 ids of entities whose first events are given, in the same order (DuckDB's sha256)."""
+    con.register("_k_ids", pa.table({"n": np.arange(len(event_id)), "b": brand, "c": customer, "e": event_id}))
+    ids = con.sql(f"SELECT '{prefix}' || left(sha256(b || chr(10) || c || chr(10) || e), 16) AS id "
+                  "FROM _k_ids ORDER BY n").to_arrow_table().column("id").combine_chunks()
+    con.unregister("_k_ids")
+    return ids
 
 
-def assemble(
-    events: pa.Table, out: K.KernelOutput, con: duckdb.DuckDBPyConnection
-) -> dict[str, duckdb.DuckDBPyRelation]:
-    """The derived tables (store schema, column order included) as DuckDB relations over Arrow data."""
-    take = events.take
-    ev = events.select(["brand", "customer_id", "event_id"])
+def _first_and_last(owner: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For rows sorted by position: per owner, the first and last row index and the number of
+    distinct `values` (non-negative codes)."""
+    owners, first = np.unique(owner, return_index=True)
+    _, last_rev = np.unique(owner[::-1], return_index=True)
+    last = owner.shape[0] - 1 - last_rev
+    pairs = np.unique(owner.astype(np.int64) * (int(values.max(initial=0)) + 1) + values)
+    distinct = np.bincount(np.searchsorted(owners, pairs // (int(values.max(initial=0)) + 1)),
+                           minlength=owners.shape[0])
+    return owners, first, last, distinct
 
-    def at(name: str, positions: np.ndarray) -> pa.ChunkedArray | pa.Array:
-        return events.column(name).take(_positions(positions))
 
-    # Conversations first: sessions and contacts carry their conversation's first event id.
-    v_first_event = ev.column("event_id").take(pa.array(out.v_first))
+def assemble(events: pa.Table, out: K.KernelOutput, con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
+    """The derived tables (store schema, column order included) as Arrow tables.
+
+    Strings come from the sorted events by position (`take`); each entity's id is hashed once and
+    reused wherever the entity is referenced."""
+    events = events.combine_chunks()
+    brand, customer, event_id = (events.column(n).chunk(0) if events.column(n).num_chunks else
+                                 events.column(n).combine_chunks() for n in ("brand", "customer_id", "event_id"))
+
+    def at(name: str, positions: np.ndarray) -> pa.Array:
+        column = events.column(name)
+        return column.take(_positions(positions)).combine_chunks() if isinstance(column, pa.ChunkedArray) \
+            else column.take(_positions(positions))
+
+    def ids(prefix: str, first: np.ndarray) -> pa.Array:
+        idx = pa.array(first)
+        return _entity_ids(con, prefix, brand.take(idx), customer.take(idx), event_id.take(idx))
+
+    cnv_ids = ids("cnv_", out.v_first)
+    ses_ids = ids("ses_", out.s_first)
+    ctc_ids = ids("ctc_", out.c_first)
+
+    def of_conversation(conv: np.ndarray) -> dict[str, pa.Array]:
+        idx = pa.array(out.v_first[conv] if conv.shape[0] else conv)
+        return {"brand": brand.take(idx), "customer_id": customer.take(idx), "conversation_id": cnv_ids.take(pa.array(conv))}
+
+    handed = (out.s_end_reason == 0) | (out.s_end_reason == 1)
+    handoff_only = np.where(out.s_end_reason == 0, out.s_handoff, K.NONE)
+    takeover = _codes(np.where(out.s_end_reason == 1, out.s_takeover_source.astype(np.int64), -1), K.CONTACT_SOURCES)
+    category = at("category", handoff_only)
     sessions = pa.table({
-        "idx": np.arange(out.s_first.shape[0]),
         "brand": at("brand", out.s_first),
         "customer_id": at("customer_id", out.s_first),
-        "first_event_id": at("event_id", out.s_first),
-        "conv_event_id": v_first_event.take(pa.array(out.s_conversation)),
+        "session_id": ses_ids,
+        "conversation_id": cnv_ids.take(pa.array(out.s_conversation)),
         "created_at": at("occurred_at", out.s_first),
         "last_activity_at": _times(out.s_last_activity),
         "ended_at": _times(out.s_end),
         "end_reason": _codes(out.s_end_reason, K.SESSION_END_REASONS),
         "channel": at("channel", out.s_channel),
         "ai_agent": at("ai_agent", out.s_ai_agent),
+        "guides_used": pa.nulls(out.s_first.shape[0], pa.string()),
+        "guides": pa.nulls(out.s_first.shape[0], pa.list_(pa.string())),
+        "responded": out.s_first_ai != K.NONE,
         "first_response_at": _times(out.s_first_ai),
-        "handoff_pos_category": at("category", out.s_handoff),
-        "handoff_subcategory": at("subcategory", out.s_handoff),
-        "handoff_reason": at("reason", out.s_handoff),
-        "transfer_rationale": at("transfer_rationale", out.s_handoff),
-        "takeover_source": _codes(out.s_takeover_source.astype(np.int64), K.CONTACT_SOURCES),
+        "handed_off": handed,
+        "handoff_category": pc.if_else(out.s_end_reason == 1, pa.scalar("team_takeover"), category),
+        "handoff_subcategory": pc.if_else(out.s_end_reason == 1, takeover, at("subcategory", handoff_only)),
+        "handoff_reason": at("reason", handoff_only),
+        "transfer_rationale": at("transfer_rationale", handoff_only),
         "recontacted": out.s_recontacted,
         "recontact_known_at": _times(out.s_recontact_known),
     })
+    linked = out.c_session >= 0
     contacts = pa.table({
-        "idx": np.arange(out.c_first.shape[0]),
         "brand": at("brand", out.c_first),
         "customer_id": at("customer_id", out.c_first),
-        "first_event_id": at("event_id", out.c_first),
-        "conv_event_id": v_first_event.take(pa.array(out.c_conversation)),
-        "session_event_id": at("event_id", np.where(out.c_session >= 0, out.s_first[out.c_session], K.NONE)
-                               if out.s_first.shape[0] else np.full(out.c_first.shape[0], K.NONE)),
+        "contact_id": ctc_ids,
+        "conversation_id": cnv_ids.take(pa.array(out.c_conversation)),
+        "session_id": ses_ids.take(pa.array(np.where(linked, out.c_session, 0), mask=~linked)),
         "source": _codes(out.c_source, K.CONTACT_SOURCES),
         "channel": at("channel", out.c_channel),
         "created_at": at("occurred_at", out.c_first),
@@ -146,133 +183,110 @@ def assemble(
         "last_activity_at": _times(out.c_last_activity),
         "ended_at": _times(out.c_end),
         "end_reason": _codes(out.c_end_reason, K.CONTACT_END_REASONS),
+        "agents": pa.nulls(out.c_first.shape[0], pa.string()),
         "customer_messages": out.c_customer_messages.astype(np.int32),
         "agent_messages": out.c_agent_messages.astype(np.int32),
     })
-    handled = np.where(
-        out.v_sessions == 0, 0, np.where(out.v_contacts == 0, 1, np.where(out.v_linked, 2, 3))
-    )
+
+    # Conversation channels: over every event of its interactions that carries one, by event order.
+    n_conv = out.v_first.shape[0]
+    with_channel = np.flatnonzero((out.ev_conversation >= 0) & pc.is_valid(events.column("channel")).to_numpy())
+    first_channel = np.full(n_conv, K.NONE)
+    last_channel = np.full(n_conv, K.NONE)
+    channel_count = np.zeros(n_conv, dtype=np.int32)
+    if with_channel.shape[0]:
+        codes = pc.dictionary_encode(events.column("channel").take(pa.array(with_channel))).combine_chunks()
+        owners, first, last, distinct = _first_and_last(out.ev_conversation[with_channel],
+                                                        codes.indices.to_numpy().astype(np.int64))
+        first_channel[owners] = with_channel[first]
+        last_channel[owners] = with_channel[last]
+        channel_count[owners] = distinct
+    handled = np.where(out.v_sessions == 0, 0, np.where(out.v_contacts == 0, 1, np.where(out.v_linked, 2, 3)))
     conversations = pa.table({
-        "idx": np.arange(out.v_first.shape[0]),
-        "brand": at("brand", out.v_first),
-        "customer_id": at("customer_id", out.v_first),
-        "first_event_id": v_first_event,
+        **of_conversation(np.arange(n_conv)),
         "created_at": _times(out.v_created),
         "ended_at": _times(out.v_end),
         "times_reopened": out.v_reopens.astype(np.int32),
+        "first_channel": at("channel", first_channel),
+        "last_channel": at("channel", last_channel),
+        "channel_count": channel_count,
         "session_count": out.v_sessions.astype(np.int32),
         "contact_count": out.v_contacts.astype(np.int32),
         "handled_by": _codes(handled, K.HANDLED_BY),
     })
-
-    def by_conversation(conv: np.ndarray) -> dict[str, pa.Array]:
-        first = out.v_first[conv] if conv.shape[0] else conv
-        return {
-            "brand": ev.column("brand").take(pa.array(first)),
-            "customer_id": ev.column("customer_id").take(pa.array(first)),
-            "conv_event_id": v_first_event.take(pa.array(conv)),
-        }
-
-    closes = pa.table({**by_conversation(out.close_conversation), "closed_at": _times(out.close_at),
+    closes = pa.table({**of_conversation(out.close_conversation), "closed_at": _times(out.close_at),
                        "counted": out.close_counted})
-    reopens = pa.table({**by_conversation(out.reopen_conversation), "reopened_at": _times(out.reopen_at)})
-    anomalies = take(pa.array(out.anomaly_pos)).select(["brand", "customer_id", "event_id", "occurred_at"])
-    anomalies = anomalies.append_column("kind", _codes(out.anomaly_kind.astype(np.int64), K.ANOMALY_KINDS))
+    reopens = pa.table({**of_conversation(out.reopen_conversation), "reopened_at": _times(out.reopen_at)})
+    anomalies = pa.table({
+        "brand": at("brand", out.anomaly_pos), "customer_id": at("customer_id", out.anomaly_pos),
+        "event_id": at("event_id", out.anomaly_pos),
+        "kind": _codes(out.anomaly_kind.astype(np.int64), K.ANOMALY_KINDS),
+        "occurred_at": at("occurred_at", out.anomaly_pos),
+    })
 
-    # Per-event facts for the string aggregations: which entity each event belongs to.
+    # A session's messages: its customer and AI messages in event order (SPEC 4.2 Message History).
     kind = np.asarray(events.column("kind").to_numpy())
     msg = np.flatnonzero((out.ev_session >= 0) & ((kind == K.CUSTOMER) | (kind == K.AI)))
-    order = np.argsort(out.ev_session[msg], kind="stable")
-    msg = msg[order]
+    msg = msg[np.argsort(out.ev_session[msg], kind="stable")]
     ses_of_msg = out.ev_session[msg]
-    boundaries = np.flatnonzero(np.diff(ses_of_msg, prepend=-1)) if msg.shape[0] else msg
-    seq = np.arange(msg.shape[0]) - np.repeat(boundaries, np.diff(np.append(boundaries, msg.shape[0])))
-    session_messages = take(pa.array(msg)).select(["brand", "customer_id", "event_id", "occurred_at", "kind", "text"])
-    session_messages = session_messages.append_column("session_event_id", at("event_id", out.s_first[ses_of_msg]))
-    session_messages = session_messages.append_column("seq", pa.array(seq.astype(np.int32)))
-
-    guide_rows = np.flatnonzero((out.ev_session >= 0) & (kind == K.AI))
-    guide_events = pa.table({
-        "idx": out.ev_session[guide_rows], "pos": guide_rows,
-        "guides": events.column("guides").take(pa.array(guide_rows)),
-    })
-    agent_rows = np.flatnonzero((out.ev_contact >= 0) & (kind == K.AGENT))
-    agent_events = pa.table({
-        "idx": out.ev_contact[agent_rows], "pos": agent_rows,
-        "agent": events.column("agent").take(pa.array(agent_rows)),
-    })
-    chan_rows = np.flatnonzero(out.ev_conversation >= 0)
-    channel_events = pa.table({
-        "idx": out.ev_conversation[chan_rows], "pos": chan_rows,
-        "channel": events.column("channel").take(pa.array(chan_rows)),
+    starts = np.flatnonzero(np.diff(ses_of_msg, prepend=-1)) if msg.shape[0] else msg
+    seq = np.arange(msg.shape[0]) - np.repeat(starts, np.diff(np.append(starts, msg.shape[0])))
+    session_messages = pa.table({
+        "brand": at("brand", msg), "customer_id": at("customer_id", msg),
+        "session_id": ses_ids.take(pa.array(ses_of_msg)), "seq": seq.astype(np.int32),
+        "event_id": at("event_id", msg), "occurred_at": at("occurred_at", msg),
+        "speaker": _codes(np.where(kind[msg] == K.CUSTOMER, 0, 1).astype(np.int64), ("customer", "ai")),
     })
 
-    for name, table in {
-        "_k_sessions": sessions, "_k_contacts": contacts, "_k_conversations": conversations,
-        "_k_closes": closes, "_k_reopens": reopens, "_k_anomalies": anomalies,
-        "_k_messages": session_messages, "_k_guides": guide_events, "_k_agents": agent_events,
-        "_k_channels": channel_events,
-    }.items():
-        con.register(name, table)
-
-    ses_id = _ids("ses_").format(col="first_event_id")
-    cnv_id = _ids("cnv_").format(col="conv_event_id")
-    return {
-        "sessions": con.sql(f"""
-            WITH used AS (
-                SELECT idx, guide, min(pos * 65536 + n) AS first_use
-                FROM (SELECT idx, pos, unnest(guides) AS guide, generate_subscripts(guides, 1) AS n FROM _k_guides)
-                GROUP BY idx, guide
-            ), agg AS (
-                SELECT idx, string_agg(guide, ', ' ORDER BY first_use) AS guides_used,
-                       list(guide ORDER BY first_use) AS guides
-                FROM used GROUP BY idx
-            )
-            SELECT brand, customer_id, {ses_id} AS session_id, {cnv_id} AS conversation_id,
-                   created_at, last_activity_at, ended_at, end_reason, channel, ai_agent,
-                   agg.guides_used, agg.guides, first_response_at IS NOT NULL AS responded, first_response_at,
-                   end_reason IN ('handoff', 'team_takeover') AS handed_off,
-                   CASE end_reason WHEN 'handoff' THEN handoff_pos_category WHEN 'team_takeover' THEN 'team_takeover' END,
-                   CASE end_reason WHEN 'handoff' THEN handoff_subcategory WHEN 'team_takeover' THEN takeover_source END,
-                   CASE end_reason WHEN 'handoff' THEN handoff_reason END,
-                   CASE end_reason WHEN 'handoff' THEN transfer_rationale END,
-                   recontacted, recontact_known_at
-            FROM _k_sessions LEFT JOIN agg USING (idx)
-        """),
-        "contacts": con.sql(f"""
-            WITH firsts AS (SELECT idx, agent, min(pos) AS first_pos FROM _k_agents GROUP BY idx, agent),
-                 agg AS (SELECT idx, string_agg(agent, ', ' ORDER BY first_pos) AS agents FROM firsts GROUP BY idx)
-            SELECT brand, customer_id, {_ids("ctc_").format(col="first_event_id")} AS contact_id, {cnv_id},
-                   CASE WHEN session_event_id IS NOT NULL THEN {_ids("ses_").format(col="session_event_id")} END,
-                   source, channel, created_at, first_response_at, last_activity_at, ended_at, end_reason,
-                   agg.agents, customer_messages, agent_messages
-            FROM _k_contacts LEFT JOIN agg USING (idx)
-        """),
-        "conversations": con.sql(f"""
-            WITH agg AS (
-                SELECT idx, arg_min(channel, pos) AS first_channel, arg_max(channel, pos) AS last_channel,
-                       count(DISTINCT channel) AS channel_count
-                FROM _k_channels WHERE channel IS NOT NULL GROUP BY idx
-            )
-            SELECT brand, customer_id, {_ids("cnv_").format(col="first_event_id")}, created_at, ended_at,
-                   times_reopened, agg.first_channel, agg.last_channel, coalesce(agg.channel_count, 0)::INTEGER,
-                   session_count, contact_count, handled_by
-            FROM _k_conversations LEFT JOIN agg USING (idx)
-        """),
-        "conversation_closes": con.sql(
-            f"SELECT brand, customer_id, {cnv_id}, closed_at, counted FROM _k_closes"),
-        "conversation_reopens": con.sql(
-            f"SELECT brand, customer_id, {cnv_id}, reopened_at FROM _k_reopens"),
-        "anomalies": con.sql("SELECT brand, customer_id, event_id, kind, occurred_at FROM _k_anomalies"),
-        "session_messages": con.sql(f"""
-            SELECT brand, customer_id, {_ids("ses_").format(col="session_event_id")}, seq, event_id, occurred_at,
-                   CASE kind WHEN {K.CUSTOMER} THEN 'customer' ELSE 'ai' END, text
-            FROM _k_messages
-        """),
-    }
+    sessions = _with_guides(con, sessions, events, out, kind)
+    contacts = _with_agents(con, contacts, events, out, kind)
+    return {"sessions": sessions, "contacts": contacts, "conversations": conversations,
+            "conversation_closes": closes, "conversation_reopens": reopens, "anomalies": anomalies,
+            "session_messages": session_messages}
 
 
-def unregister(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("_k_sessions", "_k_contacts", "_k_conversations", "_k_closes", "_k_reopens", "_k_anomalies",
-                 "_k_messages", "_k_guides", "_k_agents", "_k_channels"):
-        con.unregister(name)
+def _with_guides(con: duckdb.DuckDBPyConnection, sessions: pa.Table, events: pa.Table, out: K.KernelOutput,
+                 kind: np.ndarray) -> pa.Table:
+    """SPEC 3.6 guides_used: distinct non-empty guides over its AI messages, in order of first use."""
+    rows = np.flatnonzero((out.ev_session >= 0) & (kind == K.AI) & pc.is_valid(events.column("guides")).to_numpy())
+    if not rows.shape[0]:
+        return sessions
+    con.register("_k_guides", pa.table({"idx": out.ev_session[rows], "pos": rows,
+                                        "guides": events.column("guides").take(pa.array(rows))}))
+    used = con.sql("""
+        WITH used AS (
+            SELECT idx, guide, min(pos * 65536 + n) AS first_use
+            FROM (SELECT idx, pos, unnest(guides) AS guide, generate_subscripts(guides, 1) AS n FROM _k_guides)
+            GROUP BY idx, guide
+        )
+        SELECT idx, string_agg(guide, ', ' ORDER BY first_use) AS used, list(guide ORDER BY first_use) AS guides
+        FROM used GROUP BY idx ORDER BY idx
+    """).to_arrow_table()
+    con.unregister("_k_guides")
+    idx = used.column("idx").to_numpy()
+    text = np.full(sessions.num_rows, -1, dtype=np.int64)
+    text[idx] = np.arange(idx.shape[0])
+    where = pa.array(np.where(text >= 0, text, 0), mask=text < 0)
+    sessions = sessions.set_column(sessions.schema.get_field_index("guides_used"), "guides_used",
+                                   used.column("used").take(where))
+    return sessions.set_column(sessions.schema.get_field_index("guides"), "guides", used.column("guides").take(where))
+
+
+def _with_agents(con: duckdb.DuckDBPyConnection, contacts: pa.Table, events: pa.Table, out: K.KernelOutput,
+                 kind: np.ndarray) -> pa.Table:
+    """SPEC 4.4 Agents: distinct team members in order of their first message."""
+    rows = np.flatnonzero((out.ev_contact >= 0) & (kind == K.AGENT) & pc.is_valid(events.column("agent")).to_numpy())
+    if not rows.shape[0]:
+        return contacts
+    con.register("_k_agents", pa.table({"idx": out.ev_contact[rows], "pos": rows,
+                                        "agent": events.column("agent").take(pa.array(rows))}))
+    agents = con.sql("""
+        WITH firsts AS (SELECT idx, agent, min(pos) AS first_pos FROM _k_agents GROUP BY idx, agent)
+        SELECT idx, string_agg(agent, ', ' ORDER BY first_pos) AS agents FROM firsts GROUP BY idx ORDER BY idx
+    """).to_arrow_table()
+    con.unregister("_k_agents")
+    idx = agents.column("idx").to_numpy()
+    text = np.full(contacts.num_rows, -1, dtype=np.int64)
+    text[idx] = np.arange(idx.shape[0])
+    where = pa.array(np.where(text >= 0, text, 0), mask=text < 0)
+    return contacts.set_column(contacts.schema.get_field_index("agents"), "agents", agents.column("agents").take(where))

@@ -103,16 +103,17 @@ def derive(
             events = con.sql(f"""
                 SELECT brand, customer_id, event_id, occurred_at, enum_code(type)::TINYINT AS kind,
                        coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code, {to_ai} AS to_ai,
-                       channel, ai_agent, guides, category, subcategory, reason, transfer_rationale, agent, text
+                       channel, ai_agent, guides, category, subcategory, reason, transfer_rationale, agent
                 FROM (SELECT * FROM events {scope_filter}) {part_filter}
                 ORDER BY brand, customer_id, occurred_at, type, event_id
             """).to_arrow_table()
             if events.num_rows == 0:
                 continue
             out = run_kernel(A.kernel_input(events, config.for_brand))
-            for table, relation in A.assemble(events, out, con).items():
-                relation.insert_into(table)
-            A.unregister(con)
+            for table, derived in A.assemble(events, out, con).items():
+                con.register("_derived", derived)
+                con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
+                con.unregister("_derived")
             counts["sessions"] += out.s_first.shape[0]
             counts["contacts"] += out.c_first.shape[0]
             counts["conversations"] += out.v_first.shape[0]

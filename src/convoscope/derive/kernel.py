@@ -394,12 +394,16 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
             k_counted[n_k] = True
             n_k += 1
 
-        # Per customer: recontact (SPEC 3.6) — the next session, in any conversation or channel.
+        # Per customer: recontact (SPEC 3.6) — another session created in [end, end + R], in any
+        # conversation or channel. Sessions never overlap, so that is the next one, or — when
+        # sessions start and end at one instant — the previous one, created exactly at this end.
         for s in range(first_session, n_s):
             s_known[s] = s_end[s] + R
-            if s + 1 < n_s and s_first[s + 1] >= 0:
+            if s + 1 < n_s:
                 nxt = ts[s_first[s + 1]]
                 s_recon[s] = s_end[s] <= nxt and nxt <= s_end[s] + R
+            if s > first_session and ts[s_first[s - 1]] == s_end[s]:
+                s_recon[s] = True
 
     # Conversation ends: the latest end of their interactions.
     for s in range(n_s):

@@ -91,9 +91,10 @@ def _detail_query(report: Report, params: Params, config: Config, *, messages: b
                 SELECT session_id, string_agg(
                     '[' || strftime({local("m.occurred_at", params)}, '%Y-%m-%d %H:%M:%S') || '] '
                     || CASE speaker WHEN 'customer' THEN 'Customer' ELSE 'AI' END || ': '
-                    || coalesce(regexp_replace(text, {line_break}, ' ', 'g'), ''),
+                    || coalesce(regexp_replace(e.text, {line_break}, ' ', 'g'), ''),
                     chr(10) ORDER BY seq) AS history
-                FROM session_messages m SEMI JOIN picked USING (session_id)
+                FROM (SELECT * FROM session_messages SEMI JOIN picked USING (session_id)) m
+                JOIN events e ON e.brand = m.brand AND e.event_id = m.event_id
                 GROUP BY session_id
             ) h USING (session_id)
         """
