@@ -13,6 +13,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import duckdb
+import numpy as np
+import pyarrow as pa
+
 from convoscope.config import Config
 from convoscope.derive import assemble as A
 from convoscope.derive.kernel import run_kernel
@@ -51,6 +55,53 @@ def _to_ai_sql(config: Config, brands: list[str]) -> str:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.SortedEvents | None:
+    """The events selected by `where`, in SPEC 2.4's order, as numbers plus their string columns.
+
+    DuckDB sorts numbers only: customers by a 64-bit hash of (brand, customer_id), then time and type
+    rank; the rare ties on all of those are put in event_id order here. A second, differently seeded
+    hash tells customers apart should two share the first (a 128-bit identity). String columns are
+    read once in storage order and gathered by position when needed."""
+    numbers = con.sql(f"""
+        SELECT events.rowid AS r, hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2,
+               epoch_us(occurred_at) AS ts, enum_code(type)::TINYINT AS kind,
+               coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code, {to_ai} AS to_ai,
+               channel IS NOT NULL AS has_channel, ai_agent IS NOT NULL AS has_ai_agent
+        FROM events {where}
+        ORDER BY h, h2, ts, kind
+    """).to_arrow_table()
+    n = numbers.num_rows
+    if n == 0:
+        return None
+    col = {name: numbers.column(name).to_numpy() for name in numbers.column_names}
+    strings = con.sql(f"SELECT events.rowid AS r, {', '.join(A.STRING_COLUMNS)} FROM events {where}").to_arrow_table()
+    storage_rows = strings.column("r").to_numpy()
+    row_of = np.empty(int(storage_rows.max()) + 1, dtype=np.int64)
+    row_of[storage_rows] = np.arange(storage_rows.shape[0])
+
+    same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
+    tied = same_customer & (col["ts"][1:] == col["ts"][:-1]) & (col["kind"][1:] == col["kind"][:-1])
+    if tied.any():
+        member = np.zeros(n, dtype=bool)
+        member[1:] |= tied
+        member[:-1] |= tied
+        positions = np.flatnonzero(member)
+        run = np.cumsum(np.concatenate(([True], ~tied)))[positions]
+        event_ids = strings.column("event_id").take(pa.array(row_of[col["r"][positions]]))
+        within = pa.table({"run": run, "event_id": event_ids, "i": np.arange(positions.shape[0])})
+        order = np.arange(n)  # event_id by code point: Arrow compares UTF-8 bytes, which orders code points
+        order[positions] = positions[within.sort_by([("run", "ascending"), ("event_id", "ascending")])
+                                     .column("i").to_numpy()]
+        col = {name: values[order] for name, values in col.items()}
+        same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
+    starts = np.concatenate(([0], np.flatnonzero(~same_customer) + 1, [n])).astype(np.int64)
+    return A.SortedEvents(
+        group_starts=starts, ts=col["ts"], kind=col["kind"], route=col["route_code"], to_ai=col["to_ai"],
+        has_channel=col["has_channel"], has_ai_agent=col["has_ai_agent"],
+        columns=A.EventColumns(strings, row_of[col["r"]]),
+    )
 
 
 def stale_brands(store: Store, config: Config) -> list[str]:
@@ -100,24 +151,18 @@ def derive(
         done = 0
         for part in range(parts):
             part_filter = f"WHERE hash(brand, customer_id) % {parts} = {part}" if parts > 1 else ""
-            events = con.sql(f"""
-                SELECT brand, customer_id, event_id, occurred_at, enum_code(type)::TINYINT AS kind,
-                       coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code, {to_ai} AS to_ai,
-                       channel, ai_agent, guides, category, subcategory, reason, transfer_rationale, agent
-                FROM (SELECT * FROM events {scope_filter}) {part_filter}
-                ORDER BY brand, customer_id, occurred_at, type, event_id
-            """).to_arrow_table()
-            if events.num_rows == 0:
+            events = _sorted_events(con, f"{scope_filter} {part_filter}", to_ai)
+            if events is None:
                 continue
             out = run_kernel(A.kernel_input(events, config.for_brand))
-            for table, derived in A.assemble(events, out, con).items():
+            for table, derived in A.assemble(events, out).items():
                 con.register("_derived", derived)
                 con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
                 con.unregister("_derived")
             counts["sessions"] += out.s_first.shape[0]
             counts["contacts"] += out.c_first.shape[0]
             counts["conversations"] += out.v_first.shape[0]
-            done += events.num_rows
+            done += events.ts.shape[0]
             del events, out
             if progress:
                 progress(done, total)

@@ -462,3 +462,56 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
         reopen_conversation=r_conv[:n_r], reopen_at=r_at[:n_r],
         anomaly_pos=a_pos[:n_a], anomaly_kind=a_kind[:n_a],
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def distinct_in_order(owner: np.ndarray, offsets: np.ndarray, codes: np.ndarray, n_codes: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner, the distinct codes in order of first appearance (guides of a session's AI replies,
+    team members of a contact). Rows come in event order; an owner's rows are contiguous because
+    sessions, like contacts, never overlap. Returns (owner, code) pairs grouped by owner."""
+    seen = np.full(max(n_codes, 1), -1, dtype=np.int64)
+    out_owner = np.empty(codes.shape[0], dtype=np.int64)
+    out_code = np.empty(codes.shape[0], dtype=np.int64)
+    m = 0
+    for i in range(owner.shape[0]):
+        o = owner[i]
+        for j in range(offsets[i], offsets[i + 1]):
+            c = codes[j]
+            if c >= 0 and seen[c] != o:
+                seen[c] = o
+                out_owner[m] = o
+                out_code[m] = c
+                m += 1
+    return out_owner[:m], out_code[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def conversation_channels(ev_conversation: np.ndarray, channel: np.ndarray, n_conversations: int
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First and last position carrying a channel, and the number of distinct channels, per
+    conversation (SPEC 4.6), over the events of its interactions in event order. Channel codes of 64
+    and above are counted outside (`overflow` marks the conversations that have any)."""
+    first = np.full(n_conversations, NONE, dtype=np.int64)
+    last = np.full(n_conversations, NONE, dtype=np.int64)
+    bits = np.zeros(n_conversations, dtype=np.uint64)
+    overflow = np.zeros(n_conversations, dtype=np.bool_)
+    for i in range(ev_conversation.shape[0]):
+        v = ev_conversation[i]
+        c = channel[i]
+        if v < 0 or c < 0:
+            continue
+        if first[v] == NONE:
+            first[v] = i
+        last[v] = i
+        if c < 64:
+            bits[v] |= np.uint64(1) << np.uint64(c)
+        else:
+            overflow[v] = True
+    count = np.zeros(n_conversations, dtype=np.int32)
+    for v in range(n_conversations):
+        b = bits[v]
+        while b:
+            b &= b - np.uint64(1)
+            count[v] += 1
+    return first, last, count, overflow
