@@ -38,7 +38,11 @@ class App:
         return self._config
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
+    def store(self, *, must_exist: bool = False) -> Iterator[Store]:
+        """The store; commands that only read it must not create an empty one by mistake."""
+        if must_exist and not self.db_path.exists():
+            raise ConvoscopeError(f"no store at {self.db_path}; ingest events first (convoscope ingest FILE) "
+                                  "or point --db at the store")
         with Store(self.db_path) as store:
             yield store
 
@@ -134,7 +138,7 @@ def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | N
 def derive(app: App) -> None:
     """Rebuild every derived table from the stored events."""
     config = app.config
-    with app.store() as store:
+    with app.store(must_exist=True) as store:
         result = service.derive(store, config, progress=progress_printer())
     click.echo(f"derived {result.events:,} events of {result.customers:,} customers: {result.sessions:,} sessions, "
                f"{result.contacts:,} contacts, {result.conversations:,} conversations")
@@ -162,7 +166,7 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
 
     config = app.config
     definition = reports.get_report(name)
-    with app.store() as store:
+    with app.store(must_exist=True) as store:
         params = reports.build_params(
             definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
             as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
@@ -191,7 +195,7 @@ def rejects(app: App, show_all: bool, raw: bool) -> None:
     """List rejected events with their source and reason."""
     import csv
 
-    with app.store() as store:
+    with app.store(must_exist=True) as store:
         found = store.con.execute(f"""
             SELECT kind, source, line, reason, raw FROM rejects {'' if show_all else 'WHERE NOT resolved'}
             ORDER BY source, line NULLS LAST, kind

@@ -143,8 +143,8 @@ def derive(
                 con.execute(f"DELETE FROM {table} t USING _scope s WHERE t.brand = s.brand AND t.customer_id = s.customer_id")
             scope_filter = "SEMI JOIN _scope USING (brand, customer_id)"
 
-        total_row = con.execute(f"SELECT count(*), count(DISTINCT (brand, customer_id)) FROM events {scope_filter}").fetchall()[0]
-        total, customers = (int(total_row[0]), int(total_row[1])) if total_row else (0, 0)
+        total = int(con.execute(f"SELECT count(*) FROM events {scope_filter}").fetchall()[0][0])
+        customers = 0
         parts = max(1, math.ceil(total / PARTITION_EVENTS))
         to_ai = _to_ai_sql(config, brands)
         counts = {"sessions": 0, "contacts": 0, "conversations": 0}
@@ -159,6 +159,7 @@ def derive(
                 con.register("_derived", derived)
                 con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
                 con.unregister("_derived")
+            customers += events.group_starts.shape[0] - 1
             counts["sessions"] += out.s_first.shape[0]
             counts["contacts"] += out.c_first.shape[0]
             counts["conversations"] += out.v_first.shape[0]

@@ -337,11 +337,14 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
 
 
 def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:
-    raw_bytes = data.read_bytes() if isinstance(data, Path) else data.read()
-    if raw_bytes.startswith(b"\xef\xbb\xbf"):
-        raw_bytes = raw_bytes[3:]
-    header_text = raw_bytes.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    header = next(csv.reader([header_text.rstrip("\r")]), [])
+    # pyarrow streams the file block by block; only the header line is read here.
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            first = handle.readline()
+    else:
+        first = data.readline()
+        data.seek(0)
+    header = next(csv.reader([first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")]), [])
     if not header:
         return
     invalid: list[tuple[int, str]] = []
@@ -351,7 +354,7 @@ def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> 
         return "skip"
 
     reader = pacsv.open_csv(
-        io.BytesIO(raw_bytes),
+        str(data) if isinstance(data, Path) else data,
         read_options=pacsv.ReadOptions(block_size=16 * 1024 * 1024, use_threads=False),
         parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid,
                                          ignore_empty_lines=False),

@@ -1,0 +1,101 @@
+"""The command line as a user meets it (SPEC 6.1): one-line errors with the right exit codes, the
+synthetic brand through `generate`, the `demo` command and `ingest --no-derive`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from convoscope.cli import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def one_line_error(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("convoscope: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", [
+    ["frobnicate"],
+    ["report"],
+    ["ingest"],
+    ["--bogus", "derive"],
+    ["derive", "--bogus"],
+    ["report", "sessions-detail", "--headers", "camel"],
+    ["generate", "--customers", "0", "--out", "x.jsonl"],
+    ["generate", "--out", "x.txt"],
+])
+def test_usage_errors_exit_2_with_one_line_and_a_hint(args: list[str], tmp_path: Path) -> None:
+    result = run("--db", str(tmp_path / "s.duckdb"), *args)
+    assert result.exit_code == 2
+    one_line_error(result)
+
+
+def test_reading_a_store_that_does_not_exist_says_to_ingest_first(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.duckdb"
+    for args in (["report", "sessions-detail"], ["rejects"], ["derive"]):
+        result = run("--db", str(missing), *args)
+        assert result.exit_code == 1
+        assert "ingest" in one_line_error(result)
+    assert not missing.exists()
+
+
+def test_generate_writes_the_same_brand_for_the_same_seed(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    for path, seed in ((a, "3"), (b, "3"), (c, "4")):
+        result = run("generate", "--customers", "40", "--days", "5", "--seed", seed, "--out", str(path))
+        assert result.exit_code == 0, result.output
+        assert f"records to {path}" in result.stdout
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+
+
+def test_generated_malformed_records_are_rejected_with_reasons(tmp_path: Path) -> None:
+    events, db = tmp_path / "bad.jsonl", tmp_path / "s.duckdb"
+    assert run("generate", "--customers", "60", "--days", "5", "--bad-rate", "0.05", "--out", str(events)).exit_code == 0
+    result = run("--db", str(db), "ingest", str(events))
+    assert result.exit_code == 3
+    accepted, _, rejected = (int(part.split()[-1].replace(",", "")) for part in result.stdout.split(", "))
+    assert accepted > 0 and rejected > 0
+    listed = list(csv.DictReader(io.StringIO(run("--db", str(db), "rejects").stdout)))
+    assert len(listed) == rejected
+    assert all(row["reason"] and row["line"] for row in listed)
+
+
+def test_demo_writes_both_reports_and_prints_the_headline(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run("demo", "--out", str(out), "--customers", "80", "--days", "7")
+    assert result.exit_code == 0, result.output
+    for name in ("sessions-detail", "sessions-detail-with-messages"):
+        rows = list(csv.reader(io.StringIO((out / f"{name}.csv").read_text(encoding="utf-8"))))
+        assert rows[0][0] == "Session ID" and len(rows) > 10
+    for words in ("AI sessions", "resolution rate", "handoff rate", "top handoff categories"):
+        assert words in result.stdout
+    sessions = int(result.stdout.split("AI sessions")[1].split()[0].replace(",", ""))
+    assert sessions == len(rows) - 1
+
+
+def test_ingest_no_derive_stores_and_the_next_report_derives(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    result = run("--db", str(db), "ingest", "--no-derive", str(FIXTURES / "worked-example.jsonl"))
+    assert result.exit_code == 0 and "accepted 10" in result.stdout
+    report = run("--db", str(db), "report", "sessions-detail", "--as-of", "2026-06-01T00:00:00Z", "--tz", "UTC")
+    assert report.exit_code == 0
+    assert report.stdout_bytes == (FIXTURES / "worked-example.sessions-detail.csv").read_bytes()
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "worked-example.csv").read_bytes())
+    result = run("--db", str(tmp_path / "s.duckdb"), "ingest", str(path))
+    assert result.exit_code == 0 and "accepted 10" in result.stdout
