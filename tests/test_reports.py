@@ -213,8 +213,9 @@ def test_headers(worked: Convoscope, name: str, args: list[str], expected: list[
     assert header(worked.report(*args, name=name)) == expected
 
 
-def test_header_row_even_without_rows(cs: Convoscope) -> None:
-    assert cs.report().stdout_bytes == (",".join(DETAIL_HEADERS) + "\r\n").encode()
+def test_header_row_even_without_rows(worked: Convoscope) -> None:
+    no_rows = worked.report("--from", "2030-01-01")
+    assert no_rows.stdout_bytes == (",".join(DETAIL_HEADERS) + "\r\n").encode()
 
 
 def test_extra_columns_of_the_worked_example(worked: Convoscope) -> None:
