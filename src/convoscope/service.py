@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from convoscope.config import Config
-from convoscope.derive import duckdb_engine
-from convoscope.derive.duckdb_engine import DeriveResult
 from convoscope.errors import UsageError
 from convoscope.events.ingest import IngestCounts, merge_stage
 from convoscope.events.readers import expand, read_chunks
 from convoscope.store import Store
+
+if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
+    from convoscope.derive.duckdb_engine import DeriveResult
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -65,6 +67,8 @@ def ingest(
 
 def ensure_derived(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult | None:
     """Derive pending customers, and rebuild brands whose derivation settings changed (SPEC 5)."""
+    from convoscope.derive import duckdb_engine
+
     if not duckdb_engine.needs_derive(store, config):
         return None
     return duckdb_engine.derive(store, config, progress=_derive_progress(progress))
@@ -72,6 +76,8 @@ def ensure_derived(store: Store, config: Config, *, progress: Progress | None = 
 
 def derive(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult:
     """Rebuild every derived table from the stored events."""
+    from convoscope.derive import duckdb_engine
+
     return duckdb_engine.derive(store, config, full=True, progress=_derive_progress(progress))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from convoscope.config import Config
 from convoscope.derive import assemble as A
@@ -62,24 +63,41 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.
 
     DuckDB sorts numbers only: customers by a 64-bit hash of (brand, customer_id), then time and type
     rank; the rare ties on all of those are put in event_id order here. A second, differently seeded
-    hash tells customers apart should two share the first (a 128-bit identity). String columns are
-    read once in storage order and gathered by position when needed."""
-    numbers = con.sql(f"""
-        SELECT events.rowid AS r, hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2,
-               epoch_us(occurred_at) AS ts, enum_code(type)::TINYINT AS kind,
-               coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code, {to_ai} AS to_ai,
-               channel IS NOT NULL AS has_channel, ai_agent IS NOT NULL AS has_ai_agent
-        FROM events {where}
-        ORDER BY h, h2, ts, kind
-    """).to_arrow_table()
-    n = numbers.num_rows
+    hash tells customers apart (a 128-bit identity): should two customers share the first hash, the
+    sort is redone with both. Everything else is read once in storage order and gathered by row."""
+    def sort(keys: str) -> dict[str, np.ndarray]:
+        numbers = con.sql(f"""
+            SELECT events.rowid AS r, hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2,
+                   epoch_us(occurred_at) AS ts, enum_code(type)::TINYINT AS kind
+            FROM events {where}
+            ORDER BY {keys}
+        """).to_arrow_table()
+        return {name: numbers.column(name).to_numpy() for name in numbers.column_names}
+
+    col = sort("h, ts, kind")
+    n = col["r"].shape[0]
     if n == 0:
         return None
-    col = {name: numbers.column(name).to_numpy() for name in numbers.column_names}
-    strings = con.sql(f"SELECT events.rowid AS r, {', '.join(A.STRING_COLUMNS)} FROM events {where}").to_arrow_table()
+    if ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
+        col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
+    # Everything else is read in storage order (no sort) and gathered by row.
+    strings = con.sql(f"""
+        SELECT events.rowid AS r, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code, {to_ai} AS to_ai,
+               {', '.join(A.STRING_COLUMNS)}
+        FROM events {where}
+    """).to_arrow_table()
     storage_rows = strings.column("r").to_numpy()
-    row_of = np.empty(int(storage_rows.max()) + 1, dtype=np.int64)
-    row_of[storage_rows] = np.arange(storage_rows.shape[0])
+    if storage_rows[0] == 0 and storage_rows[-1] == n - 1 and np.array_equal(storage_rows, np.arange(n)):
+        row_of = None  # the common case: read back in row order, row id = row
+    else:
+        row_of = np.empty(int(storage_rows.max()) + 1, dtype=np.int64)
+        row_of[storage_rows] = np.arange(storage_rows.shape[0])
+    flags = {
+        "route_code": strings.column("route_code").to_numpy(),
+        "to_ai": strings.column("to_ai").to_numpy(),
+        "has_channel": pc.is_valid(strings.column("channel")).to_numpy(),
+        "has_ai_agent": pc.is_valid(strings.column("ai_agent")).to_numpy(),
+    }
 
     same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
     tied = same_customer & (col["ts"][1:] == col["ts"][:-1]) & (col["kind"][1:] == col["kind"][:-1])
@@ -89,7 +107,8 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.
         member[:-1] |= tied
         positions = np.flatnonzero(member)
         run = np.cumsum(np.concatenate(([True], ~tied)))[positions]
-        event_ids = strings.column("event_id").take(pa.array(row_of[col["r"][positions]]))
+        rows = col["r"][positions] if row_of is None else row_of[col["r"][positions]]
+        event_ids = strings.column("event_id").take(pa.array(rows))
         within = pa.table({"run": run, "event_id": event_ids, "i": np.arange(positions.shape[0])})
         order = np.arange(n)  # event_id by code point: Arrow compares UTF-8 bytes, which orders code points
         order[positions] = positions[within.sort_by([("run", "ascending"), ("event_id", "ascending")])
@@ -97,10 +116,11 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.
         col = {name: values[order] for name, values in col.items()}
         same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
     starts = np.concatenate(([0], np.flatnonzero(~same_customer) + 1, [n])).astype(np.int64)
+    index = col["r"] if row_of is None else row_of[col["r"]]
     return A.SortedEvents(
-        group_starts=starts, ts=col["ts"], kind=col["kind"], route=col["route_code"], to_ai=col["to_ai"],
-        has_channel=col["has_channel"], has_ai_agent=col["has_ai_agent"],
-        columns=A.EventColumns(strings, row_of[col["r"]]),
+        group_starts=starts, ts=col["ts"], kind=col["kind"], route=flags["route_code"][index],
+        to_ai=flags["to_ai"][index], has_channel=flags["has_channel"][index],
+        has_ai_agent=flags["has_ai_agent"][index], columns=A.EventColumns(strings, index),
     )
 
 
