@@ -59,7 +59,6 @@ def ingest(
             result.counts.add(counts)
             if progress:
                 progress("ingest", result.counts.accepted + result.counts.duplicate + result.counts.rejected, None)
-            del chunk
     if derive:
         result.derived = ensure_derived(store, config, progress=progress)
     return result

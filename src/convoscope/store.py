@@ -99,6 +99,11 @@ DERIVED_TABLES = (
 )
 
 
+def sql_string(text: str) -> str:
+    """`text` as a SQL string literal, for values built into queries (names, zones, patterns)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from convoscope.config import Config
 from convoscope.derive import assemble as A
 from convoscope.derive.kernel import run_kernel
-from convoscope.store import DERIVED_TABLES, Store
+from convoscope.store import DERIVED_TABLES, Store, sql_string
 
 # Events per partition: large enough to amortise a scan, small enough to bound memory (~2 GiB).
 PARTITION_EVENTS = 12_000_000
@@ -43,19 +43,15 @@ def _to_ai_sql(config: Config, brands: list[str]) -> str:
     def expr(channels: tuple[str, ...]) -> str:
         if "*" in channels:
             return "true"
-        return "coalesce(channel IN (" + ", ".join(_quote(c) for c in channels) + "), false)"
+        return "coalesce(channel IN (" + ", ".join(sql_string(c) for c in channels) + "), false)"
 
     cases = [
-        f"WHEN {_quote(b)} THEN {expr(config.for_brand(b).ai_channels)}"
+        f"WHEN {sql_string(b)} THEN {expr(config.for_brand(b).ai_channels)}"
         for b in brands
         if config.for_brand(b).ai_channels != config.defaults.ai_channels
     ]
     default = expr(config.defaults.ai_channels)
     return f"CASE brand {' '.join(cases)} ELSE {default} END" if cases else default
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.SortedEvents | None:
@@ -88,39 +84,38 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.
     """).to_arrow_table()
     storage_rows = strings.column("r").to_numpy()
     if storage_rows[0] == 0 and storage_rows[-1] == n - 1 and np.array_equal(storage_rows, np.arange(n)):
-        row_of = None  # the common case: read back in row order, row id = row
+        col["row"] = col["r"]  # the common case: read back in row-id order
     else:
         row_of = np.empty(int(storage_rows.max()) + 1, dtype=np.int64)
         row_of[storage_rows] = np.arange(storage_rows.shape[0])
-    flags = {
-        "route_code": strings.column("route_code").to_numpy(),
-        "to_ai": strings.column("to_ai").to_numpy(),
-        "has_channel": pc.is_valid(strings.column("channel")).to_numpy(),
-        "has_ai_agent": pc.is_valid(strings.column("ai_agent")).to_numpy(),
-    }
+        col["row"] = row_of[col["r"]]
 
     same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
     tied = same_customer & (col["ts"][1:] == col["ts"][:-1]) & (col["kind"][1:] == col["kind"][:-1])
-    if tied.any():
+    if tied.any():  # reordering within a run keeps customers where they are
         member = np.zeros(n, dtype=bool)
         member[1:] |= tied
         member[:-1] |= tied
         positions = np.flatnonzero(member)
         run = np.cumsum(np.concatenate(([True], ~tied)))[positions]
-        rows = col["r"][positions] if row_of is None else row_of[col["r"][positions]]
-        event_ids = strings.column("event_id").take(pa.array(rows))
+        event_ids = strings.column("event_id").take(pa.array(col["row"][positions]))
         within = pa.table({"run": run, "event_id": event_ids, "i": np.arange(positions.shape[0])})
         order = np.arange(n)  # event_id by code point: Arrow compares UTF-8 bytes, which orders code points
         order[positions] = positions[within.sort_by([("run", "ascending"), ("event_id", "ascending")])
                                      .column("i").to_numpy()]
         col = {name: values[order] for name, values in col.items()}
-        same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
     starts = np.concatenate(([0], np.flatnonzero(~same_customer) + 1, [n])).astype(np.int64)
-    index = col["r"] if row_of is None else row_of[col["r"]]
+    index = col["row"]
+    flags = {
+        "route_code": strings.column("route_code").to_numpy()[index],
+        "to_ai": strings.column("to_ai").to_numpy()[index],
+        "has_channel": pc.is_valid(strings.column("channel")).to_numpy()[index],
+        "has_ai_agent": pc.is_valid(strings.column("ai_agent")).to_numpy()[index],
+    }
     return A.SortedEvents(
-        group_starts=starts, ts=col["ts"], kind=col["kind"], route=flags["route_code"][index],
-        to_ai=flags["to_ai"][index], has_channel=flags["has_channel"][index],
-        has_ai_agent=flags["has_ai_agent"][index], columns=A.EventColumns(strings, index),
+        group_starts=starts, ts=col["ts"], kind=col["kind"], route=flags["route_code"], to_ai=flags["to_ai"],
+        has_channel=flags["has_channel"], has_ai_agent=flags["has_ai_agent"],
+        columns=A.EventColumns(strings, index),
     )
 
 

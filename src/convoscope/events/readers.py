@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from convoscope.errors import IngestError
 from convoscope.events.schema import FIELDS, STRING_FIELDS
+from convoscope.store import sql_string
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 CHUNK_BYTES = 256 * 1024 * 1024
@@ -54,10 +55,6 @@ def _raw_from_stage(con: duckdb.DuckDBPyConnection) -> Callable[[list[int]], dic
         return dict(found.fetchall())
 
     return raw_of
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:
@@ -262,7 +259,7 @@ def _jsonl_stage_sql(source: str) -> str:
     problems.append(f"CASE WHEN json_type(j.guides) <> 'NULL' AND NOT ({guides_ok}) "
                     "THEN 'guides must be a list of strings' END")
     return f"""
-        SELECT {_q(source)} AS source, line, raw, coalesce(jt = 'OBJECT', false) AS parsed,
+        SELECT {sql_string(source)} AS source, line, raw, coalesce(jt = 'OBJECT', false) AS parsed,
                CASE WHEN bad THEN 'line is not valid UTF-8 text; re-export the file as UTF-8'
                     WHEN jt IS NULL THEN 'line is not valid JSON; check for truncation or stray characters'
                     WHEN jt <> 'OBJECT' THEN 'line is a JSON ' || lower(jt) || ', not an object'
@@ -323,13 +320,13 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
             kind = schema.field(n).type
             return f"nullif({_ident(n)}, '')" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else _ident(n)
 
-        pairs = ", ".join(f"{_q(n)}, {extra_value(n)}" for n in extra)
+        pairs = ", ".join(f"{sql_string(n)}, {extra_value(n)}" for n in extra)
         present = " OR ".join(f"{extra_value(n)} IS NOT NULL" for n in extra)
         attributes = f"CASE WHEN {present} THEN nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}') END"
     else:
         attributes = "NULL"
     return f"""
-        SELECT {_q(source)} AS source, {LINE} AS line, {raw_sql} AS raw, {parsed_sql} AS parsed,
+        SELECT {sql_string(source)} AS source, {LINE} AS line, {raw_sql} AS raw, {parsed_sql} AS parsed,
                nullif(concat_ws('; ', {", ".join(problems)}), '') AS problem,
                {", ".join(fields)}, {attributes} AS attributes
         FROM _batch
@@ -421,7 +418,7 @@ def _csv_chunk(con: duckdb.DuckDBPyConnection, source: str, schema: pa.Schema, t
         CREATE OR REPLACE TEMP VIEW _stage AS
         {_typed_stage_sql(source, schema, raw_sql, problem, f'NOT {BAD}')}
         UNION ALL BY NAME
-        SELECT {_q(source)} AS source, line, raw, false AS parsed, {_q(reason)} AS problem FROM _unparsed
+        SELECT {sql_string(source)} AS source, line, raw, false AS parsed, {sql_string(reason)} AS problem FROM _unparsed
     """)
     yield Chunk(source, table.num_rows + unparsed.num_rows, _raw_from_stage(con))
     con.execute("DROP VIEW _stage")

@@ -7,7 +7,7 @@ one-line reason saying what is wrong and how to fix it.
 
 from __future__ import annotations
 
-from convoscope.store import EVENT_TYPES
+from convoscope.store import EVENT_TYPES, sql_string
 
 FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
@@ -40,13 +40,9 @@ TIMESTAMP_PATTERN = r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|
 CONTROL = "[\\x00-\\x1f\\x7f-\\x9f]"
 
 
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _in(col: str, values: tuple[str, ...]) -> str:
     # OR-ed equalities: DuckDB plans a long IN list as a join, which costs a pass over the chunk each.
-    return "(" + " OR ".join(f"{col} = {_q(v)}" for v in values) + ")"
+    return "(" + " OR ".join(f"{col} = {sql_string(v)}" for v in values) + ")"
 
 
 def _is_blank(col: str) -> str:
@@ -88,7 +84,7 @@ def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
                       "(try_cast(substr(_ts.o, 2, 2) AS INT) * 60 + try_cast(substr(_ts.o, 5, 2) AS INT)) END")
     with_offset = f"{local} - to_minutes({offset_minutes})"
     if assume_tz:
-        z = _q(assume_tz)
+        z = sql_string(assume_tz)
         # ICU reads an ambiguous local time as the later instant; SPEC 2.2 wants the earlier one.
         later = f"timezone({z}, {local})"
         earlier = f"({local} - (timezone({z}, {later} - INTERVAL 1 DAY) - ({later} - INTERVAL 1 DAY)::TIMESTAMP))"

@@ -18,6 +18,7 @@ import duckdb
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
+from convoscope.store import sql_string as q
 
 PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
 GUARDED_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -72,10 +73,6 @@ def snake_header(display: str) -> str:
 
 
 # --- SQL fragments -----------------------------------------------------------------------------------
-
-def q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def local(ts: str, params: Params) -> str:
     """The wall-clock time of UTC timestamp `ts` in the report's zone."""
