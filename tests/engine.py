@@ -27,10 +27,10 @@ TABLES = {
                  "channel, ai_agent, guides_used, responded, handed_off, handoff_category, handoff_subcategory, "
                  "handoff_reason, transfer_rationale, recontacted, recontact_known_at", "session_id"),
     "contacts": ("brand, customer_id, contact_id, conversation_id, session_id, source, channel, created_at, "
-                 "first_response_at, last_activity_at, ended_at, end_reason, agents, customer_messages, "
+                 "first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names, customer_messages, "
                  "agent_messages", "contact_id"),
     "conversations": ("brand, customer_id, conversation_id, created_at, ended_at, times_reopened, first_channel, "
-                      "last_channel, channel_count, session_count, contact_count, handled_by", "conversation_id"),
+                      "last_channel, channel_count, channels, session_count, contact_count, handled_by", "conversation_id"),
     "conversation_closes": ("brand, conversation_id, closed_at, counted", "conversation_id, closed_at, counted"),
     "anomalies": ("brand, customer_id, event_id, kind, occurred_at", "brand, event_id, kind"),
     "session_messages": ("m.brand, session_id, seq, m.event_id, m.occurred_at, speaker, e.text",

@@ -493,6 +493,7 @@ def _contact_rows(track: _CustomerTrack) -> list[dict]:
             "ended_at": contact.ended_at,
             "end_reason": contact.end_reason,
             "agents": ", ".join(contact.agents) if contact.agents else None,
+            "agent_names": list(contact.agents) or None,
             "customer_messages": contact.customer_messages,
             "agent_messages": contact.agent_messages,
         }
@@ -527,6 +528,7 @@ def _conversation_rows(track: _CustomerTrack) -> list[dict]:
                 "first_channel": conv.channels[0] if conv.channels else None,
                 "last_channel": conv.channels[-1] if conv.channels else None,
                 "channel_count": len(set(conv.channels)),
+                "channels": list(dict.fromkeys(conv.channels)) or None,
                 "session_count": len(conv.sessions),
                 "contact_count": len(conv.contacts),
                 "handled_by": _handled_by(conv),

@@ -19,7 +19,7 @@ import duckdb
 from convoscope.errors import ConvoscopeError
 
 DEFAULT_DB = "convoscope.duckdb"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # of the derived tables: a store of another version rebuilds them
 
 EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
     "conversation_reopen",
@@ -64,12 +64,12 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS contacts (
     brand VARCHAR, customer_id VARCHAR, contact_id VARCHAR, conversation_id VARCHAR, session_id VARCHAR,
     source VARCHAR, channel VARCHAR, created_at TIMESTAMP, first_response_at TIMESTAMP,
-    last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR,
+    last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR, agent_names VARCHAR[],
     customer_messages INTEGER, agent_messages INTEGER
 );
 CREATE TABLE IF NOT EXISTS conversations (
     brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, created_at TIMESTAMP, ended_at TIMESTAMP,
-    times_reopened INTEGER, first_channel VARCHAR, last_channel VARCHAR, channel_count INTEGER,
+    times_reopened INTEGER, first_channel VARCHAR, last_channel VARCHAR, channel_count INTEGER, channels VARCHAR[],
     session_count INTEGER, contact_count INTEGER, handled_by VARCHAR
 );
 CREATE TABLE IF NOT EXISTS conversation_closes (
@@ -123,9 +123,22 @@ class Store:
         self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.con.execute(_SCHEMA)
-            self.con.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [SCHEMA_VERSION]
-            )
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Derived tables are a cache of the events: a store whose derived tables have another shape
+        drops them and marks every customer for derivation, in one transaction."""
+        found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        if found and found[0][0] == SCHEMA_VERSION:
+            return
+        with self.transaction() as con:
+            if found:
+                for table in (*DERIVED_TABLES, "derived_settings"):
+                    con.execute(f"DROP TABLE {table}")
+                con.execute(_SCHEMA)
+                con.execute("DELETE FROM pending")
+                con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
     def __enter__(self) -> Store:
         return self

@@ -210,12 +210,13 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "ended_at": _times(out.c_end),
         "end_reason": _codes(out.c_end_reason, K.CONTACT_END_REASONS),
         "agents": pc.binary_join(agents, ", "),
+        "agent_names": agents,
         "customer_messages": out.c_customer_messages.astype(np.int32),
         "agent_messages": out.c_agent_messages.astype(np.int32),
     })
 
     # Conversations (SPEC 3.3, 4.6): channels over every event of their interactions, in event order.
-    channel_codes, _ = cols.codes("channel")
+    channel_codes, channel_names = cols.codes("channel")
     first_channel, last_channel, channel_count, overflow = K.conversation_channels(
         out.ev_conversation, channel_codes, n_conv)
     if overflow.any():  # more than 64 channel names in this batch: count those conversations exactly
@@ -224,6 +225,10 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         pairs = np.unique(np.stack([out.ev_conversation[rows], channel_codes[rows]]), axis=1)
         owners, counts = np.unique(pairs[0], return_counts=True)
         channel_count[owners] = counts
+    channel_rows = np.flatnonzero((out.ev_conversation >= 0) & (channel_codes >= 0))
+    pair_owner, pair_code = K.distinct_in_order(
+        out.ev_conversation[channel_rows], np.arange(channel_rows.shape[0] + 1, dtype=np.int64),
+        channel_codes[channel_rows], len(channel_names))
     handled = np.where(out.v_sessions == 0, 0, np.where(out.v_contacts == 0, 1, np.where(out.v_linked, 2, 3)))
     conversations = pa.table({
         "brand": v_brand, "customer_id": v_customer, "conversation_id": cnv_ids,
@@ -233,6 +238,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "first_channel": cols.take("channel", first_channel),
         "last_channel": cols.take("channel", last_channel),
         "channel_count": channel_count,
+        "channels": _lists_by_owner(n_conv, pair_owner, pair_code, channel_names),
         "session_count": out.v_sessions.astype(np.int32),
         "contact_count": out.v_contacts.astype(np.int32),
         "handled_by": _codes(handled, K.HANDLED_BY),

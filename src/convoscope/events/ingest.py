@@ -97,7 +97,7 @@ def merge_stage(
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _rejected AS
         SELECT 'rejected' AS kind, reject_reason AS reason, source, line, raw, brand, event_id, customer_id,
-               NULL::TIMESTAMP AS occurred_at
+               occurred_at
         FROM _checked c WHERE NOT ({_VALID})
         UNION ALL
         SELECT 'conflict', 'event_id ''' || event_id || ''' of brand ' || brand || ' was stored before from '

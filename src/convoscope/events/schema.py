@@ -152,6 +152,8 @@ def validation_sql(assume_tz: str | None) -> str:
     instant, timestamp_checks = _timestamp_sql(assume_tz)
     all_checks = checks(timestamp_checks)
 
+    # A rejected record keeps its time when the time itself was fine (the data-quality report shows it).
+    timestamp_bad = " OR ".join(f"coalesce({condition}, true)" for condition, _ in timestamp_checks)
     any_bad = " OR ".join(f"coalesce({condition}, false)" for condition, _ in all_checks)
     messages = ", ".join(f"CASE WHEN {condition} THEN {message} END" for condition, message in all_checks)
     normalised = {
@@ -172,7 +174,7 @@ def validation_sql(assume_tz: str | None) -> str:
         SELECT source, line, CASE WHEN reject_reason IS NOT NULL THEN raw END AS raw, reject_reason,
                CASE WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
-               CASE WHEN reject_reason IS NULL THEN {instant} END AS occurred_at, customer_id,
+               CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {instant} END AS occurred_at, customer_id,
                CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
                {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
                CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes

@@ -8,10 +8,16 @@ from typing import IO
 from convoscope.config import Config
 from convoscope.errors import ReportError
 from convoscope.reports.base import PERIODS, Params, Report, rows, write_csv
-from convoscope.reports.sessions import OUTCOMES, SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES
+from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
+from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
+from convoscope.reports.quality import DATA_QUALITY
+from convoscope.reports.sessions import SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY
 from convoscope.store import Store
 
-REPORTS: dict[str, Report] = {r.name: r for r in (SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES)}
+REPORTS: dict[str, Report] = {r.name: r for r in (
+    SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY, CONTACT_EXPORT, CONTACT_SUMMARY,
+    CONVERSATION_EXPORT, CONVERSATION_SUMMARY, DATA_QUALITY,
+)}
 
 
 def get_report(name: str) -> Report:
@@ -65,6 +71,7 @@ def build_params(
     if params.date_from and params.date_to and params.date_from > params.date_to:
         raise ReportError(f"--from {date_from} is after --to {date_to}; swap them")
     params.brands = list(brands) if brands else list(store_brands)
+    params.every_brand = not brands
     if tz:
         params.tz = check_zone(tz, option="--tz")
     elif len(params.brands) == 1:
@@ -91,9 +98,11 @@ def build_params(
         if not sep:
             raise ReportError(f"--where {item!r} must be KEY=VALUE")
         if key not in report.where_keys:
-            raise ReportError(f"report {report.name} cannot be filtered by {key!r}; use one of {', '.join(report.where_keys)}")
-        if key == "outcome" and value not in OUTCOMES:
-            raise ReportError(f"outcome {value!r} is not one of {', '.join(OUTCOMES)}")
+            usable = f"; use one of {', '.join(report.where_keys)}" if report.where_keys else ""
+            raise ReportError(f"report {report.name} cannot be filtered by {key!r}{usable}")
+        choices = report.where_choices.get(key)
+        if choices and value not in choices:
+            raise ReportError(f"{key} {value!r} is not one of {', '.join(choices)}")
         params.where.append((key, value))
     return params
 

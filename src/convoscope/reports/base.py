@@ -48,6 +48,7 @@ class Params:
     where: list[tuple[str, str]] = field(default_factory=list)
     headers: str = "display"
     extra: bool = False
+    every_brand: bool = True  # no brand chosen and none withheld: rows of no known brand are shown too
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,13 @@ class Report:
     by_keys: tuple[str, ...] = ()
     extra_columns: tuple[Column, ...] = ()
     personal_data: bool = False
+    where_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # keys with a closed set of values
+    by_columns: dict[str, Column] = field(default_factory=dict)  # the dimension column per `by`, after Period
 
     def output_columns(self, params: Params) -> tuple[Column, ...]:
-        return self.columns + (self.extra_columns if params.extra else ())
+        lead, rest = self.columns[:1], self.columns[1:]
+        dimension = (self.by_columns[params.by],) if params.by else ()
+        return lead + dimension + rest + (self.extra_columns if params.extra else ())
 
 
 def snake_header(display: str) -> str:
@@ -121,6 +126,11 @@ def in_brands(params: Params, column: str = "brand") -> str:
     return f"{column} IN ({', '.join(q(b) for b in params.brands)})" if params.brands else "false"
 
 
+def in_brands_or_unknown(params: Params, column: str = "brand") -> str:
+    """Like `in_brands`, and rows whose brand is unknown when every brand is visible."""
+    return f"({in_brands(params, column)} OR {column} IS NULL)" if params.every_brand else in_brands(params, column)
+
+
 def as_of(params: Params) -> str:
     value = params.as_of.astimezone(UTC).replace(tzinfo=None)
     return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
@@ -128,6 +138,40 @@ def as_of(params: Params) -> str:
 
 def boolean(expr: str) -> str:
     return f"CASE WHEN {expr} THEN 'true' WHEN NOT ({expr}) THEN 'false' END"
+
+
+def seconds_between(start: str, end: str) -> str:
+    """Whole seconds from `start` to `end`, truncated (SPEC 4.1 durations)."""
+    return f"((epoch_us({end}) - epoch_us({start})) // 1000000)"
+
+
+def decimal(numerator: str, denominator: str, places: int, scale: int = 1) -> str:
+    """numerator × scale ÷ denominator with `places` decimals, rounded half away from zero, computed
+    exactly in integers (SPEC 4.1 rates, % and averages); an empty cell for a zero denominator.
+    Both operands are non-negative counts or sums of whole seconds."""
+    unit = 10**places
+    scaled = f"(2 * ({numerator})::HUGEINT * {scale * unit} + ({denominator})) // (2 * ({denominator})::HUGEINT)"
+    return (f"CASE WHEN coalesce({denominator}, 0) = 0 THEN NULL ELSE "
+            f"({scaled} // {unit})::VARCHAR || '.' || lpad(({scaled} % {unit})::VARCHAR, {places}, '0') END")
+
+
+def rate(numerator: str, denominator: str) -> str:
+    return decimal(numerator, denominator, 4)
+
+
+def percent(numerator: str, denominator: str) -> str:
+    return decimal(numerator, denominator, 2, scale=100)
+
+
+def average(values: str) -> str:
+    """The mean of whole numbers, 2 decimals."""
+    return decimal(f"sum({values})", f"count({values})", 2)
+
+
+def median(values: str) -> str:
+    """The median of whole numbers, 2 decimals: an even count gives the mean of the middle two."""
+    doubled = f"round(2 * quantile_cont({values}, 0.5))::HUGEINT"  # exact: the sum of the middle two
+    return decimal(doubled, f"(CASE WHEN count({values}) > 0 THEN 2 ELSE 0 END)", 2)
 
 
 def guard(expr: str) -> str:

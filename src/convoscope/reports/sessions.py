@@ -22,6 +22,7 @@ from convoscope.reports.base import (
     period_label,
     public_url,
     q,
+    rate,
 )
 
 DETAIL_COLUMNS = (
@@ -124,6 +125,7 @@ SESSIONS_DETAIL = Report(
     name="sessions-detail",
     columns=DETAIL_COLUMNS,
     where_keys=SESSION_WHERE,
+    where_choices={"outcome": OUTCOMES},
     query=_detail,
     takes_period=True,
     extra_columns=EXTRA_COLUMNS,
@@ -132,10 +134,57 @@ SESSIONS_DETAIL_WITH_MESSAGES = Report(
     name="sessions-detail-with-messages",
     columns=(*DETAIL_COLUMNS, Column("Message History", text=True)),
     where_keys=SESSION_WHERE,
+    where_choices={"outcome": OUTCOMES},
     query=_with_messages,
     takes_period=True,
     extra_columns=EXTRA_COLUMNS,
     personal_data=True,
+)
+
+
+SUMMARY_COLUMNS = (
+    Column("Period"), Column("Sessions"), Column("Responded"), Column("Resolved"), Column("Handed Off"),
+    Column("No Response"), Column("Open"), Column("Resolution Rate"), Column("Handoff Rate"),
+    Column("Recontact Rate"),
+)
+DIMENSIONS = {  # --by: the dimension column and each session's value(s) of it
+    "channel": (Column("Channel", text=True), "channel"),
+    "ai_agent": (Column("AI Agent", text=True), "ai_agent"),
+    "guide": (Column("Guide", text=True), "unnest(CASE WHEN guides IS NULL THEN [NULL::VARCHAR] ELSE guides END)"),
+    "handoff_category": (Column("Handoff Category", text=True), "CASE WHEN was_handed_off THEN handoff_category END"),
+}
+
+
+def _summary(report: Report, params: Params, config: Config) -> str:
+    """SPEC 4.3: the counts of the detail rows created in each period (× dimension value)."""
+    dimension = f", {DIMENSIONS[params.by][1]} AS dimension" if params.by else ""
+    picked = f"SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)}"
+    resolved = "count(*) FILTER (WHERE was_resolved)"
+    handed_responded = "count(*) FILTER (WHERE was_handed_off AND was_responded_to)"
+    handed = "count(*) FILTER (WHERE was_handed_off)"
+    return f"""
+        SELECT period, {"" if not params.by else guard("dimension") + ","}
+               count(*), count(*) FILTER (WHERE was_responded_to), {resolved}, {handed},
+               count(*) FILTER (WHERE outcome = 'no_response'), count(*) FILTER (WHERE is_open),
+               {rate(resolved, f"{resolved} + {handed_responded}")},
+               {rate(handed, "count(*) FILTER (WHERE NOT is_open)")},
+               {rate("count(*) FILTER (WHERE was_recontacted)", "count(was_recontacted)")}
+        FROM (SELECT *, {period_label("created_at", params, params.period)} AS period {dimension} FROM ({picked}))
+        GROUP BY period {", dimension" if params.by else ""}
+        ORDER BY period {", dimension NULLS FIRST" if params.by else ""}
+    """
+
+
+SESSIONS_SUMMARY = Report(
+    name="sessions-summary",
+    columns=SUMMARY_COLUMNS,
+    where_keys=SESSION_WHERE,
+    where_choices={"outcome": OUTCOMES},
+    query=_summary,
+    takes_period=True,
+    default_period="day",
+    by_keys=tuple(DIMENSIONS),
+    by_columns={key: column for key, (column, _) in DIMENSIONS.items()},
 )
 
 

@@ -1,0 +1,121 @@
+"""The team's contacts (SPEC 4.4, 4.5): one row per contact anchored on creation, and per period of
+contact end.
+
+What can still change at the as-of time is an empty cell: a contact is `open` until its end, and its
+end, end reason and duration are unknown until then; a first response is known once it has happened.
+The summary counts only contacts ended by the as-of time, from the same facts as the export.
+"""
+
+from __future__ import annotations
+
+from convoscope.config import Config
+from convoscope.reports.base import (
+    Column,
+    Params,
+    Report,
+    as_of,
+    average,
+    fmt_timestamp,
+    guard,
+    in_brands,
+    in_range,
+    median,
+    period_label,
+    public_url,
+    q,
+    seconds_between,
+)
+
+SOURCES = ("handoff", "inbound", "outbound")
+CONTACT_WHERE = ("channel", "source", "agent")
+
+EXPORT_COLUMNS = (
+    Column("Contact ID"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
+    Column("Channel", text=True), Column("Direction"), Column("Source"), Column("Session ID"),
+    Column("Handoff Category", text=True), Column("Created At"), Column("First Response At"),
+    Column("Last Activity At"), Column("Ended At"), Column("End Reason"), Column("Agents", text=True),
+    Column("First Response Seconds"), Column("Duration Seconds"), Column("Customer Messages"),
+    Column("Agent Messages"), Column("Status"), Column("Conversation Link"),
+)
+SUMMARY_COLUMNS = (
+    Column("Period"), Column("Contacts Ended"), Column("Inbound"), Column("Outbound"), Column("From Handoff"),
+    Column("Avg First Response Seconds"), Column("Median First Response Seconds"), Column("Avg Duration Seconds"),
+    Column("Avg Agent Messages"),
+)
+
+
+def contact_facts(params: Params) -> str:
+    """Contacts with their as-of judgement and the linked session's handoff category; shared by the
+    export and the summary."""
+    at = as_of(params)
+    conditions = [in_brands(params, "c.brand")]
+    for key, value in params.where:
+        match key:
+            case "channel":
+                conditions.append(f"c.channel = {q(value.lower())}")
+            case "source":
+                conditions.append(f"c.source = {q(value)}")
+            case "agent":
+                conditions.append(f"list_contains(c.agent_names, {q(value)})")
+    return f"""
+        SELECT c.*, s.handoff_category,
+               c.ended_at > {at} AS is_open,
+               CASE WHEN c.source = 'outbound' THEN 'OUTBOUND' ELSE 'INBOUND' END AS direction,
+               CASE WHEN c.first_response_at <= {at} THEN c.first_response_at END AS responded_at,
+               CASE WHEN c.first_response_at <= {at} THEN {seconds_between("c.created_at", "c.first_response_at")}
+                    END AS first_response_seconds,
+               CASE WHEN c.ended_at <= {at} THEN {seconds_between("c.created_at", "c.ended_at")} END AS duration_seconds
+        FROM contacts c
+        LEFT JOIN sessions s ON s.brand = c.brand AND s.customer_id = c.customer_id AND s.session_id = c.session_id
+        WHERE {" AND ".join(conditions)}
+    """
+
+
+def _export(report: Report, params: Params, config: Config) -> str:
+    cells = [
+        "contact_id", "conversation_id", "customer_id", "brand", guard("channel"), "direction", "source", "session_id",
+        guard("handoff_category"), fmt_timestamp("created_at", params), fmt_timestamp("responded_at", params),
+        fmt_timestamp("last_activity_at", params),
+        f"CASE WHEN NOT is_open THEN {fmt_timestamp('ended_at', params)} END",
+        "CASE WHEN NOT is_open THEN end_reason END", guard("agents"),
+        "first_response_seconds", "duration_seconds", "customer_messages", "agent_messages",
+        "CASE WHEN is_open THEN 'open' ELSE 'ended' END",
+        f"{public_url(config, params)} || '/conversations/' || conversation_id",
+    ]
+    return f"""
+        SELECT {", ".join(cells)}
+        FROM ({contact_facts(params)})
+        WHERE {in_range("created_at", params)}
+        ORDER BY created_at, contact_id
+    """
+
+
+def _summary(report: Report, params: Params, config: Config) -> str:
+    return f"""
+        SELECT period, count(*), count(*) FILTER (WHERE direction = 'INBOUND'),
+               count(*) FILTER (WHERE direction = 'OUTBOUND'), count(*) FILTER (WHERE source = 'handoff'),
+               {average("first_response_seconds")}, {median("first_response_seconds")},
+               {average("duration_seconds")}, {average("agent_messages")}
+        FROM (SELECT *, {period_label("ended_at", params, params.period)} AS period
+              FROM ({contact_facts(params)}) WHERE NOT is_open AND {in_range("ended_at", params)})
+        GROUP BY period
+        ORDER BY period
+    """
+
+
+CONTACT_EXPORT = Report(
+    name="contact-export",
+    columns=EXPORT_COLUMNS,
+    where_keys=CONTACT_WHERE,
+    where_choices={"source": SOURCES},
+    query=_export,
+)
+CONTACT_SUMMARY = Report(
+    name="contact-summary",
+    columns=SUMMARY_COLUMNS,
+    where_keys=CONTACT_WHERE,
+    where_choices={"source": SOURCES},
+    query=_summary,
+    takes_period=True,
+    default_period="day",
+)

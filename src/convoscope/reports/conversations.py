@@ -1,0 +1,135 @@
+"""Whole conversations (SPEC 4.6, 4.7): AI sessions and team contacts reported together, one row per
+conversation anchored on creation, and per period of last close.
+
+At the as-of time only closes and reopens not later than it count: a conversation is CLOSED when its
+latest such close is not older than its latest such reopen (a reopen and a close at one instant are
+a reopen followed by a close, SPEC 2.4's type order), and OPEN otherwise. The summary counts only
+conversations closed at the as-of time, placed on their last close.
+"""
+
+from __future__ import annotations
+
+from convoscope.config import Config
+from convoscope.reports.base import (
+    Column,
+    Params,
+    Report,
+    as_of,
+    average,
+    fmt_timestamp,
+    guard,
+    in_brands,
+    in_range,
+    percent,
+    period_label,
+    public_url,
+    q,
+    seconds_between,
+)
+from convoscope.reports.sessions import session_facts
+
+HANDLED_BY = ("ai_only", "ai_then_team", "team_only", "ai_and_team")
+CONVERSATION_WHERE = ("channel", "handled_by")
+
+EXPORT_COLUMNS = (
+    Column("Created At"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
+    Column("Conversation Link"), Column("Status"), Column("First Closed At"), Column("Last Closed At"),
+    Column("First Channel", text=True), Column("Last Channel", text=True), Column("Count of Channels"),
+    Column("Count of Sessions"), Column("Count of Contacts"), Column("Sessions Resolved"),
+    Column("Sessions Handed Off"), Column("Handled By"), Column("Times Closed"), Column("Times Reopened"),
+    Column("Created-to-First Closed Time in seconds"), Column("Created-to-Last Closed Time in seconds"),
+)
+SUMMARY_COLUMNS = (
+    Column("Period"), Column("Conversations Closed"), Column("Unique Customers"), Column("% Multichannel"),
+    Column("% AI Only"), Column("% Handed Off"), Column("Avg Count of Sessions"), Column("Avg Count of Contacts"),
+    Column("Avg Count of Channels"), Column("Avg Times Closed"),
+    Column("Avg Created-to-Last Closed Time in seconds"),
+)
+
+
+def conversation_facts(params: Params) -> str:
+    """Conversations as they stand at the as-of time: closes, reopens and session outcomes by then."""
+    at = as_of(params)
+    conditions = [in_brands(params, "v.brand")]
+    for key, value in params.where:
+        match key:
+            case "channel":
+                conditions.append(f"list_contains(v.channels, {q(value.lower())})")
+            case "handled_by":
+                conditions.append(f"v.handled_by = {q(value)}")
+    scope = " AND ".join(conditions)
+    return f"""
+        SELECT v.*, k.first_closed_at, k.last_closed_at, coalesce(k.times_closed, 0) AS times_closed_by,
+               coalesce(r.reopens, 0) AS times_reopened_by,
+               k.last_closed_at IS NOT NULL AND (r.last_reopened_at IS NULL OR k.last_closed_at >= r.last_reopened_at)
+                   AS is_closed,
+               coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
+        FROM conversations v
+        LEFT JOIN (
+            SELECT conversation_id, min(closed_at) FILTER (WHERE counted) AS first_closed_at,
+                   max(closed_at) AS last_closed_at, count(*) FILTER (WHERE counted) AS times_closed
+            FROM conversation_closes WHERE closed_at <= {at} AND {in_brands(params)} GROUP BY conversation_id
+        ) k USING (conversation_id)
+        LEFT JOIN (
+            SELECT conversation_id, max(reopened_at) AS last_reopened_at, count(*) AS reopens
+            FROM conversation_reopens WHERE reopened_at <= {at} AND {in_brands(params)} GROUP BY conversation_id
+        ) r USING (conversation_id)
+        LEFT JOIN (
+            SELECT conversation_id, count(*) FILTER (WHERE was_resolved) AS resolved,
+                   count(*) FILTER (WHERE was_handed_off) AS handed_off
+            FROM ({session_facts(params)}) WHERE {in_brands(params)} GROUP BY conversation_id
+        ) s USING (conversation_id)
+        WHERE {scope}
+    """
+
+
+def _export(report: Report, params: Params, config: Config) -> str:
+    cells = [
+        fmt_timestamp("created_at", params), "conversation_id", "customer_id", "brand",
+        f"{public_url(config, params)} || '/conversations/' || conversation_id",
+        "CASE WHEN is_closed THEN 'CLOSED' ELSE 'OPEN' END",
+        fmt_timestamp("first_closed_at", params), fmt_timestamp("last_closed_at", params),
+        guard("first_channel"), guard("last_channel"), "channel_count", "session_count", "contact_count",
+        "sessions_resolved", "sessions_handed_off", "handled_by", "times_closed_by", "times_reopened_by",
+        seconds_between("created_at", "first_closed_at"), seconds_between("created_at", "last_closed_at"),
+    ]
+    return f"""
+        SELECT {", ".join(cells)}
+        FROM ({conversation_facts(params)})
+        WHERE {in_range("created_at", params)}
+        ORDER BY created_at, conversation_id
+    """
+
+
+def _summary(report: Report, params: Params, config: Config) -> str:
+    closed = "count(*)"
+    return f"""
+        SELECT period, {closed}, count(DISTINCT (brand, customer_id)),
+               {percent("count(*) FILTER (WHERE channel_count > 1)", closed)},
+               {percent("count(*) FILTER (WHERE handled_by = 'ai_only')", closed)},
+               {percent("count(*) FILTER (WHERE sessions_handed_off > 0)", closed)},
+               {average("session_count")}, {average("contact_count")}, {average("channel_count")},
+               {average("times_closed_by")}, {average(seconds_between("created_at", "last_closed_at"))}
+        FROM (SELECT *, {period_label("last_closed_at", params, params.period)} AS period
+              FROM ({conversation_facts(params)}) WHERE is_closed AND {in_range("last_closed_at", params)})
+        GROUP BY period
+        ORDER BY period
+    """
+
+
+CONVERSATION_EXPORT = Report(
+    name="conversation-export",
+    columns=EXPORT_COLUMNS,
+    where_keys=CONVERSATION_WHERE,
+    where_choices={"handled_by": HANDLED_BY},
+    query=_export,
+)
+CONVERSATION_SUMMARY = Report(
+    name="conversation-summary",
+    columns=SUMMARY_COLUMNS,
+    where_keys=CONVERSATION_WHERE,
+    where_choices={"handled_by": HANDLED_BY},
+    query=_summary,
+    takes_period=True,
+    default_period="day",
+)
