@@ -1,0 +1,24 @@
+"""Fixtures shared by the command-line test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import WORKED_EXAMPLE, Convoscope
+
+
+@pytest.fixture
+def cs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Convoscope:
+    monkeypatch.chdir(tmp_path)  # no stray ./convoscope.toml or ./convoscope.duckdb
+    return Convoscope(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Convoscope]:
+    store = Convoscope(tmp_path_factory.mktemp("worked"))
+    result = store("ingest", str(WORKED_EXAMPLE))
+    assert result.exit_code == 0, result.stderr
+    yield store
