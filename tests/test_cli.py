@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from convoscope.cli import cli
+from convoscope.reports import REPORTS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -72,13 +73,15 @@ def test_generated_malformed_records_are_rejected_with_reasons(tmp_path: Path) -
     assert all(row["reason"] and row["line"] for row in listed)
 
 
-def test_demo_writes_both_reports_and_prints_the_headline(tmp_path: Path) -> None:
+def test_demo_writes_every_report_and_prints_the_headline(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = run("demo", "--out", str(out), "--customers", "80", "--days", "7")
     assert result.exit_code == 0, result.output
-    for name in ("sessions-detail", "sessions-detail-with-messages"):
-        rows = list(csv.reader(io.StringIO((out / f"{name}.csv").read_text(encoding="utf-8"))))
-        assert rows[0][0] == "Session ID" and len(rows) > 10
+    for name in REPORTS:
+        written = list(csv.reader(io.StringIO((out / f"{name}.csv").read_text(encoding="utf-8"))))
+        assert written[0] == [c.display for c in REPORTS[name].columns]
+        assert len(written) > (1 if name == "data-quality" else 3), name
+    rows = list(csv.reader(io.StringIO((out / "sessions-detail.csv").read_text(encoding="utf-8"))))
     for words in ("AI sessions", "resolution rate", "handoff rate", "top handoff categories"):
         assert words in result.stdout
     sessions = int(result.stdout.split("AI sessions")[1].split()[0].replace(",", ""))

@@ -247,8 +247,10 @@ def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_r
 @click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(out: Path, customers: int, days: int, seed: int) -> None:
-    """Generate a realistic brand, ingest it, write the AI session reports and print the headline."""
+@click.option("--bad-rate", type=click.FloatRange(0, 0.5), default=0.002, show_default=True,
+              help="Share of malformed records, as real exports have (see data-quality.csv).")
+def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> None:
+    """Generate a realistic brand, ingest it, write every report and print the headline."""
     from datetime import date
 
     from convoscope import reports, synth
@@ -260,7 +262,8 @@ def demo(out: Path, customers: int, days: int, seed: int) -> None:
     for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
         stale.unlink(missing_ok=True)
     start = date(2026, 5, 1)
-    written = synth.write(synth.generate_blocks(customers=customers, days=days, seed=seed, start=start), events_path)
+    written = synth.write(synth.generate_blocks(customers=customers, days=days, seed=seed, start=start,
+                                                          bad_rate=bad_rate), events_path)
     click.echo(f"generated {written:,} events of {customers:,} customers over {days} days -> {events_path}")
     config = Config()
     with Store(db_path) as store:
@@ -268,8 +271,7 @@ def demo(out: Path, customers: int, days: int, seed: int) -> None:
         c = result.counts
         click.echo(f"ingested: accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,} -> {db_path}")
         as_of = f"{start.fromordinal(start.toordinal() + days + 2).isoformat()}T00:00:00Z"
-        for name in ("sessions-detail", "sessions-detail-with-messages"):
-            definition = reports.get_report(name)
+        for name, definition in reports.REPORTS.items():
             params = reports.build_params(definition, config, store.brands(), as_of=as_of)
             path = out / f"{name}.csv"
             with path.open("w", encoding="utf-8", newline="") as handle:
