@@ -7,13 +7,16 @@ an ingest rejected events. Long work shows a progress bar on a terminal and stay
 from __future__ import annotations
 
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import duckdb
 
 from convoscope import __version__, service
 from convoscope.config import Config, load_config
@@ -173,16 +176,23 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
         )
         service.ensure_derived(store, config, progress=progress_printer())
         if out == "-":
-            reports.render_csv(store, config, definition, params, sys.stdout)
-            sys.stdout.flush()
+            with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
+                written = Path(scratch) / "report.csv"
+                reports.render_csv(store, config, definition, params, written)
+                sys.stdout.flush()
+                with written.open("rb") as handle:
+                    shutil.copyfileobj(handle, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
         else:
             path = Path(out)
             tmp = path.with_name(path.name + ".part")
+            if not path.parent.is_dir():
+                raise ConvoscopeError(f"cannot write {out}: no folder {path.parent}; choose another --out")
             try:
-                with tmp.open("w", encoding="utf-8", newline="") as handle:
-                    count = reports.render_csv(store, config, definition, params, handle)
-            except OSError as exc:
-                raise ConvoscopeError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
+                count = reports.render_csv(store, config, definition, params, tmp)
+            except duckdb.IOException as exc:
+                tmp.unlink(missing_ok=True)
+                raise ConvoscopeError(f"cannot write {out}: {str(exc).splitlines()[0]}; choose another --out") from None
             tmp.replace(path)
             click.echo(f"wrote {count:,} rows to {out}", err=True)
 
@@ -274,8 +284,7 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> No
         for name, definition in reports.REPORTS.items():
             params = reports.build_params(definition, config, store.brands(), as_of=as_of)
             path = out / f"{name}.csv"
-            with path.open("w", encoding="utf-8", newline="") as handle:
-                rows = reports.render_csv(store, config, definition, params, handle)
+            rows = reports.render_csv(store, config, definition, params, path)
             click.echo(f"wrote {rows:,} rows -> {path}")
         numbers = headline(store.con, reports.build_params(reports.get_report("sessions-detail"), config,
                                                            store.brands(), as_of=as_of))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import IO
+from pathlib import Path
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
-from convoscope.reports.base import PERIODS, Params, Report, rows, write_csv
+from convoscope.reports.base import PERIODS, Params, Report, copy_csv
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
 from convoscope.reports.quality import DATA_QUALITY
@@ -107,8 +107,8 @@ def build_params(
     return params
 
 
-def render_csv(store: Store, config: Config, report: Report, params: Params, out: IO[str]) -> int:
-    """Write the report as CSV (SPEC 4.1); returns the number of data rows."""
+def render_csv(store: Store, config: Config, report: Report, params: Params, path: Path) -> int:
+    """Write the report as CSV (SPEC 4.1) to `path`; returns the number of data rows."""
     columns = report.output_columns(params)
     header = [c.snake if params.headers == "snake" else c.display for c in columns]
-    return write_csv(out, header, rows(store.con, report.query(report, params, config)))
+    return copy_csv(store.con, report.query(report, params, config), header, path)
