@@ -47,39 +47,41 @@ SUMMARY_COLUMNS = (
 )
 
 
-def conversation_facts(params: Params) -> str:
-    """Conversations as they stand at the as-of time: closes, reopens and session outcomes by then."""
+def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
+    """Conversations as they stand at the as-of time: closes, reopens and session outcomes by then.
+    `anchor_in_range` narrows the conversations first (a condition on `conversations v`), so a short
+    range reads the closes, reopens and sessions of its own conversations only."""
     at = as_of(params)
-    conditions = [in_brands(params, "v.brand")]
+    conditions = [in_brands(params, "v.brand"), anchor_in_range]
     for key, value in params.where:
         match key:
             case "channel":
                 conditions.append(f"list_contains(v.channels, {q(value.lower())})")
             case "handled_by":
                 conditions.append(f"v.handled_by = {q(value)}")
-    scope = " AND ".join(conditions)
+    picked = "conversation_id IN (SELECT conversation_id FROM picked)"
     return f"""
+        WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
         SELECT v.*, k.first_closed_at, k.last_closed_at, coalesce(k.times_closed, 0) AS times_closed_by,
                coalesce(r.reopens, 0) AS times_reopened_by,
                k.last_closed_at IS NOT NULL AND (r.last_reopened_at IS NULL OR k.last_closed_at >= r.last_reopened_at)
                    AS is_closed,
                coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
-        FROM conversations v
+        FROM picked v
         LEFT JOIN (
             SELECT conversation_id, min(closed_at) FILTER (WHERE counted) AS first_closed_at,
                    max(closed_at) AS last_closed_at, count(*) FILTER (WHERE counted) AS times_closed
-            FROM conversation_closes WHERE closed_at <= {at} AND {in_brands(params)} GROUP BY conversation_id
+            FROM conversation_closes WHERE closed_at <= {at} AND {picked} GROUP BY conversation_id
         ) k USING (conversation_id)
         LEFT JOIN (
             SELECT conversation_id, max(reopened_at) AS last_reopened_at, count(*) AS reopens
-            FROM conversation_reopens WHERE reopened_at <= {at} AND {in_brands(params)} GROUP BY conversation_id
+            FROM conversation_reopens WHERE reopened_at <= {at} AND {picked} GROUP BY conversation_id
         ) r USING (conversation_id)
         LEFT JOIN (
             SELECT conversation_id, count(*) FILTER (WHERE was_resolved) AS resolved,
                    count(*) FILTER (WHERE was_handed_off) AS handed_off
-            FROM ({session_facts(params)}) WHERE {in_brands(params)} GROUP BY conversation_id
+            FROM ({session_facts(params)}) WHERE {picked} GROUP BY conversation_id
         ) s USING (conversation_id)
-        WHERE {scope}
     """
 
 
@@ -95,8 +97,7 @@ def _export(report: Report, params: Params, config: Config) -> str:
     ]
     return f"""
         SELECT {", ".join(cells)}
-        FROM ({conversation_facts(params)})
-        WHERE {in_range("created_at", params)}
+        FROM ({conversation_facts(params, in_range("v.created_at", params))})
         ORDER BY created_at, conversation_id
     """
 
