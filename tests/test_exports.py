@@ -188,3 +188,17 @@ def test_summary_rows_are_periods_in_order(worked: Convoscope) -> None:
     assert [r["Period"] for r in rows] == ["2026-05-21"]
     assert (rows[0]["Sessions"], rows[0]["Resolved"], rows[0]["Resolution Rate"]) == ("2", "1", "0.5000")
     assert rows[0]["Recontact Rate"] == "1.0000"  # Session 1 was recontacted
+
+
+def test_the_repeated_half_hour_of_a_fall_back_night_is_one_row(cs: Convoscope) -> None:
+    """Decision 30: 01:40 EDT and 01:40 EST are two instants with one local label, so one summary row,
+    the label the detail report shows for both."""
+    cs.ingest([
+        ev("x1", "customer_message", "2026-11-01T05:40:00Z", "x"),  # 01:40 EDT
+        ev("y1", "customer_message", "2026-11-01T06:40:00Z", "y"),  # 01:40 EST, an hour later
+    ])
+    args = ("--tz", "America/New_York", "--period", "half_hour")
+    detail = cs.rows(*args, as_of="2026-11-03T00:00:00Z")
+    assert [r["Created Date"] for r in detail] == ["2026-11-01T01:30", "2026-11-01T01:30"]
+    [row] = cs.rows(*args, name="sessions-summary", as_of="2026-11-03T00:00:00Z")
+    assert (row["Period"], row["Sessions"], row["No Response"]) == ("2026-11-01T01:30", "2", "2")
