@@ -279,7 +279,8 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> No
     with Store(db_path) as store:
         result = service.ingest(store, config, [str(events_path)], progress=progress_printer())
         c = result.counts
-        click.echo(f"ingested: accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,} -> {db_path}")
+        click.echo(f"ingested: accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,} -> {db_path}"
+                   + (" (why: data-quality.csv)" if c.rejected else ""))
         as_of = f"{start.fromordinal(start.toordinal() + days + 2).isoformat()}T00:00:00Z"
         for name, definition in reports.REPORTS.items():
             params = reports.build_params(definition, config, store.brands(), as_of=as_of)
