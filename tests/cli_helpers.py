@@ -36,22 +36,29 @@ def make_id(prefix: str, brand: str, customer: str, event_id: str) -> str:
 
 
 class Convoscope:
-    """The CLI on one store in a temporary directory, with an empty configuration file by default."""
+    """The CLI on one store in a temporary directory. `config` is passed as --config when set: an empty
+    file by default, so that no ./convoscope.toml is read unless a test asks for it."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, empty_config: bool = True) -> None:
         self.dir = directory
         self.db = directory / "store.duckdb"
-        self.config = directory / "empty.toml"
-        self.config.write_text("")
+        self.config: Path | None = None
+        if empty_config:
+            self.config = directory / "empty.toml"
+            self.config.write_text("")
         self.runner = CliRunner()
 
     def __call__(self, *args: str) -> Result:
-        return self.runner.invoke(cli, ["--db", str(self.db), "--config", str(self.config), *args])
+        config = ["--config", str(self.config)] if self.config is not None else []
+        return self.runner.invoke(cli, ["--db", str(self.db), *config, *args])
 
-    def ingest(self, events: list[dict], name: str = "events.jsonl") -> None:
+    def write_events(self, events: list[dict], name: str = "events.jsonl") -> Path:
         path = self.dir / name
         path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-        result = self("ingest", str(path))
+        return path
+
+    def ingest(self, events: list[dict], name: str = "events.jsonl") -> None:
+        result = self("ingest", str(self.write_events(events, name)))
         assert result.exit_code == 0, result.stderr
 
     def report(self, *args: str, name: str = "sessions-detail", as_of: str = AS_OF) -> Result:
@@ -79,6 +86,12 @@ def assert_usage_error(result: Result) -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("convoscope: error:"), lines
     assert result.stdout_bytes == b""
+
+
+def one_message_each(tmp_path_factory: pytest.TempPathFactory, at_by_customer: dict[str, str]) -> Iterator[Convoscope]:
+    """A shared store holding one customer message per customer, at the given instants."""
+    events = [ev(f"{customer}-1", "customer_message", at, customer=customer) for customer, at in at_by_customer.items()]
+    yield from shared_store(tmp_path_factory, events)
 
 
 def shared_store(tmp_path_factory: pytest.TempPathFactory, events: list[dict]) -> Iterator[Convoscope]:

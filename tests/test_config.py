@@ -7,37 +7,14 @@ file the test writes) and drives `convoscope ingest` and `convoscope report` thr
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from convoscope.cli import cli
-
-AS_OF = "2026-06-01T00:00:00Z"
-MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
-
-
-# --- helpers ---------------------------------------------------------------------------------------
-
-
-def ev(event_id: str, type_: str, occurred_at: str, customer: str = "c1", **fields: object) -> dict:
-    """One input event; messages get channel `chat` unless told otherwise."""
-    event: dict = {"event_id": event_id, "type": type_, "occurred_at": occurred_at, "customer_id": customer}
-    if type_ in MESSAGE_TYPES:
-        event["channel"] = "chat"
-    event.update(fields)
-    return event
-
-
-def make_id(prefix: str, brand: str, customer: str, event_id: str) -> str:
-    """SPEC 3.5."""
-    return prefix + hashlib.sha256(f"{brand}\n{customer}\n{event_id}".encode()).hexdigest()[:16]
+import cli_helpers
+from cli_helpers import ev, make_id
 
 
 def gap_events(brand: str = "default", customer: str = "c1") -> list[dict]:
@@ -50,32 +27,11 @@ def gap_events(brand: str = "default", customer: str = "c1") -> list[dict]:
     ]
 
 
-class Convoscope:
-    """The CLI on one store in the test's directory; `config` is passed as --config when set."""
+class Convoscope(cli_helpers.Convoscope):
+    """The CLI without --config unless a test sets `config`: ./convoscope.toml is read as users would."""
 
     def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.db = directory / "store.duckdb"
-        self.config: Path | None = None
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str) -> Result:
-        config = ["--config", str(self.config)] if self.config is not None else []
-        return self.runner.invoke(cli, ["--db", str(self.db), *config, *args])
-
-    def write_events(self, events: list[dict], name: str = "events.jsonl") -> Path:
-        path = self.dir / name
-        path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-        return path
-
-    def ingest(self, events: list[dict]) -> None:
-        result = self("ingest", str(self.write_events(events)))
-        assert result.exit_code == 0, result.stderr
-
-    def rows(self, *args: str) -> list[dict[str, str]]:
-        result = self("report", "sessions-detail", "--as-of", AS_OF, *args)
-        assert result.exit_code == 0, result.stderr
-        return list(csv.DictReader(io.StringIO(result.stdout_bytes.decode("utf-8"), newline="")))
+        super().__init__(directory, empty_config=False)
 
     def session_ids(self, *args: str) -> list[str]:
         return [row["Session ID"] for row in self.rows(*args)]

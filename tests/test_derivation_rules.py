@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from convoscope.store import EVENT_TYPES  # noqa: E402
 from engine import derive_engine  # noqa: E402
 from reference import Settings, derive_reference, make_id  # noqa: E402
 
@@ -528,15 +529,6 @@ def test_brands_and_customers_are_separate(derive: Derive) -> None:
 
 # --- Invariants over random logs -----------------------------------------------------------------
 
-TYPES = [
-    "conversation_reopen",
-    "customer_message",
-    "ai_message",
-    "handoff",
-    "agent_message",
-    "contact_end",
-    "conversation_close",
-]
 
 
 @st.composite
@@ -544,7 +536,7 @@ def random_logs(draw: st.DrawFn) -> list[dict]:
     count = draw(st.integers(min_value=0, max_value=25))
     events = []
     for i in range(count):
-        type_ = draw(st.sampled_from(TYPES))
+        type_ = draw(st.sampled_from(EVENT_TYPES))
         # Coarse steps (half hours over three days) so that ties and exact-S/C/W gaps are common.
         when = DAY + timedelta(minutes=30 * draw(st.integers(min_value=0, max_value=150)))
         fields: dict = {}

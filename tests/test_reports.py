@@ -28,6 +28,7 @@ from cli_helpers import (  # noqa: F401 — re-exported for the other report tes
     ev,
     header,
     make_id,
+    one_message_each,
     parse,
     shared_store,
 )
@@ -304,8 +305,7 @@ PERIOD_EVENTS = {
 
 @pytest.fixture(scope="module")
 def periods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Convoscope]:
-    events = [ev(f"{customer}-1", "customer_message", at, customer=customer) for customer, at in PERIOD_EVENTS.items()]
-    yield from shared_store(tmp_path_factory, events)
+    yield from one_message_each(tmp_path_factory, PERIOD_EVENTS)
 
 
 @pytest.mark.parametrize(

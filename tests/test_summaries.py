@@ -27,7 +27,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cli_helpers import AS_OF, Convoscope, assert_usage_error, ev, make_id, parse, shared_store
+from cli_helpers import (
+    AS_OF,
+    Convoscope,
+    assert_usage_error,
+    ev,
+    make_id,
+    one_message_each,
+    parse,
+    shared_store,
+)
 
 ZONES = ("America/New_York", "Asia/Kolkata")
 PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
@@ -478,8 +487,7 @@ PERIOD_EVENTS = {
 
 @pytest.fixture(scope="module")
 def periods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Convoscope]:
-    events = [ev(f"{customer}-1", "customer_message", at, customer=customer) for customer, at in PERIOD_EVENTS.items()]
-    yield from shared_store(tmp_path_factory, events)
+    yield from one_message_each(tmp_path_factory, PERIOD_EVENTS)
 
 
 @pytest.mark.parametrize(
