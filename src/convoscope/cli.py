@@ -290,8 +290,8 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> No
         numbers = headline(store.con, reports.build_params(reports.get_report("sessions-detail"), config,
                                                            store.brands(), as_of=as_of))
 
-    def pct(value: object) -> str:
-        return "n/a" if value is None else f"{float(value) * 100:.1f}%"  # type: ignore[arg-type]
+    def pct(rate: str | None) -> str:
+        return "n/a" if rate is None else f"{float(rate) * 100:.1f}%"
 
     click.echo("")
     click.echo(f"AI sessions       {numbers['sessions']:,}  (as of {as_of})")
@@ -300,7 +300,7 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> No
     click.echo(f"no response       {numbers['no_response']:,}  (left out of the resolution rate)")
     click.echo("top handoff categories:")
     total = numbers["handed_off"] or 1
-    for category, count in numbers["top_handoff_categories"]:  # type: ignore[attr-defined]
+    for category, count in numbers["top_handoff_categories"]:
         click.echo(f"  {category:<28} {count:>7,}  {count / total * 100:5.1f}%")
 
 

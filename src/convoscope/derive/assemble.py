@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from convoscope.config import BrandSettings
 from convoscope.derive import kernel as K
+from convoscope.derive import names
 
 # String columns assemble reads (besides the numbers of SortedEvents).
 STRING_COLUMNS = ("brand", "customer_id", "event_id", "channel", "ai_agent", "guides", "category", "subcategory",
@@ -174,7 +175,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "created_at": _times(events.ts[out.s_first]),
         "last_activity_at": _times(out.s_last_activity),
         "ended_at": _times(out.s_end),
-        "end_reason": _codes(out.s_end_reason, K.SESSION_END_REASONS),
+        "end_reason": _codes(out.s_end_reason, names.SESSION_END_REASONS),
         "channel": cols.take("channel", out.s_channel),
         "ai_agent": cols.take("ai_agent", out.s_ai_agent),
         "guides_used": pc.binary_join(guides, ", "),
@@ -184,7 +185,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "handed_off": (out.s_end_reason == 0) | takeover,
         "handoff_category": pc.if_else(takeover, pa.scalar("team_takeover"), cols.take("category", handoff)),
         "handoff_subcategory": pc.if_else(
-            takeover, _codes(np.where(takeover, out.s_takeover_source.astype(np.int64), -1), K.CONTACT_SOURCES),
+            takeover, _codes(np.where(takeover, out.s_takeover_source.astype(np.int64), -1), names.CONTACT_SOURCES),
             cols.take("subcategory", handoff)),
         "handoff_reason": cols.take("reason", handoff),
         "transfer_rationale": cols.take("transfer_rationale", handoff),
@@ -202,13 +203,13 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "contact_id": ctc_ids,
         "conversation_id": ref(cnv_ids, out.c_conversation),
         "session_id": ref(ses_ids, np.where(linked, out.c_session, 0), ~linked),
-        "source": _codes(out.c_source, K.CONTACT_SOURCES),
+        "source": _codes(out.c_source, names.CONTACT_SOURCES),
         "channel": cols.take("channel", out.c_channel),
         "created_at": _times(events.ts[out.c_first]),
         "first_response_at": _times(out.c_first_response),
         "last_activity_at": _times(out.c_last_activity),
         "ended_at": _times(out.c_end),
-        "end_reason": _codes(out.c_end_reason, K.CONTACT_END_REASONS),
+        "end_reason": _codes(out.c_end_reason, names.CONTACT_END_REASONS),
         "agents": pc.binary_join(agents, ", "),
         "agent_names": agents,
         "customer_messages": out.c_customer_messages.astype(np.int32),
@@ -241,7 +242,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "channels": _lists_by_owner(n_conv, pair_owner, pair_code, channel_names),
         "session_count": out.v_sessions.astype(np.int32),
         "contact_count": out.v_contacts.astype(np.int32),
-        "handled_by": _codes(handled, K.HANDLED_BY),
+        "handled_by": _codes(handled, names.HANDLED_BY),
     })
     closes = pa.table({**of_conversation(out.close_conversation), "closed_at": _times(out.close_at),
                        "counted": out.close_counted})
@@ -249,7 +250,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
     anomalies = pa.table({
         "brand": cols.take("brand", out.anomaly_pos), "customer_id": cols.take("customer_id", out.anomaly_pos),
         "event_id": cols.take("event_id", out.anomaly_pos),
-        "kind": _codes(out.anomaly_kind.astype(np.int64), K.ANOMALY_KINDS),
+        "kind": _codes(out.anomaly_kind.astype(np.int64), names.ANOMALY_KINDS),
         "occurred_at": _times(events.ts[out.anomaly_pos]),
     })
 

@@ -23,18 +23,6 @@ REOPEN, CUSTOMER, AI, HANDOFF, AGENT, CONTACT_END, CLOSE = range(7)
 # `route` codes
 ROUTE_NONE, ROUTE_AI, ROUTE_TEAM = 0, 1, 2
 
-SESSION_END_REASONS = ("handoff", "team_takeover", "conversation_close", "inactivity")
-CONTACT_SOURCES = ("handoff", "inbound", "outbound")
-CONTACT_END_REASONS = ("contact_end", "conversation_close", "inactivity")
-ANOMALY_KINDS = (
-    "contact_end_without_open_contact",
-    "close_without_conversation",
-    "close_after_window",
-    "reopen_without_conversation",
-    "handoff_while_contact_open",
-)
-HANDLED_BY = ("team_only", "ai_only", "ai_then_team", "ai_and_team")
-
 _S_HANDOFF, _S_TAKEOVER, _S_CLOSE, _S_INACTIVITY = 0, 1, 2, 3
 _C_HANDOFF, _C_INBOUND, _C_OUTBOUND = 0, 1, 2
 _CE_END, _CE_CLOSE, _CE_INACTIVITY = 0, 1, 2

@@ -85,9 +85,9 @@ def build_params(
             raise ReportError(f"--period {period!r} is not one of {', '.join(PERIODS)}")
     params.period = period or report.default_period
     if by is not None:
-        if by not in report.by_keys:
+        if by not in report.by_columns:
             raise ReportError(f"report {report.name} does not take --by {by}"
-                              + (f"; use one of {', '.join(report.by_keys)}" if report.by_keys else ""))
+                              + (f"; use one of {', '.join(report.by_columns)}" if report.by_columns else ""))
         params.by = by
     if extra and not report.extra_columns:
         raise ReportError(f"report {report.name} does not take --extra")
@@ -97,10 +97,10 @@ def build_params(
         key, sep, value = item.partition("=")
         if not sep:
             raise ReportError(f"--where {item!r} must be KEY=VALUE")
-        if key not in report.where_keys:
-            usable = f"; use one of {', '.join(report.where_keys)}" if report.where_keys else ""
+        if key not in report.where:
+            usable = f"; use one of {', '.join(report.where)}" if report.where else ""
             raise ReportError(f"report {report.name} cannot be filtered by {key!r}{usable}")
-        choices = report.where_choices.get(key)
+        choices = report.where[key]
         if choices and value not in choices:
             raise ReportError(f"{key} {value!r} is not one of {', '.join(choices)}")
         params.where.append((key, value))

@@ -54,15 +54,13 @@ class Params:
 class Report:
     name: str
     columns: tuple[Column, ...]
-    where_keys: tuple[str, ...]
+    where: dict[str, tuple[str, ...]]  # --where keys and the values each allows (() for any)
     query: Callable[[Report, Params, Config], str]
     takes_period: bool = False
     default_period: str | None = None
-    by_keys: tuple[str, ...] = ()
+    by_columns: dict[str, Column] = field(default_factory=dict)  # --by keys and their column, after Period
     extra_columns: tuple[Column, ...] = ()
     personal_data: bool = False
-    where_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # keys with a closed set of values
-    by_columns: dict[str, Column] = field(default_factory=dict)  # the dimension column per `by`, after Period
 
     def output_columns(self, params: Params) -> tuple[Column, ...]:
         lead, rest = self.columns[:1], self.columns[1:]
@@ -119,6 +117,21 @@ def in_range(ts: str, params: Params) -> str:
     if params.date_to:
         conditions.append(f"{loc}::DATE <= DATE '{params.date_to.isoformat()}'")
     return " AND ".join(conditions) or "true"
+
+
+def summary_query(params: Params, facts: str, anchor: str, keep: str, figures: list[str],
+                  dimension: str | None = None) -> str:
+    """A summary (SPEC 4): the aggregate `figures` over the rows of `facts` that `keep` selects, per
+    period of `anchor` in the report's zone and, with `dimension`, per value of it."""
+    by = ", dimension" if dimension else ""
+    return f"""
+        SELECT period, {guard("dimension") + ", " if dimension else ""}{", ".join(figures)}
+        FROM (SELECT *, {period_label(anchor, params, params.period)} AS period
+                     {f", {dimension} AS dimension" if dimension else ""}
+              FROM ({facts}) WHERE {keep})
+        GROUP BY period{by}
+        ORDER BY period{by} {"NULLS FIRST" if dimension else ""}
+    """
 
 
 def in_brands(params: Params, column: str = "brand") -> str:

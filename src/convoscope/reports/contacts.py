@@ -9,6 +9,7 @@ The summary counts only contacts ended by the as-of time, from the same facts as
 from __future__ import annotations
 
 from convoscope.config import Config
+from convoscope.derive.names import CONTACT_SOURCES
 from convoscope.reports.base import (
     Column,
     Params,
@@ -20,14 +21,13 @@ from convoscope.reports.base import (
     in_brands,
     in_range,
     median,
-    period_label,
     public_url,
     q,
     seconds_between,
+    summary_query,
 )
 
-SOURCES = ("handoff", "inbound", "outbound")
-CONTACT_WHERE = ("channel", "source", "agent")
+CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": ()}
 
 EXPORT_COLUMNS = (
     Column("Contact ID"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
@@ -91,30 +91,25 @@ def _export(report: Report, params: Params, config: Config) -> str:
 
 
 def _summary(report: Report, params: Params, config: Config) -> str:
-    return f"""
-        SELECT period, count(*), count(*) FILTER (WHERE direction = 'INBOUND'),
-               count(*) FILTER (WHERE direction = 'OUTBOUND'), count(*) FILTER (WHERE source = 'handoff'),
-               {average("first_response_seconds")}, {median("first_response_seconds")},
-               {average("duration_seconds")}, {average("agent_messages")}
-        FROM (SELECT *, {period_label("ended_at", params, params.period)} AS period
-              FROM ({contact_facts(params)}) WHERE NOT is_open AND {in_range("ended_at", params)})
-        GROUP BY period
-        ORDER BY period
-    """
+    figures = [
+        "count(*)", "count(*) FILTER (WHERE direction = 'INBOUND')", "count(*) FILTER (WHERE direction = 'OUTBOUND')",
+        "count(*) FILTER (WHERE source = 'handoff')", average("first_response_seconds"),
+        median("first_response_seconds"), average("duration_seconds"), average("agent_messages"),
+    ]
+    return summary_query(params, contact_facts(params), "ended_at", f"NOT is_open AND {in_range('ended_at', params)}",
+                         figures)
 
 
 CONTACT_EXPORT = Report(
     name="contact-export",
     columns=EXPORT_COLUMNS,
-    where_keys=CONTACT_WHERE,
-    where_choices={"source": SOURCES},
+    where=CONTACT_WHERE,
     query=_export,
 )
 CONTACT_SUMMARY = Report(
     name="contact-summary",
     columns=SUMMARY_COLUMNS,
-    where_keys=CONTACT_WHERE,
-    where_choices={"source": SOURCES},
+    where=CONTACT_WHERE,
     query=_summary,
     takes_period=True,
     default_period="day",

@@ -10,6 +10,7 @@ conversations closed at the as-of time, placed on their last close.
 from __future__ import annotations
 
 from convoscope.config import Config
+from convoscope.derive.names import HANDLED_BY
 from convoscope.reports.base import (
     Column,
     Params,
@@ -21,15 +22,14 @@ from convoscope.reports.base import (
     in_brands,
     in_range,
     percent,
-    period_label,
     public_url,
     q,
     seconds_between,
+    summary_query,
 )
 from convoscope.reports.sessions import session_facts
 
-HANDLED_BY = ("ai_only", "ai_then_team", "team_only", "ai_and_team")
-CONVERSATION_WHERE = ("channel", "handled_by")
+CONVERSATION_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "handled_by": HANDLED_BY}
 
 EXPORT_COLUMNS = (
     Column("Created At"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
@@ -104,32 +104,28 @@ def _export(report: Report, params: Params, config: Config) -> str:
 
 def _summary(report: Report, params: Params, config: Config) -> str:
     closed = "count(*)"
-    return f"""
-        SELECT period, {closed}, count(DISTINCT (brand, customer_id)),
-               {percent("count(*) FILTER (WHERE channel_count > 1)", closed)},
-               {percent("count(*) FILTER (WHERE handled_by = 'ai_only')", closed)},
-               {percent("count(*) FILTER (WHERE sessions_handed_off > 0)", closed)},
-               {average("session_count")}, {average("contact_count")}, {average("channel_count")},
-               {average("times_closed_by")}, {average(seconds_between("created_at", "last_closed_at"))}
-        FROM (SELECT *, {period_label("last_closed_at", params, params.period)} AS period
-              FROM ({conversation_facts(params)}) WHERE is_closed AND {in_range("last_closed_at", params)})
-        GROUP BY period
-        ORDER BY period
-    """
+    figures = [
+        closed, "count(DISTINCT (brand, customer_id))",
+        percent("count(*) FILTER (WHERE channel_count > 1)", closed),
+        percent("count(*) FILTER (WHERE handled_by = 'ai_only')", closed),
+        percent("count(*) FILTER (WHERE sessions_handed_off > 0)", closed),
+        average("session_count"), average("contact_count"), average("channel_count"), average("times_closed_by"),
+        average(seconds_between("created_at", "last_closed_at")),
+    ]
+    return summary_query(params, conversation_facts(params), "last_closed_at",
+                         f"is_closed AND {in_range('last_closed_at', params)}", figures)
 
 
 CONVERSATION_EXPORT = Report(
     name="conversation-export",
     columns=EXPORT_COLUMNS,
-    where_keys=CONVERSATION_WHERE,
-    where_choices={"handled_by": HANDLED_BY},
+    where=CONVERSATION_WHERE,
     query=_export,
 )
 CONVERSATION_SUMMARY = Report(
     name="conversation-summary",
     columns=SUMMARY_COLUMNS,
-    where_keys=CONVERSATION_WHERE,
-    where_choices={"handled_by": HANDLED_BY},
+    where=CONVERSATION_WHERE,
     query=_summary,
     takes_period=True,
     default_period="day",

@@ -9,6 +9,7 @@ see every brand.
 from __future__ import annotations
 
 from convoscope.config import Config
+from convoscope.derive.names import ANOMALIES
 from convoscope.reports.base import (
     Column,
     Params,
@@ -25,13 +26,6 @@ COLUMNS = (
     Column("Time"), Column("Source", text=True),
 )
 
-ANOMALY_REASONS = {  # SPEC 3.3: the anomaly's name, then what it means
-    "contact_end_without_open_contact": "a contact_end arrived while no contact was open",
-    "close_without_conversation": "a conversation_close arrived before the customer had any conversation",
-    "close_after_window": "a conversation_close arrived after the conversation's reopen window had passed",
-    "reopen_without_conversation": "a conversation_reopen arrived before the customer had any conversation",
-    "handoff_while_contact_open": "a handoff arrived while a contact was open; it started no contact",
-}
 
 
 def _source(source: str, line: str) -> str:
@@ -39,7 +33,7 @@ def _source(source: str, line: str) -> str:
 
 
 def _query(report: Report, params: Params, config: Config) -> str:
-    explained = " ".join(f"WHEN {q(kind)} THEN {q(f'{kind}: {text}')}" for kind, text in ANOMALY_REASONS.items())
+    explained = " ".join(f"WHEN {q(kind)} THEN {q(f'{kind}: {text}')}" for kind, text in ANOMALIES.items())
     return f"""
         SELECT kind, {guard("reason")}, event_id, brand, customer_id, {fmt_timestamp("occurred_at", params)},
                {guard("source")}
@@ -60,4 +54,4 @@ def _query(report: Report, params: Params, config: Config) -> str:
     """
 
 
-DATA_QUALITY = Report(name="data-quality", columns=COLUMNS, where_keys=(), query=_query)
+DATA_QUALITY = Report(name="data-quality", columns=COLUMNS, where={}, query=_query)

@@ -7,6 +7,10 @@ Was Recontacted until the recontact window has passed, unless a new session alre
 
 from __future__ import annotations
 
+from typing import Any
+
+import duckdb
+
 from convoscope.config import Config
 from convoscope.reports.base import (
     Column,
@@ -23,6 +27,7 @@ from convoscope.reports.base import (
     public_url,
     q,
     rate,
+    summary_query,
 )
 
 DETAIL_COLUMNS = (
@@ -33,8 +38,10 @@ DETAIL_COLUMNS = (
     Column("Handoff Reason", text=True), Column("Transfer Rationale", text=True), Column("Conversation Link"),
 )
 EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"))
-SESSION_WHERE = ("channel", "ai_agent", "guide", "handoff_category", "outcome")
 OUTCOMES = ("open", "no_response", "handed_off", "resolved")
+SESSION_WHERE: dict[str, tuple[str, ...]] = {
+    "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES,
+}
 
 
 def session_facts(params: Params) -> str:
@@ -124,8 +131,7 @@ def _with_messages(report: Report, params: Params, config: Config) -> str:
 SESSIONS_DETAIL = Report(
     name="sessions-detail",
     columns=DETAIL_COLUMNS,
-    where_keys=SESSION_WHERE,
-    where_choices={"outcome": OUTCOMES},
+    where=SESSION_WHERE,
     query=_detail,
     takes_period=True,
     extra_columns=EXTRA_COLUMNS,
@@ -133,8 +139,7 @@ SESSIONS_DETAIL = Report(
 SESSIONS_DETAIL_WITH_MESSAGES = Report(
     name="sessions-detail-with-messages",
     columns=(*DETAIL_COLUMNS, Column("Message History", text=True)),
-    where_keys=SESSION_WHERE,
-    where_choices={"outcome": OUTCOMES},
+    where=SESSION_WHERE,
     query=_with_messages,
     takes_period=True,
     extra_columns=EXTRA_COLUMNS,
@@ -155,63 +160,52 @@ DIMENSIONS = {  # --by: the dimension column and each session's value(s) of it
 }
 
 
+def _figures() -> dict[str, str]:
+    """SPEC 4.3's figures as aggregates over session facts, by snake header: one definition for the
+    summary, the headline and every chart."""
+    resolved = "count(*) FILTER (WHERE was_resolved)"
+    handed = "count(*) FILTER (WHERE was_handed_off)"
+    return {
+        "sessions": "count(*)",
+        "responded": "count(*) FILTER (WHERE was_responded_to)",
+        "resolved": resolved,
+        "handed_off": handed,
+        "no_response": "count(*) FILTER (WHERE outcome = 'no_response')",
+        "open": "count(*) FILTER (WHERE is_open)",
+        "resolution_rate": rate(resolved, f"{resolved} + count(*) FILTER (WHERE was_handed_off AND was_responded_to)"),
+        "handoff_rate": rate(handed, "count(*) FILTER (WHERE NOT is_open)"),
+        "recontact_rate": rate("count(*) FILTER (WHERE was_recontacted)", "count(was_recontacted)"),
+    }
+
+
+FIGURES = _figures()
+
+
 def _summary(report: Report, params: Params, config: Config) -> str:
     """SPEC 4.3: the counts of the detail rows created in each period (× dimension value)."""
-    dimension = f", {DIMENSIONS[params.by][1]} AS dimension" if params.by else ""
-    picked = f"SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)}"
-    resolved = "count(*) FILTER (WHERE was_resolved)"
-    handed_responded = "count(*) FILTER (WHERE was_handed_off AND was_responded_to)"
-    handed = "count(*) FILTER (WHERE was_handed_off)"
-    return f"""
-        SELECT period, {"" if not params.by else guard("dimension") + ","}
-               count(*), count(*) FILTER (WHERE was_responded_to), {resolved}, {handed},
-               count(*) FILTER (WHERE outcome = 'no_response'), count(*) FILTER (WHERE is_open),
-               {rate(resolved, f"{resolved} + {handed_responded}")},
-               {rate(handed, "count(*) FILTER (WHERE NOT is_open)")},
-               {rate("count(*) FILTER (WHERE was_recontacted)", "count(was_recontacted)")}
-        FROM (SELECT *, {period_label("created_at", params, params.period)} AS period {dimension} FROM ({picked}))
-        GROUP BY period {", dimension" if params.by else ""}
-        ORDER BY period {", dimension NULLS FIRST" if params.by else ""}
-    """
+    return summary_query(params, session_facts(params), "created_at", session_filters(params),
+                         [FIGURES[c.snake] for c in SUMMARY_COLUMNS[1:]],
+                         DIMENSIONS[params.by][1] if params.by else None)
 
 
 SESSIONS_SUMMARY = Report(
     name="sessions-summary",
     columns=SUMMARY_COLUMNS,
-    where_keys=SESSION_WHERE,
-    where_choices={"outcome": OUTCOMES},
+    where=SESSION_WHERE,
     query=_summary,
     takes_period=True,
     default_period="day",
-    by_keys=tuple(DIMENSIONS),
     by_columns={key: column for key, (column, _) in DIMENSIONS.items()},
 )
 
 
-def headline(con: object, params: Params) -> dict[str, object]:
-    """Sessions, resolution rate, handoff rate and top handoff categories (SPEC 4.3's definitions),
-    from the same session facts as the detail rows."""
-    import duckdb
-
-    assert isinstance(con, duckdb.DuckDBPyConnection)
+def headline(con: duckdb.DuckDBPyConnection, params: Params) -> dict[str, Any]:
+    """The summary's figures over the whole selection, and its top handoff categories."""
     picked = f"SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)}"
-    row = con.execute(f"""
-        SELECT count(*), count(*) FILTER (WHERE was_resolved),
-               count(*) FILTER (WHERE was_handed_off AND responded), count(*) FILTER (WHERE was_handed_off),
-               count(*) FILTER (WHERE NOT is_open), count(*) FILTER (WHERE outcome = 'no_response')
-        FROM ({picked})
-    """).fetchall()[0]
-    sessions, resolved, handed_responded, handed, closed, no_response = (int(v) for v in row)
-    categories = con.execute(f"""
+    cursor = con.execute(f"SELECT {', '.join(f'{sql} AS {name}' for name, sql in FIGURES.items())} FROM ({picked})")
+    numbers: dict[str, Any] = dict(zip(FIGURES, cursor.fetchall()[0], strict=True))
+    numbers["top_handoff_categories"] = con.execute(f"""
         SELECT handoff_category, count(*) AS n FROM ({picked}) WHERE was_handed_off
         GROUP BY ALL ORDER BY n DESC, handoff_category LIMIT 5
     """).fetchall()
-    return {
-        "sessions": sessions,
-        "resolved": resolved,
-        "handed_off": handed,
-        "no_response": no_response,
-        "resolution_rate": resolved / (resolved + handed_responded) if resolved + handed_responded else None,
-        "handoff_rate": handed / closed if closed else None,
-        "top_handoff_categories": [(c, int(n)) for c, n in categories],
-    }
+    return numbers
