@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import duckdb
 
 from convoscope import __version__, service
 from convoscope.config import Config, load_config
@@ -174,26 +173,16 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
             definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
             as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
         )
-        service.ensure_derived(store, config, progress=progress_printer())
         if out == "-":
             with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
                 written = Path(scratch) / "report.csv"
-                reports.render_csv(store, config, definition, params, written)
+                service.write_report(store, config, definition, params, written, progress=progress_printer())
                 sys.stdout.flush()
                 with written.open("rb") as handle:
                     shutil.copyfileobj(handle, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
         else:
-            path = Path(out)
-            tmp = path.with_name(path.name + ".part")
-            if not path.parent.is_dir():
-                raise ConvoscopeError(f"cannot write {out}: no folder {path.parent}; choose another --out")
-            try:
-                count = reports.render_csv(store, config, definition, params, tmp)
-            except duckdb.IOException as exc:
-                tmp.unlink(missing_ok=True)
-                raise ConvoscopeError(f"cannot write {out}: {str(exc).splitlines()[0]}; choose another --out") from None
-            tmp.replace(path)
+            count = service.write_report(store, config, definition, params, Path(out), progress=progress_printer())
             click.echo(f"wrote {count:,} rows to {out}", err=True)
 
 
@@ -285,7 +274,7 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> No
         for name, definition in reports.REPORTS.items():
             params = reports.build_params(definition, config, store.brands(), as_of=as_of)
             path = out / f"{name}.csv"
-            rows = reports.render_csv(store, config, definition, params, path)
+            rows = service.write_report(store, config, definition, params, path)
             click.echo(f"wrote {rows:,} rows -> {path}")
         numbers = headline(store.con, reports.build_params(reports.get_report("sessions-detail"), config,
                                                            store.brands(), as_of=as_of))

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import duckdb
+
 from convoscope.config import Config
-from convoscope.errors import UsageError
+from convoscope.errors import ConvoscopeError, UsageError
 from convoscope.events.ingest import IngestCounts, merge_stage
 from convoscope.events.readers import expand, read_chunks
 from convoscope.store import Store
 
 if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
     from convoscope.derive.duckdb_engine import DeriveResult
+    from convoscope.reports.base import Params, Report
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -84,3 +88,22 @@ def _derive_progress(progress: Progress | None) -> Callable[[int, int], None] | 
     if progress is None:
         return None
     return lambda done, total: progress("derive", done, total)
+
+
+def write_report(store: Store, config: Config, report: Report, params: Params, path: Path, *,
+                 progress: Progress | None = None) -> int:
+    """Bring the derived tables up to date, then write the report's CSV to `path`, whole or not at all.
+    Returns the number of data rows."""
+    from convoscope.reports import render_csv
+
+    ensure_derived(store, config, progress=progress)
+    if not path.parent.is_dir():
+        raise ConvoscopeError(f"cannot write {path}: no folder {path.parent}; choose another place for it")
+    partial = path.with_name(path.name + ".part")
+    try:
+        count = render_csv(store, config, report, params, partial)
+    except duckdb.IOException as exc:
+        partial.unlink(missing_ok=True)
+        raise ConvoscopeError(f"cannot write {path}: {str(exc).splitlines()[0]}; choose another place for it") from None
+    partial.replace(path)
+    return count
