@@ -78,10 +78,6 @@ class BrandSettings:
             f"ai_channels={','.join(sorted(self.ai_channels))}"
         )
 
-    @property
-    def all_channels_to_ai(self) -> bool:
-        return "*" in self.ai_channels
-
 
 @dataclass(frozen=True)
 class Config:
