@@ -6,13 +6,25 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test install lint bench clean
 
+ASSETS := node_modules/.installed-stamp
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web app's chart library and CSS, from npm at the versions package-lock.json pins.
+$(ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+install: $(STAMP) $(ASSETS)
 
 demo: install
 	$(BIN)/convoscope demo --out demo-out
@@ -21,11 +33,11 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 bench: install
 	$(BIN)/python bench/run.py --events 1000000 10000000
 
 clean:
-	rm -rf $(VENV) demo-out bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules demo-out bench/out .pytest_cache .mypy_cache .ruff_cache

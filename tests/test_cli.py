@@ -75,7 +75,7 @@ def test_generated_malformed_records_are_rejected_with_reasons(tmp_path: Path) -
 
 def test_demo_writes_every_report_and_prints_the_headline(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = run("demo", "--out", str(out), "--customers", "80", "--days", "7")
+    result = run("demo", "--out", str(out), "--customers", "80", "--days", "7", "--no-serve")
     assert result.exit_code == 0, result.output
     for name in REPORTS:
         written = list(csv.reader(io.StringIO((out / f"{name}.csv").read_text(encoding="utf-8"))))

@@ -6,6 +6,8 @@ an ingest rejected events. Long work shows a progress bar on a terminal and stay
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 import shutil
 import sys
@@ -18,6 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from convoscope import __version__, service
+from convoscope.accounts import ROLES
 from convoscope.config import Config, load_config
 from convoscope.errors import ConvoscopeError
 from convoscope.store import Store, default_db_path
@@ -45,7 +48,7 @@ class App:
         if must_exist and not self.db_path.exists():
             raise ConvoscopeError(f"no store at {self.db_path}; ingest events first (convoscope ingest FILE) "
                                   "or point --db at the store")
-        with Store(self.db_path) as store:
+        with Store(self.db_path, on_wait=lambda message: click.echo(f"convoscope: {message}", err=True)) as store:
             yield store
 
 
@@ -240,6 +243,167 @@ def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_r
     click.echo(f"wrote {written:,} records to {out}")
 
 
+def _port(port: int | None) -> int:
+    if port is not None:
+        return port
+    text = os.environ.get("CONVOSCOPE_PORT", "8000")
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        fail(f"CONVOSCOPE_PORT {text!r} is not a port number; use one such as 8000", 2)
+    return int(text)
+
+
+def _serve(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
+           login: str | None = None) -> None:
+    import socket
+
+    import uvicorn
+
+    from convoscope.web.app import create_app
+
+    app = create_app(db_path, config_path, config=config)
+    with socket.socket() as probe:  # say so in one line instead of a traceback when the port is taken
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port or CONVOSCOPE_PORT", 1)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    click.echo(f"convoscope is serving {db_path} at http://{shown}:{port}/  (Ctrl-C stops it)")
+    if login:
+        click.echo(login)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default $CONVOSCOPE_PORT or 8000).")
+@pass_app
+def serve(app: App, host: str, port: int | None) -> None:
+    """Serve the web app and the HTTP API over the store."""
+    config = app.config  # a bad configuration fails now, not on the first request
+    with app.store():
+        pass  # creates the store's tables, waiting for another process if it holds the file
+    _serve(app.db_path, app.config_path, host, _port(port), config=config)
+
+
+@cli.group()
+def users() -> None:
+    """Manage who may log in and what they may see (roles: administrator, team_manager, analyst, agent)."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)))
+@click.option("--brands", metavar="B1,B2", help="Only these brands (default every brand).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@pass_app
+def users_add(app: App, name: str, role: str, brands: str | None, password_stdin: bool) -> None:
+    """Add user NAME with ROLE; the password comes from a prompt or standard input."""
+    from convoscope import accounts
+
+    password = _read_password(password_stdin)
+    with app.store() as store:
+        user = accounts.add_user(store, name, role, password, accounts.parse_brands(brands))
+    click.echo(f"added {user.name} ({user.role_title}; {_brands_text(user.brands)})")
+
+
+def _brands_text(brands: tuple[str, ...] | None) -> str:
+    return "every brand" if brands is None else "brands " + ", ".join(brands)
+
+
+@users.command("list")
+@pass_app
+def users_list(app: App) -> None:
+    """List users with their role and brands."""
+    from convoscope import accounts
+
+    with app.store() as store:
+        found = accounts.list_users(store.con)
+    if not found:
+        click.echo("no users; add one with 'convoscope users add NAME --role administrator'", err=True)
+        return
+    for user, created in found:
+        click.echo(f"{user.name}\t{user.role}\t{','.join(user.brands) if user.brands is not None else '*'}\t"
+                   f"{created:%Y-%m-%dT%H:%M:%SZ}")
+
+
+@users.command("remove")
+@click.argument("name")
+@pass_app
+def users_remove(app: App, name: str) -> None:
+    """Remove user NAME, their API tokens and their logins."""
+    from convoscope import accounts
+
+    with app.store() as store:
+        accounts.remove_user(store, name)
+    click.echo(f"removed {name}")
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(list(ROLES)))
+@click.option("--brands", metavar="B1,B2", help="Also limit the user to these brands.")
+@click.option("--every-brand", is_flag=True, help="Also lift any brand limit.")
+@pass_app
+def users_set_role(app: App, name: str, role: str, brands: str | None, every_brand: bool) -> None:
+    """Give user NAME another ROLE (their web logins end)."""
+    from convoscope import accounts
+
+    if brands and every_brand:
+        fail("use --brands or --every-brand, not both", 2)
+    with app.store() as store:
+        user = accounts.set_role(store, name, role, accounts.parse_brands(brands), every_brand)
+    click.echo(f"{user.name} is now {user.role_title} ({_brands_text(user.brands)})", err=True)
+
+
+@users.command("token")
+@click.argument("name")
+@pass_app
+def users_token(app: App, name: str) -> None:
+    """Print a new API token for NAME, alone on standard output (only its hash is stored)."""
+    from convoscope import accounts
+
+    with app.store() as store:
+        token = accounts.new_token(store, name)
+    click.echo(token)
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@pass_app
+def audit(app: App, limit: int) -> None:
+    """Show the audit log, newest first: downloads of reports with messages, conversation views, erasures."""
+    import csv
+
+    from convoscope import accounts
+
+    with app.store() as store:
+        entries = accounts.audit_entries(store.con, limit)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["at", "user", "action", "target", "parameters"])
+    for at, user, action, target, parameters in entries:
+        writer.writerow([f"{at:%Y-%m-%dT%H:%M:%SZ}", user, action, target, parameters])
+
+
+@cli.command()
+@click.option("--brand", required=True)
+@click.option("--customer", required=True)
+@pass_app
+def forget(app: App, brand: str, customer: str) -> None:
+    """Erase one customer's events and everything derived from them (the audit log records that it happened)."""
+    from convoscope import accounts
+
+    with app.store(must_exist=True) as store:
+        erased = accounts.forget(store, brand, customer, by=f"cli:{getpass.getuser()}")
+    click.echo(f"erased {erased:,} events of customer {customer!r} of brand {brand!r}")
+
+
 @cli.command()
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the generated events, the store and the reports.")
@@ -248,8 +412,11 @@ def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_r
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--bad-rate", type=click.FloatRange(0, 0.5), default=0.002, show_default=True,
               help="Share of malformed records, as real exports have (see data-quality.csv).")
-def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> None:
-    """Generate a realistic brand, ingest it, write every report and print the headline."""
+@click.option("--serve/--no-serve", "serving", default=True, show_default=True,
+              help="Serve the web app afterwards, with an Administrator 'demo'.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default $CONVOSCOPE_PORT or 8000).")
+def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, serving: bool, port: int | None) -> None:
+    """Generate a realistic brand, ingest it, write every report, print the headline and serve the web app."""
     from datetime import date
 
     from convoscope import reports, synth
@@ -291,6 +458,18 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float) -> No
     total = numbers["handed_off"] or 1
     for category, count in numbers["top_handoff_categories"]:
         click.echo(f"  {category:<28} {count:>7,}  {count / total * 100:5.1f}%")
+    if not serving:
+        return
+    import secrets
+
+    from convoscope import accounts
+
+    password = secrets.token_urlsafe(12)
+    with Store(db_path) as store:
+        accounts.add_user(store, "demo", "administrator", password, None)
+    click.echo("")
+    _serve(db_path, None, "127.0.0.1", _port(port), config=config,
+           login=f"log in as user 'demo' with password '{password}' (an Administrator)")
 
 
 def main() -> None:

@@ -49,12 +49,15 @@ def ingest(
     assume_tz: str | None = None,
     derive: bool = True,
     progress: Progress | None = None,
+    source_name: str | None = None,
 ) -> IngestResult:
-    """Store every event of `paths` (SPEC 2), then derive the customers that changed (SPEC 6.1)."""
+    """Store every event of `paths` (SPEC 2), then derive the customers that changed (SPEC 6.1).
+    `source_name` names the source in rejects and duplicates instead of the file's path."""
     if assume_tz:
         check_zone(assume_tz, option="--assume-tz")
     result = IngestResult()
     for source, path, file_format in expand(paths, fmt):
+        source = source_name or source
         per = result.per_source.setdefault(source, IngestCounts())
         for chunk in read_chunks(store.con, source, path, file_format):
             with store.transaction() as con:

@@ -5,12 +5,16 @@ Every other room reads and writes through `Store`. All times are stored as UTC `
 when rendering. Writes happen in transactions, so a crash leaves either a whole chunk or nothing.
 Customers whose events changed since the last derivation are listed in `pending`, written in the
 same transaction as their events: derived tables are brought up to date before anything reads them.
+
+DuckDB lets one process at a time open the file. The server opens it per request and the command line
+per command, and whoever finds it taken waits its turn (SPEC 6.1: nobody sees a lock error).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,6 +85,21 @@ CREATE TABLE IF NOT EXISTS conversation_reopens (
 CREATE TABLE IF NOT EXISTS anomalies (
     brand VARCHAR, customer_id VARCHAR, event_id VARCHAR, kind VARCHAR, occurred_at TIMESTAMP
 );
+CREATE TABLE IF NOT EXISTS users (
+    name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, brands VARCHAR[], password_hash VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_hash VARCHAR PRIMARY KEY, user_name VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP, revoked_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash VARCHAR PRIMARY KEY, user_name VARCHAR NOT NULL, csrf_token VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    logged_at TIMESTAMP NOT NULL, user_name VARCHAR, action VARCHAR NOT NULL, target VARCHAR, parameters JSON
+);
 CREATE TABLE IF NOT EXISTS session_messages (
     brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, seq INTEGER, event_id VARCHAR,
     occurred_at TIMESTAMP, speaker VARCHAR
@@ -108,22 +127,52 @@ def default_db_path() -> Path:
     return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
 
 
+def lock_timeout() -> float:
+    """Seconds to wait for a store another process holds (`CONVOSCOPE_LOCK_TIMEOUT`, default 10 minutes)."""
+    return float(os.environ.get("CONVOSCOPE_LOCK_TIMEOUT", "600"))
+
+
+def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting while another process holds it."""
+    deadline = time.monotonic() + lock_timeout()
+    pause = 0.01
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            message = str(exc).splitlines()[0]
+            if "lock" not in message.lower():
+                raise ConvoscopeError(f"cannot open store {path}: {message}; check the path or --db") from None
+            if time.monotonic() >= deadline:
+                raise ConvoscopeError(f"store {path} stayed in use by another process for {lock_timeout():.0f} s; "
+                                      "try again when it has finished") from None
+            if on_wait and not told:
+                on_wait(f"waiting for store {path}: another convoscope process is using it")
+                told = True
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
 class Store:
     """An open convoscope store. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise ConvoscopeError(
-                f"cannot open store {self.path}: {str(exc).splitlines()[0]}; check the path or --db"
-            ) from None
+        self.con = _connect(self.path, read_only, on_wait)
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors are new connections: set it for all
         self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.con.execute(_SCHEMA)
             self._upgrade()
+
+    @classmethod
+    def over(cls, con: duckdb.DuckDBPyConnection, path: Path) -> Store:
+        """A store on a connection already opened (a cursor of a shared database)."""
+        store = cls.__new__(cls)
+        store.path, store.con = path, con
+        return store
 
     def _upgrade(self) -> None:
         """Derived tables are a cache of the events: a store whose derived tables have another shape

@@ -262,7 +262,9 @@ def _jsonl_stage_sql(source: str) -> str:
         SELECT {sql_string(source)} AS source, line, raw, coalesce(jt = 'OBJECT', false) AS parsed,
                CASE WHEN bad THEN 'line is not valid UTF-8 text; re-export the file as UTF-8'
                     WHEN jt IS NULL THEN 'line is not valid JSON; check for truncation or stray characters'
-                    WHEN jt <> 'OBJECT' THEN 'line is a JSON ' || lower(jt) || ', not an object'
+                    WHEN jt <> 'OBJECT' THEN 'line is ' || CASE jt WHEN 'ARRAY' THEN 'a JSON list' WHEN 'VARCHAR' THEN 'a JSON string'
+                                                   WHEN 'BOOLEAN' THEN 'JSON true/false' WHEN 'NULL' THEN 'JSON null'
+                                                   ELSE 'a JSON number' END || ', not an object'
                     ELSE nullif(concat_ws('; ', {", ".join(problems)}), '') END AS problem,
                {", ".join(fields)},
                CASE WHEN jt = 'OBJECT' THEN nullif(json_merge_patch(raw, '{removal}'), '{{}}') END AS attributes

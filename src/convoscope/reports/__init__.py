@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -105,6 +106,38 @@ def build_params(
             raise ReportError(f"{key} {value!r} is not one of {', '.join(choices)}")
         params.where.append((key, value))
     return params
+
+
+def report_rows(store: Store, config: Config, report: Report, params: Params,
+                limit: int | None = None) -> tuple[list[str], list[tuple[str | None, ...]]]:
+    """The header and rows of the report exactly as its CSV cells (None for an empty cell)."""
+    columns = report.output_columns(params)
+    header = [c.snake if params.headers == "snake" else c.display for c in columns]
+    sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({report.query(report, params, config)})"
+    cursor = store.con.cursor()
+    try:
+        rows = cursor.execute(sql + (f" LIMIT {int(limit)}" if limit is not None else "")).fetchall()
+    finally:
+        cursor.close()
+    return header, rows
+
+
+def count_rows(store: Store, config: Config, report: Report, params: Params) -> int:
+    cursor = store.con.cursor()
+    try:
+        return int(cursor.execute(f"SELECT count(*) FROM ({report.query(report, params, config)})").fetchall()[0][0])
+    finally:
+        cursor.close()
+
+
+def totals(store: Store, config: Config, report: Report, params: Params) -> tuple[str | None, ...] | None:
+    """A summary's figures over the whole selection, as one row labelled Total; None for other reports and
+    for an empty selection."""
+    if not report.takes_period:
+        return None
+    whole = replace(params, period="all", by=None)
+    rows = report_rows(store, config, report, whole)[1]
+    return rows[0] if rows else None
 
 
 def render_csv(store: Store, config: Config, report: Report, params: Params, path: Path) -> int:

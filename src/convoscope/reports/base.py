@@ -48,6 +48,9 @@ class Params:
     headers: str = "display"
     extra: bool = False
     every_brand: bool = True  # no brand chosen and none withheld: rows of no known brand are shown too
+    channels: list[str] | None = None  # the API's channel list: any of these (SPEC 6.2)
+    start_at: datetime | None = None  # the API's startAtTime / endAtTime: the range narrowed to instants
+    end_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def period_label(ts: str, params: Params, period: str | None) -> str:
     """The label of the period holding `ts` (SPEC 4.1); the local day without a period."""
     loc = local(ts, params)
     match period:
+        case "all":  # one row over the whole selection: the totals of a summary
+            return "'Total'"
         case None | "day":
             return f"strftime({loc}, '%Y-%m-%d')"
         case "half_hour":
@@ -116,7 +121,19 @@ def in_range(ts: str, params: Params) -> str:
         conditions.append(f"{loc}::DATE >= DATE '{params.date_from.isoformat()}'")
     if params.date_to:
         conditions.append(f"{loc}::DATE <= DATE '{params.date_to.isoformat()}'")
+    if params.start_at:
+        conditions.append(f"{ts} >= {instant(params.start_at)}")
+    if params.end_at:
+        conditions.append(f"{ts} <= {instant(params.end_at)}")
     return " AND ".join(conditions) or "true"
+
+
+def channel_in(params: Params, column: str, listed: bool = False) -> str:
+    """The API's channel list: the value of `column` (a list of channels when `listed`) is one of them."""
+    if params.channels is None:
+        return "true"
+    values = "[" + ", ".join(q(c.lower()) for c in params.channels) + "]::VARCHAR[]"
+    return f"list_has_any({column}, {values})" if listed else f"coalesce(list_contains({values}, {column}), false)"
 
 
 def summary_query(params: Params, facts: str, anchor: str, keep: str, figures: list[str],
@@ -143,9 +160,13 @@ def in_brands_or_unknown(params: Params, column: str = "brand") -> str:
     return f"({in_brands(params, column)} OR {column} IS NULL)" if params.every_brand else in_brands(params, column)
 
 
+def instant(value: datetime) -> str:
+    """A UTC timestamp literal of an aware datetime."""
+    return f"TIMESTAMP '{value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=' ')}'"
+
+
 def as_of(params: Params) -> str:
-    value = params.as_of.astimezone(UTC).replace(tzinfo=None)
-    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return instant(params.as_of)
 
 
 def boolean(expr: str) -> str:

@@ -16,6 +16,7 @@ from convoscope.reports.base import (
     Report,
     as_of,
     average,
+    channel_in,
     fmt_timestamp,
     guard,
     in_brands,
@@ -48,7 +49,7 @@ def contact_facts(params: Params) -> str:
     """Contacts with their as-of judgement and the linked session's handoff category; shared by the
     export and the summary."""
     at = as_of(params)
-    conditions = [in_brands(params, "c.brand")]
+    conditions = [in_brands(params, "c.brand"), channel_in(params, "c.channel")]
     for key, value in params.where:
         match key:
             case "channel":

@@ -17,6 +17,7 @@ from convoscope.reports.base import (
     Report,
     as_of,
     average,
+    channel_in,
     fmt_timestamp,
     guard,
     in_brands,
@@ -52,7 +53,7 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
     `anchor_in_range` narrows the conversations first (a condition on `conversations v`), so a short
     range reads the closes, reopens and sessions of its own conversations only."""
     at = as_of(params)
-    conditions = [in_brands(params, "v.brand"), anchor_in_range]
+    conditions = [in_brands(params, "v.brand"), anchor_in_range, channel_in(params, "v.channels", listed=True)]
     for key, value in params.where:
         match key:
             case "channel":

@@ -18,6 +18,7 @@ from convoscope.reports.base import (
     Report,
     as_of,
     boolean,
+    channel_in,
     fmt_timestamp,
     guard,
     in_brands,
@@ -64,7 +65,7 @@ def session_facts(params: Params) -> str:
 
 
 def session_filters(params: Params) -> str:
-    conditions = [in_brands(params), in_range("created_at", params)]
+    conditions = [in_brands(params), in_range("created_at", params), channel_in(params, "channel")]
     for key, value in params.where:
         match key:
             case "channel":

@@ -1,0 +1,366 @@
+"""The HTTP API of SPEC 6.2: events in, reports out, and the entities behind the reports' ids.
+
+`POST /api/v1/reports` speaks the request shape of the reporting API of the system the seeds describe,
+so existing scripts keep working; `GET /api/v1/reports/{name}` takes the common parameters of SPEC 4.
+Both render through the command line's own code, so the CSV is the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from convoscope import accounts, reports, service, timeline
+from convoscope.accounts import User
+from convoscope.errors import ConvoscopeError
+from convoscope.reports.base import Params, Report
+from convoscope.store import Store
+from convoscope.web.app import Caller, Server, problem, require
+
+router = APIRouter(prefix="/api/v1")
+
+MAX_BATCH = 10_000
+MAX_BODY = 50 * 1024 * 1024
+ALIASES = {
+    "gladlyaisessionsdetailreport": "sessions-detail",
+    "gladlyaisessionsdetailwithmessagesreport": "sessions-detail-with-messages",
+    "contactexportreport": "contact-export",
+    "contactexportreportv3": "contact-export",
+    "contactsummaryreport": "contact-summary",
+    "contactsummaryreportv2": "contact-summary",
+    "conversationexportreport": "conversation-export",
+    "conversationsummaryreport": "conversation-summary",
+}
+LEVELS = {"halfHourly": "half_hour", "daily": "day", "weekly": "week", "monthly": "month",
+          "quarterly": "quarter", "yearly": "year"}
+ERRORS = {"description": "The request is invalid: `{\"errors\": [{\"attr\", \"code\", \"detail\"}]}`"}
+AUTH_ERRORS = {401: {"description": "No credentials, or unknown ones"},
+               403: {"description": "The role lacks the permission"}}
+
+
+class ErrorItem(BaseModel):
+    attr: str | None
+    code: str
+    detail: str
+
+
+class Errors(BaseModel):
+    errors: list[ErrorItem]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Errors, **ERRORS}, 401: {"model": Errors, **AUTH_ERRORS[401]},
+    403: {"model": Errors, **AUTH_ERRORS[403]},
+}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The report as CSV (SPEC 4.1)"},
+}
+
+
+def _server(request: Request) -> Server:
+    server: Server = request.app.state.server
+    return server
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+class RejectedEvent(BaseModel):
+    index: int = Field(description="Position of the event in the batch, from 0")
+    reason: str
+
+
+class IngestAnswer(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    errors: list[RejectedEvent]
+
+
+def _batch_lines(body: bytes, content_type: str) -> list[str]:
+    """The batch as one JSON text per event: a JSON array, or NDJSON (one object per line)."""
+    if len(body) > MAX_BODY:
+        raise problem(413, "too_large", f"the body is {len(body):,} bytes; send at most {MAX_BODY:,} per request",
+                      "body")
+    text = body.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise problem(400, "invalid_json", f"the body is not a JSON array: {exc}", "body") from None
+        lines = [json.dumps(item, ensure_ascii=False) for item in items]
+    elif "json" in content_type or text.strip():
+        lines = text.splitlines()
+    else:
+        lines = []
+    if not any(line.strip() for line in lines):
+        raise problem(400, "empty", "the batch holds no events; send a JSON array or NDJSON lines", "body")
+    if len(lines) > MAX_BATCH:
+        raise problem(413, "too_many", f"the batch holds {len(lines):,} events; send at most {MAX_BATCH:,} per request",
+                      "body")
+    return lines
+
+
+def _foreign(lines: list[str], user: User) -> dict[int, str]:
+    """Events of a brand the user may not send, by index."""
+    if user.brands is None:
+        return {}
+    foreign = {}
+    for index, line in enumerate(lines):
+        try:
+            brand = json.loads(line).get("brand")
+        except (json.JSONDecodeError, AttributeError):
+            continue  # the ingester says what is wrong with it
+        brand = brand.strip() if isinstance(brand, str) and brand.strip() else "default"
+        if brand not in user.brands:
+            foreign[index] = f"brand {brand!r} is not one of yours; send events of {', '.join(user.brands)}"
+    return foreign
+
+
+@router.post("/events", response_model=IngestAnswer, responses=ERROR_RESPONSES | {413: {"model": Errors}},
+             summary="Send a batch of events (SPEC 2): a JSON array or NDJSON, at most 10,000 events and 50 MB",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"type": "array", "items": {"type": "object"}, "maxItems": MAX_BATCH}},
+                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def post_events(request: Request) -> IngestAnswer:
+    server = _server(request)
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_BODY:
+        raise problem(413, "too_large", f"the body is {length:,} bytes; send at most {MAX_BODY:,} per request", "body")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_BODY:
+            raise problem(413, "too_large", f"the body is over {MAX_BODY:,} bytes; send at most that per request", "body")
+    return await run_in_threadpool(_ingest_batch, server, request, bytes(body))
+
+
+def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer:
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.SEND_EVENTS)
+        lines = _batch_lines(body, request.headers.get("content-type", ""))
+        foreign = _foreign(lines, caller.user)
+        source = f"api:{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}:{caller.user.name}:{secrets.token_hex(4)}"
+        with tempfile.TemporaryDirectory(prefix="convoscope-api-") as scratch:
+            path = Path(scratch) / "batch.jsonl"
+            # A foreign event keeps its line, blanked, so every other index still maps to its line.
+            path.write_text("\n".join("" if i in foreign else line.replace("\n", " ")
+                                      for i, line in enumerate(lines)) + "\n", encoding="utf-8")
+            with server.gate.writing:
+                result = service.ingest(store, server.config, [str(path)], fmt="jsonl", source_name=source)
+        reasons = store.con.execute("SELECT line, reason FROM rejects WHERE source = ? ORDER BY line, kind",
+                                    [source]).fetchall()
+    errors = {int(line) - 1: reason for line, reason in reasons if line is not None}
+    errors.update(foreign)
+    counts = result.counts
+    return IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected + len(foreign),
+                        errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(errors.items())])
+
+
+# --- reports -----------------------------------------------------------------------------------------
+
+def _visible(store: Store, user: User, requested: list[str]) -> tuple[list[str], bool]:
+    """The brands a report covers and whether rows of no known brand are shown (SPEC 6.4)."""
+    visible = user.visible_brands(store.brands())
+    for brand in requested:
+        if brand not in visible:
+            raise problem(400, "invalid", f"brand {brand!r} is not one you may see; "
+                                          f"choose from {', '.join(visible) or 'none'}", "brand")
+    return (requested or visible), (user.brands is None and not requested)
+
+
+def check_params(server: Server, store: Store, caller: Caller, report: Report, brands: list[str],
+                 **options: Any) -> Params:
+    """The common parameters of SPEC 4 checked as the command line checks them, for this user's brands."""
+    if report.personal_data and not caller.user.can(accounts.REPORTS_WITH_MESSAGES):
+        raise problem(403, "forbidden", f"the {caller.user.role_title} role may not read reports with messages")
+    chosen, every = _visible(store, caller.user, brands)
+    try:
+        params = reports.build_params(report, server.config, store.brands(), brands=chosen or None, **options)
+    except ConvoscopeError as exc:
+        raise problem(400, "invalid", exc.message, _attr_of(exc.message)) from None
+    params.brands, params.every_brand = chosen, every
+    return params
+
+
+def _attr_of(message: str) -> str | None:
+    for option in ("--from", "--to", "--tz", "--as-of", "--period", "--by", "--where", "--headers", "--extra"):
+        if option in message:
+            return option.removeprefix("--").replace("-", "_")
+    return None
+
+
+def csv_response(server: Server, store: Store, caller: Caller, report: Report, params: Params,
+                 parameters: dict[str, Any]) -> Response:
+    """The report's CSV as an attachment, written by the command line's code; downloads of reports with
+    messages go to the audit log (SPEC 6.5)."""
+    server.ensure_derived(store)
+    scratch = tempfile.TemporaryDirectory(prefix="convoscope-report-")
+    path = Path(scratch.name) / f"{report.name}.csv"
+    reports.render_csv(store, server.config, report, params, path)
+    if report.personal_data:
+        server.audit(store, caller, "download", report.name, parameters)
+    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{report.name}.csv",
+                        background=BackgroundTask(scratch.cleanup))
+
+
+def json_response(server: Server, store: Store, caller: Caller, report: Report, params: Params,
+                  parameters: dict[str, Any]) -> JSONResponse:
+    server.ensure_derived(store)
+    header, rows = reports.report_rows(store, server.config, report, params)
+    if report.personal_data:
+        server.audit(store, caller, "download", report.name, parameters)
+    return JSONResponse({"report": report.name, "columns": header,
+                         "rows": [dict(zip(header, row, strict=True)) for row in rows]})
+
+
+class ReportFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: list[str] | Literal["allChannels"] | str | None = None
+    brand: list[str] | str | None = None
+
+
+class ReportRequest(BaseModel):
+    """The reporting API request of the system the seeds describe (SPEC 6.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+    metricSet: str = Field(description="A report name of SPEC 4, or an alias such as ConversationExportReport")
+    startAt: str | None = Field(None, description="First local date, inclusive (YYYY-MM-DD)")
+    endAt: str | None = Field(None, description="Last local date, inclusive (YYYY-MM-DD)")
+    timezone: str | None = Field(None, description="IANA time zone")
+    aggregationLevel: str | None = Field(None, description="halfHourly, daily, weekly, monthly, quarterly or yearly")
+    filters: ReportFilters | None = None
+    startAtTime: datetime | None = Field(None, description="Narrows the range to instants from this one (RFC 3339)")
+    endAtTime: datetime | None = Field(None, description="Narrows the range to instants up to this one (RFC 3339)")
+
+
+def _report_of(metric_set: str) -> Report:
+    name = ALIASES.get(metric_set.lower(), metric_set.lower())
+    if name not in reports.REPORTS:
+        raise problem(400, "invalid", f"metricSet {metric_set!r} is not a report; use one of "
+                                      f"{', '.join(reports.REPORTS)} or an alias such as ConversationExportReport",
+                      "metricSet")
+    return reports.REPORTS[name]
+
+
+def _as_list(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+@router.post("/reports", responses=CSV_RESPONSE | ERROR_RESPONSES, response_class=Response,
+             summary="Run a report with the seeds' reporting-API request shape; answers CSV")
+def post_report(request: Request, body: ReportRequest) -> Response:
+    server = _server(request)
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.REPORTS)
+        report = _report_of(body.metricSet)
+        level = body.aggregationLevel
+        if level is not None and level not in LEVELS:
+            raise problem(400, "invalid", f"aggregationLevel {level!r} is not one of {', '.join(LEVELS)}",
+                          "aggregationLevel")
+        filters = body.filters or ReportFilters()
+        params = check_params(server, store, caller, report, _as_list(filters.brand), date_from=body.startAt,
+                              date_to=body.endAt, tz=body.timezone,
+                              period=LEVELS[level] if level and report.takes_period else None)
+        channels = _as_list(filters.channel)
+        if channels and channels != ["allChannels"]:
+            params.channels = channels
+        for attr, value in (("startAtTime", body.startAtTime), ("endAtTime", body.endAtTime)):
+            if value is not None and value.tzinfo is None:
+                raise problem(400, "invalid", f"{attr} needs a UTC offset, such as 2026-05-01T00:00:00Z", attr)
+        params.start_at, params.end_at = body.startAtTime, body.endAtTime
+        return csv_response(server, store, caller, report, params, body.model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/reports/{name}", responses=CSV_RESPONSE | ERROR_RESPONSES | {200: {
+    "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {
+        "type": "object", "required": ["report", "columns", "rows"], "properties": {
+            "report": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "object", "additionalProperties": {
+                "anyOf": [{"type": "string"}, {"type": "null"}]}}}}}}},
+    "description": "The report: CSV, or JSON with `Accept: application/json`"}},
+    response_class=Response, summary="Run a report with the common parameters of SPEC 4")
+def get_report(
+    request: Request,
+    name: str,
+    from_: Annotated[str | None, Query(alias="from", description="First local date, inclusive")] = None,
+    to: Annotated[str | None, Query(description="Last local date, inclusive")] = None,
+    tz: Annotated[str | None, Query(description="IANA time zone")] = None,
+    as_of: Annotated[str | None, Query(description="RFC 3339 instant (default now)")] = None,
+    period: Annotated[str | None, Query(description="Summaries: half_hour, day, week, month, quarter, year")] = None,
+    by: Annotated[str | None, Query(description="sessions-summary: channel, ai_agent, guide, handoff_category")] = None,
+    where: Annotated[list[str] | None, Query(description="KEY=VALUE filter, repeatable")] = None,
+    headers: Annotated[Literal["display", "snake"], Query()] = "display",
+    extra: Annotated[bool, Query()] = False,
+    brand: Annotated[list[str] | None, Query(description="Only these brands (default: every brand you may see)")] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    server = _server(request)
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.REPORTS)
+        if name not in reports.REPORTS:
+            raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
+        report = reports.REPORTS[name]
+        params = check_params(server, store, caller, report, list(brand or []), date_from=from_, date_to=to, tz=tz,
+                              as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
+                              extra=extra)
+        parameters = dict(request.query_params.multi_items())
+        if accept and "application/json" in accept and "text/csv" not in accept:
+            return json_response(server, store, caller, report, params, parameters)
+        return csv_response(server, store, caller, report, params, parameters)
+
+
+# --- sessions, contacts, conversations ---------------------------------------------------------------
+
+def _entity(request: Request, permission: str, kind: str, entity_id: str, audited: bool) -> dict[str, Any]:
+    server = _server(request)
+    with server.gate.open() as store:
+        caller = require(request, store, permission)
+        server.ensure_derived(store)
+        brands = caller.user.visible_brands(store.brands())
+        found = getattr(timeline, kind)(store.con, entity_id, brands)
+        if found is None:
+            raise problem(404, "not_found", f"no {kind} {entity_id!r}", "id")
+        if audited:
+            server.audit(store, caller, "view", f"{kind}/{entity_id}", {"via": "api"})
+    return jsonable(found)
+
+
+def jsonable(value: Any) -> Any:
+    """Times as RFC 3339 UTC strings, nested."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat().replace("+00:00", "Z")
+    return value
+
+
+@router.get("/sessions/{session_id}", responses=ERROR_RESPONSES | {404: {"model": Errors}},
+            summary="One AI session, judged now")
+def get_session(request: Request, session_id: str) -> dict[str, Any]:
+    return _entity(request, accounts.CONVERSATIONS, "session", session_id, audited=True)
+
+
+@router.get("/contacts/{contact_id}", responses=ERROR_RESPONSES | {404: {"model": Errors}},
+            summary="One team contact, judged now")
+def get_contact(request: Request, contact_id: str) -> dict[str, Any]:
+    return _entity(request, accounts.CONVERSATIONS, "contact", contact_id, audited=True)
+
+
+@router.get("/conversations/{conversation_id}", responses=ERROR_RESPONSES | {404: {"model": Errors}},
+            summary="One conversation with its sessions, contacts and every event (its timeline)")
+def get_conversation(request: Request, conversation_id: str) -> dict[str, Any]:
+    return _entity(request, accounts.CONVERSATIONS, "conversation", conversation_id, audited=True)

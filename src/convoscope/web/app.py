@@ -1,0 +1,216 @@
+"""The web application and HTTP API (SPEC 6.2–6.5) over the same store the command line uses.
+
+The server opens the store when a request needs it and closes it when no request does, so commands
+run from a terminal take their turn instead of failing on DuckDB's file lock (SPEC 6.1). Requests
+share one open database through cursors; whatever writes (ingest, derivation, logins, the audit log)
+goes through one lock, so concurrent requests never conflict, while reads run side by side.
+
+Who is asking: an API token (bearer, or HTTP Basic with user name and token), else the web login's
+session cookie. Forms and cookie-authenticated API calls that change something carry the login's CSRF
+token.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from convoscope import accounts, service
+from convoscope.accounts import User
+from convoscope.config import Config, load_config
+from convoscope.errors import ConvoscopeError
+from convoscope.store import Store
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "convoscope_session"
+LOGIN_CSRF_COOKIE = "convoscope_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+# Chart.js and the CSS come from npm packages installed by the setup (never pasted into the repository):
+# `npm ci` fills node_modules next to pyproject.toml ($CONVOSCOPE_ASSETS overrides the folder).
+NODE_MODULES = Path(os.environ.get("CONVOSCOPE_ASSETS", Path(__file__).resolve().parents[3] / "node_modules"))
+VENDOR = {"chart.js": "chart.js/dist", "pico": "@picocss/pico/css"}  # URL folder under /vendor: package folder
+
+
+class StoreGate:
+    """One open store shared by the requests in flight; closed when the last one finishes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._users = 0
+        self._store: Store | None = None
+        self.writing = threading.Lock()  # one writer at a time; readers never wait for it
+
+    @contextmanager
+    def open(self) -> Iterator[Store]:
+        with self._lock:
+            if self._store is None:
+                self._store = Store(self.path)
+            self._users += 1
+            shared = self._store
+        view = Store.over(shared.con.cursor(), self.path)
+        try:
+            yield view
+        finally:
+            view.close()
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._store is not None:
+                    self._store.close()
+                    self._store = None
+
+
+@dataclass
+class Caller:
+    """The authenticated user of a request, how they proved it, and their login's CSRF token."""
+
+    user: User
+    by_cookie: bool
+    csrf: str | None = None
+    session_id: str | None = None
+
+
+class HTTPProblem(Exception):
+    """An error answered as `{"errors": [{"attr", "code", "detail"}]}` (API) or an error page."""
+
+    def __init__(self, status: int, code: str, detail: str, attr: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.attr = status, code, detail, attr
+
+
+def problem(status: int, code: str, detail: str, attr: str | None = None) -> HTTPProblem:
+    return HTTPProblem(status, code, detail, attr)
+
+
+def _credentials(request: Request) -> tuple[str, str | None] | None:
+    """(token, user name or None) from the Authorization header."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), None
+    if scheme.lower() == "basic":
+        try:
+            name, sep, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise problem(401, "bad_credentials", "the Basic credentials are not base64 of name:token") from None
+        if sep:
+            return token, name
+    raise problem(401, "bad_credentials", "use 'Authorization: Bearer TOKEN' or HTTP Basic with your user name and token")
+
+
+def identify(request: Request, store: Store) -> Caller | None:
+    credentials = _credentials(request)
+    if credentials is not None:
+        user = accounts.user_of_token(store.con, *credentials)
+        if user is None:
+            raise problem(401, "bad_credentials", "the API token is unknown, expired or revoked; "
+                                                  "create one with 'convoscope users token NAME'")
+        return Caller(user, by_cookie=False)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        found = accounts.session_user(store.con, session_id)
+        if found is not None:
+            return Caller(found[0], by_cookie=True, csrf=found[1], session_id=session_id)
+    return None
+
+
+def require(request: Request, store: Store, permission: str | None) -> Caller:
+    """The caller, who must hold `permission`: 401 without credentials, 403 without the permission.
+    Cookie-authenticated requests that change something must carry the login's CSRF token."""
+    caller = identify(request, store)
+    if caller is None:
+        raise problem(401, "not_authenticated", "log in, or send an API token (Authorization: Bearer TOKEN)")
+    if permission is not None and not caller.user.can(permission):
+        raise problem(403, "forbidden", f"the {caller.user.role_title} role may not do this")
+    if caller.by_cookie and request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent = request.headers.get(CSRF_HEADER) or request.scope.get("convoscope.form_csrf")
+        if not sent or not caller.csrf or not secrets.compare_digest(sent, caller.csrf):
+            raise problem(403, "csrf", "the form is stale or came from another site; reload the page and try again")
+    return caller
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/")
+
+
+class Server:
+    """What every route needs: the store gate, the configuration and the templates."""
+
+    def __init__(self, db_path: Path, config_path: Path | None = None, config: Config | None = None) -> None:
+        self.gate = StoreGate(db_path)
+        self.config = config if config is not None else load_config(config_path)
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    def ensure_derived(self, store: Store) -> None:
+        """Derive what changed since the last ingest before anything reads the derived tables."""
+        from convoscope.derive.duckdb_engine import needs_derive
+
+        if needs_derive(store, self.config):
+            with self.gate.writing:
+                service.ensure_derived(store, self.config)
+
+    def audit(self, store: Store, caller: Caller, action: str, target: str | None, parameters: dict[str, Any]) -> None:
+        with self.gate.writing:
+            accounts.audit(store, caller.user.name, action, target, parameters)
+
+    def page(self, request: Request, template: str, caller: Caller | None, status: int = 200,
+             **context: Any) -> HTMLResponse:
+        return self.templates.TemplateResponse(request, template, {"caller": caller, "user": caller.user if caller else None,
+                                                                   "csrf": caller.csrf if caller else None, **context},
+                                               status_code=status)
+
+
+def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None) -> FastAPI:
+    from convoscope.web import api, pages
+
+    server = Server(db_path, config_path, config)
+    app = FastAPI(
+        title="convoscope",
+        version="1",
+        summary="Reports on AI sessions, team contacts and conversations derived from a support event log.",
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.state.server = server
+
+    @app.exception_handler(HTTPProblem)
+    async def on_problem(request: Request, exc: HTTPProblem) -> Response:
+        headers = {"WWW-Authenticate": 'Bearer realm="convoscope"'} if exc.status == 401 else None
+        if wants_html(request):
+            return await pages.error_page(request, exc, headers)
+        return JSONResponse({"errors": [{"attr": exc.attr, "code": exc.code, "detail": exc.detail}]},
+                            status_code=exc.status, headers=headers)
+
+    @app.exception_handler(ConvoscopeError)
+    async def on_error(request: Request, exc: ConvoscopeError) -> Response:
+        return await on_problem(request, problem(400 if exc.exit_code == 2 else 500, "invalid", exc.message))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"attr": ".".join(str(p) for p in e["loc"][1:]) or None, "code": "invalid", "detail": e["msg"]}
+                  for e in exc.errors()]
+        return JSONResponse({"errors": errors}, status_code=400)
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    for name, folder in VENDOR.items():
+        if (NODE_MODULES / folder).is_dir():
+            app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app
