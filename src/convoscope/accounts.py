@@ -224,5 +224,5 @@ def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
         for table in ("events", "rejects", "duplicates", "pending", *DERIVED_TABLES):
             con.execute(f"DELETE FROM {table} WHERE brand = ? AND customer_id = ?", [brand, customer])
         con.execute("INSERT INTO audit_log VALUES (?, ?, 'forget', ?, ?)",
-                    [_now(), by, f"{brand}/{customer}", json.dumps({"brand": brand}, sort_keys=True)])
+                    [_now(), by, f"a customer of brand {brand}", json.dumps({"brand": brand, "events": erased})])
     return erased
