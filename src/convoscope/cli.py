@@ -323,7 +323,7 @@ def users_list(app: App) -> None:
     """List users with their role and brands."""
     from convoscope import accounts
 
-    with app.store() as store:
+    with app.store(must_exist=True) as store:
         found = accounts.list_users(store.con)
     if not found:
         click.echo("no users; add one with 'convoscope users add NAME --role administrator'", err=True)
@@ -383,7 +383,7 @@ def audit(app: App, limit: int) -> None:
 
     from convoscope import accounts
 
-    with app.store() as store:
+    with app.store(must_exist=True) as store:
         entries = accounts.audit_entries(store.con, limit)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["at", "user", "action", "target", "parameters"])

@@ -214,4 +214,8 @@ class Store:
         return int(row[0])
 
     def brands(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT DISTINCT brand FROM events ORDER BY brand").fetchall()]
+        """Every brand the store knows: of its events, and of rejected or duplicate records."""
+        return [r[0] for r in self.con.execute("""
+            SELECT brand FROM events UNION SELECT brand FROM rejects WHERE brand IS NOT NULL
+            UNION SELECT brand FROM duplicates WHERE brand IS NOT NULL ORDER BY brand
+        """).fetchall()]

@@ -106,14 +106,17 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str, brands: l
         )
         SELECT m.event_id, m.type::VARCHAR AS type, m.occurred_at, m.channel, m.text, m.route::VARCHAR AS route,
                m.ai_agent, m.guides, m.category, m.subcategory, m.reason, m.transfer_rationale, m.agent,
-               sm.session_id,
+               coalesce(sm.session_id, CASE WHEN m.type = 'handoff' THEN (
+                   SELECT session_id FROM sessions s WHERE s.conversation_id = ? AND s.end_reason = 'handoff'
+                   AND s.ended_at = m.occurred_at ORDER BY s.session_id LIMIT 1) END) AS session_id,
                CASE WHEN sm.session_id IS NULL AND m.type IN ('customer_message', 'agent_message', 'contact_end')
                     THEN (SELECT contact_id FROM spans WHERE m.occurred_at BETWEEN spans.created_at AND spans.ended_at
                           ORDER BY spans.created_at DESC LIMIT 1) END AS contact_id
         FROM mine m
         LEFT JOIN session_messages sm ON sm.brand = m.brand AND sm.event_id = m.event_id
         ORDER BY m.occurred_at, m.type, m.event_id
-    """, [found["created_at"], brand, customer, found["created_at"], brand, customer, conversation_id]))
+    """, [found["created_at"], brand, customer, found["created_at"], brand, customer, conversation_id,
+          conversation_id]))
     for event in found["events"]:
         event["speaker"] = {"customer_message": "customer", "ai_message": "ai", "agent_message": "agent"}.get(
             event["type"], "system")

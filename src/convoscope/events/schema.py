@@ -172,7 +172,7 @@ def validation_sql(assume_tz: str | None) -> str:
             FROM s
         )
         SELECT source, line, CASE WHEN reject_reason IS NOT NULL THEN raw END AS raw, reject_reason,
-               CASE WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
+               CASE WHEN NOT parsed THEN NULL WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
                CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {instant} END AS occurred_at, customer_id,
                CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,

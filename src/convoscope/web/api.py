@@ -99,7 +99,10 @@ def _batch_lines(body: bytes, content_type: str) -> list[str]:
             raise problem(400, "invalid_json", f"the body is not a JSON array: {exc}", "body") from None
         lines = [json.dumps(item, ensure_ascii=False) for item in items]
     elif "json" in content_type or text.strip():
-        lines = text.splitlines()
+        # Only a line feed ends an NDJSON line: U+2028 and friends are allowed inside JSON strings.
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        if lines and not lines[-1].strip():
+            lines.pop()
     else:
         lines = []
     if not any(line.strip() for line in lines):
@@ -348,19 +351,114 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-@router.get("/sessions/{session_id}", responses=ERROR_RESPONSES | {404: {"model": Errors}},
+class SessionOut(BaseModel):
+    """An AI session judged now (SPEC 3.6); outcome is open, no_response, handed_off or resolved."""
+
+    session_id: str
+    conversation_id: str
+    brand: str
+    customer_id: str
+    created_at: datetime
+    ended_at: datetime | None
+    is_open: bool
+    end_reason: str | None
+    outcome: str
+    channel: str | None
+    ai_agent: str | None
+    guides: list[str] | None
+    first_response_at: datetime | None
+    handed_off: bool | None
+    resolved: bool | None
+    recontacted: bool | None
+    handoff_category: str | None
+    handoff_subcategory: str | None
+    handoff_reason: str | None
+    transfer_rationale: str | None
+    contact_id: str | None = Field(description="The team contact a handoff opened")
+
+
+class ContactOut(BaseModel):
+    """A team contact judged now (SPEC 3.2)."""
+
+    contact_id: str
+    conversation_id: str
+    session_id: str | None = Field(description="The AI session whose handoff opened it")
+    brand: str
+    customer_id: str
+    source: str
+    channel: str | None
+    created_at: datetime
+    first_response_at: datetime | None
+    ended_at: datetime | None
+    is_open: bool | None
+    end_reason: str | None
+    agents: list[str] | None
+    customer_messages: int
+    agent_messages: int
+
+
+class EventOut(BaseModel):
+    """One event of the conversation, with the session or contact it belongs to."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    speaker: Literal["customer", "ai", "agent", "system"]
+    channel: str | None
+    text: str | None
+    route: str | None
+    ai_agent: str | None
+    guides: list[str] | None
+    category: str | None
+    subcategory: str | None
+    reason: str | None
+    transfer_rationale: str | None
+    agent: str | None
+    session_id: str | None
+    contact_id: str | None
+
+
+class ConversationOut(BaseModel):
+    """A conversation judged now (SPEC 3.3, 4.6) with its timeline: sessions, contacts and events."""
+
+    conversation_id: str
+    brand: str
+    customer_id: str
+    created_at: datetime
+    ended_at: datetime | None
+    status: Literal["OPEN", "CLOSED"]
+    times_closed: int
+    times_reopened: int
+    first_channel: str | None
+    last_channel: str | None
+    channels: list[str] | None
+    session_count: int
+    contact_count: int
+    handled_by: str
+    first_closed_at: datetime | None
+    last_closed_at: datetime | None
+    sessions: list[SessionOut]
+    contacts: list[ContactOut]
+    events: list[EventOut]
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Errors, "description": "No such id among your brands"}}
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut, responses=ERROR_RESPONSES | NOT_FOUND,
             summary="One AI session, judged now")
 def get_session(request: Request, session_id: str) -> dict[str, Any]:
     return _entity(request, accounts.CONVERSATIONS, "session", session_id, audited=True)
 
 
-@router.get("/contacts/{contact_id}", responses=ERROR_RESPONSES | {404: {"model": Errors}},
+@router.get("/contacts/{contact_id}", response_model=ContactOut, responses=ERROR_RESPONSES | NOT_FOUND,
             summary="One team contact, judged now")
 def get_contact(request: Request, contact_id: str) -> dict[str, Any]:
     return _entity(request, accounts.CONVERSATIONS, "contact", contact_id, audited=True)
 
 
-@router.get("/conversations/{conversation_id}", responses=ERROR_RESPONSES | {404: {"model": Errors}},
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut,
+            responses=ERROR_RESPONSES | NOT_FOUND,
             summary="One conversation with its sessions, contacts and every event (its timeline)")
 def get_conversation(request: Request, conversation_id: str) -> dict[str, Any]:
     return _entity(request, accounts.CONVERSATIONS, "conversation", conversation_id, audited=True)
