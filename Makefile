@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench screenshots clean
 
 ASSETS := node_modules/.installed-stamp
 
@@ -35,6 +35,10 @@ lint: install
 
 test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+# The README's pictures: the browser tests save a screenshot of each page they visit.
+screenshots: install $(CHROMIUM)
+	CONVOSCOPE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q -p no:xdist
 
 bench: install
 	$(BIN)/python bench/run.py --events 1000000 10000000

@@ -133,7 +133,7 @@ def count_rows(store: Store, config: Config, report: Report, params: Params) -> 
 def totals(store: Store, config: Config, report: Report, params: Params) -> tuple[str | None, ...] | None:
     """A summary's figures over the whole selection, as one row labelled Total; None for other reports and
     for an empty selection."""
-    if not report.takes_period:
+    if report.default_period is None:  # a detail report: its rows are the totals
         return None
     whole = replace(params, period="all", by=None)
     rows = report_rows(store, config, report, whole)[1]

@@ -8,6 +8,7 @@ Both render through the command line's own code, so the CSV is the same bytes.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import tempfile
 from datetime import UTC, datetime
@@ -189,8 +190,9 @@ def check_params(server: Server, store: Store, caller: Caller, report: Report, b
     chosen, every = _visible(store, caller.user, brands)
     try:
         params = reports.build_params(report, server.config, store.brands(), brands=chosen or None, **options)
-    except ConvoscopeError as exc:
-        raise problem(400, "invalid", exc.message, _attr_of(exc.message)) from None
+    except ConvoscopeError as exc:  # the command line's message, with the parameter names of the API
+        message = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), exc.message)
+        raise problem(400, "invalid", message, _attr_of(exc.message)) from None
     params.brands, params.every_brand = chosen, every
     return params
 
@@ -318,7 +320,8 @@ def get_report(
         params = check_params(server, store, caller, report, list(brand or []), date_from=from_, date_to=to, tz=tz,
                               as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
                               extra=extra)
-        parameters = dict(request.query_params.multi_items())
+        parameters = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
+                      for key in request.query_params}
         if accept and "application/json" in accept and "text/csv" not in accept:
             return json_response(server, store, caller, report, params, parameters)
         return csv_response(server, store, caller, report, params, parameters)

@@ -1,0 +1,170 @@
+"""The web app in a real browser: Playwright driving Debian's Chromium (`make test` installs it).
+
+An analyst logs in, runs a report, downloads its CSV and finds it identical to the command line's,
+opens a Conversation Link from it and reads the messages, and sees the dashboard's charts drawn with
+the summary's numbers. No page asks anything of another host.
+
+With `CONVOSCOPE_SCREENSHOTS=DIR` the tests also save a screenshot of each page there
+(`make screenshots` writes those the README shows).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from cli_helpers import Convoscope
+from web_helpers import PASSWORD, LiveServer, add_user, generate_brand, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+RANGE = {"from": "2026-05-02", "to": "2026-05-06", "tz": "America/New_York"}
+SHOTS = Path(os.environ["CONVOSCOPE_SCREENSHOTS"]) if os.environ.get("CONVOSCOPE_SCREENSHOTS") else None
+
+
+ADMIN = "admin"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    store = Convoscope(tmp_path_factory.mktemp("browser"))
+    generate_brand(store, customers=150, days=7, seed=5, start="2026-05-01")
+    add_user(store, ADMIN, "administrator")
+    with serving(store) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run 'make test', which installs it"
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def outside() -> list[str]:
+    """Requests the pages tried to make to any other host."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, site: LiveServer, outside: list[str]) -> Iterator[Page]:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    local = urlparse(site.url).netloc
+
+    def guard(route, request) -> None:  # type: ignore[no-untyped-def]
+        if urlparse(request.url).netloc != local:
+            outside.append(request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.goto(site.url + "/")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    shot(page, "login")
+    page.get_by_label("User name").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state("networkidle")
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def cli_csv(site: LiveServer, name: str, *options: str) -> bytes:
+    result = site.store("report", name, *options)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout_bytes
+
+
+def range_options() -> list[str]:
+    return ["--from", RANGE["from"], "--to", RANGE["to"], "--tz", RANGE["tz"]]
+
+
+def test_run_a_report_download_it_and_open_a_conversation_link(page: Page, site: LiveServer,
+                                                               outside: list[str]) -> None:
+    page.goto(site.url + "/reports")
+    for group in ("AI", "Team", "Conversations", "Data quality"):
+        expect(page.get_by_role("heading", name=group, exact=True)).to_be_visible()
+    shot(page, "reports")
+    page.get_by_role("link", name="sessions-detail", exact=True).click()
+    page.locator("input[name=from]").fill(RANGE["from"])
+    page.locator("input[name=to]").fill(RANGE["to"])
+    page.locator("input[name=tz]").fill(RANGE["tz"])
+    page.get_by_role("button", name="Run").click()
+    table = page.locator("#report-rows")
+    expect(table).to_be_visible()
+    shot(page, "report-run")
+
+    expected = cli_csv(site, "sessions-detail", *range_options())
+    rows = list(csv.reader(io.StringIO(expected.decode())))
+    assert len(rows) > 10, "the generated brand should have sessions in the range"
+    expect(page.locator("#row-count")).to_contain_text(f"{len(rows) - 1:,}")
+    shown = table.locator("tbody tr")
+    expect(shown).to_have_count(min(100, len(rows) - 1))
+    first_cells = shown.first.locator("td").all_inner_texts()
+    assert first_cells[0] == rows[1][0]  # Session ID of the first row, as in the CSV
+
+    with page.expect_download() as download:
+        page.locator("#download-csv").click()
+    assert Path(download.value.path()).read_bytes() == expected
+
+    link = shown.first.locator("a[href*='/conversations/']")
+    conversation_id = rows[1][2]
+    assert conversation_id in (link.get_attribute("href") or "")
+    link.click()
+    expect(page.get_by_text(conversation_id).first).to_be_visible()
+    messages = page.locator(".message")
+    assert messages.count() > 0
+    speakers = {messages.nth(i).get_attribute("data-speaker") for i in range(messages.count())}
+    assert "customer" in speakers
+    expect(messages.first).not_to_be_empty()
+    shot(page, "conversation")
+    assert outside == []
+
+
+def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer, outside: list[str]) -> None:
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/dashboard?{query}&period=day")
+    for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
+        expect(page.locator(f"#chart-{figure}")).to_have_attribute("data-rendered", "true")
+    shot(page, "dashboard")
+
+    summary = list(csv.DictReader(io.StringIO(
+        cli_csv(site, "sessions-summary", *range_options(), "--period", "day", "--headers", "snake").decode())))
+    assert summary, "the range should have sessions"
+    for row in summary:
+        for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
+            cell = page.locator(f"[data-period='{row['period']}'][data-figure='{figure}']")
+            expect(cell).to_have_text(row[figure])
+    by_category = list(csv.DictReader(io.StringIO(cli_csv(
+        site, "sessions-summary", *range_options(), "--by", "handoff_category", "--headers", "snake").decode())))
+    handed_off: dict[str, int] = {}
+    for row in by_category:
+        if row["handoff_category"]:
+            handed_off[row["handoff_category"]] = handed_off.get(row["handoff_category"], 0) + int(row["handed_off"])
+    top = max(handed_off, key=lambda category: handed_off[category])
+    expect(page.get_by_text(top).first).to_be_visible()
+    assert outside == []
