@@ -168,3 +168,16 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
     top = max(handed_off, key=lambda category: handed_off[category])
     expect(page.get_by_text(top).first).to_be_visible()
     assert outside == []
+
+
+def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveServer, outside: list[str]) -> None:
+    conversation = site.store("report", "conversation-export", "--headers", "snake").stdout.splitlines()[1].split(",")[1]
+    page.goto(f"{site.url}/conversations/{conversation}")
+    expect(page.locator("#conversation-id")).to_contain_text(conversation)
+    page.goto(site.url + "/audit")
+    expect(page.locator("#audit-entries tr[data-action='view']").filter(has_text=conversation).first).to_be_visible()
+    shot(page, "audit")
+    page.goto(site.url + "/users")
+    expect(page.locator(f"#users tr[data-user='{ADMIN}']")).to_contain_text("Administrator")
+    shot(page, "users")
+    assert outside == []
