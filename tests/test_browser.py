@@ -167,6 +167,20 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
             handed_off[row["handoff_category"]] = handed_off.get(row["handoff_category"], 0) + int(row["handed_off"])
     top = max(handed_off, key=lambda category: handed_off[category])
     expect(page.get_by_text(top).first).to_be_visible()
+
+    # The range lies in one year, so the year's summary row is the whole range: tiles and the channel
+    # and AI agent tables must show its cells.
+    for dimension, table in (("channel", "#top-channels"), ("ai_agent", "#top-ai-agents")):
+        whole = csv.DictReader(io.StringIO(cli_csv(site, "sessions-summary", *range_options(), "--period", "year",
+                                                   "--by", dimension, "--headers", "snake").decode()))
+        for row in whole:
+            shown = page.locator(f"{table} tr[data-dimension='{row[dimension] or '(none)'}']")
+            for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
+                expect(shown.locator(f"td[data-figure='{figure}']")).to_have_text(row[figure])
+    year = next(csv.DictReader(io.StringIO(cli_csv(site, "sessions-summary", *range_options(), "--period", "year",
+                                                   "--headers", "snake").decode())))
+    for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
+        expect(page.locator(f"#headline .value[data-figure='{figure}']")).to_have_attribute("data-value", year[figure])
     assert outside == []
 
 
