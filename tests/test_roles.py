@@ -132,12 +132,17 @@ def as_seen(response: httpx.Response) -> int:
 
 # --- the matrix ----------------------------------------------------------------------------------------
 
+def answer_of(site: Site, call: Call, who: str) -> tuple[httpx.Response, int]:
+    """`call` made with `who`'s token (none for nobody), and the status SPEC 6.4 expects."""
+    with site.client() as client:
+        response = call.send(client, bearer(site.tokens[who]) if who != "nobody" else None)
+    return response, expected_status(who, call)
+
+
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize("page", PAGES, ids=str)
 def test_pages_answer_each_role_as_spec_6_4_says(site: Site, page: Call, who: str) -> None:
-    with site.client() as client:
-        response = page.send(client, bearer(site.tokens[who]) if who != "nobody" else None)
-    expected = expected_status(who, page)
+    response, expected = answer_of(site, page, who)
     assert as_seen(response) == expected, (str(page), who, response.status_code, response.text[:300])
     if expected == 401:
         assert 'name="password"' in response.text, "a page answered 401 without the login form"
@@ -148,9 +153,7 @@ def test_pages_answer_each_role_as_spec_6_4_says(site: Site, page: Call, who: st
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 def test_api_answers_each_role_as_spec_6_4_says(site: Site, endpoint: Call, who: str) -> None:
-    with site.client() as client:
-        response = endpoint.send(client, bearer(site.tokens[who]) if who != "nobody" else None)
-    expected = expected_status(who, endpoint)
+    response, expected = answer_of(site, endpoint, who)
     assert response.status_code == expected, (str(endpoint), who, response.status_code, response.text[:300])
     if expected != 200:
         errors = response.json()["errors"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from convoscope.reports.base import Params
+from convoscope.reports.base import Params, in_brands
 from convoscope.reports.contacts import contact_facts
 from convoscope.reports.conversations import conversation_facts
 from convoscope.reports.sessions import session_facts
@@ -45,15 +45,20 @@ CONTACT_FIELDS = """contact_id, conversation_id, session_id, brand, customer_id,
     first_response_at, ended_at, is_open, end_reason, agent_names AS agents, customer_messages, agent_messages"""
 
 
-def session(con: duckdb.DuckDBPyConnection, session_id: str, brands: list[str],
-            as_of: datetime | None = None) -> dict[str, Any] | None:
-    facts = session_facts(_params(brands, as_of))
-    cursor = con.cursor()
-    found = _records(cursor.execute(f"""
+def _sessions(params: Params) -> str:
+    """Sessions of the visible brands judged at the as-of time, with the contact a handoff opened."""
+    return f"""
         SELECT {SESSION_FIELDS}, (SELECT contact_id FROM contacts c WHERE c.session_id = f.session_id
                                   AND c.brand = f.brand AND c.customer_id = f.customer_id) AS contact_id
-        FROM ({facts}) f WHERE session_id = ? AND brand IN (SELECT unnest(?::VARCHAR[]))
-    """, [session_id, brands]))
+        FROM ({session_facts(params)}) f WHERE {in_brands(params)}
+    """
+
+
+def session(con: duckdb.DuckDBPyConnection, session_id: str, brands: list[str],
+            as_of: datetime | None = None) -> dict[str, Any] | None:
+    cursor = con.cursor()
+    found = _records(cursor.execute(f"SELECT * FROM ({_sessions(_params(brands, as_of))}) WHERE session_id = ?",
+                                    [session_id]))
     return found[0] if found else None
 
 
@@ -85,11 +90,9 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str, brands: l
     found = head[0]
     found["status"] = "CLOSED" if found.pop("is_closed") else "OPEN"
     brand, customer = found["brand"], found["customer_id"]
-    found["sessions"] = _records(cursor.execute(f"""
-        SELECT {SESSION_FIELDS}, (SELECT contact_id FROM contacts c WHERE c.session_id = f.session_id
-                                  AND c.brand = f.brand AND c.customer_id = f.customer_id) AS contact_id
-        FROM ({session_facts(params)}) f WHERE conversation_id = ? ORDER BY created_at, session_id
-    """, [conversation_id]))
+    found["sessions"] = _records(cursor.execute(
+        f"SELECT * FROM ({_sessions(params)}) WHERE conversation_id = ? ORDER BY created_at, session_id",
+        [conversation_id]))
     found["contacts"] = _records(cursor.execute(f"""
         SELECT {CONTACT_FIELDS} FROM ({contact_facts(params)}) WHERE conversation_id = ? ORDER BY created_at, contact_id
     """, [conversation_id]))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
-from convoscope.reports.base import PERIODS, Params, Report, copy_csv
+from convoscope.reports.base import PERIODS, Params, Report, copy_csv, period_label, q
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
 from convoscope.reports.quality import DATA_QUALITY
@@ -111,23 +112,38 @@ def build_params(
 def report_rows(store: Store, config: Config, report: Report, params: Params,
                 limit: int | None = None) -> tuple[list[str], list[tuple[str | None, ...]]]:
     """The header and rows of the report exactly as its CSV cells (None for an empty cell)."""
-    columns = report.output_columns(params)
-    header = [c.snake if params.headers == "snake" else c.display for c in columns]
     sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({report.query(report, params, config)})"
-    cursor = store.con.cursor()
-    try:
-        rows = cursor.execute(sql + (f" LIMIT {int(limit)}" if limit is not None else "")).fetchall()
-    finally:
-        cursor.close()
-    return header, rows
+    return _header(report, params), fetch(store, sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
 
 
 def count_rows(store: Store, config: Config, report: Report, params: Params) -> int:
+    return int(fetch(store, f"SELECT count(*) FROM ({report.query(report, params, config)})")[0][0])
+
+
+def fetch(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of `sql`, read on a cursor of their own (requests share the store's connection)."""
     cursor = store.con.cursor()
     try:
-        return int(cursor.execute(f"SELECT count(*) FROM ({report.query(report, params, config)})").fetchall()[0][0])
+        return cursor.execute(sql).fetchall()
     finally:
         cursor.close()
+
+
+def period_labels(store: Store, params: Params, first: date, last: date) -> list[str]:
+    """Every label of `params.period` over the local days first…last in the report's zone, in order: the
+    labels a summary gives its rows, half hours as the wall clock shows them on a day the clocks change."""
+    zone = q(params.tz)
+    start = f"timezone({zone}, TIMESTAMP '{first.isoformat()} 00:00:00')::TIMESTAMP"
+    stop = f"timezone({zone}, TIMESTAMP '{(last + timedelta(days=1)).isoformat()} 00:00:00')::TIMESTAMP"
+    rows = fetch(store, f"""
+        SELECT {period_label("t", params, params.period)} AS label FROM range({start}, {stop}, INTERVAL 30 MINUTE) AS g(t)
+        GROUP BY label ORDER BY min(t)
+    """)
+    return [label for (label,) in rows]
+
+
+def _header(report: Report, params: Params) -> list[str]:
+    return [c.snake if params.headers == "snake" else c.display for c in report.output_columns(params)]
 
 
 def totals(store: Store, config: Config, report: Report, params: Params) -> tuple[str | None, ...] | None:
@@ -142,6 +158,4 @@ def totals(store: Store, config: Config, report: Report, params: Params) -> tupl
 
 def render_csv(store: Store, config: Config, report: Report, params: Params, path: Path) -> int:
     """Write the report as CSV (SPEC 4.1) to `path`; returns the number of data rows."""
-    columns = report.output_columns(params)
-    header = [c.snake if params.headers == "snake" else c.display for c in columns]
-    return copy_csv(store.con, report.query(report, params, config), header, path)
+    return copy_csv(store.con, report.query(report, params, config), _header(report, params), path)

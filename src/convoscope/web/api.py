@@ -26,7 +26,7 @@ from convoscope.accounts import User
 from convoscope.errors import ConvoscopeError
 from convoscope.reports.base import Params, Report
 from convoscope.store import Store
-from convoscope.web.app import Caller, Server, problem, require
+from convoscope.web.app import Caller, Server, problem, require, server_of
 
 router = APIRouter(prefix="/api/v1")
 
@@ -68,10 +68,6 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _server(request: Request) -> Server:
-    server: Server = request.app.state.server
-    return server
-
 
 # --- events ------------------------------------------------------------------------------------------
 
@@ -89,9 +85,6 @@ class IngestAnswer(BaseModel):
 
 def _batch_lines(body: bytes, content_type: str) -> list[str]:
     """The batch as one JSON text per event: a JSON array, or NDJSON (one object per line)."""
-    if len(body) > MAX_BODY:
-        raise problem(413, "too_large", f"the body is {len(body):,} bytes; send at most {MAX_BODY:,} per request",
-                      "body")
     text = body.decode("utf-8", errors="replace").lstrip("\ufeff")
     if text.lstrip().startswith("["):
         try:
@@ -136,7 +129,7 @@ def _foreign(lines: list[str], user: User) -> dict[int, str]:
                  "application/json": {"schema": {"type": "array", "items": {"type": "object"}, "maxItems": MAX_BATCH}},
                  "application/x-ndjson": {"schema": {"type": "string"}}}}})
 async def post_events(request: Request) -> IngestAnswer:
-    server = _server(request)
+    server = server_of(request)
     length = int(request.headers.get("content-length") or 0)
     if length > MAX_BODY:
         raise problem(413, "too_large", f"the body is {length:,} bytes; send at most {MAX_BODY:,} per request", "body")
@@ -191,17 +184,11 @@ def check_params(server: Server, store: Store, caller: Caller, report: Report, b
     try:
         params = reports.build_params(report, server.config, store.brands(), brands=chosen or None, **options)
     except ConvoscopeError as exc:  # the command line's message, with the parameter names of the API
+        named = re.search(r"--([a-z][a-z-]*)", exc.message)
         message = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), exc.message)
-        raise problem(400, "invalid", message, _attr_of(exc.message)) from None
+        raise problem(400, "invalid", message, named.group(1).replace("-", "_") if named else None) from None
     params.brands, params.every_brand = chosen, every
     return params
-
-
-def _attr_of(message: str) -> str | None:
-    for option in ("--from", "--to", "--tz", "--as-of", "--period", "--by", "--where", "--headers", "--extra"):
-        if option in message:
-            return option.removeprefix("--").replace("-", "_")
-    return None
 
 
 def csv_response(server: Server, store: Store, caller: Caller, report: Report, params: Params,
@@ -266,7 +253,7 @@ def _as_list(value: list[str] | str | None) -> list[str]:
 @router.post("/reports", responses=CSV_RESPONSE | ERROR_RESPONSES, response_class=Response,
              summary="Run a report with the seeds' reporting-API request shape; answers CSV")
 def post_report(request: Request, body: ReportRequest) -> Response:
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         report = _report_of(body.metricSet)
@@ -311,7 +298,7 @@ def get_report(
     brand: Annotated[list[str] | None, Query(description="Only these brands (default: every brand you may see)")] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         if name not in reports.REPORTS:
@@ -330,7 +317,7 @@ def get_report(
 # --- sessions, contacts, conversations ---------------------------------------------------------------
 
 def _entity(request: Request, permission: str, kind: str, entity_id: str, audited: bool) -> dict[str, Any]:
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, permission)
         server.ensure_derived(store)

@@ -176,6 +176,11 @@ class Server:
                                                status_code=status)
 
 
+def server_of(request: Request) -> Server:
+    server: Server = request.app.state.server
+    return server
+
+
 def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None) -> FastAPI:
     from convoscope.web import api, pages
 

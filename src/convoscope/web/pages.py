@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,14 +33,11 @@ from convoscope.web.app import (
     identify,
     problem,
     require,
+    server_of,
 )
 
 router = APIRouter(include_in_schema=False)
 
-
-def _server(request: Request) -> Server:
-    server: Server = request.app.state.server
-    return server
 
 
 def _login_form(request: Request, status: int, message: str | None = None,
@@ -49,7 +46,7 @@ def _login_form(request: Request, status: int, message: str | None = None,
     token = secrets.token_urlsafe(32)
     # Back to the page asked for, with its query (a report's parameters, a conversation's zone).
     wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    response = _server(request).page(request, "login.html", None, status=status, login_csrf=token, message=message,
+    response = server_of(request).page(request, "login.html", None, status=status, login_csrf=token, message=message,
                                      next=wanted if request.url.path != "/login" else "/")
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
     for key, value in (headers or {}).items():
@@ -62,14 +59,12 @@ async def error_page(request: Request, exc: HTTPProblem, headers: dict[str, str]
         return _login_form(request, 401, None, headers)
 
     def render() -> Response:
-        server = _server(request)
-        caller = None
-        if exc.status != 401:
-            try:
-                with server.gate.open() as store:
-                    caller = identify(request, store)
-            except HTTPProblem:
-                caller = None
+        server = server_of(request)
+        try:
+            with server.gate.open() as store:
+                caller = identify(request, store)
+        except HTTPProblem:
+            caller = None
         return server.page(request, "error.html", caller, status=exc.status, problem=exc)
 
     return await run_in_threadpool(render)
@@ -83,7 +78,7 @@ def login_page(request: Request) -> Response:
 @router.post("/login")
 def login(request: Request, name: Annotated[str, Form()], password: Annotated[str, Form()],
           csrf: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
-    server = _server(request)
+    server = server_of(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not cookie or not secrets.compare_digest(cookie, csrf):
         raise problem(403, "csrf", "the login form is stale or came from another site; reload the page and try again")
@@ -106,7 +101,7 @@ def login(request: Request, name: Annotated[str, Form()], password: Annotated[st
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    server = _server(request)
+    server = server_of(request)
     request.scope["convoscope.form_csrf"] = csrf
     with server.gate.open() as store:
         caller = require(request, store, None)
@@ -120,7 +115,7 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, None)
     if caller.user.can(accounts.REPORTS):
@@ -204,7 +199,7 @@ CONVERSATION_LINK = "Conversation Link"
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request) -> Response:
     """Every report, grouped as SPEC 6.3 groups them, with what each one holds."""
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
     groups = [(title, [(reports.REPORTS[name], text) for name, text in listed]) for title, listed in REPORT_GROUPS]
@@ -317,7 +312,7 @@ def report_page(
     download: Annotated[str | None, Query()] = None,
 ) -> Response:
     """A report's form; Run shows its first rows and totals, Download CSV hands over to the API."""
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         report = reports.REPORTS.get(name)
@@ -416,11 +411,7 @@ def _subcategories(store: Store, params: Params, whole: Params) -> list[TopRow]:
     own query shape and figures over the same selection."""
     sql = summary_query(whole, session_facts(params), "created_at", session_filters(params),
                         [FIGURES[k] for k in ("sessions", "handed_off")], SUBCATEGORY)
-    cursor = store.con.cursor()
-    try:
-        rows = cursor.execute(sql).fetchall()
-    finally:
-        cursor.close()
+    rows = reports.fetch(store, sql)
     return _top([TopRow(str(label), {"sessions": str(sessions), "handed_off": str(handed)}, int(handed))
                  for _, label, sessions, handed in rows if label is not None])
 
@@ -439,15 +430,15 @@ def _dashboard(server: Server, store: Store, params: Params) -> Dashboard:
         subcategories=_subcategories(store, params, whole),
         channels=_by_dimension(server, store, whole, "channel", "sessions", keep_empty=True),
         ai_agents=_by_dimension(server, store, whole, "ai_agent", "sessions", keep_empty=True),
-        chart=_chart(params, [s for s, _ in columns], rows),
+        chart=_chart(store, params, [s for s, _ in columns], rows),
     )
 
 
-def _chart(params: Params, names: list[str], rows: list[tuple[str | None, ...]]) -> dict[str, Any]:
+def _chart(store: Store, params: Params, names: list[str], rows: list[tuple[str | None, ...]]) -> dict[str, Any]:
     """The series dashboard.js draws: the summary's cells as numbers, every period of the range on the
     axis, a period without rows drawn as zero (SPEC 4.1) and an empty cell as a gap."""
     found = {row[0]: row for row in rows if row[0] is not None}
-    labels = _all_periods(list(found), params.period or "day", params.tz, params.date_from, params.date_to)
+    labels = _all_periods(store, params, list(found))
     series = {name: [(_number(found[label][i]) if label in found else 0) for label in labels]
               for i, name in enumerate(names, start=1)}
     return {"labels": labels, "series": series, "rates": list(RATES), "zone": params.tz, "period": params.period}
@@ -480,48 +471,18 @@ def _first_day(label: str, period: str) -> date | None:
     return None
 
 
-def _label(day: date, period: str) -> str:
-    match period:
-        case "week":
-            iso = day.isocalendar()
-            return f"{iso.year}-W{iso.week:02d}"
-        case "month":
-            return f"{day:%Y-%m}"
-        case "quarter":
-            return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-        case "year":
-            return str(day.year)
-    return day.isoformat()
-
-
-def _half_hours(first: date, last: date, zone: ZoneInfo) -> list[str]:
-    """Every half-hour label of the local days first…last, as the wall clock shows them (a day when the
-    clocks change has fewer or more)."""
-    at = datetime.combine(first, datetime.min.time(), zone).astimezone(UTC)
-    stop = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
-    labels = []
-    while at < stop:
-        local = at.astimezone(zone)
-        labels.append(local.replace(minute=local.minute // 30 * 30).strftime("%Y-%m-%dT%H:%M"))
-        at += timedelta(minutes=30)
-    return list(dict.fromkeys(labels))
-
-
-def _all_periods(found: list[str], period: str, tz: str, date_from: date | None, date_to: date | None) -> list[str]:
+def _all_periods(store: Store, params: Params, found: list[str]) -> list[str]:
     """Every period label of the range (from its first to its last day, or the rows' when the range is
     open), so that a chart shows the periods without rows; just the labels found when the range is too
-    long to draw every period."""
-    first = date_from or (_first_day(found[0], period) if found else None)
-    last = date_to or (_first_day(found[-1], period) if found else None)
+    long to draw every period. The labels come from the summaries' own `period_label`."""
+    period = params.period or "day"
+    first = params.date_from or (_first_day(found[0], period) if found else None)
+    last = params.date_to or (_first_day(found[-1], period) if found else None)
     if first is None or last is None or first > last:
         return found
-    days = (last - first).days + 1
-    if days > MAX_FILLED_DAYS.get(period, MAX_DAYS):
+    if (last - first).days + 1 > MAX_FILLED_DAYS.get(period, MAX_DAYS):
         return found
-    if period == "half_hour":
-        labels = _half_hours(first, last, ZoneInfo(tz))
-    else:
-        labels = list(dict.fromkeys(_label(first + timedelta(days=n), period) for n in range(days)))
+    labels = reports.period_labels(store, params, first, last)
     return labels if set(found) <= set(labels) else found  # never hide a period that has rows
 
 
@@ -535,7 +496,7 @@ def dashboard_page(
     brand: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """SPEC 6.3's dashboard: the sessions-summary over time, its totals and the top dimension values."""
-    server = _server(request)
+    server = server_of(request)
     form = ReportForm(date_from=_blank(from_), date_to=_blank(to), tz=_blank(tz), period=_blank(period) or "day",
                       brands=tuple(b for b in (brand or []) if b.strip()))
     with server.gate.open() as store:
@@ -664,7 +625,7 @@ def _zone(asked: str | None, default: str) -> tuple[str, str | None]:
 @router.get("/conversations", response_class=HTMLResponse)
 def open_conversation(request: Request, id_: Annotated[str | None, Query(alias="id")] = None) -> Response:
     """`/conversations?id=…` opens that conversation's page; without an id, the form that asks for one."""
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
     wanted = _blank(id_)
@@ -678,7 +639,7 @@ def conversation_page(request: Request, conversation_id: str,
                       tz: Annotated[str | None, Query()] = None) -> Response:
     """The conversation's timeline (SPEC 6.3), the target of every Conversation Link; each view is
     audited (SPEC 6.5)."""
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
         server.ensure_derived(store)
@@ -705,7 +666,7 @@ AUDIT_SHOWN = 500
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request) -> Response:
     """The newest entries of the audit log: downloads, conversation views, logins that failed, erasures."""
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.ADMINISTER)
         entries = accounts.audit_entries(store.con, limit=AUDIT_SHOWN)
@@ -716,7 +677,7 @@ def audit_page(request: Request) -> Response:
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request) -> Response:
     """Who may log in, in which role and for which brands; managed from the command line."""
-    server = _server(request)
+    server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.ADMINISTER)
         users = accounts.list_users(store.con)
