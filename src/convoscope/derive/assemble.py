@@ -38,6 +38,7 @@ class EventColumns:
         self._table = table
         self._index = index
         self._combined: dict[str, pa.Array] = {}
+        self._codes: dict[str, tuple[np.ndarray, pa.Array]] = {}
 
     def column(self, name: str) -> pa.Array:
         if name not in self._combined:
@@ -56,9 +57,11 @@ class EventColumns:
 
     def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
         """Dictionary codes of a column by sorted position (-1 for null), and the dictionary."""
-        encoded = pc.dictionary_encode(self.column(name))
-        indices = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
-        return (indices if self._index is None else indices[self._index]), encoded.dictionary
+        if name not in self._codes:
+            encoded = pc.dictionary_encode(self.column(name))
+            indices = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+            self._codes[name] = (indices if self._index is None else indices[self._index]), encoded.dictionary
+        return self._codes[name]
 
 
 @dataclass
@@ -69,7 +72,6 @@ class SortedEvents:
     ts: np.ndarray  # int64 µs since the epoch, UTC
     kind: np.ndarray  # type rank
     route: np.ndarray
-    to_ai: np.ndarray
     has_channel: np.ndarray
     has_ai_agent: np.ndarray
     columns: EventColumns
@@ -83,13 +85,20 @@ def kernel_input(events: SortedEvents, settings_for: Callable[[str], BrandSettin
     """The kernel's arrays: the events' numbers and each customer group's brand settings."""
     starts = events.group_starts
     per_group = {}
-    brand_codes, brands = events.columns.codes("brand")
+    brand_codes, brand_names = events.columns.codes("brand")
+    brands = [settings_for(b) for b in brand_names.to_pylist()]
     group_brand = brand_codes[starts[:-1]]
     for key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window"):
-        values = np.array([_micros(getattr(settings_for(b), key)) for b in brands.to_pylist()], dtype=np.int64)
+        values = np.array([_micros(getattr(b, key)) for b in brands], dtype=np.int64)
         per_group[key] = values[group_brand] if values.shape[0] else np.zeros(0, dtype=np.int64)
+    # SPEC 3.4: is the event's channel one of its brand's ai_channels? One lookup per (brand, channel).
+    channel_codes, channel_names = events.columns.codes("channel")
+    channels = channel_names.to_pylist()
+    to_ai = np.array([[("*" in b.ai_channels) or c in b.ai_channels for c in channels] + ["*" in b.ai_channels]
+                      for b in brands], dtype=bool).reshape(len(brands), len(channels) + 1)
     return K.KernelInput(
-        group_starts=starts, ts=events.ts, kind=events.kind, route=events.route, to_ai=events.to_ai,
+        group_starts=starts, ts=events.ts, kind=events.kind, route=events.route,
+        to_ai=to_ai[brand_codes, channel_codes] if brands else np.zeros(0, dtype=bool),
         has_channel=events.has_channel, has_ai_agent=events.has_ai_agent, **per_group,
     )
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from convoscope.config import Config
 from convoscope.derive import assemble as A
 from convoscope.derive.kernel import run_kernel
-from convoscope.store import DERIVED_TABLES, Store, sql_string
+from convoscope.store import DERIVED_TABLES, Store
 
 # Events per partition: large enough to amortise a scan, small enough to bound memory (~2 GiB).
 PARTITION_EVENTS = 12_000_000
@@ -37,24 +37,7 @@ class DeriveResult:
     full: bool
 
 
-def _to_ai_sql(config: Config, brands: list[str]) -> str:
-    """SQL for "this event's channel is one of its brand's ai_channels" (SPEC 3.4)."""
-
-    def expr(channels: tuple[str, ...]) -> str:
-        if "*" in channels:
-            return "true"
-        return "coalesce(channel IN (" + ", ".join(sql_string(c) for c in channels) + "), false)"
-
-    cases = [
-        f"WHEN {sql_string(b)} THEN {expr(config.for_brand(b).ai_channels)}"
-        for b in brands
-        if config.for_brand(b).ai_channels != config.defaults.ai_channels
-    ]
-    default = expr(config.defaults.ai_channels)
-    return f"CASE brand {' '.join(cases)} ELSE {default} END" if cases else default
-
-
-def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.SortedEvents | None:
+def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents | None:
     """The events selected by `where`, in SPEC 2.4's order, as numbers plus their string columns.
 
     DuckDB sorts numbers only: customers by a 64-bit hash of (brand, customer_id), then time and type
@@ -78,7 +61,7 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.
         col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
     # Everything else is read in storage order (no sort) and gathered by row.
     strings = con.sql(f"""
-        SELECT events.rowid AS r, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code, {to_ai} AS to_ai,
+        SELECT events.rowid AS r, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
                {', '.join(A.STRING_COLUMNS)}
         FROM events {where}
     """).to_arrow_table()
@@ -108,12 +91,11 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, to_ai: str) -> A.
     index = col["row"]
     flags = {
         "route_code": strings.column("route_code").to_numpy()[index],
-        "to_ai": strings.column("to_ai").to_numpy()[index],
         "has_channel": pc.is_valid(strings.column("channel")).to_numpy()[index],
         "has_ai_agent": pc.is_valid(strings.column("ai_agent")).to_numpy()[index],
     }
     return A.SortedEvents(
-        group_starts=starts, ts=col["ts"], kind=col["kind"], route=flags["route_code"], to_ai=flags["to_ai"],
+        group_starts=starts, ts=col["ts"], kind=col["kind"], route=flags["route_code"],
         has_channel=flags["has_channel"], has_ai_agent=flags["has_ai_agent"],
         columns=A.EventColumns(strings, index),
     )
@@ -161,12 +143,11 @@ def derive(
         total = int(con.execute(f"SELECT count(*) FROM events {scope_filter}").fetchall()[0][0])
         customers = 0
         parts = max(1, math.ceil(total / PARTITION_EVENTS))
-        to_ai = _to_ai_sql(config, brands)
         counts = {"sessions": 0, "contacts": 0, "conversations": 0}
         done = 0
         for part in range(parts):
             part_filter = f"WHERE hash(brand, customer_id) % {parts} = {part}" if parts > 1 else ""
-            events = _sorted_events(con, f"{scope_filter} {part_filter}", to_ai)
+            events = _sorted_events(con, f"{scope_filter} {part_filter}")
             if events is None:
                 continue
             out = run_kernel(A.kernel_input(events, config.for_brand))
