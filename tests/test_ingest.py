@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -905,3 +907,15 @@ def test_a_csv_value_with_a_quoted_newline_keeps_later_line_numbers_right(
     }
     assert next(e for e in outcome.events if e["event_id"] == "k14")["text"] == "first line\nsecond line\nthird line"
     assert [r["line"] for r in outcome.rejects] == [line(11), line(18)]
+
+
+@pytest.mark.parametrize("first", ["null", "[]", "42", '"text"', "true"])
+def test_a_line_that_is_no_object_is_rejected_even_first_in_the_file(tmp_path: Path, first: str) -> None:
+    """pyarrow's JSON reader crashed the whole process on a file starting with `null`."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(first + "\n" + json.dumps({"event_id": "e1", "type": "customer_message", "occurred_at": "2026-05-01T10:00:00Z",
+                                                "customer_id": "c1", "channel": "chat"}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "convoscope.cli", "--db", str(tmp_path / "s.duckdb"), "ingest", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == "accepted 1, duplicate 0, rejected 1"

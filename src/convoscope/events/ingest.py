@@ -22,8 +22,14 @@ import pyarrow as pa
 from convoscope.events.schema import validation_sql
 
 # Normalised content compared between a new event and a stored one (SPEC 2.4).
-_COMPARED = ("type", "occurred_at", "customer_id", "channel", "text", "route", "ai_agent", "guides", "category",
+COMPARED = ("type", "occurred_at", "customer_id", "channel", "text", "route", "ai_agent", "guides", "category",
              "subcategory", "reason", "transfer_rationale", "agent")
+# Why a conflicting record is rejected; plain SQL that DuckDB and Spark both run (SPEC 2.4).
+CONFLICT_REASON_SQL = (
+    "'event_id ' || chr(39) || event_id || chr(39) || ' of brand ' || brand || ' was stored before from ' "
+    "|| ref_source || coalesce(' line ' || CAST(ref_line AS STRING), '') "
+    "|| ' with different content; give this event its own event_id or drop it'"
+)
 _VALID = "c.reject_reason IS NULL"
 _NEW = f"""{_VALID}
     AND NOT EXISTS (SELECT 1 FROM _stored s WHERE s.brand = c.brand AND s.event_id = c.event_id)
@@ -47,7 +53,7 @@ def _same(a: str, b: str) -> str:
     def col(alias: str, name: str) -> str:
         return f"{alias}.{name}::VARCHAR" if name in ("type", "route", "attributes") else f"{alias}.{name}"
 
-    return " AND ".join(f"{col(a, c)} IS NOT DISTINCT FROM {col(b, c)}" for c in _COMPARED)
+    return " AND ".join(f"{col(a, c)} IS NOT DISTINCT FROM {col(b, c)}" for c in COMPARED)
 
 
 def merge_stage(
@@ -100,9 +106,7 @@ def merge_stage(
                occurred_at
         FROM _checked c WHERE NOT ({_VALID})
         UNION ALL
-        SELECT 'conflict', 'event_id ''' || event_id || ''' of brand ' || brand || ' was stored before from '
-               || ref_source || coalesce(' line ' || ref_line, '') || ' with different content; '
-               || 'give this event its own event_id or drop it',
+        SELECT 'conflict', {CONFLICT_REASON_SQL},
                source, line, NULL, brand, event_id, customer_id, occurred_at
         FROM _compared WHERE NOT same
     """)

@@ -8,8 +8,8 @@ the problems a reader can see (bad JSON, invalid UTF-8, a value of the wrong typ
 
 from __future__ import annotations
 
-import csv
 import io
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from convoscope.errors import IngestError
-from convoscope.events.schema import FIELDS, STRING_FIELDS
+from convoscope.events.schema import CONTROL, FIELDS, STRING_FIELDS
 from convoscope.store import sql_string
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -33,6 +33,9 @@ CHUNK_BYTES = 256 * 1024 * 1024
 # Internal columns of a staged batch, named so that no input field can collide with them.
 LINE, BAD = "__convoscope_line", "__convoscope_bad"
 PARQUET_BATCH = 1_000_000
+# pyarrow's JSON reader recurses once per level while it infers an unknown field's type: thousands of
+# levels crash the process. A line that may nest deeper than this takes the exact path (DuckDB's).
+MAX_FAST_NESTING = 100
 
 
 @dataclass
@@ -55,10 +58,6 @@ def _raw_from_stage(con: duckdb.DuckDBPyConnection) -> Callable[[list[int]], dic
         return dict(found.fetchall())
 
     return raw_of
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def detect_format(path: Path, fmt: str | None) -> str:
@@ -176,9 +175,34 @@ def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
+def _nests_deeply(data: bytes, line_ends: np.ndarray) -> bool:
+    """Whether a line opens more than MAX_FAST_NESTING objects or lists (a bound of its nesting)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    openers = np.flatnonzero((arr == ord("{")) | (arr == ord("[")))
+    if openers.shape[0] <= MAX_FAST_NESTING:
+        return False
+    return bool(np.bincount(np.searchsorted(line_ends, openers)).max() > MAX_FAST_NESTING)
+
+
+def _not_all_objects(data: bytes, starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether a non-blank line holds something other than an object. pyarrow's JSON reader crashes
+    the process on a block that starts with `null` (pyarrow 26), so such lines take the exact path."""
+    if not data:
+        return False
+    first = np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)]
+    for i in np.flatnonzero((first != ord("{")) & (starts != ends)):
+        line = data[starts[i]:ends[i]].lstrip()
+        if line and not line.startswith(b"{"):
+            return True
+    return False
+
+
 def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[int]], dict[int, str]]] | None:
-    """The chunk parsed by pyarrow's multithreaded JSON reader, when every line is a JSON object whose
-    known fields have the right types; None otherwise (the exact path then finds each problem)."""
+    """The chunk parsed by pyarrow's multithreaded JSON reader, when every non-blank line is one JSON
+    object whose known fields have the right types; None otherwise (the exact path then finds each problem)."""
+    starts, ends = _line_bounds(data)
+    if _nests_deeply(data, ends) or _not_all_objects(data, starts, ends):
+        return None
     try:
         table = pajson.read_json(
             pa.BufferReader(data),
@@ -189,29 +213,18 @@ def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[i
         return None
     try:
         table.validate(full=True)  # the JSON reader does not check that strings are valid UTF-8
-    except pa.ArrowInvalid:
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # the latter: a field name that is not UTF-8
         return None
-    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    bounds: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def line_bounds() -> tuple[np.ndarray, np.ndarray]:
-        if not bounds:
-            bounds.append(_line_bounds(data))
-        return bounds[0]
-
-    if table.num_rows == n_lines:
-        numbers = np.arange(first_line, first_line + n_lines, dtype=np.int64)
-    else:  # blank lines were skipped: number the others
-        starts, ends = line_bounds()
-        maybe_blank = np.flatnonzero(np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)],
-                                             (9, 10, 11, 12, 13, 32)) | (starts == ends))
-        blank = [i for i in maybe_blank if not data[starts[i]:ends[i]].strip()]
-        numbers = np.delete(np.arange(first_line, first_line + starts.shape[0], dtype=np.int64), blank)
-        if numbers.shape[0] != table.num_rows:
-            return None
+    # Blank lines give no row. pyarrow also reads two objects on one line (`{..} {..}`, `{..}\r{..}`) as two
+    # rows: one row per non-blank line is what shows that every line held exactly one object.
+    maybe_blank = np.flatnonzero(np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)],
+                                         (9, 10, 11, 12, 13, 32)) | (starts == ends))
+    blank = [i for i in maybe_blank if not data[starts[i]:ends[i]].strip()]
+    numbers = np.delete(np.arange(first_line, first_line + starts.shape[0], dtype=np.int64), blank)
+    if numbers.shape[0] != table.num_rows:
+        return None
 
     def raw_of(lines: list[int]) -> dict[int, str]:
-        starts, ends = line_bounds()
         return {n: data[starts[n - first_line]:ends[n - first_line]].rstrip(b"\r").decode("utf-8", "replace")
                 for n in lines}
 
@@ -225,7 +238,7 @@ def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: BinaryIO) -> Ite
             table, raw_of = fast
             con.register("_batch", table)
             con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS "
-                        f"{_typed_stage_sql(source, table.schema, 'NULL::VARCHAR', 'NULL', 'true')}")
+                        f"{_typed_stage_sql(source, table.schema.remove(table.num_columns - 1), 'NULL::VARCHAR', 'NULL', 'true')}")
             yield Chunk(source, table.num_rows, raw_of)
         else:
             lines = _split_lines(data, first_line)
@@ -280,70 +293,119 @@ def _jsonl_stage_sql(source: str) -> str:
 def _guides_from_text(col: str) -> tuple[str, str]:
     """SPEC 2.1: guides as a JSON array or a `|`-separated string. Returns (value SQL, problem SQL)."""
     is_json = f"starts_with(ltrim({col}), '[')"
-    ok = (f"json_valid({col}) AND json_type({col}) = 'ARRAY' AND coalesce(list_bool_and(list_transform("
-          f"from_json({col}, '[\"JSON\"]'), lambda x: json_type(x) = 'VARCHAR')), true)")
+    # Nested CASEs, not AND: DuckDB may evaluate both sides of an AND, and from_json fails on broken JSON.
+    ok = (f"CASE WHEN json_valid({col}) THEN CASE WHEN json_type({col}) = 'ARRAY' THEN coalesce(list_bool_and("
+          f"list_transform(from_json({col}, '[\"JSON\"]'), lambda x: json_type(x) = 'VARCHAR')), true) END END")
     value = (f"CASE WHEN {col} IS NULL OR trim({col}) = '' THEN NULL "
              f"WHEN {is_json} THEN CASE WHEN {ok} THEN from_json({col}, '[\"VARCHAR\"]') END "
              f"ELSE list_transform(string_split({col}, '|'), lambda g: trim(g)) END")
-    problem = f"CASE WHEN {is_json} AND NOT ({ok}) THEN 'guides is not a JSON list of strings nor a |-separated list' END"
+    problem = (f"CASE WHEN {is_json} AND NOT coalesce({ok}, false) "
+               "THEN 'guides is not a JSON list of strings nor a |-separated list' END")
     return value, problem
 
 
+def _is_text(typ: pa.DataType) -> bool:
+    """A string column, also dictionary-encoded (a pandas `category`)."""
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
+
+
 def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: str, parsed_sql: str) -> str:
-    """Staging SQL over `_batch`, whose columns have the types in `schema` (CSV: all strings)."""
-    names = set(schema.names)
+    """Staging SQL over `_batch`, whose columns are those of `schema` (CSV: all strings), then LINE.
+
+    Columns are referred to by position (`#3`): an input's names may be empty, hold a NUL or differ from
+    another only in case, and DuckDB's names tell none of these apart. Of two equal names the first counts."""
+    position: dict[str, int] = {}
+    for i, name in enumerate(schema.names):
+        position.setdefault(name, i)
     fields: list[str] = []
     problems: list[str] = [problem_sql]
     for f in FIELDS:
-        col = _ident(f)
-        if f not in names:
+        if f not in position:
             fields.append(f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}")
             continue
-        typ = schema.field(f).type
-        if f == "guides" and (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and pa.types.is_string(typ.value_type):
-            fields.append(f"{col} AS guides")
-        elif f == "guides" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-            value, problem = _guides_from_text(col)
+        col = f"#{position[f] + 1}"
+        typ = schema.types[position[f]]
+        if f == "guides" and (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and _is_text(typ.value_type):
+            fields.append(f"{col}::VARCHAR[] AS guides")
+        elif f == "guides" and _is_text(typ):
+            value, problem = _guides_from_text(f"{col}::VARCHAR")
             fields.append(f"{value} AS guides")
             problems.append(problem)
         elif f == "occurred_at" and pa.types.is_timestamp(typ):
             fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if typ.tz else "%Y-%m-%dT%H:%M:%S.%f"
             fields.append(f"strftime({col}, '{fmt}') AS occurred_at")
-        elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-            fields.append(f"{col} AS {f}")
+        elif _is_text(typ):
+            fields.append(f"{col}::VARCHAR AS {f}")
         elif pa.types.is_null(typ):
-            fields.append(f"NULL AS {f}")
+            fields.append(f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}")
         else:
-            fields.append(f"NULL AS {f}")
-            problems.append(f"CASE WHEN {col} IS NOT NULL THEN '{f} must be a string, not {typ}' END")
-    extra = [n for n in schema.names if n not in FIELDS and n not in (LINE, BAD)]
+            fields.append(f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}")
+            problems.append(f"CASE WHEN {col} IS NOT NULL THEN {sql_string(f'{f} must be a string, not {typ}')} END")
+    extra = [i for i, n in enumerate(schema.names) if n not in FIELDS]
     if extra:
-        def extra_value(n: str) -> str:
-            kind = schema.field(n).type
-            return f"nullif({_ident(n)}, '')" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else _ident(n)
+        def extra_value(i: int) -> str:
+            return f"nullif(#{i + 1}::VARCHAR, '')" if _is_text(schema.types[i]) else f"#{i + 1}"
 
-        pairs = ", ".join(f"{sql_string(n)}, {extra_value(n)}" for n in extra)
-        present = " OR ".join(f"{extra_value(n)} IS NOT NULL" for n in extra)
+        pairs = ", ".join(f"{sql_string(schema.names[i])}, {extra_value(i)}" for i in extra)
+        present = " OR ".join(f"{extra_value(i)} IS NOT NULL" for i in extra)
         attributes = f"CASE WHEN {present} THEN nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}') END"
     else:
         attributes = "NULL"
     return f"""
-        SELECT {sql_string(source)} AS source, {LINE} AS line, {raw_sql} AS raw, {parsed_sql} AS parsed,
+        SELECT {sql_string(source)} AS source, #{len(schema) + 1} AS line, {raw_sql} AS raw, {parsed_sql} AS parsed,
                nullif(concat_ws('; ', {", ".join(problems)}), '') AS problem,
                {", ".join(fields)}, {attributes} AS attributes
         FROM _batch
     """
 
 
+def _csv_header(source: str, data: BinaryIO | Path) -> list[str]:
+    """The names of the first line, blank or not, as pyarrow reads them (after a BOM, with quoted line
+    breaks, a lone CR ending the line), so that the header and the records agree; [] for an empty file."""
+    try:
+        probe = pacsv.open_csv(str(data) if isinstance(data, Path) else data,
+                               read_options=pacsv.ReadOptions(block_size=1024 * 1024, use_threads=False),
+                               parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False,
+                                                                invalid_row_handler=lambda row: "skip"))
+        return list(probe.schema.names)
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            return []
+        raise IngestError(f"{source}: {_one_line(exc)}; check the file or --format") from None
+    except UnicodeDecodeError:
+        raise IngestError(f"{source}: the header is not valid UTF-8 text; re-export the file as UTF-8") from None
+    finally:
+        if not isinstance(data, Path):
+            data.seek(0)
+
+
+def _one_line(exc: Exception) -> str:
+    """pyarrow's message, which may quote a record, on one short line."""
+    text = re.sub(CONTROL, " ", str(exc)).strip()
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _csv_batches(source: str, open_reader: Callable[[], pacsv.CSVStreamingReader]) -> Iterator[pa.RecordBatch]:
+    """pyarrow's batches. It cannot hand a record of the wrong width that is not UTF-8 to the invalid-row
+    handler, and stops there: so does the file, with what was read before it stored."""
+    try:
+        reader = open_reader()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            yield batch
+    except pa.ArrowInvalid as exc:
+        raise IngestError(f"{source}: {_one_line(exc)}; fix that record (UTF-8, the header's columns) and "
+                          "ingest the file again") from None
+
+
 def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:
-    # pyarrow streams the file block by block; only the header line is read here.
-    if isinstance(data, Path):
-        with data.open("rb") as handle:
-            first = handle.readline()
-    else:
-        first = data.readline()
-        data.seek(0)
-    header = next(csv.reader([first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")]), [])
+    # pyarrow streams the file block by block.
+    header = _csv_header(source, data)
     if not header:
         return
     invalid: list[tuple[int, str]] = []
@@ -352,22 +414,25 @@ def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> 
         invalid.append((row.number or 0, row.text))
         return "skip"
 
-    reader = pacsv.open_csv(
-        str(data) if isinstance(data, Path) else data,
-        read_options=pacsv.ReadOptions(block_size=16 * 1024 * 1024, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid,
-                                         ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.binary() for name in header}, strings_can_be_null=False
-        ),
-    )
+    def open_reader() -> pacsv.CSVStreamingReader:
+        return pacsv.open_csv(
+            str(data) if isinstance(data, Path) else data,
+            read_options=pacsv.ReadOptions(block_size=16 * 1024 * 1024, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid,
+                                             ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.binary() for name in header}, strings_can_be_null=False
+            ),
+        )
+
     schema = pa.schema([pa.field(n, pa.string()) for n in header])
     raw_sql = "concat_ws(',', " + ", ".join(
-        f"CASE WHEN regexp_matches({_ident(n)}, '[\",\\r\\n]') THEN '\"' || replace({_ident(n)}, '\"', '\"\"') || '\"' "
-        f"ELSE {_ident(n)} END" for n in header) + ")"
-    next_line, next_record = 2, 2  # physical line and record ordinal (pyarrow's InvalidRow.number) after the header
+        f"CASE WHEN regexp_matches(#{i}, '[\",\\r\\n]') THEN '\"' || replace(#{i}, '\"', '\"\"') || '\"' "
+        f"ELSE #{i} END" for i in range(1, len(header) + 1)) + ")"
+    # Physical line and record ordinal (pyarrow's InvalidRow.number) after the header.
+    next_line, next_record = 2 + sum(name.count("\n") for name in header), 2
     pending: list[tuple[int, str]] = []
-    for batch in reader:
+    for batch in _csv_batches(source, open_reader):
         columns, bad = _decode_columns(batch)
         # Records in file order: this batch's rows and the rows pyarrow skipped as invalid. A record's
         # line is the line after the previous record's last one (values may hold quoted line breaks).
@@ -393,22 +458,24 @@ def _csv(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> 
             next_record = int(ordinals[-1] + 1)
         unparsed = [(int(line), skipped[i][1]) for i, line in enumerate(lines[~is_row])
                     if skipped[i][1].strip()]  # a blank line is no record
-        table = pa.table(dict(zip(header, columns, strict=True)) | {LINE: lines[is_row], BAD: bad})
+        table = pa.Table.from_arrays([*columns, pa.array(lines[is_row]), pa.array(bad)], names=[*header, LINE, BAD])
         blank = np.ones(batch.num_rows, dtype=bool)  # a blank line reads as a record of empty values
         for col in batch.columns:
             blank &= np.asarray(pc.binary_length(col).to_numpy(zero_copy_only=False)) == 0
         table = table.filter(pa.array(~blank))
         yield from _csv_chunk(con, source, schema, table, raw_sql, unparsed, len(header))
-    if pending:  # rows reported after the last batch
-        empty = pa.table({n: pa.array([], pa.string()) for n in header} | {LINE: pa.array([], pa.int64()),
-                                                                             BAD: pa.array([], pa.bool_())})
+    pending = sorted(pending + invalid)  # rows reported after the last batch, or in a file of no valid row
+    if pending:
+        empty = pa.Table.from_arrays([*(pa.array([], pa.string()) for _ in header), pa.array([], pa.int64()),
+                                      pa.array([], pa.bool_())], names=[*header, LINE, BAD])
         yield from _csv_chunk(con, source, schema, empty, raw_sql,
                               [(next_line + i, t) for i, (_, t) in enumerate(pending) if t.strip()], len(header))
 
 
 def _csv_chunk(con: duckdb.DuckDBPyConnection, source: str, schema: pa.Schema, table: pa.Table, raw_sql: str,
                invalid: list[tuple[int, str]], width: int) -> Iterator[Chunk]:
-    problem = f"CASE WHEN {BAD} THEN 'record is not valid UTF-8 text; re-export the file as UTF-8' END"
+    bad = f"#{len(schema) + 2}"  # BAD, after the header's columns and LINE
+    problem = f"CASE WHEN {bad} THEN 'record is not valid UTF-8 text; re-export the file as UTF-8' END"
     unparsed = pa.table({
         "line": pa.array([number or None for number, _ in invalid], pa.int64()),
         "raw": pa.array([text for _, text in invalid], pa.string()),
@@ -418,7 +485,7 @@ def _csv_chunk(con: duckdb.DuckDBPyConnection, source: str, schema: pa.Schema, t
     reason = f"record does not have the {width} columns of the header; check quoting and commas"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW _stage AS
-        {_typed_stage_sql(source, schema, raw_sql, problem, f'NOT {BAD}')}
+        {_typed_stage_sql(source, schema, raw_sql, problem, f'NOT {bad}')}
         UNION ALL BY NAME
         SELECT {sql_string(source)} AS source, line, raw, false AS parsed, {sql_string(reason)} AS problem FROM _unparsed
     """)
@@ -447,18 +514,31 @@ def _decode_columns(batch: pa.RecordBatch) -> tuple[list[pa.Array], np.ndarray]:
     return columns, bad
 
 
-def _parquet(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:
+def _parquet_batches(source: str, data: BinaryIO | Path) -> Iterator[pa.RecordBatch]:
+    """The file's batches; a damaged file, found at its footer or at a page of some batch, stops there
+    (what was read before it is stored)."""
     try:
-        parquet = pq.ParquetFile(data)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise IngestError(f"{source}: not a readable Parquet file ({exc}); check the file or --format") from None
+        yield from pq.ParquetFile(data).iter_batches(batch_size=PARQUET_BATCH)
+    except (pa.ArrowException, OSError) as exc:
+        raise IngestError(f"{source}: not a readable Parquet file ({_one_line(exc)}); check the file or --format") from None
+
+
+def _parquet(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:
     line = 1
-    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):
-        table = pa.Table.from_batches([batch]).append_column(LINE, pa.array(np.arange(line, line + batch.num_rows)))
-        con.register("_batch", table)
-        raw = "to_json(struct_pack(" + ", ".join(f"{_ident(n)} := {_ident(n)}" for n in batch.schema.names) + "))"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_typed_stage_sql(source, batch.schema, raw, 'NULL', 'true')}")
+    for batch in _parquet_batches(source, data):
+        stage_arrow(con, source, pa.Table.from_batches([batch]), np.arange(line, line + batch.num_rows))
         line += batch.num_rows
         yield Chunk(source, batch.num_rows, _raw_from_stage(con))
-        con.execute("DROP VIEW _stage")
-        con.unregister("_batch")
+        unstage_arrow(con)
+
+
+def stage_arrow(con: duckdb.DuckDBPyConnection, source: str, table: pa.Table, lines: np.ndarray) -> None:
+    """Stage typed records (a Parquet batch, or one a Spark task reads) as `_stage`; raw text is their JSON."""
+    raw = "json_object(" + ", ".join(f"{sql_string(n)}, #{i + 1}" for i, n in enumerate(table.schema.names)) + ")"
+    con.register("_batch", table.append_column(LINE, pa.array(lines, pa.int64())))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_typed_stage_sql(source, table.schema, raw, 'NULL', 'true')}")
+
+
+def unstage_arrow(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW _stage")
+    con.unregister("_batch")

@@ -56,9 +56,10 @@ def _blank(col: str) -> str:
 
 
 def _shown(col: str) -> str:
-    """A value quoted for a message, cut short so that the reason stays one readable line."""
+    """A value quoted for a message, cut short so that the reason stays one readable line: control
+    characters (line breaks, NUL, escape sequences a terminal would obey) are shown as spaces."""
     return (f"'''' || regexp_replace(CASE WHEN length({col}) > 40 THEN left({col}, 40) || '…' ELSE {col} END, "
-            f"'[\\r\\n\\t]', ' ', 'g') || ''''")
+            f"'{CONTROL}', ' ', 'g') || ''''")
 
 
 Check = tuple[str, str]  # (SQL condition that the record is bad, SQL message naming the field)
@@ -98,11 +99,16 @@ def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
     checks = _chain(
         (_is_blank("occurred_at"), "'occurred_at is missing'"),
         ("_ts.d = ''", f"'occurred_at ' || {shown} || ' is not an RFC 3339 timestamp such as 2026-05-21T10:00:00Z'"),
-        (f"{local} IS NULL OR NOT {offset_ok}", f"'occurred_at ' || {shown} || ' is not a valid date, time and offset'"),
+        # DuckDB reads 24:00:00 as the next midnight; RFC 3339 has hours 00 to 23.
+        (f"{local} IS NULL OR _ts.t >= '24' OR NOT {offset_ok}",
+         f"'occurred_at ' || {shown} || ' is not a valid date, time and offset'"),
         (f"_ts.o = '' AND {'false' if assume_tz else 'true'}",
          f"'occurred_at ' || {shown} || ' has no UTC offset; add one (Z or +02:00) or ingest with --assume-tz ZONE'"),
         (f"_ts.o = '' AND {gap}",
          f"'occurred_at ' || {shown} || ' does not exist in {assume_tz} (a daylight-saving gap); correct the time'"),
+        # Python, Spark and Parquet readers hold years 1 to 9999 only; year 0000 is 1 BC to DuckDB.
+        (f"NOT year({instant}) BETWEEN 1 AND 9999",
+         f"'occurred_at ' || {shown} || ' is outside the years 0001 to 9999 in UTC'"),
     )
     return instant, checks
 
