@@ -3,6 +3,9 @@
 Users, their API tokens, web login sessions and the audit log live in the store next to the events.
 Passwords are hashed with Argon2; API tokens and session ids are random 256-bit secrets of which only
 a SHA-256 is kept, so a copy of the store gives nobody a way in.
+
+Failed logins are throttled from the audit log itself: it records every failure (who was tried, from
+which address) anyway, so the limit survives a restart of the server and needs no table of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ ROLE_TITLES = {"administrator": "Administrator", "team_manager": "Team Manager",
                "agent": "Agent"}
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"
 SESSION_LIFETIME = timedelta(hours=12)
-TOKEN_LIFETIME = timedelta(days=365)
+TOKEN_LIFETIME = timedelta(days=365)  # the default, and the longest `users token --expires-in` gives
+# Failed logins (form, or HTTP Basic with a wrong token) allowed within LOGIN_WINDOW before further
+# attempts are refused, even with the right secret: per user name, and per client address.
+LOGIN_WINDOW = timedelta(minutes=15)
+FAILURES_PER_NAME = 5
+FAILURES_PER_CLIENT = 30
 
 _hasher = PasswordHasher()
 
@@ -143,15 +151,73 @@ def set_role(store: Store, name: str, role: str, brands: tuple[str, ...] | None 
     return User(name, role, keep)
 
 
-def new_token(store: Store, name: str) -> str:
-    """A new API token for `name`; only its hash is kept, so this is the one time it is shown."""
+def new_token(store: Store, name: str, *, lifetime: timedelta = TOKEN_LIFETIME) -> tuple[str, datetime]:
+    """A new API token for `name` and when it expires (UTC); only its hash is kept, so this is the one
+    time it is shown."""
+    if not timedelta(0) < lifetime <= TOKEN_LIFETIME:
+        raise UsageError(f"a token lives at most {TOKEN_LIFETIME.days}d; choose a shorter --expires-in, such as 30d")
     token = "cvs_" + secrets.token_urlsafe(32)
     with store.transaction() as con:
         _existing(con, name)
         now = _now()
         con.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, NULL)",
-                    [_digest(token), name, now, now + TOKEN_LIFETIME])
-    return token
+                    [_digest(token), name, now, now + lifetime])
+    return token, now + lifetime
+
+
+TOKEN_ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One API token as `users tokens` lists it: an id (the start of its hash, which tells nothing of
+    the token) and its dates."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at is not None and self.expires_at <= now else "active"
+
+
+def list_tokens(con: duckdb.DuckDBPyConnection, name: str) -> list[TokenInfo]:
+    _existing(con, name)
+    rows = con.execute("""
+        SELECT left(token_hash, ?), created_at, expires_at, revoked_at FROM api_tokens WHERE user_name = ?
+        ORDER BY created_at, token_hash
+    """, [TOKEN_ID_LENGTH, name]).fetchall()
+    return [TokenInfo(*row) for row in rows]
+
+
+def revoke_tokens(store: Store, name: str, token: str | None) -> int:
+    """Revoke one of `name`'s tokens — the token itself, or the id `users tokens` lists — or, with None,
+    every one of them and the user's web logins too. Returns how many tokens it revoked."""
+    with store.transaction() as con:
+        _existing(con, name)
+        now = _now()
+        if token is None:
+            revoked = con.execute("SELECT count(*) FROM api_tokens WHERE user_name = ? AND revoked_at IS NULL",
+                                  [name]).fetchall()[0][0]
+            con.execute("UPDATE api_tokens SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL", [now, name])
+            con.execute("DELETE FROM web_sessions WHERE user_name = ?", [name])
+            return int(revoked)
+        if re.fullmatch(r"[0-9a-f]{8,64}", token):
+            found = con.execute("SELECT token_hash, revoked_at FROM api_tokens WHERE user_name = ? AND "
+                                "starts_with(token_hash, ?)", [name, token]).fetchall()
+        else:
+            found = con.execute("SELECT token_hash, revoked_at FROM api_tokens WHERE user_name = ? AND token_hash = ?",
+                                [name, _digest(token)]).fetchall()
+        if len(found) != 1:
+            raise ConvoscopeError(f"{name} has {'no' if not found else 'more than one'} token with that id; "
+                                  f"list them with 'convoscope users tokens {name}'")
+        if found[0][1] is not None:
+            return 0
+        con.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ?", [now, found[0][0]])
+        return 1
 
 
 def verify_password(con: duckdb.DuckDBPyConnection, name: str, password: str) -> User | None:
@@ -172,6 +238,42 @@ def user_of_token(con: duckdb.DuckDBPyConnection, token: str, name: str | None =
     if not rows or (name is not None and rows[0][0] != name):
         return None
     return _row_user(rows[0])
+
+
+def token_refusal(con: duckdb.DuckDBPyConnection, token: str) -> tuple[str, str] | None:
+    """(owner, "revoked" or "expired") of a token that once worked, for the audit log; None for a token
+    that never existed. Never for the caller's eyes: their answer is the same either way."""
+    rows = con.execute("SELECT user_name, revoked_at FROM api_tokens WHERE token_hash = ?", [_digest(token)]).fetchall()
+    if not rows:
+        return None
+    return rows[0][0], ("revoked" if rows[0][1] is not None else "expired")
+
+
+def login_wait(con: duckdb.DuckDBPyConnection, name: str | None, client: str | None) -> timedelta | None:
+    """How long logins as `name`, or from `client`, are refused: None while fewer than FAILURES_PER_NAME
+    logins as that name failed within LOGIN_WINDOW (since its last successful form login) and fewer
+    than FAILURES_PER_CLIENT from that address. The refusals themselves do not count, so the wait ends
+    LOGIN_WINDOW after the failure that reached the limit whatever is tried meanwhile."""
+    now = _now()
+    waits = []
+    by_name = [] if name is None else con.execute("""
+        SELECT logged_at FROM audit_log
+        WHERE action = 'login_failed' AND user_name = ? AND logged_at > ?
+          AND logged_at > coalesce((SELECT max(logged_at) FROM audit_log WHERE action = 'login' AND user_name = ?),
+                                   ?)
+        ORDER BY logged_at DESC LIMIT 1 OFFSET ?
+    """, [name, now - LOGIN_WINDOW, name, now - LOGIN_WINDOW, FAILURES_PER_NAME - 1]).fetchall()
+    if by_name:
+        waits.append(by_name[0][0] + LOGIN_WINDOW - now)
+    if client is not None:
+        by_client = con.execute("""
+            SELECT logged_at FROM audit_log
+            WHERE action = 'login_failed' AND logged_at > ? AND parameters->>'client' = ?
+            ORDER BY logged_at DESC LIMIT 1 OFFSET ?
+        """, [now - LOGIN_WINDOW, client, FAILURES_PER_CLIENT - 1]).fetchall()
+        if by_client:
+            waits.append(by_client[0][0] + LOGIN_WINDOW - now)
+    return max(waits) if waits else None
 
 
 def start_session(store: Store, user: User) -> tuple[str, str]:

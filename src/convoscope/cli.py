@@ -52,6 +52,19 @@ class App:
             yield store
 
 
+    @contextmanager
+    def lake(self, folder: Path) -> Iterator[Store]:
+        """A lake spark-derive wrote, made with this configuration's derivation settings."""
+        from convoscope.derive.duckdb_engine import stale_brands
+
+        with Store.lake(folder) as store:
+            stale = stale_brands(store, self.config)
+            if stale:
+                raise ConvoscopeError(f"lake {folder} was derived with other settings for brand {stale[0]}; "
+                                      "run spark-derive again with this configuration")
+            yield store
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"convoscope: error: {message}", err=True)
     sys.exit(code)
@@ -162,16 +175,18 @@ def derive(app: App) -> None:
 @click.option("--extra", is_flag=True, help="Append Brand, Created At, Ended At, End Reason, Outcome.")
 @click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
+@click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",
+              help="Report over the Parquet tables spark-derive wrote to DIR instead of the store.")
 @pass_app
 def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: str | None, as_of: str | None,
            period: str | None, by: str | None, where: tuple[str, ...], headers: str, extra: bool,
-           brands: tuple[str, ...], out: str) -> None:
+           brands: tuple[str, ...], out: str, lake: Path | None) -> None:
     """Write report NAME as CSV."""
     from convoscope import reports
 
     config = app.config
     definition = reports.get_report(name)
-    with app.store(must_exist=True) as store:
+    with app.lake(lake) if lake else app.store(must_exist=True) as store:
         params = reports.build_params(
             definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
             as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
@@ -187,6 +202,41 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
         else:
             count = service.write_report(store, config, definition, params, Path(out), progress=progress_printer())
             click.echo(f"wrote {count:,} rows to {out}", err=True)
+
+
+@cli.command("spark-derive")
+@click.option("--events", "paths", multiple=True, required=True, metavar="PATH",
+              help="Parquet events: a file, a folder of them, or any Hadoop-compatible URL; repeatable.")
+@click.option("--out", required=True, metavar="DIR", help="Folder or URL to write the lake to (replaced).")
+@click.option("--master", metavar="URL", help="Spark master (default: spark-submit's, else local[*]).")
+@click.option("--partitions", type=click.IntRange(min=1), help="Shuffle partitions (default Spark's).")
+@click.option("--batch-rows", type=click.IntRange(min=1), help="Rows per Arrow batch given to the kernel.")
+@click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
+@pass_app
+def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None, partitions: int | None,
+                 batch_rows: int | None, assume_tz: str | None) -> None:
+    """Validate and derive Parquet events on Apache Spark; write every table as Parquet to --out."""
+    from convoscope.derive import spark_engine
+
+    config = app.config
+    if assume_tz:
+        service.check_zone(assume_tz, option="--assume-tz")
+    spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
+    try:
+        result = spark_engine.derive(spark, list(paths), out, config, assume_tz=assume_tz)
+    except Exception as exc:  # Spark reports a missing path or a failed task as a Java exception
+        if isinstance(exc, ConvoscopeError):
+            raise
+        raise ConvoscopeError(f"spark-derive failed: {str(exc).strip().splitlines()[0]}; "
+                              "check --events and --out") from None
+    finally:
+        spark.stop()
+    click.echo(f"accepted {result.accepted:,}, duplicate {result.duplicate:,}, rejected {result.rejected:,}; "
+               f"{result.sessions:,} sessions, {result.contacts:,} contacts, {result.conversations:,} conversations "
+               f"written to {out}")
+    if result.rejected:
+        click.echo(f"convoscope: some events were rejected; they are in {out.rstrip('/')}/rejects", err=True)
+        sys.exit(EXIT_REJECTED)
 
 
 @cli.command()
@@ -364,21 +414,73 @@ def users_set_role(app: App, name: str, role: str, brands: str | None, every_bra
 
 @users.command("token")
 @click.argument("name")
+@click.option("--expires-in", metavar="DURATION", help="Lifetime such as 30d, 12h or 90m (default and longest 365d).")
 @pass_app
-def users_token(app: App, name: str) -> None:
+def users_token(app: App, name: str, expires_in: str | None) -> None:
     """Print a new API token for NAME, alone on standard output (only its hash is stored)."""
     from convoscope import accounts
+    from convoscope.config import parse_duration
 
+    lifetime = accounts.TOKEN_LIFETIME
+    if expires_in is not None:
+        try:
+            lifetime = parse_duration(expires_in)
+        except ValueError:
+            fail(f"--expires-in {expires_in!r} is not a duration; use one such as 30d, 12h or 90m", 2)
     with app.store() as store:
-        token = accounts.new_token(store, name)
+        token, expires = accounts.new_token(store, name, lifetime=lifetime)
     click.echo(token)
+    if expires_in is not None:
+        click.echo(f"expires {expires:%Y-%m-%dT%H:%M:%SZ}", err=True)
+
+
+@users.command("tokens")
+@click.argument("name")
+@pass_app
+def users_tokens(app: App, name: str) -> None:
+    """List NAME's API tokens: id, created, expires (UTC) and state (active, expired or revoked)."""
+    from datetime import UTC, datetime
+
+    from convoscope import accounts
+
+    with app.store(must_exist=True) as store:
+        found = accounts.list_tokens(store.con, name)
+    if not found:
+        click.echo(f"{name} has no tokens; make one with 'convoscope users token {name}'", err=True)
+        return
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for token in found:
+        expires = f"{token.expires_at:%Y-%m-%dT%H:%M:%SZ}" if token.expires_at is not None else "never"
+        click.echo(f"{token.id}\t{token.created_at:%Y-%m-%dT%H:%M:%SZ}\t{expires}\t{token.state(now)}")
+
+
+@users.command("revoke-token")
+@click.argument("name")
+@click.argument("token", required=False, metavar="[TOKEN|ID]")
+@click.option("--all", "every", is_flag=True, help="Revoke every token of NAME and end their web logins.")
+@pass_app
+def users_revoke_token(app: App, name: str, token: str | None, every: bool) -> None:
+    """Revoke one API token of NAME (the token, or its id from 'users tokens'), or --all of them."""
+    from convoscope import accounts
+
+    if (token is None) == (not every):
+        fail("name one token (or its id from 'convoscope users tokens NAME') or give --all, not both", 2)
+    with app.store() as store:
+        revoked = accounts.revoke_tokens(store, name, None if every else token)
+    if every:
+        click.echo(f"revoked {revoked} token{'s' if revoked != 1 else ''} of {name} and ended their web logins",
+                   err=True)
+    else:
+        click.echo(f"revoked the token of {name}" if revoked else f"that token of {name} was already revoked",
+                   err=True)
 
 
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @pass_app
 def audit(app: App, limit: int) -> None:
-    """Show the audit log, newest first: downloads of reports with messages, conversation views, erasures."""
+    """Show the audit log, newest first: downloads of reports with messages, conversation views, logins,
+    refused tokens, erasures."""
     import csv
 
     from convoscope import accounts
@@ -472,8 +574,8 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
            login=f"log in as user 'demo' with password '{password}' (an Administrator)")
 
 
-def main() -> None:
-    cli(prog_name="convoscope")
+def main(args: list[str] | None = None) -> None:
+    cli(args, prog_name="convoscope")
 
 
 if __name__ == "__main__":

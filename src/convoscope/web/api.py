@@ -46,7 +46,9 @@ LEVELS = {"halfHourly": "half_hour", "daily": "day", "weekly": "week", "monthly"
           "quarterly": "quarter", "yearly": "year"}
 ERRORS = {"description": "The request is invalid: `{\"errors\": [{\"attr\", \"code\", \"detail\"}]}`"}
 AUTH_ERRORS = {401: {"description": "No credentials, or unknown ones"},
-               403: {"description": "The role lacks the permission"}}
+               403: {"description": "The role lacks the permission"},
+               429: {"description": "Too many failed logins for this user name or from this address (HTTP Basic); "
+                                    "wait the seconds Retry-After gives"}}
 
 
 class ErrorItem(BaseModel):
@@ -61,7 +63,7 @@ class Errors(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Errors, **ERRORS}, 401: {"model": Errors, **AUTH_ERRORS[401]},
-    403: {"model": Errors, **AUTH_ERRORS[403]},
+    403: {"model": Errors, **AUTH_ERRORS[403]}, 429: {"model": Errors, **AUTH_ERRORS[429]},
 }
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The report as CSV (SPEC 4.1)"},
@@ -84,13 +86,17 @@ class IngestAnswer(BaseModel):
 
 
 def _batch_lines(body: bytes, content_type: str) -> list[str]:
-    """The batch as one JSON text per event: a JSON array, or NDJSON (one object per line)."""
-    text = body.decode("utf-8", errors="replace").lstrip("\ufeff")
+    """The batch as one JSON text per event: a JSON array, or NDJSON (one object per line). Bytes that are
+    not UTF-8 are kept (as surrogates) so that the ingester rejects their event rather than storing `�`."""
+    text = body.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise problem(400, "invalid_json", f"the body is not a JSON array: {exc}", "body") from None
+        except (ValueError, RecursionError):  # Python's limits: 4,300 digits, about 1,000 levels
+            raise problem(400, "invalid_json", "the body holds a number too long or JSON nested too deeply to "
+                                               "read as an array; send the events as NDJSON, one per line", "body") from None
         lines = [json.dumps(item, ensure_ascii=False) for item in items]
     elif "json" in content_type or text.strip():
         # Only a line feed ends an NDJSON line: U+2028 and friends are allowed inside JSON strings.
@@ -107,16 +113,40 @@ def _batch_lines(body: bytes, content_type: str) -> list[str]:
     return lines
 
 
+def _utf8(line: str) -> bytes:
+    """A line as it came: bytes that were not UTF-8 go back as they were, so that the ingester rejects
+    their event; a lone surrogate from a JSON array's `\\ud800` goes back as that escape (not valid JSON)."""
+    try:
+        return line.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", errors="backslashreplace")
+
+
+def _brand_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if sum(key == "brand" for key, _ in pairs) > 1:
+        raise ValueError("brand is given twice")
+    return dict(pairs)
+
+
 def _foreign(lines: list[str], user: User) -> dict[int, str]:
-    """Events of a brand the user may not send, by index."""
+    """Events of a brand the user may not send, by index. The ingester reads JSON more leniently than
+    Python does (a trailing comma) and takes the first of two equal keys, Python the last: an event
+    whose brand Python cannot read for certain is refused too."""
     if user.brands is None:
         return {}
     foreign = {}
     for index, line in enumerate(lines):
+        if not line.strip():
+            continue  # a blank NDJSON line is no event
         try:
-            brand = json.loads(line).get("brand")
-        except (json.JSONDecodeError, AttributeError):
-            continue  # the ingester says what is wrong with it
+            record = json.loads(line, object_pairs_hook=_brand_once)
+        except (ValueError, RecursionError) as exc:
+            foreign[index] = (f"the brand of this event cannot be checked ({str(exc).split(';')[0]}); "
+                              f"send valid JSON of {', '.join(user.brands)}")
+            continue
+        if not isinstance(record, dict):
+            continue  # the ingester rejects what is not an object
+        brand = record.get("brand")
         brand = brand.strip() if isinstance(brand, str) and brand.strip() else "default"
         if brand not in user.brands:
             foreign[index] = f"brand {brand!r} is not one of yours; send events of {', '.join(user.brands)}"
@@ -150,8 +180,8 @@ def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer
         with tempfile.TemporaryDirectory(prefix="convoscope-api-") as scratch:
             path = Path(scratch) / "batch.jsonl"
             # A foreign event keeps its line, blanked, so every other index still maps to its line.
-            path.write_text("\n".join("" if i in foreign else line.replace("\n", " ")
-                                      for i, line in enumerate(lines)) + "\n", encoding="utf-8")
+            path.write_bytes(b"\n".join(b"" if i in foreign else _utf8(line.replace("\n", " "))
+                                         for i, line in enumerate(lines)) + b"\n")
             with server.gate.writing:
                 result = service.ingest(store, server.config, [str(path)], fmt="jsonl", source_name=source)
         reasons = store.con.execute("SELECT line, reason FROM rejects WHERE source = ? ORDER BY line, kind",
@@ -275,7 +305,11 @@ def post_report(request: Request, body: ReportRequest) -> Response:
         return csv_response(server, store, caller, report, params, body.model_dump(mode="json", exclude_none=True))
 
 
-@router.get("/reports/{name}", responses=CSV_RESPONSE | ERROR_RESPONSES | {200: {
+REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "brand")
+
+
+@router.get("/reports/{name}", responses=CSV_RESPONSE | ERROR_RESPONSES | {404: {
+    "model": Errors, "description": "No report of that name"}} | {200: {
     "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {
         "type": "object", "required": ["report", "columns", "rows"], "properties": {
             "report": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
@@ -307,8 +341,10 @@ def get_report(
         params = check_params(server, store, caller, report, list(brand or []), date_from=from_, date_to=to, tz=tz,
                               as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
                               extra=extra)
+        # Only the parameters this endpoint reads: anything else in the query (a token a client put there
+        # by mistake) is ignored, and stays out of the audit log.
         parameters = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
-                      for key in request.query_params}
+                      for key in request.query_params if key in REPORT_QUERY}
         if accept and "application/json" in accept and "text/csv" not in accept:
             return json_response(server, store, caller, report, params, parameters)
         return csv_response(server, store, caller, report, params, parameters)

@@ -7,27 +7,32 @@ goes through one lock, so concurrent requests never conflict, while reads run si
 
 Who is asking: an API token (bearer, or HTTP Basic with user name and token), else the web login's
 session cookie. Forms and cookie-authenticated API calls that change something carry the login's CSRF
-token.
+token. Failed logins — the form's, and HTTP Basic's with a wrong token — are counted per user name and
+per client address, and refused for a while past a limit (`accounts.login_wait`).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import os
+import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from convoscope import accounts, service
 from convoscope.accounts import User
@@ -87,13 +92,16 @@ class Caller:
 class HTTPProblem(Exception):
     """An error answered as `{"errors": [{"attr", "code", "detail"}]}` (API) or an error page."""
 
-    def __init__(self, status: int, code: str, detail: str, attr: str | None = None) -> None:
+    def __init__(self, status: int, code: str, detail: str, attr: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.attr = status, code, detail, attr
+        self.headers = headers or {}
 
 
-def problem(status: int, code: str, detail: str, attr: str | None = None) -> HTTPProblem:
-    return HTTPProblem(status, code, detail, attr)
+def problem(status: int, code: str, detail: str, attr: str | None = None, *,
+            headers: dict[str, str] | None = None) -> HTTPProblem:
+    return HTTPProblem(status, code, detail, attr, headers)
 
 
 def _credentials(request: Request) -> tuple[str, str | None] | None:
@@ -114,11 +122,27 @@ def _credentials(request: Request) -> tuple[str, str | None] | None:
     raise problem(401, "bad_credentials", "use 'Authorization: Bearer TOKEN' or HTTP Basic with your user name and token")
 
 
+def client_of(request: Request) -> str | None:
+    """The client's address (the proxy's X-Forwarded-For when uvicorn trusts the proxy)."""
+    return request.client.host if request.client else None
+
+
 def identify(request: Request, store: Store) -> Caller | None:
     credentials = _credentials(request)
     if credentials is not None:
-        user = accounts.user_of_token(store.con, *credentials)
+        token, name = credentials
+        server = server_of(request)
+        if name is None:
+            user = accounts.user_of_token(store.con, token)
+            refused = accounts.token_refusal(store.con, token) if user is None else None
+            if refused is not None:  # a token that once worked: worth an administrator's attention
+                with server.gate.writing:
+                    accounts.audit(store, refused[0], "token_refused", None,
+                                   {"client": client_of(request), "reason": refused[1]})
+        else:
+            user = server.log_in(store, request, name, lambda: accounts.user_of_token(store.con, token, name), "basic")
         if user is None:
+            # The same words whether the token never existed, expired or was revoked.
             raise problem(401, "bad_credentials", "the API token is unknown, expired or revoked; "
                                                   "create one with 'convoscope users token NAME'")
         return Caller(user, by_cookie=False)
@@ -156,6 +180,8 @@ class Server:
         self.gate = StoreGate(db_path)
         self.config = config if config is not None else load_config(config_path)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        # One login check at a time: a burst of parallel guesses cannot all pass before the first is counted.
+        self.logins = threading.Lock()
 
     def ensure_derived(self, store: Store) -> None:
         """Derive what changed since the last ingest before anything reads the derived tables."""
@@ -164,6 +190,30 @@ class Server:
         if needs_derive(store, self.config):
             with self.gate.writing:
                 service.ensure_derived(store, self.config)
+
+    def log_in(self, store: Store, request: Request, name: str, verify: Callable[[], User | None],
+               via: str) -> User | None:
+        """`verify()`'s user, or None when the secret was wrong; 429 without calling it while logins as
+        `name` or from this client are throttled. Every failure and refusal (and every form login, which
+        starts the name's count again) goes to the audit log, with the client's address, never the secret."""
+        client = client_of(request)
+        # A "name" no user could have (a space, a symbol) is most often a password typed in the wrong box:
+        # the audit log does not keep it, and only the client's count applies to it.
+        recorded = name if re.fullmatch(accounts.NAME_PATTERN, name) else None
+        with self.logins:
+            wait = accounts.login_wait(store.con, recorded, client)
+            if wait is not None:
+                with self.gate.writing:
+                    accounts.audit(store, recorded, "login_throttled", None, {"client": client, "via": via})
+                seconds = max(1, math.ceil(wait.total_seconds()))
+                raise problem(429, "throttled", f"too many failed logins; wait {math.ceil(seconds / 60)} minutes "
+                                                "and try again", headers={"Retry-After": str(seconds)})
+            user = verify()
+            if user is None or via == "form":
+                with self.gate.writing:
+                    accounts.audit(store, recorded, "login_failed" if user is None else "login", None,
+                                   {"client": client, "via": via})
+        return user
 
     def audit(self, store: Store, caller: Caller, action: str, target: str | None, parameters: dict[str, Any]) -> None:
         with self.gate.writing:
@@ -197,7 +247,8 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
 
     @app.exception_handler(HTTPProblem)
     async def on_problem(request: Request, exc: HTTPProblem) -> Response:
-        headers = {"WWW-Authenticate": 'Bearer realm="convoscope"'} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": 'Bearer realm="convoscope"'} if exc.status == 401 else {}
+        headers |= exc.headers
         if wants_html(request):
             return await pages.error_page(request, exc, headers)
         return JSONResponse({"errors": [{"attr": exc.attr, "code": exc.code, "detail": exc.detail}]},
@@ -206,6 +257,17 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
     @app.exception_handler(ConvoscopeError)
     async def on_error(request: Request, exc: ConvoscopeError) -> Response:
         return await on_problem(request, problem(400 if exc.exit_code == 2 else 500, "invalid", exc.message))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        """Refusals of the framework itself (a body that is not JSON, an unknown path or method) in the
+        API's `errors` shape too (SPEC 6.2); pages keep the framework's answer."""
+        if wants_html(request):
+            return await http_exception_handler(request, exc)
+        code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        return await on_problem(request, problem(exc.status_code, code, str(exc.detail),
+                                                 "body" if exc.status_code == 400 else None,
+                                                 headers=dict(exc.headers or {})))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -60,12 +60,16 @@ async def error_page(request: Request, exc: HTTPProblem, headers: dict[str, str]
 
     def render() -> Response:
         server = server_of(request)
-        try:
-            with server.gate.open() as store:
-                caller = identify(request, store)
-        except HTTPProblem:
-            caller = None
-        return server.page(request, "error.html", caller, status=exc.status, problem=exc)
+        caller = None
+        if exc.status != 429:  # identifying a throttled caller again would count another refusal
+            try:
+                with server.gate.open() as store:
+                    caller = identify(request, store)
+            except HTTPProblem:
+                pass
+        response = server.page(request, "error.html", caller, status=exc.status, problem=exc)
+        response.headers.update(headers or {})
+        return response
 
     return await run_in_threadpool(render)
 
@@ -83,10 +87,14 @@ def login(request: Request, name: Annotated[str, Form()], password: Annotated[st
     if not cookie or not secrets.compare_digest(cookie, csrf):
         raise problem(403, "csrf", "the login form is stale or came from another site; reload the page and try again")
     with server.gate.open() as store:
-        user = accounts.verify_password(store.con, name, password)
+        try:
+            user = server.log_in(store, request, name, lambda: accounts.verify_password(store.con, name, password),
+                                 "form")
+        except HTTPProblem as exc:
+            if exc.status != 429:
+                raise
+            return _login_form(request, 429, exc.detail[0].upper() + exc.detail[1:] + ".", exc.headers)
         if user is None:
-            with server.gate.writing:
-                accounts.audit(store, name[:64], "login_failed", None, {"client": request.client.host if request.client else None})
             return _login_form(request, 401, "Unknown user name or wrong password.")
         with server.gate.writing:
             session_id, _ = accounts.start_session(store, user)
