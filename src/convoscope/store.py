@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from convoscope.errors import ConvoscopeError
 
@@ -118,6 +119,20 @@ DERIVED_TABLES = (
 )
 
 
+# What a lake (a folder of Parquet tables, as `spark-derive` writes) holds: the events as accepted, the
+# records not accepted, the derived tables, and the derivation settings they were made with.
+LAKE_TABLES = ("events", "rejects", "duplicates", *DERIVED_TABLES, "derived_settings")
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of one of the store's tables, enumerations as plain strings."""
+    con = duckdb.connect()
+    con.execute(_SCHEMA)
+    schema = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
+    con.close()
+    return pa.schema([pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type) for f in schema])
+
+
 def sql_string(text: str) -> str:
     """`text` as a SQL string literal, for values built into queries (names, zones, patterns)."""
     return "'" + text.replace("'", "''") + "'"
@@ -130,6 +145,18 @@ def default_db_path() -> Path:
 def lock_timeout() -> float:
     """Seconds to wait for a store another process holds (`CONVOSCOPE_LOCK_TIMEOUT`, default 10 minutes)."""
     return float(os.environ.get("CONVOSCOPE_LOCK_TIMEOUT", "600"))
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit (`CONVOSCOPE_MEMORY_LIMIT`, default 40% of this machine's memory).
+
+    DuckDB's own default, 80%, leaves too little for the arrays derivation holds beside it: a derive
+    of 100M events ran out of memory on a 24 GiB machine with it."""
+    configured = os.environ.get("CONVOSCOPE_MEMORY_LIMIT")
+    if configured:
+        return configured
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(physical * 0.4) // 2**20}MiB"
 
 
 def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
@@ -163,6 +190,7 @@ class Store:
         self.con = _connect(self.path, read_only, on_wait)
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors are new connections: set it for all
         self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute(f"SET memory_limit = '{memory_limit()}'")
         if not read_only:
             self.con.execute(_SCHEMA)
             self._upgrade()
@@ -173,6 +201,26 @@ class Store:
         store = cls.__new__(cls)
         store.path, store.con = path, con
         return store
+
+    @classmethod
+    def lake(cls, folder: Path) -> Store:
+        """A read-only store over a lake: each table a view of its Parquet files, typed as the store's
+        own, so that every report runs over it unchanged. Tables the lake lacks stay empty."""
+        if not (folder / "derived_settings").is_dir():
+            raise ConvoscopeError(f"{folder} is not a complete convoscope lake (no derived_settings table); "
+                                  "write one with 'convoscope spark-derive --out DIR'")
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(_SCHEMA)
+        for table in LAKE_TABLES:
+            files = sorted((folder / table).glob("*.parquet"))
+            if not files:
+                continue
+            columns = ", ".join(f"{name}::{kind} AS {name}" for name, kind, *_ in con.sql(f"DESCRIBE {table}").fetchall())
+            listed = ", ".join(sql_string(str(f)) for f in files)
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"CREATE VIEW {table} AS SELECT {columns} FROM read_parquet([{listed}])")
+        return cls.over(con, folder)
 
     def _upgrade(self) -> None:
         """Derived tables are a cache of the events: a store whose derived tables have another shape

@@ -25,6 +25,9 @@ from convoscope.store import DERIVED_TABLES, Store
 
 # Events per partition: large enough to amortise a scan, small enough to bound memory (~2 GiB).
 PARTITION_EVENTS = 12_000_000
+# Up to this many pending customers (a few hundred thousand events at most, as after an ingest of a
+# batch) are derived in one partition without counting their events first.
+FEW_CUSTOMERS = 20_000
 
 
 @dataclass
@@ -35,6 +38,31 @@ class DeriveResult:
     contacts: int
     conversations: int
     full: bool
+
+
+def _few_sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents | None:
+    """`_sorted_events` for the few customers of an incremental derive: one scan, and DuckDB sorts
+    the few rows it finds by the whole of SPEC 2.4's order (event_id compared byte by byte, which is
+    code point order in UTF-8)."""
+    table = con.sql(f"""
+        SELECT hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2, epoch_us(occurred_at) AS ts,
+               enum_code(type)::TINYINT AS kind, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
+               {', '.join(A.STRING_COLUMNS)}
+        FROM events {where}
+        ORDER BY h, h2, ts, kind, event_id
+    """).to_arrow_table()
+    if table.num_rows == 0:
+        return None
+    h, h2 = table.column("h").to_numpy(), table.column("h2").to_numpy()
+    changed = np.flatnonzero((h[1:] != h[:-1]) | (h2[1:] != h2[:-1])) + 1
+    return A.SortedEvents(
+        group_starts=np.concatenate(([0], changed, [table.num_rows])).astype(np.int64),
+        ts=table.column("ts").to_numpy(), kind=table.column("kind").to_numpy(),
+        route=table.column("route_code").to_numpy(),
+        has_channel=pc.is_valid(table.column("channel")).to_numpy(zero_copy_only=False),
+        has_ai_agent=pc.is_valid(table.column("ai_agent")).to_numpy(zero_copy_only=False),
+        columns=A.EventColumns(table.select(A.STRING_COLUMNS)),
+    )
 
 
 def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents | None:
@@ -119,7 +147,12 @@ def derive(
     progress: Callable[[int, int], None] | None = None,
 ) -> DeriveResult:
     """Bring the derived tables up to date: every customer when `full`, else the pending customers
-    and every customer of a brand whose derivation settings changed."""
+    and every customer of a brand whose derivation settings changed.
+
+    A first transaction marks what is to be derived as `pending` (and records the settings), then each
+    hash partition of the pending customers is derived and un-marked in a transaction of its own. So
+    memory holds one partition, and a crash at any point leaves every customer either derived with
+    the recorded settings or pending."""
     con = store.con
     brands = store.brands()
     stale = [] if full else stale_brands(store, config)
@@ -127,51 +160,54 @@ def derive(
         if full:
             for table in DERIVED_TABLES:
                 con.execute(f"DELETE FROM {table}")
-            scope_filter = ""
-        else:
-            con.execute("CREATE OR REPLACE TEMP TABLE _scope AS SELECT DISTINCT brand, customer_id FROM pending")
-            if stale:
-                con.execute(
-                    "INSERT INTO _scope SELECT DISTINCT brand, customer_id FROM events WHERE brand IN "
-                    "(SELECT unnest(?::VARCHAR[])) EXCEPT SELECT brand, customer_id FROM _scope",
-                    [stale],
-                )
-            for table in DERIVED_TABLES:
-                con.execute(f"DELETE FROM {table} t USING _scope s WHERE t.brand = s.brand AND t.customer_id = s.customer_id")
-            scope_filter = "SEMI JOIN _scope USING (brand, customer_id)"
-
-        total = int(con.execute(f"SELECT count(*) FROM events {scope_filter}").fetchall()[0][0])
-        customers = 0
-        parts = max(1, math.ceil(total / PARTITION_EVENTS))
-        counts = {"sessions": 0, "contacts": 0, "conversations": 0}
-        done = 0
-        for part in range(parts):
-            part_filter = f"WHERE hash(brand, customer_id) % {parts} = {part}" if parts > 1 else ""
-            events = _sorted_events(con, f"{scope_filter} {part_filter}")
-            if events is None:
-                continue
-            out = run_kernel(A.kernel_input(events, config.for_brand))
-            for table, derived in A.assemble(events, out).items():
-                con.register("_derived", derived)
-                con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
-                con.unregister("_derived")
-            customers += events.group_starts.shape[0] - 1
-            counts["sessions"] += out.s_first.shape[0]
-            counts["contacts"] += out.c_first.shape[0]
-            counts["conversations"] += out.v_first.shape[0]
-            done += events.ts.shape[0]
-            del events, out
-            if progress:
-                progress(done, total)
-
-        if full:
             con.execute("DELETE FROM pending")
-        else:
-            con.execute("DELETE FROM pending p USING _scope s WHERE p.brand = s.brand AND p.customer_id = s.customer_id")
+            con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
+        elif stale:
+            con.execute(
+                "INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events WHERE brand IN "
+                "(SELECT unnest(?::VARCHAR[])) EXCEPT SELECT brand, customer_id FROM pending",
+                [stale],
+            )
         con.execute("DELETE FROM derived_settings")
         if brands:
             con.executemany(
                 "INSERT INTO derived_settings VALUES (?, ?)",
                 [(b, config.for_brand(b).derivation_fingerprint()) for b in brands],
             )
+
+    pending = store.count("pending")
+    few = not full and pending <= FEW_CUSTOMERS  # one partition, found and sorted in one scan
+    total = 0 if few else int(con.execute("SELECT count(*) FROM events SEMI JOIN pending USING (brand, customer_id)")
+                              .fetchall()[0][0])
+    parts = max(1, math.ceil(total / PARTITION_EVENTS))
+    customers, done = 0, 0
+    counts = {"sessions": 0, "contacts": 0, "conversations": 0}
+    for part in range(parts):
+        in_part = f"WHERE hash(brand, customer_id) % {parts} = {part}" if parts > 1 else ""
+        with store.transaction():
+            if full:  # every customer is pending and no derived row is left: no need to look them up
+                scope = in_part
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _scope AS SELECT brand, customer_id FROM pending {in_part}")
+                for table in DERIVED_TABLES:
+                    con.execute(f"DELETE FROM {table} t USING _scope s "
+                                "WHERE t.brand = s.brand AND t.customer_id = s.customer_id")
+                scope = "SEMI JOIN _scope USING (brand, customer_id)"
+            events = (_few_sorted_events if few else _sorted_events)(con, scope)
+            if events is not None:
+                out = run_kernel(A.kernel_input(events, config.for_brand))
+                for table, derived in A.assemble(events, out).items():
+                    con.register("_derived", derived)
+                    con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
+                    con.unregister("_derived")
+                customers += events.group_starts.shape[0] - 1
+                counts["sessions"] += out.s_first.shape[0]
+                counts["contacts"] += out.c_first.shape[0]
+                counts["conversations"] += out.v_first.shape[0]
+                done += events.ts.shape[0]
+                total = max(total, done)
+                del events, out
+            con.execute(f"DELETE FROM pending {in_part}")
+        if progress:
+            progress(done, total)
     return DeriveResult(customers=customers, events=total, full=full, **counts)

@@ -1,0 +1,330 @@
+"""The Spark engine: the same validation, duplicate rule and derivation kernel, over Parquet, on a cluster.
+
+Nothing here restates a rule of SPEC 2 or 3. Each Spark task validates its records with the embedded
+ingester's own query (`validation_sql`, run by an in-process DuckDB over the task's Arrow batch); the
+duplicate rule of SPEC 2.4 is one window over (brand, event_id) with arrival order read as (file, row);
+and derivation is the shared kernel and `assemble`, applied per Arrow batch of a partition that holds
+whole customers sorted by SPEC 2.4's order. A customer whose events continue in the next batch is
+carried over to it, so no customer is ever cut in two however small the batches are.
+
+The output is a lake: one Parquet table per store table (`LAKE_TABLES`), written with Spark's writers
+so that any Hadoop-compatible URL works. `derived_settings` is written last and removed first: a lake
+without it is incomplete, and `Store.lake` refuses it.
+
+PySpark is an optional extra (`pip install "convoscope[spark]"`), imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from convoscope.config import Config
+from convoscope.derive import assemble as A
+from convoscope.errors import ConvoscopeError
+from convoscope.events.ingest import COMPARED, CONFLICT_REASON_SQL
+from convoscope.events.schema import FIELDS
+from convoscope.store import DERIVED_TABLES, EVENT_TYPES, arrow_schema
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SOURCE, LINE = "__convoscope_source", "__convoscope_line"
+_TABLE = "__convoscope_table"  # which derived table a row of the combined derivation output belongs to
+_RANK = "__convoscope_rank"
+
+# What validation hands on per record: where it came from, why it was rejected (or null), the event.
+_CHECKED = pa.schema([
+    pa.field("source", pa.string()), pa.field("line", pa.int64()), pa.field("raw", pa.string()),
+    pa.field("reject_reason", pa.string()),
+    *(f for f in arrow_schema("events") if f.name in (*FIELDS, "attributes")),
+])
+
+
+@dataclass
+class SparkResult:
+    accepted: int
+    duplicate: int
+    rejected: int
+    sessions: int
+    contacts: int
+    conversations: int
+
+
+def _pyspark() -> Any:
+    try:
+        import pyspark.sql
+    except ImportError:
+        raise ConvoscopeError('the Spark engine needs PySpark; install it with: pip install "convoscope[spark]"') from None
+    return pyspark.sql
+
+
+def session(master: str | None = None, *, partitions: int | None = None, batch_rows: int | None = None,
+            memory: str | None = None) -> SparkSession:
+    """A Spark session in UTC (SPEC 7). `master` None keeps what spark-submit set, else local[*]."""
+    sql = _pyspark()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this very environment
+    builder = sql.SparkSession.builder.appName("convoscope")
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit its --master holds
+        builder = builder.master(master or "local[*]")
+        if (master or "local").startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: stay on loopback
+    options = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": memory or os.environ.get("CONVOSCOPE_SPARK_MEMORY", "4g"),
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(batch_rows or 200_000),
+    }
+    if partitions:
+        options["spark.sql.shuffle.partitions"] = str(partitions)
+    for key, value in options.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    for key, value in options.items():  # a session that already existed takes the SQL options too
+        if key.startswith("spark.sql."):
+            spark.conf.set(key, value)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _spilling() -> Any:
+    """The storage level of what Spark reads more than once: memory, spilling to disk."""
+    from pyspark import StorageLevel
+
+    return StorageLevel.MEMORY_AND_DISK
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+def _checked_batches(batches: Iterator[pa.RecordBatch], assume_tz: str | None) -> Iterator[pa.RecordBatch]:
+    """Validate each record with the ingester's own query, one source file at a time."""
+    import duckdb
+
+    from convoscope.events.readers import stage_arrow, unstage_arrow
+    from convoscope.events.schema import validation_sql
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    query = validation_sql(assume_tz)
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        sources = table.column(SOURCE)
+        for source in pc.unique(sources).to_pylist():
+            part = table.filter(pc.equal(sources, source))
+            stage_arrow(con, source, part.drop_columns([SOURCE, LINE]), part.column(LINE).to_numpy())
+            checked = con.sql(query).to_arrow_table()
+            unstage_arrow(con)
+            yield from checked.select(_CHECKED.names).cast(_CHECKED).to_batches()
+
+
+_RAW = pa.schema([pa.field("source", pa.string()), pa.field("line", pa.int64()), pa.field("raw", pa.string())])
+
+
+def _raw_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The raw text of records, as the ingester keeps it for the ones it rejects."""
+    import duckdb
+
+    from convoscope.events.readers import stage_arrow, unstage_arrow
+
+    con = duckdb.connect()
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        sources = table.column(SOURCE)
+        for source in pc.unique(sources).to_pylist():
+            part = table.filter(pc.equal(sources, source))
+            stage_arrow(con, source, part.drop_columns([SOURCE, LINE]), part.column(LINE).to_numpy())
+            yield from con.sql("SELECT source, line, raw FROM _stage").to_arrow_table().cast(_RAW).to_batches()
+            unstage_arrow(con)
+
+
+def _records(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """Every record of the Parquet files (or folders of them) under `paths`, with its source and line."""
+    F = _pyspark().functions
+    raw = (spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.parquet").parquet(*paths))
+    return raw.select(
+        "*",
+        F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?", "").alias(SOURCE),
+        (F.col("_metadata.row_index") + 1).alias(LINE),  # a Parquet record's line is its row from one
+    )
+
+
+def _merge(records: DataFrame, checked: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """SPEC 2.4 over everything read at once: (events, duplicates, rejects). Of records sharing
+    (brand, event_id) the first in (file, row) order is stored, as the embedded ingester stores the
+    first it reads; one with the same content is a duplicate, any other a conflict, kept with its
+    raw text (read again for those few records only)."""
+    sql = _pyspark()
+    F, Window = sql.functions, sql.Window
+    valid = checked.where(F.col("reject_reason").isNull())
+    # Most ids come once: only records of repeated ids (found by a narrow aggregate) go through the
+    # window, so the wide records are not shuffled for it.
+    repeated = (valid.groupBy("brand", "event_id").count().where("count > 1").select("brand", "event_id")
+                .persist(_spilling()))
+    few = repeated.count() <= 1_000_000
+    repeated_ids = F.broadcast(repeated) if few else repeated
+    first = Window.partitionBy("brand", "event_id").orderBy("source", "line")
+    ranked = valid.join(repeated_ids, ["brand", "event_id"], "left_semi").select(
+        "*", F.row_number().over(first).alias("_n"),
+        *(F.first(c).over(first).alias(f"_ref_{c}") for c in (*COMPARED, "attributes", "source", "line")),
+    )
+    once = valid.join(repeated_ids, ["brand", "event_id"], "left_anti")
+    columns = [*arrow_schema("events").names[:-1]]
+    events = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns)).select(
+        "*", F.localtimestamp().alias("ingested_at"))
+    later = ranked.where("_n > 1").withColumn("same", F.lit(True))
+    for c in (*COMPARED, "attributes"):
+        later = later.withColumn("same", F.col("same") & F.col(c).eqNullSafe(F.col(f"_ref_{c}")))
+    later = later.withColumnsRenamed({"_ref_source": "ref_source", "_ref_line": "ref_line"})
+    duplicates = later.where("same").select(
+        "brand", "event_id", "customer_id", "occurred_at", "source", "line", F.localtimestamp().alias("seen_at"))
+    rejected = checked.where(F.col("reject_reason").isNotNull()).select(
+        F.lit("rejected").alias("kind"), F.col("reject_reason").alias("reason"), "source", "line", "raw",
+        "brand", "event_id", "customer_id", "occurred_at")
+    conflicts = later.where("NOT same").select(
+        F.lit("conflict").alias("kind"), F.expr(CONFLICT_REASON_SQL).alias("reason"), "source", "line",
+        "brand", "event_id", "customer_id", "occurred_at")
+    where = conflicts.select(F.col("source").alias(SOURCE), F.col("line").alias(LINE))
+    raw = records.join(F.broadcast(where), [SOURCE, LINE], "left_semi").mapInArrow(_raw_batches, _spark_schema(_RAW))
+    conflicts = conflicts.join(raw, ["source", "line"], "left").select(
+        "kind", "reason", "source", "line", "raw", "brand", "event_id", "customer_id", "occurred_at")
+    rejects = rejected.unionByName(conflicts).select(
+        "*", F.localtimestamp().alias("rejected_at"), F.lit(False).alias("resolved"))
+    return events, duplicates, rejects
+
+
+# --- derivation -------------------------------------------------------------------------------------
+
+def _derived_schema() -> pa.Schema:
+    """Every derived table's columns side by side, and the name of the table a row belongs to."""
+    fields: dict[str, pa.Field] = {}
+    for table in DERIVED_TABLES:
+        for f in arrow_schema(table):
+            if fields.setdefault(f.name, f).type != f.type:
+                raise AssertionError(f"column {f.name} has two types among the derived tables")
+    return pa.schema([pa.field(_TABLE, pa.string()), *fields.values()])
+
+
+def _group_starts(table: pa.Table) -> np.ndarray:
+    """Where each customer's events begin in a table sorted by (brand, customer_id, ...), then n."""
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    brand, customer = table.column("brand"), table.column("customer_id")
+    changed = pc.or_(pc.not_equal(brand.slice(1), brand.slice(0, n - 1)),
+                     pc.not_equal(customer.slice(1), customer.slice(0, n - 1)))
+    inner = np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1
+    return np.concatenate(([0], inner, [n])).astype(np.int64)
+
+
+def _derive_table(table: pa.Table, config: Config, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Derive the whole customers of `table` and hand every derived row on in the combined schema."""
+    from convoscope.derive.kernel import run_kernel
+
+    table = table.combine_chunks()
+    kind = pc.index_in(table.column("type"), pa.array(EVENT_TYPES)).to_numpy(zero_copy_only=False)
+    route = pc.index_in(table.column("route"), pa.array(["ai", "team"])).fill_null(-1).to_numpy(zero_copy_only=False)
+    events = A.SortedEvents(
+        group_starts=_group_starts(table),
+        ts=table.column("occurred_at").cast(pa.int64()).to_numpy(),
+        kind=kind.astype(np.int8), route=(route + 1).astype(np.int8),
+        has_channel=pc.is_valid(table.column("channel")).to_numpy(zero_copy_only=False),
+        has_ai_agent=pc.is_valid(table.column("ai_agent")).to_numpy(zero_copy_only=False),
+        columns=A.EventColumns(table),
+    )
+    out = run_kernel(A.kernel_input(events, config.for_brand))
+    for name, derived in A.assemble(events, out).items():
+        n = derived.num_rows
+        if n == 0:
+            continue
+        columns = [pa.array([name] * n, pa.string())]
+        for f in schema:
+            if f.name == _TABLE:
+                continue
+            present = f.name in derived.column_names
+            columns.append(derived.column(f.name).cast(f.type) if present else pa.nulls(n, f.type))
+        yield from pa.Table.from_arrays(columns, schema=schema).to_batches()
+
+
+def _derived_batches(batches: Iterator[pa.RecordBatch], config: Config, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Derive a partition batch by batch; the last customer of a batch may go on in the next one, so
+    its events are carried over and derived with the rest of them."""
+    carried: pa.Table | None = None
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        if carried is not None:
+            table = pa.concat_tables([carried, table])
+        last = int(_group_starts(table)[-2]) if table.num_rows else 0
+        if last > 0:
+            yield from _derive_table(table.slice(0, last), config, schema)
+        carried = table.slice(last)
+    if carried is not None and carried.num_rows:
+        yield from _derive_table(carried, config, schema)
+
+
+def _derive(events: DataFrame, config: Config) -> DataFrame:
+    F = _pyspark().functions
+    schema = _derived_schema()
+    ranked = events.select(
+        "brand", "customer_id", *A.STRING_COLUMNS[2:], "type", "occurred_at", "route",
+        (F.array_position(F.array(*(F.lit(t) for t in EVENT_TYPES)), F.col("type"))).alias(_RANK),
+    )
+    whole_customers = ranked.repartition("brand", "customer_id").sortWithinPartitions(
+        "brand", "customer_id", "occurred_at", _RANK, "event_id")  # SPEC 2.4; strings compare by code point
+    return whole_customers.mapInArrow(partial(_derived_batches, config=config, schema=schema), _spark_schema(schema))
+
+
+# --- the job ----------------------------------------------------------------------------------------
+
+def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
+           assume_tz: str | None = None) -> SparkResult:
+    """Read, validate and derive the events under `paths`; write the lake to `out`."""
+    sql = _pyspark()
+    F, disk = sql.functions, _spilling()
+    base = out.rstrip("/")
+    settings = f"{base}/derived_settings"
+    _remove(spark, settings)
+    records = _records(spark, paths)
+    checked = records.mapInArrow(partial(_checked_batches, assume_tz=assume_tz), _spark_schema(_CHECKED)).persist(disk)
+    events, duplicates, rejects = _merge(records, checked)
+    events = events.persist(disk)
+    counts = {}
+    for name, frame in (("events", events), ("duplicates", duplicates), ("rejects", rejects)):
+        frame.select(*arrow_schema(name).names).write.mode("overwrite").parquet(f"{base}/{name}")
+        counts[name] = spark.read.parquet(f"{base}/{name}").count()
+    checked.unpersist()
+    derived = _derive(events, config).persist(disk)
+    for table in DERIVED_TABLES:
+        (derived.where(F.col(_TABLE) == table).select(*arrow_schema(table).names)
+         .write.mode("overwrite").parquet(f"{base}/{table}"))
+        counts[table] = spark.read.parquet(f"{base}/{table}").count()
+    derived.unpersist()
+    brands = sorted(r[0] for r in events.select("brand").union(rejects.select("brand")).union(
+        duplicates.select("brand")).where("brand IS NOT NULL").distinct().collect())
+    events.unpersist()
+    rows = [(b, config.for_brand(b).derivation_fingerprint()) for b in brands]
+    spark.createDataFrame(rows, "brand string, fingerprint string").coalesce(1).write.mode("overwrite").parquet(settings)
+    return SparkResult(accepted=counts["events"], duplicate=counts["duplicates"], rejected=counts["rejects"],
+                       sessions=counts["sessions"], contacts=counts["contacts"], conversations=counts["conversations"])
+
+
+def _remove(spark: SparkSession, url: str) -> None:
+    """Delete `url` through Hadoop's file system API, so that any file system Spark can write works."""
+    jvm: Any = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)

@@ -1,0 +1,218 @@
+"""The Spark engine (SPEC 7): the same events give the same tables, ids included, and the same reports.
+
+One local Spark session serves the module, with few shuffle partitions and small Arrow batches so
+that customers keep running across batch boundaries. The brand is a generated one of over 200,000
+events in two Parquet files: the second repeats some events (duplicates), changes others (conflicts)
+and adds late events for old customers; the generator mixes in malformed records (rejects).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from convoscope import reports, service
+from convoscope.config import Config, load_config
+from convoscope.derive import spark_engine
+from convoscope.errors import ConvoscopeError
+from convoscope.store import DERIVED_TABLES, LAKE_TABLES, Store
+
+pytestmark = pytest.mark.slow
+
+CLI = [sys.executable, "-m", "convoscope.cli"]
+WHEN = ("arrival", "ingested_at", "rejected_at", "seen_at")  # when it happened to run, not what it found
+AS_OF = "2026-07-01T00:00:00Z"
+CONFIG = 'session_inactivity = "90m"\n'  # not the default, so a lake remembers what it was made with
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[object]:
+    session = spark_engine.session("local[2]", partitions=4, batch_rows=2048, memory="2g")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def brand(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of two Parquet files of one generated brand (see the module's docstring)."""
+    folder = tmp_path_factory.mktemp("brand") / "events"
+    folder.mkdir()
+    first = folder / "a-month.parquet"
+    subprocess.run([*CLI, "generate", "--customers", "10000", "--days", "30", "--seed", "7", "--bad-rate", "0.001",
+                    "--out", str(first)], check=True, capture_output=True)
+    month = pq.read_table(first)
+    valid = month.filter(pc.is_valid(month.column("event_id")))
+    rng = np.random.default_rng(7)
+    picked = valid.take(rng.choice(valid.num_rows, 700, replace=False))
+    repeated, changed, late = picked.slice(0, 400), picked.slice(400, 100), picked.slice(500, 200)
+    changed = changed.set_column(changed.schema.get_field_index("text"), "text",
+                                 pa.array(["changed after the fact"] * changed.num_rows))
+    late = late.set_column(late.schema.get_field_index("event_id"), "event_id",
+                           pc.binary_join_element_wise(late.column("event_id"), "-late", ""))
+    occurred = late.schema.get_field_index("occurred_at")
+    late_times = pc.add(late.column(occurred).cast(pa.timestamp("us", "UTC")), pa.scalar(3 * 86_400_000_000,
+                                                                                          pa.duration("us")))
+    late = late.set_column(occurred, "occurred_at", late_times.cast(late.schema.field(occurred).type))
+    pq.write_table(pa.concat_tables([repeated, changed, late]), folder / "b-corrections.parquet")
+    assert month.num_rows + 700 >= 200_000
+    return folder
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    path = tmp_path_factory.mktemp("config") / "convoscope.toml"
+    path.write_text(CONFIG)
+    return load_config(path)
+
+
+@pytest.fixture(scope="module")
+def store_path(brand: Path, config: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("embedded") / "store.duckdb"
+    with Store(path) as store:
+        result = service.ingest(store, config, [str(brand)])
+    assert result.counts.duplicate > 350 and result.counts.rejected > 100
+    return path
+
+
+@pytest.fixture(scope="module")
+def lake(spark: object, brand: Path, config: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("spark") / "lake"
+    spark_engine.derive(spark, [str(brand)], str(out), config)
+    return out
+
+
+def _differences(lake: Path, store_path: Path, table: str) -> tuple[int, int, int]:
+    """(rows in the store, rows only in the store, rows only in the lake), arrival times left out."""
+    with Store.lake(lake) as over:
+        over.con.execute(f"ATTACH '{store_path}' AS embedded (READ_ONLY)")
+        columns = ", ".join(name for name, *_ in over.con.execute(f"DESCRIBE {table}").fetchall() if name not in WHEN)
+        mine, theirs = f"SELECT {columns} FROM embedded.{table}", f"SELECT {columns} FROM {table}"
+        count = over.con.execute(f"SELECT count(*) FROM embedded.{table}").fetchall()[0][0]
+        only_store = over.con.execute(f"SELECT count(*) FROM ({mine} EXCEPT ALL {theirs})").fetchall()[0][0]
+        only_lake = over.con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {mine})").fetchall()[0][0]
+    return count, only_store, only_lake
+
+
+@pytest.mark.parametrize("table", LAKE_TABLES)
+def test_spark_writes_every_table_exactly_as_the_embedded_engine(lake: Path, store_path: Path, table: str) -> None:
+    count, only_store, only_lake = _differences(lake, store_path, table)
+    assert count > 0 or table == "anomalies"
+    assert (only_store, only_lake) == (0, 0), f"{table}: {only_store} rows only in the store, {only_lake} only in the lake"
+
+
+def test_the_brand_is_large_and_varied_enough_to_prove_parity(store_path: Path) -> None:
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        events, customers = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM events").fetchall()[0]
+        kinds = dict(con.execute("SELECT kind, count(*) FROM rejects GROUP BY kind").fetchall())
+    assert events >= 200_000 and customers > 8_000
+    assert kinds["conflict"] >= 90 and kinds["rejected"] > 100  # changed records that were valid
+
+
+@pytest.mark.parametrize("name", reports.REPORTS)
+def test_every_report_over_the_lake_is_byte_identical_to_the_store(
+    lake: Path, store_path: Path, config: Config, name: str, tmp_path: Path
+) -> None:
+    definition = reports.get_report(name)
+    written = []
+    for label, store in (("store", Store(store_path)), ("lake", Store.lake(lake))):
+        with store:
+            params = reports.build_params(definition, config, store.brands(), date_from="2026-05-01",
+                                          date_to="2026-05-31", tz="Europe/Berlin", as_of=AS_OF, extra=bool(definition.extra_columns))
+            service.write_report(store, config, definition, params, tmp_path / f"{label}.csv")
+        written.append((tmp_path / f"{label}.csv").read_bytes())
+    assert written[0].count(b"\n") > 1
+    assert written[0] == written[1]
+
+
+def test_report_lake_on_the_command_line(lake: Path, store_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "convoscope.toml").write_text(CONFIG)
+    window = ["--from", "2026-05-01", "--to", "2026-05-31", "--as-of", AS_OF]
+    run = lambda *args: subprocess.run([*CLI, *args], cwd=tmp_path, capture_output=True)  # noqa: E731
+    from_lake = run("report", "sessions-detail-with-messages", *window, "--lake", str(lake))
+    from_store = run("--db", str(store_path), "report", "sessions-detail-with-messages", *window)
+    assert from_lake.returncode == 0, from_lake.stderr
+    assert from_lake.stdout == from_store.stdout and from_lake.stdout.count(b"\n") > 10_000
+
+
+def test_a_lake_made_with_other_settings_is_refused_with_what_to_do(lake: Path, tmp_path: Path) -> None:
+    result = subprocess.run([*CLI, "report", "sessions-detail", "--lake", str(lake)], cwd=tmp_path,
+                            capture_output=True, text=True)  # default settings: session_inactivity 2h
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"convoscope: error: lake {lake} was derived with other settings for brand default; "
+        "run spark-derive again with this configuration"]
+
+
+def test_a_folder_that_is_no_lake_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConvoscopeError, match="is not a complete convoscope lake .* spark-derive --out"):
+        Store.lake(tmp_path)
+
+
+def _sorted_like_spark(store_path: Path) -> pa.Table:
+    """The stored events of a few hundred customers, as a Spark partition hands them to the kernel."""
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        return con.execute("""
+            SELECT brand, customer_id, event_id, channel, ai_agent, guides, category, subcategory, reason,
+                   transfer_rationale, agent, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route
+            FROM events WHERE customer_id IN (SELECT DISTINCT customer_id FROM events ORDER BY 1 LIMIT 80)
+            ORDER BY brand, customer_id, occurred_at, type, event_id
+        """).to_arrow_table()
+
+
+def _derived_rows(batches: Iterator[pa.RecordBatch]) -> dict[str, list[tuple]]:
+    table = pa.Table.from_batches(list(batches), schema=spark_engine._derived_schema())
+    rows: dict[str, list[tuple]] = {}
+    for row in table.to_pylist():
+        rows.setdefault(row.pop("__convoscope_table"), []).append(tuple(str(v) for v in row.values()))
+    return {name: sorted(found) for name, found in rows.items()}
+
+
+@pytest.mark.parametrize("size", [1, 7, 300])
+def test_customers_cut_by_batch_boundaries_are_derived_whole(store_path: Path, config: Config, size: int) -> None:
+    events = _sorted_like_spark(store_path)
+    schema = spark_engine._derived_schema()
+    whole = _derived_rows(spark_engine._derived_batches(iter(events.to_batches()), config, schema))
+    cut = _derived_rows(spark_engine._derived_batches(iter(events.to_batches(max_chunksize=size)), config, schema))
+    assert set(whole) == set(DERIVED_TABLES) - {"anomalies"} or set(whole) == set(DERIVED_TABLES)
+    assert cut == whole
+
+
+def test_spark_submit_runs_the_same_job(tmp_path: Path) -> None:
+    import convoscope.spark_submit
+
+    (tmp_path / "convoscope.toml").write_text(CONFIG)
+    events = tmp_path / "events.parquet"
+    subprocess.run([*CLI, "generate", "--customers", "300", "--days", "7", "--seed", "5", "--out", str(events)],
+                   check=True, capture_output=True)
+    store = tmp_path / "store.duckdb"
+    subprocess.run([*CLI, "--db", str(store), "ingest", str(events)], cwd=tmp_path, check=True, capture_output=True)
+    submit = Path(sys.executable).with_name("spark-submit")
+    out = tmp_path / "lake"
+    result = subprocess.run(
+        [str(submit), "--master", "local[2]", convoscope.spark_submit.__file__, "--events", str(events),
+         "--out", str(out), "--partitions", "3"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("accepted ")
+    for table in LAKE_TABLES:
+        count, only_store, only_lake = _differences(out, store, table)
+        assert (only_store, only_lake) == (0, 0), table
+
+
+def test_without_pyspark_the_command_says_how_to_install_it(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['pyspark'] = None; from convoscope.cli import main; "
+            "main(['spark-derive', '--events', 'x', '--out', 'y'])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ('convoscope: error: the Spark engine needs PySpark; '
+                                     'install it with: pip install "convoscope[spark]"')
