@@ -161,7 +161,7 @@ def test_a_folder_that_is_no_lake_is_refused_with_what_to_do(tmp_path: Path) -> 
 def _sorted_like_spark(store_path: Path) -> pa.Table:
     """The stored events of a few hundred customers, as a Spark partition hands them to the kernel."""
     with duckdb.connect(str(store_path), read_only=True) as con:
-        return con.execute("""
+        return con.sql("""
             SELECT brand, customer_id, event_id, channel, ai_agent, guides, category, subcategory, reason,
                    transfer_rationale, agent, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route
             FROM events WHERE customer_id IN (SELECT DISTINCT customer_id FROM events ORDER BY 1 LIMIT 80)
