@@ -717,8 +717,18 @@ def test_corrupted_parquet_is_stored_or_one_line_error(fuzz_store: tuple[Store, 
     check_ingest(store, new_file(folder, ".parquet", data), None)
 
 
-@pytest.mark.parametrize("data", [b"", b"PAR1", b"not parquet at all\n", VALID_PARQUET[: len(VALID_PARQUET) // 2]],
-                         ids=["empty", "magic only", "text", "cut in half"])
+def parquet_not_utf8() -> bytes:
+    """A Parquet file whose string column holds bytes that are not UTF-8 (pyarrow writes and reads them as they are)."""
+    text = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(b"\x00\x00\x00\x00\x02\x00\x00\x00"),
+                                                  pa.py_buffer(b"\xffx")])
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"event_id": text, "type": ["customer_message"]}), buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("data", [b"", b"PAR1", b"not parquet at all\n", VALID_PARQUET[: len(VALID_PARQUET) // 2],
+                                  parquet_not_utf8()],
+                         ids=["empty", "magic only", "text", "cut in half", "a string not UTF-8"])
 def test_an_unreadable_parquet_file_is_one_line_error(tmp_path: Path, data: bytes) -> None:
     path = new_file(tmp_path, ".parquet", data)
     with Store(tmp_path / "s.duckdb") as store, pytest.raises(IngestError) as error:

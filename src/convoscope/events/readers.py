@@ -518,7 +518,9 @@ def _parquet_batches(source: str, data: BinaryIO | Path) -> Iterator[pa.RecordBa
     """The file's batches; a damaged file, found at its footer or at a page of some batch, stops there
     (what was read before it is stored)."""
     try:
-        yield from pq.ParquetFile(data).iter_batches(batch_size=PARQUET_BATCH)
+        for batch in pq.ParquetFile(data).iter_batches(batch_size=PARQUET_BATCH):
+            batch.validate(full=True)  # pyarrow does not check that a Parquet string is UTF-8
+            yield batch
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{source}: not a readable Parquet file ({_one_line(exc)}); check the file or --format") from None
 
