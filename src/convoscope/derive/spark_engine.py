@@ -31,7 +31,7 @@ from convoscope.config import Config
 from convoscope.derive import assemble as A
 from convoscope.errors import ConvoscopeError
 from convoscope.events.ingest import COMPARED, CONFLICT_REASON_SQL
-from convoscope.events.schema import FIELDS
+from convoscope.events.schema import FIELDS, validation_sql
 from convoscope.store import DERIVED_TABLES, EVENT_TYPES, arrow_schema
 
 if TYPE_CHECKING:
@@ -112,45 +112,29 @@ def _spark_schema(schema: pa.Schema) -> Any:
 
 # --- validation -------------------------------------------------------------------------------------
 
-def _checked_batches(batches: Iterator[pa.RecordBatch], assume_tz: str | None) -> Iterator[pa.RecordBatch]:
-    """Validate each record with the ingester's own query, one source file at a time."""
+def _staged_query(batches: Iterator[pa.RecordBatch], query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Stage each source file's records of every batch as the ingester stages a Parquet batch, and run
+    `query` over them (the ingester's validation, or its raw text) in an in-process DuckDB."""
     import duckdb
 
     from convoscope.events.readers import stage_arrow, unstage_arrow
-    from convoscope.events.schema import validation_sql
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    query = validation_sql(assume_tz)
     for batch in batches:
         table = pa.Table.from_batches([batch])
         sources = table.column(SOURCE)
         for source in pc.unique(sources).to_pylist():
             part = table.filter(pc.equal(sources, source))
             stage_arrow(con, source, part.drop_columns([SOURCE, LINE]), part.column(LINE).to_numpy())
-            checked = con.sql(query).to_arrow_table()
+            result = con.sql(query).to_arrow_table()
             unstage_arrow(con)
-            yield from checked.select(_CHECKED.names).cast(_CHECKED).to_batches()
+            yield from result.select(schema.names).cast(schema).to_batches()
 
 
+# The raw text of records, as the ingester keeps it for the ones it rejects.
 _RAW = pa.schema([pa.field("source", pa.string()), pa.field("line", pa.int64()), pa.field("raw", pa.string())])
-
-
-def _raw_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The raw text of records, as the ingester keeps it for the ones it rejects."""
-    import duckdb
-
-    from convoscope.events.readers import stage_arrow, unstage_arrow
-
-    con = duckdb.connect()
-    for batch in batches:
-        table = pa.Table.from_batches([batch])
-        sources = table.column(SOURCE)
-        for source in pc.unique(sources).to_pylist():
-            part = table.filter(pc.equal(sources, source))
-            stage_arrow(con, source, part.drop_columns([SOURCE, LINE]), part.column(LINE).to_numpy())
-            yield from con.sql("SELECT source, line, raw FROM _stage").to_arrow_table().cast(_RAW).to_batches()
-            unstage_arrow(con)
+_raw_batches = partial(_staged_query, query="SELECT source, line, raw FROM _stage", schema=_RAW)
 
 
 def _records(spark: SparkSession, paths: list[str]) -> DataFrame:
@@ -300,7 +284,8 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
     settings = f"{base}/derived_settings"
     _remove(spark, settings)
     records = _records(spark, paths)
-    checked = records.mapInArrow(partial(_checked_batches, assume_tz=assume_tz), _spark_schema(_CHECKED)).persist(disk)
+    validate = partial(_staged_query, query=validation_sql(assume_tz), schema=_CHECKED)
+    checked = records.mapInArrow(validate, _spark_schema(_CHECKED)).persist(disk)
     events, duplicates, rejects = _merge(records, checked)
     events = events.persist(disk)
     counts = {}
