@@ -41,14 +41,15 @@ class DeriveResult:
 
 
 def _few_sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents | None:
-    """`_sorted_events` for the few customers of an incremental derive: one scan, and DuckDB sorts
-    the few rows it finds by the whole of SPEC 2.4's order (event_id compared byte by byte, which is
-    code point order in UTF-8)."""
+    """`_sorted_events` for the few customers of an incremental derive, whose events are scattered
+    over the whole table: their row ids are found by scanning the two key columns only, and the other
+    columns are read for those rows alone (DuckDB pushes the row ids into the scan). DuckDB sorts the
+    few rows by the whole of SPEC 2.4's order (event_id compared byte by byte: code point order)."""
     table = con.sql(f"""
         SELECT hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2, epoch_us(occurred_at) AS ts,
                enum_code(type)::TINYINT AS kind, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
                {', '.join(A.STRING_COLUMNS)}
-        FROM events {where}
+        FROM events WHERE rowid IN (SELECT events.rowid FROM events {where})
         ORDER BY h, h2, ts, kind, event_id
     """).to_arrow_table()
     if table.num_rows == 0:
@@ -129,10 +130,10 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents
     )
 
 
-def stale_brands(store: Store, config: Config) -> list[str]:
+def stale_brands(store: Store, config: Config, brands: list[str] | None = None) -> list[str]:
     """Brands whose derived tables were built with other derivation settings (SPEC 5)."""
     recorded = dict(store.con.execute("SELECT brand, fingerprint FROM derived_settings").fetchall())
-    return [b for b in store.brands() if b in recorded and recorded[b] != config.for_brand(b).derivation_fingerprint()]
+    return [b for b in (store.brands() if brands is None else brands) if b in recorded and recorded[b] != config.for_brand(b).derivation_fingerprint()]
 
 
 def needs_derive(store: Store, config: Config) -> bool:
@@ -155,7 +156,7 @@ def derive(
     the recorded settings or pending."""
     con = store.con
     brands = store.brands()
-    stale = [] if full else stale_brands(store, config)
+    stale = [] if full else stale_brands(store, config, brands)
     with store.transaction():
         if full:
             for table in DERIVED_TABLES:
