@@ -299,9 +299,11 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
          .write.mode("overwrite").parquet(f"{base}/{table}"))
         counts[table] = spark.read.parquet(f"{base}/{table}").count()
     derived.unpersist()
-    brands = sorted(r[0] for r in events.select("brand").union(rejects.select("brand")).union(
-        duplicates.select("brand")).where("brand IS NOT NULL").distinct().collect())
     events.unpersist()
+    # From what was written: `rejects` would validate every record again.
+    written = [spark.read.parquet(f"{base}/{name}").select("brand") for name in ("events", "duplicates", "rejects")]
+    brands = sorted(r[0] for r in written[0].union(written[1]).union(written[2]).where("brand IS NOT NULL")
+                    .distinct().collect())
     rows = [(b, config.for_brand(b).derivation_fingerprint()) for b in brands]
     spark.createDataFrame(rows, "brand string, fingerprint string").coalesce(1).write.mode("overwrite").parquet(settings)
     return SparkResult(accepted=counts["events"], duplicate=counts["duplicates"], rejected=counts["rejects"],
