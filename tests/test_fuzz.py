@@ -427,6 +427,7 @@ HOSTILE_JSONL: dict[str, tuple[bytes, tuple[int, int, int]]] = {
     "NaN, which DuckDB reads": (lines(good("h20")[:-1] + ', "n": NaN}'), (1, 0, 0)),
     "keys SQL cannot name": (lines(good("h21", **{"": 1, "\x00": 2, "TEXT": "upper", "Event_ID": "x"})), (1, 0, 0)),
     "the same event twice and a conflict": (lines(good("h22"), good("h22"), good("h22", text="other")), (1, 1, 1)),
+    "a terminal escape sequence in type, shown as spaces": (lines(good("h24", type="\x1b[2J\x85\n")), (0, 0, 1)),
     "truncated last line without line break": (good("h23")[:-1].encode(), (0, 0, 1)),
 }
 # Files of valid lines but one, each alone: they take the fast path (pyarrow) up to that line.
@@ -527,6 +528,9 @@ def test_generated_records_as_csv(fuzz_store: tuple[Store, Path], file: tuple[by
     check_ingest(store, new_file(folder, ".csv", data), csv_records(data), lines=physical_lines(data, cr=True))
 
 
+# pyarrow decodes a record of the wrong width before it calls the invalid-row handler: one that is not
+# UTF-8 makes it print that exception and stop the file, which the reader reports as an IngestError.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @fuzz(25)
 @given(data=csv_files(valid_events()).flatmap(lambda file: mutations(file[0])))
 def test_mutated_csv(fuzz_store: tuple[Store, Path], data: bytes) -> None:
@@ -571,6 +575,9 @@ HOSTILE_CSV_ALONE: dict[str, tuple[bytes, tuple[int, int, int]]] = {
         lines("event_id,type,occurred_at,customer_id,channel,guides", "h1,ai_message,2026-05-21T10:00:00Z,c1,chat,",
               'h2,ai_message,2026-05-21T10:00:00Z,c1,chat,"[""Refunds"", 3"',
               f'h3,ai_message,2026-05-21T10:00:00Z,c1,chat,"{nested(10_000)}"'), (1, 0, 2)),
+    "a quoted line break in a header name": (lines('"event\nid",type,occurred_at,customer_id,channel', "h1,x,y,z,w"), (0, 0, 1)),
+    "a header name over 128 KiB": (lines(CSV_HEADER + "," + "n" * 200_000, row("h1") + ",note"), (1, 0, 0)),
+    "only records of the wrong width": (lines(CSV_HEADER, "h1,customer_message", "", "h2"), (0, 0, 2)),
 }
 
 
@@ -584,6 +591,15 @@ def test_hostile_csv_alone(fuzz_store: tuple[Store, Path], name: str) -> None:
     store, folder = fuzz_store
     data, expected = HOSTILE_CSV_ALONE[name]
     check_together(store, folder, ".csv", {name: (data, expected)})
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # see test_mutated_csv
+def test_a_csv_record_pyarrow_cannot_report_stops_the_file_with_one_line(tmp_path: Path) -> None:
+    """A record of the wrong width that is not UTF-8: pyarrow cannot hand it to the reader."""
+    path = new_file(tmp_path, ".csv", lines(CSV_HEADER, row("h1")) + b"h2,caf\xe9\n")
+    with Store(tmp_path / "s.duckdb") as store, pytest.raises(IngestError) as error:
+        service.ingest(store, Config(), [str(path)])
+    assert "Expected 6 columns" in error.value.message and not NOT_ONE_LINE.search(error.value.message)
 
 
 # --- Parquet ----------------------------------------------------------------------------------------------
@@ -666,6 +682,24 @@ def test_parquet_columns_of_any_type(fuzz_store: tuple[Store, Path], table: pa.T
     assert result is not None
 
 
+def test_parquet_columns_of_unexpected_types_reject_their_rows_naming_the_type(tmp_path: Path) -> None:
+    table = pa.table({
+        "event_id": ["u1", "u2", "u3"], "type": ["agent_message"] * 3, "occurred_at": ["2026-05-21T10:00:00Z"] * 3,
+        "customer_id": ["c1"] * 3, "channel": pa.array([None, 7, None], pa.int64()),
+        "agent": pa.array([[("k", 1)], None, None], pa.map_(pa.string(), pa.int64())),  # its type's name holds quotes
+        "text": pa.array([None, None, {"a": 1}], pa.struct([("a", pa.int64())])),
+    })
+    pq.write_table(table, tmp_path / "types.parquet")
+    with Store(tmp_path / "s.duckdb") as store:
+        result = check_ingest(store, tmp_path / "types.parquet", 3)
+    assert result is not None
+    reasons = {line: reason for _, reason, line, _ in result.rejects}
+    assert reasons.keys() == {1, 2, 3}
+    assert "agent must be a string, not map<string, int64" in reasons[1]
+    assert "channel must be a string, not int64" in reasons[2]
+    assert "text must be a string, not struct<a: int64>" in reasons[3]
+
+
 def categories(values: list[str]) -> pa.Array:
     return pa.array(values).dictionary_encode()
 
@@ -727,8 +761,8 @@ def parquet_not_utf8() -> bytes:
 
 
 @pytest.mark.parametrize("data", [b"", b"PAR1", b"not parquet at all\n", VALID_PARQUET[: len(VALID_PARQUET) // 2],
-                                  parquet_not_utf8()],
-                         ids=["empty", "magic only", "text", "cut in half", "a string not UTF-8"])
+                                  VALID_PARQUET[:4] + b"\xff" * 16 + VALID_PARQUET[20:], parquet_not_utf8()],
+                         ids=["empty", "magic only", "text", "cut in half", "a damaged page", "a string not UTF-8"])
 def test_an_unreadable_parquet_file_is_one_line_error(tmp_path: Path, data: bytes) -> None:
     path = new_file(tmp_path, ".parquet", data)
     with Store(tmp_path / "s.duckdb") as store, pytest.raises(IngestError) as error:
