@@ -269,3 +269,47 @@ def test_kill_at_random_moments_then_ingest_again(brand: Brand, tmp_path: Path) 
     assert between >= 3, f"only {between} of the kills fell between two commits: {kills}"
     print(f"uninterrupted ingest {brand.seconds:.1f} s; files stored at each kill {kills}; "
           f"{finished} runs finished before their kill; checks took {checking:.0f} s")
+
+
+def test_a_killed_full_derive_leaves_the_old_tables_or_the_new(brand: Brand, tmp_path: Path) -> None:
+    """`convoscope derive` after a settings change, killed at random moments: a rebuild that fits in
+    one partition is one transaction, so the store holds the tables and settings of before or of
+    after, never a mix, and no customer is left pending."""
+    changed = tmp_path / "changed.toml"
+    changed.write_text('session_inactivity = "30m"\n')
+
+    def rebuild(db: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*CLI, "--db", str(db), "--config", str(changed), "derive"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    after = tmp_path / "after.duckdb"
+    shutil.copyfile(brand.reference, after)
+    started = time.monotonic()
+    assert rebuild(after).wait(timeout=600) == 0
+    seconds = time.monotonic() - started
+    settings = {}
+    for name, db in (("before", brand.reference), ("after", after)):
+        with duckdb.connect(str(db), read_only=True) as con:
+            settings[name] = con.execute("SELECT * FROM derived_settings ORDER BY brand").fetchall()
+    assert settings["before"] != settings["after"]
+
+    rng = random.Random(20261122)
+    seen = set()
+    for run in range(6):
+        db = tmp_path / f"killed-{run}.duckdb"
+        shutil.copyfile(brand.reference, db)
+        process = rebuild(db)
+        try:
+            process.wait(timeout=rng.uniform(0.3, 1.0) * seconds)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        with duckdb.connect(str(db), read_only=True) as con:
+            found = con.execute("SELECT * FROM derived_settings ORDER BY brand").fetchall()
+            assert con.execute("SELECT count(*) FROM pending").fetchall()[0][0] == 0
+        state = "after" if found == settings["after"] else "before"
+        assert found == settings[state], f"run {run}: settings of neither before nor after: {found}"
+        _assert_derived_equal(db, after if state == "after" else brand.reference, f"run {run}, {state}")
+        seen.add(state)
+        _forget(db)
+    assert "before" in seen, "no kill landed before the rebuild committed"

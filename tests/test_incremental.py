@@ -69,3 +69,39 @@ def test_ten_shuffled_chunks_with_late_events_give_the_tables_of_one_full_derive
                 f"SELECT count(*) FROM (FROM whole.{table} EXCEPT ALL FROM {table})").fetchall()[0][0]
             assert rows > 0 or table == "anomalies"
             assert (only_here, only_there) == (0, 0), f"{table}: {only_here} rows only incremental, {only_there} only full"
+
+
+def _tables_equal(store: Store, other: Path) -> None:
+    store.con.execute(f"ATTACH '{other}' AS other (READ_ONLY)")
+    for table in (*DERIVED_TABLES, "derived_settings", "pending"):
+        only_here, only_there = (store.con.execute(f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})").fetchall()[0][0]
+                                 for a, b in ((table, f"other.{table}"), (f"other.{table}", table)))
+        assert (only_here, only_there) == (0, 0), f"{table}: {only_here} rows only here, {only_there} only there"
+    store.con.execute("DETACH other")
+
+
+def test_hash_partitions_give_the_tables_of_one_partition(
+    chunks: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store too large for one partition is derived a hash partition at a time (memory stays
+    bounded): full, and after an ingest of more customers than an incremental derive finds in one scan."""
+    from convoscope.derive import duckdb_engine
+
+    config = Config()
+    whole = tmp_path / "whole.duckdb"
+    with Store(whole) as store:
+        service.ingest(store, config, [str(p) for p in chunks], derive=False)
+        one = service.derive(store, config)
+    assert one.full and one.events > 20_000
+
+    monkeypatch.setattr(duckdb_engine, "PARTITION_EVENTS", 4_000)
+    monkeypatch.setattr(duckdb_engine, "FEW_CUSTOMERS", 10)
+    done: list[tuple[int, int]] = []
+    parted = tmp_path / "parted.duckdb"
+    with Store(parted) as store:
+        service.ingest(store, config, [str(p) for p in chunks[:5]], derive=False)
+        result = duckdb_engine.derive(store, config, full=True, progress=lambda d, t: done.append((d, t)))
+        assert len(done) >= 3 and done[-1][0] == result.events  # several partitions, each committed
+        service.ingest(store, config, [str(p) for p in chunks[5:]])  # incremental: pending, partitioned
+        assert store.count("pending") == 0
+        _tables_equal(store, whole)

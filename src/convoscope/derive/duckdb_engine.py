@@ -9,6 +9,7 @@ memory stays bounded however large the store grows.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,16 +154,27 @@ def derive(
     A first transaction marks what is to be derived as `pending` (and records the settings), then each
     hash partition of the pending customers is derived and un-marked in a transaction of its own. So
     memory holds one partition, and a crash at any point leaves every customer either derived with
-    the recorded settings or pending."""
+    the recorded settings or pending. A full rebuild that fits in one partition is one transaction
+    instead, with nothing to mark: a crash leaves the tables as they were."""
+    one_go = full and store.count("events") <= PARTITION_EVENTS
+    with store.transaction() if one_go else contextlib.nullcontext():
+        return _derive(store, config, full=full, step=contextlib.nullcontext if one_go else store.transaction,
+                       progress=progress)
+
+
+def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], contextlib.AbstractContextManager[object]],
+            progress: Callable[[int, int], None] | None) -> DeriveResult:
+    """`derive`, each of whose transactions is a `step`."""
     con = store.con
     brands = store.brands()
     stale = [] if full else stale_brands(store, config, brands)
-    with store.transaction():
+    with step():
         if full:
             for table in DERIVED_TABLES:
                 con.execute(f"DELETE FROM {table}")
             con.execute("DELETE FROM pending")
-            con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
+            if step is not contextlib.nullcontext:  # partitions commit one by one: mark everyone first
+                con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
         elif stale:
             con.execute(
                 "INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events WHERE brand IN "
@@ -178,14 +190,17 @@ def derive(
 
     pending = store.count("pending")
     few = not full and pending <= FEW_CUSTOMERS  # one partition, found and sorted in one scan
-    total = 0 if few else int(con.execute("SELECT count(*) FROM events SEMI JOIN pending USING (brand, customer_id)")
-                              .fetchall()[0][0])
+    if full:
+        total = store.count("events")
+    else:
+        total = 0 if few else int(con.execute("SELECT count(*) FROM events SEMI JOIN pending USING (brand, customer_id)")
+                                  .fetchall()[0][0])
     parts = max(1, math.ceil(total / PARTITION_EVENTS))
     customers, done = 0, 0
     counts = {"sessions": 0, "contacts": 0, "conversations": 0}
     for part in range(parts):
         in_part = f"WHERE hash(brand, customer_id) % {parts} = {part}" if parts > 1 else ""
-        with store.transaction():
+        with step():
             if full:  # every customer is pending and no derived row is left: no need to look them up
                 scope = in_part
             else:
