@@ -134,7 +134,8 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents
 def stale_brands(store: Store, config: Config, brands: list[str] | None = None) -> list[str]:
     """Brands whose derived tables were built with other derivation settings (SPEC 5)."""
     recorded = dict(store.con.execute("SELECT brand, fingerprint FROM derived_settings").fetchall())
-    return [b for b in (store.brands() if brands is None else brands) if b in recorded and recorded[b] != config.for_brand(b).derivation_fingerprint()]
+    return [b for b in (store.brands() if brands is None else brands)
+            if b in recorded and recorded[b] != config.for_brand(b).derivation_fingerprint()]
 
 
 def needs_derive(store: Store, config: Config) -> bool:
@@ -189,7 +190,7 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
             )
 
     pending = store.count("pending")
-    few = not full and pending <= FEW_CUSTOMERS  # one partition, found and sorted in one scan
+    few = not full and pending <= FEW_CUSTOMERS  # one partition, its events read by row id
     if full:
         total = store.count("events")
     else:
@@ -201,7 +202,7 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
     for part in range(parts):
         in_part = f"WHERE hash(brand, customer_id) % {parts} = {part}" if parts > 1 else ""
         with step():
-            if full:  # every customer is pending and no derived row is left: no need to look them up
+            if full:  # every customer is in scope and no derived row is left: no need to look them up
                 scope = in_part
             else:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _scope AS SELECT brand, customer_id FROM pending {in_part}")
