@@ -287,19 +287,19 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
     validate = partial(_staged_query, query=validation_sql(assume_tz), schema=_CHECKED)
     checked = records.mapInArrow(validate, _spark_schema(_CHECKED)).persist(disk)
     events, duplicates, rejects = _merge(records, checked)
-    events = events.persist(disk)
     counts = {}
     for name, frame in (("events", events), ("duplicates", duplicates), ("rejects", rejects)):
         frame.select(*arrow_schema(name).names).write.mode("overwrite").parquet(f"{base}/{name}")
         counts[name] = spark.read.parquet(f"{base}/{name}").count()
     checked.unpersist()
-    derived = _derive(events, config).persist(disk)
+    # Derived from the events as written: reading back the columns it needs from Parquet costs less
+    # than keeping every accepted event, text included, in Spark's cache (spilled to local disk).
+    derived = _derive(spark.read.parquet(f"{base}/events"), config).persist(disk)
     for table in DERIVED_TABLES:
         (derived.where(F.col(_TABLE) == table).select(*arrow_schema(table).names)
          .write.mode("overwrite").parquet(f"{base}/{table}"))
         counts[table] = spark.read.parquet(f"{base}/{table}").count()
     derived.unpersist()
-    events.unpersist()
     # From what was written: `rejects` would validate every record again.
     written = [spark.read.parquet(f"{base}/{name}").select("brand") for name in ("events", "duplicates", "rejects")]
     brands = sorted(r[0] for r in written[0].union(written[1]).union(written[2]).where("brand IS NOT NULL")
