@@ -200,9 +200,8 @@ def revoke_tokens(store: Store, name: str, token: str | None) -> int:
         _existing(con, name)
         now = _now()
         if token is None:
-            revoked = con.execute("SELECT count(*) FROM api_tokens WHERE user_name = ? AND revoked_at IS NULL",
-                                  [name]).fetchall()[0][0]
-            con.execute("UPDATE api_tokens SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL", [now, name])
+            revoked = con.execute("UPDATE api_tokens SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
+                                  [now, name]).fetchall()[0][0]  # DuckDB answers an UPDATE with its row count
             con.execute("DELETE FROM web_sessions WHERE user_name = ?", [name])
             return int(revoked)
         if re.fullmatch(r"[0-9a-f]{8,64}", token):

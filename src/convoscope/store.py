@@ -12,6 +12,7 @@ per command, and whoever finds it taken waits its turn (SPEC 6.1: nobody sees a 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -124,6 +125,7 @@ DERIVED_TABLES = (
 LAKE_TABLES = ("events", "rejects", "duplicates", *DERIVED_TABLES, "derived_settings")
 
 
+@functools.cache  # a schema is asked for per table written; building it opens a database
 def arrow_schema(table: str) -> pa.Schema:
     """The Arrow schema of one of the store's tables, enumerations as plain strings."""
     con = duckdb.connect()

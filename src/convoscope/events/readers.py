@@ -184,12 +184,14 @@ def _nests_deeply(data: bytes, line_ends: np.ndarray) -> bool:
     return bool(np.bincount(np.searchsorted(line_ends, openers)).max() > MAX_FAST_NESTING)
 
 
-def _not_all_objects(data: bytes, starts: np.ndarray, ends: np.ndarray) -> bool:
+def _first_bytes(data: bytes, starts: np.ndarray) -> np.ndarray:
+    """The first byte of every line (of an empty line: the line break, or the last byte)."""
+    return np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)]
+
+
+def _not_all_objects(data: bytes, starts: np.ndarray, ends: np.ndarray, first: np.ndarray) -> bool:
     """Whether a non-blank line holds something other than an object. pyarrow's JSON reader crashes
     the process on a block that starts with `null` (pyarrow 26), so such lines take the exact path."""
-    if not data:
-        return False
-    first = np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)]
     for i in np.flatnonzero((first != ord("{")) & (starts != ends)):
         line = data[starts[i]:ends[i]].lstrip()
         if line and not line.startswith(b"{"):
@@ -200,8 +202,9 @@ def _not_all_objects(data: bytes, starts: np.ndarray, ends: np.ndarray) -> bool:
 def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[int]], dict[int, str]]] | None:
     """The chunk parsed by pyarrow's multithreaded JSON reader, when every non-blank line is one JSON
     object whose known fields have the right types; None otherwise (the exact path then finds each problem)."""
-    starts, ends = _line_bounds(data)
-    if _nests_deeply(data, ends) or _not_all_objects(data, starts, ends):
+    starts, ends = _line_bounds(data)  # data is never empty: _line_chunks yields none such
+    first = _first_bytes(data, starts)
+    if _nests_deeply(data, ends) or _not_all_objects(data, starts, ends, first):
         return None
     try:
         table = pajson.read_json(
@@ -217,8 +220,7 @@ def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[i
         return None
     # Blank lines give no row. pyarrow also reads two objects on one line (`{..} {..}`, `{..}\r{..}`) as two
     # rows: one row per non-blank line is what shows that every line held exactly one object.
-    maybe_blank = np.flatnonzero(np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)],
-                                         (9, 10, 11, 12, 13, 32)) | (starts == ends))
+    maybe_blank = np.flatnonzero(np.isin(first, (9, 10, 11, 12, 13, 32)) | (starts == ends))
     blank = [i for i in maybe_blank if not data[starts[i]:ends[i]].strip()]
     numbers = np.delete(np.arange(first_line, first_line + starts.shape[0], dtype=np.int64), blank)
     if numbers.shape[0] != table.num_rows:
@@ -319,11 +321,14 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
     position: dict[str, int] = {}
     for i, name in enumerate(schema.names):
         position.setdefault(name, i)
+    def absent(f: str) -> str:
+        return f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}"
+
     fields: list[str] = []
     problems: list[str] = [problem_sql]
     for f in FIELDS:
         if f not in position:
-            fields.append(f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}")
+            fields.append(absent(f))
             continue
         col = f"#{position[f] + 1}"
         typ = schema.types[position[f]]
@@ -339,9 +344,9 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
         elif _is_text(typ):
             fields.append(f"{col}::VARCHAR AS {f}")
         elif pa.types.is_null(typ):
-            fields.append(f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}")
+            fields.append(absent(f))
         else:
-            fields.append(f"NULL::{'VARCHAR[]' if f == 'guides' else 'VARCHAR'} AS {f}")
+            fields.append(absent(f))
             problems.append(f"CASE WHEN {col} IS NOT NULL THEN {sql_string(f'{f} must be a string, not {typ}')} END")
     extra = [i for i, n in enumerate(schema.names) if n not in FIELDS]
     if extra:
