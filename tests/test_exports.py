@@ -78,14 +78,16 @@ def test_worked_example_conversation_export(worked: Convoscope) -> None:
 
 @pytest.mark.parametrize(("as_of", "status", "first", "last", "closed", "reopened"), [
     ("2026-05-21T11:00:00Z", "OPEN", "", "", "0", "0"),  # before the first close
-    ("2026-05-21T12:15:00Z", "CLOSED", "12:15", "12:15", "1", "0"),  # an end at as-of is closed
-    ("2026-05-21T16:59:59Z", "CLOSED", "12:15", "12:15", "1", "0"),
+    # Closed at 12:15, yet open: session 2 and its contact (17:00 to 17:25) end later than the as-of time.
+    ("2026-05-21T12:15:00Z", "OPEN", "12:15", "12:15", "1", "0"),
+    ("2026-05-21T16:59:59Z", "OPEN", "12:15", "12:15", "1", "0"),
     ("2026-05-21T17:00:00Z", "OPEN", "12:15", "12:15", "1", "1"),  # reopened
-    ("2026-05-21T17:25:00Z", "CLOSED", "12:15", "17:25", "2", "1"),
+    ("2026-05-21T17:25:00Z", "CLOSED", "12:15", "17:25", "2", "1"),  # an end at as-of is closed
 ])
 def test_conversation_as_of(worked: Convoscope, as_of: str, status: str, first: str, last: str,
                             closed: str, reopened: str) -> None:
-    """Closes and reopens later than the as-of time do not count yet (SPEC 4.6)."""
+    """A conversation is open while any of its interactions is, that is, until its latest end (SPEC 3,
+    3.3); closes and reopens later than the as-of time do not count yet (SPEC 4.6)."""
     [row] = worked.rows(name="conversation-export", as_of=as_of)
     assert row["Status"] == status
     assert row["First Closed At"][11:16] == first

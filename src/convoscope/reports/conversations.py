@@ -49,7 +49,8 @@ SUMMARY_COLUMNS = (
 
 
 def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
-    """Conversations as they stand at the as-of time: closes, reopens and session outcomes by then.
+    """Conversations as they stand at the as-of time: open until their latest interaction end (SPEC 3.3),
+    with the closes, reopens and session outcomes up to then.
     `anchor_in_range` narrows the conversations first (a condition on `conversations v`), so a short
     range reads the closes, reopens and sessions of its own conversations only."""
     at = as_of(params)
@@ -65,8 +66,7 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
         WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
         SELECT v.*, k.first_closed_at, k.last_closed_at, coalesce(k.times_closed, 0) AS times_closed_by,
                coalesce(r.reopens, 0) AS times_reopened_by,
-               k.last_closed_at IS NOT NULL AND (r.last_reopened_at IS NULL OR k.last_closed_at >= r.last_reopened_at)
-                   AS is_closed,
+               v.ended_at <= {at} AS is_closed,
                coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
         FROM picked v
         LEFT JOIN (
@@ -75,7 +75,7 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
             FROM conversation_closes WHERE closed_at <= {at} AND {picked} GROUP BY conversation_id
         ) k USING (conversation_id)
         LEFT JOIN (
-            SELECT conversation_id, max(reopened_at) AS last_reopened_at, count(*) AS reopens
+            SELECT conversation_id, count(*) AS reopens
             FROM conversation_reopens WHERE reopened_at <= {at} AND {picked} GROUP BY conversation_id
         ) r USING (conversation_id)
         LEFT JOIN (
