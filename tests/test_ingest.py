@@ -373,6 +373,7 @@ REJECTED = [
     rejected_case(event("ai_message", guides=["g" * 201]), "guide", "guide-over-200-chars"),
     rejected_case(event("handoff", category=DROP), "category", "category-missing-on-handoff"),
     rejected_case(event("handoff", category="   "), "category", "category-blank-on-handoff"),
+    rejected_case(event("handoff", category="\u2003\x0b"), "category", "category-unicode-blank-on-handoff"),
     rejected_case(event("handoff", category="c" * 201), "category", "category-over-200-chars"),
     rejected_case(event("ai_message", category="handoff_manual"), "category", "category-on-ai_message"),
     rejected_case(event("ai_message", subcategory="refund"), "subcategory", "subcategory-on-ai_message"),
@@ -445,7 +446,10 @@ BLANKS = [
     pytest.param(SINGLE.add(event("customer_message", **{field: blank})), field, id=f"{field}-{blank!r}")
     for field, blank in [("text", ""), ("text", None), ("route", "   "), ("ai_agent", " "), ("guides", []),
                          ("guides", [" "]), ("guides", None), ("agent", "\t"), ("category", ""),
-                         ("subcategory", " "), ("reason", ""), ("transfer_rationale", "  ")]
+                         ("subcategory", " "), ("reason", ""), ("transfer_rationale", "  "),
+                         # White space beyond ASCII's: no-break, em and ideographic spaces, vertical tab.
+                         ("route", "\u00a0"), ("agent", "\u2003 "), ("ai_agent", "\u3000"), ("text", "\x0b"),
+                         ("guides", ["\u00a0"])]
 ]
 
 
@@ -458,6 +462,7 @@ def test_empty_or_whitespace_optional_strings_count_as_absent(single: BatchResul
 BLANK_BRAND_AND_CHANNEL = [
     pytest.param(SINGLE.add(event("handoff", brand=" ", channel="")), id="blank"),
     pytest.param(SINGLE.add(event("handoff", brand=None, channel=None)), id="null"),
+    pytest.param(SINGLE.add(event("handoff", brand="\u3000", channel="\u00a0")), id="unicode-spaces"),
 ]
 
 
@@ -531,6 +536,19 @@ def test_csv_guides_as_pipe_separated_or_json_list(tmp_path: Path) -> None:
     outcome = ingest(tmp_path / "s.duckdb", path)
     assert outcome.counts == (2, 0, 0), outcome.rejects
     assert [e["guides"] for e in outcome.events] == [["Order Status", "Shipping Times"]] * 2
+
+
+def test_csv_guide_names_in_brackets_are_names_not_broken_json(tmp_path: Path) -> None:
+    """A cell is JSON only when it parses as JSON, or looks like a broken list of strings."""
+    path = write_csv(tmp_path / "events.csv",
+                     event("ai_message", event_id="a", guides="[Beta] Refunds|Other"),
+                     event("ai_message", event_id="b", guides="[Beta]"),
+                     event("ai_message", event_id="c", guides='["Refunds", "Other"'),
+                     event("ai_message", event_id="d", guides="[1, 2]"))
+    outcome = ingest(tmp_path / "s.duckdb", path)
+    assert {e["event_id"]: e["guides"] for e in outcome.events} == {"a": ["[Beta] Refunds", "Other"], "b": ["[Beta]"]}
+    assert [r["line"] for r in outcome.rejects] == [4, 5]
+    assert {r["reason"] for r in outcome.rejects} == {"guides is not a JSON list of strings nor a |-separated list"}
 
 
 def test_csv_empty_cells_are_absent_fields(tmp_path: Path) -> None:

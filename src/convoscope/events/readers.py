@@ -293,8 +293,12 @@ def _jsonl_stage_sql(source: str) -> str:
 # --- CSV and Parquet: typed columns ------------------------------------------------------------------
 
 def _guides_from_text(col: str) -> tuple[str, str]:
-    """SPEC 2.1: guides as a JSON array or a `|`-separated string. Returns (value SQL, problem SQL)."""
-    is_json = f"starts_with(ltrim({col}), '[')"
+    """SPEC 2.1: guides as a JSON array or a `|`-separated string. Returns (value SQL, problem SQL).
+
+    JSON is a value that starts with `[` and parses, or looks like a broken array of strings (`["a"`);
+    anything else is split on `|`, so that guide names such as `[Beta] Refunds` stay names."""
+    is_json = (f"(starts_with(ltrim({col}), '[') AND (json_valid({col}) "
+               f"OR regexp_matches(trim({col}), '^\\[\\s*[\\]\"]|\"\\s*\\]$')))")
     # Nested CASEs, not AND: DuckDB may evaluate both sides of an AND, and from_json fails on broken JSON.
     ok = (f"CASE WHEN json_valid({col}) THEN CASE WHEN json_type({col}) = 'ARRAY' THEN coalesce(list_bool_and("
           f"list_transform(from_json({col}, '[\"JSON\"]'), lambda x: json_type(x) = 'VARCHAR')), true) END END")

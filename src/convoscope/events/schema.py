@@ -50,9 +50,16 @@ def _is_blank(col: str) -> str:
     return f"_b_{col}" if col in STRING_FIELDS else _blank(col)
 
 
+# White space as Python's str.isspace knows it, in RE2: ASCII's, the separators (\pZ: no-break, em, ideographic
+# spaces and the rest), vertical tab, the information separators and NEL.
+SPACE_CLASS = "[\\s\\v\\x1c-\\x1f\\x{85}\\pZ]"
+
+
 def _blank(col: str) -> str:
-    # The regex runs only for the rare value that starts with white space (or a control character).
-    return f"({col} IS NULL OR {col} = '' OR (ascii({col}) <= 32 AND regexp_full_match({col}, '\\s*')))"
+    # The regex runs only for the rare value that starts with a control character, a space or a
+    # character from U+0085 up (where the other spaces are).
+    return (f"({col} IS NULL OR {col} = '' OR ((ascii({col}) <= 32 OR ascii({col}) >= 133) "
+            f"AND regexp_full_match({col}, '{SPACE_CLASS}*')))")
 
 
 def _shown(col: str) -> str:
