@@ -273,14 +273,10 @@ def rejects(app: App, show_all: bool, raw: bool) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write: .jsonl, .csv or .parquet.")
 def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_rate: float, out: Path) -> None:
     """Write the synthetic event log of a realistic brand."""
-    from datetime import date
-
     from convoscope import synth
+    from convoscope.reports import parse_date
 
-    try:
-        first_day = date.fromisoformat(start)
-    except ValueError:
-        fail(f"--start {start!r} is not a date; use YYYY-MM-DD", 2)
+    first_day = parse_date(start, "--start")  # a usage error (exit 2) when it is not YYYY-MM-DD
     if out.suffix.lower() not in (".jsonl", ".csv", ".parquet"):
         fail(f"--out {out}: use a .jsonl, .csv or .parquet file name", 2)
     if bad_rate >= 1:

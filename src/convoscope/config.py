@@ -8,6 +8,7 @@ contacts and conversations, so the store records them with the derived tables; r
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -16,11 +17,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import duckdb
+
 from convoscope.errors import ConfigError
 
 DEFAULT_PATH = Path("convoscope.toml")
 
-_DURATION = re.compile(r"(\d+)([smhd])")
+_DURATION = re.compile(r"([0-9]+)([smhd])")
+_LONGEST = timedelta(days=36_500)  # a hundred years: beyond it a duration is a typo, and time sums overflow
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _BRAND = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -38,12 +42,33 @@ KEYS: dict[str, tuple[Any, str]] = {
 DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "ai_channels")
 
 
+@functools.cache
+def _duckdb_zones() -> frozenset[str]:
+    con = duckdb.connect()
+    names = frozenset(name for (name,) in con.execute("SELECT name FROM pg_timezone_names()").fetchall())
+    con.close()
+    return names
+
+
+def is_zone(name: object) -> bool:
+    """Whether `name` is a time zone both DuckDB (reports) and Python (web pages) know. Python alone
+    also opens files such as `posixrules` or `right/UTC` that DuckDB's ICU does not know."""
+    if not isinstance(name, str) or name not in _duckdb_zones():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def parse_duration(text: str) -> timedelta:
-    """Parse `90m`, `1h30m`, `2d` (SPEC 5). Raises ValueError for anything else or zero."""
+    """Parse `90m`, `1h30m`, `2d` (SPEC 5). Raises ValueError for anything else, zero, or more than
+    a hundred years."""
     if not isinstance(text, str) or not text or _DURATION.sub("", text) != "":
         raise ValueError(text)
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
-    if seconds <= 0:
+    if not 0 < seconds <= _LONGEST.total_seconds():
         raise ValueError(text)
     return timedelta(seconds=seconds)
 
@@ -99,12 +124,10 @@ def _convert(key: str, value: Any, where: str) -> Any:
         try:
             return parse_duration(value)
         except ValueError:
-            raise bad('a duration such as "2h", "90m" or "1h30m" (units s, m, h, d)') from None
+            raise bad('a duration such as "2h", "90m" or "1h30m" (units s, m, h, d), at most 36500d') from None
     if key == "timezone":
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise bad('an IANA time zone name such as "UTC" or "Europe/Berlin"') from None
+        if not is_zone(value):
+            raise bad('an IANA time zone name such as "UTC" or "Europe/Berlin"')
         return value
     if key == "ai_channels":
         if not isinstance(value, list) or not all(

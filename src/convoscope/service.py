@@ -8,11 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
-from convoscope.config import Config
+from convoscope.config import Config, is_zone
 from convoscope.errors import ConvoscopeError, UsageError
 from convoscope.events.ingest import IngestCounts, merge_stage
 from convoscope.events.readers import expand, read_chunks
@@ -33,10 +32,8 @@ class IngestResult:
 
 
 def check_zone(name: str, *, option: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"{option} {name!r} is not an IANA time zone; use a name such as UTC or Europe/Berlin") from None
+    if not is_zone(name):
+        raise UsageError(f"{option} {name!r} is not an IANA time zone; use a name such as UTC or Europe/Berlin")
     return name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,17 +29,25 @@ def get_report(name: str) -> Report:
     return REPORTS[name]
 
 
+# Python's ISO readers also take week dates, basic formats and offsets without a colon; SPEC 4 asks
+# for plain dates and RFC 3339 instants, so the text must have this shape first.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
 def parse_date(text: str, option: str) -> date:
     try:
-        return date.fromisoformat(text)
+        if _DATE.fullmatch(text):
+            return date.fromisoformat(text)
     except ValueError:
-        raise ReportError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
+        pass
+    raise ReportError(f"{option} {text!r} is not a date; use YYYY-MM-DD")
 
 
 def parse_as_of(text: str) -> datetime:
     """An RFC 3339 instant with an offset (SPEC 4: as_of)."""
     try:
-        value = datetime.fromisoformat(text.replace("z", "Z"))
+        value = datetime.fromisoformat(text.replace("z", "Z")) if _INSTANT.fullmatch(text) else None
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:

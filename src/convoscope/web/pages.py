@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from convoscope import accounts, reports, timeline
+from convoscope.config import is_zone
 from convoscope.reports.base import PERIODS, Params, Report, summary_query
 from convoscope.reports.sessions import FIGURES, SESSIONS_SUMMARY, session_facts, session_filters
 from convoscope.store import Store
@@ -623,9 +624,7 @@ def _zone(asked: str | None, default: str) -> tuple[str, str | None]:
     """The zone to show times in, and why an asked-for one was not used."""
     if asked is None:
         return default, None
-    try:
-        ZoneInfo(asked)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_zone(asked):
         return default, f"tz {asked!r} is not an IANA time zone; showing {default}, the brand's zone"
     return asked, None
 
