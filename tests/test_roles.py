@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -212,6 +213,25 @@ def test_malformed_or_unknown_credentials_are_401(site: Site, authorization: str
         response = client.get(REPORT_CALL, headers={"Authorization": authorization})
     assert response.status_code == 401, response.text
     assert response.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize(("method", "path", "shape"), [
+    ("post", "/api/v1/reports", {"json": {"metricSet": "sessions-detail", "filters": {"agent": "x"}}}),
+    ("post", "/api/v1/reports", {"content": b"not json", "headers": {"Content-Type": "application/json"}}),
+    ("get", "/api/v1/reports/sessions-detail", {"params": {"headers": "camel"}}),
+], ids=["unknown-filter", "not-json", "bad-query-value"])
+def test_a_malformed_request_without_credentials_is_401_not_400(
+    site: Site, method: str, path: str, shape: dict[str, Any]
+) -> None:
+    """The shape of a request is checked before credentials by the framework; nothing of what is wrong
+    with it is told to a caller who is not logged in (SPEC 6.2: 401 without credentials)."""
+    with site.client() as client:
+        anonymous = client.request(method.upper(), path, **shape)
+        signed = {**shape, "headers": {**shape.get("headers", {}), **bearer(site.tokens["analyst"])}}
+        known = client.request(method.upper(), path, **signed)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.json()["errors"][0]["code"] == "not_authenticated"
+    assert known.status_code == 400, known.text
 
 
 def test_an_altered_token_is_401(site: Site) -> None:

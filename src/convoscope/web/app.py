@@ -32,6 +32,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from convoscope import accounts, service
@@ -44,6 +45,7 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "convoscope_session"
 LOGIN_CSRF_COOKIE = "convoscope_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
+API_PREFIX = "/api/"
 # Chart.js and the CSS come from npm packages installed by the setup (never pasted into the repository):
 # `npm ci` fills node_modules next to pyproject.toml ($CONVOSCOPE_ASSETS overrides the folder).
 NODE_MODULES = Path(os.environ.get("CONVOSCOPE_ASSETS", Path(__file__).resolve().parents[3] / "node_modules"))
@@ -169,6 +171,12 @@ def require(request: Request, store: Store, permission: str | None) -> Caller:
     return caller
 
 
+def _authenticated(request: Request) -> None:
+    """Raise the 401 (or CSRF 403) that `require` would, whatever the permission."""
+    with server_of(request).gate.open() as store:
+        require(request, store, None)
+
+
 def wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/")
 
@@ -271,6 +279,13 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        """400 with the `errors` body (SPEC 6.2). FastAPI checks a request's shape before the endpoint
+        asks for credentials, so the API answers 401 here first, as it would to a well-formed request."""
+        if request.url.path.startswith(API_PREFIX):
+            try:
+                await run_in_threadpool(_authenticated, request)
+            except HTTPProblem as refused:
+                return await on_problem(request, refused)
         errors = [{"attr": ".".join(str(p) for p in e["loc"][1:]) or None, "code": "invalid", "detail": e["msg"]}
                   for e in exc.errors()]
         return JSONResponse({"errors": errors}, status_code=400)
