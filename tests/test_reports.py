@@ -96,7 +96,8 @@ def test_csv_is_rfc_4180_utf8_with_quotes_only_where_needed(cs: Convoscope) -> N
     cs.ingest([
         ev("a1", "customer_message", "2026-05-21T10:00:00Z", text="Grüße — ✓"),
         ev("a2", "ai_message", "2026-05-21T10:01:00Z", ai_agent='Care "Bot"', guides=["Plain", "Día, uno"]),
-        ev("a3", "handoff", "2026-05-21T10:02:00Z", category="handoff_manual", reason='Said "no", twice'),
+        ev("a3", "handoff", "2026-05-21T10:02:00Z", category="handoff_manual", reason='Said "no", twice',
+           subcategory="order #1234"),
     ])
     got = cs.report("--tz", "UTC", name="sessions-detail-with-messages").stdout_bytes
     assert not got.startswith(codecs.BOM_UTF8)
@@ -108,6 +109,7 @@ def test_csv_is_rfc_4180_utf8_with_quotes_only_where_needed(cs: Convoscope) -> N
     assert ',"Plain, Día, uno",' in row
     assert ',"Said ""no"", twice",' in row
     assert ",chat," in row and ",handoff_manual," in row  # not quoted: nothing to escape
+    assert ",order #1234," in row  # nor for a `#`, which is no comment character in RFC 4180
     assert "Grüße — ✓".encode() in got
     # Message History: two lines joined by LF inside one quoted cell.
     assert row.endswith('"[2026-05-21 10:00:00] Customer: Grüße — ✓\n[2026-05-21 10:01:00] AI: "\r\n')

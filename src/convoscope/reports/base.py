@@ -225,13 +225,14 @@ def public_url(config: Config, params: Params) -> str:
 def copy_csv(con: duckdb.DuckDBPyConnection, sql: str, header: list[str], path: Path) -> int:
     """Write the rows of `sql` to `path` as CSV (SPEC 4.1): UTF-8, the header row, RFC 4180 with quotes
     only where needed, CRLF, and an empty cell for NULL (empty strings too, so nothing is quoted
-    for being empty). DuckDB writes it, in the query's order. Returns the number of data rows."""
+    for being empty). DuckDB writes it, in the query's order; with no comment character, since it
+    would otherwise quote every value holding a `#` ("Order #1234"). Returns the number of data rows."""
     names = ", ".join('"' + name.replace('"', '""') + '"' for name in header)
     cursor = con.cursor()
     try:
         written = cursor.execute(f"""
             COPY (SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({sql}) AS report({names}))
-            TO {q(str(path))} (FORMAT csv, HEADER, NEW_LINE '\r\n')
+            TO {q(str(path))} (FORMAT csv, HEADER, NEW_LINE '\r\n', COMMENT '')
         """).fetchall()
     finally:
         cursor.close()
