@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from convoscope import service
@@ -105,3 +106,39 @@ def test_hash_partitions_give_the_tables_of_one_partition(
         service.ingest(store, config, [str(p) for p in chunks[5:]])  # incremental: pending, partitioned
         assert store.count("pending") == 0
         _tables_equal(store, whole)
+
+
+@pytest.mark.parametrize("failure", ["assembling", "writing"])
+def test_a_derive_that_fails_part_way_leaves_the_tables_as_they_were(
+    chunks: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Derived tables are written while the next one is being assembled; when either side fails after
+    some tables were written, nothing of that derive stays and its customers are still pending."""
+    from convoscope.derive import assemble
+
+    config = Config()
+    before = tmp_path / "before.duckdb"
+    with Store(before) as store:
+        service.ingest(store, config, [str(chunks[0])])
+        service.ingest(store, config, [str(chunks[1])], derive=False)
+        assert store.count("pending") > 0
+
+    real = assemble.assemble
+
+    def broken(*args: object) -> object:
+        tables = real(*args)
+        yield next(tables)
+        yield next(tables)
+        if failure == "assembling":
+            raise RuntimeError("assembly failed")
+        name, table = next(tables)
+        yield name, table.drop_columns([table.column_names[-1]])  # one column short: the insert fails
+
+    failed = tmp_path / "failed.duckdb"
+    with Store(failed) as store:
+        service.ingest(store, config, [str(chunks[0])])
+        service.ingest(store, config, [str(chunks[1])], derive=False)
+        monkeypatch.setattr(assemble, "assemble", broken)
+        with pytest.raises((RuntimeError, duckdb.Error)):
+            service.ensure_derived(store, config)
+        _tables_equal(store, before)

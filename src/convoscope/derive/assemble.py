@@ -11,7 +11,7 @@ and the Spark engine call these functions, so they cannot disagree.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -158,8 +158,10 @@ def _distinct_strings(columns: EventColumns, name: str, rows: np.ndarray, owner:
     return _lists_by_owner(n_owner, pair_owner, pair_code, encoded.dictionary)
 
 
-def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
-    """The derived tables (store schema, column order included) as Arrow tables."""
+def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, pa.Table]]:
+    """The derived tables (store schema, column order included) as Arrow tables, each with its name,
+    one at a time: an engine can write one while the next is being built. Each entity's ids are made
+    just before its first table, so that the first is ready, and writing starts, early."""
     cols = events.columns
     kind = events.kind
     n_ses, n_ctc, n_conv = out.s_first.shape[0], out.c_first.shape[0], out.v_first.shape[0]
@@ -170,8 +172,6 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         return brand, customer, _entity_ids(prefix, brand, customer, cols.take("event_id", first))
 
     v_brand, v_customer, cnv_ids = first_event(out.v_first, "cnv_")
-    s_brand, s_customer, ses_ids = first_event(out.s_first, "ses_")
-    c_brand, c_customer, ctc_ids = first_event(out.c_first, "ctc_")
 
     def ref(values: pa.Array, indices: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
         """values[indices], gathered here: DuckDB inserts a dictionary column more slowly than the
@@ -181,12 +181,60 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
     def of_conversation(conv: np.ndarray) -> dict[str, pa.Array]:
         return {"brand": ref(v_brand, conv), "customer_id": ref(v_customer, conv), "conversation_id": ref(cnv_ids, conv)}
 
+    # Conversations (SPEC 3.3, 4.6): channels over every event of their interactions, in event order.
+    channel_codes, channel_names = cols.codes("channel")
+    first_channel, last_channel, channel_count, overflow = K.conversation_channels(
+        out.ev_conversation, channel_codes, n_conv)
+    if overflow.any():  # more than 64 channel names in this batch: count those conversations exactly
+        rows = np.flatnonzero(overflow[np.maximum(out.ev_conversation, 0)] & (out.ev_conversation >= 0)
+                              & (channel_codes >= 0))
+        pairs = np.unique(np.stack([out.ev_conversation[rows], channel_codes[rows]]), axis=1)
+        owners, counts = np.unique(pairs[0], return_counts=True)
+        channel_count[owners] = counts
+    channel_rows = np.flatnonzero((out.ev_conversation >= 0) & (channel_codes >= 0))
+    pair_owner, pair_code = K.distinct_in_order(
+        out.ev_conversation[channel_rows], np.arange(channel_rows.shape[0] + 1, dtype=np.int64),
+        channel_codes[channel_rows], len(channel_names))
+    handled = np.where(out.v_sessions == 0, 0, np.where(out.v_contacts == 0, 1, np.where(out.v_linked, 2, 3)))
+    yield "conversations", pa.table({
+        "brand": v_brand, "customer_id": v_customer, "conversation_id": cnv_ids,
+        "created_at": _times(out.v_created),
+        "ended_at": _times(out.v_end),
+        "times_reopened": out.v_reopens.astype(np.int32),
+        "first_channel": cols.take("channel", first_channel),
+        "last_channel": cols.take("channel", last_channel),
+        "channel_count": channel_count,
+        "channels": _lists_by_owner(n_conv, pair_owner, pair_code, channel_names),
+        "session_count": out.v_sessions.astype(np.int32),
+        "contact_count": out.v_contacts.astype(np.int32),
+        "handled_by": _codes(handled, names.HANDLED_BY),
+    })
+    yield "conversation_closes", pa.table({**of_conversation(out.close_conversation),
+                                           "closed_at": _times(out.close_at), "counted": out.close_counted})
+    yield "conversation_reopens", pa.table({**of_conversation(out.reopen_conversation),
+                                            "reopened_at": _times(out.reopen_at)})
+
+    s_brand, s_customer, ses_ids = first_event(out.s_first, "ses_")
+
+    # A session's messages: its customer and AI messages in event order (SPEC 4.2 Message History).
+    msg = np.flatnonzero((out.ev_session >= 0) & ((kind == K.CUSTOMER) | (kind == K.AI)))
+    msg = msg[np.argsort(out.ev_session[msg], kind="stable")]
+    ses_of_msg = out.ev_session[msg]
+    starts = np.flatnonzero(np.diff(ses_of_msg, prepend=-1)) if msg.shape[0] else msg
+    seq = np.arange(msg.shape[0]) - np.repeat(starts, np.diff(np.append(starts, msg.shape[0])))
+    yield "session_messages", pa.table({
+        "brand": ref(s_brand, ses_of_msg), "customer_id": ref(s_customer, ses_of_msg),
+        "session_id": ref(ses_ids, ses_of_msg), "seq": seq.astype(np.int32),
+        "event_id": cols.take("event_id", msg), "occurred_at": _times(events.ts[msg]),
+        "speaker": _codes(np.where(kind[msg] == K.CUSTOMER, 0, 1).astype(np.int64), ("customer", "ai")),
+    })
+
     # Sessions (SPEC 3.6).
     handoff = np.where(out.s_end_reason == 0, out.s_handoff, K.NONE)
     takeover = out.s_end_reason == 1
     guide_rows = np.flatnonzero((out.ev_session >= 0) & (kind == K.AI))
     guides = _distinct_strings(cols, "guides", guide_rows, out.ev_session[guide_rows], n_ses)
-    sessions = pa.table({
+    yield "sessions", pa.table({
         "brand": s_brand,
         "customer_id": s_customer,
         "session_id": ses_ids,
@@ -212,11 +260,13 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "recontact_known_at": _times(out.s_recontact_known),
     })
 
+    c_brand, c_customer, ctc_ids = first_event(out.c_first, "ctc_")
+
     # Contacts (SPEC 3.2, 4.4).
     linked = out.c_session >= 0
     agent_rows = np.flatnonzero((out.ev_contact >= 0) & (kind == K.AGENT))
     agents = _distinct_strings(cols, "agent", agent_rows, out.ev_contact[agent_rows], n_ctc)
-    contacts = pa.table({
+    yield "contacts", pa.table({
         "brand": c_brand,
         "customer_id": c_customer,
         "contact_id": ctc_ids,
@@ -235,56 +285,9 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> dict[str, pa.Table]:
         "agent_messages": out.c_agent_messages.astype(np.int32),
     })
 
-    # Conversations (SPEC 3.3, 4.6): channels over every event of their interactions, in event order.
-    channel_codes, channel_names = cols.codes("channel")
-    first_channel, last_channel, channel_count, overflow = K.conversation_channels(
-        out.ev_conversation, channel_codes, n_conv)
-    if overflow.any():  # more than 64 channel names in this batch: count those conversations exactly
-        rows = np.flatnonzero(overflow[np.maximum(out.ev_conversation, 0)] & (out.ev_conversation >= 0)
-                              & (channel_codes >= 0))
-        pairs = np.unique(np.stack([out.ev_conversation[rows], channel_codes[rows]]), axis=1)
-        owners, counts = np.unique(pairs[0], return_counts=True)
-        channel_count[owners] = counts
-    channel_rows = np.flatnonzero((out.ev_conversation >= 0) & (channel_codes >= 0))
-    pair_owner, pair_code = K.distinct_in_order(
-        out.ev_conversation[channel_rows], np.arange(channel_rows.shape[0] + 1, dtype=np.int64),
-        channel_codes[channel_rows], len(channel_names))
-    handled = np.where(out.v_sessions == 0, 0, np.where(out.v_contacts == 0, 1, np.where(out.v_linked, 2, 3)))
-    conversations = pa.table({
-        "brand": v_brand, "customer_id": v_customer, "conversation_id": cnv_ids,
-        "created_at": _times(out.v_created),
-        "ended_at": _times(out.v_end),
-        "times_reopened": out.v_reopens.astype(np.int32),
-        "first_channel": cols.take("channel", first_channel),
-        "last_channel": cols.take("channel", last_channel),
-        "channel_count": channel_count,
-        "channels": _lists_by_owner(n_conv, pair_owner, pair_code, channel_names),
-        "session_count": out.v_sessions.astype(np.int32),
-        "contact_count": out.v_contacts.astype(np.int32),
-        "handled_by": _codes(handled, names.HANDLED_BY),
-    })
-    closes = pa.table({**of_conversation(out.close_conversation), "closed_at": _times(out.close_at),
-                       "counted": out.close_counted})
-    reopens = pa.table({**of_conversation(out.reopen_conversation), "reopened_at": _times(out.reopen_at)})
-    anomalies = pa.table({
+    yield "anomalies", pa.table({
         "brand": cols.take("brand", out.anomaly_pos), "customer_id": cols.take("customer_id", out.anomaly_pos),
         "event_id": cols.take("event_id", out.anomaly_pos),
         "kind": _codes(out.anomaly_kind.astype(np.int64), names.ANOMALY_KINDS),
         "occurred_at": _times(events.ts[out.anomaly_pos]),
     })
-
-    # A session's messages: its customer and AI messages in event order (SPEC 4.2 Message History).
-    msg = np.flatnonzero((out.ev_session >= 0) & ((kind == K.CUSTOMER) | (kind == K.AI)))
-    msg = msg[np.argsort(out.ev_session[msg], kind="stable")]
-    ses_of_msg = out.ev_session[msg]
-    starts = np.flatnonzero(np.diff(ses_of_msg, prepend=-1)) if msg.shape[0] else msg
-    seq = np.arange(msg.shape[0]) - np.repeat(starts, np.diff(np.append(starts, msg.shape[0])))
-    session_messages = pa.table({
-        "brand": ref(s_brand, ses_of_msg), "customer_id": ref(s_customer, ses_of_msg),
-        "session_id": ref(ses_ids, ses_of_msg), "seq": seq.astype(np.int32),
-        "event_id": cols.take("event_id", msg), "occurred_at": _times(events.ts[msg]),
-        "speaker": _codes(np.where(kind[msg] == K.CUSTOMER, 0, 1).astype(np.int64), ("customer", "ai")),
-    })
-    return {"sessions": sessions, "contacts": contacts, "conversations": conversations,
-            "conversation_closes": closes, "conversation_reopens": reopens, "anomalies": anomalies,
-            "session_messages": session_messages}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -131,6 +132,25 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents
     )
 
 
+def _insert_while_assembling(con: duckdb.DuckDBPyConnection, tables: Iterator[tuple[str, pa.Table]]) -> None:
+    """Insert each derived table on a writer thread while the next one is assembled: DuckDB writing
+    and Arrow gathering both release the GIL, so the two overlap. The writer is the only user of the
+    connection until every insert has finished, or, when assembling fails, until the running one has."""
+    def insert(table: str, derived: pa.Table) -> None:
+        con.register("_derived", derived)
+        con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
+        con.unregister("_derived")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convoscope-insert") as writer:
+        try:
+            inserts = [writer.submit(insert, table, derived) for table, derived in tables]
+        except BaseException:
+            writer.shutdown(wait=True, cancel_futures=True)  # the transaction is rolled back next
+            raise
+        for done in inserts:
+            done.result()  # the first insert that failed raises here
+
+
 def stale_brands(store: Store, config: Config, brands: list[str] | None = None) -> list[str]:
     """Brands whose derived tables were built with other derivation settings (SPEC 5)."""
     recorded = dict(store.con.execute("SELECT brand, fingerprint FROM derived_settings").fetchall())
@@ -213,10 +233,7 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
             events = (_few_sorted_events if few else _sorted_events)(con, scope)
             if events is not None:
                 out = run_kernel(A.kernel_input(events, config.for_brand))
-                for table, derived in A.assemble(events, out).items():
-                    con.register("_derived", derived)
-                    con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
-                    con.unregister("_derived")
+                _insert_while_assembling(con, A.assemble(events, out))
                 customers += events.group_starts.shape[0] - 1
                 counts["sessions"] += out.s_first.shape[0]
                 counts["contacts"] += out.c_first.shape[0]

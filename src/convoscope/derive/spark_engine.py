@@ -232,7 +232,7 @@ def _derive_table(table: pa.Table, config: Config, schema: pa.Schema) -> Iterato
         columns=A.EventColumns(table),
     )
     out = run_kernel(A.kernel_input(events, config.for_brand))
-    for name, derived in A.assemble(events, out).items():
+    for name, derived in A.assemble(events, out):
         n = derived.num_rows
         if n == 0:
             continue
