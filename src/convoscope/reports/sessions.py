@@ -2,7 +2,8 @@
 
 What can still change at the as-of time is an empty cell (SPEC 3.6): while a session is open, Was
 Handed Off, Was Resolved and the handoff cells; Was Responded To unless an AI reply already came;
-Was Recontacted until the recontact window has passed, unless a new session already came.
+Was Recontacted until the recontact window has passed, unless a session created within it is known
+(derivation uses every stored event, so also one created after the as-of time: decision 19).
 """
 
 from __future__ import annotations
