@@ -399,6 +399,7 @@ def assert_errors_body(response: httpx.Response, attr_part: str | None) -> dict[
     ({"metricSet": "sessions-detail", "startAt": "21/05/2026"}, None),
     ({"metricSet": "sessions-detail", "timezone": "Mars/Olympus"}, None),
     ({"metricSet": "sessions-detail", "format": "csv"}, "format"),
+    ({"metricSet": "data-quality", "filters": {"channel": ["chat"]}}, "channel"),  # would be silently ignored
     ({"startAt": "2026-05-21"}, "metricSet"),
     ({"metricSet": "sessions-detail", "startAt": "2026-05-22", "endAt": "2026-05-21"}, None),
 ])

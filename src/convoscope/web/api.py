@@ -297,6 +297,9 @@ def post_report(request: Request, body: ReportRequest) -> Response:
                               period=LEVELS[level] if level and report.takes_period else None)
         channels = _as_list(filters.channel)
         if channels and channels != ["allChannels"]:
+            if "channel" not in report.where:
+                raise problem(400, "invalid", f"{report.name} has no channel to filter on; leave filters.channel out",
+                              "filters.channel")
             params.channels = channels
         for attr, value in (("startAtTime", body.startAtTime), ("endAtTime", body.endAtTime)):
             if value is not None and value.tzinfo is None:
