@@ -402,6 +402,8 @@ def assert_errors_body(response: httpx.Response, attr_part: str | None) -> dict[
     ({"metricSet": "data-quality", "filters": {"channel": ["chat"]}}, "channel"),  # would be silently ignored
     ({"startAt": "2026-05-21"}, "metricSet"),
     ({"metricSet": "sessions-detail", "startAt": "2026-05-22", "endAt": "2026-05-21"}, None),
+    ({"metricSet": "sessions-detail", "startAtTime": "2026-05-21T12:00:00Z", "endAtTime": "2026-05-21T11:00:00Z"},
+     "startAtTime"),
 ])
 def test_bad_report_requests_are_400_with_errors(api: Api, request_body: dict[str, Any], attr_part: str | None) -> None:
     assert_errors_body(api.post("/api/v1/reports", json=request_body), attr_part)

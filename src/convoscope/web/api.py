@@ -304,6 +304,9 @@ def post_report(request: Request, body: ReportRequest) -> Response:
         for attr, value in (("startAtTime", body.startAtTime), ("endAtTime", body.endAtTime)):
             if value is not None and value.tzinfo is None:
                 raise problem(400, "invalid", f"{attr} needs a UTC offset, such as 2026-05-01T00:00:00Z", attr)
+        if body.startAtTime and body.endAtTime and body.startAtTime > body.endAtTime:
+            raise problem(400, "invalid", f"startAtTime {body.startAtTime.isoformat()} is after endAtTime "
+                                          f"{body.endAtTime.isoformat()}; swap them", "startAtTime")
         params.start_at, params.end_at = body.startAtTime, body.endAtTime
         return csv_response(server, store, caller, report, params, body.model_dump(mode="json", exclude_none=True))
 
