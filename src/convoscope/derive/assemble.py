@@ -166,17 +166,23 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
     kind = events.kind
     n_ses, n_ctc, n_conv = out.s_first.shape[0], out.c_first.shape[0], out.v_first.shape[0]
 
-    def first_event(first: np.ndarray, prefix: str) -> tuple[pa.Array, pa.Array, pa.Array]:
-        """(brand, customer_id, id) of entities from their first events; read once, used everywhere."""
-        brand, customer = cols.take("brand", first), cols.take("customer_id", first)
-        return brand, customer, _entity_ids(prefix, brand, customer, cols.take("event_id", first))
-
-    v_brand, v_customer, cnv_ids = first_event(out.v_first, "cnv_")
-
     def ref(values: pa.Array, indices: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
         """values[indices], gathered here: DuckDB inserts a dictionary column more slowly than the
         gathered strings (it decodes the whole dictionary, however few rows refer to it)."""
         return values.take(pa.array(indices, type=pa.int64(), mask=mask))
+
+    # Brand and customer once per customer: an entity's are then gathered from these small arrays in
+    # customer order (nearly sequential), not from the events' columns at scattered rows.
+    group_brand = cols.take("brand", events.group_starts[:-1])
+    group_customer = cols.take("customer_id", events.group_starts[:-1])
+
+    def first_event(first: np.ndarray, prefix: str) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(brand, customer_id, id) of entities from their first events; read once, used everywhere."""
+        group = np.searchsorted(events.group_starts, first, side="right") - 1
+        brand, customer = ref(group_brand, group), ref(group_customer, group)
+        return brand, customer, _entity_ids(prefix, brand, customer, cols.take("event_id", first))
+
+    v_brand, v_customer, cnv_ids = first_event(out.v_first, "cnv_")
 
     def of_conversation(conv: np.ndarray) -> dict[str, pa.Array]:
         return {"brand": ref(v_brand, conv), "customer_id": ref(v_customer, conv), "conversation_id": ref(cnv_ids, conv)}
