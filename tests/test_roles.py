@@ -220,17 +220,22 @@ def test_malformed_or_unknown_credentials_are_401(site: Site, authorization: str
     ("post", "/api/v1/reports", {"content": b"not json", "headers": {"Content-Type": "application/json"}}),
     ("get", "/api/v1/reports/sessions-detail", {"params": {"headers": "camel"}}),
 ], ids=["unknown-filter", "not-json", "bad-query-value"])
-def test_a_malformed_request_without_credentials_is_401_not_400(
+def test_a_malformed_request_is_refused_as_a_well_formed_one_would_be(
     site: Site, method: str, path: str, shape: dict[str, Any]
 ) -> None:
-    """The shape of a request is checked before credentials by the framework; nothing of what is wrong
-    with it is told to a caller who is not logged in (SPEC 6.2: 401 without credentials)."""
+    """The framework checks a request's shape before the endpoint checks the caller; what is wrong with
+    it is told only to a caller who may make it (SPEC 6.2: 401 without credentials, 403 without the
+    permission)."""
     with site.client() as client:
         anonymous = client.request(method.upper(), path, **shape)
         signed = {**shape, "headers": {**shape.get("headers", {}), **bearer(site.tokens["analyst"])}}
         known = client.request(method.upper(), path, **signed)
+    with site.client() as client:
+        agent = {**shape, "headers": {**shape.get("headers", {}), **bearer(site.tokens["agent"])}}
+        unpermitted = client.request(method.upper(), path, **agent)
     assert anonymous.status_code == 401, anonymous.text
     assert anonymous.json()["errors"][0]["code"] == "not_authenticated"
+    assert unpermitted.status_code == 403, unpermitted.text  # an agent may not run reports at all
     assert known.status_code == 400, known.text
 
 

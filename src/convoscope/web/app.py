@@ -172,9 +172,11 @@ def require(request: Request, store: Store, permission: str | None) -> Caller:
 
 
 def _authenticated(request: Request) -> None:
-    """Raise the 401 (or CSRF 403) that `require` would, whatever the permission."""
+    """Raise the 401, or the 403, that the endpoint's own `require` would have raised. Only the report
+    endpoints take parameters that can be malformed (the others read a body or an id themselves)."""
+    permission = accounts.REPORTS if request.url.path.startswith(f"{API_PREFIX}v1/reports") else None
     with server_of(request).gate.open() as store:
-        require(request, store, None)
+        require(request, store, permission)
 
 
 def wants_html(request: Request) -> bool:
@@ -280,7 +282,8 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
         """400 with the `errors` body (SPEC 6.2). FastAPI checks a request's shape before the endpoint
-        asks for credentials, so the API answers 401 here first, as it would to a well-formed request."""
+        asks for credentials, so the API answers 401 or 403 here first, as it would to a well-formed
+        request."""
         if request.url.path.startswith(API_PREFIX):
             try:
                 await run_in_threadpool(_authenticated, request)
