@@ -8,6 +8,7 @@ One server per module over one store: brand `acme` (generated) and brand `defaul
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -442,3 +443,31 @@ def test_a_brand_limited_administrator_cannot_send_the_other_brands_events(site:
     customers = {row["Customer ID"] for row in csv_dicts(seen.text)}
     assert "roles-acme-customer" in customers
     assert "roles-default-customer" not in customers
+
+
+def test_a_brand_limited_administrator_reads_only_the_audit_entries_and_users_of_their_brands(site: Site) -> None:
+    """The audit log and the users cover every brand; an administrator limited to acme sees what
+    concerns acme alone (SPEC 6.4, 6.5), while an administrator of every brand sees all of it."""
+    everyone = bearer(site.tokens["analyst"])
+    with site.client() as client:
+        for conversation in (WORKED_CONVERSATION, site.acme_conversation):
+            assert client.get(f"/conversations/{conversation}", headers=everyone).status_code == 200
+        for brand in ("default", "acme"):
+            assert client.get("/api/v1/reports/sessions-detail-with-messages", headers=everyone,
+                              params={**WORKED_DAY, "brand": brand}).status_code == 200
+        assert client.get("/api/v1/reports/sessions-detail-with-messages", headers=everyone,
+                          params=WORKED_DAY).status_code == 200  # every brand at once
+        limited_audit = client.get("/audit", headers=bearer(site.tokens["acme-admin"])).text
+        full_audit = client.get("/audit", headers=bearer(site.tokens["administrator"])).text
+        limited_users = client.get("/users", headers=bearer(site.tokens["acme-admin"])).text
+        full_users = client.get("/users", headers=bearer(site.tokens["administrator"])).text
+    assert site.acme_conversation in limited_audit and site.acme_conversation in full_audit
+    assert WORKED_CONVERSATION not in limited_audit and WORKED_CONVERSATION in full_audit
+    assert "&#34;default&#34;" not in limited_audit and "&#34;default&#34;" in full_audit  # the brand parameter
+    downloads = re.findall(r'<tr data-action="download">(.*?)</tr>', limited_audit, re.S)
+    by_analyst = [row for row in downloads if "<td>analyst</td>" in row]
+    assert by_analyst and all("&#34;acme&#34;" in row for row in by_analyst)  # not default's, not every brand's
+    assert not any("&#34;default&#34;" in row for row in downloads)
+    assert len(re.findall(r'<tr data-action="download">', full_audit)) >= len(downloads) + 2
+    assert set(re.findall(r'data-user="([^"]+)"', limited_users)) == {"acme-analyst", "acme-admin"}
+    assert {"analyst", "administrator", "acme-admin"} <= set(re.findall(r'data-user="([^"]+)"', full_users))

@@ -112,9 +112,14 @@ def _existing(con: duckdb.DuckDBPyConnection, name: str) -> User:
     return user
 
 
-def list_users(con: duckdb.DuckDBPyConnection) -> list[tuple[User, datetime]]:
+def list_users(con: duckdb.DuckDBPyConnection, brands: tuple[str, ...] | None = None) -> list[tuple[User, datetime]]:
+    """Every user; with `brands`, only those limited to some of these brands (a user of every brand, or
+    of another brand, would show brands outside the list)."""
     rows = con.execute("SELECT name, role, brands, created_at FROM users ORDER BY name").fetchall()
-    return [(_row_user(r[:3]), r[3]) for r in rows]
+    users = [(_row_user(r[:3]), r[3]) for r in rows]
+    if brands is None:
+        return users
+    return [(u, at) for u, at in users if u.brands is not None and set(u.brands) <= set(brands)]
 
 
 def add_user(store: Store, name: str, role: str, password: str, brands: tuple[str, ...] | None) -> User:
@@ -302,18 +307,26 @@ def end_session(store: Store, session_id: str) -> None:
 
 # --- audit (SPEC 6.5) --------------------------------------------------------------------------------
 
-def audit(store: Store, user: str | None, action: str, target: str | None, parameters: dict[str, Any]) -> None:
+_AUDIT_INSERT = "INSERT INTO audit_log (logged_at, user_name, action, target, parameters, brands) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def audit(store: Store, user: str | None, action: str, target: str | None, parameters: dict[str, Any],
+          brands: list[str] | None = None) -> None:
+    """Record an entry; `brands` are those whose data it concerns (None: no brand's, or every brand's)."""
     with store.transaction() as con:
-        con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
-                    [_now(), user, action, target, json.dumps(parameters, sort_keys=True, default=str)])
+        con.execute(_AUDIT_INSERT, [_now(), user, action, target, json.dumps(parameters, sort_keys=True, default=str),
+                                    sorted(brands) if brands is not None else None])
 
 
-def audit_entries(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> list[tuple[Any, ...]]:
-    """(at, user, action, target, parameters) newest first."""
+def audit_entries(con: duckdb.DuckDBPyConnection, limit: int | None = None,
+                  brands: tuple[str, ...] | None = None) -> list[tuple[Any, ...]]:
+    """(at, user, action, target, parameters) newest first; with `brands`, only the entries that concern
+    some of these brands and no other (SPEC 6.4: a user never sees data of a brand outside their list)."""
+    only = "WHERE len(brands) > 0 AND list_has_all(?::VARCHAR[], brands)" if brands is not None else ""
     return con.execute(f"""
-        SELECT logged_at, user_name, action, target, parameters::VARCHAR FROM audit_log ORDER BY logged_at DESC, rowid DESC
-        {f'LIMIT {int(limit)}' if limit else ''}
-    """).fetchall()
+        SELECT logged_at, user_name, action, target, parameters::VARCHAR FROM audit_log {only}
+        ORDER BY logged_at DESC, rowid DESC {f'LIMIT {int(limit)}' if limit else ''}
+    """, [list(brands)] if brands is not None else []).fetchall()
 
 
 def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
@@ -324,6 +337,6 @@ def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
                                  [brand, customer]).fetchall()[0][0])
         for table in ("events", "rejects", "duplicates", "pending", *DERIVED_TABLES):
             con.execute(f"DELETE FROM {table} WHERE brand = ? AND customer_id = ?", [brand, customer])
-        con.execute("INSERT INTO audit_log VALUES (?, ?, 'forget', ?, ?)",
-                    [_now(), by, f"a customer of brand {brand}", json.dumps({"brand": brand, "events": erased})])
+        con.execute(_AUDIT_INSERT, [_now(), by, "forget", f"a customer of brand {brand}",
+                                    json.dumps({"brand": brand, "events": erased}), [brand]])
     return erased

@@ -102,6 +102,8 @@ CREATE TABLE IF NOT EXISTS web_sessions (
 CREATE TABLE IF NOT EXISTS audit_log (
     logged_at TIMESTAMP NOT NULL, user_name VARCHAR, action VARCHAR NOT NULL, target VARCHAR, parameters JSON
 );
+-- The brands an entry concerns (NULL: none in particular, or every brand); stores made before it get it here.
+ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS brands VARCHAR[];
 CREATE TABLE IF NOT EXISTS session_messages (
     brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, seq INTEGER, event_id VARCHAR,
     occurred_at TIMESTAMP, speaker VARCHAR

@@ -221,6 +221,11 @@ def check_params(server: Server, store: Store, caller: Caller, report: Report, b
     return params
 
 
+def audited_brands(params: Params) -> list[str] | None:
+    """The brands a report's audit entry concerns: those it covered, or None when it covered every brand."""
+    return None if params.every_brand else params.brands
+
+
 def csv_response(server: Server, store: Store, caller: Caller, report: Report, params: Params,
                  parameters: dict[str, Any]) -> Response:
     """The report's CSV as an attachment, written by the command line's code; downloads of reports with
@@ -230,7 +235,7 @@ def csv_response(server: Server, store: Store, caller: Caller, report: Report, p
     path = Path(scratch.name) / f"{report.name}.csv"
     reports.render_csv(store, server.config, report, params, path)
     if report.personal_data:
-        server.audit(store, caller, "download", report.name, parameters)
+        server.audit(store, caller, "download", report.name, parameters, audited_brands(params))
     return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{report.name}.csv",
                         background=BackgroundTask(scratch.cleanup))
 
@@ -240,7 +245,7 @@ def json_response(server: Server, store: Store, caller: Caller, report: Report, 
     server.ensure_derived(store)
     header, rows = reports.report_rows(store, server.config, report, params)
     if report.personal_data:
-        server.audit(store, caller, "download", report.name, parameters)
+        server.audit(store, caller, "download", report.name, parameters, audited_brands(params))
     return JSONResponse({"report": report.name, "columns": header,
                          "rows": [dict(zip(header, row, strict=True)) for row in rows]})
 
@@ -368,7 +373,7 @@ def _entity(request: Request, permission: str, kind: str, entity_id: str, audite
         if found is None:
             raise problem(404, "not_found", f"no {kind} {entity_id!r}", "id")
         if audited:
-            server.audit(store, caller, "view", f"{kind}/{entity_id}", {"via": "api"})
+            server.audit(store, caller, "view", f"{kind}/{entity_id}", {"via": "api"}, [found["brand"]])
     return jsonable(found)
 
 

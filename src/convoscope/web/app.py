@@ -225,9 +225,10 @@ class Server:
                                    {"client": client, "via": via})
         return user
 
-    def audit(self, store: Store, caller: Caller, action: str, target: str | None, parameters: dict[str, Any]) -> None:
+    def audit(self, store: Store, caller: Caller, action: str, target: str | None, parameters: dict[str, Any],
+              brands: list[str] | None) -> None:
         with self.gate.writing:
-            accounts.audit(store, caller.user.name, action, target, parameters)
+            accounts.audit(store, caller.user.name, action, target, parameters, brands)
 
     def page(self, request: Request, template: str, caller: Caller | None, status: int = 200,
              **context: Any) -> HTMLResponse:

@@ -25,7 +25,7 @@ from convoscope.config import is_zone
 from convoscope.reports.base import PERIODS, Params, Report, summary_query
 from convoscope.reports.sessions import FIGURES, SESSIONS_SUMMARY, session_facts, session_filters
 from convoscope.store import Store
-from convoscope.web.api import check_params
+from convoscope.web.api import audited_brands, check_params
 from convoscope.web.app import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -345,7 +345,7 @@ def report_page(
             server.ensure_derived(store)
             result = _run_report(server, store, report, params)
             if report.personal_data:  # seeing the rows is reading them: as audited as a download (SPEC 6.5)
-                server.audit(store, caller, "view", report.name, form.audited())
+                server.audit(store, caller, "view", report.name, form.audited(), audited_brands(params))
     zone = params.tz if params is not None else None
     return server.page(
         request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
@@ -654,7 +654,7 @@ def conversation_page(request: Request, conversation_id: str,
         found = timeline.conversation(store.con, conversation_id, brands)
         if found is None:
             raise problem(404, "not_found", f"no conversation {conversation_id!r}", "id")
-        server.audit(store, caller, "view", f"conversation/{conversation_id}", {"via": "page"})
+        server.audit(store, caller, "view", f"conversation/{conversation_id}", {"via": "page"}, [found["brand"]])
     brand_zone = server.config.for_brand(found["brand"]).timezone
     zone_name, zone_error = _zone(_blank(tz), brand_zone)
     zone = ZoneInfo(zone_name)
@@ -676,7 +676,7 @@ def audit_page(request: Request) -> Response:
     server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.ADMINISTER)
-        entries = accounts.audit_entries(store.con, limit=AUDIT_SHOWN)
+        entries = accounts.audit_entries(store.con, limit=AUDIT_SHOWN, brands=caller.user.brands)
     return server.page(request, "audit.html", caller, entries=entries, shown=AUDIT_SHOWN, iso=_iso,
                        clock=lambda value: _clock(value, ZoneInfo("UTC")))
 
@@ -687,6 +687,6 @@ def users_page(request: Request) -> Response:
     server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.ADMINISTER)
-        users = accounts.list_users(store.con)
+        users = accounts.list_users(store.con, brands=caller.user.brands)
     return server.page(request, "users.html", caller, users=users,
                        clock=lambda value: _clock(value, ZoneInfo("UTC")))
