@@ -262,6 +262,20 @@ def test_audit_lists_downloads_with_messages_and_conversation_views(live: Live) 
     assert "Hi, where is my order" not in run(live.store, "audit").stdout  # who, when, what — not the messages
 
 
+def test_a_command_line_report_with_messages_is_audited_too(live: Live, tmp_path: Path) -> None:
+    out = tmp_path / "messages.csv"
+    for args in (["--brand", "default", "--out", str(out)], ["--from", "2026-05-21"]):
+        result = run(live.store, "report", "sessions-detail-with-messages", "--as-of", AS_OF, *args)
+        assert result.exit_code == 0, result.stderr
+    assert run(live.store, "report", "sessions-detail", "--as-of", AS_OF).exit_code == 0  # no messages: not audited
+    to_stdout, to_file = audit_rows(live.store)[:2]
+    for entry in (to_stdout, to_file):
+        assert (entry["action"], entry["target"]) == ("download", "sessions-detail-with-messages")
+        assert entry["user"].startswith("cli:")
+    assert "2026-05-21" in to_stdout["parameters"]
+    assert "default" in to_file["parameters"] and str(out) in to_file["parameters"]
+
+
 CUSTOMER = "forget-me"
 SECRET = "card 4111-SECRET-1111"
 FORGET_EVENTS = [
@@ -324,6 +338,8 @@ def test_forget_erases_the_customer_everywhere_and_is_audited(live: Live) -> Non
     log = run(store, "audit").stdout
     assert "SECRET" not in log
     assert CUSTOMER not in log  # that it happened, not whom it erased (docs/decisions.md 43)
+    assert conversation not in log  # an id made from the customer's (SPEC 3.5) is theirs too
+    assert any(entry["target"] == "conversation/(erased)" and entry["user"] == "admin" for entry in audit_rows(store))
 
 
 def cli_process(store: Convoscope, *args: str) -> subprocess.CompletedProcess[str]:

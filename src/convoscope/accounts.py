@@ -331,10 +331,19 @@ def audit_entries(con: duckdb.DuckDBPyConnection, limit: int | None = None,
 
 def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
     """Erase one customer's events, rejects, duplicates and derived rows (SPEC 6.5); returns the number
-    of events erased. The audit log records that it happened, not what was erased."""
+    of events erased. The audit log records that it happened, not what was erased, and forgets the ids
+    of what was erased."""
     with store.transaction() as con:
         erased = int(con.execute("SELECT count(*) FROM events WHERE brand = ? AND customer_id = ?",
                                  [brand, customer]).fetchall()[0][0])
+        # Earlier views of the customer's conversations, sessions and contacts stay in the audit log (who
+        # read what, when), but the ids, made from the customer's (SPEC 3.5), are blanked.
+        con.execute("""
+            UPDATE audit_log SET target = split_part(target, '/', 1) || '/(erased)'
+            WHERE target IN (SELECT 'conversation/' || conversation_id FROM conversations WHERE brand = $1 AND customer_id = $2
+                             UNION ALL SELECT 'session/' || session_id FROM sessions WHERE brand = $1 AND customer_id = $2
+                             UNION ALL SELECT 'contact/' || contact_id FROM contacts WHERE brand = $1 AND customer_id = $2)
+        """, [brand, customer])
         for table in ("events", "rejects", "duplicates", "pending", *DERIVED_TABLES):
             con.execute(f"DELETE FROM {table} WHERE brand = ? AND customer_id = ?", [brand, customer])
         con.execute(_AUDIT_INSERT, [_now(), by, "forget", f"a customer of brand {brand}",

@@ -202,6 +202,13 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
         else:
             count = service.write_report(store, config, definition, params, Path(out), progress=progress_printer())
             click.echo(f"wrote {count:,} rows to {out}", err=True)
+        if definition.personal_data and not lake:  # SPEC 6.5: every download of a report with messages
+            from convoscope import accounts
+
+            given = {"from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "where": list(where),
+                     "brand": list(brands), "extra": extra or None, "out": out}
+            accounts.audit(store, f"cli:{getpass.getuser()}", "download", name,
+                           {key: value for key, value in given.items() if value}, list(brands) or None)
 
 
 @cli.command("spark-derive")
