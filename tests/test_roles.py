@@ -400,10 +400,10 @@ def test_a_brand_limited_user_naming_another_brand_gets_400(site: Site) -> None:
                              headers=limited(site))
         own = client.post("/api/v1/reports", json={"metricSet": "sessions-detail", "filters": {"brand": "acme"}},
                           headers=limited(site))
-    for response in (by_get, by_post, by_post_list):
+    for response, attr in ((by_get, "brand"), (by_post, "filters.brand"), (by_post_list, "filters.brand")):
         assert response.status_code == 400, response.text
         error = response.json()["errors"][0]
-        assert error["attr"] == "brand"
+        assert error["attr"] == attr  # as the request named it
         assert "default" in error["detail"]
     # the answer does not tell a brand that exists from one that does not
     assert unknown.status_code == 400

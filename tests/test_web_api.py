@@ -396,12 +396,13 @@ def assert_errors_body(response: httpx.Response, attr_part: str | None) -> dict[
     ({"metricSet": "GladlyEverythingReport"}, "metricSet"),
     ({"metricSet": "sessions-summary", "aggregationLevel": "hourly"}, "aggregationLevel"),
     ({"metricSet": "sessions-detail", "startAtTime": "2026-05-21T10:00:00"}, "startAtTime"),
-    ({"metricSet": "sessions-detail", "startAt": "21/05/2026"}, None),
-    ({"metricSet": "sessions-detail", "timezone": "Mars/Olympus"}, None),
+    ({"metricSet": "sessions-detail", "startAt": "21/05/2026"}, "startAt"),  # the request's names, not the query's
+    ({"metricSet": "sessions-detail", "timezone": "Mars/Olympus"}, "timezone"),
     ({"metricSet": "sessions-detail", "format": "csv"}, "format"),
     ({"metricSet": "data-quality", "filters": {"channel": ["chat"]}}, "channel"),  # would be silently ignored
     ({"startAt": "2026-05-21"}, "metricSet"),
-    ({"metricSet": "sessions-detail", "startAt": "2026-05-22", "endAt": "2026-05-21"}, None),
+    ({"metricSet": "sessions-detail", "startAt": "2026-05-22", "endAt": "2026-05-21"}, "startAt"),
+    ({"metricSet": "sessions-detail", "filters": {"brand": "no-such-brand"}}, "filters.brand"),
     ({"metricSet": "sessions-detail", "startAtTime": "2026-05-21T12:00:00Z", "endAtTime": "2026-05-21T11:00:00Z"},
      "startAtTime"),
 ])

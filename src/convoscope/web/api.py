@@ -195,28 +195,34 @@ def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer
 
 # --- reports -----------------------------------------------------------------------------------------
 
-def _visible(store: Store, user: User, requested: list[str]) -> tuple[list[str], bool]:
+def _visible(store: Store, user: User, requested: list[str], attr: str) -> tuple[list[str], bool]:
     """The brands a report covers and whether rows of no known brand are shown (SPEC 6.4)."""
     visible = user.visible_brands(store.brands())
     for brand in requested:
         if brand not in visible:
-            raise problem(400, "invalid", f"brand {brand!r} is not one you may see; "
-                                          f"choose from {', '.join(visible) or 'none'}", "brand")
+            raise problem(400, "invalid", f"{attr} {brand!r} is not one you may see; "
+                                          f"choose from {', '.join(visible) or 'none'}", attr)
     return (requested or visible), (user.brands is None and not requested)
 
 
 def check_params(server: Server, store: Store, caller: Caller, report: Report, brands: list[str],
-                 **options: Any) -> Params:
-    """The common parameters of SPEC 4 checked as the command line checks them, for this user's brands."""
+                 names: dict[str, str] | None = None, **options: Any) -> Params:
+    """The common parameters of SPEC 4 checked as the command line checks them, for this user's brands.
+    An error names a parameter as the request did: `names` maps the query's names to the request's."""
     if report.personal_data and not caller.user.can(accounts.REPORTS_WITH_MESSAGES):
         raise problem(403, "forbidden", f"the {caller.user.role_title} role may not read reports with messages")
-    chosen, every = _visible(store, caller.user, brands)
+    chosen, every = _visible(store, caller.user, brands, (names or {}).get("brand", "brand"))
     try:
         params = reports.build_params(report, server.config, store.brands(), brands=chosen or None, **options)
     except ConvoscopeError as exc:  # the command line's message, with the parameter names of the API
+
+        def name(option: re.Match[str]) -> str:
+            query_name = option.group(1).replace("-", "_")
+            return (names or {}).get(query_name, query_name)
+
         named = re.search(r"--([a-z][a-z-]*)", exc.message)
-        message = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), exc.message)
-        raise problem(400, "invalid", message, named.group(1).replace("-", "_") if named else None) from None
+        raise problem(400, "invalid", re.sub(r"--([a-z][a-z-]*)", name, exc.message),
+                      name(named) if named else None) from None
     params.brands, params.every_brand = chosen, every
     return params
 
@@ -285,6 +291,10 @@ def _as_list(value: list[str] | str | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+# The names of POST /api/v1/reports for the common parameters, as its errors call them.
+POST_NAMES = {"from": "startAt", "to": "endAt", "tz": "timezone", "brand": "filters.brand"}
+
+
 @router.post("/reports", responses=CSV_RESPONSE | ERROR_RESPONSES, response_class=Response,
              summary="Run a report with the seeds' reporting-API request shape; answers CSV")
 def post_report(request: Request, body: ReportRequest) -> Response:
@@ -297,8 +307,8 @@ def post_report(request: Request, body: ReportRequest) -> Response:
             raise problem(400, "invalid", f"aggregationLevel {level!r} is not one of {', '.join(LEVELS)}",
                           "aggregationLevel")
         filters = body.filters or ReportFilters()
-        params = check_params(server, store, caller, report, _as_list(filters.brand), date_from=body.startAt,
-                              date_to=body.endAt, tz=body.timezone,
+        params = check_params(server, store, caller, report, _as_list(filters.brand), names=POST_NAMES,
+                              date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
                               period=LEVELS[level] if level and report.takes_period else None)
         channels = _as_list(filters.channel)
         if channels and channels != ["allChannels"]:
