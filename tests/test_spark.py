@@ -144,6 +144,65 @@ def test_report_lake_on_the_command_line(lake: Path, store_path: Path, tmp_path:
     assert from_lake.stdout == from_store.stdout and from_lake.stdout.count(b"\n") > 10_000
 
 
+def _event(event_id: str, minute: int, **fields: str) -> dict[str, str]:
+    return {"event_id": event_id, "type": "customer_message", "occurred_at": f"2026-05-21T10:{minute:02}:00Z",
+            "customer_id": "k1", "channel": "chat", **fields}
+
+
+def test_awkward_folders_give_the_embedded_engines_tables_and_reports(
+    spark: object, config: Config, tmp_path: Path
+) -> None:
+    """Files that differ in their columns, names that sort differently as paths and as strings, a space
+    in a name, names Hadoop hides, an upper-case extension, a file given before the folder, a reject
+    fixed by a later file: both engines read the same events in the same arrival order."""
+    given = tmp_path / "given"
+    (given / "sub").mkdir(parents=True)
+    (tmp_path / "first").mkdir()
+
+    def write(path: Path, *events: dict[str, str]) -> None:
+        pq.write_table(pa.Table.from_pylist(list(events)), path)
+
+    write(given / "a.parquet", _event("a1", 0), _event("po1", 1, text="from a"))
+    write(given / "b.parquet", _event("b1", 2, route="team", text="to the team", order_no="=123"),
+          {**_event("b2", 3, agent="ann"), "type": "agent_message"})
+    write(given / "sub" / "x.parquet", _event("po2", 4, text="from sub/x"))  # `sub/` sorts before `sub-y` as parts
+    write(given / "sub-y.parquet", _event("po2", 4, text="from sub-y"))
+    write(given / "sp ace.parquet", _event("s1", 5))
+    write(given / "UP.PARQUET", _event("u1", 6))
+    write(given / "_hidden.parquet", _event("h1", 7))
+    write(given / ".hidden.parquet", _event("h2", 8))
+    write(given / "c1.parquet", {k: v for k, v in _event("rr", 9).items() if k != "channel"})  # rejected: no channel ...
+    write(given / "c2.parquet", _event("rr", 10))  # ... and fixed by a later file
+    write(tmp_path / "first" / "first.parquet", _event("po1", 1, text="from the first argument"))
+    arguments = [str(tmp_path / "first" / "first.parquet"), str(given)]
+
+    store_path = tmp_path / "store.duckdb"
+    with Store(store_path) as store:
+        service.ingest(store, config, arguments)
+    lake = tmp_path / "lake"
+    spark_engine.derive(spark, arguments, str(lake), config)
+
+    for table in LAKE_TABLES:
+        _count, only_store, only_lake = _differences(lake, store_path, table)
+        assert (only_store, only_lake) == (0, 0), f"{table}: {only_store} rows only in the store, {only_lake} only in the lake"
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        texts = dict(con.execute("SELECT event_id, text FROM events WHERE event_id LIKE 'po%'").fetchall())
+        ids = {row[0] for row in con.execute("SELECT event_id FROM events").fetchall()}
+        resolved = con.execute("SELECT resolved FROM rejects WHERE kind = 'rejected'").fetchall()
+    assert texts == {"po1": "from the first argument", "po2": "from sub/x"}
+    assert {"s1", "u1", "b1", "b2", "rr"} <= ids and not {"h1", "h2"} & ids
+    assert resolved == [(True,)]
+    # Reports over the lake in a process whose local time zone is not UTC.
+    (tmp_path / "convoscope.toml").write_text(CONFIG)
+    run = lambda *args: subprocess.run([*CLI, *args], cwd=tmp_path, capture_output=True,  # noqa: E731
+                                       env={**os.environ, "TZ": "America/New_York"})
+    for name in ("data-quality", "contact-export", "sessions-detail"):
+        from_lake = run("report", name, "--tz", "UTC", "--as-of", AS_OF, "--lake", str(lake))
+        from_store = run("--db", str(store_path), "report", name, "--tz", "UTC", "--as-of", AS_OF)
+        assert from_lake.returncode == 0, from_lake.stderr
+        assert from_lake.stdout == from_store.stdout, name
+
+
 def test_a_lake_made_with_other_settings_is_refused_with_what_to_do(lake: Path, tmp_path: Path) -> None:
     result = subprocess.run([*CLI, "report", "sessions-detail", "--lake", str(lake)], cwd=tmp_path,
                             capture_output=True, text=True)  # default settings: session_inactivity 2h

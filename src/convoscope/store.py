@@ -214,7 +214,7 @@ class Store:
             raise ConvoscopeError(f"{folder} is not a complete convoscope lake (no derived_settings table); "
                                   "write one with 'convoscope spark-derive --out DIR'")
         con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET GLOBAL TimeZone = 'UTC'")  # reports run on cursors, new connections: set it for all
         con.execute(_SCHEMA)
         for table in LAKE_TABLES:
             files = sorted((folder / table).glob("*.parquet"))

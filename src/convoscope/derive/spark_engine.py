@@ -17,7 +17,9 @@ PySpark is an optional extra (`pip install "convoscope[spark]"`), imported only 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -112,9 +114,12 @@ def _spark_schema(schema: pa.Schema) -> Any:
 
 # --- validation -------------------------------------------------------------------------------------
 
-def _staged_query(batches: Iterator[pa.RecordBatch], query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def _staged_query(batches: Iterator[pa.RecordBatch], query: str, schema: pa.Schema,
+                  columns_of: dict[str, list[str]]) -> Iterator[pa.RecordBatch]:
     """Stage each source file's records of every batch as the ingester stages a Parquet batch, and run
-    `query` over them (the ingester's validation, or its raw text) in an in-process DuckDB."""
+    `query` over them (the ingester's validation, or its raw text) in an in-process DuckDB. A file is
+    staged with its own columns (`columns_of`, when known), not every column of the files read
+    together, so that a record's raw text names the fields its file has, as the ingester's does."""
     import duckdb
 
     from convoscope.events.readers import stage_arrow, unstage_arrow
@@ -126,7 +131,10 @@ def _staged_query(batches: Iterator[pa.RecordBatch], query: str, schema: pa.Sche
         sources = table.column(SOURCE)
         for source in pc.unique(sources).to_pylist():
             part = table.filter(pc.equal(sources, source))
-            stage_arrow(con, source, part.drop_columns([SOURCE, LINE]), part.column(LINE).to_numpy())
+            own = columns_of.get(source)
+            fields = part.drop_columns([SOURCE, LINE])
+            stage_arrow(con, source, fields.select([c for c in fields.column_names if c in own]) if own else fields,
+                        part.column(LINE).to_numpy())
             result = con.sql(query).to_arrow_table()
             unstage_arrow(con)
             yield from result.select(schema.names).cast(schema).to_batches()
@@ -134,27 +142,70 @@ def _staged_query(batches: Iterator[pa.RecordBatch], query: str, schema: pa.Sche
 
 # The raw text of records, as the ingester keeps it for the ones it rejects.
 _RAW = pa.schema([pa.field("source", pa.string()), pa.field("line", pa.int64()), pa.field("raw", pa.string())])
-_raw_batches = partial(_staged_query, query="SELECT source, line, raw FROM _stage", schema=_RAW)
 
 
-def _records(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """Every record of the Parquet files (or folders of them) under `paths`, with its source and line."""
+def _records(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame]:
+    """Every record of the Parquet files (or folders of them) under `paths`, with its source and line,
+    and the files in arrival order (`_arrival`). Files may differ in their columns: a column one lacks
+    is an absent field there, as in the embedded ingester."""
     F = _pyspark().functions
-    raw = (spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.parquet").parquet(*paths))
-    return raw.select(
+    raw = (spark.read.option("recursiveFileLookup", "true").option("mergeSchema", "true")
+           .option("pathGlobFilter", "*.[pP][aA][rR][qQ][uU][eE][tT]").parquet(*paths))
+    files = _arrival(spark, raw.inputFiles(), paths)
+    records = raw.select(
         "*",
-        F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?", "").alias(SOURCE),
+        F.regexp_replace(F.col("_metadata.file_path"), _FILE_SCHEME, "").alias(_URI),
         (F.col("_metadata.row_index") + 1).alias(LINE),  # a Parquet record's line is its row from one
-    )
+    ).join(F.broadcast(files.select(_URI, SOURCE)), _URI).drop(_URI)
+    return records, files.drop(_URI).withColumnRenamed(SOURCE, "source")
 
 
-def _merge(records: DataFrame, checked: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+_URI, _ARG, _ORDER = "__convoscope_uri", "__convoscope_argument", "__convoscope_order"
+_FILE_SCHEME = "^file:(//)?"
+
+
+def _columns_of(files: DataFrame) -> dict[str, list[str]]:
+    """The columns of each local input file, read from its footer here on the driver (a file of another
+    file system is staged with every column read)."""
+    import pyarrow.parquet as pq
+
+    found = {}
+    for (source,) in files.select("source").collect():
+        if os.path.isfile(source):
+            found[source] = pq.read_schema(source).names
+    return found
+
+
+def _arrival(spark: SparkSession, uris: list[str], paths: list[str]) -> DataFrame:
+    """Each input file: its address as Spark names it, its source as the embedded ingester names it (the
+    resolved local path, or the URL), and its place in arrival order (SPEC 2.4, decision 44) as the
+    ingester reads the same arguments: by argument, then within a folder by path, part by part."""
+    def local(address: str) -> str | None:
+        return urllib.parse.unquote(re.sub(_FILE_SCHEME, "", address)) if address.startswith("file:") else None
+
+    given = [os.path.abspath(re.sub(_FILE_SCHEME, "", p)) if ":" not in p or p.startswith("file:") else p
+             for p in paths]
+    rows = []
+    for uri in uris:
+        path = local(uri)
+        name = path if path is not None else uri
+        argument = next((i for i, g in enumerate(given) if name == g or name.startswith(g.rstrip("/") + "/")),
+                        len(given))
+        rows.append((re.sub(_FILE_SCHEME, "", uri), os.path.realpath(path) if path is not None else uri,
+                     argument, name.replace("/", "\x01")))  # a separator sorts before any other character
+    return spark.createDataFrame(rows, f"{_URI} string, {SOURCE} string, {_ARG} int, {_ORDER} string")
+
+
+def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
+           columns_of: dict[str, list[str]]) -> tuple[DataFrame, DataFrame, DataFrame]:
     """SPEC 2.4 over everything read at once: (events, duplicates, rejects). Of records sharing
-    (brand, event_id) the first in (file, row) order is stored, as the embedded ingester stores the
-    first it reads; one with the same content is a duplicate, any other a conflict, kept with its
-    raw text (read again for those few records only)."""
+    (brand, event_id) the first in arrival order (file, row) is stored, as the embedded ingester stores
+    the first it reads; one with the same content is a duplicate, any other a conflict, kept with its
+    raw text (read again for those few records only). A rejected record counts as resolved when its
+    event was stored from its own file or a later one, as when the ingester reads them in turn."""
     sql = _pyspark()
     F, Window = sql.functions, sql.Window
+    checked = checked.join(F.broadcast(files), "source")
     valid = checked.where(F.col("reject_reason").isNull())
     # Most ids come once: only records of repeated ids (found by a narrow aggregate) go through the
     # window, so the wide records are not shuffled for it.
@@ -162,33 +213,40 @@ def _merge(records: DataFrame, checked: DataFrame) -> tuple[DataFrame, DataFrame
                 .persist(_spilling()))
     few = repeated.count() <= 1_000_000
     repeated_ids = F.broadcast(repeated) if few else repeated
-    first = Window.partitionBy("brand", "event_id").orderBy("source", "line")
+    first = Window.partitionBy("brand", "event_id").orderBy(_ARG, _ORDER, "line")
     ranked = valid.join(repeated_ids, ["brand", "event_id"], "left_semi").select(
         "*", F.row_number().over(first).alias("_n"),
         *(F.first(c).over(first).alias(f"_ref_{c}") for c in (*COMPARED, "attributes", "source", "line")),
     )
     once = valid.join(repeated_ids, ["brand", "event_id"], "left_anti")
-    columns = [*arrow_schema("events").names[:-1]]
-    events = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns)).select(
-        "*", F.localtimestamp().alias("ingested_at"))
+    columns = [*arrow_schema("events").names[:-1], _ARG, _ORDER]
+    stored = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns))
+    events = stored.drop(_ARG, _ORDER).select("*", F.localtimestamp().alias("ingested_at"))
     later = ranked.where("_n > 1").withColumn("same", F.lit(True))
     for c in (*COMPARED, "attributes"):
         later = later.withColumn("same", F.col("same") & F.col(c).eqNullSafe(F.col(f"_ref_{c}")))
     later = later.withColumnsRenamed({"_ref_source": "ref_source", "_ref_line": "ref_line"})
     duplicates = later.where("same").select(
         "brand", "event_id", "customer_id", "occurred_at", "source", "line", F.localtimestamp().alias("seen_at"))
-    rejected = checked.where(F.col("reject_reason").isNotNull()).select(
+    fixed = stored.select("brand", "event_id", F.col(_ARG).alias("_fixed_argument"),
+                          F.col(_ORDER).alias("_fixed_order"))
+    rejected = checked.where(F.col("reject_reason").isNotNull()).join(fixed, ["brand", "event_id"], "left").select(
         F.lit("rejected").alias("kind"), F.col("reject_reason").alias("reason"), "source", "line", "raw",
-        "brand", "event_id", "customer_id", "occurred_at")
+        "brand", "event_id", "customer_id", "occurred_at",
+        F.coalesce((F.col("_fixed_argument") > F.col(_ARG))
+                   | ((F.col("_fixed_argument") == F.col(_ARG)) & (F.col("_fixed_order") >= F.col(_ORDER))),
+                   F.lit(False)).alias("resolved"))
     conflicts = later.where("NOT same").select(
         F.lit("conflict").alias("kind"), F.expr(CONFLICT_REASON_SQL).alias("reason"), "source", "line",
         "brand", "event_id", "customer_id", "occurred_at")
     where = conflicts.select(F.col("source").alias(SOURCE), F.col("line").alias(LINE))
-    raw = records.join(F.broadcast(where), [SOURCE, LINE], "left_semi").mapInArrow(_raw_batches, _spark_schema(_RAW))
+    raw_batches = partial(_staged_query, query="SELECT source, line, raw FROM _stage", schema=_RAW,
+                          columns_of=columns_of)
+    raw = records.join(F.broadcast(where), [SOURCE, LINE], "left_semi").mapInArrow(raw_batches, _spark_schema(_RAW))
     conflicts = conflicts.join(raw, ["source", "line"], "left").select(
-        "kind", "reason", "source", "line", "raw", "brand", "event_id", "customer_id", "occurred_at")
-    rejects = rejected.unionByName(conflicts).select(
-        "*", F.localtimestamp().alias("rejected_at"), F.lit(False).alias("resolved"))
+        "kind", "reason", "source", "line", "raw", "brand", "event_id", "customer_id", "occurred_at",
+        F.lit(False).alias("resolved"))
+    rejects = rejected.unionByName(conflicts).select("*", F.localtimestamp().alias("rejected_at"))
     return events, duplicates, rejects
 
 
@@ -283,10 +341,11 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
     base = out.rstrip("/")
     settings = f"{base}/derived_settings"
     _remove(spark, settings)
-    records = _records(spark, paths)
-    validate = partial(_staged_query, query=validation_sql(assume_tz), schema=_CHECKED)
+    records, files = _records(spark, paths)
+    columns_of = _columns_of(files)
+    validate = partial(_staged_query, query=validation_sql(assume_tz), schema=_CHECKED, columns_of=columns_of)
     checked = records.mapInArrow(validate, _spark_schema(_CHECKED)).persist(disk)
-    events, duplicates, rejects = _merge(records, checked)
+    events, duplicates, rejects = _merge(records, checked, files, columns_of)
     counts = {}
     for name, frame in (("events", events), ("duplicates", duplicates), ("rejects", rejects)):
         frame.select(*arrow_schema(name).names).write.mode("overwrite").parquet(f"{base}/{name}")

@@ -78,7 +78,8 @@ def expand(paths: list[str], fmt: str | None) -> list[tuple[str, Path | None, st
             continue
         path = Path(name)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS
+                           and not any(_hidden(part) for part in p.relative_to(path).parts))
             if not files:
                 raise IngestError(f"{path}: no .jsonl, .csv or .parquet files in this directory")
             found.extend((str(p.resolve()), p, detect_format(p, fmt)) for p in files)
@@ -87,6 +88,12 @@ def expand(paths: list[str], fmt: str | None) -> list[tuple[str, Path | None, st
         else:
             raise IngestError(f"{path}: no such file or directory; check the path")
     return found
+
+
+def _hidden(name: str) -> bool:
+    """A name Hadoop's file listing skips in a folder, and so Spark's (decision 44): `.x`, `_x` (but
+    `_x=y`, a partition), `x._COPYING_`. Both engines read the same files of a folder."""
+    return name.startswith(".") or (name.startswith("_") and "=" not in name) or name.endswith("._COPYING_")
 
 
 def read_chunks(con: duckdb.DuckDBPyConnection, source: str, path: Path | None, fmt: str) -> Iterator[Chunk]:
