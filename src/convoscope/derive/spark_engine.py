@@ -201,8 +201,8 @@ def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
     """SPEC 2.4 over everything read at once: (events, duplicates, rejects). Of records sharing
     (brand, event_id) the first in arrival order (file, row) is stored, as the embedded ingester stores
     the first it reads; one with the same content is a duplicate, any other a conflict, kept with its
-    raw text (read again for those few records only). A rejected record counts as resolved when its
-    event was stored from its own file or a later one, as when the ingester reads them in turn."""
+    raw text (read again for those few records only). Rejects keep their file's place in arrival
+    order for `_resolve`."""
     sql = _pyspark()
     F, Window = sql.functions, sql.Window
     checked = checked.join(F.broadcast(files), "source")
@@ -219,23 +219,18 @@ def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
         *(F.first(c).over(first).alias(f"_ref_{c}") for c in (*COMPARED, "attributes", "source", "line")),
     )
     once = valid.join(repeated_ids, ["brand", "event_id"], "left_anti")
-    columns = [*arrow_schema("events").names[:-1], _ARG, _ORDER]
-    stored = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns))
-    events = stored.drop(_ARG, _ORDER).select("*", F.localtimestamp().alias("ingested_at"))
+    columns = [*arrow_schema("events").names[:-1]]
+    events = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns)).select(
+        "*", F.localtimestamp().alias("ingested_at"))
     later = ranked.where("_n > 1").withColumn("same", F.lit(True))
     for c in (*COMPARED, "attributes"):
         later = later.withColumn("same", F.col("same") & F.col(c).eqNullSafe(F.col(f"_ref_{c}")))
     later = later.withColumnsRenamed({"_ref_source": "ref_source", "_ref_line": "ref_line"})
     duplicates = later.where("same").select(
         "brand", "event_id", "customer_id", "occurred_at", "source", "line", F.localtimestamp().alias("seen_at"))
-    fixed = stored.select("brand", "event_id", F.col(_ARG).alias("_fixed_argument"),
-                          F.col(_ORDER).alias("_fixed_order"))
-    rejected = checked.where(F.col("reject_reason").isNotNull()).join(fixed, ["brand", "event_id"], "left").select(
+    rejected = checked.where(F.col("reject_reason").isNotNull()).select(
         F.lit("rejected").alias("kind"), F.col("reject_reason").alias("reason"), "source", "line", "raw",
-        "brand", "event_id", "customer_id", "occurred_at",
-        F.coalesce((F.col("_fixed_argument") > F.col(_ARG))
-                   | ((F.col("_fixed_argument") == F.col(_ARG)) & (F.col("_fixed_order") >= F.col(_ORDER))),
-                   F.lit(False)).alias("resolved"))
+        "brand", "event_id", "customer_id", "occurred_at", _ARG, _ORDER)
     conflicts = later.where("NOT same").select(
         F.lit("conflict").alias("kind"), F.expr(CONFLICT_REASON_SQL).alias("reason"), "source", "line",
         "brand", "event_id", "customer_id", "occurred_at")
@@ -245,9 +240,26 @@ def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
     raw = records.join(F.broadcast(where), [SOURCE, LINE], "left_semi").mapInArrow(raw_batches, _spark_schema(_RAW))
     conflicts = conflicts.join(raw, ["source", "line"], "left").select(
         "kind", "reason", "source", "line", "raw", "brand", "event_id", "customer_id", "occurred_at",
-        F.lit(False).alias("resolved"))
+        F.lit(None).cast("int").alias(_ARG), F.lit(None).cast("string").alias(_ORDER))  # never resolved
     rejects = rejected.unionByName(conflicts).select("*", F.localtimestamp().alias("rejected_at"))
     return events, duplicates, rejects
+
+
+def _resolve(rejects: DataFrame, events: DataFrame, files: DataFrame) -> DataFrame:
+    """`rejects` with `resolved`: a rejected record counts as resolved when its event was stored from its
+    own file or a later one, as the ingester, reading the files in turn, resolves a reject when a later
+    chunk stores its event (decision 44). `events` are those written, so none is derived twice; only
+    the ids of rejects are looked up among them."""
+    F = _pyspark().functions
+    ids = rejects.where(F.col(_ARG).isNotNull()).select("brand", "event_id").distinct()
+    fixed = (events.select("brand", "event_id", "source").join(ids, ["brand", "event_id"], "left_semi")
+             .join(F.broadcast(files.select("source", F.col(_ARG).alias("_fixed_argument"),
+                                            F.col(_ORDER).alias("_fixed_order"))), "source")
+             .drop("source"))
+    later = (F.col("_fixed_argument") > F.col(_ARG)) | (
+        (F.col("_fixed_argument") == F.col(_ARG)) & (F.col("_fixed_order") >= F.col(_ORDER)))
+    return rejects.join(fixed, ["brand", "event_id"], "left").select(
+        *(c for c in rejects.columns if c not in (_ARG, _ORDER)), F.coalesce(later, F.lit(False)).alias("resolved"))
 
 
 # --- derivation -------------------------------------------------------------------------------------
@@ -348,6 +360,8 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
     events, duplicates, rejects = _merge(records, checked, files, columns_of)
     counts = {}
     for name, frame in (("events", events), ("duplicates", duplicates), ("rejects", rejects)):
+        if name == "rejects":
+            frame = _resolve(frame, spark.read.parquet(f"{base}/events"), files)
         frame.select(*arrow_schema(name).names).write.mode("overwrite").parquet(f"{base}/{name}")
         counts[name] = spark.read.parquet(f"{base}/{name}").count()
     checked.unpersist()
