@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 SOURCE, LINE = "__convoscope_source", "__convoscope_line"
 _TABLE = "__convoscope_table"  # which derived table a row of the combined derivation output belongs to
 _RANK = "__convoscope_rank"
+# An input file's address as Spark names it, and its place in arrival order: argument, then path.
+_URI, _ARG, _ORDER = "__convoscope_uri", "__convoscope_argument", "__convoscope_order"
+_FILE_SCHEME = "^file:(//)?"
 
 # What validation hands on per record: where it came from, why it was rejected (or null), the event.
 _CHECKED = pa.schema([
@@ -158,10 +161,6 @@ def _records(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFram
         (F.col("_metadata.row_index") + 1).alias(LINE),  # a Parquet record's line is its row from one
     ).join(F.broadcast(files.select(_URI, SOURCE)), _URI).drop(_URI)
     return records, files.drop(_URI).withColumnRenamed(SOURCE, "source")
-
-
-_URI, _ARG, _ORDER = "__convoscope_uri", "__convoscope_argument", "__convoscope_order"
-_FILE_SCHEME = "^file:(//)?"
 
 
 def _columns_of(files: DataFrame) -> dict[str, list[str]]:
