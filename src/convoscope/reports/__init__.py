@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
+from convoscope.events.schema import TIMESTAMP_PATTERN
 from convoscope.reports.base import PERIODS, Params, Report, copy_csv, period_label, q
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
@@ -30,17 +32,16 @@ def get_report(name: str) -> Report:
 
 
 # Python's ISO readers also take week dates, basic formats and offsets without a colon; SPEC 4 asks
-# for plain dates and RFC 3339 instants, so the text must have this shape first.
+# for plain dates and RFC 3339 instants, so the text must have this shape first: an instant the shape
+# ingestion accepts (its offset, optional there, is required by `parse_as_of`).
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+_INSTANT = re.compile(TIMESTAMP_PATTERN, re.ASCII)
 
 
 def parse_date(text: str, option: str) -> date:
-    try:
+    with contextlib.suppress(ValueError):
         if _DATE.fullmatch(text):
             return date.fromisoformat(text)
-    except ValueError:
-        pass
     raise ReportError(f"{option} {text!r} is not a date; use YYYY-MM-DD")
 
 

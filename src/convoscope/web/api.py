@@ -209,16 +209,17 @@ def check_params(server: Server, store: Store, caller: Caller, report: Report, b
                  names: dict[str, str] | None = None, **options: Any) -> Params:
     """The common parameters of SPEC 4 checked as the command line checks them, for this user's brands.
     An error names a parameter as the request did: `names` maps the query's names to the request's."""
+    names = names or {}
     if report.personal_data and not caller.user.can(accounts.REPORTS_WITH_MESSAGES):
         raise problem(403, "forbidden", f"the {caller.user.role_title} role may not read reports with messages")
-    chosen, every = _visible(store, caller.user, brands, (names or {}).get("brand", "brand"))
+    chosen, every = _visible(store, caller.user, brands, names.get("brand", "brand"))
     try:
         params = reports.build_params(report, server.config, store.brands(), brands=chosen or None, **options)
     except ConvoscopeError as exc:  # the command line's message, with the parameter names of the API
 
         def name(option: re.Match[str]) -> str:
             query_name = option.group(1).replace("-", "_")
-            return (names or {}).get(query_name, query_name)
+            return names.get(query_name, query_name)
 
         named = re.search(r"--([a-z][a-z-]*)", exc.message)
         raise problem(400, "invalid", re.sub(r"--([a-z][a-z-]*)", name, exc.message),
