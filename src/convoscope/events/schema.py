@@ -7,6 +7,8 @@ one-line reason saying what is wrong and how to fix it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from convoscope.store import EVENT_TYPES, sql_string
 
 FIELDS = (
@@ -69,16 +71,27 @@ def _shown(col: str) -> str:
             f"'{CONTROL}', ' ', 'g') || ''''")
 
 
-Check = tuple[str, str]  # (SQL condition that the record is bad, SQL message naming the field)
+class Check(NamedTuple):
+    """A rule: SQL that a record breaks it and SQL for the message naming the field. `alone` is the
+    rule's own condition, without the earlier rules of its field that `condition` waits for (whether a
+    record is bad at all needs only these: the first of a field's rules it breaks is one of them)."""
+
+    condition: str
+    message: str
+    alone: str = ""
+
+    @property
+    def broken(self) -> str:
+        return f"coalesce({self.alone or self.condition}, false)"
 
 
-def _chain(*checks: Check) -> list[Check]:
+def _chain(*checks: tuple[str, str]) -> list[Check]:
     """Checks of one field, each reported only when the ones before it passed."""
     out: list[Check] = []
     before: list[str] = []
     for condition, message in checks:
         bad = f"coalesce({condition}, false)"
-        out.append((" AND ".join([*(f"NOT {b}" for b in before), bad]), message))
+        out.append(Check(" AND ".join([*(f"NOT {b}" for b in before), bad]), message, bad))
         before.append(bad)
     return out
 
@@ -122,7 +135,7 @@ def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
 
 def checks(timestamp_checks: list[Check]) -> list[Check]:
     """Every rule of SPEC 2.2–2.3 as (condition that a staged record breaks it, message)."""
-    checks: list[Check] = [("problem IS NOT NULL", "problem")]
+    checks: list[Check] = [Check("problem IS NOT NULL", "problem")]
     for f in ("event_id", "customer_id"):
         checks += _chain(
             (_is_blank(f), f"'{f} is missing'"),
@@ -135,26 +148,26 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
          f"'type ' || {_shown('type')} || ' is not one of {', '.join(EVENT_TYPES)}'"),
     )
     checks += timestamp_checks
-    checks.append((f"NOT {_is_blank('brand')} AND NOT regexp_full_match(brand, '{BRAND_PATTERN}')",
-                   f"'brand ' || {_shown('brand')} || ' must be lower-case letters, digits, _ or - (at most 64)'"))
+    checks.append(Check(f"NOT {_is_blank('brand')} AND NOT regexp_full_match(brand, '{BRAND_PATTERN}')",
+                         f"'brand ' || {_shown('brand')} || ' must be lower-case letters, digits, _ or - (at most 64)'"))
     checks += _chain(
         (f"{_is_blank('channel')} AND {_in('type', MESSAGE_TYPES)}", "'channel is required on ' || type"),
         (f"NOT {_is_blank('channel')} AND NOT regexp_full_match(lower(channel), '{CHANNEL_PATTERN}')",
          f"'channel ' || {_shown('channel')} || ' must be letters, digits, _ or - (at most 32)'"),
     )
-    checks.append((f"NOT {_is_blank('route')} AND NOT (route = 'ai' OR route = 'team')",
-                   f"'route ' || {_shown('route')} || ' must be ai or team'"))
+    checks.append(Check(f"NOT {_is_blank('route')} AND NOT (route = 'ai' OR route = 'team')",
+                         f"'route ' || {_shown('route')} || ' must be ai or team'"))
     for f, size in MAX_LENGTH.items():
         if f not in ("event_id", "customer_id"):
-            checks.append((f"length({f}) > {size}", f"'{f} is longer than {size:,} characters'"))
-    checks.append(("guides IS NOT NULL AND list_bool_or(list_transform(guides, lambda g: length(g) > 200))",
-                   "'a guide name is longer than 200 characters'"))
-    checks.append((f"type = 'handoff' AND {_is_blank('category')}", "'category is required on handoff'"))
+            checks.append(Check(f"length({f}) > {size}", f"'{f} is longer than {size:,} characters'"))
+    checks.append(Check("guides IS NOT NULL AND list_bool_or(list_transform(guides, lambda g: length(g) > 200))",
+                         "'a guide name is longer than 200 characters'"))
+    checks.append(Check(f"type = 'handoff' AND {_is_blank('category')}", "'category is required on handoff'"))
     for f, types in ALLOWED_ON.items():
         present = "len(guides_n) > 0" if f == "guides" else f"NOT {_is_blank(f)}"
         where = " and ".join(types) if len(types) < 3 else ", ".join(types)
-        checks.append((f"{present} AND {_in('type', EVENT_TYPES)} AND NOT {_in('type', types)}",
-                       f"'{f} is only allowed on {where}, not on ' || type"))
+        checks.append(Check(f"{present} AND {_in('type', EVENT_TYPES)} AND NOT {_in('type', types)}",
+                             f"'{f} is only allowed on {where}, not on ' || type"))
     return checks
 
 
@@ -166,9 +179,9 @@ def validation_sql(assume_tz: str | None) -> str:
     all_checks = checks(timestamp_checks)
 
     # A rejected record keeps its time when the time itself was fine (the data-quality report shows it).
-    timestamp_bad = " OR ".join(f"coalesce({condition}, true)" for condition, _ in timestamp_checks)
-    any_bad = " OR ".join(f"coalesce({condition}, false)" for condition, _ in all_checks)
-    messages = ", ".join(f"CASE WHEN {condition} THEN {message} END" for condition, message in all_checks)
+    timestamp_bad = " OR ".join(check.broken for check in timestamp_checks)
+    any_bad = " OR ".join(check.broken for check in all_checks)
+    messages = ", ".join(f"CASE WHEN {check.condition} THEN {check.message} END" for check in all_checks)
     normalised = {
         f: f"CASE WHEN {_is_blank(f)} THEN NULL ELSE {f} END" for f in STRING_FIELDS
         if f not in ("event_id", "customer_id", "type", "occurred_at", "brand", "channel")
