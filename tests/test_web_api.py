@@ -268,6 +268,16 @@ def test_an_unknown_report_or_bad_parameter_is_an_error_not_a_csv(api: Api) -> N
     assert api.get("/api/v1/reports/conversation-export", params={"period": "week"}).status_code == 400
 
 
+def test_a_misspelled_parameter_is_an_error_not_a_report_without_it(api: Api) -> None:
+    """SPEC 4: a parameter a report does not take is a usage error, as the command line's unknown option is."""
+    for query, name in (({"perod": "year"}, "perod"), ({"timezone": "UTC"}, "timezone"), ({"By": "guide"}, "By")):
+        response = api.get("/api/v1/reports/sessions-summary", params=query)
+        assert response.status_code == 400, (query, response.text)
+        error = response.json()["errors"][0]
+        assert error["attr"] == name
+        assert f"unknown parameter {name!r}" in error["detail"]
+
+
 # --- POST /api/v1/reports: the seeds' request shape ---------------------------------------------------------
 
 POST_CASES = [

@@ -360,13 +360,15 @@ def get_report(
         if name not in reports.REPORTS:
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
         report = reports.REPORTS[name]
+        unknown = sorted(set(request.query_params) - set(REPORT_QUERY))
+        if unknown:  # SPEC 4: a usage error; the value is not repeated (it may be a token sent by mistake)
+            raise problem(400, "invalid", f"unknown parameter {unknown[0]!r}; "
+                                          f"the reports take {', '.join(REPORT_QUERY)}", unknown[0])
         params = check_params(server, store, caller, report, list(brand or []), date_from=from_, date_to=to, tz=tz,
                               as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
                               extra=extra)
-        # Only the parameters this endpoint reads: anything else in the query (a token a client put there
-        # by mistake) is ignored, and stays out of the audit log.
         parameters = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
-                      for key in request.query_params if key in REPORT_QUERY}
+                      for key in request.query_params}
         if accept and "application/json" in accept and "text/csv" not in accept:
             return json_response(server, store, caller, report, params, parameters)
         return csv_response(server, store, caller, report, params, parameters)
