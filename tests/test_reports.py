@@ -359,6 +359,25 @@ def test_period_labels(periods: Convoscope, customer: str, tz: str, period: str,
     assert row["Created Date"] == label
 
 
+@pytest.fixture(scope="module")
+def early_years(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Convoscope]:
+    yield from one_message_each(tmp_path_factory, {"y99": "0099-12-31T12:00:00Z", "y999": "0999-06-01T12:00:00Z",
+                                                   "y1000": "1000-06-01T12:00:00Z"})
+
+
+@pytest.mark.parametrize(("period", "labels"), [
+    ("year", ["0099", "0999", "1000"]),
+    ("quarter", ["0099-Q4", "0999-Q2", "1000-Q2"]),
+    ("week", ["0099-W53", "0999-W22", "1000-W22"]),
+    ("month", ["0099-12", "0999-06", "1000-06"]),
+])
+def test_labels_of_years_before_1000_have_four_digits_and_sort_in_time_order(
+        early_years: Convoscope, period: str, labels: list[str]) -> None:
+    """Years 0001 to 9999 are valid event times (SPEC 2.2); a label 99 would sort after 1000."""
+    rows = early_years.rows("--tz", "UTC", "--period", period, name="sessions-summary")
+    assert [row["Period"] for row in rows] == labels
+
+
 @pytest.mark.parametrize(
     ("args", "included"),
     [

@@ -103,13 +103,13 @@ def period_label(ts: str, params: Params, period: str | None) -> str:
         case "half_hour":
             return f"strftime(time_bucket(INTERVAL 30 MINUTE, {loc}), '%Y-%m-%dT%H:%M')"
         case "week":
-            return f"isoyear({loc})::VARCHAR || '-W' || lpad(week({loc})::VARCHAR, 2, '0')"
+            return f"lpad(isoyear({loc})::VARCHAR, 4, '0') || '-W' || lpad(week({loc})::VARCHAR, 2, '0')"
         case "month":
             return f"strftime({loc}, '%Y-%m')"
         case "quarter":
-            return f"year({loc})::VARCHAR || '-Q' || quarter({loc})::VARCHAR"
+            return f"strftime({loc}, '%Y-Q') || quarter({loc})::VARCHAR"
         case "year":
-            return f"year({loc})::VARCHAR"
+            return f"strftime({loc}, '%Y')"  # four digits, as the other labels: years 1 to 999 sort first
     raise ReportError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
 
 
