@@ -141,3 +141,20 @@ def test_parameters_data_quality_does_not_take_are_usage_errors(cs: Convoscope, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("convoscope: error:"), result.stderr
     assert result.stdout_bytes == b""
+
+
+def test_a_record_rejected_for_its_brand_adds_no_brand(cs: Convoscope) -> None:
+    """'B2' breaks the brand rule (SPEC 2.2), so it names no brand: the one brand's time zone stays every
+    report's default (SPEC 4), and the reject is listed with the records of no brand, to those who see
+    every brand."""
+    assert cs.config is not None
+    cs.config.write_text('[brands.b2]\ntimezone = "America/New_York"\n')
+    ingest_lines(cs, [json.dumps(ev("a1", "customer_message", "2026-06-10T02:00:00Z", brand="b2", channel="chat"))])
+    before = cs.rows("--extra")
+    _, result = ingest_lines(cs, [json.dumps(ev("a2", "customer_message", "2026-06-10T02:00:00Z", brand="B2",
+                                                channel="chat"))], name="more.jsonl")
+    assert result.exit_code == 3
+    after = cs.rows("--extra")
+    assert [row["Created At"] for row in after] == [row["Created At"] for row in before] == ["2026-06-09T22:00:00-04:00"]
+    assert [row["Event ID"] for row in quality_rows(cs)] == ["a2"]
+    assert quality_rows(cs, "--brand", "b2") == []

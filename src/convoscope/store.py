@@ -27,6 +27,7 @@ from convoscope.errors import ConvoscopeError
 DEFAULT_DB = "convoscope.duckdb"
 SCHEMA_VERSION = "2"  # of the derived tables: a store of another version rebuilds them
 
+BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # SPEC 2.2
 EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
     "conversation_reopen",
     "customer_message",
@@ -266,8 +267,11 @@ class Store:
         return int(row[0])
 
     def brands(self) -> list[str]:
-        """Every brand the store knows: of its events, and of rejected or duplicate records."""
-        return [r[0] for r in self.con.execute("""
-            SELECT brand FROM events UNION SELECT brand FROM rejects WHERE brand IS NOT NULL
+        """Every brand the store knows: of its events, and of rejected or duplicate records. A record
+        rejected for its brand ('B2', 'acme corp') names no brand: it would otherwise add one, and with
+        it change every report's default time zone (SPEC 4) and the brands users may choose."""
+        return [r[0] for r in self.con.execute(f"""
+            SELECT brand FROM events
+            UNION SELECT brand FROM rejects WHERE regexp_full_match(brand, '{BRAND_PATTERN}')
             UNION SELECT brand FROM duplicates WHERE brand IS NOT NULL ORDER BY brand
         """).fetchall()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from convoscope.store import EVENT_TYPES, sql_string
+from convoscope.store import BRAND_PATTERN, EVENT_TYPES, sql_string
 
 FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
@@ -36,7 +36,6 @@ ALLOWED_ON = {  # fields the table ties to some types (SPEC 2.2)
     "transfer_rationale": ("handoff",),
     "agent": ("agent_message", "contact_end", "conversation_close", "conversation_reopen"),
 }
-BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
 CHANNEL_PATTERN = "^[a-z0-9][a-z0-9_-]{0,31}$"
 TIMESTAMP_PATTERN = r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
 CONTROL = "[\\x00-\\x1f\\x7f-\\x9f]"

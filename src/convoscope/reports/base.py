@@ -17,6 +17,7 @@ import duckdb
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
+from convoscope.store import BRAND_PATTERN
 from convoscope.store import sql_string as q
 
 PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
@@ -156,8 +157,11 @@ def in_brands(params: Params, column: str = "brand") -> str:
 
 
 def in_brands_or_unknown(params: Params, column: str = "brand") -> str:
-    """Like `in_brands`, and rows whose brand is unknown when every brand is visible."""
-    return f"({in_brands(params, column)} OR {column} IS NULL)" if params.every_brand else in_brands(params, column)
+    """Like `in_brands`, and rows of no brand (none given, or a name that is none: a reject's) when every
+    brand is visible."""
+    if not params.every_brand:
+        return in_brands(params, column)
+    return f"({in_brands(params, column)} OR {column} IS NULL OR NOT regexp_full_match({column}, '{BRAND_PATTERN}'))"
 
 
 def instant(value: datetime) -> str:
