@@ -195,3 +195,23 @@ def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveS
     expect(page.locator(f"#users tr[data-user='{ADMIN}']")).to_contain_text("Administrator")
     shot(page, "users")
     assert outside == []
+
+
+def test_after_logging_out_the_back_button_shows_the_login_not_the_messages(browser: Browser, site: LiveServer) -> None:
+    """Conversation pages hold personal data (SPEC 6.5): none of it may come back from the browser's cache.
+    A context of its own: the other tests' request routing turns the browser's cache off."""
+    expected = cli_csv(site, "sessions-detail", *range_options())
+    conversation_id = list(csv.reader(io.StringIO(expected.decode())))[1][2]
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{site.url}/conversations/{conversation_id}")
+    page.get_by_label("User name").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".message").first).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(page.locator(".message")).to_have_count(0)
+    context.close()

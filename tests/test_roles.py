@@ -339,6 +339,51 @@ def test_logging_out_needs_the_csrf_token_and_then_ends_the_session(site: Site) 
         assert replay.get(f"/api/v1/conversations/{WORKED_CONVERSATION}").status_code == 401
 
 
+def test_a_stale_login_form_from_a_second_tab_logs_nobody_in_and_is_not_a_dead_end(site: Site) -> None:
+    """Two tabs opened on the login page each draw a CSRF token; the cookie holds the last one."""
+    target = f"/conversations/{WORKED_CONVERSATION}"
+    with site.client() as browser:
+        first = csrf_of(browser.get(target).text)
+        second = csrf_of(browser.get(target).text)
+        assert first and second and first != second
+        form = {"name": "analyst", "password": PASSWORD, "next": target}
+        stale = browser.post("/login", data={**form, "csrf": first}, follow_redirects=False)
+        assert stale.status_code == 403
+        assert "log in again" in stale.text and 'name="password"' in stale.text
+        assert f'value="{target}"' in stale.text, "the page asked for was forgotten"
+        assert browser.get(REPORT_CALL).status_code == 401
+        # the fresh form works; then the other tab's stale form just goes on to its page, logged in
+        assert browser.post("/login", data={**form, "csrf": csrf_of(stale.text)},
+                            follow_redirects=False).headers["location"] == target
+        again = browser.post("/login", data={**form, "csrf": second}, follow_redirects=False)
+        assert (again.status_code, again.headers["location"]) == (303, target)
+
+
+def test_pages_and_answers_are_not_kept_by_the_browser_cache(site: Site) -> None:
+    """After logging out, the back button must not show a conversation again from the cache (SPEC 6.5)."""
+    with site.client() as browser:
+        log_in(browser, "analyst")
+        for path in ("/reports", f"/conversations/{WORKED_CONVERSATION}", REPORT_CALL, "/reports/sessions-detail",
+                     f"/api/v1/conversations/{WORKED_CONVERSATION}"):
+            answer = browser.get(path)
+            assert answer.status_code == 200, path
+            assert answer.headers.get("cache-control") == "no-store", path
+        assert "no-store" not in browser.get("/static/app.css").headers.get("cache-control", "")
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/no/such/page", 404), ("GET", "/reports/sessions-detail/extra", 404),
+    ("GET", "/conversations/a/b", 404), ("GET", "/logout", 405)])
+def test_an_unknown_page_is_the_apps_error_page_not_json(site: Site, method: str, path: str, status: int) -> None:
+    with site.client() as browser:
+        log_in(browser, "agent")
+        answer = browser.request(method, path)
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("text/html")
+    assert ("Not found" if status == 404 else "does not answer a GET request") in answer.text
+    assert 'action="/logout"' in answer.text, "the error page lost the app's navigation"
+
+
 # --- a user limited to one brand --------------------------------------------------------------------------
 
 def limited(site: Site) -> dict[str, str]:

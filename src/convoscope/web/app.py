@@ -33,7 +33,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from convoscope import accounts, service
 from convoscope.accounts import User
@@ -179,6 +181,27 @@ def _authenticated(request: Request) -> None:
         require(request, store, permission)
 
 
+class NoStore:
+    """`Cache-Control: no-store` on every answer but the static files: pages, reports and API answers
+    hold data that must not outlive the login (SPEC 6.5). Without it a browser's back button showed a
+    conversation's messages again after logging out, from its cache."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/vendor/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
 def wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/")
 
@@ -272,10 +295,14 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         """Refusals of the framework itself (a body that is not JSON, an unknown path or method) in the
-        API's `errors` shape too (SPEC 6.2); pages keep the framework's answer."""
+        API's `errors` shape too (SPEC 6.2), and as the app's own error page to a browser."""
+        code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        if wants_html(request) and exc.status_code in (404, 405):
+            detail = (f"there is no page at {request.url.path}" if exc.status_code == 404 else
+                      f"{request.url.path} does not answer a {request.method} request; use the app's links and buttons")
+            return await on_problem(request, problem(exc.status_code, code, detail, headers=dict(exc.headers or {})))
         if wants_html(request):
             return await http_exception_handler(request, exc)
-        code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
         return await on_problem(request, problem(exc.status_code, code, str(exc.detail),
                                                  "body" if exc.status_code == 400 else None,
                                                  headers=dict(exc.headers or {})))
@@ -315,4 +342,5 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
             app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.add_middleware(NoStore)
     return app

@@ -42,13 +42,15 @@ router = APIRouter(include_in_schema=False)
 
 
 def _login_form(request: Request, status: int, message: str | None = None,
-                headers: dict[str, str] | None = None) -> HTMLResponse:
+                headers: dict[str, str] | None = None, next_page: str | None = None) -> HTMLResponse:
     """The login page, with a fresh CSRF token bound to a cookie (double submit)."""
     token = secrets.token_urlsafe(32)
     # Back to the page asked for, with its query (a report's parameters, a conversation's zone).
     wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if next_page is None:
+        next_page = wanted if request.url.path != "/login" else "/"
     response = server_of(request).page(request, "login.html", None, status=status, login_csrf=token, message=message,
-                                     next=wanted if request.url.path != "/login" else "/")
+                                     next=next_page)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -86,7 +88,15 @@ def login(request: Request, name: Annotated[str, Form()], password: Annotated[st
     server = server_of(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not cookie or not secrets.compare_digest(cookie, csrf):
-        raise problem(403, "csrf", "the login form is stale or came from another site; reload the page and try again")
+        # Nobody is logged in by it. A stale form is most often one of two tabs showing the login page
+        # (each drew its own token): the user who logged in from the other tab goes on to the page
+        # asked for, anyone else gets a fresh form.
+        with server.gate.open() as store:
+            caller = identify(request, store)
+        if caller is not None and caller.by_cookie:
+            return RedirectResponse(_on_this_site(next), status_code=303)
+        return _login_form(request, 403, "This login form had expired (a newer one was opened, perhaps in another "
+                                         "tab), so nobody was logged in; log in again.", next_page=_on_this_site(next))
     with server.gate.open() as store:
         try:
             user = server.log_in(store, request, name, lambda: accounts.verify_password(store.con, name, password),
@@ -99,13 +109,19 @@ def login(request: Request, name: Annotated[str, Form()], password: Annotated[st
             return _login_form(request, 401, "Unknown user name or wrong password.")
         with server.gate.writing:
             session_id, _ = accounts.start_session(store, user)
-    # Only a path on this site: "//host" and "/\host" would leave it (browsers read both as a host).
-    target = next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/"
-    response = RedirectResponse(target if target != "/login" else "/", status_code=303)
+    response = RedirectResponse(_on_this_site(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax",
                         max_age=int(accounts.SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
+
+
+def _on_this_site(target: str) -> str:
+    """Where a login goes next: only a path on this site ("//host" and "/\\host" would leave it: browsers
+    read both as a host), and never the login page again."""
+    if not target.startswith("/") or target.startswith(("//", "/\\")) or target == "/login":
+        return "/"
+    return target
 
 
 @router.post("/logout")
