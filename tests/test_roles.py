@@ -384,6 +384,39 @@ def test_an_unknown_page_is_the_apps_error_page_not_json(site: Site, method: str
     assert 'action="/logout"' in answer.text, "the error page lost the app's navigation"
 
 
+@pytest.mark.parametrize("typed", [
+    WORKED_CONVERSATION, f"  {WORKED_CONVERSATION} ", WORKED_SESSION_2, WORKED_CONTACT, "c1",
+    f"http://localhost:8000/conversations/{WORKED_CONVERSATION}?tz=UTC", f"/conversations/{WORKED_CONVERSATION}"])
+def test_an_agent_opens_a_conversation_by_any_of_its_ids_or_a_pasted_link(site: Site, typed: str) -> None:
+    """Agents run no reports: what they have is a customer's, session's or contact's id, or a link."""
+    with site.client() as browser:
+        log_in(browser, "agent")
+        answer = browser.get("/conversations", params={"id": typed}, follow_redirects=False)
+    assert (answer.status_code, answer.headers.get("location")) == (303, f"/conversations/{WORKED_CONVERSATION}")
+
+
+def test_a_customer_of_several_conversations_gets_a_list_and_nothing_else_gets_a_404(site: Site) -> None:
+    rows = csv_dicts(site.server.client().get("/api/v1/reports/conversation-export", params={"brand": "acme"},
+                                              headers=bearer(site.tokens["analyst"])).text)
+    by_customer: dict[str, list[str]] = {}
+    for row in rows:
+        by_customer.setdefault(row["Customer ID"], []).append(row["Conversation ID"])
+    customer, conversations = max(by_customer.items(), key=lambda item: len(item[1]))
+    assert len(conversations) > 1, "the generated brand should have a customer who came back"
+    with site.client() as browser:
+        log_in(browser, "agent")
+        listed = browser.get("/conversations", params={"id": customer})
+        assert listed.status_code == 200
+        assert set(re.findall(r'href="/conversations/(cnv_[0-9a-f]+)"', listed.text)) == set(conversations)
+        missing = browser.get("/conversations", params={"id": "CNV_NOPE"})
+        assert missing.status_code == 404
+        assert "No conversation, session, contact or customer" in missing.text
+    with site.client() as browser:  # a user limited to acme does not find the default brand's customer
+        log_in(browser, "acme-analyst")
+        assert browser.get("/conversations", params={"id": "c1"}).status_code == 404
+        assert browser.get("/conversations", params={"id": WORKED_SESSION_2}).status_code == 404
+
+
 # --- a user limited to one brand --------------------------------------------------------------------------
 
 def limited(site: Site) -> dict[str, str]:

@@ -124,3 +124,24 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str, brands: l
         event["speaker"] = {"customer_message": "customer", "ai_message": "ai", "agent_message": "agent"}.get(
             event["type"], "system")
     return found
+
+
+FOUND_AT_MOST = 200
+
+
+def find(con: duckdb.DuckDBPyConnection, text: str, brands: list[str]) -> list[dict[str, Any]]:
+    """Conversations of `brands` that `text` names: as their own id, the id of one of their sessions or
+    contacts, or their customer's id (every conversation of that customer, newest first)."""
+    if not brands:
+        return []
+    params = _params(brands, None)
+    return _records(con.cursor().execute(f"""
+        SELECT conversation_id, brand, customer_id, created_at, ended_at, session_count, contact_count, handled_by
+        FROM conversations v
+        WHERE {in_brands(params, "v.brand")}
+          AND (v.conversation_id = $text OR v.customer_id = $text
+               OR v.conversation_id IN (SELECT conversation_id FROM sessions WHERE session_id = $text)
+               OR v.conversation_id IN (SELECT conversation_id FROM contacts WHERE contact_id = $text))
+        ORDER BY created_at DESC, conversation_id
+        LIMIT {FOUND_AT_MOST}
+    """, {"text": text}))

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
@@ -645,16 +645,37 @@ def _zone(asked: str | None, default: str) -> tuple[str, str | None]:
     return asked, None
 
 
+def _named_id(text: str) -> str:
+    """The id in what was typed or pasted: a Conversation Link (`https://…/conversations/cnv_…?tz=…`)
+    names its conversation; anything else is taken as it is, without surrounding spaces."""
+    text = text.strip()
+    path = urlsplit(text).path if "://" in text else text
+    if "/conversations/" in path:
+        return unquote(path.rsplit("/conversations/", 1)[1].strip("/"))
+    return text
+
+
 @router.get("/conversations", response_class=HTMLResponse)
 def open_conversation(request: Request, id_: Annotated[str | None, Query(alias="id")] = None) -> Response:
-    """`/conversations?id=…` opens that conversation's page; without an id, the form that asks for one."""
+    """`/conversations?id=…` opens the conversation that a conversation, session, contact or customer id
+    (or a pasted Conversation Link) names, or lists them when a customer has several; without an id,
+    the form that asks for one."""
     server = server_of(request)
+    wanted = _blank(id_)
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
-    wanted = _blank(id_)
-    if wanted is not None:
-        return RedirectResponse(f"/conversations/{quote(wanted, safe='')}", status_code=303)
-    return server.page(request, "home.html", caller)
+        if wanted is None:
+            return server.page(request, "home.html", caller)
+        wanted = _named_id(wanted)
+        server.ensure_derived(store)
+        found = timeline.find(store.con, wanted, caller.user.visible_brands(store.brands()))
+    if len(found) == 1:
+        return RedirectResponse(f"/conversations/{quote(found[0]['conversation_id'], safe='')}", status_code=303)
+    for row in found:  # each in its brand's zone, as its page shows it
+        zone = server.config.for_brand(row["brand"]).timezone
+        row["started"] = f"{_clock(row['created_at'], ZoneInfo(zone))} ({zone})"
+    return server.page(request, "home.html", caller, status=200 if found else 404, asked=wanted, found=found,
+                       at_most=timeline.FOUND_AT_MOST)
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
