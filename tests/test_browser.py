@@ -175,8 +175,11 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
                                                    "--by", dimension, "--headers", "snake").decode()))
         for row in whole:
             shown = page.locator(f"{table} tr[data-dimension='{row[dimension] or '(none)'}']")
-            for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
-                expect(shown.locator(f"td[data-figure='{figure}']")).to_have_text(row[figure])
+            expect(shown.locator("td[data-figure='sessions']")).to_have_text(row["sessions"])
+            for figure in ("resolution_rate", "handoff_rate", "recontact_rate"):  # as percentages, as the tiles
+                cell = shown.locator(f"td[data-figure='{figure}']")
+                expect(cell).to_have_attribute("data-value", row[figure])
+                expect(cell).to_have_text(f"{float(row[figure]) * 100:.2f}%" if row[figure] else "–")
     year = next(csv.DictReader(io.StringIO(cli_csv(site, "sessions-summary", *range_options(), "--period", "year",
                                                    "--headers", "snake").decode())))
     for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
