@@ -384,6 +384,19 @@ def test_an_unknown_page_is_the_apps_error_page_not_json(site: Site, method: str
     assert 'action="/logout"' in answer.text, "the error page lost the app's navigation"
 
 
+@pytest.mark.parametrize(("zone", "first_message"), [
+    ("America/New_York", "2026-05-21 06:00:00 -04:00"), ("Asia/Kolkata", "2026-05-21 15:30:00 +05:30"),
+    ("UTC", "2026-05-21 10:00:00 +00:00")])
+def test_the_timeline_gives_every_time_with_its_utc_offset(site: Site, zone: str, first_message: str) -> None:
+    """A local time alone is ambiguous in the hour the clocks go back, and hides the hour they skip."""
+    with site.client() as browser:
+        log_in(browser, "agent")
+        page = browser.get(f"/conversations/{WORKED_CONVERSATION}", params={"tz": zone}).text
+    times = re.findall(r"<time[^>]*>([^<]+)</time>", page)
+    assert first_message in times
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d", t) for t in times), times
+
+
 @pytest.mark.parametrize("typed", [
     WORKED_CONVERSATION, f"  {WORKED_CONVERSATION} ", WORKED_SESSION_2, WORKED_CONTACT, "c1",
     f"http://localhost:8000/conversations/{WORKED_CONVERSATION}?tz=UTC", f"/conversations/{WORKED_CONVERSATION}"])

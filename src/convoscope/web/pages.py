@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -597,8 +597,14 @@ def _iso(value: datetime | None) -> str:
 
 
 def _clock(value: datetime | None, zone: ZoneInfo) -> str:
-    """Local time `YYYY-MM-DD HH:MM:SS` in `zone`, seconds truncated; empty for no time."""
-    return _utc(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+    """Local time `YYYY-MM-DD HH:MM:SS ±HH:MM` in `zone`, fractions of a second cut; empty for no time.
+    The offset tells the two 01:30s of a night the clocks go back apart, and shows a jump forward."""
+    if value is None:
+        return ""
+    local = _utc(value).astimezone(zone)
+    minutes = int((local.utcoffset() or timedelta()).total_seconds() / 60)  # seconds cut, as reports do
+    sign = "-" if minutes < 0 else "+"
+    return f"{local:%Y-%m-%d %H:%M:%S} {sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _who(event: dict[str, Any]) -> str:
