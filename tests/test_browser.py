@@ -218,3 +218,11 @@ def test_after_logging_out_the_back_button_shows_the_login_not_the_messages(brow
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     expect(page.locator(".message")).to_have_count(0)
     context.close()
+
+
+def test_the_api_documentation_renders_from_this_server_alone(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Swagger UI is served from the installed package: the page works offline and calls no CDN."""
+    page.goto(f"{site.url}/api/docs")
+    expect(page.get_by_text("/api/v1/reports/{name}").first).to_be_visible()
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("convoscope")
+    assert outside == []

@@ -28,6 +28,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -51,7 +52,8 @@ API_PREFIX = "/api/"
 # Chart.js and the CSS come from npm packages installed by the setup (never pasted into the repository):
 # `npm ci` fills node_modules next to pyproject.toml ($CONVOSCOPE_ASSETS overrides the folder).
 NODE_MODULES = Path(os.environ.get("CONVOSCOPE_ASSETS", Path(__file__).resolve().parents[3] / "node_modules"))
-VENDOR = {"chart.js": "chart.js/dist", "pico": "@picocss/pico/css"}  # URL folder under /vendor: package folder
+VENDOR = {"chart.js": "chart.js/dist", "pico": "@picocss/pico/css",  # URL folder under /vendor: package folder
+          "swagger-ui": "swagger-ui-dist"}
 
 
 class StoreGate:
@@ -273,7 +275,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         title="convoscope",
         version="1",
         summary="Reports on AI sessions, team contacts and conversations derived from a support event log.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the installed swagger-ui-dist, not from a CDN
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
     )
@@ -336,6 +338,15 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The OpenAPI document, browsable, with Swagger UI from this server: it works offline and
+        tells no third party who reads it."""
+        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="convoscope API",
+                                   swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/vendor/swagger-ui/favicon-32x32.png")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for name, folder in VENDOR.items():
         if (NODE_MODULES / folder).is_dir():
