@@ -484,6 +484,40 @@ def test_the_handoff_event_belongs_to_the_session_it_ended(api: Api) -> None:
     assert handoff["session_id"] == WORKED_SESSION_2
 
 
+def test_the_timeline_marks_the_closes_and_reopens_derivation_inferred(api: Api) -> None:
+    """SPEC 3.7: closed at 12:15 when Session 1 ended, reopened at 17:00 by Session 2, closed again at 17:25
+    (where the conversation_close event already shows it)."""
+    found = api.get(f"/api/v1/conversations/{WORKED_CONVERSATION}").json()
+    assert found["closes"] == ["2026-05-21T12:15:00Z", "2026-05-21T17:25:00Z"]
+    assert found["reopens"] == ["2026-05-21T17:00:00Z"]
+    page = api.get(f"/conversations/{WORKED_CONVERSATION}", params={"tz": "UTC"}).text
+    marks = re.findall(r'data-mark="(\w+)">\s*<time datetime="([^"]+)"', page)
+    assert marks == [("closed", "2026-05-21T12:15:00Z"), ("reopened", "2026-05-21T17:00:00Z")]
+    order = [page.index(f'id="session-{WORKED_SESSION_1}"'), page.index('data-mark="closed"'),
+             page.index('data-mark="reopened"'), page.index(f'id="session-{WORKED_SESSION_2}"')]
+    assert order == sorted(order)
+    assert "Anomaly:" not in page
+
+
+def test_an_anomalous_event_is_flagged_on_its_timeline(api: Api) -> None:
+    """A contact_end with no contact open changes nothing (SPEC 3.3); the page says so instead of showing
+    it as the end of a contact."""
+    day = "2026-01-12"
+    batch = [event("anom-1", "customer_message", f"{day}T09:00:00Z", "api-anomaly", text="hello"),
+             event("anom-2", "ai_message", f"{day}T09:00:05Z", "api-anomaly", text="hi"),
+             event("anom-3", "contact_end", f"{day}T09:01:00Z", "api-anomaly", agent="sam")]
+    assert api.post("/api/v1/events", json=batch).json()["accepted"] == 3
+    page = api.get("/conversations", params={"id": "api-anomaly"}, follow_redirects=True)
+    assert page.status_code == 200
+    (flagged,) = re.findall(r'data-event-id="(anom-\d)"(?:(?!</li>).)*Anomaly:', page.text, re.S)
+    assert flagged == "anom-3"
+    assert "contact_end_without_open_contact" in page.text
+    conversation = str(page.url).rsplit("/", 1)[1]
+    events = api.get(f"/api/v1/conversations/{conversation}").json()["events"]
+    assert [(e["event_id"], e["anomaly"]) for e in events] == [
+        ("anom-1", None), ("anom-2", None), ("anom-3", "contact_end_without_open_contact")]
+
+
 def test_the_session_and_contact_endpoints_agree_with_the_conversation(api: Api) -> None:
     session = api.get(f"/api/v1/sessions/{WORKED_SESSION_2}")
     contact = api.get(f"/api/v1/contacts/{WORKED_CONTACT}")

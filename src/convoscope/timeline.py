@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from convoscope.reports.base import Params, in_brands
+from convoscope.reports.base import Params, in_brands, instant
 from convoscope.reports.contacts import contact_facts
 from convoscope.reports.conversations import conversation_facts
 from convoscope.reports.sessions import session_facts
@@ -114,12 +114,21 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str, brands: l
                    AND s.ended_at = m.occurred_at ORDER BY s.session_id LIMIT 1) END) AS session_id,
                CASE WHEN sm.session_id IS NULL AND m.type IN ('customer_message', 'agent_message', 'contact_end')
                     THEN (SELECT contact_id FROM spans WHERE m.occurred_at BETWEEN spans.created_at AND spans.ended_at
-                          ORDER BY spans.created_at DESC LIMIT 1) END AS contact_id
+                          ORDER BY spans.created_at DESC LIMIT 1) END AS contact_id,
+               (SELECT min(a.kind) FROM anomalies a WHERE a.brand = m.brand AND a.event_id = m.event_id) AS anomaly
         FROM mine m
         LEFT JOIN session_messages sm ON sm.brand = m.brand AND sm.event_id = m.event_id
         ORDER BY m.occurred_at, m.type, m.event_id
     """, [found["created_at"], brand, customer, found["created_at"], brand, customer, conversation_id,
           conversation_id]))
+    # Closes and reopens up to the as-of time, those that derivation inferred (a session's end) included.
+    at = instant(params.as_of)
+    found["closes"] = [r[0] for r in cursor.execute(
+        f"SELECT closed_at FROM conversation_closes WHERE conversation_id = ? AND counted AND closed_at <= {at} "
+        "ORDER BY closed_at", [conversation_id]).fetchall()]
+    found["reopens"] = [r[0] for r in cursor.execute(
+        f"SELECT reopened_at FROM conversation_reopens WHERE conversation_id = ? AND reopened_at <= {at} "
+        "ORDER BY reopened_at", [conversation_id]).fetchall()]
     for event in found["events"]:
         event["speaker"] = {"customer_message": "customer", "ai_message": "ai", "agent_message": "agent"}.get(
             event["type"], "system")

@@ -466,6 +466,7 @@ class EventOut(BaseModel):
     agent: str | None
     session_id: str | None
     contact_id: str | None
+    anomaly: str | None = Field(description="The SPEC 3.3 anomaly derivation found in this event, if any")
 
 
 class ConversationOut(BaseModel):
@@ -487,6 +488,8 @@ class ConversationOut(BaseModel):
     handled_by: str
     first_closed_at: datetime | None
     last_closed_at: datetime | None
+    closes: list[datetime] = Field(description="Every counted close up to now, inferred ones included (SPEC 3.3)")
+    reopens: list[datetime] = Field(description="Every reopen up to now, by a message or a conversation_reopen")
     sessions: list[SessionOut]
     contacts: list[ContactOut]
     events: list[EventOut]

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from convoscope import accounts, reports, timeline
 from convoscope.config import is_zone
+from convoscope.derive.names import ANOMALIES
 from convoscope.reports.base import PERIODS, Params, Report, summary_query
 from convoscope.reports.sessions import FIGURES, SESSIONS_SUMMARY, session_facts, session_filters
 from convoscope.store import Store
@@ -580,7 +581,7 @@ class EventView:
 class TimelineItem:
     """A session or contact block with its events, or an event of the conversation itself."""
 
-    kind: str  # session, contact or event
+    kind: str  # session, contact, event, or mark (a close or reopen no event shows)
     at: datetime
     record: dict[str, Any]
     events: list[EventView]
@@ -608,14 +609,16 @@ def _clock(value: datetime | None, zone: ZoneInfo) -> str:
 
 
 def _who(event: dict[str, Any]) -> str:
-    match event["speaker"]:
-        case "customer":
+    """The event's actor (SPEC 2.3): a handoff is the AI's; a contact's end or a reopen a team member's; a
+    close a team member's, or the system's when it names nobody."""
+    match event["type"]:
+        case "customer_message":
             return "Customer"
-        case "ai":
+        case "ai_message" | "handoff":
             return "AI"
-        case "agent":
+        case "agent_message" | "contact_end" | "conversation_reopen":
             return str(event["agent"] or "Team member")
-    return "System"
+    return str(event["agent"] or "System")
 
 
 def _event_view(event: dict[str, Any], zone: ZoneInfo) -> EventView:
@@ -625,8 +628,8 @@ def _event_view(event: dict[str, Any], zone: ZoneInfo) -> EventView:
 
 
 def _timeline(found: dict[str, Any], zone: ZoneInfo) -> list[TimelineItem]:
-    """Sessions and contacts as blocks holding their events, and the other events between them, in time
-    order; at equal times an event comes before the block it led to (a handoff before its contact)."""
+    """Sessions and contacts as blocks holding their events, and the other events, closes and reopens
+    between them, in time order."""
     blocks = {("session", s["session_id"]): TimelineItem("session", _utc(s["created_at"]), s, [])
               for s in found["sessions"]}
     blocks |= {("contact", c["contact_id"]): TimelineItem("contact", _utc(c["created_at"]), c, [])
@@ -639,7 +642,21 @@ def _timeline(found: dict[str, Any], zone: ZoneInfo) -> list[TimelineItem]:
             block.events.append(view)
         else:
             items.append(TimelineItem("event", _utc(event["occurred_at"]), event, [view]))
-    return sorted(items, key=lambda item: (item.at, item.kind != "event"))
+    # Closes and reopens (SPEC 3.3) as marks between the blocks: a reopen is always an interaction's
+    # doing; a close shows only when no conversation_close event at that instant already shows it.
+    closing_events = {_utc(event["occurred_at"]) for event in found["events"] if event["type"] == "conversation_close"}
+    marks = [("reopened", at) for at in map(_utc, found["reopens"])]
+    marks += [("closed", at) for at in map(_utc, found["closes"]) if at not in closing_events]
+    items += [TimelineItem("mark", at, {"what": what, "local": _clock(at, zone), "utc": _iso(at)}, [])
+              for what, at in marks]
+
+    def order(item: TimelineItem) -> tuple[datetime, int]:
+        """At one instant: a reopen, events (a handoff before the contact it led to), blocks, a close."""
+        if item.kind == "mark":
+            return item.at, 0 if item.record["what"] == "reopened" else 2
+        return item.at, 0 if item.kind == "event" else 1
+
+    return sorted(items, key=order)
 
 
 def _zone(asked: str | None, default: str) -> tuple[str, str | None]:
@@ -704,7 +721,7 @@ def conversation_page(request: Request, conversation_id: str,
     return server.page(
         request, "conversation.html", caller, conversation=found, items=_timeline(found, zone), zone=zone_name,
         brand_zone=brand_zone, zone_error=zone_error, zones=_zones(server, [found["brand"]]),
-        clock=lambda value: _clock(value, zone), iso=_iso, value_name=_value_name,
+        clock=lambda value: _clock(value, zone), iso=_iso, value_name=_value_name, anomalies=ANOMALIES,
     )
 
 
