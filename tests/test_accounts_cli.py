@@ -82,6 +82,17 @@ def test_users_add_then_list_shows_role_and_brands(cs: Convoscope) -> None:
     assert names == sorted(names)
 
 
+def test_a_brand_no_event_names_is_accepted_with_a_note(cs: Convoscope) -> None:
+    """Users may be set up before their brand's events arrive, but a typo would leave them seeing nothing."""
+    cs.ingest([ev("e1", "customer_message", "2026-05-21T10:00:00Z", brand="acme", channel="chat")])
+    known = add(cs, "ann", "analyst", "--brands", "acme")
+    assert (known.exit_code, known.stderr) == (0, "")
+    typo = add(cs, "bob", "analyst", "--brands", "acme,acmee")
+    assert typo.exit_code == 0
+    assert "no events of brand 'acmee'" in typo.stderr and "acme'" not in typo.stderr.replace("'acmee'", "")
+    assert listed(cs)["bob"] == ("analyst", "acme,acmee")
+
+
 def test_users_list_without_users_says_how_to_add_one(cs: Convoscope) -> None:
     assert add(cs, "someone", "agent").exit_code == 0
     assert run(cs, "users", "remove", "someone").exit_code == 0

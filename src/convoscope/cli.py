@@ -363,11 +363,20 @@ def users_add(app: App, name: str, role: str, brands: str | None, password_stdin
     password = _read_password(password_stdin)
     with app.store() as store:
         user = accounts.add_user(store, name, role, password, accounts.parse_brands(brands))
+        _warn_unknown_brands(store, user.brands)
     click.echo(f"added {user.name} ({user.role_title}; {_brands_text(user.brands)})")
 
 
 def _brands_text(brands: tuple[str, ...] | None) -> str:
     return "every brand" if brands is None else "brands " + ", ".join(brands)
+
+
+def _warn_unknown_brands(store: Store, brands: tuple[str, ...] | None) -> None:
+    """A brand no event names yet may be a typo: the user would see nothing, and nobody would say why."""
+    unknown = [b for b in brands or () if b not in store.brands()]
+    if unknown:
+        click.echo(f"note: the store holds no events of brand {', '.join(map(repr, unknown))} yet; "
+                   "check the spelling if it should", err=True)
 
 
 @users.command("list")
@@ -412,6 +421,7 @@ def users_set_role(app: App, name: str, role: str, brands: str | None, every_bra
         fail("use --brands or --every-brand, not both", 2)
     with app.store() as store:
         user = accounts.set_role(store, name, role, accounts.parse_brands(brands), every_brand)
+        _warn_unknown_brands(store, accounts.parse_brands(brands))
     click.echo(f"{user.name} is now {user.role_title} ({_brands_text(user.brands)})", err=True)
 
 
