@@ -184,6 +184,15 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
                                                    "--headers", "snake").decode())))
     for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
         expect(page.locator(f"#headline .value[data-figure='{figure}']")).to_have_attribute("data-value", year[figure])
+
+    # A channel opens its sessions: sessions-detail over the same range, filtered by it.
+    channel = page.locator("#top-channels tbody th a").first
+    name = channel.inner_text()
+    channel.click()
+    expected = cli_csv(site, "sessions-detail", *range_options(), "--where", f"channel={name}")
+    rows = len(list(csv.reader(io.StringIO(expected.decode())))) - 1
+    assert rows > 0
+    expect(page.locator("#row-count")).to_contain_text(f"{rows:,}")
     assert outside == []
 
 
@@ -200,17 +209,36 @@ def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveS
     assert outside == []
 
 
+def log_in_at(page: Page, url: str) -> Page:
+    """Open `url`, which asks for a login, and log in as the administrator."""
+    page.goto(url)
+    page.get_by_label("User name").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    return page
+
+
+def test_on_a_phone_nothing_is_wider_than_the_screen(browser: Browser, site: LiveServer) -> None:
+    """At 390 pixels the navigation wraps and every table scrolls in its own box: Log out stays on screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page = log_in_at(context.new_page(), f"{site.url}/dashboard?{query}")
+    for path in (f"/dashboard?{query}", "/reports", f"/reports/sessions-detail?{query}&run=1", "/conversations"):
+        page.goto(site.url + path)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        box = page.get_by_role("button", name="Log out").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390, path
+    context.close()
+
+
 def test_after_logging_out_the_back_button_shows_the_login_not_the_messages(browser: Browser, site: LiveServer) -> None:
     """Conversation pages hold personal data (SPEC 6.5): none of it may come back from the browser's cache.
     A context of its own: the other tests' request routing turns the browser's cache off."""
     expected = cli_csv(site, "sessions-detail", *range_options())
     conversation_id = list(csv.reader(io.StringIO(expected.decode())))[1][2]
     context = browser.new_context()
-    page = context.new_page()
-    page.goto(f"{site.url}/conversations/{conversation_id}")
-    page.get_by_label("User name").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page = log_in_at(context.new_page(), f"{site.url}/conversations/{conversation_id}")
     expect(page.locator(".message").first).to_be_visible()
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()

@@ -518,6 +518,19 @@ def test_an_anomalous_event_is_flagged_on_its_timeline(api: Api) -> None:
         ("anom-1", None), ("anom-2", None), ("anom-3", "contact_end_without_open_contact")]
 
 
+def test_a_very_long_message_is_folded_on_the_timeline(api: Api) -> None:
+    """A pasted log of 100,000 characters made the page 40,000 pixels tall; it shows its start, the rest on demand."""
+    text = "".join(f"line {i:05d} of a pasted log\n" for i in range(4_000))[:100_000]
+    batch = [event("long-1", "customer_message", "2026-01-14T09:00:00Z", "api-long", text=text),
+             event("long-2", "customer_message", "2026-01-14T09:01:00Z", "api-long", text="short one")]
+    assert api.post("/api/v1/events", json=batch).json()["accepted"] == 2
+    page = api.get("/conversations", params={"id": "api-long"}, follow_redirects=True).text
+    assert "Show all 100,000 characters" in page
+    assert page.count("line 00010 of a pasted log") == 2  # in the preview and in the folded whole
+    assert page.count("line 03000 of a pasted log") == 1  # only in the folded whole
+    assert '<div class="text">short one</div>' in page
+
+
 def test_the_session_and_contact_endpoints_agree_with_the_conversation(api: Api) -> None:
     session = api.get(f"/api/v1/sessions/{WORKED_SESSION_2}")
     contact = api.get(f"/api/v1/contacts/{WORKED_CONTACT}")

@@ -545,6 +545,9 @@ def dashboard_page(
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",
         report_url=f"/reports/{SESSIONS_SUMMARY.name}?{csv_query}&run=1",
         percent=_percent,
+        # A dimension's value opens its sessions: sessions-detail over the same range, filtered by it.
+        detail_url=lambda key, value: "/reports/sessions-detail?" + urlencode(
+            [(k, v) for k, v in replace(form, period=None).query()] + [("where", f"{key}={value}"), ("run", "1")]),
     )
 
 
@@ -563,6 +566,7 @@ EVENT_NAMES = {"customer_message": "Customer message", "ai_message": "AI reply",
                "agent_message": "Team message", "contact_end": "Contact ended",
                "conversation_close": "Conversation closed", "conversation_reopen": "Conversation reopened"}
 MESSAGES = ("customer_message", "ai_message", "agent_message")
+LONG_TEXT = 2_000  # characters of a message shown before "Show all" (a pasted log can hold 100,000)
 
 
 @dataclass
@@ -722,6 +726,7 @@ def conversation_page(request: Request, conversation_id: str,
         request, "conversation.html", caller, conversation=found, items=_timeline(found, zone), zone=zone_name,
         brand_zone=brand_zone, zone_error=zone_error, zones=_zones(server, [found["brand"]]),
         clock=lambda value: _clock(value, zone), iso=_iso, value_name=_value_name, anomalies=ANOMALIES,
+        long_text=LONG_TEXT,
     )
 
 
