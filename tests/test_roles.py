@@ -479,6 +479,24 @@ def test_a_brand_limited_users_summary_is_the_cli_report_of_their_brand(site: Si
     assert "2026-05-21" not in mine.text  # the day of the other brand's worked example
 
 
+@pytest.mark.parametrize(("report", "key", "column"), [
+    ("sessions-detail", "ai_agent", "Gladly Agent"), ("sessions-detail", "handoff_category", "Handoff Category"),
+    ("contact-export", "agent", "Agents"), ("contact-export", "channel", "Channel")])
+def test_free_text_filters_suggest_the_values_of_the_users_brands(site: Site, report: str, key: str, column: str) -> None:
+    """A typo in a filter gives '0 rows'; the field offers the values the user's brands hold instead."""
+    with site.client() as browser:
+        log_in(browser, "acme-analyst")
+        page = browser.get(f"/reports/{report}").text
+    found = re.search(rf'<datalist id="values-{key}">(.*?)</datalist>', page, re.S)
+    assert found, f"no suggestions for {key}"
+    offered = re.findall(r'<option value="([^"]*)">', found.group(1))
+    rows = csv_dicts(site.server.client().get(f"/api/v1/reports/{report}", params={"brand": "acme"},
+                                              headers=limited(site)).text)
+    held = {value for row in rows for value in (row[column].split(", ") if key == "agent" else [row[column]]) if value}
+    assert set(offered) == held
+    assert offered == sorted(offered)
+
+
 def test_a_brand_limited_user_naming_another_brand_gets_400(site: Site) -> None:
     with site.client() as client:
         by_get = client.get("/api/v1/reports/sessions-detail", params={"brand": "default"}, headers=limited(site))

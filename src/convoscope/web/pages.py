@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from convoscope import accounts, reports, timeline
 from convoscope.config import is_zone
 from convoscope.derive.names import ANOMALIES
-from convoscope.reports.base import PERIODS, Params, Report, summary_query
+from convoscope.reports.base import PERIODS, Params, Report, in_brands, summary_query
 from convoscope.reports.sessions import FIGURES, SESSIONS_SUMMARY, session_facts, session_filters
 from convoscope.store import Store
 from convoscope.web.api import audited_brands, check_params
@@ -323,6 +323,30 @@ def _run_report(server: Server, store: Store, report: Report, params: Params) ->
     return ReportRun(header, [[_cell(c, v) for c, v in zip(header, row, strict=True)] for row in rows], count, totals)
 
 
+# The values a free-text filter can match, from the derived tables (a typo otherwise gives "0 rows").
+SUGGESTED = {
+    "channel": "SELECT channel FROM sessions WHERE {brands} UNION SELECT channel FROM contacts WHERE {brands}",
+    "ai_agent": "SELECT ai_agent FROM sessions WHERE {brands}",
+    "guide": "SELECT unnest(guides) FROM sessions WHERE {brands}",
+    "handoff_category": "SELECT handoff_category FROM sessions WHERE {brands}",
+    "agent": "SELECT unnest(agent_names) FROM contacts WHERE {brands}",
+}
+SUGGESTED_AT_MOST = 500
+
+
+def _suggestions(store: Store, keys: list[str], brands: list[str]) -> dict[str, list[str]]:
+    """Per filter key, the distinct values the user's brands hold, for the field's drop-down list."""
+    where = in_brands(Params(brands=brands), "brand")
+    found = {}
+    for key in keys:
+        if key in SUGGESTED:
+            rows = store.con.cursor().execute(
+                f"SELECT DISTINCT v FROM ({SUGGESTED[key].format(brands=where)}) t(v) WHERE v IS NOT NULL "
+                f"ORDER BY v LIMIT {SUGGESTED_AT_MOST}").fetchall()
+            found[key] = [value for (value,) in rows]
+    return found
+
+
 @router.get("/reports/{name}", response_class=HTMLResponse)
 def report_page(
     request: Request,
@@ -363,6 +387,7 @@ def report_page(
             result = _run_report(server, store, report, params)
             if report.personal_data:  # seeing the rows is reading them: as audited as a download (SPEC 6.5)
                 server.audit(store, caller, "view", report.name, form.audited(), audited_brands(params))
+        suggestions = _suggestions(store, [key for key, choices in report.where.items() if not choices], visible)
     zone = params.tz if params is not None else None
     return server.page(
         request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
@@ -372,6 +397,7 @@ def report_page(
         dimensions=[(key, column.display) for key, column in report.by_columns.items()],
         filters=[(key, FILTER_NAMES.get(key, key), [(v, _value_name(v)) for v in choices])
                  for key, choices in report.where.items()],
+        suggestions=suggestions,
     )
 
 
