@@ -52,6 +52,65 @@ def test_reading_a_store_that_does_not_exist_says_to_ingest_first(tmp_path: Path
     assert not missing.exists()
 
 
+def test_a_missing_input_leaves_no_empty_store_behind(tmp_path: Path) -> None:
+    """An empty store would make later reports answer '0 rows' instead of 'no store; ingest first'."""
+    db = tmp_path / "s.duckdb"
+    result = run("--db", str(db), "ingest", str(tmp_path / "exports"))
+    assert result.exit_code == 1
+    assert "no such file or directory" in one_line_error(result)
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("option", ["--db", "--config"])
+def test_a_global_option_after_the_command_says_where_it_goes(option: str, tmp_path: Path) -> None:
+    result = run("report", "sessions-summary", option, str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert f"{option} goes before the command" in one_line_error(result)
+
+
+def test_users_add_without_a_terminal_or_password_stdin_says_how(tmp_path: Path) -> None:
+    result = run("--db", str(tmp_path / "s.duckdb"), "users", "add", "maria", "--role", "analyst", input="secret\n")
+    assert result.exit_code == 2
+    assert "--password-stdin" in one_line_error(result)
+
+
+def test_spark_derive_of_a_json_lines_file_says_it_reads_parquet(tmp_path: Path) -> None:
+    result = run("spark-derive", "--events", str(FIXTURES / "worked-example.jsonl"), "--out", str(tmp_path / "lake"))
+    assert result.exit_code == 2
+    assert "spark-derive reads Parquet" in one_line_error(result)
+
+
+def test_an_interrupted_command_says_so_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C reaches a running DuckDB query as its InterruptException, or Python as KeyboardInterrupt."""
+    import duckdb
+
+    from convoscope import service
+
+    for interruption in (KeyboardInterrupt(), duckdb.InterruptException("INTERRUPT Error: Query interrupted"),
+                         RuntimeError("Query interrupted")):
+        def interrupted(*args: object, error: BaseException = interruption, **kwargs: object) -> None:
+            raise error
+
+        monkeypatch.setattr(service, "ingest", interrupted)
+        result = run("--db", str(tmp_path / "s.duckdb"), "ingest", str(FIXTURES / "worked-example.jsonl"))
+        assert result.exit_code == 130
+        assert "interrupted" in one_line_error(result)
+
+
+def test_a_demo_on_a_port_in_use_stops_before_touching_the_running_ones_files(tmp_path: Path) -> None:
+    import socket
+
+    out = tmp_path / "demo"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("demo", "--out", str(out), "--customers", "20", "--days", "2", "--port", str(port))
+    assert result.exit_code == 1
+    assert "already serving" in one_line_error(result)
+    assert not out.exists()
+
+
 def test_generate_writes_the_same_brand_for_the_same_seed(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     for path, seed in ((a, "3"), (b, "3"), (c, "4")):

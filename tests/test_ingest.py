@@ -849,6 +849,41 @@ def test_rejected_raw_lines_can_be_ingested_again_from_standard_input(tmp_path: 
     assert rejects_csv(db) == []
 
 
+def test_rejected_csv_records_come_with_their_header_and_ingest_again_once_fixed(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    path = tmp_path / "events.csv"
+    path.write_text("event_id,type,occurred_at,customer_id,channel,text\r\n"
+                    "c1,customer_message,2026-05-21T10:00:00Z,k1,chat,hello\r\n"
+                    'c2,customer_message,21/05/2026 10:01,k1,chat,"where, is it"\r\n', encoding="utf-8")
+    assert run(db, "ingest", str(path)).exit_code == 3
+
+    raw = run(db, "rejects", "--raw")
+    assert raw.exit_code == 0, raw.output
+    assert raw.stdout.splitlines() == ["event_id,type,occurred_at,customer_id,channel,text",
+                                       'c2,customer_message,21/05/2026 10:01,k1,chat,"where, is it"']
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(raw.stdout.replace("21/05/2026 10:01", "2026-05-21T10:01:00Z"), encoding="utf-8")
+    again = run(db, "ingest", str(fixed))
+    assert again.stdout.strip() == "accepted 1, duplicate 0, rejected 0"
+    assert rejects_csv(db) == []
+
+
+def test_raw_records_of_several_sources_with_a_csv_among_them_are_printed_one_source_at_a_time(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    csv_path = tmp_path / "events.csv"
+    csv_path.write_text("event_id,type,occurred_at,customer_id\nc9,nope,2026-05-21T10:00:00Z,k1\n", encoding="utf-8")
+    jsonl_path = write_jsonl(tmp_path / "events.jsonl", event(event_id="x2", type="nope"))
+    run(db, "ingest", str(csv_path), str(jsonl_path))
+
+    mixed = run(db, "rejects", "--raw")
+    assert mixed.exit_code == 2
+    assert "--source" in mixed.stderr
+    one = run(db, "rejects", "--raw", "--source", str(csv_path))
+    assert one.stdout.splitlines() == ["event_id,type,occurred_at,customer_id", "c9,nope,2026-05-21T10:00:00Z,k1"]
+    assert run(db, "rejects", "--raw", "--source", str(jsonl_path)).stdout.splitlines() == [
+        json.dumps(event(event_id="x2", type="nope"))]
+
+
 # --- 2.4 order independence ---------------------------------------------------------------------------
 
 def test_shuffled_events_split_over_files_derive_the_same_sessions(tmp_path: Path) -> None:

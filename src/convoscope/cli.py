@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import duckdb
 
 from convoscope import __version__, service
 from convoscope.accounts import ROLES
-from convoscope.config import Config, load_config
+from convoscope.config import BrandSettings, Config, load_config
 from convoscope.errors import ConvoscopeError
 from convoscope.store import Store, default_db_path
 
 EXIT_REJECTED = 3
+# Every write is a transaction: what was committed stays, the unfinished part is not stored.
+INTERRUPTED = "interrupted; what had finished is kept, the unfinished part is not stored"
 
 
 class App:
@@ -80,11 +83,16 @@ class OneLineGroup(click.Group):
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
             sys.exit(2)
+        except click.NoSuchOption as exc:
+            if exc.option_name in ("--db", "--config"):  # a global option given after the command
+                fail(f"{exc.option_name} goes before the command: convoscope {exc.option_name} PATH COMMAND ...", 2)
+            where = exc.ctx.command_path if exc.ctx else "convoscope"
+            fail(f"{exc.format_message()} (see '{where} --help')", 2)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "convoscope"
             fail(f"{exc.format_message()} (see '{where} --help')", 2)
-        except click.exceptions.Abort:
-            fail("aborted", 1)
+        except click.exceptions.Abort:  # click's word for Ctrl-C (KeyboardInterrupt) or Ctrl-D at a prompt
+            fail(INTERRUPTED, 130)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
@@ -93,6 +101,12 @@ class OneLineGroup(click.Group):
             fail(exc.message, exc.exit_code)
         except BrokenPipeError:
             sys.exit(1)
+        except duckdb.InterruptException:  # Ctrl-C during a query
+            fail(INTERRUPTED, 130)
+        except RuntimeError as exc:  # Ctrl-C during a query, as DuckDB's Python client reports it from execute()
+            if str(exc) != "Query interrupted":
+                raise
+            fail(INTERRUPTED, 130)
 
 
 def progress_printer() -> Callable[[str, int, int | None], None] | None:
@@ -141,6 +155,7 @@ pass_app = click.make_pass_decorator(App)
 def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | None, no_derive: bool) -> None:
     """Store events from files, directories or - (standard input), then derive what changed."""
     config = app.config
+    service.check_paths(list(paths), fmt)  # before the store exists: a typo must not leave an empty one behind
     with app.store() as store:
         result = service.ingest(store, config, list(paths), fmt=fmt, assume_tz=assume_tz, derive=not no_derive,
                                 progress=progress_printer())
@@ -228,6 +243,10 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
     config = app.config
     if assume_tz:
         service.check_zone(assume_tz, option="--assume-tz")
+    for path in map(Path, (p for p in paths if "://" not in p)):  # local ones: Spark would say less, later
+        if path.is_file() and path.suffix.lower() != ".parquet":
+            fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV with 'convoscope ingest', "
+                 "or convert the file to Parquet", 2)
     spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
     try:
         result = spark_engine.derive(spark, list(paths), out, config, assume_tz=assume_tz)
@@ -249,19 +268,20 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
 @cli.command()
 @click.option("--all", "show_all", is_flag=True, help="Include rejects whose event was later stored.")
 @click.option("--raw", is_flag=True, help="Print only the raw records, to fix and ingest again.")
+@click.option("--source", metavar="FILE", help="Only the records of this source (as listed).")
 @pass_app
-def rejects(app: App, show_all: bool, raw: bool) -> None:
+def rejects(app: App, show_all: bool, raw: bool, source: str | None) -> None:
     """List rejected events with their source and reason."""
     import csv
 
     with app.store(must_exist=True) as store:
         found = store.con.execute(f"""
-            SELECT kind, source, line, reason, raw FROM rejects {'' if show_all else 'WHERE NOT resolved'}
+            SELECT kind, source, line, reason, raw FROM rejects
+            WHERE ({'true' if show_all else 'NOT resolved'}) AND (source = $source OR $source IS NULL)
             ORDER BY source, line NULLS LAST, kind
-        """).fetchall()
+        """, {"source": str(Path(source).resolve()) if source and Path(source).exists() else source}).fetchall()
     if raw:
-        for *_, text in found:
-            click.echo(text)
+        _print_raw(found)
         return
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["kind", "source", "line", "reason", "raw"])
@@ -305,26 +325,53 @@ def _port(port: int | None) -> int:
     return int(text)
 
 
-def _serve(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
-           login: str | None = None) -> None:
+def _check_port(host: str, port: int) -> None:
+    """Fail in one line, before anything is done, when the port is taken (a server already running)."""
     import socket
 
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} ({exc.strerror}): is convoscope already serving there? "
+                 "Stop it, or choose another port with --port or CONVOSCOPE_PORT", 1)
+
+
+def _serve(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
+           login: str | None = None) -> None:
     import uvicorn
 
     from convoscope.web.app import create_app
 
     app = create_app(db_path, config_path, config=config)
-    with socket.socket() as probe:  # say so in one line instead of a traceback when the port is taken
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            fail(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port or CONVOSCOPE_PORT", 1)
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    _check_port(host, port)
+    shown = "127.0.0.1" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # as Conversation Links say it
     click.echo(f"convoscope is serving {db_path} at http://{shown}:{port}/  (Ctrl-C stops it)")
     if login:
         click.echo(login)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _print_raw(found: list[tuple[Any, ...]]) -> None:
+    """The raw records, ready to fix and ingest again: a CSV file's records under its header, which is
+    read from the file again (records of several files, CSV among them, must be printed one file at a time)."""
+    from convoscope.events.readers import csv_header_line
+
+    sources = list(dict.fromkeys(row[1] for row in found))
+    csv_sources = [name for name in sources if name.lower().endswith(".csv")]
+    if csv_sources and len(sources) > 1:
+        fail(f"the records come from {len(sources)} sources, CSV among them, and one file cannot hold them all; "
+             "print them one source at a time with --source FILE", 2)
+    if csv_sources:
+        header = csv_header_line(Path(csv_sources[0]))
+        if header is None:
+            click.echo(f"convoscope: {csv_sources[0]} is gone, and with it the CSV header; put it above these "
+                       "records before ingesting them", err=True)
+        else:
+            click.echo(header)
+    for *_, text in found:
+        click.echo(text)
 
 
 @cli.command()
@@ -345,6 +392,8 @@ def users() -> None:
 
 
 def _read_password(password_stdin: bool) -> str:
+    if not password_stdin and not sys.stdin.isatty():
+        fail("no terminal to ask for the password on; pipe it in with --password-stdin", 2)
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
@@ -537,6 +586,9 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
     from convoscope import reports, synth
     from convoscope.reports.sessions import headline
 
+    port = _port(port) if serving else port
+    if port is not None and serving:  # a demo already serving keeps its store, its users and its links
+        _check_port("127.0.0.1", port)
     out.mkdir(parents=True, exist_ok=True)
     events_path = out / "events.jsonl"
     db_path = out / "demo.duckdb"
@@ -546,7 +598,8 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
     written = synth.write(synth.generate_blocks(customers=customers, days=days, seed=seed, start=start,
                                                           bad_rate=bad_rate), events_path)
     click.echo(f"generated {written:,} events of {customers:,} customers over {days} days -> {events_path}")
-    config = Config()
+    # Conversation Links in the reports open the page this demo serves.
+    config = Config(defaults=BrandSettings(public_url=f"http://127.0.0.1:{port or 8000}"))
     with Store(db_path) as store:
         result = service.ingest(store, config, [str(events_path)], progress=progress_printer())
         c = result.counts
@@ -583,8 +636,9 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
     with Store(db_path) as store:
         accounts.add_user(store, "demo", "administrator", password, None)
     click.echo("")
-    _serve(db_path, None, "127.0.0.1", _port(port), config=config,
-           login=f"log in as user 'demo' with password '{password}' (an Administrator)")
+    _serve(db_path, None, "127.0.0.1", port or 8000, config=config,
+           login=f"log in as user 'demo' with password '{password}' (an Administrator)\n"
+                 f"the command line works on this store too: convoscope --db {db_path} report sessions-summary")
 
 
 def main(args: list[str] | None = None) -> None:

@@ -37,6 +37,11 @@ def check_zone(name: str, *, option: str) -> str:
     return name
 
 
+def check_paths(paths: list[str], fmt: str | None = None) -> None:
+    """Fail, in one line, on a path that names no input, before a store is opened (and created) for it."""
+    expand(paths, fmt)
+
+
 def ingest(
     store: Store,
     config: Config,

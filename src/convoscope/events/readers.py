@@ -410,6 +410,17 @@ def _csv_header(source: str, data: BinaryIO | Path) -> list[str]:
             data.seek(0)
 
 
+def csv_header_line(path: Path) -> str | None:
+    """The header of a CSV file as one CSV line, quoted as its records are (`rejects --raw`); None when
+    the file can no longer be read."""
+    try:
+        names = _csv_header(str(path), path)
+    except (IngestError, OSError):
+        return None
+    quoted = ['"' + n.replace('"', '""') + '"' if re.search(r'[",\r\n]', n) else n for n in names]
+    return ",".join(quoted)
+
+
 def _one_line(exc: Exception) -> str:
     """pyarrow's message, which may quote a record, on one short line."""
     text = re.sub(CONTROL, " ", str(exc)).strip()
