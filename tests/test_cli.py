@@ -161,3 +161,12 @@ def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "worked-example.csv").read_bytes())
     result = run("--db", str(tmp_path / "s.duckdb"), "ingest", str(path))
     assert result.exit_code == 0 and "accepted 10" in result.stdout
+
+
+def test_a_report_of_an_unknown_brand_is_empty_with_a_note_naming_the_brands(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert run("--db", str(db), "ingest", str(FIXTURES / "worked-example.jsonl")).exit_code == 0
+    result = run("--db", str(db), "report", "sessions-detail", "--brand", "defualt")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 1  # the header alone
+    assert "no brand 'defualt'; its brands are default" in result.stderr

@@ -206,6 +206,10 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
             definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
             as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
         )
+        unknown = [b for b in brands if b not in store.brands()]
+        if unknown:  # not an error: the report is right, and empty; but a typo deserves a word
+            click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
+                       f"its brands are {', '.join(store.brands()) or 'none yet'}", err=True)
         if out == "-":
             with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
                 written = Path(scratch) / "report.csv"
@@ -618,9 +622,12 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
         return "n/a" if rate is None else f"{float(rate) * 100:.1f}%"
 
     click.echo("")
-    click.echo(f"AI sessions       {numbers['sessions']:,}  (as of {as_of})")
+    last = start.fromordinal(start.toordinal() + days - 1)
+    click.echo(f"AI sessions       {numbers['sessions']:,}  (created {start} to {last}, UTC; judged as of {as_of})")
     click.echo(f"resolution rate   {pct(numbers['resolution_rate'])}  (resolved / (resolved + responded and handed off))")
     click.echo(f"handoff rate      {pct(numbers['handoff_rate'])}  (handed off / closed sessions)")
+    click.echo(f"recontact rate    {pct(numbers['recontact_rate'])}  (of resolved sessions, the share whose customer came "
+               "back within 24 hours)")
     click.echo(f"no response       {numbers['no_response']:,}  (left out of the resolution rate)")
     click.echo("top handoff categories:")
     total = numbers["handed_off"] or 1
