@@ -590,8 +590,8 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
     from convoscope import reports, synth
     from convoscope.reports.sessions import headline
 
-    port = _port(port) if serving else port
-    if port is not None and serving:  # a demo already serving keeps its store, its users and its links
+    port = _port(port)
+    if serving:  # a demo already serving keeps its store, its users and its links
         _check_port("127.0.0.1", port)
     out.mkdir(parents=True, exist_ok=True)
     events_path = out / "events.jsonl"
@@ -603,7 +603,7 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
                                                           bad_rate=bad_rate), events_path)
     click.echo(f"generated {written:,} events of {customers:,} customers over {days} days -> {events_path}")
     # Conversation Links in the reports open the page this demo serves.
-    config = Config(defaults=BrandSettings(public_url=f"http://127.0.0.1:{port or 8000}"))
+    config = Config(defaults=BrandSettings(public_url=f"http://127.0.0.1:{port}"))
     with Store(db_path) as store:
         result = service.ingest(store, config, [str(events_path)], progress=progress_printer())
         c = result.counts
@@ -643,7 +643,7 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
     with Store(db_path) as store:
         accounts.add_user(store, "demo", "administrator", password, None)
     click.echo("")
-    _serve(db_path, None, "127.0.0.1", port or 8000, config=config,
+    _serve(db_path, None, "127.0.0.1", port, config=config,
            login=f"log in as user 'demo' with password '{password}' (an Administrator)\n"
                  f"the command line works on this store too: convoscope --db {db_path} report sessions-summary")
 
