@@ -206,10 +206,11 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
             definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
             as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
         )
-        unknown = [b for b in brands if b not in store.brands()]
+        known = store.brands()
+        unknown = [b for b in brands if b not in known]
         if unknown:  # not an error: the report is right, and empty; but a typo deserves a word
             click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
-                       f"its brands are {', '.join(store.brands()) or 'none yet'}", err=True)
+                       f"its brands are {', '.join(known) or 'none yet'}", err=True)
         if out == "-":
             with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
                 written = Path(scratch) / "report.csv"
@@ -426,7 +427,8 @@ def _brands_text(brands: tuple[str, ...] | None) -> str:
 
 def _warn_unknown_brands(store: Store, brands: tuple[str, ...] | None) -> None:
     """A brand no event names yet may be a typo: the user would see nothing, and nobody would say why."""
-    unknown = [b for b in brands or () if b not in store.brands()]
+    known = store.brands()
+    unknown = [b for b in brands or () if b not in known]
     if unknown:
         click.echo(f"note: the store holds no events of brand {', '.join(map(repr, unknown))} yet; "
                    "check the spelling if it should", err=True)

@@ -20,14 +20,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 
 from convoscope.errors import ConfigError
+from convoscope.events.schema import CHANNEL_PATTERN
+from convoscope.store import BRAND_PATTERN
 
 DEFAULT_PATH = Path("convoscope.toml")
 
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _LONGEST = timedelta(days=36_500)  # a hundred years: beyond it a duration is a typo, and time sums overflow
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_CHANNEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-_BRAND = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_CHANNEL = re.compile(CHANNEL_PATTERN)  # SPEC 2.2's, as ingestion checks them
+_BRAND = re.compile(BRAND_PATTERN)
 
 # Every key with its default and what it means; tests check that each is documented in docs/.
 KEYS: dict[str, tuple[Any, str]] = {

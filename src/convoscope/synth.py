@@ -32,6 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from convoscope.store import BRAND_PATTERN
+
 __all__ = [
     "AI_AGENTS",
     "CATEGORIES",
@@ -74,7 +76,7 @@ SCHEMA = pa.schema(
     ]
 )
 
-_BRAND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_BRAND_PATTERN = re.compile(BRAND_PATTERN)
 _US = 1_000_000  # microseconds per second
 _MAX_EVENTS_PER_CUSTOMER = 1 << 20  # event ids pack (customer, n-th event) into 64 bits
 

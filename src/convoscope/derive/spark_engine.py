@@ -354,7 +354,7 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
     _remove(spark, settings)
     records, files = _records(spark, paths)
     columns_of = _columns_of(files)
-    validate = partial(_staged_query, query=validation_sql(assume_tz), schema=_CHECKED, columns_of=columns_of)
+    validate = partial(_staged_query, query=validation_sql(assume_tz, raw=True), schema=_CHECKED, columns_of=columns_of)
     checked = records.mapInArrow(validate, _spark_schema(_CHECKED)).persist(disk)
     events, duplicates, rejects = _merge(records, checked, files, columns_of)
     counts = {}

@@ -8,6 +8,7 @@ the problems a reader can see (bad JSON, invalid UTF-8, a value of the wrong typ
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import sys
@@ -55,19 +56,6 @@ def _raw_from_stage(con: duckdb.DuckDBPyConnection) -> Callable[[list[int]], dic
         if not lines:
             return {}
         found = con.execute("SELECT line, raw FROM _stage WHERE line IN (SELECT unnest(?::BIGINT[]))", [lines])
-        return dict(found.fetchall())
-
-    return raw_of
-
-
-def _raw_from_batch(con: duckdb.DuckDBPyConnection, raw_sql: str, line_column: int) -> Callable[[list[int]], dict[int, str]]:
-    """`raw_of` for a typed batch staged without its raw text: `raw_sql` is rebuilt for the few lines
-    asked for (a JSON object or a CSV record per row costs a pass over every value of the chunk)."""
-    def raw_of(lines: list[int]) -> dict[int, str]:
-        if not lines:
-            return {}
-        found = con.execute(f"SELECT #{line_column}, {raw_sql} FROM _batch "
-                            f"WHERE #{line_column} IN (SELECT unnest(?::BIGINT[]))", [lines])
         return dict(found.fetchall())
 
     return raw_of
@@ -417,8 +405,9 @@ def csv_header_line(path: Path) -> str | None:
         names = _csv_header(str(path), path)
     except (IngestError, OSError):
         return None
-    quoted = ['"' + n.replace('"', '""') + '"' if re.search(r'[",\r\n]', n) else n for n in names]
-    return ",".join(quoted)
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(names)  # quotes a name holding , " CR or LF, as records are
+    return line.getvalue().removesuffix("\r\n")
 
 
 def _one_line(exc: Exception) -> str:
@@ -525,11 +514,11 @@ def _csv_chunk(con: duckdb.DuckDBPyConnection, source: str, schema: pa.Schema, t
     reason = f"record does not have the {width} columns of the header; check quoting and commas"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW _stage AS
-        {_typed_stage_sql(source, schema, 'NULL::VARCHAR', problem, f'NOT {bad}')}
+        {_typed_stage_sql(source, schema, raw_sql, problem, f'NOT {bad}')}
         UNION ALL BY NAME
         SELECT {sql_string(source)} AS source, line, raw, false AS parsed, {sql_string(reason)} AS problem FROM _unparsed
     """)
-    yield Chunk(source, table.num_rows + unparsed.num_rows, _raw_from_batch(con, raw_sql, len(schema) + 1))
+    yield Chunk(source, table.num_rows + unparsed.num_rows, _raw_from_stage(con))
     con.execute("DROP VIEW _stage")
     con.unregister("_batch")
     con.unregister("_unparsed")
@@ -568,25 +557,17 @@ def _parquet_batches(source: str, data: BinaryIO | Path) -> Iterator[pa.RecordBa
 def _parquet(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:
     line = 1
     for batch in _parquet_batches(source, data):
-        table = pa.Table.from_batches([batch])
-        stage_arrow(con, source, table, np.arange(line, line + batch.num_rows), raw=False)
+        stage_arrow(con, source, pa.Table.from_batches([batch]), np.arange(line, line + batch.num_rows))
         line += batch.num_rows
-        yield Chunk(source, batch.num_rows, _raw_from_batch(con, _json_raw_sql(table.schema), table.num_columns + 1))
+        yield Chunk(source, batch.num_rows, _raw_from_stage(con))
         unstage_arrow(con)
 
 
-def _json_raw_sql(schema: pa.Schema) -> str:
-    """A typed record's raw text: its fields as one JSON object."""
-    return "json_object(" + ", ".join(f"{sql_string(n)}, #{i + 1}" for i, n in enumerate(schema.names)) + ")"
-
-
-def stage_arrow(con: duckdb.DuckDBPyConnection, source: str, table: pa.Table, lines: np.ndarray, *,
-                raw: bool = True) -> None:
-    """Stage typed records (a Parquet batch, or one a Spark task reads) as `_stage`; raw text is their JSON,
-    or absent (NULL) when not `raw`."""
-    raw_sql = _json_raw_sql(table.schema) if raw else "NULL::VARCHAR"
+def stage_arrow(con: duckdb.DuckDBPyConnection, source: str, table: pa.Table, lines: np.ndarray) -> None:
+    """Stage typed records (a Parquet batch, or one a Spark task reads) as `_stage`; raw text is their JSON."""
+    raw = "json_object(" + ", ".join(f"{sql_string(n)}, #{i + 1}" for i, n in enumerate(table.schema.names)) + ")"
     con.register("_batch", table.append_column(LINE, pa.array(lines, pa.int64())))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_typed_stage_sql(source, table.schema, raw_sql, 'NULL', 'true')}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_typed_stage_sql(source, table.schema, raw, 'NULL', 'true')}")
 
 
 def unstage_arrow(con: duckdb.DuckDBPyConnection) -> None:

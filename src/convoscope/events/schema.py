@@ -170,8 +170,12 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     return checks
 
 
-def validation_sql(assume_tz: str | None) -> str:
+def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
     """One query over `_stage` giving the normalised event and `reject_reason` (NULL when valid).
+
+    Raw text is needed for rejected records only, and building it (a JSON object or a CSV line per
+    record) costs a pass over every value: the ingester looks it up afterwards for the few lines that
+    need it (`Chunk.raw_of`), so `raw` stays NULL here unless asked for (Spark's tasks, which cannot).
 
     Every check is a cheap condition; the message of a failed check is built only for bad records."""
     instant, timestamp_checks = _timestamp_sql(assume_tz)
@@ -196,7 +200,8 @@ def validation_sql(assume_tz: str | None) -> str:
                            WHEN {any_bad} THEN concat_ws('; ', {messages}) END AS reject_reason
             FROM s
         )
-        SELECT source, line, CASE WHEN reject_reason IS NOT NULL THEN raw END AS raw, reject_reason,
+        SELECT source, line, {"CASE WHEN reject_reason IS NOT NULL THEN raw END" if raw else "NULL::VARCHAR"} AS raw,
+               reject_reason,
                CASE WHEN NOT parsed THEN NULL WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
                CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {instant} END AS occurred_at, customer_id,

@@ -205,7 +205,7 @@ class NoStore:
 
 
 def wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/")
+    return not request.url.path.startswith(API_PREFIX)
 
 
 class Server:

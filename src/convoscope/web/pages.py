@@ -564,6 +564,7 @@ def dashboard_page(
             zone = params.tz
             board = _dashboard(server, store, params)
     csv_query = urlencode(form.query())
+    over_the_range = replace(form, period=None).query()
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
         brands=visible, zones=_zones(server, visible), default_zone=zone or "brand default",
@@ -573,7 +574,7 @@ def dashboard_page(
         percent=_percent,
         # A dimension's value opens its sessions: sessions-detail over the same range, filtered by it.
         detail_url=lambda key, value: "/reports/sessions-detail?" + urlencode(
-            [(k, v) for k, v in replace(form, period=None).query()] + [("where", f"{key}={value}"), ("run", "1")]),
+            [*over_the_range, ("where", f"{key}={value}"), ("run", "1")]),
     )
 
 
