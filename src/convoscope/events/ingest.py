@@ -66,10 +66,13 @@ def merge_stage(
         SELECT brand, event_id, min(line) AS first_line FROM _checked c WHERE {_VALID}
         GROUP BY brand, event_id HAVING count(*) > 1
     """)
+    # The stored events of the chunk's ids: found by scanning the two key columns, then read by row id
+    # (a join that returned every column would read all of them for every stored event).
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _stored AS
-        SELECT e.* FROM events e SEMI JOIN (SELECT brand, event_id FROM _checked c WHERE {_VALID}) k
-        ON e.brand = k.brand AND e.event_id = k.event_id
+        SELECT * FROM events WHERE rowid IN (
+            SELECT e.rowid FROM events e SEMI JOIN (SELECT brand, event_id FROM _checked c WHERE {_VALID}) k
+            ON e.brand = k.brand AND e.event_id = k.event_id)
     """)
     accepted = con.execute(f"""
         INSERT INTO events
