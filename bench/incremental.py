@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import secrets
 import shutil
 import tempfile
 import time
@@ -30,13 +31,16 @@ def new_events(store: Store, batch: int) -> list[dict]:
     old = [r[0] for r in store.con.execute(
         f"SELECT customer_id FROM (SELECT DISTINCT customer_id FROM events) USING SAMPLE {batch} ROWS").fetchall()]
     start = datetime(2026, 5, 20, 9, tzinfo=UTC)
+    # Ids shaped like the generator's (and real exports' random ones): spread over the stored ids, so
+    # no min/max of the batch lets DuckDB skip the stored ones when it looks for duplicates.
+    ids = iter(f"evt_{secrets.token_hex(8)}" for _ in range(batch))
     events = []
     for i in range(batch // 2):
         customer = old[i] if i % 10 else f"bench-new-{i}"
         at = start + timedelta(minutes=7 * i)
-        events.append({"event_id": f"bench-{i}-q", "type": "customer_message", "customer_id": customer,
+        events.append({"event_id": next(ids), "type": "customer_message", "customer_id": customer,
                        "occurred_at": at.isoformat(), "channel": "chat", "text": "is my order on its way?"})
-        events.append({"event_id": f"bench-{i}-a", "type": "ai_message", "customer_id": customer,
+        events.append({"event_id": next(ids), "type": "ai_message", "customer_id": customer,
                        "occurred_at": (at + timedelta(seconds=20)).isoformat(), "channel": "chat",
                        "ai_agent": "Ava", "text": "It left the warehouse this morning."})
     return events
