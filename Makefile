@@ -3,16 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.installed-dev-stamp
 
-.PHONY: demo test install lint bench screenshots clean
+.PHONY: demo test install dev lint bench screenshots clean
 
 ASSETS := node_modules/.installed-stamp
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+# What the demo needs is the runtime alone (about 600 MB); the test tools and PySpark bring the
+# environment to about 1.5 GB, so only `make test` and the targets that need them install those.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(DEV_STAMP) $(STAMP)
 
 # The web app's chart library and CSS, from npm at the versions package-lock.json pins.
 $(ASSETS): package.json package-lock.json
@@ -26,10 +35,12 @@ $(CHROMIUM):
 
 install: $(STAMP) $(ASSETS)
 
+dev: $(DEV_STAMP) $(ASSETS)
+
 demo: install
 	$(BIN)/convoscope demo --out demo-out
 
-lint: install
+lint: dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
@@ -37,7 +48,7 @@ test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 # The README's pictures: the browser tests save a screenshot of each page they visit.
-screenshots: install $(CHROMIUM)
+screenshots: dev $(CHROMIUM)
 	CONVOSCOPE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q -p no:xdist
 
 bench: install
