@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -175,33 +174,12 @@ def _line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
             return
 
 
-@numba.njit(cache=True, nogil=True)
-def _scan_lines(data: np.ndarray, max_openers: int) -> tuple[np.ndarray, bool]:
-    """The positions of the line breaks in `data`, and whether a line opens more than `max_openers`
-    objects or lists (a bound of its nesting): two passes over the bytes, where numpy's comparisons
-    made a temporary array the size of the chunk for each test (1.8 s per million events)."""
-    n_breaks = 0
-    for byte in data:
-        if byte == 10:
-            n_breaks += 1
-    breaks = np.empty(n_breaks, dtype=np.int64)
-    found, openers, deep = 0, 0, False
-    for i in range(data.shape[0]):
-        byte = data[i]
-        if byte == 10:
-            breaks[found] = i
-            found += 1
-            openers = 0
-        elif byte == 123 or byte == 91:  # { or [
-            openers += 1
-            deep |= openers > max_openers
-    return breaks, deep
-
-
 def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray, bool]:
     """Start and end (exclusive, without the line break) of every line of `data`, and whether a line
     opens more than MAX_FAST_NESTING objects or lists."""
-    breaks, deep = _scan_lines(np.frombuffer(data, dtype=np.uint8), MAX_FAST_NESTING)
+    from convoscope.events.lines import scan_lines  # numba: loaded only when JSON Lines are read
+
+    breaks, deep = scan_lines(np.frombuffer(data, dtype=np.uint8), MAX_FAST_NESTING)
     ends = breaks if breaks.shape[0] and breaks[-1] == len(data) - 1 else np.append(breaks, len(data))
     starts = np.concatenate(([0], breaks + 1))[: ends.shape[0]]
     return starts, ends, deep
