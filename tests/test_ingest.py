@@ -447,9 +447,10 @@ BLANKS = [
     for field, blank in [("text", ""), ("text", None), ("route", "   "), ("ai_agent", " "), ("guides", []),
                          ("guides", [" "]), ("guides", None), ("agent", "\t"), ("category", ""),
                          ("subcategory", " "), ("reason", ""), ("transfer_rationale", "  "),
-                         # White space beyond ASCII's: no-break, em and ideographic spaces, vertical tab.
+                         # White space beyond ASCII's: no-break, em and ideographic spaces, vertical tab,
+                         # and next line (U+0085, the lowest such character above ASCII's).
                          ("route", "\u00a0"), ("agent", "\u2003 "), ("ai_agent", "\u3000"), ("text", "\x0b"),
-                         ("guides", ["\u00a0"])]
+                         ("guides", ["\u00a0"]), ("reason", "\x85")]
 ]
 
 

@@ -58,8 +58,10 @@ SPACE_CLASS = "[\\s\\v\\x1c-\\x1f\\x{85}\\pZ]"
 
 def _blank(col: str) -> str:
     # The regex runs only for the rare value that starts with a control character, a space or a
-    # character from U+0085 up (where the other spaces are).
-    return (f"({col} IS NULL OR {col} = '' OR ((ascii({col}) <= 32 OR ascii({col}) >= 133) "
+    # character from U+0085 up (where the other spaces are). Strings compare byte by byte, and UTF-8
+    # keeps code point order, so comparing with '!' and U+0085 tests the first character without
+    # decoding it (ascii() did, at twice the cost of the whole test).
+    return (f"({col} IS NULL OR {col} = '' OR (({col} < '!' OR {col} >= chr(133)) "
             f"AND regexp_full_match({col}, '{SPACE_CLASS}*')))")
 
 
