@@ -202,11 +202,11 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
     config = app.config
     definition = reports.get_report(name)
     with app.lake(lake) if lake else app.store(must_exist=True) as store:
+        known = store.brands()
         params = reports.build_params(
-            definition, config, store.brands(), date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
+            definition, config, known, date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
             as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
         )
-        known = store.brands()
         unknown = [b for b in brands if b not in known]
         if unknown:  # not an error: the report is right, and empty; but a typo deserves a word
             click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
@@ -475,8 +475,9 @@ def users_set_role(app: App, name: str, role: str, brands: str | None, every_bra
     if brands and every_brand:
         fail("use --brands or --every-brand, not both", 2)
     with app.store() as store:
-        user = accounts.set_role(store, name, role, accounts.parse_brands(brands), every_brand)
-        _warn_unknown_brands(store, accounts.parse_brands(brands))
+        given = accounts.parse_brands(brands)
+        user = accounts.set_role(store, name, role, given, every_brand)
+        _warn_unknown_brands(store, given)  # the brands given now, not those kept from before
     click.echo(f"{user.name} is now {user.role_title} ({_brands_text(user.brands)})", err=True)
 
 

@@ -148,10 +148,9 @@ def _split_lines(data: bytes, first_line: int) -> pa.Table:
 _FAST_SCHEMA = pa.schema([(f, pa.list_(pa.string()) if f == "guides" else pa.string()) for f in FIELDS])
 
 
-def _line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
-    """Chunks of about CHUNK_BYTES cut at line ends, with the number of their first line."""
+def _line_chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """Chunks of about CHUNK_BYTES cut at line ends (their lines are counted by `_line_bounds`)."""
     carry = b""
-    line = 1
     first = True
     while True:
         block = stream.read(CHUNK_BYTES)
@@ -168,8 +167,7 @@ def _line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
         else:
             carry = b""
         if data:
-            yield data, line
-            line += data.count(b"\n")
+            yield data
         if not block:
             return
 
@@ -200,10 +198,12 @@ def _not_all_objects(data: bytes, starts: np.ndarray, ends: np.ndarray, first: n
     return False
 
 
-def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[int]], dict[int, str]]] | None:
+def _fast_json(data: bytes, first_line: int, bounds: tuple[np.ndarray, np.ndarray, bool]
+               ) -> tuple[pa.Table, Callable[[list[int]], dict[int, str]]] | None:
     """The chunk parsed by pyarrow's multithreaded JSON reader, when every non-blank line is one JSON
-    object whose known fields have the right types; None otherwise (the exact path then finds each problem)."""
-    starts, ends, deep = _line_bounds(data)  # data is never empty: _line_chunks yields none such
+    object whose known fields have the right types; None otherwise (the exact path then finds each problem).
+    `bounds` are the chunk's `_line_bounds`."""
+    starts, ends, deep = bounds
     first = _first_bytes(data, starts)
     if deep or _not_all_objects(data, starts, ends, first):
         return None
@@ -235,8 +235,11 @@ def _fast_json(data: bytes, first_line: int) -> tuple[pa.Table, Callable[[list[i
 
 
 def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: BinaryIO) -> Iterator[Chunk]:
-    for data, first_line in _line_chunks(stream):
-        fast = _fast_json(data, first_line)
+    line = 1  # the number of the next chunk's first line
+    for data in _line_chunks(stream):
+        bounds = _line_bounds(data)  # data is never empty: _line_chunks yields none such
+        first_line, line = line, line + bounds[0].shape[0]
+        fast = _fast_json(data, first_line, bounds)
         if fast is not None:
             table, raw_of = fast
             con.register("_batch", table)
