@@ -931,6 +931,40 @@ def test_a_jsonl_file_spanning_many_chunks_is_ingested_whole_with_its_line_numbe
     assert (outcome.reject["line"], outcome.reject["raw"]) == (9, '{"event_id": "k09", "type": ')
 
 
+class Trickle(io.RawIOBase):
+    """Input that arrives a few bytes at a time, as from a pipe."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data, self._at, self._step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._data[self._at:self._at + min(self._step, len(buffer))]
+        buffer[:len(piece)] = piece
+        self._at += len(piece)
+        return len(piece)
+
+
+@pytest.mark.parametrize("step", [7, 1000])
+def test_jsonl_chunks_are_whole_lines_of_the_input_however_it_arrives(
+    monkeypatch: pytest.MonkeyPatch, step: int
+) -> None:
+    """Chunks share one buffer: each must be the input's next whole lines when it is handed over, a
+    line longer than the buffer included, and a byte order mark is not part of the first."""
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
+    lines = [f'{{"n": {n}, "text": "{"x" * (150 if n == 5 else n)}"}}'.encode() for n in range(1, 30)]
+    data = b"\n".join(lines) + b"\n" + b'{"last": "no line end"}'
+
+    chunks = [bytes(chunk) for chunk in readers._line_chunks(Trickle(b"\xef\xbb\xbf" + data, step))]
+
+    assert b"".join(chunks) == data
+    assert all(chunk.endswith(b"\n") for chunk in chunks[:-1])
+    assert any(len(chunk) > 150 for chunk in chunks)  # line 5 outgrew the buffer
+    assert len(chunks) > 5
+
+
 def small_csv_blocks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     """The CSV reader cuts its input by pyarrow's block size rather than CHUNK_BYTES: shrink that too."""
     original: Callable[..., pacsv.ReadOptions] = pacsv.ReadOptions
