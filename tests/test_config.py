@@ -276,6 +276,17 @@ AI_CHANNEL_EVENTS = [
 ]
 
 
+def test_each_brand_routes_its_customers_by_its_own_ai_channels(cs: Convoscope) -> None:
+    """Customers of two brands, interleaved in one derivation: an email starts a session only where
+    the brand's ai_channels allow it."""
+    cs.config = write_toml(cs.dir / "c.toml", '[brands.acme]\nai_channels = ["chat"]\n')
+    customers = [f"u{n}" for n in range(12)]
+    cs.ingest([ev(f"{brand}-{c}", "customer_message", "2026-05-21T10:00:00Z", customer=c, brand=brand, channel="email")
+               for c in customers for brand in ("acme", "beta")])
+    assert cs.rows("--brand", "acme") == []
+    assert sorted(row["Customer ID"] for row in cs.rows("--brand", "beta")) == sorted(customers)
+
+
 def test_ai_channels_decides_what_starts_a_session(cs: Convoscope) -> None:
     toml = write_toml(cs.dir / "convoscope.toml", 'ai_channels = ["chat"]\n')
     cs.ingest(AI_CHANNEL_EVENTS)

@@ -86,9 +86,9 @@ def kernel_input(events: SortedEvents, settings_for: Callable[[str], BrandSettin
     """The kernel's arrays: the events' numbers and each customer group's brand settings."""
     starts = events.group_starts
     per_group = {}
-    brand_codes, brand_names = events.columns.codes("brand")
-    brands = [settings_for(b) for b in brand_names.to_pylist()]
-    group_brand = brand_codes[starts[:-1]]
+    encoded = pc.dictionary_encode(events.columns.take("brand", starts[:-1]))  # each group's brand, not each event's
+    brands = [settings_for(b) for b in encoded.dictionary.to_pylist()]
+    group_brand = encoded.indices.to_numpy()
     for key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window"):
         values = np.array([_micros(getattr(b, key)) for b in brands], dtype=np.int64)
         per_group[key] = values[group_brand] if values.shape[0] else np.zeros(0, dtype=np.int64)
@@ -99,7 +99,7 @@ def kernel_input(events: SortedEvents, settings_for: Callable[[str], BrandSettin
                       for b in brands], dtype=bool).reshape(len(brands), len(channels) + 1)
     return K.KernelInput(
         group_starts=starts, ts=events.ts, kind=events.kind, route=events.route,
-        to_ai=to_ai[brand_codes, channel_codes] if brands else np.zeros(0, dtype=bool),
+        to_ai=to_ai[np.repeat(group_brand, np.diff(starts)), channel_codes] if brands else np.zeros(0, dtype=bool),
         has_channel=events.has_channel, has_ai_agent=events.has_ai_agent, **per_group,
     )
 
