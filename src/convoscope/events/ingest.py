@@ -74,11 +74,15 @@ def merge_stage(
             SELECT e.rowid FROM events e SEMI JOIN (SELECT brand, event_id FROM _checked c WHERE {_VALID}) k
             ON e.brand = k.brand AND e.event_id = k.event_id)
     """)
+    # The usual chunk holds new events only, each id once: with nothing to compare, the anti-joins of
+    # _NEW find nothing yet cost 0.3 s of the insert's 1 s per million records.
+    compared = con.execute("SELECT EXISTS (FROM _stored) OR EXISTS (FROM _repeat)").fetchall()[0][0]
+    new = _NEW if compared else _VALID
     accepted = con.execute(f"""
         INSERT INTO events
         SELECT brand, event_id, type, occurred_at, customer_id, channel, text, route, ai_agent, guides,
                category, subcategory, reason, transfer_rationale, agent, attributes, source, line, now()::TIMESTAMP
-        FROM _checked c WHERE {_NEW}
+        FROM _checked c WHERE {new}
     """).fetchall()[0][0]
     # Records compared with an earlier one: the stored event, else the chunk's first record of the id.
     con.execute(f"""
@@ -122,7 +126,7 @@ def merge_stage(
     """)
     con.execute(f"""
         INSERT INTO pending
-        SELECT DISTINCT brand, customer_id FROM _checked c WHERE {_NEW}
+        SELECT DISTINCT brand, customer_id FROM _checked c WHERE {new}
         EXCEPT SELECT brand, customer_id FROM pending
     """)
     # A reject is resolved once its event is stored: same id, or the same source line fixed in place.
@@ -130,8 +134,8 @@ def merge_stage(
         con.execute(f"""
             UPDATE rejects SET resolved = true
             WHERE NOT resolved AND kind = 'rejected'
-              AND ((brand, event_id) IN (SELECT (brand, event_id) FROM _checked c WHERE {_NEW})
-                   OR (source, line) IN (SELECT (source, line) FROM _checked c WHERE {_NEW}))
+              AND ((brand, event_id) IN (SELECT (brand, event_id) FROM _checked c WHERE {new})
+                   OR (source, line) IN (SELECT (source, line) FROM _checked c WHERE {new}))
         """)
     duplicate, conflicts = con.execute("SELECT count(*) FILTER (WHERE same), count(*) FILTER (WHERE NOT same) "
                                        "FROM _compared").fetchall()[0]
