@@ -947,13 +947,15 @@ class Trickle(io.RawIOBase):
         return len(piece)
 
 
-@pytest.mark.parametrize("step", [7, 1000])
+@pytest.mark.parametrize(("step", "first_buffer"), [(7, 16), (1000, 16), (7, 1000)])
 def test_jsonl_chunks_are_whole_lines_of_the_input_however_it_arrives(
-    monkeypatch: pytest.MonkeyPatch, step: int
+    monkeypatch: pytest.MonkeyPatch, step: int, first_buffer: int
 ) -> None:
-    """Chunks share one buffer: each must be the input's next whole lines when it is handed over, a
-    line longer than the buffer included, and a byte order mark is not part of the first."""
+    """Chunks share one buffer, which grows from a small one while input of unknown size keeps coming:
+    each chunk must be the input's next whole lines when it is handed over, a line longer than a chunk
+    included, and a byte order mark is not part of the first."""
     monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(readers, "FIRST_BUFFER", first_buffer)
     lines = [f'{{"n": {n}, "text": "{"x" * (150 if n == 5 else n)}"}}'.encode() for n in range(1, 30)]
     data = b"\n".join(lines) + b"\n" + b'{"last": "no line end"}'
 
@@ -962,6 +964,7 @@ def test_jsonl_chunks_are_whole_lines_of_the_input_however_it_arrives(
     assert b"".join(chunks) == data
     assert all(chunk.endswith(b"\n") for chunk in chunks[:-1])
     assert any(len(chunk) > 150 for chunk in chunks)  # line 5 outgrew the buffer
+    assert all(len(chunk) > 64 // 2 for chunk in chunks[:-1])  # chunks as large as CHUNK_BYTES allows
     assert len(chunks) > 5
 
 
