@@ -97,9 +97,16 @@ def _chain(*checks: tuple[str, str]) -> list[Check]:
     return out
 
 
+# The local date and time of `occurred_at`, from its parts (`_ts`); below µs: truncated.
+LOCAL_SQL = "try_cast(_ts.d || ' ' || _ts.t || left(_ts.f, 7) AS TIMESTAMP)"
+# Whether `type` is one of the event types: several rules ask, the validation query computes it once.
+KNOWN_TYPE = "_known_type"
+
+
 def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
-    """SQL for the UTC instant of `occurred_at`, and its checks (SPEC 2.2)."""
-    local = "try_cast(_ts.d || ' ' || _ts.t || left(_ts.f, 7) AS TIMESTAMP)"  # below µs: truncated
+    """SQL for the UTC instant of `occurred_at` from its local time `_local` (LOCAL_SQL), and its
+    checks (SPEC 2.2), which read both from columns the validation query computes once per record."""
+    local = "_local"
     offset_ok = ("(_ts.o = '' OR upper(_ts.o) = 'Z' OR (try_cast(substr(_ts.o, 2, 2) AS INT) < 24 "
                  "AND try_cast(substr(_ts.o, 5, 2) AS INT) < 60))")
     offset_minutes = ("CASE WHEN upper(_ts.o) = 'Z' THEN 0 ELSE (CASE WHEN left(_ts.o, 1) = '-' THEN -1 ELSE 1 END) * "
@@ -128,7 +135,7 @@ def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
         (f"_ts.o = '' AND {gap}",
          f"'occurred_at ' || {shown} || ' does not exist in {assume_tz} (a daylight-saving gap); correct the time'"),
         # Python, Spark and Parquet readers hold years 1 to 9999 only; year 0000 is 1 BC to DuckDB.
-        (f"NOT year({instant}) BETWEEN 1 AND 9999",
+        ("NOT year(_instant) BETWEEN 1 AND 9999",
          f"'occurred_at ' || {shown} || ' is outside the years 0001 to 9999 in UTC'"),
     )
     return instant, checks
@@ -145,7 +152,7 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
         )
     checks += _chain(
         (_is_blank("type"), "'type is missing'"),
-        (f"NOT {_in('type', EVENT_TYPES)}",
+        (f"NOT {KNOWN_TYPE}",
          f"'type ' || {_shown('type')} || ' is not one of {', '.join(EVENT_TYPES)}'"),
     )
     checks += timestamp_checks
@@ -167,7 +174,7 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     for f, types in ALLOWED_ON.items():
         present = "len(guides_n) > 0" if f == "guides" else f"NOT {_is_blank(f)}"
         where = " and ".join(types) if len(types) < 3 else ", ".join(types)
-        checks.append(Check(f"{present} AND {_in('type', EVENT_TYPES)} AND NOT {_in('type', types)}",
+        checks.append(Check(f"{present} AND {KNOWN_TYPE} AND NOT {_in('type', types)}",
                              f"'{f} is only allowed on {where}, not on ' || type"))
     return checks
 
@@ -195,18 +202,23 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
         WITH s AS (
             SELECT *, regexp_extract(occurred_at, '{TIMESTAMP_PATTERN}', ['d', 't', 'f', 'o']) AS _ts,
                    {", ".join(f"{_blank(f)} AS _b_{f}" for f in STRING_FIELDS)},
-                   CASE WHEN guides IS NOT NULL THEN list_filter(guides, lambda g: NOT {_blank("g")}) END AS guides_n
+                   CASE WHEN guides IS NOT NULL THEN list_filter(guides, lambda g: NOT {_blank("g")}) END AS guides_n,
+                   {_in("type", EVENT_TYPES)} AS {KNOWN_TYPE}
             FROM _stage
+        ), local AS (  -- each layer's values are computed once and read by the next: not once per use
+            SELECT *, {LOCAL_SQL} AS _local FROM s
+        ), timed AS (
+            SELECT *, {instant} AS _instant FROM local
         ), checked AS (
             SELECT *, CASE WHEN NOT parsed THEN problem
                            WHEN {any_bad} THEN concat_ws('; ', {messages}) END AS reject_reason
-            FROM s
+            FROM timed
         )
         SELECT source, line, {"CASE WHEN reject_reason IS NOT NULL THEN raw END" if raw else "NULL::VARCHAR"} AS raw,
                reject_reason,
                CASE WHEN NOT parsed THEN NULL WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
-               CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {instant} END AS occurred_at, customer_id,
+               CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN _instant END AS occurred_at, customer_id,
                CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
                {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
                CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes
