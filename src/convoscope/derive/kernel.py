@@ -425,11 +425,14 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
     k_counted = np.zeros(2 * n, dtype=np.bool_)
     r_conv, r_at = ints(n), ints(n)
     a_pos, a_kind = ints(n), np.empty(n, dtype=np.int8)
+    def typed(values: np.ndarray, dtype: type) -> np.ndarray:  # a copy only when the type differs
+        return np.ascontiguousarray(values, dtype=dtype)
+
     counts = _kernel(  # type: ignore[call-arg]
-        inp.group_starts.astype(i64), inp.ts.astype(i64), inp.kind.astype(np.int8), inp.route.astype(np.int8),
-        inp.to_ai.astype(np.bool_), inp.has_channel.astype(np.bool_), inp.has_ai_agent.astype(np.bool_),
-        inp.session_inactivity.astype(i64), inp.contact_inactivity.astype(i64),
-        inp.conversation_window.astype(i64), inp.recontact_window.astype(i64),
+        typed(inp.group_starts, i64), typed(inp.ts, i64), typed(inp.kind, np.int8), typed(inp.route, np.int8),
+        typed(inp.to_ai, np.bool_), typed(inp.has_channel, np.bool_), typed(inp.has_ai_agent, np.bool_),
+        typed(inp.session_inactivity, i64), typed(inp.contact_inactivity, i64),
+        typed(inp.conversation_window, i64), typed(inp.recontact_window, i64),
         ev_s, ev_c, ev_v,
         s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_recon, s_known,
         *c, *v, v_linked, k_conv, k_at, k_counted, r_conv, r_at, a_pos, a_kind,
