@@ -40,6 +40,7 @@ class EventColumns:
         self._index = index
         self._combined: dict[str, pa.Array] = {}
         self._codes: dict[str, tuple[np.ndarray, pa.Array]] = {}
+        self._lists: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]] = {}
 
     def column(self, name: str) -> pa.Array:
         if name not in self._combined:
@@ -55,6 +56,24 @@ class EventColumns:
 
     def take(self, name: str, positions: np.ndarray) -> pa.Array:
         return self.column(name).take(self.rows(positions))
+
+    def list_codes(self, name: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+        """The values of list column `name` at sorted positions as dictionary codes: (offsets into
+        codes per position, codes, dictionary). The column is encoded once, as stored, and its codes
+        gathered: gathering the lists themselves copied every string (0.57 s for 3.1M AI replies)."""
+        if name not in self._lists:
+            lists = self.column(name)
+            offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64)
+            lengths = np.where(pc.is_valid(lists).to_numpy(zero_copy_only=False), np.diff(offsets), 0)
+            encoded = pc.dictionary_encode(lists.values)
+            self._lists[name] = (offsets[:-1], lengths,
+                                 encoded.indices.fill_null(-1).to_numpy().astype(np.int64), encoded.dictionary)
+        starts, lengths, codes, dictionary = self._lists[name]
+        rows = positions if self._index is None else self._index[positions]
+        counts = lengths[rows]
+        ends = np.cumsum(counts)
+        gather = np.repeat(starts[rows] - (ends - counts), counts) + np.arange(ends[-1] if ends.shape[0] else 0)
+        return np.concatenate(([0], ends)).astype(np.int64), codes[gather], dictionary
 
     def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
         """Dictionary codes of a column by sorted position (-1 for null), and the dictionary."""
@@ -145,17 +164,14 @@ def _lists_by_owner(n_owner: int, owner: np.ndarray, code: np.ndarray, dictionar
 def _distinct_strings(columns: EventColumns, name: str, rows: np.ndarray, owner: np.ndarray,
                       n_owner: int) -> pa.Array:
     """Per owner, the distinct values of column `name` over `rows`, in order of first appearance."""
-    values = columns.take(name, rows)
-    if pa.types.is_list(values.type):
-        flat = pc.list_flatten(values)
-        offsets = np.asarray(values.offsets.to_numpy(), dtype=np.int64)
+    if pa.types.is_list(columns.column(name).type):
+        offsets, codes, dictionary = columns.list_codes(name, rows)
     else:
-        flat = values
-        offsets = np.arange(len(values) + 1, dtype=np.int64)
-    encoded = pc.dictionary_encode(flat)
-    codes = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
-    pair_owner, pair_code = K.distinct_in_order(owner, offsets, codes, len(encoded.dictionary))
-    return _lists_by_owner(n_owner, pair_owner, pair_code, encoded.dictionary)
+        encoded = pc.dictionary_encode(columns.take(name, rows))
+        offsets = np.arange(len(encoded) + 1, dtype=np.int64)
+        codes, dictionary = encoded.indices.fill_null(-1).to_numpy().astype(np.int64), encoded.dictionary
+    pair_owner, pair_code = K.distinct_in_order(owner, offsets, codes, len(dictionary))
+    return _lists_by_owner(n_owner, pair_owner, pair_code, dictionary)
 
 
 def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, pa.Table]]:
