@@ -75,6 +75,15 @@ class EventColumns:
         gather = np.repeat(starts[rows] - (ends - counts), counts) + np.arange(ends[-1] if ends.shape[0] else 0)
         return np.concatenate(([0], ends)).astype(np.int64), codes[gather], dictionary
 
+    def coded(self, name: str, positions: np.ndarray) -> pa.Array:
+        """`take` of a column with few distinct values (a channel) through its `codes`: each value is
+        then copied from the small dictionary rather than gathered from the column's scattered rows."""
+        codes, dictionary = self.codes(name)
+        absent = positions < 0
+        at = codes[np.where(absent, 0, positions)]
+        absent |= at < 0
+        return dictionary.take(pa.array(at, type=pa.int64(), mask=absent if absent.any() else None))
+
     def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
         """Dictionary codes of a column by sorted position (-1 for null), and the dictionary."""
         if name not in self._codes:
@@ -205,27 +214,17 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
 
     # Conversations (SPEC 3.3, 4.6): channels over every event of their interactions, in event order.
     channel_codes, channel_names = cols.codes("channel")
-    first_channel, last_channel, channel_count, overflow = K.conversation_channels(
-        out.ev_conversation, channel_codes, n_conv)
-    if overflow.any():  # more than 64 channel names in this batch: count those conversations exactly
-        rows = np.flatnonzero(overflow[np.maximum(out.ev_conversation, 0)] & (out.ev_conversation >= 0)
-                              & (channel_codes >= 0))
-        pairs = np.unique(np.stack([out.ev_conversation[rows], channel_codes[rows]]), axis=1)
-        owners, counts = np.unique(pairs[0], return_counts=True)
-        channel_count[owners] = counts
-    channel_rows = np.flatnonzero((out.ev_conversation >= 0) & (channel_codes >= 0))
-    pair_owner, pair_code = K.distinct_in_order(
-        out.ev_conversation[channel_rows], np.arange(channel_rows.shape[0] + 1, dtype=np.int64),
-        channel_codes[channel_rows], len(channel_names))
+    first_channel, last_channel, pair_owner, pair_code = K.conversation_channels(
+        out.ev_conversation, channel_codes, n_conv, len(channel_names))
     handled = np.where(out.v_sessions == 0, 0, np.where(out.v_contacts == 0, 1, np.where(out.v_linked, 2, 3)))
     yield "conversations", pa.table({
         "brand": v_brand, "customer_id": v_customer, "conversation_id": cnv_ids,
         "created_at": _times(out.v_created),
         "ended_at": _times(out.v_end),
         "times_reopened": out.v_reopens.astype(np.int32),
-        "first_channel": cols.take("channel", first_channel),
-        "last_channel": cols.take("channel", last_channel),
-        "channel_count": channel_count,
+        "first_channel": cols.coded("channel", first_channel),
+        "last_channel": cols.coded("channel", last_channel),
+        "channel_count": np.bincount(pair_owner, minlength=n_conv).astype(np.int32),
         "channels": _lists_by_owner(n_conv, pair_owner, pair_code, channel_names),
         "session_count": out.v_sessions.astype(np.int32),
         "contact_count": out.v_contacts.astype(np.int32),
@@ -265,7 +264,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "last_activity_at": _times(out.s_last_activity),
         "ended_at": _times(out.s_end),
         "end_reason": _codes(out.s_end_reason, names.SESSION_END_REASONS),
-        "channel": cols.take("channel", out.s_channel),
+        "channel": cols.coded("channel", out.s_channel),
         "ai_agent": cols.take("ai_agent", out.s_ai_agent),
         "guides_used": pc.binary_join(guides, ", "),
         "guides": guides,
@@ -295,7 +294,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "conversation_id": ref(cnv_ids, out.c_conversation),
         "session_id": ref(ses_ids, np.where(linked, out.c_session, 0), ~linked),
         "source": _codes(out.c_source, names.CONTACT_SOURCES),
-        "channel": cols.take("channel", out.c_channel),
+        "channel": cols.coded("channel", out.c_channel),
         "created_at": _times(events.ts[out.c_first]),
         "first_response_at": _times(out.c_first_response),
         "last_activity_at": _times(out.c_last_activity),

@@ -478,15 +478,18 @@ def distinct_in_order(owner: np.ndarray, offsets: np.ndarray, codes: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
-def conversation_channels(ev_conversation: np.ndarray, channel: np.ndarray, n_conversations: int
+def conversation_channels(ev_conversation: np.ndarray, channel: np.ndarray, n_conversations: int, n_codes: int
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """First and last position carrying a channel, and the number of distinct channels, per
-    conversation (SPEC 4.6), over the events of its interactions in event order. Channel codes of 64
-    and above are counted outside (`overflow` marks the conversations that have any)."""
+    """First and last position carrying a channel per conversation (SPEC 4.6), over the events of its
+    interactions in event order, and its distinct channels in order of first appearance as
+    (conversation, code) pairs grouped by conversation (a conversation's events are contiguous, as
+    in `distinct_in_order`). One pass over the events, without selecting them first."""
     first = np.full(n_conversations, NONE, dtype=np.int64)
     last = np.full(n_conversations, NONE, dtype=np.int64)
-    bits = np.zeros(n_conversations, dtype=np.uint64)
-    overflow = np.zeros(n_conversations, dtype=np.bool_)
+    seen = np.full(max(n_codes, 1), -1, dtype=np.int64)
+    pair_owner = np.empty(ev_conversation.shape[0], dtype=np.int64)
+    pair_code = np.empty(ev_conversation.shape[0], dtype=np.int64)
+    m = 0
     for i in range(ev_conversation.shape[0]):
         v = ev_conversation[i]
         c = channel[i]
@@ -495,14 +498,9 @@ def conversation_channels(ev_conversation: np.ndarray, channel: np.ndarray, n_co
         if first[v] == NONE:
             first[v] = i
         last[v] = i
-        if c < 64:
-            bits[v] |= np.uint64(1) << np.uint64(c)
-        else:
-            overflow[v] = True
-    count = np.zeros(n_conversations, dtype=np.int32)
-    for v in range(n_conversations):
-        b = bits[v]
-        while b:
-            b &= b - np.uint64(1)
-            count[v] += 1
-    return first, last, count, overflow
+        if seen[c] != v:
+            seen[c] = v
+            pair_owner[m] = v
+            pair_code[m] = c
+            m += 1
+    return first, last, pair_owner[:m], pair_code[:m]
