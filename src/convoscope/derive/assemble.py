@@ -239,15 +239,17 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
 
     # A session's messages: its customer and AI messages in event order (SPEC 4.2 Message History).
     msg = np.flatnonzero((out.ev_session >= 0) & ((kind == K.CUSTOMER) | (kind == K.AI)))
-    msg = msg[np.argsort(out.ev_session[msg], kind="stable")]
     ses_of_msg = out.ev_session[msg]
-    starts = np.flatnonzero(np.diff(ses_of_msg, prepend=-1)) if msg.shape[0] else msg
-    seq = np.arange(msg.shape[0]) - np.repeat(starts, np.diff(np.append(starts, msg.shape[0])))
+    if (ses_of_msg[1:] < ses_of_msg[:-1]).any():  # sessions are numbered in event order and never overlap
+        order = np.argsort(ses_of_msg, kind="stable")
+        msg, ses_of_msg = msg[order], ses_of_msg[order]
     yield "session_messages", pa.table({
         "brand": ref(s_brand, ses_of_msg), "customer_id": ref(s_customer, ses_of_msg),
-        "session_id": ref(ses_ids, ses_of_msg), "seq": seq.astype(np.int32),
+        "session_id": ref(ses_ids, ses_of_msg), "seq": K.positions_in_runs(ses_of_msg),
         "event_id": cols.take("event_id", msg), "occurred_at": _times(events.ts[msg]),
-        "speaker": _codes(np.where(kind[msg] == K.CUSTOMER, 0, 1).astype(np.int64), ("customer", "ai")),
+        # Two labels: a dictionary array, which the store and the lake turn into text as they write.
+        "speaker": pa.DictionaryArray.from_arrays(pa.array((kind[msg] != K.CUSTOMER).astype(np.int8)),
+                                                  pa.array(["customer", "ai"])),
     })
 
     # Sessions (SPEC 3.6).

@@ -504,3 +504,12 @@ def conversation_channels(ev_conversation: np.ndarray, channel: np.ndarray, n_co
             pair_code[m] = c
             m += 1
     return first, last, pair_owner[:m], pair_code[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def positions_in_runs(owner: np.ndarray) -> np.ndarray:
+    """Each row's position (0, 1, …) within its run of equal owners (a session's message sequence)."""
+    seq = np.empty(owner.shape[0], dtype=np.int32)
+    for i in range(owner.shape[0]):
+        seq[i] = seq[i - 1] + 1 if i > 0 and owner[i] == owner[i - 1] else 0
+    return seq
