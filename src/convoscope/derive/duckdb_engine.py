@@ -90,15 +90,21 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents
         return None
     if ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
         col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
-    # Everything else is read in storage order (no sort) and gathered by row.
-    strings = con.sql(f"""
-        SELECT events.rowid AS r, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
-               {', '.join(A.STRING_COLUMNS)}
-        FROM events {where}
-    """).to_arrow_table()
+    # Everything else is read in storage order (no sort) and gathered by row. Asked to keep that
+    # order, DuckDB reads as fast (0.9-1.1 s for 10M, against 1.1-1.7 s) and a full derive needs no
+    # map from row ids to rows (0.75 s for 10M).
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        strings = con.sql(f"""
+            SELECT events.rowid AS r, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
+                   {', '.join(A.STRING_COLUMNS)}
+            FROM events {where}
+        """).to_arrow_table()
+    finally:
+        con.execute("SET preserve_insertion_order = false")
     storage_rows = strings.column("r").to_numpy()
-    if storage_rows[0] == 0 and storage_rows[-1] == n - 1 and np.array_equal(storage_rows, np.arange(n)):
-        col["row"] = col["r"]  # the common case: read back in row-id order
+    if storage_rows[0] == 0 and storage_rows[-1] == n - 1 and bool((storage_rows[1:] > storage_rows[:-1]).all()):
+        col["row"] = col["r"]  # n increasing row ids from 0 to n - 1: read back in row-id order
     else:
         row_of = np.empty(int(storage_rows.max()) + 1, dtype=np.int64)
         row_of[storage_rows] = np.arange(storage_rows.shape[0])
