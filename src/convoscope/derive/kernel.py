@@ -425,6 +425,7 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
     k_counted = np.zeros(2 * n, dtype=np.bool_)
     r_conv, r_at = ints(n), ints(n)
     a_pos, a_kind = ints(n), np.empty(n, dtype=np.int8)
+
     def typed(values: np.ndarray, dtype: type) -> np.ndarray:  # a copy only when the type differs
         return np.ascontiguousarray(values, dtype=dtype)
 
