@@ -121,21 +121,19 @@ def read_chunks(con: duckdb.DuckDBPyConnection, source: str, path: Path | None, 
 
 # --- JSON Lines -------------------------------------------------------------------------------------
 
-def _split_lines(data: memoryview, first_line: int) -> pa.Table:
-    """Non-blank lines of `data` as (line, raw, bad_utf8), without a Python object per line."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10) + 1
-    if ends.shape[0] == 0 or ends[-1] != len(data):
-        ends = np.append(ends, len(data))
-    offsets = np.concatenate(([0], ends)).astype(np.int64)
-    numbers = np.arange(first_line, first_line + ends.shape[0], dtype=np.int64)
-    binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), ends.shape[0], [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    bad = np.zeros(ends.shape[0], dtype=bool)
+def _split_lines(data: memoryview, first_line: int, starts: np.ndarray) -> pa.Table:
+    """Non-blank lines of `data`, which start at `starts` (from `_line_bounds`), as (line, raw,
+    bad_utf8), without a Python object per line."""
+    count = starts.shape[0]
+    offsets = np.append(starts, len(data)).astype(np.int64)  # each line with its line break, trimmed below
+    numbers = np.arange(first_line, first_line + count, dtype=np.int64)
+    binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    bad = np.zeros(count, dtype=bool)
     try:
         text = binary.cast(pa.large_string())
     except pa.ArrowInvalid:  # rare: find the offending lines one by one, keep them with a visible repair
         values = []
-        for i in range(ends.shape[0]):
+        for i in range(count):
             piece = bytes(data[offsets[i]:offsets[i + 1]])
             try:
                 values.append(piece.decode("utf-8"))
@@ -187,12 +185,13 @@ def _line_chunks(stream: _ReadsInto) -> Iterator[memoryview]:
 def _first_size(stream: _ReadsInto) -> int:
     """A buffer for the whole of a file smaller than a chunk (one byte more, to see where it ends),
     a chunk for a larger one, and FIRST_BUFFER for input of unknown size (a pipe)."""
+    unknown = min(FIRST_BUFFER, CHUNK_BYTES)
     try:
         status = os.fstat(stream.fileno())
         rest = status.st_size - stream.tell()
     except (OSError, ValueError):  # io.UnsupportedOperation is both
-        return min(FIRST_BUFFER, CHUNK_BYTES)
-    return max(1, min(rest + 1, CHUNK_BYTES)) if stat.S_ISREG(status.st_mode) else min(FIRST_BUFFER, CHUNK_BYTES)
+        return unknown
+    return max(1, min(rest + 1, CHUNK_BYTES)) if stat.S_ISREG(status.st_mode) else unknown
 
 
 class _ReadsInto(Protocol):
@@ -287,7 +286,7 @@ def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: _ReadsInto) -> I
                         f"{_typed_stage_sql(source, table.schema.remove(table.num_columns - 1), 'NULL::VARCHAR', 'NULL', 'true')}")
             yield Chunk(source, table.num_rows, raw_of)
         else:
-            lines = _split_lines(data, first_line)
+            lines = _split_lines(data, first_line, bounds[0])
             if not lines.num_rows:
                 continue
             con.register("_batch", lines)
