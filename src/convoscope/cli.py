@@ -6,6 +6,7 @@ an ingest rejected events. Long work shows a progress bar on a terminal and stay
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -653,13 +654,14 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
 
 def main(args: list[str] | None = None) -> None:
     _keep_arrow_memory()
+    _small_pages_for_numpy()
     cli(args, prog_name="convoscope")
 
 
 def _keep_arrow_memory() -> None:
     """Arrow allocates from jemalloc, which keeps freed memory for 10 s, instead of pyarrow's default
     mimalloc, which hands large blocks back to the system at once. Memory touched for the first time
-    costs this machine about 2 s per GB, and a derive or a JSON Lines ingest allocates and frees gigabytes
+    costs this machine 0.5 s per GB or more, and a derive or a JSON Lines ingest allocates and frees gigabytes
     in turn: measured from the command line on the 10M store, derive 22.9–24.0 s → 19.5–19.8 s and
     JSON Lines ingest 49.0 → 44.4 s (decision 68). ARROW_DEFAULT_MEMORY_POOL, when set, still decides."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
@@ -672,6 +674,21 @@ def _keep_arrow_memory() -> None:
         return
     pa.set_memory_pool(pool)
     pa.jemalloc_set_decay_ms(10_000)
+
+
+def _small_pages_for_numpy() -> None:
+    """numpy asks Linux for transparent huge pages for every large array. On this machine a huge page
+    touched for the first time costs far more than the 512 small pages it replaces: 0.7–2.6 s per GB
+    against 0.5 s, however often it is measured. So the command turns that off, as numpy's own
+    NUMPY_MADVISE_HUGEPAGE=0 would: the 10M derive, alternating from the command line, took 17.1–18.2 s
+    against 18.2–23.9 s (decision 69). NUMPY_MADVISE_HUGEPAGE, when set, still decides."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    import numpy as np  # already loaded by the commands' modules
+
+    core: Any = getattr(np, "_core", None) or np.core  # numpy 2, or 1.26
+    with contextlib.suppress(AttributeError):  # what numpy calls to apply the variable at import
+        core.multiarray._set_madvise_hugepage(False)
 
 
 if __name__ == "__main__":
