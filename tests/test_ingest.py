@@ -14,7 +14,7 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from click.testing import CliRunner, Result
 from convoscope import service
 from convoscope.cli import cli
 from convoscope.config import Config
+from convoscope.errors import IngestError
 from convoscope.events import readers
 from convoscope.store import Store
 
@@ -951,9 +952,9 @@ class Trickle(io.RawIOBase):
 def test_jsonl_chunks_are_whole_lines_of_the_input_however_it_arrives(
     monkeypatch: pytest.MonkeyPatch, step: int, first_buffer: int
 ) -> None:
-    """Chunks share one buffer, which grows from a small one while input of unknown size keeps coming:
-    each chunk must be the input's next whole lines when it is handed over, a line longer than a chunk
-    included, and a byte order mark is not part of the first."""
+    """Chunks take turns in two buffers, which grow from a small one while input of unknown size keeps
+    coming: each chunk must be the input's next whole lines when it is handed over, a line longer than a
+    chunk included, and a byte order mark is not part of the first."""
     monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
     monkeypatch.setattr(readers, "FIRST_BUFFER", first_buffer)
     lines = [f'{{"n": {n}, "text": "{"x" * (150 if n == 5 else n)}"}}'.encode() for n in range(1, 30)]
@@ -966,6 +967,44 @@ def test_jsonl_chunks_are_whole_lines_of_the_input_however_it_arrives(
     assert any(len(chunk) > 150 for chunk in chunks)  # line 5 outgrew the buffer
     assert all(len(chunk) > 64 // 2 for chunk in chunks[:-1])  # chunks as large as CHUNK_BYTES allows
     assert len(chunks) > 5
+
+
+@pytest.mark.parametrize("step", [7, 1000])
+def test_a_jsonl_chunk_is_left_as_it_was_while_the_next_one_is_read(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The reader reads a chunk while the chunk before is still being stored, whose rejected lines are
+    then quoted from it: reading must not write over the chunk before."""
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(readers, "FIRST_BUFFER", 16)
+    data = b"".join(f'{{"n": {n}, "text": "{"y" * (90 if n == 7 else n % 9)}"}}\n'.encode() for n in range(1, 40))
+
+    before: tuple[memoryview, bytes] | None = None
+    handed = []
+    for chunk in readers._line_chunks(Trickle(data, step)):
+        if before is not None:
+            assert bytes(before[0]) == before[1]
+        before = (chunk, bytes(chunk))
+        handed.append(before[1])
+
+    assert b"".join(handed) == data
+    assert len(handed) > 10
+
+
+def test_chunks_are_read_one_ahead_and_a_read_error_comes_after_the_chunks_before_it() -> None:
+    """What was read before damaged input is stored before the error is told."""
+    made: list[int] = []
+
+    def chunks() -> Iterator[int]:
+        for n in range(4):
+            made.append(n)
+            yield n
+        raise IngestError("damaged at the fifth chunk")
+
+    taken = []
+    with pytest.raises(IngestError, match="fifth"):
+        for n in readers._ahead(chunks()):
+            assert len(made) <= n + 2  # this chunk, and at most the next one, read
+            taken.append(n)
+    assert taken == [0, 1, 2, 3]
 
 
 def small_csv_blocks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:

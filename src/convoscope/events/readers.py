@@ -15,9 +15,10 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, Protocol, TypeVar, cast
 
 import duckdb
 import numpy as np
@@ -40,6 +41,7 @@ PARQUET_BATCH = 1_000_000
 # pyarrow's JSON reader recurses once per level while it infers an unknown field's type: thousands of
 # levels crash the process. A line that may nest deeper than this takes the exact path (DuckDB's).
 MAX_FAST_NESTING = 100
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,6 +64,21 @@ def _raw_from_stage(con: duckdb.DuckDBPyConnection) -> Callable[[list[int]], dic
         return dict(found.fetchall())
 
     return raw_of
+
+
+def _ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, the next one made on a thread while the caller works on this one: reading and parsing a
+    chunk overlaps with storing the one before (DuckDB, pyarrow and the compiled line scan all let go
+    of the GIL). One item ahead at most. An error making an item is raised where that item is asked for,
+    so everything before it is stored first."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convoscope-read") as reader:
+        following = reader.submit(next, items, None)
+        try:
+            while (item := following.result()) is not None:
+                following = reader.submit(next, items, None)
+                yield item
+        finally:
+            following.cancel()  # or, already running, waited for as the reader shuts down
 
 
 def detect_format(path: Path, fmt: str | None) -> str:
@@ -152,14 +169,16 @@ _FAST_SCHEMA = pa.schema([(f, pa.list_(pa.string()) if f == "guides" else pa.str
 def _line_chunks(stream: _ReadsInto) -> Iterator[memoryview]:
     """Chunks of about CHUNK_BYTES cut at line ends (their lines are counted by `_line_bounds`).
 
-    Every chunk is a view of one buffer that the next chunk is read into, so a chunk must be done with
-    before the next is asked for (the ingester merges each chunk first). Memory a process touches for
-    the first time costs this machine about 2 s per GB, and building each chunk as new bytes (the
-    carried part of a line joined to a new block, then cut at the last line end) touched three chunks'
-    worth of it per chunk: 6.1 s to cut the 2.5 GB of 10M events, against 1.8 s into one buffer.
-    The buffer is no larger than the input needs: a file's size when known, else it grows from
-    FIRST_BUFFER (a chunk-sized buffer costs 0.15 s to make, which a small file would pay in full)."""
-    buffer = bytearray(_first_size(stream))
+    Chunks are views of two buffers in turn: each chunk is read into the buffer of the chunk before
+    the one before. So a chunk must be done with before the chunk after next is asked for, which lets
+    the reader run one chunk ahead of the ingester (`_ahead`) and no further. Memory a process touches
+    for the first time costs this machine 0.5 s per GB or more, and building each chunk as new bytes
+    (the carried part of a line joined to a new block, then cut at the last line end) touched three
+    chunks' worth of it per chunk: 6.1 s to cut the 2.5 GB of 10M events, against 1.8 s into one buffer.
+    A buffer is no larger than the input needs: a file's size when known, else it grows from
+    FIRST_BUFFER (a chunk-sized buffer costs 0.15 s to make, which a small file would pay in full), and
+    the second is made only for a second chunk."""
+    buffer, other = bytearray(_first_size(stream)), bytearray()
     carried = 0  # bytes at the start of the buffer: the unfinished last line of the chunk before
     start = -1  # where the first chunk starts, once known (after a byte order mark)
     while True:
@@ -178,7 +197,10 @@ def _line_chunks(stream: _ReadsInto) -> Iterator[memoryview]:
             yield view[start:cut]
         if ended:
             return
-        buffer[: filled - cut] = buffer[cut:filled]
+        if len(other) < len(buffer):
+            other = bytearray(len(buffer))
+        other[: filled - cut] = view[cut:filled]
+        buffer, other = other, buffer
         carried, start = filled - cut, 0
 
 
@@ -274,26 +296,31 @@ def _fast_json(data: memoryview, first_line: int, bounds: tuple[np.ndarray, np.n
 
 
 def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: _ReadsInto) -> Iterator[Chunk]:
+    for table, raw_of in _ahead(_parsed_chunks(stream)):
+        con.register("_batch", table)
+        if raw_of is not None:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS "
+                        f"{_typed_stage_sql(source, table.schema.remove(table.num_columns - 1), 'NULL::VARCHAR', 'NULL', 'true')}")
+            yield Chunk(source, table.num_rows, raw_of)
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_jsonl_stage_sql(source)}")
+            yield Chunk(source, table.num_rows, _raw_from_stage(con))
+        con.execute("DROP VIEW _stage")
+        con.unregister("_batch")
+
+
+def _parsed_chunks(stream: _ReadsInto) -> Iterator[tuple[pa.Table, Callable[[list[int]], dict[int, str]] | None]]:
+    """Each chunk parsed by pyarrow's reader with its raw text by line (`_fast_json`), or, when that
+    cannot tell every problem, as lines for DuckDB's exact path (`_split_lines`) without it."""
     line = 1  # the number of the next chunk's first line
     for data in _line_chunks(stream):
         bounds = _line_bounds(data)  # data is never empty: _line_chunks yields none such
         first_line, line = line, line + bounds[0].shape[0]
         fast = _fast_json(data, first_line, bounds)
         if fast is not None:
-            table, raw_of = fast
-            con.register("_batch", table)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS "
-                        f"{_typed_stage_sql(source, table.schema.remove(table.num_columns - 1), 'NULL::VARCHAR', 'NULL', 'true')}")
-            yield Chunk(source, table.num_rows, raw_of)
-        else:
-            lines = _split_lines(data, first_line, bounds[0])
-            if not lines.num_rows:
-                continue
-            con.register("_batch", lines)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS {_jsonl_stage_sql(source)}")
-            yield Chunk(source, lines.num_rows, _raw_from_stage(con))
-        con.execute("DROP VIEW _stage")
-        con.unregister("_batch")
+            yield fast
+        elif (lines := _split_lines(data, first_line, bounds[0])).num_rows:
+            yield lines, None
 
 
 def _json_kind(expr: str) -> str:
