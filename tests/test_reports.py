@@ -573,6 +573,17 @@ def test_message_history_holds_only_customer_and_ai_lines(cs: Convoscope) -> Non
     assert takeover["Message History"] == "[2026-05-21 03:00:00] Customer: hi\n[2026-05-21 03:01:00] AI: hello"
 
 
+def test_message_history_is_in_event_order_however_the_events_arrived(cs: Convoscope) -> None:
+    """SPEC 2.4's order, not the order of the file: a session's messages ingested newest first, two of
+    them at the same instant (a customer message ranks before the AI's reply)."""
+    messages = [ev(f"m{n:02d}", "ai_message" if n % 2 else "customer_message",
+                   f"2026-05-21T10:{n // 2 * 2:02d}:00Z", text=f"message {n}") for n in range(24)]
+    cs.ingest(list(reversed(messages)))
+    (row,) = cs.rows("--tz", "UTC", name="sessions-detail-with-messages")
+    assert row["Message History"].split("\n") == [
+        f"[2026-05-21 10:{n // 2 * 2:02d}:00] {'AI' if n % 2 else 'Customer'}: message {n}" for n in range(24)]
+
+
 def test_message_history_turns_every_line_break_into_one_space(cs: Convoscope) -> None:
     text = "a\rb\nc\r\nd\u2028e\u2029f\u0085g\x0bh\x0ci"
     cs.ingest([

@@ -98,11 +98,14 @@ def _detail_query(report: Report, params: Params, config: Config, *, messages: b
         cells.append(guard("history"))
         joins = f"""
             LEFT JOIN (
-                SELECT session_id, string_agg(
-                    '[' || strftime({local("m.occurred_at", params)}, '%Y-%m-%d %H:%M:%S') || '] '
-                    || CASE speaker WHEN 'customer' THEN 'Customer' ELSE 'AI' END || ': '
-                    || coalesce(regexp_replace(e.text, {line_break}, ' ', 'g'), ''),
-                    chr(10) ORDER BY seq) AS history
+                -- The lines gathered unordered and sorted per session: DuckDB's ordered string_agg
+                -- took 9.2 s of the 10M brand's 15 s, this 7.3 s.
+                SELECT session_id, array_to_string(list_transform(list_sort(list(struct_pack(
+                    seq := seq,
+                    line := '[' || strftime({local("m.occurred_at", params)}, '%Y-%m-%d %H:%M:%S') || '] '
+                            || CASE speaker WHEN 'customer' THEN 'Customer' ELSE 'AI' END || ': '
+                            || coalesce(regexp_replace(e.text, {line_break}, ' ', 'g'), '')
+                ))), lambda message: message.line), chr(10)) AS history
                 FROM (SELECT * FROM session_messages SEMI JOIN picked USING (session_id)) m
                 JOIN events e ON e.brand = m.brand AND e.event_id = m.event_id
                 GROUP BY session_id
