@@ -41,7 +41,6 @@ PARQUET_BATCH = 1_000_000
 # pyarrow's JSON reader recurses once per level while it infers an unknown field's type: thousands of
 # levels crash the process. A line that may nest deeper than this takes the exact path (DuckDB's).
 MAX_FAST_NESTING = 100
-T = TypeVar("T")
 
 
 @dataclass
@@ -64,6 +63,9 @@ def _raw_from_stage(con: duckdb.DuckDBPyConnection) -> Callable[[list[int]], dic
         return dict(found.fetchall())
 
     return raw_of
+
+
+T = TypeVar("T")
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:

@@ -97,16 +97,16 @@ def _chain(*checks: tuple[str, str]) -> list[Check]:
     return out
 
 
-# The local date and time of `occurred_at`, from its parts (`_ts`); below µs: truncated.
-LOCAL_SQL = "try_cast(_ts.d || ' ' || _ts.t || left(_ts.f, 7) AS TIMESTAMP)"
-# Whether `type` is one of the event types: several rules ask, the validation query computes it once.
-KNOWN_TYPE = "_known_type"
+# Columns the validation query computes once per record, each read by several rules: the local time
+# and UTC instant of `occurred_at`, and whether `type` is one of the event types.
+LOCAL, INSTANT, KNOWN_TYPE = "_local", "_instant", "_known_type"
 
 
-def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
-    """SQL for the UTC instant of `occurred_at` from its local time `_local` (LOCAL_SQL), and its
-    checks (SPEC 2.2), which read both from columns the validation query computes once per record."""
-    local = "_local"
+def _timestamp_sql(assume_tz: str | None) -> tuple[str, str, list[Check]]:
+    """SQL for the local time of `occurred_at` (from its parts `_ts`; below µs: truncated), for its UTC
+    instant (from column LOCAL), and its checks (SPEC 2.2), which read columns LOCAL and INSTANT."""
+    local_sql = "try_cast(_ts.d || ' ' || _ts.t || left(_ts.f, 7) AS TIMESTAMP)"
+    local = LOCAL
     offset_ok = ("(_ts.o = '' OR upper(_ts.o) = 'Z' OR (try_cast(substr(_ts.o, 2, 2) AS INT) < 24 "
                  "AND try_cast(substr(_ts.o, 5, 2) AS INT) < 60))")
     offset_minutes = ("CASE WHEN upper(_ts.o) = 'Z' THEN 0 ELSE (CASE WHEN left(_ts.o, 1) = '-' THEN -1 ELSE 1 END) * "
@@ -135,10 +135,10 @@ def _timestamp_sql(assume_tz: str | None) -> tuple[str, list[Check]]:
         (f"_ts.o = '' AND {gap}",
          f"'occurred_at ' || {shown} || ' does not exist in {assume_tz} (a daylight-saving gap); correct the time'"),
         # Python, Spark and Parquet readers hold years 1 to 9999 only; year 0000 is 1 BC to DuckDB.
-        ("NOT year(_instant) BETWEEN 1 AND 9999",
+        (f"NOT year({INSTANT}) BETWEEN 1 AND 9999",
          f"'occurred_at ' || {shown} || ' is outside the years 0001 to 9999 in UTC'"),
     )
-    return instant, checks
+    return local_sql, instant, checks
 
 
 def checks(timestamp_checks: list[Check]) -> list[Check]:
@@ -187,7 +187,7 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
     need it (`Chunk.raw_of`), so `raw` stays NULL here unless asked for (Spark's tasks, which cannot).
 
     Every check is a cheap condition; the message of a failed check is built only for bad records."""
-    instant, timestamp_checks = _timestamp_sql(assume_tz)
+    local, instant, timestamp_checks = _timestamp_sql(assume_tz)
     all_checks = checks(timestamp_checks)
 
     # A rejected record keeps its time when the time itself was fine (the data-quality report shows it).
@@ -206,9 +206,9 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
                    {_in("type", EVENT_TYPES)} AS {KNOWN_TYPE}
             FROM _stage
         ), local AS (  -- each layer's values are computed once and read by the next: not once per use
-            SELECT *, {LOCAL_SQL} AS _local FROM s
+            SELECT *, {local} AS {LOCAL} FROM s
         ), timed AS (
-            SELECT *, {instant} AS _instant FROM local
+            SELECT *, {instant} AS {INSTANT} FROM local
         ), checked AS (
             SELECT *, CASE WHEN NOT parsed THEN problem
                            WHEN {any_bad} THEN concat_ws('; ', {messages}) END AS reject_reason
@@ -218,7 +218,7 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
                reject_reason,
                CASE WHEN NOT parsed THEN NULL WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
-               CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN _instant END AS occurred_at, customer_id,
+               CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {INSTANT} END AS occurred_at, customer_id,
                CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
                {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
                CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes
