@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from convoscope.config import BrandSettings, Config
 from convoscope.derive.duckdb_engine import derive
-from convoscope.store import Store
+from convoscope.store import Store, event_key_sql
 from reference import Settings
 
 EVENT_SCHEMA = pa.schema([
@@ -54,7 +54,8 @@ def config_for(events: list[dict], settings_for: Callable[[str], Settings]) -> C
 def load_events(store: Store, events: list[dict]) -> None:
     rows = {name: [e.get(name) for e in events] for name in EVENT_SCHEMA.names}
     store.con.register("_new", pa.table(rows, schema=EVENT_SCHEMA))
-    store.con.execute(f"INSERT INTO events ({', '.join(EVENT_SCHEMA.names)}) SELECT * FROM _new")
+    store.con.execute(f"INSERT INTO events ({', '.join(EVENT_SCHEMA.names)}, event_key) "
+                      f"SELECT *, {event_key_sql('brand', 'customer_id', 'event_id')} FROM _new")
     store.con.unregister("_new")
 
 

@@ -30,7 +30,7 @@ import pytest
 
 from convoscope import service
 from convoscope.config import Config
-from convoscope.store import DERIVED_TABLES, Store, sql_string
+from convoscope.store import DERIVED_TABLES, Store, sql_string, stored
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ def _assert_derived_equal(a: Path, b: Path, what: str) -> None:
     con = duckdb.connect()
     con.execute(f"ATTACH {sql_string(str(a))} AS a (READ_ONLY)")
     con.execute(f"ATTACH {sql_string(str(b))} AS b (READ_ONLY)")
-    for table in (*DERIVED_TABLES, "derived_settings"):
+    for table in (*map(stored, DERIVED_TABLES), "derived_settings"):  # as stored: keys compared too
         columns = _columns(con, f"a.{table}")
         found = _differences(con, f"SELECT {columns} FROM a.{table}", f"SELECT {columns} FROM b.{table}")
         assert found == (0, 0), f"{what}: {table} has {found[0]} rows only in {a.name}, {found[1]} only in {b.name}"

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope, assert_usage_error, ev, make_id, parse
-from convoscope.store import Store
+from convoscope.store import DERIVED_TABLES, Store
 
 LINK = "http://127.0.0.1:8000/conversations/"
 
@@ -169,19 +169,27 @@ def test_usage_errors(worked: Convoscope, name: str, args: tuple[str, ...]) -> N
 
 
 def test_store_of_the_previous_layout_is_rebuilt(tmp_path: Path) -> None:
-    """A store whose derived tables lack today's columns rebuilds them from its events, losing nothing."""
+    """A store of the layout before version 3 (derived tables in the main schema, events without their
+    key) gets the keys and rebuilds its derived tables from its events, losing nothing."""
     cs = Convoscope(tmp_path)
     assert cs("ingest", str(WORKED_EXAMPLE)).exit_code == 0
+    want = cs.rows(name="conversation-export")
     con = duckdb.connect(str(cs.db))
-    con.execute("ALTER TABLE conversations DROP COLUMN channels")
-    con.execute("DELETE FROM sessions")
-    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    for table in DERIVED_TABLES:
+        con.execute(f"DROP VIEW {table}")
+    con.execute("DROP SCHEMA derived CASCADE")
+    con.execute("CREATE TABLE sessions (brand VARCHAR, customer_id VARCHAR, session_id VARCHAR)")
+    con.execute("INSERT INTO sessions VALUES ('default', 'c1', 'ses_stale')")
+    con.execute("CREATE TABLE conversations (brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR)")
+    con.execute("ALTER TABLE events DROP COLUMN event_key")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     con.close()
-    [row] = cs.rows(name="conversation-export")
-    assert (row["Count of Sessions"], row["Times Closed"]) == ("2", "2")
+    assert cs.rows(name="conversation-export") == want
     assert len(cs.rows()) == 2  # sessions derived again
     with Store(cs.db) as store:
         assert store.count("events") == 10
+        [(keyed,)] = store.con.execute("SELECT count(event_key) FROM events").fetchall()
+        assert keyed == 10
 
 
 def test_summary_rows_are_periods_in_order(worked: Convoscope) -> None:
@@ -204,3 +212,15 @@ def test_the_repeated_half_hour_of_a_fall_back_night_is_one_row(cs: Convoscope) 
     assert [r["Created Date"] for r in detail] == ["2026-11-01T01:30", "2026-11-01T01:30"]
     [row] = cs.rows(*args, name="sessions-summary", as_of="2026-11-03T00:00:00Z")
     assert (row["Period"], row["Sessions"], row["No Response"]) == ("2026-11-01T01:30", "2", "2")
+
+
+def test_rows_of_one_instant_are_in_id_order(tmp_path: Path) -> None:
+    """SPEC 4.1: rows by anchor time, then id, as text. The ids of these four contacts and conversations
+    begin with 5, 7, 8 and a: ordering by the stored 64-bit keys as signed numbers would put 8 and a first."""
+    cs = Convoscope(tmp_path)
+    cs.ingest([ev(f"{c}1", "customer_message", "2026-05-21T10:00:00Z", customer=c, brand=b, route="team")
+               for c, b in (("dan", "beta"), ("amy", "acme"), ("cat", "acme"), ("bob", "beta"))])
+    for name, column in (("contact-export", "Contact ID"), ("conversation-export", "Conversation ID")):
+        ids = [row[column] for row in cs.rows("--tz", "UTC", name=name)]
+        assert ids == sorted(ids) and len(ids) == 4, name
+        assert {i[4] for i in ids} == {"5", "7", "8", "a"}, name

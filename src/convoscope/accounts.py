@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from convoscope.errors import ConvoscopeError, UsageError
-from convoscope.store import DERIVED_TABLES, Store
+from convoscope.store import Store, delete_derived, sql_string
 
 # Permissions, and the roles that have them (SPEC 6.4).
 REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS, SEND_EVENTS, ADMINISTER = (
@@ -344,7 +344,8 @@ def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
                              UNION ALL SELECT 'session/' || session_id FROM sessions WHERE brand = $1 AND customer_id = $2
                              UNION ALL SELECT 'contact/' || contact_id FROM contacts WHERE brand = $1 AND customer_id = $2)
         """, [brand, customer])
-        for table in ("events", "rejects", "duplicates", "pending", *DERIVED_TABLES):
+        delete_derived(con, f"SELECT {sql_string(brand)} AS brand, {sql_string(customer)} AS customer_id")
+        for table in ("events", "rejects", "duplicates", "pending"):
             con.execute(f"DELETE FROM {table} WHERE brand = ? AND customer_id = ?", [brand, customer])
         con.execute(_AUDIT_INSERT, [_now(), by, "forget", f"a customer of brand {brand}",
                                     json.dumps({"brand": brand, "events": erased}), [brand]])

@@ -25,7 +25,7 @@ import pyarrow as pa
 from convoscope.errors import ConvoscopeError
 
 DEFAULT_DB = "convoscope.duckdb"
-SCHEMA_VERSION = "2"  # of the derived tables: a store of another version rebuilds them
+SCHEMA_VERSION = "3"  # of the derived tables: a store of another version rebuilds them
 
 BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # SPEC 2.2
 EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at TIMESTAMP NOT NULL, customer_id VARCHAR NOT NULL, channel VARCHAR, text VARCHAR,
     route route_type, ai_agent VARCHAR, guides VARCHAR[], category VARCHAR, subcategory VARCHAR,
     reason VARCHAR, transfer_rationale VARCHAR, agent VARCHAR, attributes JSON,
-    source VARCHAR, line BIGINT, ingested_at TIMESTAMP
+    source VARCHAR, line BIGINT, ingested_at TIMESTAMP, event_key BIGINT
 );
 CREATE TABLE IF NOT EXISTS rejects (
     kind VARCHAR NOT NULL, reason VARCHAR NOT NULL, source VARCHAR NOT NULL, line BIGINT,
@@ -60,33 +60,33 @@ CREATE TABLE IF NOT EXISTS duplicates (
 );
 CREATE TABLE IF NOT EXISTS pending (brand VARCHAR NOT NULL, customer_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS derived_settings (brand VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-    brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, conversation_id VARCHAR,
+CREATE SCHEMA IF NOT EXISTS derived;
+CREATE TABLE IF NOT EXISTS derived.sessions (
+    brand VARCHAR, customer_id VARCHAR, session_key BIGINT, conversation_key BIGINT,
     created_at TIMESTAMP, last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR,
     channel VARCHAR, ai_agent VARCHAR, guides_used VARCHAR, guides VARCHAR[],
     responded BOOLEAN, first_response_at TIMESTAMP, handed_off BOOLEAN,
     handoff_category VARCHAR, handoff_subcategory VARCHAR, handoff_reason VARCHAR, transfer_rationale VARCHAR,
     recontacted BOOLEAN, recontact_known_at TIMESTAMP
 );
-CREATE TABLE IF NOT EXISTS contacts (
-    brand VARCHAR, customer_id VARCHAR, contact_id VARCHAR, conversation_id VARCHAR, session_id VARCHAR,
+CREATE TABLE IF NOT EXISTS derived.contacts (
+    brand VARCHAR, customer_id VARCHAR, contact_key BIGINT, conversation_key BIGINT, session_key BIGINT,
     source VARCHAR, channel VARCHAR, created_at TIMESTAMP, first_response_at TIMESTAMP,
     last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR, agent_names VARCHAR[],
     customer_messages INTEGER, agent_messages INTEGER
 );
-CREATE TABLE IF NOT EXISTS conversations (
-    brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, created_at TIMESTAMP, ended_at TIMESTAMP,
+CREATE TABLE IF NOT EXISTS derived.conversations (
+    brand VARCHAR, customer_id VARCHAR, conversation_key BIGINT, created_at TIMESTAMP, ended_at TIMESTAMP,
     times_reopened INTEGER, first_channel VARCHAR, last_channel VARCHAR, channel_count INTEGER, channels VARCHAR[],
     session_count INTEGER, contact_count INTEGER, handled_by VARCHAR
 );
-CREATE TABLE IF NOT EXISTS conversation_closes (
-    brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, closed_at TIMESTAMP, counted BOOLEAN
-);
-CREATE TABLE IF NOT EXISTS conversation_reopens (
-    brand VARCHAR, customer_id VARCHAR, conversation_id VARCHAR, reopened_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS anomalies (
+CREATE TABLE IF NOT EXISTS derived.conversation_closes (conversation_key BIGINT, closed_at TIMESTAMP, counted BOOLEAN);
+CREATE TABLE IF NOT EXISTS derived.conversation_reopens (conversation_key BIGINT, reopened_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS derived.anomalies (
     brand VARCHAR, customer_id VARCHAR, event_id VARCHAR, kind VARCHAR, occurred_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS derived.session_messages (
+    session_key BIGINT, seq INTEGER, event_key BIGINT, occurred_at TIMESTAMP, speaker VARCHAR
 );
 CREATE TABLE IF NOT EXISTS users (
     name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, brands VARCHAR[], password_hash VARCHAR NOT NULL,
@@ -105,13 +105,12 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 -- The brands an entry concerns (NULL: none in particular, or every brand); stores made before it get it here.
 ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS brands VARCHAR[];
-CREATE TABLE IF NOT EXISTS session_messages (
-    brand VARCHAR, customer_id VARCHAR, session_id VARCHAR, seq INTEGER, event_id VARCHAR,
-    occurred_at TIMESTAMP, speaker VARCHAR
-);
 """
 
-# Tables rebuilt by derivation, each keyed by (brand, customer_id) so one customer can be replaced.
+# Tables rebuilt by derivation. They live in schema `derived` and hold numbers where the reports show
+# text: an entity's id is kept as its 64-bit key (`event_key` of its first event, SPEC 3.5) and a session
+# message refers to its event by key, so that derivation writes no long strings it can avoid (decision 70).
+# The views of the same names in the main schema show them as the reports read them, ids as text.
 DERIVED_TABLES = (
     "sessions",
     "contacts",
@@ -121,11 +120,97 @@ DERIVED_TABLES = (
     "anomalies",
     "session_messages",
 )
-
+DERIVED = "derived"
 
 # What a lake (a folder of Parquet tables, as `spark-derive` writes) holds: the events as accepted, the
-# records not accepted, the derived tables, and the derivation settings they were made with.
+# records not accepted, the derived tables (as stored), and the derivation settings they were made with.
 LAKE_TABLES = ("events", "rejects", "duplicates", *DERIVED_TABLES, "derived_settings")
+
+
+def stored(table: str) -> str:
+    """Where a table of the store (or a lake) keeps its rows: derived tables in their own schema."""
+    return f"{DERIVED}.{table}" if table in DERIVED_TABLES else table
+
+
+def event_key_sql(brand: str, customer: str, event_id: str) -> str:
+    """SQL for an event's key: the first 16 hex digits of SHA-256(brand \\n customer_id \\n event_id)
+    (SPEC 3.5) read as a signed 64-bit number, the same bits as the id an entity starting at this event
+    has. Computed once, as the event is stored; `id_sql` turns it back into text."""
+    digits = f"('0x' || left(sha256({brand} || chr(10) || {customer} || chr(10) || {event_id}), 16))::UBIGINT"
+    half = "9223372036854775808"  # 2^63: flipping the top bit and taking it off reads the bits as signed
+    return f"(xor({digits}, {half}::UBIGINT)::HUGEINT - {half}::HUGEINT)::BIGINT"
+
+
+def id_sql(prefix: str, key: str) -> str:
+    """SQL for the SPEC 3.5 id (`ses_`, `ctc_`, `cnv_` and 16 lower-case hex digits) of an entity's key."""
+    return f"('{prefix}' || printf('%016x', {key}))"
+
+
+def id_order(key: str) -> str:
+    """SQL ordering keys as their ids' text orders: with its sign bit flipped, a signed key compares as
+    the unsigned number its hex digits spell."""
+    return f"xor({key}, (-9223372036854775807 - 1)::BIGINT)"
+
+
+def key_of(entity_id: str, prefix: str) -> int | None:
+    """The key of a SPEC 3.5 id, or None when `entity_id` is not one with this prefix."""
+    digits = entity_id[len(prefix):]
+    if not entity_id.startswith(prefix) or len(digits) != 16 or digits.strip("0123456789abcdef"):
+        return None
+    value = int(digits, 16)
+    return value - 2**64 if value >= 2**63 else value
+
+
+# The derived tables as the reports read them (SPEC 3): the columns of the derived tables with ids as
+# text, and each table's keys too, for joins that need not compare text.
+_VIEWS = f"""
+CREATE OR REPLACE VIEW sessions AS
+SELECT brand, customer_id, {id_sql("ses_", "session_key")} AS session_id,
+       {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, last_activity_at, ended_at, end_reason,
+       channel, ai_agent, guides_used, guides, responded, first_response_at, handed_off, handoff_category,
+       handoff_subcategory, handoff_reason, transfer_rationale, recontacted, recontact_known_at,
+       session_key, conversation_key
+FROM {DERIVED}.sessions;
+CREATE OR REPLACE VIEW contacts AS
+SELECT brand, customer_id, {id_sql("ctc_", "contact_key")} AS contact_id,
+       {id_sql("cnv_", "conversation_key")} AS conversation_id, {id_sql("ses_", "session_key")} AS session_id,
+       source, channel, created_at, first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names,
+       customer_messages, agent_messages, contact_key, conversation_key, session_key
+FROM {DERIVED}.contacts;
+CREATE OR REPLACE VIEW conversations AS
+SELECT brand, customer_id, {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, ended_at,
+       times_reopened, first_channel, last_channel, channel_count, channels, session_count, contact_count,
+       handled_by, conversation_key
+FROM {DERIVED}.conversations;
+CREATE OR REPLACE VIEW conversation_closes AS
+SELECT v.brand, v.customer_id, {id_sql("cnv_", "k.conversation_key")} AS conversation_id, k.closed_at, k.counted,
+       k.conversation_key
+FROM {DERIVED}.conversation_closes k JOIN {DERIVED}.conversations v USING (conversation_key);
+CREATE OR REPLACE VIEW conversation_reopens AS
+SELECT v.brand, v.customer_id, {id_sql("cnv_", "r.conversation_key")} AS conversation_id, r.reopened_at,
+       r.conversation_key
+FROM {DERIVED}.conversation_reopens r JOIN {DERIVED}.conversations v USING (conversation_key);
+CREATE OR REPLACE VIEW anomalies AS SELECT * FROM {DERIVED}.anomalies;
+CREATE OR REPLACE VIEW session_messages AS
+SELECT s.brand, s.customer_id, {id_sql("ses_", "m.session_key")} AS session_id, m.seq, e.event_id, m.occurred_at,
+       m.speaker, m.session_key, m.event_key
+FROM {DERIVED}.session_messages m JOIN {DERIVED}.sessions s USING (session_key)
+JOIN events e ON e.event_key = m.event_key AND e.brand = s.brand AND e.customer_id = s.customer_id;
+"""
+
+
+def delete_derived(con: duckdb.DuckDBPyConnection, customers: str) -> None:
+    """Delete the derived rows of the customers that `customers` (SQL giving (brand, customer_id))
+    names. Rows kept by key go first, while the entities that own them can still be found."""
+    of = f"SEMI JOIN ({customers}) c ON t.brand = c.brand AND t.customer_id = c.customer_id"
+    owned = {"session_messages": ("session_key", "sessions"), "conversation_closes": ("conversation_key", "conversations"),
+             "conversation_reopens": ("conversation_key", "conversations")}
+    for table, (key, owner) in owned.items():
+        con.execute(f"DELETE FROM {stored(table)} WHERE {key} IN (SELECT t.{key} FROM {stored(owner)} t {of})")
+    for table in DERIVED_TABLES:
+        if table not in owned:
+            con.execute(f"DELETE FROM {stored(table)} t USING ({customers}) c "
+                        "WHERE t.brand = c.brand AND t.customer_id = c.customer_id")
 
 
 @functools.cache  # a schema is asked for per table written; building it opens a database
@@ -199,6 +284,7 @@ class Store:
         if not read_only:
             self.con.execute(_SCHEMA)
             self._upgrade()
+            self.con.execute(_VIEWS)
 
     @classmethod
     def over(cls, con: duckdb.DuckDBPyConnection, path: Path) -> Store:
@@ -221,23 +307,36 @@ class Store:
             files = sorted((folder / table).glob("*.parquet"))
             if not files:
                 continue
-            columns = ", ".join(f"{name}::{kind} AS {name}" for name, kind, *_ in con.sql(f"DESCRIBE {table}").fetchall())
+            target = stored(table)
+            columns = ", ".join(f"{name}::{kind} AS {name}" for name, kind, *_ in con.sql(f"DESCRIBE {target}").fetchall())
             listed = ", ".join(sql_string(str(f)) for f in files)
-            con.execute(f"DROP TABLE {table}")
-            con.execute(f"CREATE VIEW {table} AS SELECT {columns} FROM read_parquet([{listed}])")
+            con.execute(f"DROP TABLE {target}")
+            con.execute(f"CREATE VIEW {target} AS SELECT {columns} FROM read_parquet([{listed}])")
+        con.execute(_VIEWS)
         return cls.over(con, folder)
 
     def _upgrade(self) -> None:
         """Derived tables are a cache of the events: a store whose derived tables have another shape
-        drops them and marks every customer for derivation, in one transaction."""
+        drops them and marks every customer for derivation, in one transaction. A store of before
+        version 3 kept them as tables of the main schema, and its events have no key yet: they get it."""
         found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         if found and found[0][0] == SCHEMA_VERSION:
             return
         with self.transaction() as con:
             if found:
-                for table in (*DERIVED_TABLES, "derived_settings"):
-                    con.execute(f"DROP TABLE {table}")
+                old = [r[0] for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                    "AND schema_name = 'main' AND table_name IN (SELECT unnest(?::VARCHAR[]))",
+                    [list(DERIVED_TABLES)]).fetchall()]
+                for table in old:
+                    con.execute(f"DROP TABLE main.{table}")
+                for table in DERIVED_TABLES:
+                    con.execute(f"DROP TABLE {stored(table)}")
+                con.execute("DROP TABLE derived_settings")
                 con.execute(_SCHEMA)
+                con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS event_key BIGINT")
+                con.execute(f"UPDATE events SET event_key = {event_key_sql('brand', 'customer_id', 'event_id')} "
+                            "WHERE event_key IS NULL")
                 con.execute("DELETE FROM pending")
                 con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from convoscope.config import Config
 from convoscope.derive import assemble as A
 from convoscope.derive.kernel import run_kernel
-from convoscope.store import DERIVED_TABLES, Store
+from convoscope.store import DERIVED_TABLES, Store, delete_derived, stored
 
 # Events per partition: large enough to amortise a scan, small enough to bound memory (~2 GiB).
 PARTITION_EVENTS = 12_000_000
@@ -50,66 +50,77 @@ def _few_sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEv
     table = con.sql(f"""
         SELECT hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2, epoch_us(occurred_at) AS ts,
                enum_code(type)::TINYINT AS kind, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
-               {', '.join(A.STRING_COLUMNS)}
+               event_key, {', '.join(A.STRING_COLUMNS)}
         FROM events WHERE rowid IN (SELECT events.rowid FROM events {where})
         ORDER BY h, h2, ts, kind, event_id
     """).to_arrow_table()
     if table.num_rows == 0:
         return None
     h, h2 = table.column("h").to_numpy(), table.column("h2").to_numpy()
-    changed = np.flatnonzero((h[1:] != h[:-1]) | (h2[1:] != h2[:-1])) + 1
+    starts = np.concatenate(([0], np.flatnonzero((h[1:] != h[:-1]) | (h2[1:] != h2[:-1])) + 1, [table.num_rows]))
     return A.SortedEvents(
-        group_starts=np.concatenate(([0], changed, [table.num_rows])).astype(np.int64),
+        group_starts=starts.astype(np.int64),
         ts=table.column("ts").to_numpy(), kind=table.column("kind").to_numpy(),
         route=table.column("route_code").to_numpy(),
         has_channel=pc.is_valid(table.column("channel")).to_numpy(zero_copy_only=False),
         has_ai_agent=pc.is_valid(table.column("ai_agent")).to_numpy(zero_copy_only=False),
+        keys=table.column("event_key").to_numpy(),
+        customers=table.select(["brand", "customer_id"]).take(starts[:-1]),
         columns=A.EventColumns(table.select(A.STRING_COLUMNS)),
     )
+
+
+# The string columns a full derive reads, each group in storage order for only the rows that carry it
+# (rows of other types have none: SPEC 2.2). Channels come from the sort as codes; brand, customer_id and
+# event_id are read for the few positions that need them (customers' first events, ties, anomalies).
+_SPARSE_READS = (
+    ("ai_agent, guides", "ai_agent IS NOT NULL OR guides IS NOT NULL"),
+    ("category, subcategory, reason, transfer_rationale", "type = 'handoff'"),
+    ("agent", "agent IS NOT NULL"),
+)
 
 
 def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents | None:
     """The events selected by `where`, in SPEC 2.4's order, as numbers plus their string columns.
 
     DuckDB sorts numbers only: customers by a 64-bit hash of (brand, customer_id), then time and type
-    rank; the rare ties on all of those are put in event_id order here. A second, differently seeded
-    hash tells customers apart (a 128-bit identity): should two customers share the first hash, the
-    sort is redone with both. Everything else is read once in storage order and gathered by row."""
-    def sort(keys: str) -> dict[str, np.ndarray]:
-        numbers = con.sql(f"""
-            SELECT events.rowid AS r, hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2,
-                   epoch_us(occurred_at) AS ts, enum_code(type)::TINYINT AS kind
-            FROM events {where}
-            ORDER BY {keys}
-        """).to_arrow_table()
-        return {name: numbers.column(name).to_numpy() for name in numbers.column_names}
+    rank, the kernel's other numbers carried along; the rare ties on all of those are put in event_id
+    order here. A second, differently seeded hash tells customers apart (a 128-bit identity): should
+    two customers share the first hash, the sort is redone with both. The strings that derived tables
+    show are read in storage order, for the rows that carry them, and found by row id."""
+    channels = pa.table({"channel": [r[0] for r in con.execute(
+        f"SELECT DISTINCT channel FROM events {where} ORDER BY channel").fetchall() if r[0] is not None]})
+    channels = channels.append_column("code", pa.array(np.arange(channels.num_rows, dtype=np.int32)))
+    con.register("_channel_codes", channels)
 
-    col = sort("h, ts, kind")
-    n = col["r"].shape[0]
-    if n == 0:
-        return None
-    if ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
-        col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
-    # Everything else is read in storage order (no sort) and gathered by row. Asked to keep that
-    # order, DuckDB reads as fast (0.9-1.1 s for 10M, against 1.1-1.7 s) and a full derive needs no
-    # map from row ids to rows (0.75 s for 10M).
-    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-    con.execute("SET preserve_insertion_order = true")
+    def sort(keys: str) -> dict[str, np.ndarray]:
+        return con.sql(f"""
+            SELECT e.r, hash(e.brand, e.customer_id) AS h, hash(e.customer_id, e.brand) AS h2,
+                   epoch_us(e.occurred_at) AS ts, enum_code(e.type)::TINYINT AS kind,
+                   coalesce(enum_code(e.route) + 1, 0)::TINYINT AS route, e.event_key AS key,
+                   coalesce(c.code, -1) AS channel, e.ai_agent IS NOT NULL AS has_ai_agent
+            FROM (SELECT events.rowid AS r, * FROM events {where}) e
+            LEFT JOIN _channel_codes c ON c.channel = e.channel
+            ORDER BY {keys}
+        """).fetchnumpy()
+
     try:
-        strings = con.sql(f"""
-            SELECT events.rowid AS r, coalesce(enum_code(route) + 1, 0)::TINYINT AS route_code,
-                   {', '.join(A.STRING_COLUMNS)}
-            FROM events {where}
-        """).to_arrow_table()
+        col = sort("h, ts, kind")
+        n = col["r"].shape[0]
+        if n == 0:
+            return None
+        if ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
+            col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
     finally:
-        con.execute(f"SET preserve_insertion_order = {str(kept).lower()}")
-    storage_rows = strings.column("r").to_numpy()
-    if storage_rows[0] == 0 and storage_rows[-1] == n - 1 and bool((storage_rows[1:] > storage_rows[:-1]).all()):
-        col["row"] = col["r"]  # n increasing row ids from 0 to n - 1: read back in row-id order
-    else:
-        row_of = np.empty(int(storage_rows.max()) + 1, dtype=np.int64)
-        row_of[storage_rows] = np.arange(storage_rows.shape[0])
-        col["row"] = row_of[col["r"]]
+        con.unregister("_channel_codes")
+
+    def read_rows(names: list[str], rowids: np.ndarray) -> pa.Table:
+        """Columns of the events with these row ids, in their order. Read from the committed events on a
+        cursor of its own: the writer thread may be using the connection."""
+        with con.cursor() as cursor:
+            cursor.register("_wanted", pa.table({"r": rowids, "i": np.arange(rowids.shape[0])}))
+            return cursor.sql(f"SELECT {', '.join(f'e.{n}' for n in names)} FROM events e "
+                              "JOIN _wanted w ON e.rowid = w.r ORDER BY w.i").to_arrow_table()
 
     same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
     tied = same_customer & (col["ts"][1:] == col["ts"][:-1]) & (col["kind"][1:] == col["kind"][:-1])
@@ -119,23 +130,37 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents
         member[:-1] |= tied
         positions = np.flatnonzero(member)
         run = np.cumsum(np.concatenate(([True], ~tied)))[positions]
-        event_ids = strings.column("event_id").take(pa.array(col["row"][positions]))
+        event_ids = read_rows(["event_id"], col["r"][positions]).column("event_id")
         within = pa.table({"run": run, "event_id": event_ids, "i": np.arange(positions.shape[0])})
         order = np.arange(n)  # event_id by code point: Arrow compares UTF-8 bytes, which orders code points
         order[positions] = positions[within.sort_by([("run", "ascending"), ("event_id", "ascending")])
                                      .column("i").to_numpy()]
         col = {name: values[order] for name, values in col.items()}
+    # Each group of strings in storage order (no sort): asked to keep that order, DuckDB reads as fast,
+    # and the row ids come in increasing order, to be found by binary search.
+    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        sparse = []
+        for columns, carried in _SPARSE_READS:
+            held = con.sql(f"SELECT r, {columns} FROM (SELECT events.rowid AS r, * FROM events {where}) "
+                           f"WHERE {carried}").to_arrow_table()
+            ids = held.column("r").to_numpy()
+            if (ids[1:] < ids[:-1]).any():  # a join (the customers in scope) may have mixed the order
+                held = held.sort_by("r")
+                ids = held.column("r").to_numpy()
+            sparse.append((ids, held.drop_columns(["r"])))
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(kept).lower()}")
     starts = np.concatenate(([0], np.flatnonzero(~same_customer) + 1, [n])).astype(np.int64)
-    index = col["row"]
-    flags = {
-        "route_code": strings.column("route_code").to_numpy()[index],
-        "has_channel": pc.is_valid(strings.column("channel")).to_numpy()[index],
-        "has_ai_agent": pc.is_valid(strings.column("ai_agent")).to_numpy()[index],
-    }
+    channel = col["channel"]
     return A.SortedEvents(
-        group_starts=starts, ts=col["ts"], kind=col["kind"], route=flags["route_code"],
-        has_channel=flags["has_channel"], has_ai_agent=flags["has_ai_agent"],
-        columns=A.EventColumns(strings, index),
+        group_starts=starts, ts=col["ts"], kind=col["kind"], route=col["route"], has_channel=channel >= 0,
+        has_ai_agent=col["has_ai_agent"], keys=col["key"],
+        customers=read_rows(["brand", "customer_id"], col["r"][starts[:-1]]),
+        columns=A.EventColumns(rowids=col["r"], sparse=tuple(sparse),
+                               fetch=lambda name, rowids: read_rows([name], rowids).column(name).combine_chunks(),
+                               codes={"channel": (channel, channels.column("channel").combine_chunks())}),
     )
 
 
@@ -145,7 +170,7 @@ def _insert_while_assembling(con: duckdb.DuckDBPyConnection, tables: Iterator[tu
     connection until every insert has finished, or, when assembling fails, until the running one has."""
     def insert(table: str, derived: pa.Table) -> None:
         con.register("_derived", derived)
-        con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
+        con.execute(f"INSERT INTO {stored(table)} SELECT * FROM _derived")
         con.unregister("_derived")
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convoscope-insert") as writer:
@@ -199,7 +224,7 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
     with step():
         if full:
             for table in DERIVED_TABLES:
-                con.execute(f"DELETE FROM {table}")
+                con.execute(f"DELETE FROM {stored(table)}")
             con.execute("DELETE FROM pending")
             if step is not contextlib.nullcontext:  # partitions commit one by one: mark everyone first
                 con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
@@ -233,9 +258,7 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
                 scope = in_part
             else:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _scope AS SELECT brand, customer_id FROM pending {in_part}")
-                for table in DERIVED_TABLES:
-                    con.execute(f"DELETE FROM {table} t USING _scope s "
-                                "WHERE t.brand = s.brand AND t.customer_id = s.customer_id")
+                delete_derived(con, "SELECT brand, customer_id FROM _scope")
                 scope = "SEMI JOIN _scope USING (brand, customer_id)"
             events = (_few_sorted_events if few else _sorted_events)(con, scope)
             if events is not None:

@@ -457,18 +457,26 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
 
 
 @numba.njit(cache=True, nogil=True)
-def distinct_in_order(owner: np.ndarray, offsets: np.ndarray, codes: np.ndarray, n_codes: int
+def distinct_in_order(owner: np.ndarray, row: np.ndarray, bounds: np.ndarray, codes: np.ndarray, n_codes: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Per owner, the distinct codes in order of first appearance (guides of a session's AI replies,
-    team members of a contact). Rows come in event order; an owner's rows are contiguous because
+    team members of a contact). Item i belongs to `owner[i]` and holds codes[bounds[row[i]]:bounds[row[i] + 1]]
+    (nothing when row[i] < 0). Items come in event order; an owner's items are contiguous because
     sessions, like contacts, never overlap. Returns (owner, code) pairs grouped by owner."""
     seen = np.full(max(n_codes, 1), -1, dtype=np.int64)
-    out_owner = np.empty(codes.shape[0], dtype=np.int64)
-    out_code = np.empty(codes.shape[0], dtype=np.int64)
+    m = 0
+    for i in range(owner.shape[0]):
+        if row[i] >= 0:
+            m += bounds[row[i] + 1] - bounds[row[i]]
+    out_owner = np.empty(m, dtype=np.int64)
+    out_code = np.empty(m, dtype=np.int64)
     m = 0
     for i in range(owner.shape[0]):
         o = owner[i]
-        for j in range(offsets[i], offsets[i + 1]):
+        r = row[i]
+        if r < 0:
+            continue
+        for j in range(bounds[r], bounds[r + 1]):
             c = codes[j]
             if c >= 0 and seen[c] != o:
                 seen[c] = o

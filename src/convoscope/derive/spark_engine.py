@@ -34,7 +34,7 @@ from convoscope.derive import assemble as A
 from convoscope.errors import ConvoscopeError
 from convoscope.events.ingest import COMPARED, CONFLICT_REASON_SQL
 from convoscope.events.schema import FIELDS, validation_sql
-from convoscope.store import DERIVED_TABLES, EVENT_TYPES, arrow_schema
+from convoscope.store import DERIVED_TABLES, EVENT_TYPES, arrow_schema, stored
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,7 +50,7 @@ _FILE_SCHEME = "^file:(//)?"
 _CHECKED = pa.schema([
     pa.field("source", pa.string()), pa.field("line", pa.int64()), pa.field("raw", pa.string()),
     pa.field("reject_reason", pa.string()),
-    *(f for f in arrow_schema("events") if f.name in (*FIELDS, "attributes")),
+    *(f for f in arrow_schema("events") if f.name in (*FIELDS, "attributes", "event_key")),
 ])
 
 
@@ -218,7 +218,7 @@ def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
         *(F.first(c).over(first).alias(f"_ref_{c}") for c in (*COMPARED, "attributes", "source", "line")),
     )
     once = valid.join(repeated_ids, ["brand", "event_id"], "left_anti")
-    columns = [*arrow_schema("events").names[:-1]]
+    columns = [c for c in arrow_schema("events").names if c != "ingested_at"]
     events = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns)).select(
         "*", F.localtimestamp().alias("ingested_at"))
     later = ranked.where("_n > 1").withColumn("same", F.lit(True))
@@ -267,7 +267,7 @@ def _derived_schema() -> pa.Schema:
     """Every derived table's columns side by side, and the name of the table a row belongs to."""
     fields: dict[str, pa.Field] = {}
     for table in DERIVED_TABLES:
-        for f in arrow_schema(table):
+        for f in arrow_schema(stored(table)):
             if fields.setdefault(f.name, f).type != f.type:
                 raise AssertionError(f"column {f.name} has two types among the derived tables")
     return pa.schema([pa.field(_TABLE, pa.string()), *fields.values()])
@@ -292,12 +292,15 @@ def _derive_table(table: pa.Table, config: Config, schema: pa.Schema) -> Iterato
     table = table.combine_chunks()
     kind = pc.index_in(table.column("type"), pa.array(EVENT_TYPES)).to_numpy(zero_copy_only=False)
     route = pc.index_in(table.column("route"), pa.array(["ai", "team"])).fill_null(-1).to_numpy(zero_copy_only=False)
+    starts = _group_starts(table)
     events = A.SortedEvents(
-        group_starts=_group_starts(table),
+        group_starts=starts,
         ts=table.column("occurred_at").cast(pa.int64()).to_numpy(),
         kind=kind.astype(np.int8), route=(route + 1).astype(np.int8),
         has_channel=pc.is_valid(table.column("channel")).to_numpy(zero_copy_only=False),
         has_ai_agent=pc.is_valid(table.column("ai_agent")).to_numpy(zero_copy_only=False),
+        keys=table.column("event_key").to_numpy(),
+        customers=table.select(["brand", "customer_id"]).take(starts[:-1]),
         columns=A.EventColumns(table),
     )
     out = run_kernel(A.kernel_input(events, config.for_brand))
@@ -334,7 +337,7 @@ def _derive(events: DataFrame, config: Config) -> DataFrame:
     F = _pyspark().functions
     schema = _derived_schema()
     ranked = events.select(
-        "brand", "customer_id", *A.STRING_COLUMNS[2:], "type", "occurred_at", "route",
+        "brand", "customer_id", *A.STRING_COLUMNS[2:], "type", "occurred_at", "route", "event_key",
         (F.array_position(F.array(*(F.lit(t) for t in EVENT_TYPES)), F.col("type"))).alias(_RANK),
     )
     whole_customers = ranked.repartition("brand", "customer_id").sortWithinPartitions(
@@ -368,7 +371,7 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
     # than keeping every accepted event, text included, in Spark's cache (spilled to local disk).
     derived = _derive(spark.read.parquet(f"{base}/events"), config).persist(disk)
     for table in DERIVED_TABLES:
-        (derived.where(F.col(_TABLE) == table).select(*arrow_schema(table).names)
+        (derived.where(F.col(_TABLE) == table).select(*arrow_schema(stored(table)).names)
          .write.mode("overwrite").parquet(f"{base}/{table}"))
         counts[table] = spark.read.parquet(f"{base}/{table}").count()
     derived.unpersist()

@@ -81,7 +81,8 @@ def merge_stage(
     accepted = con.execute(f"""
         INSERT INTO events
         SELECT brand, event_id, type, occurred_at, customer_id, channel, text, route, ai_agent, guides,
-               category, subcategory, reason, transfer_rationale, agent, attributes, source, line, now()::TIMESTAMP
+               category, subcategory, reason, transfer_rationale, agent, attributes, source, line, now()::TIMESTAMP,
+               event_key
         FROM _checked c WHERE {new}
     """).fetchall()[0][0]
     # Records compared with an earlier one: the stored event, else the chunk's first record of the id.

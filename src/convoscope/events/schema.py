@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from convoscope.store import BRAND_PATTERN, EVENT_TYPES, sql_string
+from convoscope.store import BRAND_PATTERN, EVENT_TYPES, event_key_sql, sql_string
 
 FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
@@ -180,7 +180,8 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
 
 
 def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
-    """One query over `_stage` giving the normalised event and `reject_reason` (NULL when valid).
+    """One query over `_stage` giving the normalised event, its key (SPEC 3.5, `event_key_sql`) and
+    `reject_reason` (NULL when valid).
 
     Raw text is needed for rejected records only, and building it (a JSON object or a CSV line per
     record) costs a pass over every value: the ingester looks it up afterwards for the few lines that
@@ -194,6 +195,7 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
     timestamp_bad = " OR ".join(check.broken for check in timestamp_checks)
     any_bad = " OR ".join(check.broken for check in all_checks)
     messages = ", ".join(f"CASE WHEN {check.condition} THEN {check.message} END" for check in all_checks)
+    brand = f"CASE WHEN NOT parsed THEN NULL WHEN {_is_blank('brand')} THEN 'default' ELSE brand END"
     normalised = {
         f: f"CASE WHEN {_is_blank(f)} THEN NULL ELSE {f} END" for f in STRING_FIELDS
         if f not in ("event_id", "customer_id", "type", "occurred_at", "brand", "channel")
@@ -216,11 +218,12 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
         )
         SELECT source, line, {"CASE WHEN reject_reason IS NOT NULL THEN raw END" if raw else "NULL::VARCHAR"} AS raw,
                reject_reason,
-               CASE WHEN NOT parsed THEN NULL WHEN {_is_blank("brand")} THEN 'default' ELSE brand END AS brand,
+               {brand} AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,
                CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {INSTANT} END AS occurred_at, customer_id,
                CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
                {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
-               CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes
+               CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes,
+               CASE WHEN reject_reason IS NULL THEN {event_key_sql(brand, "customer_id", "event_id")} END AS event_key
         FROM checked
     """

@@ -27,6 +27,7 @@ from convoscope.reports.base import (
     seconds_between,
     summary_query,
 )
+from convoscope.store import id_order
 
 CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": ()}
 
@@ -67,7 +68,7 @@ def contact_facts(params: Params) -> str:
                     END AS first_response_seconds,
                CASE WHEN c.ended_at <= {at} THEN {seconds_between("c.created_at", "c.ended_at")} END AS duration_seconds
         FROM contacts c
-        LEFT JOIN sessions s ON s.brand = c.brand AND s.customer_id = c.customer_id AND s.session_id = c.session_id
+        LEFT JOIN sessions s ON s.session_key = c.session_key AND s.brand = c.brand AND s.customer_id = c.customer_id
         WHERE {" AND ".join(conditions)}
     """
 
@@ -87,7 +88,7 @@ def _export(report: Report, params: Params, config: Config) -> str:
         SELECT {", ".join(cells)}
         FROM ({contact_facts(params)})
         WHERE {in_range("created_at", params)}
-        ORDER BY created_at, contact_id
+        ORDER BY created_at, {id_order("contact_key")}
     """
 
 

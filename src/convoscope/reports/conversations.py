@@ -29,6 +29,7 @@ from convoscope.reports.base import (
     summary_query,
 )
 from convoscope.reports.sessions import session_facts
+from convoscope.store import id_order, stored
 
 CONVERSATION_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "handled_by": HANDLED_BY}
 
@@ -61,7 +62,7 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
                 conditions.append(f"list_contains(v.channels, {q(value.lower())})")
             case "handled_by":
                 conditions.append(f"v.handled_by = {q(value)}")
-    picked = "conversation_id IN (SELECT conversation_id FROM picked)"
+    picked = "conversation_key IN (SELECT conversation_key FROM picked)"
     return f"""
         WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
         SELECT v.*, k.first_closed_at, k.last_closed_at, coalesce(k.times_closed, 0) AS times_closed_by,
@@ -70,19 +71,19 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
                coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
         FROM picked v
         LEFT JOIN (
-            SELECT conversation_id, min(closed_at) FILTER (WHERE counted) AS first_closed_at,
+            SELECT conversation_key, min(closed_at) FILTER (WHERE counted) AS first_closed_at,
                    max(closed_at) AS last_closed_at, count(*) FILTER (WHERE counted) AS times_closed
-            FROM conversation_closes WHERE closed_at <= {at} AND {picked} GROUP BY conversation_id
-        ) k USING (conversation_id)
+            FROM {stored("conversation_closes")} WHERE closed_at <= {at} AND {picked} GROUP BY conversation_key
+        ) k USING (conversation_key)
         LEFT JOIN (
-            SELECT conversation_id, count(*) AS reopens
-            FROM conversation_reopens WHERE reopened_at <= {at} AND {picked} GROUP BY conversation_id
-        ) r USING (conversation_id)
+            SELECT conversation_key, count(*) AS reopens
+            FROM {stored("conversation_reopens")} WHERE reopened_at <= {at} AND {picked} GROUP BY conversation_key
+        ) r USING (conversation_key)
         LEFT JOIN (
-            SELECT conversation_id, count(*) FILTER (WHERE was_resolved) AS resolved,
+            SELECT conversation_key, count(*) FILTER (WHERE was_resolved) AS resolved,
                    count(*) FILTER (WHERE was_handed_off) AS handed_off
-            FROM ({session_facts(params)}) WHERE {picked} GROUP BY conversation_id
-        ) s USING (conversation_id)
+            FROM ({session_facts(params)}) WHERE {picked} GROUP BY conversation_key
+        ) s USING (conversation_key)
     """
 
 
@@ -99,7 +100,7 @@ def _export(report: Report, params: Params, config: Config) -> str:
     return f"""
         SELECT {", ".join(cells)}
         FROM ({conversation_facts(params, in_range("v.created_at", params))})
-        ORDER BY created_at, conversation_id
+        ORDER BY created_at, {id_order("conversation_key")}
     """
 
 
