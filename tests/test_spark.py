@@ -9,6 +9,7 @@ and adds late events for old customers; the generator mixes in malformed records
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -217,6 +218,23 @@ def test_a_lake_made_with_other_settings_is_refused_with_what_to_do(lake: Path, 
 def test_a_folder_that_is_no_lake_is_refused_with_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConvoscopeError, match="is not a complete convoscope lake .* spark-derive --out"):
         Store.lake(tmp_path)
+
+
+def test_a_lake_of_an_earlier_layout_is_refused_with_what_to_do(lake: Path, tmp_path: Path) -> None:
+    """A lake written before ids became keys (decision 70) names its sessions by `session_id`."""
+    old = tmp_path / "old-lake"
+    shutil.copytree(lake, old)
+    for part in (old / "sessions").glob("*.parquet"):
+        table = pq.read_table(part)
+        pq.write_table(table.rename_columns(["session_id" if c == "session_key" else c for c in table.column_names]),
+                       part)
+    (tmp_path / "convoscope.toml").write_text(CONFIG)
+    result = subprocess.run([*CLI, "report", "sessions-detail", "--lake", str(old)], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"convoscope: error: lake {old} was written by another version of convoscope (its sessions has no "
+        "session_key); run spark-derive again"]
 
 
 def _sorted_like_spark(store_path: Path) -> pa.Table:

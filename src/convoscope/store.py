@@ -85,9 +85,7 @@ CREATE TABLE IF NOT EXISTS derived.conversation_reopens (conversation_key BIGINT
 CREATE TABLE IF NOT EXISTS derived.anomalies (
     brand VARCHAR, customer_id VARCHAR, event_id VARCHAR, kind VARCHAR, occurred_at TIMESTAMP
 );
-CREATE TABLE IF NOT EXISTS derived.session_messages (
-    session_key BIGINT, seq INTEGER, event_key BIGINT, occurred_at TIMESTAMP, speaker VARCHAR
-);
+CREATE TABLE IF NOT EXISTS derived.session_messages (session_key BIGINT, seq INTEGER, event_key BIGINT);
 CREATE TABLE IF NOT EXISTS users (
     name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, brands VARCHAR[], password_hash VARCHAR NOT NULL,
     created_at TIMESTAMP NOT NULL
@@ -192,8 +190,8 @@ SELECT v.brand, v.customer_id, {id_sql("cnv_", "r.conversation_key")} AS convers
 FROM {DERIVED}.conversation_reopens r JOIN {DERIVED}.conversations v USING (conversation_key);
 CREATE OR REPLACE VIEW anomalies AS SELECT * FROM {DERIVED}.anomalies;
 CREATE OR REPLACE VIEW session_messages AS
-SELECT s.brand, s.customer_id, {id_sql("ses_", "m.session_key")} AS session_id, m.seq, e.event_id, m.occurred_at,
-       m.speaker, m.session_key, m.event_key
+SELECT s.brand, s.customer_id, {id_sql("ses_", "m.session_key")} AS session_id, m.seq, e.event_id, e.occurred_at,
+       CASE e.type WHEN 'customer_message' THEN 'customer' ELSE 'ai' END AS speaker, m.session_key, m.event_key
 FROM {DERIVED}.session_messages m JOIN {DERIVED}.sessions s USING (session_key)
 JOIN events e ON e.event_key = m.event_key AND e.brand = s.brand AND e.customer_id = s.customer_id;
 """
@@ -308,8 +306,14 @@ class Store:
             if not files:
                 continue
             target = stored(table)
-            columns = ", ".join(f"{name}::{kind} AS {name}" for name, kind, *_ in con.sql(f"DESCRIBE {target}").fetchall())
+            wanted = con.sql(f"DESCRIBE {target}").fetchall()
             listed = ", ".join(sql_string(str(f)) for f in files)
+            found = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet([{listed}])").fetchall()}
+            missing = [name for name, *_ in wanted if name not in found]
+            if missing:
+                raise ConvoscopeError(f"lake {folder} was written by another version of convoscope (its {table} "
+                                      f"has no {missing[0]}); run spark-derive again")
+            columns = ", ".join(f"{name}::{kind} AS {name}" for name, kind, *_ in wanted)
             con.execute(f"DROP TABLE {target}")
             con.execute(f"CREATE VIEW {target} AS SELECT {columns} FROM read_parquet([{listed}])")
         con.execute(_VIEWS)

@@ -33,9 +33,9 @@ class EventColumns:
     """The events' string columns, addressed by sorted position.
 
     A column is held by `table`, which is in sorted order (Spark's partitions, the few customers of an
-    incremental derive), or by one of `sparse`: tables of only the rows that have a value, in row-id
-    order, each with its row ids, found through `rowids` (the row id of each sorted position). That is
-    how the embedded engine reads them: once, in storage order, the rows that matter. An engine may also
+    incremental derive), or by one of `sparse`: tables of only the rows that have a value, in any order,
+    each with its row ids, found through `rowids` (the row id of each sorted position). That is how the
+    embedded engine reads them: once, unsorted, the rows that matter. An engine may also
     hand over a column's dictionary codes by sorted position (`codes`), and a way to read any other
     column for a few positions (`fetch`: name and row ids → values in that order)."""
 
@@ -197,7 +197,7 @@ def _times(values: np.ndarray) -> pa.Array:
 
 def _codes(values: np.ndarray, names: tuple[str, ...]) -> pa.DictionaryArray:
     """Labels by code (null below 0) as a dictionary array: the store and the lake turn it into text as
-    they write, which costs nothing for a few labels (casting 6.3M speakers to strings took 0.36 s)."""
+    they write, which costs nothing for a few labels (casting 6.3M labels to strings took 0.36 s)."""
     mask = values < 0
     indices = np.where(mask, 0, values).astype(np.int8)
     return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask if mask.any() else None), pa.array(names))
@@ -262,7 +262,8 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
     yield "conversation_reopens", pa.table({"conversation_key": cnv_keys[out.reopen_conversation],
                                             "reopened_at": _times(out.reopen_at)})
 
-    # A session's messages: its customer and AI messages in event order (SPEC 4.2 Message History).
+    # A session's messages: its customer and AI messages in event order (SPEC 4.2 Message History), by
+    # key; their time, speaker and text are the events'.
     msg = np.flatnonzero((out.ev_session >= 0) & ((kind == K.CUSTOMER) | (kind == K.AI)))
     ses_of_msg = out.ev_session[msg]
     if (ses_of_msg[1:] < ses_of_msg[:-1]).any():  # sessions are numbered in event order and never overlap
@@ -270,8 +271,6 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         msg, ses_of_msg = msg[order], ses_of_msg[order]
     yield "session_messages", pa.table({
         "session_key": ses_keys[ses_of_msg], "seq": K.positions_in_runs(ses_of_msg), "event_key": keys[msg],
-        "occurred_at": _times(events.ts[msg]),
-        "speaker": _codes((kind[msg] != K.CUSTOMER).astype(np.int8), ("customer", "ai")),
     })
 
     # Sessions (SPEC 3.6).

@@ -70,9 +70,9 @@ def _few_sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEv
     )
 
 
-# The string columns a full derive reads, each group in storage order for only the rows that carry it
-# (rows of other types have none: SPEC 2.2). Channels come from the sort as codes; brand, customer_id and
-# event_id are read for the few positions that need them (customers' first events, ties, anomalies).
+# The string columns a full derive reads, each group only for the rows that carry it (rows of other
+# types have none: SPEC 2.2). Channels come from the sort as codes; event_id is read for the few
+# positions that need it (ties, anomalies).
 _SPARSE_READS = (
     ("ai_agent, guides", "ai_agent IS NOT NULL OR guides IS NOT NULL"),
     ("category, subcategory, reason, transfer_rationale", "type = 'handoff'"),
@@ -80,39 +80,64 @@ _SPARSE_READS = (
 )
 
 
-def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents | None:
+def _strings(con: duckdb.DuckDBPyConnection, where: str) -> tuple[pa.Table, tuple[tuple[np.ndarray, pa.Table], ...]]:
+    """The events' strings that derived tables show: each customer's brand and customer_id, in the
+    order the sort puts the customers in (by both hashes), and the sparse groups of `_SPARSE_READS`,
+    each with its row ids."""
+    customers = con.sql(f"""
+        SELECT brand, customer_id, hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2
+        FROM events {where} GROUP BY brand, customer_id ORDER BY h, h2
+    """).to_arrow_table()
+    sparse = []
+    for columns, carried in _SPARSE_READS:
+        held = con.sql(f"SELECT r, {columns} FROM (SELECT events.rowid AS r, * FROM events {where}) "
+                       f"WHERE {carried}").to_arrow_table()
+        sparse.append((held.column("r").to_numpy(), held.drop_columns(["r"])))
+    return customers, tuple(sparse)
+
+
+def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = True) -> A.SortedEvents | None:
     """The events selected by `where`, in SPEC 2.4's order, as numbers plus their string columns.
 
     DuckDB sorts numbers only: customers by a 64-bit hash of (brand, customer_id), then time and type
     rank, the kernel's other numbers carried along; the rare ties on all of those are put in event_id
     order here. A second, differently seeded hash tells customers apart (a 128-bit identity): should
     two customers share the first hash, the sort is redone with both. The strings that derived tables
-    show are read in storage order, for the rows that carry them, and found by row id."""
-    channels = pa.table({"channel": [r[0] for r in con.execute(
-        f"SELECT DISTINCT channel FROM events {where} ORDER BY channel").fetchall() if r[0] is not None]})
-    channels = channels.append_column("code", pa.array(np.arange(channels.num_rows, dtype=np.int32)))
-    con.register("_channel_codes", channels)
+    show are read for the rows that carry them and found by row id; when `where` reads no table of this
+    connection's own (`alone`), on a cursor of their own while DuckDB sorts."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convoscope-read") as reader:
+        if alone:
+            def read_strings() -> tuple[pa.Table, tuple[tuple[np.ndarray, pa.Table], ...]]:
+                with con.cursor() as cursor:
+                    return _strings(cursor, where)
 
-    def sort(keys: str) -> dict[str, np.ndarray]:
-        return con.sql(f"""
-            SELECT e.r, hash(e.brand, e.customer_id) AS h, hash(e.customer_id, e.brand) AS h2,
-                   epoch_us(e.occurred_at) AS ts, enum_code(e.type)::TINYINT AS kind,
-                   coalesce(enum_code(e.route) + 1, 0)::TINYINT AS route, e.event_key AS key,
-                   coalesce(c.code, -1) AS channel, e.ai_agent IS NOT NULL AS has_ai_agent
-            FROM (SELECT events.rowid AS r, * FROM events {where}) e
-            LEFT JOIN _channel_codes c ON c.channel = e.channel
-            ORDER BY {keys}
-        """).fetchnumpy()
+            strings = reader.submit(read_strings)
+        channels = pa.table({"channel": [r[0] for r in con.execute(
+            f"SELECT DISTINCT channel FROM events {where} ORDER BY channel").fetchall() if r[0] is not None]})
+        channels = channels.append_column("code", pa.array(np.arange(channels.num_rows, dtype=np.int32)))
+        con.register("_channel_codes", channels)
 
-    try:
-        col = sort("h, ts, kind")
-        n = col["r"].shape[0]
-        if n == 0:
-            return None
-        if ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
-            col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
-    finally:
-        con.unregister("_channel_codes")
+        def sort(keys: str) -> dict[str, np.ndarray]:
+            return con.sql(f"""
+                SELECT e.r, hash(e.brand, e.customer_id) AS h, hash(e.customer_id, e.brand) AS h2,
+                       epoch_us(e.occurred_at) AS ts, enum_code(e.type)::TINYINT AS kind,
+                       coalesce(enum_code(e.route) + 1, 0)::TINYINT AS route, e.event_key AS key,
+                       coalesce(c.code, -1) AS channel, e.ai_agent IS NOT NULL AS has_ai_agent
+                FROM (SELECT events.rowid AS r, * FROM events {where}) e
+                LEFT JOIN _channel_codes c ON c.channel = e.channel
+                ORDER BY {keys}
+            """).fetchnumpy()
+
+        try:
+            col = sort("h, ts, kind")
+            n = col["r"].shape[0]
+            if n and ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
+                col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
+        finally:
+            con.unregister("_channel_codes")
+        customers, sparse = strings.result() if alone else _strings(con, where)
+    if n == 0:
+        return None
 
     def read_rows(names: list[str], rowids: np.ndarray) -> pa.Table:
         """Columns of the events with these row ids, in their order. Read from the committed events on a
@@ -136,29 +161,16 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEvents
         order[positions] = positions[within.sort_by([("run", "ascending"), ("event_id", "ascending")])
                                      .column("i").to_numpy()]
         col = {name: values[order] for name, values in col.items()}
-    # Each group of strings in storage order (no sort): asked to keep that order, DuckDB reads as fast,
-    # and the row ids come in increasing order, to be found by binary search.
-    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        sparse = []
-        for columns, carried in _SPARSE_READS:
-            held = con.sql(f"SELECT r, {columns} FROM (SELECT events.rowid AS r, * FROM events {where}) "
-                           f"WHERE {carried}").to_arrow_table()
-            ids = held.column("r").to_numpy()
-            if (ids[1:] < ids[:-1]).any():  # a join (the customers in scope) may have mixed the order
-                held = held.sort_by("r")
-                ids = held.column("r").to_numpy()
-            sparse.append((ids, held.drop_columns(["r"])))
-    finally:
-        con.execute(f"SET preserve_insertion_order = {str(kept).lower()}")
     starts = np.concatenate(([0], np.flatnonzero(~same_customer) + 1, [n])).astype(np.int64)
+    first = starts[:-1]
+    if not (np.array_equal(customers.column("h").to_numpy(), col["h"][first])
+            and np.array_equal(customers.column("h2").to_numpy(), col["h2"][first])):
+        raise AssertionError("the customers read do not match the sorted events")
     channel = col["channel"]
     return A.SortedEvents(
         group_starts=starts, ts=col["ts"], kind=col["kind"], route=col["route"], has_channel=channel >= 0,
-        has_ai_agent=col["has_ai_agent"], keys=col["key"],
-        customers=read_rows(["brand", "customer_id"], col["r"][starts[:-1]]),
-        columns=A.EventColumns(rowids=col["r"], sparse=tuple(sparse),
+        has_ai_agent=col["has_ai_agent"], keys=col["key"], customers=customers.select(["brand", "customer_id"]),
+        columns=A.EventColumns(rowids=col["r"], sparse=sparse,
                                fetch=lambda name, rowids: read_rows([name], rowids).column(name).combine_chunks(),
                                codes={"channel": (channel, channels.column("channel").combine_chunks())}),
     )
@@ -256,11 +268,11 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
         with step():
             if full:  # every customer is in scope and no derived row is left: no need to look them up
                 scope = in_part
-            else:
+            else:  # a temporary table, which only this connection sees
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _scope AS SELECT brand, customer_id FROM pending {in_part}")
                 delete_derived(con, "SELECT brand, customer_id FROM _scope")
                 scope = "SEMI JOIN _scope USING (brand, customer_id)"
-            events = (_few_sorted_events if few else _sorted_events)(con, scope)
+            events = _few_sorted_events(con, scope) if few else _sorted_events(con, scope, alone=full)
             if events is not None:
                 out = run_kernel(A.kernel_input(events, config.for_brand))
                 _insert_while_assembling(con, A.assemble(events, out))

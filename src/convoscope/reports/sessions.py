@@ -103,8 +103,8 @@ def _detail_query(report: Report, params: Params, config: Config, *, messages: b
                 -- took 9.2 s of the 10M brand's 15 s, this 7.3 s.
                 SELECT m.session_key, array_to_string(list_transform(list_sort(list(struct_pack(
                     seq := m.seq,
-                    line := '[' || strftime({local("m.occurred_at", params)}, '%Y-%m-%d %H:%M:%S') || '] '
-                            || CASE m.speaker WHEN 'customer' THEN 'Customer' ELSE 'AI' END || ': '
+                    line := '[' || strftime({local("e.occurred_at", params)}, '%Y-%m-%d %H:%M:%S') || '] '
+                            || CASE e.type WHEN 'customer_message' THEN 'Customer' ELSE 'AI' END || ': '
                             || coalesce(regexp_replace(e.text, {line_break}, ' ', 'g'), '')
                 ))), lambda message: message.line), chr(10)) AS history
                 FROM {stored("session_messages")} m
