@@ -282,7 +282,6 @@ class Store:
         if not read_only:
             self.con.execute(_SCHEMA)
             self._upgrade()
-            self.con.execute(_VIEWS)
 
     @classmethod
     def over(cls, con: duckdb.DuckDBPyConnection, path: Path) -> Store:
@@ -343,6 +342,7 @@ class Store:
                             "WHERE event_key IS NULL")
                 con.execute("DELETE FROM pending")
                 con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
+            con.execute(_VIEWS)  # once per version: replacing them at every open would write the catalog
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
     def __enter__(self) -> Store:

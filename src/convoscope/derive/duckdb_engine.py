@@ -80,12 +80,18 @@ _SPARSE_READS = (
 )
 
 
+def _customer_hash(alias: str = "") -> str:
+    """SQL for the 64-bit hash that customers are sorted by; where two customers share it, a second hash
+    tells them apart (a test weakens this one to make them share it)."""
+    return f"hash({alias}brand, {alias}customer_id)"
+
+
 def _strings(con: duckdb.DuckDBPyConnection, where: str) -> tuple[pa.Table, tuple[tuple[np.ndarray, pa.Table], ...]]:
     """The events' strings that derived tables show: each customer's brand and customer_id, in the
     order the sort puts the customers in (by both hashes), and the sparse groups of `_SPARSE_READS`,
     each with its row ids."""
     customers = con.sql(f"""
-        SELECT brand, customer_id, hash(brand, customer_id) AS h, hash(customer_id, brand) AS h2
+        SELECT brand, customer_id, {_customer_hash()} AS h, hash(customer_id, brand) AS h2
         FROM events {where} GROUP BY brand, customer_id ORDER BY h, h2
     """).to_arrow_table()
     sparse = []
@@ -102,9 +108,10 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
     DuckDB sorts numbers only: customers by a 64-bit hash of (brand, customer_id), then time and type
     rank, the kernel's other numbers carried along; the rare ties on all of those are put in event_id
     order here. A second, differently seeded hash tells customers apart (a 128-bit identity): should
-    two customers share the first hash, the sort is redone with both. The strings that derived tables
-    show are read for the rows that carry them and found by row id; when `where` reads no table of this
-    connection's own (`alone`), on a cursor of their own while DuckDB sorts."""
+    two customers share the first hash, which the list of customers shows, the sort is redone with
+    both. The strings that derived tables show are read for the rows that carry them and found by row
+    id; when `where` reads no table of this connection's own (`alone`), on a cursor of their own while
+    DuckDB sorts."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convoscope-read") as reader:
         if alone:
             def read_strings() -> tuple[pa.Table, tuple[tuple[np.ndarray, pa.Table], ...]]:
@@ -119,7 +126,7 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
 
         def sort(keys: str) -> dict[str, np.ndarray]:
             return con.sql(f"""
-                SELECT e.r, hash(e.brand, e.customer_id) AS h, hash(e.customer_id, e.brand) AS h2,
+                SELECT e.r, {_customer_hash("e.")} AS h, {"hash(e.customer_id, e.brand) AS h2, " if "h2" in keys else ""}
                        epoch_us(e.occurred_at) AS ts, enum_code(e.type)::TINYINT AS kind,
                        coalesce(enum_code(e.route) + 1, 0)::TINYINT AS route, e.event_key AS key,
                        coalesce(c.code, -1) AS channel, e.ai_agent IS NOT NULL AS has_ai_agent
@@ -130,12 +137,14 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
 
         try:
             col = sort("h, ts, kind")
-            n = col["r"].shape[0]
-            if n and ((col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] != col["h2"][:-1])).any():
+            customers, sparse = strings.result() if alone else _strings(con, where)
+            h = customers.column("h").to_numpy()
+            shared = bool((h[1:] == h[:-1]).any())
+            if shared:
                 col = sort("h, h2, ts, kind")  # two customers share the first hash: keep them apart
         finally:
             con.unregister("_channel_codes")
-        customers, sparse = strings.result() if alone else _strings(con, where)
+    n = col["r"].shape[0]
     if n == 0:
         return None
 
@@ -147,7 +156,9 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
             return cursor.sql(f"SELECT {', '.join(f'e.{n}' for n in names)} FROM events e "
                               "JOIN _wanted w ON e.rowid = w.r ORDER BY w.i").to_arrow_table()
 
-    same_customer = (col["h"][1:] == col["h"][:-1]) & (col["h2"][1:] == col["h2"][:-1])
+    same_customer = col["h"][1:] == col["h"][:-1]
+    if shared:
+        same_customer &= col["h2"][1:] == col["h2"][:-1]
     tied = same_customer & (col["ts"][1:] == col["ts"][:-1]) & (col["kind"][1:] == col["kind"][:-1])
     if tied.any():  # reordering within a run keeps customers where they are
         member = np.zeros(n, dtype=bool)
@@ -163,8 +174,8 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
         col = {name: values[order] for name, values in col.items()}
     starts = np.concatenate(([0], np.flatnonzero(~same_customer) + 1, [n])).astype(np.int64)
     first = starts[:-1]
-    if not (np.array_equal(customers.column("h").to_numpy(), col["h"][first])
-            and np.array_equal(customers.column("h2").to_numpy(), col["h2"][first])):
+    if not (np.array_equal(h, col["h"][first])
+            and (not shared or np.array_equal(customers.column("h2").to_numpy(), col["h2"][first]))):
         raise AssertionError("the customers read do not match the sorted events")
     channel = col["channel"]
     return A.SortedEvents(
