@@ -2,7 +2,8 @@
 
 An engine hands over the events of whole customers in SPEC 2.4's order as numbers (`SortedEvents`,
 each event's key among them) and their string columns behind `EventColumns`, which gathers values by
-sorted position — from a table already in that order, or from one in storage order through an index.
+sorted position — from a table already in that order, or from tables of the rows that carry a value,
+found by row id.
 `kernel_input` builds the kernel's arrays; `assemble` turns the kernel's output into the derived tables
 of the store's `derived` schema. An entity's id is the key of its first event (SPEC 3.5, computed when
 the event was stored), so ids and references are numbers gathered from numbers; the only strings
@@ -35,9 +36,9 @@ class EventColumns:
     A column is held by `table`, which is in sorted order (Spark's partitions, the few customers of an
     incremental derive), or by one of `sparse`: tables of only the rows that have a value, in any order,
     each with its row ids, found through `rowids` (the row id of each sorted position). That is how the
-    embedded engine reads them: once, unsorted, the rows that matter. An engine may also
-    hand over a column's dictionary codes by sorted position (`codes`), and a way to read any other
-    column for a few positions (`fetch`: name and row ids → values in that order)."""
+    embedded engine reads them: once, unsorted, the rows that matter. An engine may also hand over a
+    column's dictionary codes by sorted position (`codes`), and a way to read any other column for a few
+    positions (`fetch`: name and row ids → values in that order)."""
 
     def __init__(self, table: pa.Table | None = None, *, rowids: np.ndarray | None = None,
                  sparse: tuple[tuple[np.ndarray, pa.Table], ...] = (),

@@ -231,7 +231,8 @@ def derive(
     hash partition of the pending customers is derived and un-marked in a transaction of its own. So
     memory holds one partition, and a crash at any point leaves every customer either derived with
     the recorded settings or pending. A full rebuild that fits in one partition is one transaction
-    instead, with nothing to mark: a crash leaves the tables as they were."""
+    instead, with nothing to mark: a crash leaves the tables as they were. The events are read as
+    committed (partly on cursors of their own): call it after the transaction that stored them."""
     one_go = full and store.count("events") <= PARTITION_EVENTS
     with store.transaction() if one_go else contextlib.nullcontext():
         return _derive(store, config, full=full, step=contextlib.nullcontext if one_go else store.transaction,
