@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from convoscope.errors import ConvoscopeError
@@ -197,18 +198,37 @@ JOIN events e ON e.event_key = m.event_key AND e.brand = s.brand AND e.customer_
 """
 
 
-def delete_derived(con: duckdb.DuckDBPyConnection, customers: str) -> None:
+# The key of each derived table's rows: an entity's is the key of its first event (SPEC 3.5); the rows
+# of session messages, closes and reopens carry the key of the entity they belong to.
+_ROW_KEYS = {"sessions": "session_key", "contacts": "contact_key", "conversations": "conversation_key",
+             "conversation_closes": "conversation_key", "conversation_reopens": "conversation_key",
+             "session_messages": "session_key"}
+
+
+def delete_derived(con: duckdb.DuckDBPyConnection, customers: str, *, event_keys: np.ndarray | None = None) -> None:
     """Delete the derived rows of the customers that `customers` (SQL giving (brand, customer_id))
-    names. Rows kept by key go first, while the entities that own them can still be found."""
-    of = f"SEMI JOIN ({customers}) c ON t.brand = c.brand AND t.customer_id = c.customer_id"
-    owned = {"session_messages": ("session_key", "sessions"), "conversation_closes": ("conversation_key", "conversations"),
-             "conversation_reopens": ("conversation_key", "conversations")}
-    for table, (key, owner) in owned.items():
-        con.execute(f"DELETE FROM {stored(table)} WHERE {key} IN (SELECT t.{key} FROM {stored(owner)} t {of})")
-    for table in DERIVED_TABLES:
-        if table not in owned:
-            con.execute(f"DELETE FROM {stored(table)} t USING ({customers}) c "
-                        "WHERE t.brand = c.brand AND t.customer_id = c.customer_id")
+    names. With `event_keys`, the keys of every event of those customers, the rows are found by key,
+    which scans numbers where the names would scan strings (1.9 s of a 1,000-event batch into 100M
+    events): every row kept by key belongs to an entity whose key is one of its customer's event keys.
+    Without, rows kept by key go first, while the entities that own them can still be found."""
+    if event_keys is not None:
+        con.register("_event_keys", pa.table({"k": event_keys}))
+        try:
+            for table, key in _ROW_KEYS.items():
+                con.execute(f"DELETE FROM {stored(table)} WHERE {key} IN (SELECT k FROM _event_keys)")
+        finally:
+            con.unregister("_event_keys")
+        named: tuple[str, ...] = ("anomalies",)
+    else:
+        of = f"SEMI JOIN ({customers}) c ON t.brand = c.brand AND t.customer_id = c.customer_id"
+        for table, owner in (("session_messages", "sessions"), ("conversation_closes", "conversations"),
+                             ("conversation_reopens", "conversations")):
+            key = _ROW_KEYS[table]
+            con.execute(f"DELETE FROM {stored(table)} WHERE {key} IN (SELECT t.{key} FROM {stored(owner)} t {of})")
+        named = ("sessions", "contacts", "conversations", "anomalies")
+    for table in named:
+        con.execute(f"DELETE FROM {stored(table)} t USING ({customers}) c "
+                    "WHERE t.brand = c.brand AND t.customer_id = c.customer_id")
 
 
 @functools.cache  # a schema is asked for per table written; building it opens a database
