@@ -23,6 +23,7 @@ from click.testing import Result
 
 from cli_helpers import AS_OF, Convoscope, ev
 from convoscope.cli import cli
+from convoscope.store import DERIVED_TABLES, stored
 from web_helpers import (
     CONVOSCOPE,
     PASSWORD,
@@ -315,6 +316,18 @@ def customer_traces(db: Path) -> list[str]:
     return found
 
 
+def stored_rows_keyed_by(db: Path, keys: list[int]) -> list[str]:
+    """Rows of the stored derived tables (which keep keys, not names) whose key is one of `keys`."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::BIGINT[]) AS k", [keys])
+        found = []
+        for table in DERIVED_TABLES:
+            for column in (r[0] for r in con.execute(f"DESCRIBE {stored(table)}").fetchall() if r[0].endswith("_key")):
+                n = con.execute(f"SELECT count(*) FROM {stored(table)} WHERE {column} IN (SELECT k FROM wanted)")
+                found += [f"{table}.{column}"] * n.fetchall()[0][0]
+    return found
+
+
 def test_forget_erases_the_customer_everywhere_and_is_audited(live: Live) -> None:
     store = live.store
     events = store.write_events(FORGET_EVENTS, "forget.jsonl")
@@ -326,12 +339,16 @@ def test_forget_erases_the_customer_everywhere_and_is_audited(live: Live) -> Non
     with live.client() as client:
         assert client.get(f"/api/v1/conversations/{conversation}", headers=bearer(live.admin)).status_code == 200
     assert customer_traces(store.db), "the customer was never stored; the test proves nothing"
+    with duckdb.connect(str(store.db), read_only=True) as con:
+        keys = [k for (k,) in con.execute("SELECT event_key FROM events WHERE customer_id = ?", [CUSTOMER]).fetchall()]
+    assert stored_rows_keyed_by(store.db, keys), "no derived row of the customer; the test proves nothing"
 
     result = run(store, "forget", "--brand", "default", "--customer", CUSTOMER)
     assert result.exit_code == 0, result.stderr
     assert re.search(r"\b6 events\b", result.stdout), result.stdout  # the six stored events of the customer
 
     assert customer_traces(store.db) == []
+    assert stored_rows_keyed_by(store.db, keys) == []  # keys are made from the customer's ids (SPEC 3.5)
     for name in ("sessions-detail", "sessions-detail-with-messages", "contact-export", "conversation-export",
                  "data-quality"):
         report = run(store, "report", name, "--as-of", AS_OF)

@@ -334,8 +334,9 @@ def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
     of events erased. The audit log records that it happened, not what was erased, and forgets the ids
     of what was erased."""
     with store.transaction() as con:
-        erased = int(con.execute("SELECT count(*) FROM events WHERE brand = ? AND customer_id = ?",
-                                 [brand, customer]).fetchall()[0][0])
+        keys = con.execute("SELECT event_key FROM events WHERE brand = ? AND customer_id = ?",
+                           [brand, customer]).fetchnumpy()["event_key"]
+        erased = int(keys.shape[0])
         # Earlier views of the customer's conversations, sessions and contacts stay in the audit log (who
         # read what, when), but the ids, made from the customer's (SPEC 3.5), are blanked.
         con.execute("""
@@ -344,7 +345,7 @@ def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
                              UNION ALL SELECT 'session/' || session_id FROM sessions WHERE brand = $1 AND customer_id = $2
                              UNION ALL SELECT 'contact/' || contact_id FROM contacts WHERE brand = $1 AND customer_id = $2)
         """, [brand, customer])
-        delete_derived(con, f"SELECT {sql_string(brand)} AS brand, {sql_string(customer)} AS customer_id")
+        delete_derived(con, f"SELECT {sql_string(brand)} AS brand, {sql_string(customer)} AS customer_id", event_keys=keys)
         for table in ("events", "rejects", "duplicates", "pending"):
             con.execute(f"DELETE FROM {table} WHERE brand = ? AND customer_id = ?", [brand, customer])
         con.execute(_AUDIT_INSERT, [_now(), by, "forget", f"a customer of brand {brand}",

@@ -284,9 +284,9 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _scope AS SELECT brand, customer_id FROM pending {in_part}")
                 scope = "SEMI JOIN _scope USING (brand, customer_id)"
             events = _few_sorted_events(con, scope) if few else _sorted_events(con, scope, alone=full)
-            if not full:  # their old rows, by the keys of their events when they have some
+            if not full:  # their old rows: a few customers' by the keys of their events
                 delete_derived(con, "SELECT brand, customer_id FROM _scope",
-                               event_keys=None if events is None else events.keys)
+                               event_keys=events.keys if few and events is not None else None)
             if events is not None:
                 out = run_kernel(A.kernel_input(events, config.for_brand))
                 _insert_while_assembling(con, A.assemble(events, out))
