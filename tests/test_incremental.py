@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -105,6 +106,43 @@ def test_hash_partitions_give_the_tables_of_one_partition(
         assert len(done) >= 3 and done[-1][0] == result.events  # several partitions, each committed
         service.ingest(store, config, [str(p) for p in chunks[5:]])  # incremental: pending, partitioned
         assert store.count("pending") == 0
+        _tables_equal(store, whole)
+
+
+def test_slices_of_a_partition_give_the_tables_of_one_slice(
+    chunks: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition's sorted events are derived a slice of whole customers at a time, and the slices'
+    tables are inserted together: cut into slices of a few customers each (and one customer alone where
+    it has more events than a slice), full and incremental derives give the tables of one slice."""
+    from convoscope.derive import assemble, duckdb_engine
+
+    config = Config()
+    whole = tmp_path / "whole.duckdb"
+    with Store(whole) as store:
+        service.ingest(store, config, [str(p) for p in chunks], derive=False)
+        service.derive(store, config)
+
+    sliced: list[int] = []
+    slices = assemble.SortedEvents.slices
+
+    def counted(events: assemble.SortedEvents, size: int) -> Iterator[assemble.SortedEvents]:
+        for part in slices(events, size):
+            sliced.append(part.ts.shape[0])
+            yield part
+
+    monkeypatch.setattr(assemble.SortedEvents, "slices", counted)
+    monkeypatch.setattr(duckdb_engine, "SLICE_EVENTS", 40)
+    monkeypatch.setattr(duckdb_engine, "INSERT_ROWS", 25)
+    monkeypatch.setattr(duckdb_engine, "INSERTS_AHEAD", 1)
+    cut = tmp_path / "cut.duckdb"
+    with Store(cut) as store:
+        service.ingest(store, config, [str(p) for p in chunks[:5]], derive=False)
+        duckdb_engine.derive(store, config, full=True)
+        full_slices = len(sliced)
+        assert full_slices > 100 and max(sliced) > 40  # many slices; a customer of more events is one
+        service.ingest(store, config, [str(p) for p in chunks[5:]])  # a few customers' events, sliced too
+        assert len(sliced) > full_slices + 1
         _tables_equal(store, whole)
 
 

@@ -9,10 +9,11 @@ memory stays bounded however large the store grows.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -30,6 +31,12 @@ PARTITION_EVENTS = 12_000_000
 # Up to this many pending customers (a few hundred thousand events at most, as after an ingest of a
 # batch) are derived in one partition without counting their events first.
 FEW_CUSTOMERS = 20_000
+# A partition's sorted events are derived and assembled in slices of whole customers of about this many
+# events, and at most INSERTS_AHEAD assembled tables wait for the writer: so the kernel's and assembly's
+# memory is a slice's, used again by the next slice rather than new memory for the whole partition.
+SLICE_EVENTS = 2_000_000
+INSERTS_AHEAD = 3
+INSERT_ROWS = 1_000_000
 
 
 @dataclass
@@ -197,13 +204,33 @@ def _insert_while_assembling(con: duckdb.DuckDBPyConnection, tables: Iterator[tu
         con.unregister("_derived")
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convoscope-insert") as writer:
+        inserts: collections.deque[Future[None]] = collections.deque()
         try:
-            inserts = [writer.submit(insert, table, derived) for table, derived in tables]
+            for table, derived in _gathered(tables):
+                while len(inserts) >= INSERTS_AHEAD:
+                    inserts.popleft().result()  # the first insert that failed raises here
+                inserts.append(writer.submit(insert, table, derived))
+                del derived
         except BaseException:
             writer.shutdown(wait=True, cancel_futures=True)  # the transaction is rolled back next
             raise
         for done in inserts:
-            done.result()  # the first insert that failed raises here
+            done.result()
+
+
+def _gathered(tables: Iterator[tuple[str, pa.Table]]) -> Iterator[tuple[str, pa.Table]]:
+    """The slices' tables, those of one name joined until they hold INSERT_ROWS rows: DuckDB writes
+    an insert's full row groups as it goes, but keeps a small insert's rows to write at commit."""
+    held: dict[str, list[pa.Table]] = {}
+    for name, derived in tables:
+        parts = held.setdefault(name, [])
+        parts.append(derived)
+        if sum(part.num_rows for part in parts) >= INSERT_ROWS:
+            yield name, pa.concat_tables(parts)
+            parts.clear()
+    for name, parts in held.items():
+        if parts:
+            yield name, pa.concat_tables(parts)
 
 
 def stale_brands(store: Store, config: Config, brands: list[str] | None = None) -> list[str]:
@@ -288,15 +315,19 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
                 delete_derived(con, "SELECT brand, customer_id FROM _scope",
                                event_keys=events.keys if few and events is not None else None)
             if events is not None:
-                out = run_kernel(A.kernel_input(events, config.for_brand))
-                _insert_while_assembling(con, A.assemble(events, out))
+                def derived(events: A.SortedEvents = events) -> Iterator[tuple[str, pa.Table]]:
+                    for part in events.slices(SLICE_EVENTS):
+                        out = run_kernel(A.kernel_input(part, config.for_brand))
+                        yield from A.assemble(part, out)
+                        counts["sessions"] += out.s_first.shape[0]
+                        counts["contacts"] += out.c_first.shape[0]
+                        counts["conversations"] += out.v_first.shape[0]
+
+                _insert_while_assembling(con, derived())
                 customers += events.group_starts.shape[0] - 1
-                counts["sessions"] += out.s_first.shape[0]
-                counts["contacts"] += out.c_first.shape[0]
-                counts["conversations"] += out.v_first.shape[0]
                 done += events.ts.shape[0]
                 total = max(total, done)
-                del events, out
+                del events
             con.execute(f"DELETE FROM pending {in_part}")
         if progress:
             progress(done, total)
