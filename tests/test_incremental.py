@@ -146,13 +146,14 @@ def test_slices_of_a_partition_give_the_tables_of_one_slice(
         _tables_equal(store, whole)
 
 
-@pytest.mark.parametrize("failure", ["assembling", "writing"])
+@pytest.mark.parametrize("failure", ["assembling", "writing", "a later slice"])
 def test_a_derive_that_fails_part_way_leaves_the_tables_as_they_were(
     chunks: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     """Derived tables are written while the next one is being assembled; when either side fails after
-    some tables were written, nothing of that derive stays and its customers are still pending."""
-    from convoscope.derive import assemble
+    some tables were written (or some slices of customers), nothing of that derive stays and its
+    customers are still pending."""
+    from convoscope.derive import assemble, duckdb_engine
 
     config = Config()
     before = tmp_path / "before.duckdb"
@@ -162,12 +163,17 @@ def test_a_derive_that_fails_part_way_leaves_the_tables_as_they_were(
         assert store.count("pending") > 0
 
     real = assemble.assemble
+    slices: list[object] = []
 
     def broken(*args: object) -> object:
         tables = real(*args)
+        slices.append(args[0])
+        if failure == "a later slice" and len(slices) < 3:
+            yield from tables  # two slices assembled whole, and inserted
+            return
         yield next(tables)
         yield next(tables)
-        if failure == "assembling":
+        if failure != "writing":
             raise RuntimeError("assembly failed")
         name, table = next(tables)
         yield name, table.drop_columns([table.column_names[-1]])  # one column short: the insert fails
@@ -177,6 +183,10 @@ def test_a_derive_that_fails_part_way_leaves_the_tables_as_they_were(
         service.ingest(store, config, [str(chunks[0])])
         service.ingest(store, config, [str(chunks[1])], derive=False)
         monkeypatch.setattr(assemble, "assemble", broken)
+        if failure == "a later slice":
+            monkeypatch.setattr(duckdb_engine, "SLICE_EVENTS", 200)
+            monkeypatch.setattr(duckdb_engine, "INSERT_ROWS", 1)
         with pytest.raises((RuntimeError, duckdb.Error)):
             service.ensure_derived(store, config)
+        assert len(slices) == (3 if failure == "a later slice" else 1)
         _tables_equal(store, before)
