@@ -34,6 +34,7 @@ FEW_CUSTOMERS = 20_000
 # A partition's sorted events are derived and assembled in slices of whole customers of about this many
 # events, and at most INSERTS_AHEAD assembled tables wait for the writer: so the kernel's and assembly's
 # memory is a slice's, used again by the next slice rather than new memory for the whole partition.
+# A table's slices are inserted together once they hold INSERT_ROWS rows (`_gathered`).
 SLICE_EVENTS = 2_000_000
 INSERTS_AHEAD = 3
 INSERT_ROWS = 1_000_000
@@ -316,9 +317,9 @@ def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], cont
                                event_keys=events.keys if few and events is not None else None)
             if events is not None:
                 def derived(events: A.SortedEvents = events) -> Iterator[tuple[str, pa.Table]]:
-                    for part in events.slices(SLICE_EVENTS):
-                        out = run_kernel(A.kernel_input(part, config.for_brand))
-                        yield from A.assemble(part, out)
+                    for piece in events.slices(SLICE_EVENTS):
+                        out = run_kernel(A.kernel_input(piece, config.for_brand))
+                        yield from A.assemble(piece, out)
                         counts["sessions"] += out.s_first.shape[0]
                         counts["contacts"] += out.c_first.shape[0]
                         counts["conversations"] += out.v_first.shape[0]
