@@ -59,18 +59,17 @@ class EventColumns:
         self._held: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray, pa.Array]] = {}
 
     def slice(self, start: int, stop: int) -> EventColumns:
-        """The columns of sorted positions `start` to `stop`, renumbered from 0. Columns held in sorted
-        order are sliced as they are; of columns found by row id, what is read or encoded once for all
-        positions (the sparse tables, their row maps and codes) is shared with this object, not made
-        again per slice."""
-        if self._rowids is None:
-            tables = {id(table): table for table, _ in self._sources.values()}
-            if len(tables) > 1 or self._codes or self._fetch is not None:
-                raise ValueError("columns in sorted order come from one table")
-            return EventColumns(*(table.slice(start, stop - start) for table in tables.values()))
+        """The columns of sorted positions `start` to `stop`, renumbered from 0. Of columns found by row
+        id, what is read or encoded once for all positions (the sparse tables, their row maps and
+        encodings) is shared with this object, not made again per slice; columns held in sorted order
+        are sliced, and what was made from them is made again from the slice."""
         part = copy.copy(self)  # the caches are the same dicts: filled by one slice, used by the next
-        part._rowids = self._rowids[start:stop]
         part._codes = {name: (codes[start:stop], dictionary) for name, (codes, dictionary) in self._codes.items()}
+        if self._rowids is None:
+            part._sources = {name: (table.slice(start, stop - start), None) for name, (table, _) in self._sources.items()}
+            part._combined, part._held = {}, {}
+        else:
+            part._rowids = self._rowids[start:stop]
         return part
 
     def column(self, name: str) -> pa.Array:
