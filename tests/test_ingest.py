@@ -273,6 +273,26 @@ def test_parquet_line_is_the_row_number_from_one(tmp_path: Path) -> None:
     assert {e["event_id"]: e["line"] for e in outcome.events}["e05"] == 5
 
 
+def test_parquet_strings_written_as_string_views_are_strings(tmp_path: Path) -> None:
+    """pyarrow may write a UTF-8 column as a string view; the file's column is a string all the same."""
+    records = worked_records()
+    views = pq.read_table(write_parquet(tmp_path / "plain.parquet", records))
+    views = views.cast(pa.schema([pa.field(f.name, pa.string_view()) if f.type == pa.string() else f for f in views.schema]))
+    pq.write_table(views, tmp_path / "views.parquet")
+    db = tmp_path / "s.duckdb"
+    assert ingest(db, tmp_path / "plain.parquet").counts == (10, 0, 0)
+    assert ingest(db, tmp_path / "views.parquet").counts == (0, 10, 0)  # the same events
+
+
+def test_a_parquet_column_of_the_wrong_type_is_named_with_its_type_and_not_called_missing(tmp_path: Path) -> None:
+    path = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"event_id": [17], "type": ["contact_end"], "occurred_at": ["2026-05-21T10:00:00Z"],
+                             "customer_id": ["c1"]}), path)
+    reason = ingest(tmp_path / "s.duckdb", path).reject["reason"]
+    assert reason.startswith("event_id must be a string, not int64"), reason
+    assert "missing" not in reason
+
+
 def test_a_directory_ingests_every_event_file_in_it_recursively(tmp_path: Path) -> None:
     records = worked_records()
     folder = tmp_path / "in"
@@ -346,6 +366,8 @@ REJECTED = [
     rejected_case(event(customer_id="c\x851"), "customer_id", "customer_id-c1-control-character"),
     rejected_case(event(type="customer_msg"), "type", "type-unknown"),
     rejected_case(event(type="Customer_Message"), "type", "type-upper-case"),
+    rejected_case(event(type="customer\u2028message\u2029"), "type", "type-with-line-separators"),
+    rejected_case(event(channel="live\u2028chat\r\n"), "channel", "channel-with-line-breaks"),
     rejected_case(event(type=DROP), "type", "type-missing"),
     rejected_case(event(occurred_at=DROP), "occurred_at", "occurred_at-missing"),
     rejected_case(event(occurred_at="21/05/2026 10:00"), "occurred_at", "occurred_at-not-rfc3339"),
@@ -393,7 +415,7 @@ def test_an_event_breaking_a_field_rule_is_rejected_with_a_reason_naming_the_fie
     single: BatchResult, record: Record, field: str
 ) -> None:
     reject = single.of(record).rejected_for(field)
-    assert "\n" not in reject["reason"]
+    assert len(reject["reason"].splitlines()) == 1, reject["reason"]  # every line break Python knows, U+2028 too
     assert reject["kind"] == "rejected"
     assert reject["source"] == single.source
     assert reject["raw"] == json.dumps(record)
@@ -410,6 +432,12 @@ MALFORMED = [
     pytest.param(SINGLE.add('{"event_id": "x1", "type": "customer_message", '), id="truncated"),
     pytest.param(SINGLE.add("event_id=x1 type=customer_message"), id="not-json"),
     pytest.param(SINGLE.add('{"event_id": "x1",, "type": "customer_message"}'), id="stray-comma"),
+    # What lenient readers (DuckDB's, pyarrow's) take but JSON (RFC 8259) does not have:
+    pytest.param(SINGLE.add(json.dumps(event(event_id="nan1"))[:-1] + ', "score": NaN}'), id="NaN"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="nan2"))[:-1] + ', "score": nan}'), id="nan"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="inf1"))[:-1] + ', "score": [1, -Infinity]}'), id="Infinity"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="comma1"))[:-1] + ",}"), id="trailing-comma"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="comma2"))[:-1] + ', "tags": ["a", ]}'), id="trailing-comma-in-list"),
 ]
 
 
@@ -420,6 +448,22 @@ def test_a_malformed_json_line_is_rejected(single: BatchResult, line: str) -> No
 
 
 JSON_ARRAY = SINGLE.add('["x1", "customer_message", "2026-05-21T10:00:00Z", "c1"]')
+
+
+NOT_JSON_NUMBERS = [
+    ('"score": NaN', True), ('"score": Infinity', True), ('"score": {"history": [1.5, -Infinity]}', True),
+    ('"score": 1.5', False), ('"text": "NaN, Infinity, inf, and a stray ,} are text"', False),
+]
+
+
+def test_nan_and_infinity_are_rejected_among_lines_a_fast_reader_takes(tmp_path: Path) -> None:
+    """pyarrow's reader, which reads a file of well-formed lines, takes NaN and Infinity for numbers."""
+    lines = [json.dumps(event(event_id=f"n{i}"))[:-1] + f", {extra}}}" for i, (extra, _) in enumerate(NOT_JSON_NUMBERS)]
+    outcome = ingest_records(tmp_path, *lines)
+    assert {e["event_id"] for e in outcome.events} == {f"n{i}" for i, (_, bad) in enumerate(NOT_JSON_NUMBERS) if not bad}
+    assert [r["line"] for r in outcome.rejects] == [i + 1 for i, (_, bad) in enumerate(NOT_JSON_NUMBERS) if bad]
+    assert all("NaN, Infinity and trailing commas are not JSON" in r["reason"] for r in outcome.rejects)
+    assert [r["raw"] for r in outcome.rejects] == [line for line, (_, bad) in zip(lines, NOT_JSON_NUMBERS, strict=True) if bad]
 
 
 def test_a_json_array_line_is_rejected_as_not_an_object(single: BatchResult) -> None:
@@ -730,6 +774,13 @@ def test_the_same_event_id_with_other_content_is_a_conflict_and_the_first_stays(
     assert (conflict["kind"], conflict["source"], conflict["line"]) == ("conflict", str(second.resolve()), "1")
     assert "x1" in conflict["reason"]
     assert "event_id" in conflict["reason"]  # what to do: give it its own event_id (or drop it)
+
+
+def test_a_conflict_reason_is_one_line_even_when_the_event_id_holds_a_line_separator(tmp_path: Path) -> None:
+    outcome = ingest_records(tmp_path, event(event_id="x\u20281", text="hello"), event(event_id="x\u20281", text="bye"))
+    assert outcome.reject["kind"] == "conflict"
+    assert outcome.reject["reason"].splitlines() == [outcome.reject["reason"]]
+    assert "'x 1'" in outcome.reject["reason"]
 
 
 def test_a_conflict_within_one_file_keeps_the_first_line(tmp_path: Path) -> None:

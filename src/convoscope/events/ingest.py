@@ -25,9 +25,11 @@ from convoscope.events.schema import validation_sql
 COMPARED = ("type", "occurred_at", "customer_id", "channel", "text", "route", "ai_agent", "guides", "category",
              "subcategory", "reason", "transfer_rationale", "agent")
 # Why a conflicting record is rejected; plain SQL that DuckDB and Spark both run (SPEC 2.4).
+# An event_id holds no control characters, but may hold a line separator: shown as a space, so that the
+# reason stays one line.
 CONFLICT_REASON_SQL = (
-    "'event_id ' || chr(39) || event_id || chr(39) || ' of brand ' || brand || ' was stored before from ' "
-    "|| ref_source || coalesce(' line ' || CAST(ref_line AS STRING), '') "
+    "'event_id ' || chr(39) || translate(event_id, '\u2028\u2029', '  ') || chr(39) || ' of brand ' || brand "
+    "|| ' was stored before from ' || ref_source || coalesce(' line ' || CAST(ref_line AS STRING), '') "
     "|| ' with different content; give this event its own event_id or drop it'"
 )
 _VALID = "c.reject_reason IS NULL"

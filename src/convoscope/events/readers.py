@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import stat
@@ -29,7 +30,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from convoscope.errors import IngestError
-from convoscope.events.schema import CONTROL, FIELDS, STRING_FIELDS
+from convoscope.events.schema import BREAKS_LINE, FIELDS, STRING_FIELDS
 from convoscope.store import sql_string
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -142,7 +143,8 @@ def read_chunks(con: duckdb.DuckDBPyConnection, source: str, path: Path | None, 
 
 def _split_lines(data: memoryview, first_line: int, starts: np.ndarray) -> pa.Table:
     """Non-blank lines of `data`, which start at `starts` (from `_line_bounds`), as (line, raw,
-    bad_utf8), without a Python object per line."""
+    bad_utf8, lax), without a Python object per line. `lax` marks a line that only a lenient reader
+    takes for JSON (`_lax_json`)."""
     count = starts.shape[0]
     offsets = np.append(starts, len(data)).astype(np.int64)  # each line with its line break, trimmed below
     numbers = np.arange(first_line, first_line + count, dtype=np.int64)
@@ -162,7 +164,30 @@ def _split_lines(data: memoryview, first_line: int, starts: np.ndarray) -> pa.Ta
         text = pa.array(values, pa.large_string())
     text = pc.utf8_rtrim(text, characters="\r\n")
     keep = np.asarray(pc.utf8_length(pc.utf8_trim_whitespace(text)).to_numpy(zero_copy_only=False)) > 0
-    return pa.table({"line": numbers[keep], "raw": text.filter(pa.array(keep)), "bad": bad[keep]})
+    text = text.filter(pa.array(keep))
+    # DuckDB's JSON reader takes NaN, Infinity and trailing commas, which JSON (RFC 8259) does not have:
+    # the lines that might hold one are read again by Python's, told to refuse NaN and Infinity.
+    lax = np.zeros(len(text), dtype=bool)
+    maybe = pc.match_substring_regex(text, r"nan|inf|,\s*[}\]]", ignore_case=True)
+    for at in np.flatnonzero(maybe.to_numpy(zero_copy_only=False)):
+        lax[at] = _lax_json(text[at].as_py())
+    return pa.table({"line": numbers[keep], "raw": text, "bad": bad[keep], "lax": lax})
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _lax_json(line: str) -> bool:
+    """Whether `line` is not JSON to Python's reader, which refuses trailing commas and, told so, NaN
+    and Infinity. Numbers are not converted (Python limits an integer to 4,300 digits, JSON does not)."""
+    try:
+        json.loads(line, parse_constant=_no_constant, parse_int=len, parse_float=len)
+    except RecursionError:  # deeper than Python reads: DuckDB's reading stands
+        return False
+    except ValueError:
+        return True
+    return False
 
 
 _FAST_SCHEMA = pa.schema([(f, pa.list_(pa.string()) if f == "guides" else pa.string()) for f in FIELDS])
@@ -282,6 +307,11 @@ def _fast_json(data: memoryview, first_line: int, bounds: tuple[np.ndarray, np.n
         table.validate(full=True)  # the JSON reader does not check that strings are valid UTF-8
     except (pa.ArrowInvalid, UnicodeDecodeError):  # the latter: a field name that is not UTF-8
         return None
+    # pyarrow's reader takes NaN and Infinity for numbers, which JSON does not have. Known fields are
+    # strings, so only an unknown field can hold one; the exact path then rejects its line.
+    if any(_non_finite(column) for name, column in zip(table.column_names, table.columns, strict=True)
+           if name not in FIELDS):
+        return None
     # Blank lines give no row. pyarrow also reads two objects on one line (`{..} {..}`, `{..}\r{..}`) as two
     # rows: one row per non-blank line is what shows that every line held exactly one object.
     maybe_blank = np.flatnonzero(np.isin(first, (9, 10, 11, 12, 13, 32)) | (starts == ends))
@@ -295,6 +325,19 @@ def _fast_json(data: memoryview, first_line: int, bounds: tuple[np.ndarray, np.n
                 for n in lines}
 
     return table.append_column(LINE, pa.array(numbers)), raw_of
+
+
+def _non_finite(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a number of `values`, at any depth of lists and objects, is NaN or infinite."""
+    typ = values.type
+    if pa.types.is_floating(typ):
+        return bool(pc.any(pc.invert(pc.is_finite(values))).as_py())
+    if not (pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+        return False
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if pa.types.is_struct(typ):
+        return any(_non_finite(field) for chunk in chunks for field in chunk.flatten())
+    return any(_non_finite(chunk.flatten()) for chunk in chunks)
 
 
 def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: _ReadsInto) -> Iterator[Chunk]:
@@ -348,6 +391,8 @@ def _jsonl_stage_sql(source: str) -> str:
     return f"""
         SELECT {sql_string(source)} AS source, line, raw, coalesce(jt = 'OBJECT', false) AS parsed,
                CASE WHEN bad THEN 'line is not valid UTF-8 text; re-export the file as UTF-8'
+                    WHEN lax THEN 'line is not valid JSON: NaN, Infinity and trailing commas are not JSON; '
+                                  'write null, a number or a string instead, and no comma before a closing brace or bracket'
                     WHEN jt IS NULL THEN 'line is not valid JSON; check for truncation or stray characters'
                     WHEN jt <> 'OBJECT' THEN 'line is ' || CASE jt WHEN 'ARRAY' THEN 'a JSON list' WHEN 'VARCHAR' THEN 'a JSON string'
                                                    WHEN 'BOOLEAN' THEN 'JSON true/false' WHEN 'NULL' THEN 'JSON null'
@@ -356,8 +401,9 @@ def _jsonl_stage_sql(source: str) -> str:
                {", ".join(fields)},
                CASE WHEN jt = 'OBJECT' THEN nullif(json_merge_patch(raw, '{removal}'), '{{}}') END AS attributes
         FROM (
-            SELECT line, raw, bad, jt, CASE WHEN jt = 'OBJECT' THEN json_transform(raw, '{shape}') END AS j
-            FROM (SELECT line, raw, bad, CASE WHEN NOT bad AND json_valid(raw) THEN json_type(raw) END AS jt FROM _batch)
+            SELECT line, raw, bad, lax, jt, CASE WHEN jt = 'OBJECT' THEN json_transform(raw, '{shape}') END AS j
+            FROM (SELECT line, raw, bad, lax, CASE WHEN NOT bad AND NOT lax AND json_valid(raw) THEN json_type(raw) END AS jt
+                  FROM _batch)
         )
     """
 
@@ -383,10 +429,11 @@ def _guides_from_text(col: str) -> tuple[str, str]:
 
 
 def _is_text(typ: pa.DataType) -> bool:
-    """A string column, also dictionary-encoded (a pandas `category`)."""
+    """A string column, also dictionary-encoded (a pandas `category`) or a view (which is how pyarrow may
+    write a Parquet file's UTF-8 column: the file's column is the same)."""
     if pa.types.is_dictionary(typ):
         typ = typ.value_type
-    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
+    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ))
 
 
 def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: str, parsed_sql: str) -> str:
@@ -422,7 +469,9 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
         elif pa.types.is_null(typ):
             fields.append(absent(f))
         else:
-            fields.append(absent(f))
+            # Kept as text, as JSON Lines keep a value of the wrong type: so the reason names the type, and
+            # does not also call a required field missing.
+            fields.append(absent(f) if f == "guides" else f"TRY_CAST({col} AS VARCHAR) AS {f}")
             problems.append(f"CASE WHEN {col} IS NOT NULL THEN {sql_string(f'{f} must be a string, not {typ}')} END")
     extra = [i for i, n in enumerate(schema.names) if n not in FIELDS]
     if extra:
@@ -476,7 +525,7 @@ def csv_header_line(path: Path) -> str | None:
 
 def _one_line(exc: Exception) -> str:
     """pyarrow's message, which may quote a record, on one short line."""
-    text = re.sub(CONTROL, " ", str(exc)).strip()
+    text = re.sub(BREAKS_LINE, " ", str(exc)).strip()
     return text if len(text) <= 200 else text[:200] + "…"
 
 

@@ -39,6 +39,9 @@ ALLOWED_ON = {  # fields the table ties to some types (SPEC 2.2)
 CHANNEL_PATTERN = "^[a-z0-9][a-z0-9_-]{0,31}$"
 TIMESTAMP_PATTERN = r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
 CONTROL = "[\\x00-\\x1f\\x7f-\\x9f]"
+# What a message quoting a value shows as a space: the control characters and the two line separators,
+# which SPEC 4.2 counts as line breaks too. So a reason stays one line (SPEC 2.4).
+BREAKS_LINE = "[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]"
 
 
 def _in(col: str, values: tuple[str, ...]) -> str:
@@ -66,10 +69,10 @@ def _blank(col: str) -> str:
 
 
 def _shown(col: str) -> str:
-    """A value quoted for a message, cut short so that the reason stays one readable line: control
-    characters (line breaks, NUL, escape sequences a terminal would obey) are shown as spaces."""
+    """A value quoted for a message, cut short so that the reason stays one readable line: line breaks
+    and control characters (NUL, escape sequences a terminal would obey) are shown as spaces."""
     return (f"'''' || regexp_replace(CASE WHEN length({col}) > 40 THEN left({col}, 40) || '…' ELSE {col} END, "
-            f"'{CONTROL}', ' ', 'g') || ''''")
+            f"'{BREAKS_LINE}', ' ', 'g') || ''''")
 
 
 class Check(NamedTuple):
