@@ -450,6 +450,14 @@ def test_a_malformed_json_line_is_rejected(single: BatchResult, line: str) -> No
 JSON_ARRAY = SINGLE.add('["x1", "customer_message", "2026-05-21T10:00:00Z", "c1"]')
 
 
+NOT_JSON_IN_TEXT = SINGLE.add(event(text="score: NaN, ratio [-Infinity], a stray ,} and info"))
+
+
+def test_nan_infinity_and_commas_inside_a_text_are_text(single: BatchResult) -> None:
+    """The batch holds broken lines, so DuckDB's reader (the exact path) reads this one."""
+    assert single.of(NOT_JSON_IN_TEXT).accepted["text"] == "score: NaN, ratio [-Infinity], a stray ,} and info"
+
+
 NOT_JSON_NUMBERS = [
     ('"score": NaN', True), ('"score": Infinity', True), ('"score": {"history": [1.5, -Infinity]}', True),
     ('"score": 1.5', False), ('"text": "NaN, Infinity, inf, and a stray ,} are text"', False),

@@ -166,9 +166,10 @@ def _split_lines(data: memoryview, first_line: int, starts: np.ndarray) -> pa.Ta
     keep = np.asarray(pc.utf8_length(pc.utf8_trim_whitespace(text)).to_numpy(zero_copy_only=False)) > 0
     text = text.filter(pa.array(keep))
     # DuckDB's JSON reader takes NaN, Infinity and trailing commas, which JSON (RFC 8259) does not have:
-    # the lines that might hold one are read again by Python's, told to refuse NaN and Infinity.
+    # the lines that might hold one (where a value would be; a text rarely looks so) are read again by
+    # Python's, told to refuse NaN and Infinity.
     lax = np.zeros(len(text), dtype=bool)
-    maybe = pc.match_substring_regex(text, r"nan|inf|,\s*[}\]]", ignore_case=True)
+    maybe = pc.match_substring_regex(text, r"([:,\[]\s*[-+]?(nan|inf|infinity)|,)\s*[,}\]]", ignore_case=True)
     for at in np.flatnonzero(maybe.to_numpy(zero_copy_only=False)):
         lax[at] = _lax_json(text[at].as_py())
     return pa.table({"line": numbers[keep], "raw": text, "bad": bad[keep], "lax": lax})
