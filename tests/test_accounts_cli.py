@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import httpx
 import pytest
 from click.testing import Result
 
-from cli_helpers import AS_OF, Convoscope, ev
+from cli_helpers import AS_OF, WORKED_EXAMPLE, Convoscope, ev
 from convoscope.cli import cli
 from convoscope.store import DERIVED_TABLES, stored
 from web_helpers import (
@@ -276,7 +278,7 @@ def test_audit_lists_downloads_with_messages_and_conversation_views(live: Live) 
 
 def test_a_command_line_report_with_messages_is_audited_too(live: Live, tmp_path: Path) -> None:
     out = tmp_path / "messages.csv"
-    for args in (["--brand", "default", "--out", str(out)], ["--from", "2026-05-21"]):
+    for args in (["--brand", "default", "--out", str(out)], ["--from", "2026-05-21", "--period", "week", "--headers", "snake"]):
         result = run(live.store, "report", "sessions-detail-with-messages", "--as-of", AS_OF, *args)
         assert result.exit_code == 0, result.stderr
     assert run(live.store, "report", "sessions-detail", "--as-of", AS_OF).exit_code == 0  # no messages: not audited
@@ -284,7 +286,8 @@ def test_a_command_line_report_with_messages_is_audited_too(live: Live, tmp_path
     for entry in (to_stdout, to_file):
         assert (entry["action"], entry["target"]) == ("download", "sessions-detail-with-messages")
         assert entry["user"].startswith("cli:")
-    assert "2026-05-21" in to_stdout["parameters"]
+    assert json.loads(to_stdout["parameters"]) == {"from": "2026-05-21", "period": "week", "headers": "snake", "as_of": AS_OF,
+                                                   "out": "-"}  # every parameter given, the ones that change cells too
     assert "default" in to_file["parameters"] and str(out) in to_file["parameters"]
 
 
@@ -368,6 +371,27 @@ def test_forget_erases_the_customer_everywhere_and_is_audited(live: Live) -> Non
     assert CUSTOMER not in log  # that it happened, not whom it erased (docs/decisions.md 43)
     assert conversation not in log  # an id made from the customer's (SPEC 3.5) is theirs too
     assert any(entry["target"] == "conversation/(erased)" and entry["user"] == "admin" for entry in audit_rows(store))
+
+
+def test_the_readmes_purge_leaves_no_erased_text_in_the_store_file(tmp_path: Path) -> None:
+    """DuckDB does not overwrite the space a delete frees (decision 71): the README's purge, run as
+    written, gives a store without the erased text that still works."""
+    store = Convoscope(tmp_path)
+    store.db = tmp_path / "convoscope.duckdb"
+    assert store("ingest", str(store.write_events(FORGET_EVENTS, "forget.jsonl"))).exit_code == 0
+    assert store("ingest", str(WORKED_EXAMPLE)).exit_code == 0
+    assert store("forget", "--brand", "default", "--customer", CUSTOMER).exit_code == 0
+    # What the purge is for; should DuckDB ever overwrite freed space, decision 71 and the purge can go.
+    assert SECRET.encode() in store.db.read_bytes()
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    purge = re.search(r"\(decision 71\):\n\n```sh\n(.*?)```", readme, re.S)
+    assert purge, "the README lost its purge steps"
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
+    subprocess.run(["bash", "-ec", purge.group(1)], cwd=tmp_path, check=True)
+    assert SECRET.encode() not in store.db.read_bytes()
+    assert CUSTOMER.encode() not in store.db.read_bytes()
+    assert [row["Customer ID"] for row in csv_dicts(store("report", "sessions-detail", "--as-of", AS_OF).stdout)] == ["c1", "c1"]
+    assert "forget" in store("audit").stdout  # the record that it happened comes along
 
 
 def cli_process(store: Convoscope, *args: str) -> subprocess.CompletedProcess[str]:

@@ -552,6 +552,24 @@ def test_a_brand_limited_administrator_cannot_send_the_other_brands_events(site:
     customers = {row["Customer ID"] for row in csv_dicts(seen.text)}
     assert "roles-acme-customer" in customers
     assert "roles-default-customer" not in customers
+    kept = [r for r in csv_dicts(cli_ok(site.store, "rejects")) if "roles-default-1" in r["raw"]]
+    assert len(kept) == 1, kept  # rejected, and kept like any reject (SPEC 2.4), under no brand
+    assert kept[0]["line"] == "2" and "default" in kept[0]["reason"]
+    assert json.loads(kept[0]["raw"]) == theirs
+
+
+def test_a_line_a_brand_limited_sender_sent_that_cannot_be_checked_is_kept(site: Site) -> None:
+    """Broken JSON, or a brand written twice, cannot be checked against the sender's brands: refused, and
+    kept with its reason and raw text like every reject (SPEC 2.4), under no brand."""
+    body = '{"event_id": "roles-broken-1", "brand": "acme",\n'
+    with site.client() as client:
+        answer = client.post("/api/v1/events", content=body.encode(), headers={
+            **bearer(site.tokens["acme-admin"]), "Content-Type": "application/x-ndjson"})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["rejected"], [e["index"] for e in answer.json()["errors"]]) == (1, [0])
+    kept = [r for r in csv_dicts(cli_ok(site.store, "rejects")) if "roles-broken-1" in r["raw"]]
+    assert [(r["kind"], r["line"], r["raw"]) for r in kept] == [("rejected", "1", body.strip())]
+    assert "acme" in kept[0]["reason"]  # what to do: send valid JSON of acme
 
 
 def test_a_brand_limited_administrator_reads_only_the_audit_entries_and_users_of_their_brands(site: Site) -> None:

@@ -258,6 +258,14 @@ def test_json_rows_are_the_csv_cells(api: Api, name: str, query: dict[str, Any])
     assert rows
 
 
+@pytest.mark.parametrize("accept", ["APPLICATION/JSON", "Application/Json; charset=utf-8"])
+def test_json_is_asked_for_in_any_case(api: Api, accept: str) -> None:
+    """Media types ignore case (RFC 9110)."""
+    answer = api.get("/api/v1/reports/sessions-summary", params={"as_of": MID}, headers={"Accept": accept})
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["report"] == "sessions-summary"
+
+
 def test_an_unknown_report_or_bad_parameter_is_an_error_not_a_csv(api: Api) -> None:
     assert api.get("/api/v1/reports/sessions-everything").status_code == 404
     for query in ({"from": "last tuesday"}, {"tz": "Mars/Olympus"}, {"tz": "posixrules"}, {"period": "fortnight"},

@@ -226,7 +226,8 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
         if definition.personal_data and not lake:  # SPEC 6.5: every download of a report with messages
             from convoscope import accounts
 
-            given = {"from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "where": list(where),
+            given = {"from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by,
+                     "where": list(where), "headers": None if headers == "display" else headers,
                      "brand": list(brands), "extra": extra or None, "out": out}
             accounts.audit(store, f"cli:{getpass.getuser()}", "download", name,
                            {key: value for key, value in given.items() if value}, list(brands) or None)

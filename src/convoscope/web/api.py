@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -184,6 +185,7 @@ def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer
                                          for i, line in enumerate(lines)) + b"\n")
             with server.gate.writing:
                 result = service.ingest(store, server.config, [str(path)], fmt="jsonl", source_name=source)
+                _keep_refused(store, source, lines, foreign)
         reasons = store.con.execute("SELECT line, reason FROM rejects WHERE source = ? ORDER BY line, kind",
                                     [source]).fetchall()
     errors = {int(line) - 1: reason for line, reason in reasons if line is not None}
@@ -191,6 +193,24 @@ def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer
     counts = result.counts
     return IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected + len(foreign),
                         errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(errors.items())])
+
+
+def _keep_refused(store: Store, source: str, lines: list[str], foreign: dict[int, str]) -> None:
+    """Events a brand-limited sender may not send are rejected and kept like any reject (SPEC 2.4: nothing
+    is lost), with no brand: they stay out of the brand they name, and an administrator of every brand can
+    list them (`convoscope rejects`) and ingest them for the right brand."""
+    if not foreign:
+        return
+    indexes = sorted(foreign)
+    store.con.register("_refused", pa.table({
+        "reason": [foreign[i] for i in indexes], "line": [i + 1 for i in indexes],
+        "raw": [_utf8(lines[i]).decode("utf-8", errors="replace") for i in indexes],
+    }))
+    try:
+        store.con.execute("INSERT INTO rejects SELECT 'rejected', reason, ?, line, raw, NULL, NULL, NULL, NULL, "
+                          "now()::TIMESTAMP, false FROM _refused", [source])
+    finally:
+        store.con.unregister("_refused")
 
 
 # --- reports -----------------------------------------------------------------------------------------
@@ -369,7 +389,7 @@ def get_report(
                               extra=extra)
         parameters = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
                       for key in request.query_params}
-        if accept and "application/json" in accept and "text/csv" not in accept:
+        if accept and "application/json" in accept.lower() and "text/csv" not in accept.lower():  # media types ignore case
             return json_response(server, store, caller, report, params, parameters)
         return csv_response(server, store, caller, report, params, parameters)
 
