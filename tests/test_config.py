@@ -208,6 +208,7 @@ def two_zones(cs: Convoscope) -> Convoscope:
     ("args", "expected"),
     [
         (["--brand", "acme"], {"acme": ("2026-05-21", "2026-05-21T20:30:00-07:00")}),
+        (["--brand", "acme", "--brand", "acme"], {"acme": ("2026-05-21", "2026-05-21T20:30:00-07:00")}),  # still one
         (["--brand", "beta"], {"beta": ("2026-05-22", "2026-05-22T12:30:00+09:00")}),  # the top-level zone
         (["--brand", "acme", "--tz", "UTC"], {"acme": ("2026-05-22", "2026-05-22T03:30:00+00:00")}),
         (["--brand", "beta", "--tz", "America/Los_Angeles"], {"beta": ("2026-05-21", "2026-05-21T20:30:00-07:00")}),

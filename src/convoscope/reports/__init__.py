@@ -82,7 +82,7 @@ def build_params(
         params.date_to = parse_date(date_to, "--to")
     if params.date_from and params.date_to and params.date_from > params.date_to:
         raise ReportError(f"--from {date_from} is after --to {date_to}; swap them")
-    params.brands = list(brands) if brands else list(store_brands)
+    params.brands = list(dict.fromkeys(brands)) if brands else list(store_brands)  # a brand named twice is one
     params.every_brand = not brands
     if tz:
         params.tz = check_zone(tz, option="--tz")
