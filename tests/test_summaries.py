@@ -423,6 +423,9 @@ def has_guide(guide: str) -> Callable[[Row], bool]:
         ("sessions-summary", None, "channel=email", lambda r: r["Channel"] == "email"),
         ("sessions-summary", None, "handoff_category=handoff_manual", lambda r: r["Handoff Category"] == "handoff_manual"),
         ("sessions-summary", None, "outcome=no_response", lambda r: r["Outcome"] == "no_response"),
+        # an empty value: the sessions without one, the summary's row under an empty value
+        ("sessions-summary", None, "handoff_category=", lambda r: r["Handoff Category"] == ""),
+        ("sessions-summary", "handoff_category", "ai_agent=", lambda r: r["Gladly Agent"] == ""),
         # filtered sessions still count under every guide they used
         ("sessions-summary", "guide", "guide=Order Status", has_guide("Order Status")),
         ("sessions-summary", "ai_agent", "channel=chat", lambda r: r["Channel"] == "chat"),

@@ -70,14 +70,17 @@ def session_filters(params: Params) -> str:
     conditions = [in_brands(params), in_range("created_at", params), channel_in(params, "channel")]
     for key, value in params.where:
         match key:
+            # An empty value selects the sessions without one: the row a summary by that dimension shows
+            # under an empty value.
             case "channel":
-                conditions.append(f"channel = {q(value.lower())}")
+                conditions.append(f"channel = {q(value.lower())}" if value else "channel IS NULL")
             case "ai_agent":
-                conditions.append(f"ai_agent = {q(value)}")
+                conditions.append(f"ai_agent = {q(value)}" if value else "ai_agent IS NULL")
             case "guide":
                 conditions.append(f"list_contains(guides, {q(value)})" if value else "guides IS NULL")
             case "handoff_category":
-                conditions.append(f"was_handed_off AND handoff_category = {q(value)}")
+                conditions.append(f"was_handed_off AND handoff_category = {q(value)}" if value
+                                  else f"({DIMENSIONS['handoff_category'][1]}) IS NULL")
             case "outcome":
                 conditions.append(f"outcome = {q(value)}")
     return " AND ".join(conditions)
