@@ -1023,13 +1023,23 @@ def test_api_field_lengths_at_the_limit_are_accepted_and_one_over_rejected(api: 
     assert_limits_kept({i: reasons.get(i) for i in range(len(cases))})
 
 
-MAX_BODY = 50 * 1024 * 1024
+MAX_BODY = 50_000_000  # SPEC 6.2: at most 50 MB
 
 
 def test_a_body_declared_over_50_mb_is_413_naming_the_limit(api: Api) -> None:
     response = api.post(b"[" + b" " * MAX_BODY + b"]")
     assert response.status_code == 413, response.text[:300]
-    assert "52,428,800" in response.json()["errors"][0]["detail"]
+    assert "50,000,000" in response.json()["errors"][0]["detail"]
+
+
+def test_a_body_of_exactly_50_mb_is_taken(api: Api) -> None:
+    """50 MB as SPEC 6.2 writes it: 50,000,000 bytes, the last one included."""
+    event = f"[{event_json('at-the-limit')}".encode()
+    body = event + b" " * (MAX_BODY - len(event) - 1) + b"]"
+    assert len(body) == MAX_BODY
+    response = api.post(body)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["accepted"] == 1
 
 
 def test_the_server_keeps_serving_while_a_client_streams_an_oversized_body(api: Api) -> None:
@@ -1075,7 +1085,7 @@ def test_the_server_keeps_serving_while_a_client_streams_an_oversized_body(api: 
         sender.join(120)
     assert not sender.is_alive()
     assert answer.get("status") == 413, answer
-    assert "52,428,800" in answer["body"]["errors"][0]["detail"]
+    assert "50,000,000" in answer["body"]["errors"][0]["detail"]
     assert api.client.get("/login").status_code == 200
 
 

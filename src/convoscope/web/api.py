@@ -32,7 +32,7 @@ from convoscope.web.app import Caller, Server, problem, require, server_of
 router = APIRouter(prefix="/api/v1")
 
 MAX_BATCH = 10_000
-MAX_BODY = 50 * 1024 * 1024
+MAX_BODY = 50_000_000  # SPEC 6.2: at most 50 MB
 ALIASES = {
     "gladlyaisessionsdetailreport": "sessions-detail",
     "gladlyaisessionsdetailwithmessagesreport": "sessions-detail-with-messages",
