@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,31 @@ def test_usage_errors_exit_2_with_one_line_and_a_hint(args: list[str], tmp_path:
     result = run("--db", str(tmp_path / "s.duckdb"), *args)
     assert result.exit_code == 2
     one_line_error(result)
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "sessions-detail", "--out", "{folder}"],
+    ["generate", "--customers", "5", "--days", "1", "--out", "{tmp}/no-such-folder/x.jsonl"],
+    ["--config", "{folder}", "report", "sessions-detail"],
+    ["--db", "{tmp}/no\nsuch/s.duckdb", "report", "sessions-detail"],
+], ids=["out-is-a-folder", "out-in-no-folder", "config-is-a-folder", "path-with-a-line-break"])
+def test_a_path_the_system_refuses_is_one_line_and_exit_1(args: list[str], tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert run("--db", str(db), "ingest", str(FIXTURES / "worked-example.jsonl")).exit_code == 0
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    given = [a.format(folder=folder, tmp=tmp_path) for a in args]
+    result = run(*given) if given[0] in ("--config", "--db") else run("--db", str(db), *given)
+    assert result.exit_code == 1, result.output
+    one_line_error(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "s.duckdb"]  # no half-written .part
+    assert list(folder.iterdir()) == []
+
+
+def test_a_missing_choice_is_one_line_naming_the_choices(tmp_path: Path) -> None:
+    result = run("--db", str(tmp_path / "s.duckdb"), "users", "add", "bob")
+    assert result.exit_code == 2
+    assert "administrator, team_manager, analyst, agent" in one_line_error(result)
 
 
 def test_reading_a_store_that_does_not_exist_says_to_ingest_first(tmp_path: Path) -> None:
@@ -170,3 +199,30 @@ def test_a_report_of_an_unknown_brand_is_empty_with_a_note_naming_the_brands(tmp
     assert result.exit_code == 0
     assert len(result.stdout.splitlines()) == 1  # the header alone
     assert "no brand 'defualt'; its brands are default" in result.stderr
+
+
+def test_the_progress_bar_draws_on_the_terminal_and_never_into_the_csv(tmp_path: Path) -> None:
+    """SPEC 6.1: long work shows a progress bar on a terminal. Typed at a prompt, `report X > file.csv`
+    has standard error on the terminal and standard output in the file, which must hold the CSV alone,
+    also when the report first rebuilds the tables (here: a derivation setting changed)."""
+    db, config = tmp_path / "s.duckdb", tmp_path / "c.toml"
+    assert CliRunner().invoke(cli, ["--db", str(db), "ingest", str(FIXTURES / "worked-example.jsonl")]).exit_code == 0
+    config.write_text('session_inactivity = "30m"\n')
+    terminal, its_end = pty.openpty()
+    with (tmp_path / "out.csv").open("wb") as out:
+        subprocess.run([str(Path(sys.executable).with_name("convoscope")), "--db", str(db), "--config", str(config),
+                        "report", "sessions-summary", "--as-of", "2026-06-01T00:00:00Z"],
+                       stdout=out, stderr=its_end, check=True, timeout=300)
+    os.close(its_end)
+    drawn = b""
+    while True:
+        try:
+            piece = os.read(terminal, 65536)
+        except OSError:  # the other end closed
+            break
+        if not piece:
+            break
+        drawn += piece
+    os.close(terminal)
+    assert (tmp_path / "out.csv").read_bytes().startswith(b"Period,Sessions,"), (tmp_path / "out.csv").read_bytes()[:80]
+    assert b"Deriving" in drawn, drawn[:300]

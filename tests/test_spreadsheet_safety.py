@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +269,28 @@ def test_payloads_reach_the_store_as_sent(store: Convoscope) -> None:
     stored = {row[0] for row in con.execute("SELECT DISTINCT ai_agent FROM events WHERE ai_agent IS NOT NULL").fetchall()}
     con.close()
     assert stored == set(TEXT_PAYLOADS)
+
+
+def test_the_dashboards_links_filter_on_the_values_themselves(store: Convoscope) -> None:
+    """The dashboard shows the summary's cells, guarded; a value's link opens its sessions, so it filters
+    on the stored value (a guarded one would find nothing)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from web_helpers import add_user, log_in, serving
+
+    add_user(store, "manager1", "team_manager")
+    with serving(store) as server, server.client() as client:
+        assert log_in(client, "manager1").status_code == 303
+        page = client.get("/dashboard", params={"from": DAY, "to": DAY, "tz": "UTC"})
+        assert page.status_code == 200, page.text[:300]
+        links = [href.replace("&amp;", "&") for href in
+                 re.findall(r'href="(/reports/sessions-detail\?[^"]*)" title="These sessions', page.text)]
+        filters = [parse_qs(urlsplit(link).query)["where"][0].partition("=") for link in links]
+        assert [value for key, _, value in filters if key != "channel" and value not in TEXT_PAYLOADS] == []
+        guarded_values = [value for key, _, value in filters if key in ("handoff_category", "ai_agent")
+                          and value[:1] in GUARDED_PREFIXES]
+        assert guarded_values, "no value needing the guard has a link; the test proves nothing"
+        for link in links[:3]:
+            opened = client.get(link)
+            assert opened.status_code == 200
+            assert "0 rows" not in opened.text

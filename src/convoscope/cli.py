@@ -70,8 +70,12 @@ class App:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"convoscope: error: {message}", err=True)
+    # One line, whatever the message quotes: a path may hold a line break, click lists choices on lines.
+    click.echo(f"convoscope: error: {re.sub(BREAKS, ' ', message)}", err=True)
     sys.exit(code)
+
+
+BREAKS = "\\s*[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]+\\s*"
 
 
 class OneLineGroup(click.Group):
@@ -102,6 +106,9 @@ class OneLineGroup(click.Group):
             fail(exc.message, exc.exit_code)
         except BrokenPipeError:
             sys.exit(1)
+        except OSError as exc:  # a path the system refused: a folder where a file goes, no such folder...
+            fail(f"{exc.filename}: {exc.strerror or exc}; check the path" if exc.filename else
+                 f"{exc.strerror or exc}; check the paths given", 1)
         except duckdb.InterruptException:  # Ctrl-C during a query
             fail(INTERRUPTED, 130)
         except RuntimeError as exc:  # Ctrl-C during a query, as DuckDB's Python client reports it from execute()
@@ -114,10 +121,13 @@ def progress_printer() -> Callable[[str, int, int | None], None] | None:
     """A rich progress bar on a terminal; nothing otherwise (SPEC 6.1)."""
     if not sys.stderr.isatty():
         return None
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # On standard error, the terminal it was asked of: rich draws on standard output by default, where a
+    # report's CSV goes, and left a line break there when that was redirected to a file.
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   transient=True)
+                   console=Console(stderr=True), transient=True)
     tasks: dict[str, Any] = {}
 
     def update(what: str, done: int, total: int | None) -> None:

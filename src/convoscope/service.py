@@ -110,5 +110,9 @@ def write_report(store: Store, config: Config, report: Report, params: Params, p
     except duckdb.IOException as exc:
         partial.unlink(missing_ok=True)
         raise ConvoscopeError(f"cannot write {path}: {str(exc).splitlines()[0]}; choose another place for it") from None
-    partial.replace(path)
+    try:
+        partial.replace(path)
+    except OSError as exc:  # `path` is a folder, say
+        partial.unlink(missing_ok=True)
+        raise ConvoscopeError(f"cannot write {path}: {exc.strerror}; choose another place for it") from None
     return count

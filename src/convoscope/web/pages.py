@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from convoscope import accounts, reports, timeline
 from convoscope.config import is_zone
 from convoscope.derive.names import ANOMALIES
-from convoscope.reports.base import PERIODS, Params, Report, in_brands, summary_query
+from convoscope.reports.base import GUARDED_PREFIXES, PERIODS, Params, Report, in_brands, summary_query
 from convoscope.reports.sessions import FIGURES, SESSIONS_SUMMARY, session_facts, session_filters
 from convoscope.store import Store
 from convoscope.web.api import audited_brands, check_params
@@ -574,8 +574,15 @@ def dashboard_page(
         percent=_percent,
         # A dimension's value opens its sessions: sessions-detail over the same range, filtered by it.
         detail_url=lambda key, value: "/reports/sessions-detail?" + urlencode(
-            [*over_the_range, ("where", f"{key}={value}"), ("run", "1")]),
+            [*over_the_range, ("where", f"{key}={_unguarded(value)}"), ("run", "1")]),
     )
+
+
+def _unguarded(cell: str) -> str:
+    """A summary's dimension cell as the value it shows, without the quote SPEC 4.1 puts before a
+    formula's first character in a CSV: a filter compares stored values. (A value that itself starts
+    with a quote and such a character reads the same; it is not one a brand would use.)"""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in GUARDED_PREFIXES else cell
 
 
 def _percent(cell: str | None) -> str:
