@@ -25,6 +25,7 @@ from convoscope import __version__, service
 from convoscope.accounts import ROLES
 from convoscope.config import BrandSettings, Config, load_config
 from convoscope.errors import ConvoscopeError
+from convoscope.events.schema import BREAKS_LINE
 from convoscope.store import Store, default_db_path
 
 EXIT_REJECTED = 3
@@ -71,11 +72,9 @@ class App:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     # One line, whatever the message quotes: a path may hold a line break, click lists choices on lines.
-    click.echo(f"convoscope: error: {re.sub(BREAKS, ' ', message)}", err=True)
+    one_line = re.sub(rf"\s*{BREAKS_LINE}+\s*", " ", message)
+    click.echo(f"convoscope: error: {one_line}", err=True)
     sys.exit(code)
-
-
-BREAKS = "\\s*[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]+\\s*"
 
 
 class OneLineGroup(click.Group):

@@ -107,12 +107,9 @@ def write_report(store: Store, config: Config, report: Report, params: Params, p
     partial = path.with_name(path.name + ".part")
     try:
         count = render_csv(store, config, report, params, partial)
-    except duckdb.IOException as exc:
-        partial.unlink(missing_ok=True)
-        raise ConvoscopeError(f"cannot write {path}: {str(exc).splitlines()[0]}; choose another place for it") from None
-    try:
         partial.replace(path)
-    except OSError as exc:  # `path` is a folder, say
+    except (duckdb.IOException, OSError) as exc:  # OSError: `path` is a folder, say
         partial.unlink(missing_ok=True)
-        raise ConvoscopeError(f"cannot write {path}: {exc.strerror}; choose another place for it") from None
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise ConvoscopeError(f"cannot write {path}: {reason}; choose another place for it") from None
     return count

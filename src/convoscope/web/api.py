@@ -207,8 +207,8 @@ def _keep_refused(store: Store, source: str, lines: list[str], foreign: dict[int
         "raw": [_utf8(lines[i]).decode("utf-8", errors="replace") for i in indexes],
     }))
     try:
-        store.con.execute("INSERT INTO rejects SELECT 'rejected', reason, ?, line, raw, NULL, NULL, NULL, NULL, "
-                          "now()::TIMESTAMP, false FROM _refused", [source])
+        store.con.execute("INSERT INTO rejects (kind, reason, source, line, raw, rejected_at, resolved) "
+                          "SELECT 'rejected', reason, ?, line, raw, now()::TIMESTAMP, false FROM _refused", [source])
     finally:
         store.con.unregister("_refused")
 
@@ -389,7 +389,8 @@ def get_report(
                               extra=extra)
         parameters = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
                       for key in request.query_params}
-        if accept and "application/json" in accept.lower() and "text/csv" not in accept.lower():  # media types ignore case
+        wanted = (accept or "").lower()  # media types ignore case
+        if "application/json" in wanted and "text/csv" not in wanted:
             return json_response(server, store, caller, report, params, parameters)
         return csv_response(server, store, caller, report, params, parameters)
 
