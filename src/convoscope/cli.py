@@ -133,7 +133,8 @@ def progress_printer() -> Callable[[str, int, int | None], None] | None:
         if not tasks:
             bar.start()
         if what not in tasks:
-            tasks[what] = bar.add_task({"ingest": "Storing events", "derive": "Deriving"}.get(what, what), total=total)
+            tasks[what] = bar.add_task({"ingest": "Storing events", "read": "Reading records",
+                                        "derive": "Deriving"}.get(what, what), total=total)
         bar.update(tasks[what], completed=done, total=total)
         if total is not None and done >= total:
             bar.stop()
@@ -159,12 +160,22 @@ pass_app = click.make_pass_decorator(App)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Input format (default: from the extension; jsonl for -).")
 @click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
+@click.option("--source", type=click.Choice(["chatwoot", "gladly"]),
+              help="Read a helpdesk's records instead of events: Chatwoot captures, or Gladly export folders.")
+@click.option("--brand", metavar="B", help="With --source: the brand of its events (default [sources.NAME] brand, else default).")
 @click.option("--no-derive", is_flag=True,
               help="Only store; the next command that reads derived tables derives the changed customers first.")
 @pass_app
-def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | None, no_derive: bool) -> None:
+def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | None, source: str | None,
+           brand: str | None, no_derive: bool) -> None:
     """Store events from files, directories or - (standard input), then derive what changed."""
     config = app.config
+    if source is not None:
+        _ingest_source(app, config, source, list(paths), fmt=fmt, assume_tz=assume_tz, brand=brand,
+                       derive=not no_derive)
+        return
+    if brand is not None:
+        fail("--brand goes with --source; events of the event format carry their own brand field", 2)
     service.check_paths(list(paths), fmt)  # before the store exists: a typo must not leave an empty one behind
     with app.store() as store:
         result = service.ingest(store, config, list(paths), fmt=fmt, assume_tz=assume_tz, derive=not no_derive,
@@ -173,6 +184,34 @@ def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | N
     click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,}")
     if c.rejected:
         click.echo("convoscope: some events were rejected; list them with 'convoscope rejects'", err=True)
+        sys.exit(EXIT_REJECTED)
+
+
+def _ingest_source(app: App, config: Config, source: str, paths: list[str], *, fmt: str | None,
+                   assume_tz: str | None, brand: str | None, derive: bool) -> None:
+    """`ingest --source`: a helpdesk's records (SOURCES.md), with the four counts."""
+    from convoscope import sources
+    from convoscope.store import BRAND_PATTERN
+
+    if fmt is not None or assume_tz is not None:
+        fail(f"--{'format' if fmt else 'assume-tz'} does not go with --source: {source}'s records say their "
+             "own format and time zone", 2)
+    if brand is not None and not re.fullmatch(BRAND_PATTERN, brand):
+        fail(f"--brand {brand!r} is not a brand name; use lower-case letters, digits, _ or - (at most 64)", 2)
+    sources.inputs(source, paths)  # before the store exists
+    with app.store() as store:
+        result = service.ingest_source(store, config, source, paths, brand=brand, derive=derive,
+                                       progress=progress_printer())
+    c = result.counts
+    click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, ignored {c.ignored:,}, rejected {c.rejected:,}")
+    for outcome in ("ignored", "rejected"):
+        reasons = sorted((r, n) for (o, r), n in c.reasons.items() if o == outcome)
+        if reasons:
+            click.echo(f"{outcome}: " + ", ".join(f"{reason} {number:,}" for reason, number in reasons), err=True)
+    if c.truncated:
+        click.echo(f"convoscope: {c.truncated:,} texts were longer than 100,000 characters and were cut", err=True)
+    if c.rejected:
+        click.echo("convoscope: some records were rejected; list them with 'convoscope rejects'", err=True)
         sys.exit(EXIT_REJECTED)
 
 

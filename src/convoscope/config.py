@@ -43,6 +43,20 @@ KEYS: dict[str, tuple[Any, str]] = {
 }
 DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "ai_channels")
 
+# `[sources.NAME]` tables (SOURCES.md): how each helpdesk's records come in. Every key is optional.
+SOURCE_KEYS: dict[str, dict[str, str]] = {
+    "chatwoot": {
+        "brand": "brand given to the events of Chatwoot's records (default: --brand, else \"default\")",
+        "webhook_secret": "the secret Chatwoot shows for the webhook: deliveries must carry its signature (SOURCES.md 1.7)",
+        "webhook_token": "for Chatwoot versions that do not sign: the last part of the webhook URL, at least 32 characters",
+    },
+    "gladly": {
+        "brand": "brand given to the events of a Gladly export (default: --brand, else \"default\")",
+        "ai_api_users": "ids of the API users that are the AI agent; set, other API items are ignored (SOURCES.md 2.2)",
+    },
+}
+MIN_WEBHOOK_TOKEN = 32  # it alone authenticates, in a URL: as hard to guess as a 160-bit secret
+
 
 @functools.cache
 def _duckdb_zones() -> frozenset[str]:
@@ -107,15 +121,29 @@ class BrandSettings:
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    """One helpdesk's `[sources.NAME]` table (SOURCE_KEYS)."""
+
+    brand: str | None = None
+    webhook_secret: str | None = None
+    webhook_token: str | None = None
+    ai_api_users: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Config:
-    """Defaults plus per-brand overrides, as read from one TOML file."""
+    """Defaults plus per-brand overrides, and the helpdesk sources, as read from one TOML file."""
 
     defaults: BrandSettings = field(default_factory=BrandSettings)
     brands: dict[str, BrandSettings] = field(default_factory=dict)
     path: Path | None = None
+    sources: dict[str, SourceSettings] = field(default_factory=dict)
 
     def for_brand(self, brand: str) -> BrandSettings:
         return self.brands.get(brand, self.defaults)
+
+    def for_source(self, name: str) -> SourceSettings:
+        return self.sources.get(name, SourceSettings())
 
 
 def _convert(key: str, value: Any, where: str) -> Any:
@@ -153,6 +181,34 @@ def _settings(table: dict[str, Any], base: BrandSettings, where: str) -> BrandSe
     return replace(base, **values)
 
 
+def _source_settings(name: str, table: Any, where: str) -> SourceSettings:
+    if name not in SOURCE_KEYS:
+        raise ConfigError(f"{where}: [sources.{name}] is not a source convoscope reads; use one of "
+                          f"{', '.join(f'[sources.{n}]' for n in SOURCE_KEYS)}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: sources.{name} must be a table such as [sources.{name}]")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        at = f"{where} [sources.{name}]"
+        if key not in SOURCE_KEYS[name]:
+            raise ConfigError(f"{at}: unknown key {key!r}; known keys: {', '.join(SOURCE_KEYS[name])}")
+        if key == "brand" and not (isinstance(value, str) and _BRAND.fullmatch(value)):
+            raise ConfigError(f"{at}: brand = {value!r} is not valid; expected a brand name such as \"acme\" "
+                              "(lower-case letters, digits, _ or -)")
+        if key == "webhook_secret" and not (isinstance(value, str) and value.strip()):
+            raise ConfigError(f"{at}: webhook_secret must be the secret Chatwoot shows for the webhook, a non-empty string")
+        if key == "webhook_token" and not (isinstance(value, str) and len(value) >= MIN_WEBHOOK_TOKEN
+                                           and re.fullmatch(r"[A-Za-z0-9_-]+", value)):
+            raise ConfigError(f"{at}: webhook_token must be at least {MIN_WEBHOOK_TOKEN} letters, digits, _ or -; "
+                              "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if key == "ai_api_users":
+            if not (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)):
+                raise ConfigError(f"{at}: ai_api_users must be a list of Gladly user ids, such as [\"aOTp3CrbS2K7BOwxD0ZMqQ\"]")
+            value = tuple(value)
+        values[key] = value
+    return SourceSettings(**values)
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read the configuration (SPEC 5): `path`, else ./convoscope.toml if present, else defaults."""
     explicit = path is not None
@@ -166,6 +222,10 @@ def load_config(path: Path | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or pass another with --config") from None
     brands_table = data.pop("brands", {})
+    sources_table = data.pop("sources", {})
+    if not isinstance(sources_table, dict):
+        raise ConfigError(f"{path}: sources must be tables such as [sources.chatwoot]")
+    sources = {name: _source_settings(name, table, str(path)) for name, table in sources_table.items()}
     defaults = _settings(data, BrandSettings(), str(path))
     if not isinstance(brands_table, dict):
         raise ConfigError(f"{path}: brands must be tables such as [brands.acme]")
@@ -176,4 +236,4 @@ def load_config(path: Path | None = None) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: brands.{name} must be a table such as [brands.{name}]")
         brands[name] = _settings(table, defaults, f"{path} [brands.{name}]")
-    return Config(defaults=defaults, brands=brands, path=path)
+    return Config(defaults=defaults, brands=brands, path=path, sources=sources)

@@ -20,6 +20,7 @@ from convoscope.store import Store
 if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
     from convoscope.derive.duckdb_engine import DeriveResult
     from convoscope.reports.base import Params, Report
+    from convoscope.sources import Outcome, SourceCounts
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -71,6 +72,59 @@ def ingest(
     if derive:
         result.derived = ensure_derived(store, config, progress=progress)
     return result
+
+
+@dataclass
+class SourceResult:
+    counts: SourceCounts
+    derived: DeriveResult | None = None
+
+
+SOURCE_BATCH = 20_000  # records stored per transaction
+
+
+def source_brand(config: Config, name: str, brand: str | None) -> str:
+    """The brand of a source's events (SOURCES.md): `--brand`, else `[sources.NAME] brand`, else default."""
+    return brand or config.for_source(name).brand or "default"
+
+
+def ingest_source(store: Store, config: Config, name: str, paths: list[str], *, brand: str | None = None,
+                  derive: bool = True, progress: Progress | None = None) -> SourceResult:
+    """Map every record of a helpdesk's files (`sources/`, SOURCES.md), store their events as any
+    others (SPEC 2.4), then derive the customers that changed."""
+    from convoscope import sources
+
+    brand = source_brand(config, name, brand)
+    settings = config.for_source(name)
+    counts = sources.SourceCounts()
+    read = 0
+    for path in sources.inputs(name, paths):
+        batch: list[Outcome] = []
+        for record in sources.read(name, path, settings):
+            batch.append(record)
+            if len(batch) >= SOURCE_BATCH:
+                counts.add(store_records(store, batch, system=name, via="file", brand=brand))
+                read += len(batch)
+                batch = []
+                if progress:
+                    progress("read", read, None)
+        if batch:
+            counts.add(store_records(store, batch, system=name, via="file", brand=brand))
+            read += len(batch)
+            if progress:
+                progress("read", read, None)
+    result = SourceResult(counts)
+    if derive:
+        result.derived = ensure_derived(store, config, progress=progress)
+    return result
+
+
+def store_records(store: Store, records: list[Outcome], *, system: str, via: str, brand: str) -> SourceCounts:
+    """Store what a batch of a source's records became, in one transaction."""
+    from convoscope.events.mapped import merge_outcomes
+
+    with store.transaction() as con:
+        return merge_outcomes(con, records, system=system, via=via, brand=brand)
 
 
 def ensure_derived(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult | None:

@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS duplicates (
     source VARCHAR, line BIGINT, seen_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS pending (brand VARCHAR NOT NULL, customer_id VARCHAR NOT NULL);
+-- What became of each record a helpdesk sent (SOURCES.md): a row per event (accepted, duplicate or
+-- rejected) and per record that gave none (ignored or rejected), keyed by (source, line, seq).
+CREATE TABLE IF NOT EXISTS source_records (
+    system VARCHAR NOT NULL, via VARCHAR NOT NULL, brand VARCHAR, source VARCHAR NOT NULL, line BIGINT,
+    seq INTEGER NOT NULL, occurred_at TIMESTAMP, outcome VARCHAR NOT NULL, reason VARCHAR,
+    truncated BOOLEAN NOT NULL, recorded_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS derived_settings (brand VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL);
 CREATE SCHEMA IF NOT EXISTS derived;
 CREATE TABLE IF NOT EXISTS derived.sessions (

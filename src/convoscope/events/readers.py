@@ -355,6 +355,31 @@ def _jsonl(con: duckdb.DuckDBPyConnection, source: str, stream: _ReadsInto) -> I
         con.unregister("_batch")
 
 
+def stage_mapped(con: duckdb.DuckDBPyConnection, events: pa.Table, unmapped: pa.Table) -> None:
+    """Stage events a helpdesk's records were mapped to (`sources/`) as `_stage`, read exactly as JSON
+    Lines are on the exact path, with the staged column `rec` telling records apart (one record may give
+    several events). `events`: rec, source, line and the event's JSON text; `unmapped`: rec, source,
+    line, brand and the one-line reason of each record that could not be mapped, staged unparsed. Undo
+    with `unstage_mapped`."""
+    con.register("_batch", pa.table({"line": events.column("rec"), "raw": events.column("json"),
+                                     "bad": pa.array([False] * events.num_rows), "lax": pa.array([False] * events.num_rows)}))
+    con.register("_mapped", events.drop_columns(["json"]))
+    con.register("_unmapped", unmapped)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _stage AS
+        SELECT s.* REPLACE (m.source AS source, m.line AS line), m.rec
+        FROM ({_jsonl_stage_sql("")}) s JOIN _mapped m ON m.rec = s.line
+        UNION ALL BY NAME
+        SELECT source, line, rec, NULL::VARCHAR AS raw, false AS parsed, message AS problem, brand FROM _unmapped
+    """)
+
+
+def unstage_mapped(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW _stage")
+    for name in ("_batch", "_mapped", "_unmapped"):
+        con.unregister(name)
+
+
 def _parsed_chunks(stream: _ReadsInto) -> Iterator[tuple[pa.Table, Callable[[list[int]], dict[int, str]] | None]]:
     """Each chunk parsed by pyarrow's reader with its raw text by line (`_fast_json`), or, when that
     cannot tell every problem, as lines for DuckDB's exact path (`_split_lines`) without it."""

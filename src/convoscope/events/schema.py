@@ -182,7 +182,7 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     return checks
 
 
-def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
+def validation_sql(assume_tz: str | None, *, raw: bool = False, record: str = "line", told_brand: bool = False) -> str:
     """One query over `_stage` giving the normalised event, its key (SPEC 3.5, `event_key_sql`) and
     `reject_reason` (NULL when valid).
 
@@ -190,7 +190,10 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
     record) costs a pass over every value: the ingester looks it up afterwards for the few lines that
     need it (`Chunk.raw_of`), so `raw` stays NULL here unless asked for (Spark's tasks, which cannot).
 
-    Every check is a cheap condition; the message of a failed check is built only for bad records."""
+    Every check is a cheap condition; the message of a failed check is built only for bad records.
+    `record` is the staged column that tells records apart (`ingest.merge_stage`), passed through.
+    `told_brand`: the stage's `brand` was given by the ingest (a helpdesk's records), not read from the
+    record, so a record that could not be read still belongs to it."""
     local, instant, timestamp_checks = _timestamp_sql(assume_tz)
     all_checks = checks(timestamp_checks)
 
@@ -198,7 +201,7 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
     timestamp_bad = " OR ".join(check.broken for check in timestamp_checks)
     any_bad = " OR ".join(check.broken for check in all_checks)
     messages = ", ".join(f"CASE WHEN {check.condition} THEN {check.message} END" for check in all_checks)
-    brand = f"CASE WHEN NOT parsed THEN NULL WHEN {_is_blank('brand')} THEN 'default' ELSE brand END"
+    brand = f"CASE WHEN NOT parsed THEN {'brand' if told_brand else 'NULL'} WHEN {_is_blank('brand')} THEN 'default' ELSE brand END"
     normalised = {
         f: f"CASE WHEN {_is_blank(f)} THEN NULL ELSE {f} END" for f in STRING_FIELDS
         if f not in ("event_id", "customer_id", "type", "occurred_at", "brand", "channel")
@@ -219,7 +222,7 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False) -> str:
                            WHEN {any_bad} THEN concat_ws('; ', {messages}) END AS reject_reason
             FROM timed
         )
-        SELECT source, line, {"CASE WHEN reject_reason IS NOT NULL THEN raw END" if raw else "NULL::VARCHAR"} AS raw,
+        SELECT source, line, {"" if record == "line" else f"{record}, "}{"CASE WHEN reject_reason IS NOT NULL THEN raw END" if raw else "NULL::VARCHAR"} AS raw,
                reject_reason,
                {brand} AS brand,
                event_id, CASE WHEN reject_reason IS NULL THEN type END AS type,

@@ -17,11 +17,12 @@ from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
 from convoscope.reports.quality import DATA_QUALITY
 from convoscope.reports.sessions import SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY
+from convoscope.reports.sources import SOURCES
 from convoscope.store import Store
 
 REPORTS: dict[str, Report] = {r.name: r for r in (
     SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY, CONTACT_EXPORT, CONTACT_SUMMARY,
-    CONVERSATION_EXPORT, CONVERSATION_SUMMARY, DATA_QUALITY,
+    CONVERSATION_EXPORT, CONVERSATION_SUMMARY, DATA_QUALITY, SOURCES,
 )}
 
 

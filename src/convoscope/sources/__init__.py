@@ -9,8 +9,14 @@ with the same shape and a page in `docs/sources/` (docs/architecture.md says how
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from convoscope.config import SourceSettings
+from convoscope.errors import IngestError
 
 # SPEC 2.2's limit on `text`; a longer text is cut and counted (SOURCES.md: `text_truncated`).
 MAX_TEXT = 100_000
@@ -45,3 +51,73 @@ def cut_text(text: object) -> tuple[str | None, bool]:
     if len(text) > MAX_TEXT:
         return text[:MAX_TEXT], True
     return text, False
+
+
+@dataclass
+class SourceCounts:
+    """What became of a source's records (SOURCES.md): events accepted and duplicate, records ignored
+    and rejected (a record's events rejected by SPEC 2 count one each), events whose text was cut, and
+    the ignored and rejected ones per (outcome, reason)."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    truncated: int = 0
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, other: SourceCounts) -> None:
+        self.accepted += other.accepted
+        self.duplicate += other.duplicate
+        self.ignored += other.ignored
+        self.rejected += other.rejected
+        self.truncated += other.truncated
+        self.reasons.update(other.reasons)
+
+    def answer(self) -> dict[str, int]:
+        """The four counts, as the command line prints them and the webhook answers them."""
+        return {"accepted": self.accepted, "duplicate": self.duplicate, "rejected": self.rejected,
+                "ignored": self.ignored}
+
+
+# The helpdesks convoscope reads, each a module of this package: `NAMES[name]` says what its PATHs are.
+NAMES = {
+    "chatwoot": "Chatwoot captures: JSON Lines files of webhook bodies and REST backfill records, or folders of them",
+    "gladly": "Gladly export job folders (conversation_items.jsonl and the AI Sessions Detail CSV)",
+}
+CAPTURE_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+def inputs(name: str, paths: list[str]) -> list[Path]:
+    """The inputs `paths` name for source `name`, checked before anything is read or a store opened."""
+    found: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if name == "gladly":
+            if not path.is_dir():
+                raise IngestError(f"{path}: not a folder; give the folder of a Gladly export job "
+                                  "(with conversation_items.jsonl and the AI Sessions Detail CSV)")
+            found.append(path)
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES)
+            if not files:
+                raise IngestError(f"{path}: no .jsonl files in this folder; give Chatwoot capture files")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise IngestError(f"{path}: no such file or folder; check the path")
+    return found
+
+
+def read(name: str, path: Path, settings: SourceSettings) -> Iterator[Outcome]:
+    """What every record of one input of source `name` became."""
+    if name == "chatwoot":
+        from convoscope.sources import chatwoot
+
+        return chatwoot.read_capture(path)
+    if name == "gladly":
+        from convoscope.sources import gladly
+
+        return gladly.read_export(path, ai_api_users=settings.ai_api_users)
+    raise IngestError(f"unknown source {name!r}; use one of {', '.join(NAMES)}")

@@ -213,6 +213,8 @@ REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Data quality", (
         ("data-quality", "Rejected events, conflicts, dropped duplicates and derivation anomalies, one row per "
                          "problem."),
+        ("sources", "What became of the records each helpdesk sent, per period, source, way in and reason: "
+                    "accepted, duplicate, ignored, rejected, truncated."),
     )),
 )
 DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}

@@ -1,0 +1,116 @@
+"""Events mapped from a helpdesk's records (`sources/`) into the store: staged as JSON and read exactly as
+JSON Lines are (`readers.stage_mapped`), merged as any chunk (`ingest.merge_stage`: validation, duplicates,
+conflicts, rejects), and what became of every record written to `source_records` in the same
+transaction, for the `sources` report.
+
+A record's row in `source_records` is keyed by (source, line, seq): reading the same line again (an
+ingest run again, a spool merged again after a crash) replaces its rows, except where the line gave a
+duplicate of the very event it stored before, which leaves the first reading's rows as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from convoscope.events.ingest import merge_stage, outcomes
+from convoscope.events.readers import stage_mapped, unstage_mapped
+
+if TYPE_CHECKING:
+    from convoscope.sources import Outcome, SourceCounts
+
+_META = pa.schema([
+    ("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()), ("seq", pa.int32()),
+    ("outcome", pa.string()), ("reason", pa.string()), ("occurred_at", pa.string()), ("truncated", pa.bool_()),
+])
+
+
+def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *, system: str, via: str,
+                   brand: str) -> SourceCounts:
+    """Store what `records` became, inside the caller's transaction; returns their counts. Every event
+    gets `brand`; a record that gave no event is kept as a reject of `brand` or counted as ignored."""
+    from convoscope.sources import MAX_TEXT, SourceCounts
+
+    events: dict[str, list] = {"rec": [], "source": [], "line": [], "json": []}
+    unmapped: dict[str, list] = {"rec": [], "source": [], "line": [], "brand": [], "message": []}
+    meta: dict[str, list] = {name: [] for name in _META.names}
+    raw: dict[int, str] = {}
+    seq: dict[tuple[str, int | None], int] = {}
+
+    def row(record: Outcome, outcome: str | None, reason: str | None, truncated: bool = False) -> int:
+        rec = len(meta["rec"])
+        key = (record.source, record.line)
+        seq[key] = seq.get(key, -1) + 1
+        for name, value in (("rec", rec), ("source", record.source), ("line", record.line), ("seq", seq[key]),
+                            ("outcome", outcome), ("reason", reason), ("occurred_at", record.occurred_at),
+                            ("truncated", truncated)):
+            meta[name].append(value)
+        raw[rec] = record.raw
+        return rec
+
+    for record in records:
+        if record.ignored is not None:
+            row(record, "ignored", record.ignored)
+        elif record.rejected is not None:
+            rec = row(record, "rejected", record.rejected)
+            for name, value in (("rec", rec), ("source", record.source), ("line", record.line), ("brand", brand),
+                                ("message", record.message or f"{system} record rejected: {record.rejected}")):
+                unmapped[name].append(value)
+        for event in record.events:
+            text = event.get("text")
+            cut = record.truncated > 0 and isinstance(text, str) and len(text) == MAX_TEXT
+            rec = row(record, None, None, cut)
+            for name, value in (("rec", rec), ("source", record.source), ("line", record.line),
+                                ("json", json.dumps({**event, "brand": brand}, ensure_ascii=False))):
+                events[name].append(value)
+
+    counts = SourceCounts()
+    if not meta["rec"]:
+        return counts
+    stage_mapped(con, pa.table(events, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()),
+                                                         ("line", pa.int64()), ("json", pa.string())])),
+                 pa.table(unmapped, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()),
+                                                      ("brand", pa.string()), ("message", pa.string())])))
+    try:
+        merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", told_brand=True)
+    finally:
+        unstage_mapped(con)
+    con.register("_meta", pa.table(meta, schema=_META))
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _tally AS
+            SELECT m.source, m.line, m.seq,
+                   coalesce(o.occurred_at, TRY_CAST(m.occurred_at AS TIMESTAMPTZ)::TIMESTAMP) AS occurred_at,
+                   coalesce(m.outcome, o.outcome) AS outcome,
+                   CASE WHEN m.outcome IS NOT NULL THEN m.reason WHEN o.outcome = 'rejected'
+                        THEN CASE WHEN o.reason = 'conflict' THEN 'conflict' ELSE 'invalid_event' END END AS reason,
+                   m.truncated AND coalesce(o.outcome, '') <> 'rejected' AS truncated,
+                   coalesce(o.reread, false) AS reread
+            FROM _meta m LEFT JOIN ({outcomes("rec")}) o ON o.record = m.rec
+        """)
+    finally:
+        con.unregister("_meta")
+    # Rows of lines read again are replaced, unless the line only repeated what it stored before.
+    con.execute("""
+        DELETE FROM source_records r USING _tally t
+        WHERE r.source = t.source AND r.line IS NOT DISTINCT FROM t.line AND r.seq = t.seq AND NOT t.reread
+    """)
+    con.execute("""
+        INSERT INTO source_records
+        SELECT ?, ?, ?, t.source, t.line, t.seq, t.occurred_at, t.outcome, t.reason, t.truncated, now()::TIMESTAMP
+        FROM _tally t
+        WHERE NOT (t.reread AND EXISTS (SELECT 1 FROM source_records r WHERE r.source = t.source
+                                        AND r.line IS NOT DISTINCT FROM t.line AND r.seq = t.seq))
+    """, [system, via, brand])
+    for outcome, reason, number, truncated in con.execute("""
+        SELECT outcome, reason, count(*), count(*) FILTER (WHERE truncated) FROM _tally GROUP BY ALL
+    """).fetchall():
+        setattr(counts, outcome, getattr(counts, outcome) + number)
+        counts.truncated += truncated
+        if reason is not None:
+            counts.reasons[(outcome, reason)] += number
+    return counts
