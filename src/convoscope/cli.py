@@ -54,6 +54,7 @@ class App:
             raise ConvoscopeError(f"no store at {self.db_path}; ingest events first (convoscope ingest FILE) "
                                   "or point --db at the store")
         with Store(self.db_path, on_wait=lambda message: click.echo(f"convoscope: {message}", err=True)) as store:
+            _merge_spool(store)
             yield store
 
 
@@ -68,6 +69,17 @@ class App:
                 raise ConvoscopeError(f"lake {folder} was derived with other settings for brand {stale[0]}; "
                                       "run spark-derive again with this configuration")
             yield store
+
+
+def _merge_spool(store: Store) -> None:
+    """Webhook deliveries a stopped server left in the spool go into the store first: whoever opens the
+    store next merges them, so a delivery answered 200 is never lost (issue 23)."""
+    from convoscope.spool import Spool, spool_folder
+
+    if Spool(spool_folder(store.path)).waiting():
+        counts = service.merge_spool(store)
+        click.echo(f"convoscope: merged webhook deliveries a server left behind: accepted {counts.accepted:,}, "
+                   f"duplicate {counts.duplicate:,}, ignored {counts.ignored:,}, rejected {counts.rejected:,}", err=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

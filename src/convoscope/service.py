@@ -127,6 +127,33 @@ def store_records(store: Store, records: list[Outcome], *, system: str, via: str
         return merge_outcomes(con, records, system=system, via=via, brand=brand)
 
 
+SPOOL_BATCH = 5_000  # deliveries merged per transaction
+
+
+def merge_spool(store: Store, *, batch: int = SPOOL_BATCH) -> SourceCounts:
+    """Move every spooled webhook delivery (`spool.py`) into the store, `batch` at a time, each batch in
+    one transaction and removed from the spool once it committed. Derivation is left to whoever reads
+    next (the customers stay `pending`)."""
+    from convoscope import sources
+    from convoscope.events.mapped import merge_outcomes
+    from convoscope.spool import Spool, spool_folder
+
+    spool = Spool(spool_folder(store.path))
+    counts = sources.SourceCounts()
+    while paths := spool.waiting()[:batch]:
+        groups: dict[tuple[str, str], list[Outcome]] = {}
+        for path in paths:
+            delivery = spool.read(path)
+            groups.setdefault((delivery.system, delivery.brand), []).append(
+                sources.map_delivery(delivery.system, delivery.body, source=delivery.source))
+        with store.transaction() as con:
+            for (system, brand), records in groups.items():
+                counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand))
+        spool.remove(paths)
+    spool.clear_partial()
+    return counts
+
+
 def ensure_derived(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult | None:
     """Derive pending customers, and rebuild brands whose derivation settings changed (SPEC 5)."""
     from convoscope.derive import duckdb_engine

@@ -121,3 +121,12 @@ def read(name: str, path: Path, settings: SourceSettings) -> Iterator[Outcome]:
 
         return gladly.read_export(path, ai_api_users=settings.ai_api_users)
     raise IngestError(f"unknown source {name!r}; use one of {', '.join(NAMES)}")
+
+
+def map_delivery(name: str, body: bytes, *, source: str) -> Outcome:
+    """What one webhook delivery of source `name` became (SOURCES.md 1.7)."""
+    if name == "chatwoot":
+        from convoscope.sources import chatwoot
+
+        return chatwoot.map_webhook(body, source=source)
+    raise IngestError(f"source {name!r} sends no webhooks convoscope reads")

@@ -19,8 +19,8 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,8 +212,13 @@ class Server:
     """What every route needs: the store gate, the configuration and the templates."""
 
     def __init__(self, db_path: Path, config_path: Path | None = None, config: Config | None = None) -> None:
+        from convoscope.spool import spool_folder
+        from convoscope.web.webhooks import SpoolWorker
+
         self.gate = StoreGate(db_path)
         self.config = config if config is not None else load_config(config_path)
+        self.spool_folder = spool_folder(db_path)
+        self.spool_worker = SpoolWorker(self)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         # One login check at a time: a burst of parallel guesses cannot all pass before the first is counted.
         self.logins = threading.Lock()
@@ -268,10 +273,19 @@ def server_of(request: Request) -> Server:
 
 
 def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None) -> FastAPI:
-    from convoscope.web import api, pages
+    from convoscope.web import api, pages, webhooks
 
     server = Server(db_path, config_path, config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The spool worker runs while the server does; a stopping server merges what is left first."""
+        server.spool_worker.start()
+        yield
+        await run_in_threadpool(server.spool_worker.drain)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="convoscope",
         version="1",
         summary="Reports on AI sessions, team contacts and conversations derived from a support event log.",
@@ -352,6 +366,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         if (NODE_MODULES / folder).is_dir():
             app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
     app.include_router(api.router)
+    app.include_router(webhooks.router)
     app.include_router(pages.router)
     app.add_middleware(NoStore)
     return app

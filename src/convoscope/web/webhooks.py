@@ -1,0 +1,178 @@
+"""Helpdesk webhooks (issue 23, SOURCES.md 1.7): deliveries in, into the spool, and the worker that moves
+the spool into the store.
+
+A delivery is authenticated by the helpdesk's own means (Chatwoot: an HMAC signature over the timestamp
+and the body, checked within a window and compared in constant time; or a secret token in the URL for
+versions that do not sign), never by a convoscope login. It is mapped at once, for the answer's counts,
+and written durably to the spool before the answer: the handler never waits for the store, which a long
+ingest or a command may hold. `SpoolWorker` merges the spool into the store in batches and derives the
+customers that changed; a stopping server drains it first, and a spool a crash left behind is merged by
+whichever process opens the store next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from convoscope import service
+from convoscope.config import Config
+from convoscope.spool import Spool
+from convoscope.web.api import Errors
+from convoscope.web.app import problem, server_of
+
+router = APIRouter(prefix="/api/v1/sources")
+log = logging.getLogger("convoscope.webhooks")
+
+MAX_BODY = 50_000_000  # as the events API: a body refused is a delivery lost, so only an absurd one is
+SIGNATURE_WINDOW = 300  # seconds between Chatwoot's timestamp and our clock (SOURCES.md 1.7, inferred)
+
+
+class WebhookAnswer(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    ignored: int
+
+
+def signature_problem(secret: str, body: bytes, timestamp: str | None, signature: str | None,
+                      *, now: float) -> str | None:
+    """Why a signed delivery is not Chatwoot's (SOURCES.md 1.7), or None when it is: the signature is
+    `sha256=` + hex HMAC-SHA256(secret, `{timestamp}.{body}`), the timestamp whole epoch seconds within
+    SIGNATURE_WINDOW of `now`."""
+    if not timestamp or not signature:
+        return "the delivery is not signed: send X-Chatwoot-Timestamp and X-Chatwoot-Signature"
+    if not timestamp.isascii() or not timestamp.isdigit():
+        return "X-Chatwoot-Timestamp is not whole epoch seconds"
+    if abs(now - int(timestamp)) > SIGNATURE_WINDOW:
+        return (f"X-Chatwoot-Timestamp is more than {SIGNATURE_WINDOW} s from this server's clock; "
+                "check both clocks")
+    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
+        return "the signature does not match: check webhook_secret in [sources.chatwoot]"
+    return None
+
+
+async def _body(request: Request) -> bytes:
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_BODY:
+        raise problem(413, "too_large", f"the body is {length:,} bytes; at most {MAX_BODY:,} are read", "body")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_BODY:
+            raise problem(413, "too_large", f"the body is over {MAX_BODY:,} bytes", "body")
+    return bytes(body)
+
+
+def _accept(request: Request, body: bytes) -> JSONResponse:
+    """Map the delivery for the answer, keep it in the spool, answer (SOURCES.md 1.7)."""
+    from convoscope import sources
+
+    server = server_of(request)
+    config: Config = server.config
+    brand = service.source_brand(config, "chatwoot", None)
+    record = sources.map_delivery("chatwoot", body, source="webhook:chatwoot")
+    Spool(server.spool_folder).put("chatwoot", brand, body, delivery=request.headers.get("x-chatwoot-delivery"))
+    server.spool_worker.wake()
+    if record.rejected == "malformed":
+        return JSONResponse({"errors": [{"attr": "body", "code": "malformed",
+                                         "detail": record.message or "the body is not a Chatwoot webhook"}]},
+                            status_code=400)
+    answer = WebhookAnswer(accepted=len(record.events), duplicate=0, rejected=int(record.rejected is not None),
+                           ignored=int(record.ignored is not None))
+    return JSONResponse(answer.model_dump())
+
+
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Kept: the events the delivery gave (accepted), and whether it was rejected or "
+                         "ignored; whether an event is new or a duplicate is known once merged (the sources "
+                         "report)"},
+    400: {"model": Errors, "description": "Not a Chatwoot webhook body (not a JSON object, or no string "
+                                                "`event`); kept as a reject"},
+    401: {"model": Errors, "description": "Signature missing, wrong or out of its window, wrong token, or "
+                                                "no [sources.chatwoot] secret or token configured; nothing kept"},
+    413: {"model": Errors, "description": "Body over 50,000,000 bytes"},
+}
+
+
+@router.post("/chatwoot/webhook", response_model=WebhookAnswer, responses=WEBHOOK_RESPONSES,
+             summary="A Chatwoot webhook delivery, signed with the webhook's secret (SOURCES.md 1.7)")
+async def chatwoot_webhook(request: Request) -> JSONResponse:
+    body = await _body(request)
+    secret = server_of(request).config.for_source("chatwoot").webhook_secret
+    if not secret:
+        raise problem(401, "not_configured", "no webhook_secret in [sources.chatwoot]; set the secret Chatwoot "
+                                             "shows for this webhook")
+    refused = signature_problem(secret, body, request.headers.get("x-chatwoot-timestamp"),
+                                request.headers.get("x-chatwoot-signature"), now=time.time())
+    if refused:
+        raise problem(401, "bad_signature", refused)
+    return await run_in_threadpool(_accept, request, body)
+
+
+@router.post("/chatwoot/webhook/{token}", response_model=WebhookAnswer, responses=WEBHOOK_RESPONSES,
+             summary="A Chatwoot webhook delivery from a version that does not sign: the token in the URL "
+                     "authenticates it")
+async def chatwoot_webhook_token(request: Request, token: str) -> JSONResponse:
+    body = await _body(request)
+    expected = server_of(request).config.for_source("chatwoot").webhook_token
+    if not expected or not hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace")):
+        raise problem(401, "bad_token", "the webhook URL's token is not webhook_token of [sources.chatwoot]")
+    return await run_in_threadpool(_accept, request, body)
+
+
+class SpoolWorker:
+    """A thread that merges the spool into the store soon after deliveries come, then derives the customers
+    they changed. `drain` merges what is left and stops it."""
+
+    PAUSE = 0.2  # seconds to gather a burst of deliveries into one transaction
+    IDLE = 5.0  # seconds between looks at the spool when nothing woke it (a delivery by another process)
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="convoscope-spool", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def drain(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.merge()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.IDLE)
+            if self._stop.is_set():
+                return
+            time.sleep(self.PAUSE)
+            self._wake.clear()
+            try:
+                self.merge()
+            except Exception:  # a store held too long, a full disk: the spool keeps it for the next try
+                log.exception("could not merge the webhook spool; it stays on disk and is tried again")
+
+    def merge(self) -> None:
+        if not Spool(self.server.spool_folder).waiting():
+            return
+        with self.server.gate.open() as store, self.server.gate.writing:
+            service.merge_spool(store)
+            service.ensure_derived(store, self.server.config)

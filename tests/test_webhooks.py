@@ -1,0 +1,182 @@
+"""The live Chatwoot webhook (issue 23 point 3, SOURCES.md 1.7), through a real `convoscope serve` over
+HTTP: signed deliveries are answered at once with the mapping's counts and kept durably in the spool
+before the answer, whatever holds the store; the spool reaches the store, and a delivery answered 200 is
+never lost, even when the server is killed right after answering. Bodies are the sample's
+(`../shared/samples/sources/chatwoot/webhooks.jsonl`), in the shape Chatwoot's webhook listener posts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from cli_helpers import Convoscope
+from source_helpers import SECRET, by_id, expected_events, sign, stored_events, webhook_bodies
+from web_helpers import LiveServer, cli_ok, csv_dicts, serving
+
+TOKEN = "t" * 40
+PATH = "/api/v1/sources/chatwoot/webhook"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Convoscope:
+    cs = Convoscope(tmp_path)
+    assert cs.config is not None
+    cs.config.write_text(f'[sources.chatwoot]\nwebhook_secret = "{SECRET}"\nwebhook_token = "{TOKEN}"\n'
+                         'brand = "acme"\n')
+    return cs
+
+
+def spooled(store: Convoscope) -> list[Path]:
+    folder = store.db.with_name(store.db.name + ".spool")
+    return sorted(folder.glob("*.delivery")) if folder.is_dir() else []
+
+
+def post(client: httpx.Client, body: bytes, **headers: str) -> httpx.Response:
+    return client.post(PATH, content=body, headers={**sign(body), **headers})
+
+
+def test_signed_deliveries_become_the_samples_events(store: Convoscope) -> None:
+    answers = []
+    with serving(store) as server, server.client() as client:
+        for i, body in enumerate(webhook_bodies()):
+            answer = post(client, body, **{"X-Chatwoot-Delivery": f"delivery-{i}"})
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json())
+    # Stopping the server merged the spool: nothing is left in it, everything is in the store.
+    assert spooled(store) == []
+    assert by_id(stored_events(store.db, brand="acme")) == by_id(expected_events("chatwoot"))
+    assert sum(a["accepted"] for a in answers) == 14
+    assert sum(a["ignored"] for a in answers) == 9 and sum(a["rejected"] for a in answers) == 0
+    assert all(a["duplicate"] == 0 for a in answers)  # known once merged: the sources report tells
+    report = csv_dicts(cli_ok(store, "report", "sources", "--where", "via=webhook"))
+    accepted = [r for r in report if r["Reason"] == ""]
+    assert [(r["Period"], r["Source"], r["Accepted"]) for r in accepted] == [("2026-05-21", "chatwoot", "14")]
+
+
+def test_a_delivery_sent_twice_is_one_event_and_a_duplicate(store: Convoscope) -> None:
+    body = webhook_bodies()[2]  # the customer's first message
+    with serving(store) as server, server.client() as client:
+        for delivery in ("first", "second"):
+            assert post(client, body, **{"X-Chatwoot-Delivery": delivery}).json()["accepted"] == 1
+    assert len(stored_events(store.db)) == 1
+    report = csv_dicts(cli_ok(store, "report", "sources"))
+    assert [(r["Accepted"], r["Duplicate"]) for r in report] == [("1", "1")]
+
+
+@pytest.mark.parametrize("headers_of", [
+    pytest.param(lambda body: {}, id="unsigned"),
+    pytest.param(lambda body: {**sign(body), "X-Chatwoot-Signature": "sha256=" + "0" * 64}, id="wrong signature"),
+    pytest.param(lambda body: sign(body, secret="another secret"), id="another secret"),
+    pytest.param(lambda body: sign(body + b" "), id="signature of another body"),
+    pytest.param(lambda body: sign(body, timestamp=int(time.time()) - 301), id="301 s old"),
+    pytest.param(lambda body: sign(body, timestamp=int(time.time()) + 301), id="301 s ahead"),
+    pytest.param(lambda body: {**sign(body), "X-Chatwoot-Timestamp": "1.5"}, id="timestamp not whole seconds"),
+])
+def test_a_delivery_not_signed_by_chatwoot_is_refused_and_not_kept(store: Convoscope, headers_of) -> None:
+    body = webhook_bodies()[2]
+    with serving(store) as server, server.client() as client:
+        answer = client.post(PATH, content=body, headers=headers_of(body))
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["errors"][0]["code"] == "bad_signature"
+        assert spooled(store) == []
+    assert stored_events(store.db) == []
+    assert cli_ok(store, "rejects", "--all").strip() == ""
+
+
+def test_a_timestamp_just_inside_the_window_is_taken(store: Convoscope) -> None:
+    body = webhook_bodies()[2]
+    with serving(store) as server, server.client() as client:
+        answer = client.post(PATH, content=body, headers=sign(body, timestamp=int(time.time()) - 290))
+        assert answer.status_code == 200, answer.text
+
+
+def test_without_a_secret_configured_nothing_is_taken(tmp_path: Path) -> None:
+    store = Convoscope(tmp_path)
+    body = webhook_bodies()[2]
+    with serving(store) as server, server.client() as client:
+        answer = client.post(PATH, content=body, headers=sign(body))
+        assert answer.status_code == 401
+        assert "webhook_secret" in answer.json()["errors"][0]["detail"]
+        assert client.post(f"{PATH}/{TOKEN}", content=body).status_code == 401
+    assert spooled(store) == []
+
+
+def test_the_token_path_is_for_versions_that_do_not_sign(store: Convoscope) -> None:
+    body = webhook_bodies()[2]
+    with serving(store) as server, server.client() as client:
+        assert client.post(f"{PATH}/{TOKEN}", content=body).status_code == 200
+        assert client.post(f"{PATH}/{TOKEN[:-1]}x", content=body).status_code == 401
+        assert client.post(f"{PATH}/{TOKEN}x", content=body).status_code == 401
+    assert len(stored_events(store.db)) == 1
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"event": 5}', b'{"id": 1}', b"\xff\xfe"])
+def test_a_malformed_body_is_answered_400_and_kept_as_a_reject(store: Convoscope, body: bytes) -> None:
+    with serving(store) as server, server.client() as client:
+        answer = post(client, body, **{"X-Chatwoot-Delivery": "d-400"})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errors"][0]["attr"] == "body"
+    rejects = cli_ok(store, "rejects")
+    assert "webhook:chatwoot:d-400" in rejects
+    dq = csv_dicts(cli_ok(store, "report", "data-quality"))
+    assert [(r["Kind"], r["Brand"], r["Source"]) for r in dq] == [("rejected", "acme", "webhook:chatwoot:d-400")]
+
+
+def test_an_unknown_event_is_answered_200_and_kept_as_a_reject(store: Convoscope) -> None:
+    body = json.dumps({"event": "contact_merged", "id": 7}).encode()
+    with serving(store) as server, server.client() as client:
+        answer = post(client, body)
+        assert answer.status_code == 200
+        assert answer.json() == {"accepted": 0, "duplicate": 0, "rejected": 1, "ignored": 0}
+    assert "contact_merged" in cli_ok(store, "rejects")
+
+
+def test_the_answer_never_waits_for_the_store(store: Convoscope) -> None:
+    """A command holding the store (here: this test, with the file open) does not delay the answer, and the
+    spool reaches the store once it is free."""
+    body = webhook_bodies()[2]
+    cli_ok(store, "users", "list")  # the store exists, with its tables
+    with serving(store) as server, server.client() as client:
+        holder = duckdb.connect(str(store.db))
+        try:
+            started = time.monotonic()
+            answer = post(client, body)
+            waited = time.monotonic() - started
+            assert answer.status_code == 200
+            assert waited < 5, f"the answer took {waited:.1f} s while the store was held"
+            assert len(spooled(store)) == 1
+        finally:
+            holder.close()
+        deadline = time.monotonic() + 30
+        while spooled(store) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the worker merges once the store is free
+        assert spooled(store) == []
+
+
+def test_a_server_killed_right_after_answering_loses_nothing(store: Convoscope) -> None:
+    bodies = webhook_bodies()
+    cli_ok(store, "users", "list")
+    holder = duckdb.connect(str(store.db))  # so the worker cannot merge before the kill
+    server = LiveServer(store)
+    try:
+        with server.client() as client:
+            for body in bodies:
+                assert post(client, body).status_code == 200
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+    finally:
+        server.stop()
+        holder.close()
+    assert len(spooled(store)) == len(bodies)
+    result = store("report", "sources")  # any command that opens the store merges what the server left
+    assert result.exit_code == 0, result.stderr
+    assert "merged webhook deliveries" in result.stderr
+    assert spooled(store) == []
+    assert by_id(stored_events(store.db, brand="acme")) == by_id(expected_events("chatwoot"))
