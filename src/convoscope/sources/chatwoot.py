@@ -51,8 +51,11 @@ TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):(
                   r"(?:([Zz])| ?(UTC|[+-][0-9]{2}:?[0-9]{2}))?")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Chatwoot's webhook normalisation [cw:app/services/messages/webhook_content_normalizer.rb].
-HARD_BREAK = re.compile(r"\\(\r?\n)")
+# Chatwoot's webhook normalisation [cw:app/services/messages/webhook_content_normalizer.rb], with one
+# difference: a whole run of backslashes before a line break goes, not only the last one. A webhook's
+# content was normalised once by Chatwoot already, and the REST API's was not; removing the run makes
+# normalising twice give what normalising once does, so both inputs give one text.
+HARD_BREAK = re.compile(r"\\+\r?\n")
 TRAILING_BREAKS = re.compile(r"(?:\r?\n)+\Z")
 
 # What a reason quoting a value shows as a space, so that it stays one line (SPEC 2.4): control
@@ -79,15 +82,20 @@ def read_capture(path: Path) -> Iterator[Outcome]:
     on its content."""
     source = str(path.resolve())
     with path.open("rb") as file:
+        # Only a line feed ends a line: U+2028 and the other breaks Python knows may sit inside a JSON string.
         for number, data in enumerate(file, start=1):
-            if data.endswith(b"\n"):
-                data = data[:-1]
-            if data.endswith(b"\r"):
-                data = data[:-1]
-            if number == 1 and data.startswith(b"\xef\xbb\xbf"):
-                data = data[3:]
-            if data.strip():
-                yield from _read_line(data, source=source, line=number)
+            data = data.removesuffix(b"\n").removesuffix(b"\r")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield _rejected("not_json", f"the line is not UTF-8 text (byte {error.start + 1}); save the capture "
+                                "as UTF-8 and ingest it again", source=source, line=number,
+                                raw=data.decode("utf-8", errors="replace"))
+                continue
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            if text.strip():  # blank as the events reader counts it: white space of any kind
+                yield from _read_line(text, source=source, line=number)
 
 
 def map_webhook(body: bytes, *, source: str, line: int | None = None) -> Outcome:
@@ -118,8 +126,9 @@ def map_backfill(conversation: dict[str, Any], messages: list[dict[str, Any]], *
     endpoint: one Outcome per message (SOURCES.md 1.2, 1.4: message events only), each with the raw
     `{"conversation": ..., "messages": [that message]}` so that it can be fixed and ingested alone."""
     outcomes = []
+    written = _compact(conversation)
     for item in messages:
-        raw = _compact({"conversation": conversation, "messages": [item]})
+        raw = f'{{"conversation":{written},"messages":[{_compact(item)}]}}'
         if not isinstance(item, dict):
             outcomes.append(_rejected(
                 "unknown_record", f"a backfill message is {_shown(item)}, not an object; remove or correct it",
@@ -185,15 +194,8 @@ BACKFILL_FIELDS = {
 }
 
 
-def _read_line(data: bytes, *, source: str, line: int) -> Iterator[Outcome]:
+def _read_line(text: str, *, source: str, line: int) -> Iterator[Outcome]:
     """What one non-blank line of a capture became (SOURCES.md 1.1)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        yield _rejected("not_json", f"the line is not UTF-8 text (byte {error.start + 1}); save the capture as "
-                        "UTF-8 and ingest it again", source=source, line=line,
-                        raw=data.decode("utf-8", errors="replace"))
-        return
     try:
         record = _loads(text)
     except ValueError as error:
@@ -333,12 +335,13 @@ def _kind(value: object) -> str | None:
 
 
 def _text(content: object) -> tuple[str | None, bool]:
-    """`text` from a message's content: Chatwoot's webhook normalisation (a backslash before a line
-    break goes, trailing line breaks go) on both inputs, so that both give one text; absent when null,
-    empty or only white space (SPEC 2.2 counts those as absent); cut to MAX_TEXT (SOURCES.md 1.2)."""
+    """`text` from a message's content: Chatwoot's webhook normalisation (backslashes before a line
+    break go and the break becomes LF, trailing line breaks go) on both inputs, so that both give one
+    text; absent when null, empty or only white space (SPEC 2.2 counts those as absent); cut to MAX_TEXT
+    (SOURCES.md 1.2)."""
     if not isinstance(content, str):
         return None, False
-    text = TRAILING_BREAKS.sub("", HARD_BREAK.sub(r"\1", content))
+    text = TRAILING_BREAKS.sub("", HARD_BREAK.sub("\n", content))
     if text.isspace():
         return None, False
     return cut_text(text)
@@ -559,7 +562,7 @@ def _object(value: object) -> dict[str, Any]:
 def _loads(text: str) -> Any:
     """JSON as RFC 8259 has it: NaN and Infinity are not JSON; nesting too deep for Python is refused."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_int=_integer)
     except RecursionError:
         raise ValueError("nested too deeply") from None
 
@@ -568,8 +571,20 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _compact(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+def _integer(digits: str) -> int | Decimal:
+    # Python refuses to read an integer of more than 4,300 digits; such a number is no id, but the
+    # record around it is still JSON, and is mapped (or rejected) as such.
+    return int(digits) if len(digits) < 4000 else Decimal(digits)
+
+
+def _compact(value: Any) -> str:
+    """A value as compact JSON, in UTF-8 where it can be (a lone surrogate from `\\ud800` cannot)."""
+    written = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        written.encode("utf-8")
+    except UnicodeEncodeError:
+        written = json.dumps(value, separators=(",", ":"), default=str)
+    return written
 
 
 def _what(message: Message) -> str:
@@ -581,7 +596,8 @@ def _missing(message: Message, key: str) -> str:
 
 
 def _shown(value: object) -> str:
-    """A value quoted in a reason: strings in quotes, cut to about 40 characters, on one line."""
+    """A value quoted in a reason: strings in quotes, cut to about 40 characters (`_rejected` then puts
+    the whole reason on one line)."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -593,7 +609,7 @@ def _shown(value: object) -> str:
             shown = json.dumps(value, default=str)[:SHOWN]
         except ValueError:  # an integer too long for Python to write
             shown = "a number"
-    return BREAKS_LINE.sub(" ", shown)
+    return shown
 
 
 def _rejected(code: str, message: str, *, source: str, line: int | None, raw: str,
