@@ -20,7 +20,7 @@ from typing import Any
 
 from convoscope.sources import Outcome, cut_text
 
-SOURCE = "chatwoot"
+NAME = "chatwoot"  # the first part of every event id (SOURCES.md preamble)
 
 # SOURCES.md 1.4: events a webhook may carry that never become an event; their name is the reason.
 IGNORED_EVENTS = frozenset({
@@ -266,17 +266,17 @@ def _map_message(message: Message, *, source: str, line: int | None, raw: str) -
         return ignored("deleted")
     try:
         if kind == "incoming":
-            event: dict[str, Any] = {"type": "customer_message"}
+            typed: dict[str, Any] = {"type": "customer_message"}
         elif kind == "outgoing":
             if message.sender is None:
                 return ignored("automation")
-            event = _sender_fields(message)
+            typed = _sender_fields(message)
         elif message.kind is None:
             raise Unmappable("missing_field", _missing(message, "kind"))
         else:
             raise Unmappable("unknown_kind", f"{_what(message)}: {message.fields['kind']} {_shown(message.kind)} is "
                              "not incoming, outgoing, activity or template (0 to 3); correct it")
-        return _message_event(message, event, source=source, line=line, raw=raw)
+        return _message_event(message, typed, source=source, line=line, raw=raw)
     except Unmappable as error:
         return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at)
 
@@ -301,21 +301,24 @@ def _sender_fields(message: Message) -> dict[str, Any]:
     return event
 
 
-def _message_event(message: Message, kind: dict[str, Any], *, source: str, line: int | None,
+def _message_event(message: Message, typed: dict[str, Any], *, source: str, line: int | None,
                    raw: str) -> Outcome:
-    """The event of a message that one of the three event rows of SOURCES.md 1.2 matched."""
-    message_id = _required_id(message.id, message.fields["id"], what=_what(message))
-    occurred = _instant(message.time, message.fields["time"], what=_what(message))
-    account = _required_id(message.account, message.fields["account"], what=_what(message))
-    customer = _customer_id(message.customer, message.fields["customer"], what=_what(message))
-    channel = _channel(message.channel, message.fields["channel"], what=_what(message))
-    inbox = _inbox(message.inbox, message.fields["inbox"], what=_what(message))
+    """The event of a message that one of the three event rows of SOURCES.md 1.2 matched: `typed` holds
+    its type and author; the fields every message event needs are read here, the first one missing or
+    wrong rejecting it."""
+    what, fields = _what(message), message.fields
+    message_id = _required_id(message.id, fields["id"], what=what)
+    occurred = _instant(message.time, fields["time"], what=what)
+    account = _required_id(message.account, fields["account"], what=what)
+    customer = _customer_id(message.customer, fields["customer"], what=what)
+    channel = _channel(message.channel, fields["channel"], what=what)
+    inbox = _inbox(message.inbox, fields["inbox"], what=what)
     event: dict[str, Any] = {
-        "event_id": f"{SOURCE}:{account}:message:{message_id}",
+        "event_id": f"{NAME}:{account}:message:{message_id}",
         "occurred_at": _to_seconds(occurred),
         "customer_id": customer,
         "channel": channel,
-        **kind,
+        **typed,
     }
     if inbox is not None:
         event["inbox"] = inbox
@@ -362,11 +365,11 @@ def _map_status(body: dict[str, Any], *, source: str, line: int | None, raw: str
                          source=source, line=line, raw=raw, occurred_at=occurred_at)
     previous, current = change
     if previous == "pending" and current == "open":
-        kind, event = "handoff", {"type": "handoff"}
+        kind, type_ = "handoff", "handoff"
     elif current == "resolved":
-        kind, event = "close", {"type": "conversation_close"}
+        kind, type_ = "close", "conversation_close"
     elif previous == "resolved" and current in ("open", "pending"):
-        kind, event = "reopen", {"type": "conversation_reopen"}
+        kind, type_ = "reopen", "conversation_reopen"
     else:
         return Outcome(source=source, line=line, raw=raw, ignored="status_other", occurred_at=occurred_at)
     try:
@@ -379,9 +382,9 @@ def _map_status(body: dict[str, Any], *, source: str, line: int | None, raw: str
     except Unmappable as error:
         return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at)
     milliseconds = (changed - EPOCH) // timedelta(milliseconds=1)
-    event = {
-        "event_id": f"{SOURCE}:{account}:conversation:{conversation}:{kind}:{milliseconds}",
-        **event,
+    event: dict[str, Any] = {
+        "event_id": f"{NAME}:{account}:conversation:{conversation}:{kind}:{milliseconds}",
+        "type": type_,
         "occurred_at": _to_milliseconds(changed),
         "customer_id": customer,
     }
