@@ -18,7 +18,8 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
-from convoscope.sources import Outcome, cut_text
+from convoscope.config import SourceSettings
+from convoscope.sources import Outcome, cut_text, files
 
 NAME = "chatwoot"  # the first part of every event id (SOURCES.md preamble)
 
@@ -74,6 +75,19 @@ class Unmappable(Exception):
 
 
 # --- public interface ---------------------------------------------------------------------------
+
+INPUTS = "Chatwoot captures: JSON Lines files of webhook bodies and REST backfill records, or folders of them"
+
+
+def inputs(paths: list[str]) -> list[Path]:
+    """The capture files `paths` name (a folder: its .jsonl files)."""
+    return files(paths, (".jsonl", ".ndjson", ".json"), what="Chatwoot capture files (.jsonl)")
+
+
+def read(path: Path, settings: SourceSettings) -> Iterator[Outcome]:
+    """What every record of one capture file became (`read_capture`)."""
+    return read_capture(path)
+
 
 
 def read_capture(path: Path) -> Iterator[Outcome]:
