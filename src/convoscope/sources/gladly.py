@@ -366,7 +366,7 @@ def _status_change(item: _Item, obj: dict[str, Any], content: dict[str, Any], ba
 # --- AI Sessions Detail rows -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Meaning:
     """What a row says that the mapping reads: two rows of a session that mean the same count once."""
 
@@ -379,7 +379,7 @@ class _Meaning:
     transfer_rationale: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """One data row of an AI Sessions Detail CSV, as the first read leaves it (its raw text is read again
     when its Outcome is given, so that a download with messages is not held in memory)."""
@@ -390,7 +390,20 @@ class _Row:
     rejected: str | None = None
     message: str | None = None
     ignored: str | None = None
-    event: dict[str, Any] | None = None
+    handoff: tuple[str, str] | None = None  # (customer id, handoff time as written) of the row's handoff
+
+    def events(self) -> list[dict[str, Any]]:
+        """The handoff this row carries (SOURCES.md 2.3), if any."""
+        if self.handoff is None or self.meaning is None:
+            return []
+        event: dict[str, Any] = {"event_id": f"gladly:handoff:{self.session}", "type": "handoff",
+                                 "occurred_at": self.handoff[1], "customer_id": self.handoff[0],
+                                 "category": self.meaning.category}
+        for name in ("ai_agent", "subcategory", "reason", "transfer_rationale"):
+            value = getattr(self.meaning, name)
+            if value is not None:
+                event[name] = value
+        return [event]
 
 
 @dataclass
@@ -506,31 +519,37 @@ def _read_row(line: int, cells: list[str] | None, problem: str, report: _Report)
 # --- Sessions ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Replies:
-    """A session key's AI replies, as the first pass sums them up."""
-
-    first: tuple[datetime, str]  # (instant, id) of the first ai_message: it carries the guides
-    last: tuple[datetime, str, str]  # (instant, id, timestamp as written) of the last: the handoff time
+Key = tuple[str, str]  # a session key K: (customerId, session)
 
 
-@dataclass
+@dataclass(slots=True)
+class _Track:
+    """What the first pass keeps of a session key that a CSV row names (SOURCES.md 2.3)."""
+
+    first_ai: tuple[datetime, str] | None = None  # (instant, id) of its first ai_message: it carries the guides
+    last_ai: tuple[datetime, str, str] | None = None  # (instant, id, time as written): the handoff time
+    first_customer: tuple[datetime, str, str] | None = None  # the handoff time when the AI never replied
+
+
+@dataclass(slots=True)
 class _Session:
     """What a session key's AI Sessions Detail row says about its items (SOURCES.md 2.3)."""
 
     ai_agent: str | None
     guides: tuple[str, ...]
+    first_ai: tuple[datetime, str] | None  # the reply that carries the guides
     handoff_at: datetime | None  # T, when the session was handed off
 
 
 @dataclass
 class _Summary:
-    """The first pass over the items: all that the second needs to know beyond the line itself."""
+    """The first pass over the items, kept small: a million items hold some hundred thousand keys.
+    `ai_keys`: the keys that hold an ai_message; the rest only for the sessions the CSV rows name."""
 
-    replies: dict[tuple[str, str], _Replies] = field(default_factory=dict)
-    # Only for the sessions the CSV rows name: the customers of their items, their first customer message.
-    customers: dict[str, set[str]] = field(default_factory=dict)
-    first_customer: dict[tuple[str, str], tuple[datetime, str, str]] = field(default_factory=dict)
+    ai_keys: set[Key] = field(default_factory=set)
+    tracks: dict[Key, _Track] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)  # session → the customer of its items
+    shared: dict[str, set[str]] = field(default_factory=dict)  # session → its customers, when several
 
 
 def _summarise(items: Path, agents: dict[str, str], ai_api_users: tuple[str, ...] | None,
@@ -542,27 +561,29 @@ def _summarise(items: Path, agents: dict[str, str], ai_api_users: tuple[str, ...
         item = _map_item(text, utf8, agents, ai_api_users)
         if item.rejected is not None or item.key is None or item.instant is None:
             continue
-        key, stamp = item.key, str(item.occurred_at)
-        if key[1] in wanted:
-            summary.customers.setdefault(key[1], set()).add(key[0])
-        if not item.events:
-            continue
-        kind = item.events[0]["type"]
+        kind = item.events[0]["type"] if item.events else None
         if kind == "ai_message":
-            replies = summary.replies.get(key)
-            if replies is None:
-                summary.replies[key] = _Replies((item.instant, item.item_id), (item.instant, item.item_id, stamp))
-            else:
-                replies.first = min(replies.first, (item.instant, item.item_id))
-                replies.last = max(replies.last, (item.instant, item.item_id, stamp))
-        elif kind == "customer_message" and key[1] in wanted:
-            first = summary.first_customer.get(key)
-            if first is None or (item.instant, item.item_id) < first[:2]:
-                summary.first_customer[key] = (item.instant, item.item_id, stamp)
+            summary.ai_keys.add(item.key)
+        if item.key[1] not in wanted:
+            continue
+        customer = summary.customers.setdefault(item.key[1], item.key[0])
+        if customer != item.key[0]:
+            summary.shared.setdefault(item.key[1], {customer}).add(item.key[0])
+        track = summary.tracks.get(item.key)
+        if track is None:
+            track = summary.tracks[item.key] = _Track()
+        here, spelled = (item.instant, item.item_id), (item.instant, item.item_id, str(item.occurred_at))
+        if kind == "ai_message":
+            if track.first_ai is None or here < track.first_ai:
+                track.first_ai = here
+            if track.last_ai is None or spelled > track.last_ai:
+                track.last_ai = spelled
+        elif kind == "customer_message" and (track.first_customer is None or spelled < track.first_customer):
+            track.first_customer = spelled
     return summary
 
 
-def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[tuple[str, str], _Session]:
+def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[Key, _Session]:
     """Decide every CSV row (SOURCES.md 2.3) and return what each used row says about its session key.
     Rows are grouped by Session ID over all the files: rows that mean the same count once (the first in
     file order carries the result, the others are ignored as `repeated_row`); rows that differ are all
@@ -572,33 +593,29 @@ def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[tuple[str, s
         for row in report.rows:
             if row.rejected is None:
                 groups.setdefault(row.session, []).append(row)
-    sessions: dict[tuple[str, str], _Session] = {}
+    sessions: dict[Key, _Session] = {}
     for session_id, rows in groups.items():
-        meanings = {row.meaning for row in rows}
-        customers = summary.customers.get(session_id, set())
+        customer = summary.customers.get(session_id)
+        shared = summary.shared.get(session_id, ())
         meaning = rows[0].meaning
         assert meaning is not None
         problem: tuple[str, str] | None = None
-        handoff_at: tuple[datetime, str] | None = None
-        if len(meanings) > 1:
+        handoff_at: tuple[datetime, str, str] | None = None
+        if any(row.meaning != meaning for row in rows):
             problem = ("conflicting_rows", f"Session ID {_shown(session_id)} has {len(rows)} rows that differ: keep "
                        "one row per session (the latest download) and ingest again")
-        elif not customers:
+        elif customer is None:
             problem = ("no_items", f"no conversation item has session {_shown(session_id)}: ingest the CSV with the "
                        "export job of the same period")
-        elif len(customers) > 1:
-            problem = ("ambiguous_session", f"items of {len(customers)} customers have session {_shown(session_id)}: "
+        elif shared:
+            problem = ("ambiguous_session", f"items of {len(shared)} customers have session {_shown(session_id)}: "
                        "ingest exports from before and after a customer merge separately")
         else:
-            key = (next(iter(customers)), session_id)
-            replies = summary.replies.get(key)
-            first = summary.first_customer.get(key)
+            key = (customer, session_id)
+            track = summary.tracks[key]
             if meaning.handed_off:
-                if replies is not None:
-                    handoff_at = (replies.last[0], replies.last[2])
-                elif first is not None:
-                    handoff_at = (first[0], first[2])
-                else:
+                handoff_at = track.last_ai or track.first_customer
+                if handoff_at is None:
                     problem = ("no_handoff_time", f"session {_shown(session_id)} was handed off but has no AI reply "
                                "and no customer message in the items, so its handoff time is unknown: ingest the "
                                "CSV with the export job of the same period")
@@ -606,20 +623,16 @@ def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[tuple[str, s
             for row in rows:
                 row.rejected, row.message = problem
             continue
-        sessions[key] = _Session(meaning.ai_agent, meaning.guides, handoff_at[0] if handoff_at else None)
+        sessions[key] = _Session(meaning.ai_agent, meaning.guides, track.first_ai,
+                                 handoff_at[0] if handoff_at else None)
         for row in rows[1:]:
             row.ignored = "repeated_row"
         if handoff_at is None:
             rows[0].ignored = "not_handed_off"
-            continue
-        event: dict[str, Any] = {"event_id": f"gladly:handoff:{session_id}", "type": "handoff",
-                                 "occurred_at": handoff_at[1], "customer_id": key[0],
-                                 "category": meaning.category}
-        for name in ("ai_agent", "subcategory", "reason", "transfer_rationale"):
-            value = getattr(meaning, name)
-            if value is not None:
-                event[name] = value
-        rows[0].event = event
+        else:
+            rows[0].handoff = (key[0], handoff_at[2])
+    summary.tracks.clear()
+    summary.customers.clear()
     return sessions
 
 
@@ -657,14 +670,13 @@ def _complete(item: _Item, summary: _Summary, sessions: dict[tuple[str, str], _S
     assert item.key is not None and item.instant is not None
     event, session = item.events[0], sessions.get(item.key)
     if item.routed:
-        ai_session = session is not None or item.key in summary.replies
+        ai_session = session is not None or item.key in summary.ai_keys
         handoff_at = session.handoff_at if session is not None else None
         event["route"] = "ai" if ai_session and (handoff_at is None or item.instant <= handoff_at) else "team"
     elif event["type"] == "ai_message" and session is not None:
         if session.ai_agent is not None:
             event["ai_agent"] = session.ai_agent
-        replies = summary.replies[item.key]
-        if session.guides and replies.first == (item.instant, item.item_id):
+        if session.guides and session.first_ai == (item.instant, item.item_id):
             event["guides"] = list(session.guides)
 
 
@@ -677,5 +689,5 @@ def _row_outcomes(report: _Report) -> Iterator[Outcome]:
         row = next(rows, None)
         if row is None or row.line != line:
             raise IngestError(f"{source} changed while it was being read: ingest the export again")
-        yield Outcome(source=source, line=line, raw=raw, events=[row.event] if row.event else [],
+        yield Outcome(source=source, line=line, raw=raw, events=row.events(),
                       ignored=row.ignored, rejected=row.rejected, message=row.message)
