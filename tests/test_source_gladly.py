@@ -318,6 +318,16 @@ def test_lines_that_are_not_json_objects_are_rejected_and_blank_lines_are_no_rec
         assert_one_line(outcome.message)
 
 
+def test_lines_nested_too_deeply_or_not_utf8_are_rejected_without_stopping_the_read(tmp_path: Path) -> None:
+    root = export(tmp_path, [])
+    good = json.dumps(item("ok", "2026-05-21T10:00:00.000Z", BY_CUSTOMER)).encode()
+    (root / "conversation_items.jsonl").write_bytes(b"[" * 100_000 + b"]" * 100_000 + b"\n" + b'{"id": "\xff"}\n'
+                                                     + good + b"\n")
+    outcomes = read(root)
+    assert [o.rejected for o in outcomes] == ["not_json", "not_json", None]
+    assert outcomes[1].raw == '{"id": "\ufffd"}'
+
+
 def test_crlf_line_ends_are_not_part_of_the_raw_text(tmp_path: Path) -> None:
     root = export(tmp_path, [])
     line = json.dumps(item("m1", "2026-05-21T10:00:00.000Z", BY_CUSTOMER))
@@ -585,6 +595,12 @@ def test_a_directory_without_conversation_items_raises_an_ingest_error(tmp_path:
     with pytest.raises(IngestError, match="conversation_items.jsonl") as raised:
         read_export(tmp_path)
     assert_one_line(raised.value.message)
+
+
+def test_an_items_file_that_cannot_be_read_raises_an_ingest_error_at_once(tmp_path: Path) -> None:
+    (tmp_path / "conversation_items.jsonl").mkdir()
+    with pytest.raises(IngestError, match="cannot read"):
+        read_export(tmp_path)
 
 
 def test_a_missing_path_or_a_file_raises_an_ingest_error(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ AGENTS_FILE = "agents.jsonl"
 SIDEKICK = "SIDEKICK_V2"  # the initiator id Gladly AI writes under, with type SYSTEM (SOURCES.md 2.1)
 NO_CATEGORY = "unspecified"  # a handed-off row's empty Handoff Category (SOURCES.md 2.3)
 
-# Message items: content.type → (channel, the content field holding the text, or None for calls).
+# Message items: content.type → (channel, the content field holding the text).
 MESSAGE_TYPES: dict[str, tuple[str, str]] = {
     "CHAT_MESSAGE": ("chat", "content"),
     "SMS": ("sms", "content"),
@@ -75,25 +75,39 @@ def read_export(path: Path, *, ai_api_users: tuple[str, ...] | None = None) -> I
 
 
 def _export_folder(path: Path) -> Path:
+    """The export directory, checked: it exists, can be listed and holds a readable items file."""
     if not path.exists():
-        raise IngestError(f"{path} does not exist: give the directory of a Gladly export job "
+        raise _failure(f"{path} does not exist: give the directory of a Gladly export job "
                           f"(the one holding {ITEMS_FILE})")
     if not path.is_dir():
-        raise IngestError(f"{path} is not a directory: give the directory of the Gladly export job that holds "
+        raise _failure(f"{path} is not a directory: give the directory of the Gladly export job that holds "
                           f"it, with {ITEMS_FILE} and the AI Sessions Detail CSV")
     try:
         names = {child.name for child in path.iterdir()}
     except OSError as exc:
-        raise IngestError(f"cannot read directory {path} ({_one_line(exc.strerror or str(exc))}): "
-                          "check its permissions") from exc
+        raise _failure(f"cannot read directory {path} ({exc.strerror or exc}): check its permissions") from exc
     if ITEMS_FILE not in names:
-        raise IngestError(f"{path} has no {ITEMS_FILE}: give the directory where the Gladly export job's "
+        raise _failure(f"{path} has no {ITEMS_FILE}: give the directory where the Gladly export job's "
                           "files were unpacked")
+    with _open(path / ITEMS_FILE):
+        pass
     return path
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise _failure(f"cannot read {path} ({exc.strerror or exc}): check that it is a readable file") from exc
 
 
 def _one_line(text: str) -> str:
     return _BREAKS.sub(" ", text)
+
+
+def _failure(message: str) -> IngestError:
+    """The error for an export that cannot be read at all, on one line whatever its path holds."""
+    return IngestError(_one_line(message))
 
 
 def _shown(value: object) -> str:
@@ -107,12 +121,7 @@ def _shown(value: object) -> str:
 def _read_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
     """The physical lines of a JSON Lines file: (line from 1, text without its line end, whether it was
     UTF-8). Only `\\n` ends a line: a JSON string may hold U+2028 and the like."""
-    try:
-        stream: BinaryIO = path.open("rb")
-    except OSError as exc:
-        raise IngestError(f"cannot read {path} ({_one_line(exc.strerror or str(exc))}): "
-                          "check its permissions") from exc
-    with stream:
+    with _open(path) as stream:
         for number, data in enumerate(stream, start=1):
             if data.endswith(b"\n"):
                 data = data[:-1]
@@ -169,10 +178,10 @@ def _instant(value: object) -> tuple[datetime | None, str]:
                 raise ValueError
             zone = timezone(-offset if sign == "-" else offset)
         micro = int((fraction or "").ljust(6, "0")[:6])
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, zone)
-    except ValueError:
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
+                        zone).astimezone(UTC), ""
+    except (ValueError, OverflowError):
         return None, "is not a valid time"
-    return local.astimezone(UTC), ""
 
 
 # --- Items -------------------------------------------------------------------------------------------
@@ -204,10 +213,6 @@ def _ignore(item: _Item, reason: str) -> _Item:
     return item
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
-
-
 def _session_part(obj: dict[str, Any], content: dict[str, Any]) -> str | None:
     """The session of K: the top-level `sessionId`, else `content.sessionId`, else `conversationId`."""
     for value in (obj.get("sessionId"), content.get("sessionId"), obj.get("conversationId")):
@@ -231,10 +236,12 @@ def _map_item(text: str, utf8: bool, agents: dict[str, str], ai_api_users: tuple
         return _reject(item, "not_json", "the line is not UTF-8 text: re-export the conversation items")
     try:
         obj = json.loads(text)
-    except ValueError as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid"
-        return _reject(item, "not_json", f"the line is not JSON ({reason} at character {getattr(exc, 'pos', 0) + 1}): "
+    except json.JSONDecodeError as exc:
+        return _reject(item, "not_json", f"the line is not JSON ({exc.msg} at character {exc.pos + 1}): "
                        f"each line of {ITEMS_FILE} must be one conversation item object")
+    except (ValueError, RecursionError):  # a number too long to read, or nesting deeper than Python's stack
+        return _reject(item, "not_json", "the line is not JSON this reader can read (nested too deeply or a "
+                       f"number too long): each line of {ITEMS_FILE} must be one conversation item object")
     if not isinstance(obj, dict):
         return _reject(item, "not_json", f"the line is JSON but not an object: each line of {ITEMS_FILE} "
                        "must be one conversation item object")
@@ -431,12 +438,7 @@ def _csv_records(path: Path) -> Iterator[tuple[int, str, list[str] | None, str]]
                 bad.append("it is not UTF-8 text")
                 yield data.decode("utf-8", errors="replace")
 
-    try:
-        stream: BinaryIO = path.open("rb")
-    except OSError as exc:
-        raise IngestError(f"cannot read {path} ({_one_line(exc.strerror or str(exc))}): "
-                          "check its permissions") from exc
-    with stream:
+    with _open(path) as stream:
         reader = csv.reader(lines(stream), strict=False)
         first = 1
         while True:
@@ -688,6 +690,6 @@ def _row_outcomes(report: _Report) -> Iterator[Outcome]:
     for line, raw, _cells, _problem in records:
         row = next(rows, None)
         if row is None or row.line != line:
-            raise IngestError(f"{source} changed while it was being read: ingest the export again")
+            raise _failure(f"{source} changed while it was being read: ingest the export again")
         yield Outcome(source=source, line=line, raw=raw, events=row.events(),
                       ignored=row.ignored, rejected=row.rejected, message=row.message)
