@@ -360,11 +360,13 @@ def test_text_is_cut_at_100000_characters_and_counted(tmp_path: Path) -> None:
 
 
 def handed_off_session(session: str = "S1", **item_options: Any) -> list[dict[str, Any]]:
-    """A customer message, two AI replies, then a customer message after the handoff."""
-    return [item("c1", "2026-05-21T17:00:00.000Z", BY_CUSTOMER, session=session, **item_options),
-            item("a1", "2026-05-21T17:01:00.250Z", AI, session=session, **item_options),
-            item("a2", "2026-05-21T17:10:00.480Z", AI, session=session, **item_options),
-            item("c2", "2026-05-21T17:10:31.000Z", BY_CUSTOMER, session=session, **item_options)]
+    """A customer message, two AI replies, then a customer message after the handoff (ids c1, a1, a2, c2,
+    prefixed by the session unless it is S1)."""
+    p = "" if session == "S1" else session
+    return [item(f"{p}c1", "2026-05-21T17:00:00.000Z", BY_CUSTOMER, session=session, **item_options),
+            item(f"{p}a1", "2026-05-21T17:01:00.250Z", AI, session=session, **item_options),
+            item(f"{p}a2", "2026-05-21T17:10:00.480Z", AI, session=session, **item_options),
+            item(f"{p}c2", "2026-05-21T17:10:31.000Z", BY_CUSTOMER, session=session, **item_options)]
 
 
 def test_handoff_from_a_handed_off_row_at_the_last_ai_reply(tmp_path: Path) -> None:
@@ -567,6 +569,14 @@ def test_csv_rows_keep_their_first_physical_line_and_raw_text(tmp_path: Path) ->
     assert outcomes[0].events[0]["type"] == "handoff"
     assert outcomes[1].ignored == "not_handed_off"
     assert outcomes[0].source == str((root / "with-messages.csv").resolve())
+
+
+def test_a_csv_with_bare_carriage_returns_is_read_line_by_line(tmp_path: Path) -> None:
+    root = export(tmp_path, [*handed_off_session(), *handed_off_session("S2")])
+    (root / "old-mac.csv").write_bytes(b"Session ID,Handoff Category,Was Handed Off\rS1,,true\r\rS2,,false\r")
+    outcomes = [o for o in read(root) if o.source.endswith(".csv")]
+    assert [(o.line, o.raw, o.ignored) for o in outcomes] == [(2, "S1,,true", None), (4, "S2,,false", "not_handed_off")]
+    assert outcomes[0].events[0]["category"] == "unspecified"
 
 
 def test_only_csv_files_with_session_id_and_handoff_category_are_read(tmp_path: Path) -> None:

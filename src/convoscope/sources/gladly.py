@@ -428,15 +428,17 @@ def _csv_records(path: Path) -> Iterator[tuple[int, str, list[str] | None, str]]
     bad: list[str] = []
 
     def lines(stream: BinaryIO) -> Iterator[str]:
-        for number, data in enumerate(stream, start=1):
-            if number == 1 and data.startswith(b"\xef\xbb\xbf"):
-                data = data[3:]
-            pending.append(data)
-            try:
-                yield data.decode("utf-8")
-            except UnicodeDecodeError:
-                bad.append("it is not UTF-8 text")
-                yield data.decode("utf-8", errors="replace")
+        # Physical lines end at \r\n, \n or a bare \r, as csv expects of a file opened with newline="".
+        for number, chunk in enumerate(stream, start=1):
+            if number == 1 and chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+            for data in chunk.splitlines(keepends=True):
+                pending.append(data)
+                try:
+                    yield data.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append("it is not UTF-8 text")
+                    yield data.decode("utf-8", errors="replace")
 
     with _open(path) as stream:
         reader = csv.reader(lines(stream), strict=False)
