@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from convoscope.config import SourceSettings
 from convoscope.errors import IngestError
 from convoscope.sources import Outcome, cut_text
 
@@ -59,6 +60,19 @@ _TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):
 _BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SHOWN = 40
 _CSV_FIELD_LIMIT = 2**31 - 1  # a Message History cell (the "with Messages" download) can pass csv's 128 KiB
+
+
+INPUTS = "Gladly export job folders (conversation_items.jsonl and the AI Sessions Detail CSV)"
+
+
+def inputs(paths: list[str]) -> list[Path]:
+    """The export folders `paths` name, each checked as `read_export` will read it."""
+    return [_export_folder(Path(text)) for text in paths]
+
+
+def read(path: Path, settings: SourceSettings) -> Iterator[Outcome]:
+    """What every record of one export folder became (`read_export`)."""
+    return read_export(path, ai_api_users=settings.ai_api_users)
 
 
 def read_export(path: Path, *, ai_api_users: tuple[str, ...] | None = None) -> Iterator[Outcome]:
@@ -398,6 +412,7 @@ class _Row:
     message: str | None = None
     ignored: str | None = None
     handoff: tuple[str, str] | None = None  # (customer id, handoff time as written) of the row's handoff
+    at: str | None = None  # its session's start (first AI reply or customer message), for the sources report
 
     def events(self) -> list[dict[str, Any]]:
         """The handoff this row carries (SOURCES.md 2.3), if any."""
@@ -589,9 +604,9 @@ def _summarise(items: Path, agents: dict[str, str], ai_api_users: tuple[str, ...
 
 def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[Key, _Session]:
     """Decide every CSV row (SOURCES.md 2.3) and return what each used row says about its session key.
-    Rows are grouped by Session ID over all the files: rows that mean the same count once (the first in
-    file order carries the result, the others are ignored as `repeated_row`); rows that differ are all
-    rejected, so that the result never depends on the order of files or rows."""
+    Rows are grouped by Session ID over all the files: rows that mean the same count once (a repeat gives
+    what the first gives: a handoff the ingest then counts as a duplicate, or `not_handed_off`); rows that
+    differ are all rejected, so that the result never depends on the order of files or rows."""
     groups: dict[str, list[_Row]] = {}
     for report in reports:
         for row in report.rows:
@@ -617,6 +632,9 @@ def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[Key, _Sessio
         else:
             key = (customer, session_id)
             track = summary.tracks[key]
+            starts = [t[0] for t in (track.first_ai, track.first_customer) if t is not None]
+            for row in rows:
+                row.at = min(starts).isoformat() if starts else None
             if meaning.handed_off:
                 handoff_at = track.last_ai or track.first_customer
                 if handoff_at is None:
@@ -629,12 +647,11 @@ def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[Key, _Sessio
             continue
         sessions[key] = _Session(meaning.ai_agent, meaning.guides, track.first_ai,
                                  handoff_at[0] if handoff_at else None)
-        for row in rows[1:]:
-            row.ignored = "repeated_row"
-        if handoff_at is None:
-            rows[0].ignored = "not_handed_off"
-        else:
-            rows[0].handoff = (key[0], handoff_at[2])
+        for row in rows:  # a repeated row gives what the first gives: its handoff is a duplicate once stored
+            if handoff_at is None:
+                row.ignored = "not_handed_off"
+            else:
+                row.handoff = (key[0], handoff_at[2])
     summary.tracks.clear()
     summary.customers.clear()
     return sessions
@@ -693,5 +710,6 @@ def _row_outcomes(report: _Report) -> Iterator[Outcome]:
         row = next(rows, None)
         if row is None or row.line != line:
             raise _failure(f"{source} changed while it was being read: ingest the export again")
-        yield Outcome(source=source, line=line, raw=raw, events=row.events(),
-                      ignored=row.ignored, rejected=row.rejected, message=row.message)
+        events = row.events()
+        yield Outcome(source=source, line=line, raw=raw, events=events, ignored=row.ignored, rejected=row.rejected,
+                      message=row.message, occurred_at=None if events else row.at)
