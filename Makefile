@@ -37,8 +37,9 @@ install: $(STAMP) $(ASSETS)
 
 dev: $(DEV_STAMP) $(ASSETS)
 
+# `make demo SOURCE=chatwoot`: a Chatwoot brand fed by signed webhooks instead.
 demo: install
-	$(BIN)/convoscope demo --out demo-out
+	$(BIN)/convoscope demo --out demo-out $(if $(SOURCE),--source $(SOURCE))
 
 lint: dev
 	$(BIN)/ruff check src tests bench

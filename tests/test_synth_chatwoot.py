@@ -1,6 +1,7 @@
 """The generated Chatwoot account (issue 23 point 7, `convoscope.synth_chatwoot`): deterministic, in the
 samples' shapes key for key, and mapped by `convoscope.sources.chatwoot` to exactly the events the generator
-computed on its own from SOURCES.md (two independent readings of SOURCES.md 1 that meet here)."""
+computed on its own from SOURCES.md (two independent readings of SOURCES.md 1 that meet here); and
+`demo --source chatwoot`, whose signed deliveries reach the store over HTTP."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from cli_helpers import Convoscope
 from convoscope import synth_chatwoot
+from convoscope.cli import cli
+from convoscope.reports import REPORTS
 from convoscope.sources import chatwoot
-from source_helpers import CHATWOOT, by_id, webhook_bodies
+from source_helpers import CHATWOOT, by_id, stored_events, webhook_bodies
 
 MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
 
@@ -261,3 +265,32 @@ def test_the_expected_events_are_valid_plain_events(tmp_path: Path, account) -> 
     result = store("ingest", str(path))
     assert result.exit_code == 0, result.stderr
     assert f"accepted {len(account.events):,}, duplicate 0, rejected 0" in result.stdout
+
+
+# --- the demo --------------------------------------------------------------------------------------
+
+
+def test_demo_source_chatwoot_posts_signed_webhooks_whose_events_reach_the_store(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--source", "chatwoot", "--out", str(out), "--customers", "40",
+                                      "--days", "2", "--no-serve"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    expected = [json.loads(line) for line in (out / "chatwoot" / "expected-events.jsonl").read_text().splitlines()]
+    deliveries = (out / "chatwoot" / "webhooks.jsonl").read_text().count("\n")
+    # Every delivery went over HTTP, signed, to the demo's own server, and its events are in the store.
+    stored = stored_events(out / "chatwoot.duckdb", brand="demo")
+    if not any("inbox" in e for e in stored):  # a store without SOURCES.md 1.8's `inbox` column (issue 23)
+        expected = [{k: v for k, v in e.items() if k != "inbox"} for e in expected]
+    assert by_id(stored) == by_id(expected)
+    assert f"posted {deliveries:,} signed webhook deliveries: events accepted {len(expected):,}" in result.stdout
+    assert "rejected 0" in result.stdout
+    assert not list((out / "chatwoot.duckdb.spool").glob("*.delivery"))
+    for name in REPORTS:
+        assert (out / f"{name}.csv").is_file(), name
+    assert "AI sessions" in result.stdout
+    # The configuration it wrote reads the store as its server did: the command line derives nothing anew.
+    config = (out / "chatwoot.toml").read_text()
+    assert 'ai_channels = ["chat", "whatsapp"]' in config and "webhook_secret" in config
+    report = CliRunner().invoke(cli, ["--db", str(out / "chatwoot.duckdb"), "--config", str(out / "chatwoot.toml"),
+                                      "report", "sessions-summary"])
+    assert report.exit_code == 0, report.stderr

@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -410,7 +411,11 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _serve(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
-           login: str | None = None) -> None:
+           login: str | None = None, alongside: Callable[[Any], None] | None = None) -> None:
+    """Serve the web app until Ctrl-C (or until `alongside`, run in a thread with the uvicorn server once
+    the server is up, sets its `should_exit`)."""
+    import threading
+
     import uvicorn
 
     from convoscope.web.app import create_app
@@ -418,10 +423,23 @@ def _serve(db_path: Path, config_path: Path | None, host: str, port: int, *, con
     app = create_app(db_path, config_path, config=config)
     _check_port(host, port)
     shown = "127.0.0.1" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # as Conversation Links say it
-    click.echo(f"convoscope is serving {db_path} at http://{shown}:{port}/  (Ctrl-C stops it)")
+    if port:
+        click.echo(f"convoscope is serving {db_path} at http://{shown}:{port}/  (Ctrl-C stops it)")
     if login:
         click.echo(login)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    if alongside is not None:
+        def run_alongside() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                alongside(server)
+
+        threading.Thread(target=run_alongside, name="convoscope-alongside", daemon=True).start()
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
+        server.run()
+    if not server.started:
+        fail(f"the server could not start on {host}:{port}; see the message above", 1)
 
 
 def _print_raw(found: list[tuple[Any, ...]]) -> None:
@@ -644,21 +662,29 @@ def forget(app: App, brand: str, customer: str) -> None:
 @cli.command()
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the generated events, the store and the reports.")
-@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--source", type=click.Choice(["chatwoot"]),
+              help="Generate a helpdesk account instead of events: chatwoot posts signed webhooks to the demo's "
+                   "own server.")
+@click.option("--customers", type=click.IntRange(min=1), help="Customers [default: 2000; 300 with --source].")
+@click.option("--days", type=click.IntRange(min=1), help="Days [default: 30; 7 with --source].")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--bad-rate", type=click.FloatRange(0, 0.5), default=0.002, show_default=True,
-              help="Share of malformed records, as real exports have (see data-quality.csv).")
+              help="Share of malformed records, as real exports have (see data-quality.csv); not with --source.")
 @click.option("--serve/--no-serve", "serving", default=True, show_default=True,
-              help="Serve the web app afterwards, with an Administrator 'demo'.")
+              help="Serve the web app afterwards, with an Administrator 'demo' (with --source: stop once every "
+                   "delivery is in, then write the reports).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default $CONVOSCOPE_PORT or 8000).")
-def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, serving: bool, port: int | None) -> None:
+def demo(out: Path, source: str | None, customers: int | None, days: int | None, seed: int, bad_rate: float,
+         serving: bool, port: int | None) -> None:
     """Generate a realistic brand, ingest it, write every report, print the headline and serve the web app."""
     from datetime import date
 
-    from convoscope import reports, synth
-    from convoscope.reports.sessions import headline
+    from convoscope import synth
 
+    if source == "chatwoot":
+        _demo_chatwoot(out, customers=customers or 300, days=days or 7, seed=seed, serving=serving, port=port)
+        return
+    customers, days = customers or 2000, days or 30
     port = _port(port)
     if serving:  # a demo already serving keeps its store, its users and its links
         _check_port("127.0.0.1", port)
@@ -679,29 +705,8 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
         click.echo(f"ingested: accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,} -> {db_path}"
                    + (" (why: data-quality.csv)" if c.rejected else ""))
         as_of = f"{start.fromordinal(start.toordinal() + days + 2).isoformat()}T00:00:00Z"
-        for name, definition in reports.REPORTS.items():
-            params = reports.build_params(definition, config, store.brands(), as_of=as_of)
-            path = out / f"{name}.csv"
-            rows = service.write_report(store, config, definition, params, path)
-            click.echo(f"wrote {rows:,} rows -> {path}")
-        numbers = headline(store.con, reports.build_params(reports.get_report("sessions-detail"), config,
-                                                           store.brands(), as_of=as_of))
-
-    def pct(rate: str | None) -> str:
-        return "n/a" if rate is None else f"{float(rate) * 100:.1f}%"
-
-    click.echo("")
-    last = start.fromordinal(start.toordinal() + days - 1)
-    click.echo(f"AI sessions       {numbers['sessions']:,}  (created {start} to {last}, UTC; judged as of {as_of})")
-    click.echo(f"resolution rate   {pct(numbers['resolution_rate'])}  (resolved / (resolved + responded and handed off))")
-    click.echo(f"handoff rate      {pct(numbers['handoff_rate'])}  (handed off / closed sessions)")
-    click.echo(f"recontact rate    {pct(numbers['recontact_rate'])}  (of resolved sessions, the share whose customer came "
-               "back within 24 hours)")
-    click.echo(f"no response       {numbers['no_response']:,}  (left out of the resolution rate)")
-    click.echo("top handoff categories:")
-    total = numbers["handed_off"] or 1
-    for category, count in numbers["top_handoff_categories"]:
-        click.echo(f"  {category:<28} {count:>7,}  {count / total * 100:5.1f}%")
+        last = start.fromordinal(start.toordinal() + days - 1)
+        _demo_reports(store, config, out, as_of=as_of, created=f"created {start} to {last}, UTC")
     if not serving:
         return
     import secrets
@@ -715,6 +720,119 @@ def demo(out: Path, customers: int, days: int, seed: int, bad_rate: float, servi
     _serve(db_path, None, "127.0.0.1", port, config=config,
            login=f"log in as user 'demo' with password '{password}' (an Administrator)\n"
                  f"the command line works on this store too: convoscope --db {db_path} report sessions-summary")
+
+
+def _demo_reports(store: Store, config: Config, out: Path, *, as_of: str, created: str) -> None:
+    """Every report of the demo's store into `out`, then the headline numbers."""
+    from convoscope import reports
+    from convoscope.reports.sessions import headline
+
+    for name, definition in reports.REPORTS.items():
+        params = reports.build_params(definition, config, store.brands(), as_of=as_of)
+        path = out / f"{name}.csv"
+        rows = service.write_report(store, config, definition, params, path)
+        click.echo(f"wrote {rows:,} rows -> {path}")
+    numbers = headline(store.con, reports.build_params(reports.get_report("sessions-detail"), config,
+                                                       store.brands(), as_of=as_of))
+
+    def pct(rate: str | None) -> str:
+        return "n/a" if rate is None else f"{float(rate) * 100:.1f}%"
+
+    click.echo("")
+    click.echo(f"AI sessions       {numbers['sessions']:,}  ({created}; judged as of {as_of})")
+    click.echo(f"resolution rate   {pct(numbers['resolution_rate'])}  (resolved / (resolved + responded and handed off))")
+    click.echo(f"handoff rate      {pct(numbers['handoff_rate'])}  (handed off / closed sessions)")
+    click.echo(f"recontact rate    {pct(numbers['recontact_rate'])}  (of resolved sessions, the share whose customer came "
+               "back within 24 hours)")
+    click.echo(f"no response       {numbers['no_response']:,}  (left out of the resolution rate)")
+    click.echo("top handoff categories:")
+    total = numbers["handed_off"] or 1
+    for category, count in numbers["top_handoff_categories"]:
+        click.echo(f"  {category:<28} {count:>7,}  {count / total * 100:5.1f}%")
+
+
+CHATWOOT_DEMO_BRAND = "demo"
+
+
+def _demo_chatwoot(out: Path, *, customers: int, days: int, seed: int, serving: bool, port: int | None) -> None:
+    """`demo --source chatwoot` (issue 23 point 7): a generated Chatwoot account (`synth_chatwoot`) over the
+    last `days` days, posted delivery by delivery, signed as Chatwoot signs, to the webhook of a server this
+    command runs with a fresh secret; the deliveries carry their generated times, the signatures now."""
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from convoscope import accounts, synth_chatwoot
+    from convoscope.spool import spool_folder
+
+    shown_port = _port(port)
+    listen_port = shown_port if serving else 0  # without --serve: any free port, for as long as it posts
+    if serving:
+        _check_port("127.0.0.1", shown_port)
+    start = (datetime.now(UTC) - timedelta(days=days)).date()
+    account = synth_chatwoot.generate(contacts=customers, days=days, seed=seed, start=start)
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / "chatwoot.duckdb"
+    for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(spool_folder(db_path), ignore_errors=True)
+    files = synth_chatwoot.write(account, out / "chatwoot")
+    click.echo(f"generated a Chatwoot account: {customers:,} contacts, {len(account.records):,} conversations from "
+               f"{start} over {days} days, {len(account.deliveries):,} webhook deliveries -> {files['webhooks']}")
+    # The configuration a Chatwoot brand needs, in a file, so that the command line reads the store as the
+    # server does (ai_channels is a derivation setting: another value would rebuild the brand).
+    secret = secrets.token_hex(32)
+    url = f"http://127.0.0.1:{shown_port}"
+    config_path = out / "chatwoot.toml"
+    channels = ", ".join(f'"{c}"' for c in synth_chatwoot.AI_CHANNELS)
+    config_path.write_text(
+        "# written by `convoscope demo --source chatwoot`\n"
+        f'public_url = "{url}"\n\n'
+        f"[brands.{CHATWOOT_DEMO_BRAND}]\n"
+        f"ai_channels = [{channels}]   # the inboxes a bot answers first (SOURCES.md 1.6)\n\n"
+        "[sources.chatwoot]\n"
+        f'brand = "{CHATWOOT_DEMO_BRAND}"\n'
+        f'webhook_secret = "{secret}"\n', encoding="utf-8")
+    config = load_config(config_path)
+    login = None
+    with Store(db_path) as store:
+        if serving:
+            password = secrets.token_urlsafe(12)
+            accounts.add_user(store, "demo", "administrator", password, None)
+            login = (f"log in as user 'demo' with password '{password}' (an Administrator)\n"
+                     f"Chatwoot's webhook: POST {url}{synth_chatwoot.WEBHOOK_PATH} with webhook_secret {secret}\n"
+                     f"the command line works on this store too: convoscope --db {db_path} --config {config_path} "
+                     "report sessions-summary")
+    failed: list[str] = []
+
+    def post(server: Any) -> None:
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        bar = progress_printer()
+        try:
+            counts = synth_chatwoot.post_deliveries(
+                account.deliveries, url=f"http://127.0.0.1:{bound}{synth_chatwoot.WEBHOOK_PATH}", secret=secret,
+                progress=None if bar is None else lambda done, total: bar("Posting webhooks", done, total),
+                until=lambda: bool(server.should_exit))
+            click.echo(f"posted {counts['posted']:,} signed webhook deliveries: events accepted "
+                       f"{counts['accepted']:,}, records ignored {counts['ignored']:,}, rejected "
+                       f"{counts['rejected']:,} (brand {CHATWOOT_DEMO_BRAND!r})")
+        except (OSError, RuntimeError) as error:
+            failed.append(str(error))
+            server.should_exit = True
+        if not serving:
+            server.should_exit = True
+
+    if serving:
+        click.echo("")
+    _serve(db_path, config_path, "127.0.0.1", listen_port, config=config, login=login, alongside=post)
+    if failed:
+        fail(f"posting the webhooks failed: {failed[0]}", 1)
+    if serving:
+        return
+    # The stopped server merged every delivery into the store; the reports read it as they would any brand.
+    with Store(db_path) as store:
+        click.echo(f"stored {store.count('events'):,} events of brand {CHATWOOT_DEMO_BRAND!r} -> {db_path}")
+        now = datetime.now(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+        _demo_reports(store, config, out, as_of=now, created=f"created from {start} over {days} days, UTC")
 
 
 def main(args: list[str] | None = None) -> None:
