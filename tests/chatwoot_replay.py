@@ -30,6 +30,7 @@ import copy
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ def sample_records() -> list[dict[str, Any]]:
 
 
 def make_records(count: int, *, messages: Callable[[int], int], first_id: int = 1000,
-                 first_activity: int = 1_779_000_000) -> list[dict[str, Any]]:
+                 first_activity: int = 1_779_000_000, inbox: int = 11) -> list[dict[str, Any]]:
     """`count` backfill records made from the sample's second conversation (its contact, Captain and agent
     messages, notes and activities, in turn): conversation `first_id + i` of contact `9000 + i` holds
     `messages(i)` messages with ids and times rising, and its last activity is its last message's. No
@@ -60,19 +61,20 @@ def make_records(count: int, *, messages: Callable[[int], int], first_id: int = 
     template = sample_records()[1]
     kinds = template["messages"]
     records = []
-    message_id = 100_000
+    message_id = first_id * 1_000
     for i in range(count):
         conversation = copy.deepcopy(template["conversation"])
         number = first_id + i
         start = first_activity + i * 3_600
-        conversation.update(id=number, created_at=start, messages=[], uuid=f"00000000-0000-4000-8000-{number:012d}")
+        conversation.update(id=number, inbox_id=inbox, created_at=start, messages=[],
+                            uuid=f"00000000-0000-4000-8000-{number:012d}")
         conversation["meta"]["sender"].update(id=9000 + i, name=f"Customer {i}", email=f"c{i}@mail.example",
                                               identifier=None)
         items = []
         for n in range(messages(i)):
             item = copy.deepcopy(kinds[n % len(kinds)])
             message_id += 1
-            item.update(id=message_id, conversation_id=number, created_at=start + 7 * n,
+            item.update(id=message_id, conversation_id=number, inbox_id=inbox, created_at=start + 7 * n,
                         content=f"message {n} of conversation {number}")
             items.append(item)
         last = items[-1]["created_at"] if items else start
@@ -114,6 +116,8 @@ class Replay:
     per_page: int = PER_PAGE
     faults: list[Fault] = field(default_factory=list)
     requests: list[Seen] = field(default_factory=list)
+    delay: float = 0.0  # seconds before each answer, for a pull slow enough to interrupt
+    on_request: Callable[[Seen], None] | None = None  # called after each answer, to change the data meanwhile
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -229,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         replay = self.replay
+        if replay.delay:
+            time.sleep(replay.delay)
         fault = replay.fault_for(parts.path)
         if fault is None:
             status, body = replay.answer(parts.path, query, self.headers.get("api_access_token"))
@@ -253,6 +259,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+        if replay.on_request is not None:
+            replay.on_request(replay.requests[-1])
 
     def _send(self, status: int, data: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

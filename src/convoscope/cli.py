@@ -148,8 +148,9 @@ def progress_printer() -> Callable[[str, int, int | None], None] | None:
         if not tasks:
             bar.start()
         if what not in tasks:
-            tasks[what] = bar.add_task({"ingest": "Storing events", "read": "Reading records",
-                                        "pull": "Pulling conversations", "derive": "Deriving"}.get(what, what), total=total)
+            names = {"ingest": "Storing events", "read": "Reading records", "pull": "Pulling conversations",
+                     "derive": "Deriving"}
+            tasks[what] = bar.add_task(names.get(what, what), total=total)
         bar.update(tasks[what], completed=done, total=total)
         if total is not None and done >= total:
             bar.stop()
@@ -175,8 +176,8 @@ pass_app = click.make_pass_decorator(App)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Input format (default: from the extension; jsonl for -).")
 @click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
-@click.option("--source", type=click.Choice(["chatwoot", "gladly"]),
-              help="Read a helpdesk's records instead of events: Chatwoot captures, or Gladly export folders.")
+@click.option("--source", metavar="NAME",
+              help="Read a helpdesk's records instead of events: chatwoot (captures) or gladly (export folders).")
 @click.option("--brand", metavar="B", help="With --source: the brand of its events (default [sources.NAME] brand, else default).")
 @click.option("--no-derive", is_flag=True,
               help="Only store; the next command that reads derived tables derives the changed customers first.")
@@ -211,7 +212,11 @@ def _ingest_source(app: App, config: Config, source: str, paths: list[str], *, f
         fail(f"--{'format' if fmt else 'assume-tz'} does not go with --source: {source}'s records say their "
              "own format and time zone", 2)
     _check_brand(brand)
-    sources.inputs(source, paths)  # before the store exists
+    try:
+        mapping = sources.module(source)
+    except ConvoscopeError as exc:
+        fail(f"--source: {exc.message}", 2)
+    mapping.inputs(paths)  # before the store exists: a typo must not leave an empty one behind
     with app.store() as store:
         result = service.ingest_source(store, config, source, paths, brand=brand, derive=derive,
                                        progress=progress_printer())

@@ -100,9 +100,10 @@ def ingest_source(store: Store, config: Config, name: str, paths: list[str], *, 
     settings = config.for_source(name)
     counts = sources.SourceCounts()
     read = 0
-    for path in sources.inputs(name, paths):
+    mapping = sources.module(name)
+    for path in mapping.inputs(paths):
         batch: list[Outcome] = []
-        for record in sources.read(name, path, settings):
+        for record in mapping.read(path, settings):
             batch.append(record)
             if len(batch) >= SOURCE_BATCH:
                 counts.add(store_records(store, batch, system=name, via="file", brand=brand))

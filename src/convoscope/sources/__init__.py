@@ -9,13 +9,15 @@ with the same shape and a page in `docs/sources/` (docs/architecture.md says how
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from convoscope.config import SourceSettings
 from convoscope.errors import IngestError
 
 # SPEC 2.2's limit on `text`; a longer text is cut and counted (SOURCES.md: `text_truncated`).
@@ -80,29 +82,38 @@ class SourceCounts:
                 "ignored": self.ignored}
 
 
-# The helpdesks convoscope reads, each a module of this package: `NAMES[name]` says what its PATHs are.
-NAMES = {
-    "chatwoot": "Chatwoot captures: JSON Lines files of webhook bodies and REST backfill records, or folders of them",
-    "gladly": "Gladly export job folders (conversation_items.jsonl and the AI Sessions Detail CSV)",
-}
-CAPTURE_SUFFIXES = (".jsonl", ".ndjson", ".json")
+def module(name: str) -> ModuleType:
+    """The module of source `name`: a module of this package with `read` (and `inputs`, `INPUTS`; a source
+    that takes webhooks has `map_webhook`). Adding a helpdesk is adding such a module."""
+    if re.fullmatch(r"[a-z][a-z0-9_]*", name) and (Path(__file__).parent / f"{name}.py").is_file():
+        found = importlib.import_module(f"{__name__}.{name}")
+        if callable(getattr(found, "read", None)):
+            return found
+    raise IngestError(f"unknown source {name!r}; use one of {', '.join(names())}")
 
 
-def inputs(name: str, paths: list[str]) -> list[Path]:
-    """The inputs `paths` name for source `name`, checked before anything is read or a store opened."""
+def names() -> list[str]:
+    """Every source convoscope reads."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and callable(getattr(importlib.import_module(f"{__name__}.{info.name}"),
+                                                              "read", None)):
+            found.append(info.name)
+    return found
+
+
+def files(paths: list[str], suffixes: tuple[str, ...], *, what: str) -> list[Path]:
+    """The files `paths` name: files as given, folders as their files with one of `suffixes` (a source
+    whose input is files); checked before anything is read or a store opened."""
     found: list[Path] = []
     for text in paths:
         path = Path(text)
-        if name == "gladly":
-            if not path.is_dir():
-                raise IngestError(f"{path}: not a folder; give the folder of a Gladly export job "
-                                  "(with conversation_items.jsonl and the AI Sessions Detail CSV)")
-            found.append(path)
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES)
-            if not files:
-                raise IngestError(f"{path}: no .jsonl files in this folder; give Chatwoot capture files")
-            found.extend(files)
+        if path.is_dir():
+            listed = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not listed:
+                raise IngestError(f"{path}: no {', '.join(suffixes)} files in this folder; give {what}")
+            found.extend(listed)
         elif path.is_file():
             found.append(path)
         else:
@@ -110,23 +121,10 @@ def inputs(name: str, paths: list[str]) -> list[Path]:
     return found
 
 
-def read(name: str, path: Path, settings: SourceSettings) -> Iterator[Outcome]:
-    """What every record of one input of source `name` became."""
-    if name == "chatwoot":
-        from convoscope.sources import chatwoot
-
-        return chatwoot.read_capture(path)
-    if name == "gladly":
-        from convoscope.sources import gladly
-
-        return gladly.read_export(path, ai_api_users=settings.ai_api_users)
-    raise IngestError(f"unknown source {name!r}; use one of {', '.join(NAMES)}")
-
-
 def map_delivery(name: str, body: bytes, *, source: str) -> Outcome:
     """What one webhook delivery of source `name` became (SOURCES.md 1.7)."""
-    if name == "chatwoot":
-        from convoscope.sources import chatwoot
-
-        return chatwoot.map_webhook(body, source=source)
-    raise IngestError(f"source {name!r} sends no webhooks convoscope reads")
+    mapping = module(name)
+    if not callable(getattr(mapping, "map_webhook", None)):
+        raise IngestError(f"source {name!r} sends no webhooks convoscope reads")
+    outcome: Outcome = mapping.map_webhook(body, source=source)
+    return outcome

@@ -18,7 +18,8 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
-from convoscope.sources import Outcome, cut_text
+from convoscope.config import SourceSettings
+from convoscope.sources import Outcome, cut_text, files
 
 NAME = "chatwoot"  # the first part of every event id (SOURCES.md preamble)
 
@@ -51,11 +52,12 @@ TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):(
                   r"(?:([Zz])| ?(UTC|[+-][0-9]{2}:?[0-9]{2}))?")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Chatwoot's webhook normalisation [cw:app/services/messages/webhook_content_normalizer.rb], with one
-# difference: a whole run of backslashes before a line break goes, not only the last one. A webhook's
-# content was normalised once by Chatwoot already, and the REST API's was not; removing the run makes
-# normalising twice give what normalising once does, so both inputs give one text.
-HARD_BREAK = re.compile(r"\\+\r?\n")
+# Chatwoot's webhook normalisation [cw:app/services/messages/webhook_content_normalizer.rb], applied as
+# SOURCES.md 1.2 says on both inputs: each backslash followed by a line break becomes the break (as LF).
+# A webhook's content was normalised by Chatwoot once already, so a run of two or more backslashes before
+# a break loses one more there than in the REST API's content: such a message seen by both is a conflict,
+# a known limit (decision 76).
+HARD_BREAK = re.compile(r"\\\r?\n")
 TRAILING_BREAKS = re.compile(r"(?:\r?\n)+\Z")
 
 # What a reason quoting a value shows as a space, so that it stays one line (SPEC 2.4): control
@@ -74,6 +76,19 @@ class Unmappable(Exception):
 
 
 # --- public interface ---------------------------------------------------------------------------
+
+INPUTS = "Chatwoot captures: JSON Lines files of webhook bodies and REST backfill records, or folders of them"
+
+
+def inputs(paths: list[str]) -> list[Path]:
+    """The capture files `paths` name (a folder: its .jsonl files)."""
+    return files(paths, (".jsonl", ".ndjson", ".json"), what="Chatwoot capture files (.jsonl)")
+
+
+def read(path: Path, settings: SourceSettings) -> Iterator[Outcome]:
+    """What every record of one capture file became (`read_capture`)."""
+    return read_capture(path)
+
 
 
 def read_capture(path: Path) -> Iterator[Outcome]:
@@ -338,8 +353,8 @@ def _kind(value: object) -> str | None:
 
 
 def _text(content: object) -> tuple[str | None, bool]:
-    """`text` from a message's content: Chatwoot's webhook normalisation (backslashes before a line
-    break go and the break becomes LF, trailing line breaks go) on both inputs, so that both give one
+    """`text` from a message's content: Chatwoot's webhook normalisation (a backslash before a line
+    break goes and the break becomes LF, trailing line breaks go) on both inputs, so that both give one
     text; absent when null, empty or only white space (SPEC 2.2 counts those as absent); cut to MAX_TEXT
     (SOURCES.md 1.2)."""
     if not isinstance(content, str):
