@@ -69,6 +69,22 @@ def pull(cs: Convoscope, replay: Replay, *args: str, token: str = TOKEN) -> Resu
     return result
 
 
+def events_in(db: Path) -> dict[str, dict[str, Any]]:
+    """The store's events by id as SPEC 2 events; `inbox` read from the kept attributes where the store has
+    no column for it yet (issue 23.5 adds it), so that they compare with the sample's expected events."""
+    found = by_id(stored_events(db))
+    if "inbox" not in {name for name, *_ in rows(db, "DESCRIBE events")}:
+        for event_id, inbox in rows(db, "SELECT event_id, attributes->>'inbox' FROM events"):
+            if inbox is not None:
+                found[event_id]["inbox"] = inbox
+    return found
+
+
+def events_as_stored(db: Path) -> list[tuple[Any, ...]]:
+    """Every stored value of every event but where and when it was read."""
+    return rows(db, "SELECT * EXCLUDE (ingested_at, source, line) FROM events ORDER BY ALL")
+
+
 def counts(result: Result) -> str:
     return result.stdout.strip().splitlines()[-1]
 
@@ -133,12 +149,12 @@ def test_the_sample_pulled_gives_the_events_its_capture_gives(cs: Convoscope, tm
     assert result.exit_code == 0, result.stderr
     assert counts(result) == "accepted 11, duplicate 0, ignored 6, rejected 0"
     messages = [e for e in expected_events("chatwoot") if ":message:" in e["event_id"]]
-    assert by_id(stored_events(cs.db)) == by_id(messages)
+    assert events_in(cs.db) == by_id(messages)
     # ... the very events `ingest --source chatwoot` stores from the same records.
     (tmp_path / "ingested").mkdir()
     other = Convoscope(tmp_path / "ingested")
     assert other("ingest", "--source", "chatwoot", str(capture(other, sample_records()))).exit_code == 0
-    assert stored_events(cs.db) == stored_events(other.db)
+    assert events_as_stored(cs.db) == events_as_stored(other.db)
     # Each message is a record of its own, named by conversation and message id.
     assert rows(cs.db, "SELECT source, line FROM events WHERE event_id = 'chatwoot:3:message:5870'") == [
         ("pull:chatwoot:3:277", 5870)]
@@ -161,7 +177,7 @@ def test_the_brand_is_the_options_else_the_configurations(cs: Convoscope) -> Non
         assert pull(cs, replay, "--brand", "outdoor").exit_code == 0  # nothing changed: nothing fetched
         replay.conversation(276)["conversation"]["last_activity_at"] += 1
         assert pull(cs, replay, "--brand", "outdoor").exit_code == 0
-    assert rows(cs.db, "SELECT brand, count(*) FROM events GROUP BY ALL ORDER BY ALL") == [("acme", 7), ("outdoor", 4)]
+    assert rows(cs.db, "SELECT brand, count(*) FROM events GROUP BY ALL ORDER BY ALL") == [("acme", 11), ("outdoor", 4)]
 
 
 def test_several_pages_of_conversations_and_of_messages(cs: Convoscope, tmp_path: Path) -> None:
@@ -171,8 +187,8 @@ def test_several_pages_of_conversations_and_of_messages(cs: Convoscope, tmp_path
     assert result.exit_code == 0, result.stderr
     other = Convoscope(tmp_path)
     assert other("ingest", "--source", "chatwoot", str(capture(other, records))).exit_code == 0
-    assert stored_events(cs.db) == stored_events(other.db)
-    assert len(stored_events(cs.db)) > 500
+    assert events_as_stored(cs.db) == events_as_stored(other.db)
+    assert len(events_as_stored(cs.db)) > 500
     # Three pages of the list (25, 25, 10) and no fourth; each conversation's pages until a short one.
     assert [r.query["page"] for r in replay.list_requests()] == ["1", "2", "3"]
     asked: dict[int, list[Seen]] = {}
@@ -305,7 +321,7 @@ def test_ctrl_c_keeps_what_was_fetched_and_says_to_run_again(cs: Convoscope) -> 
                                        "run pull again and it goes on where it stopped")
     # The conversations fetched whole were stored, though their batch was neither full nor old enough.
     asked = {conversation_of(r) for r in replay.message_requests()[:stopped_at]}
-    assert 0 < len(pulled_ids(cs.db)) and pulled_ids(cs.db) <= asked
+    assert len(pulled_ids(cs.db)) > 0 and pulled_ids(cs.db) <= asked
 
 
 def test_a_later_pull_fetches_only_conversations_with_new_activity(cs: Convoscope) -> None:
@@ -353,7 +369,7 @@ def test_a_message_seen_by_the_webhook_and_by_the_pull_is_one_event(cs: Convosco
         result = pull(cs, replay)
     assert result.exit_code == 0, result.stderr
     assert counts(result) == "accepted 0, duplicate 11, ignored 6, rejected 0"
-    assert by_id(stored_events(cs.db)) == by_id(expected_events("chatwoot"))
+    assert events_in(cs.db) == by_id(expected_events("chatwoot"))
     assert rows(cs.db, "SELECT count(*), min(source) FROM duplicates") == [(11, "pull:chatwoot:3:276")]
     assert rows(cs.db, "SELECT DISTINCT source LIKE 'webhook:chatwoot:%' FROM events") == [(True,)]
 
