@@ -272,11 +272,10 @@ def pull_chatwoot(app: App, url: str, account: int, token_file: Path, since: str
     since_at = chatwoot_api.parse_since(since) if since is not None else None
     _check_brand(brand)
     token = chatwoot_api.read_token(token_file)
-    try:
-        with app.store() as store:
-            result = service.pull_chatwoot(
-                store, config, url=url, account=account, token=token, since=since_at, brand=brand,
-                progress=progress_printer(), warn=lambda message: click.echo(f"convoscope: warning: {message}", err=True))
+    try:  # the store is opened for each write only: serve and other commands can use it meanwhile
+        result = service.pull_chatwoot(
+            app.store, config, url=url, account=account, token=token, since=since_at, brand=brand,
+            progress=progress_printer(), warn=lambda message: click.echo(f"convoscope: warning: {message}", err=True))
     except KeyboardInterrupt:
         fail("interrupted; the conversations stored so far are kept: run pull again and it goes on where it stopped",
              130)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,9 +148,9 @@ PULL_BATCH = 5_000  # pulled records stored per transaction, at most
 PULL_BATCH_SECONDS = 2.0  # and conversations fetched for at most this long before they are stored
 
 
-def pull_chatwoot(store: Store, config: Config, *, url: str, account: int, token: str, since: int | None = None,
-                  brand: str | None = None, derive: bool = True, progress: Progress | None = None,
-                  warn: Callable[[str], None] | None = None) -> PullResult:
+def pull_chatwoot(open_store: Callable[[], AbstractContextManager[Store]], config: Config, *, url: str, account: int,
+                  token: str, since: int | None = None, brand: str | None = None, derive: bool = True,
+                  progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> PullResult:
     """Fetch a Chatwoot account's conversations and their messages through its REST API
     (`sources.chatwoot_api`), store each message as `sources.chatwoot.map_backfill` maps it (SOURCES.md 1,
     SPEC 2.4), then derive the customers that changed.
@@ -157,9 +158,11 @@ def pull_chatwoot(store: Store, config: Config, *, url: str, account: int, token
     Each conversation's events are stored in the same transaction as its row in `chatwoot_pulls` (the
     `last_activity_at` listed), a few conversations a transaction: one listed again with the same activity
     is not fetched again, so an interrupted pull run again goes on where it stopped, and a later one
-    fetches only what changed. What was fetched is stored before a failure is raised. With `since`
-    (epoch seconds), only conversations active since then. `warn` hears, once, that the token is not an
-    administrator's (Chatwoot then lists only the conversations of the token's inboxes)."""
+    fetches only what changed. What was fetched is stored before a failure is raised. The store is opened
+    (`open_store`) for each of those transactions only, not while Chatwoot is asked, so that `serve` and
+    other commands can use it during a long pull. With `since` (epoch seconds), only conversations active
+    since then. `warn` hears, once, that the token is not an administrator's (Chatwoot then lists only the
+    conversations of the token's inboxes)."""
     from convoscope import sources
     from convoscope.sources.chatwoot_api import Chatwoot, PullError, activity_of
 
@@ -170,18 +173,20 @@ def pull_chatwoot(store: Store, config: Config, *, url: str, account: int, token
 
     def store_fetched() -> None:
         if fetched:
-            result.counts.add(_store_pulled(store, api.site, account, fetched, brand=brand))
+            with open_store() as store:
+                result.counts.add(_store_pulled(store, api.site, account, fetched, brand=brand))
             result.pulled += len(fetched)
             fetched.clear()
 
     with Chatwoot(url, token, account) as api:
-        stored = dict(store.con.execute("SELECT conversation, last_activity_at FROM chatwoot_pulls "
-                                        "WHERE site = ? AND account = ?", [api.site, account]).fetchall())
-        role = api.role()
+        role = api.role()  # a wrong address, token or account fails before a store is made for it
         if role != "administrator" and warn:
             warn(f"the access token is an {role}'s of account {account}, not an administrator's: Chatwoot lists it "
                  "only the conversations of its own inboxes, so some may be missing; use an administrator's token "
                  "to pull every inbox")
+        with open_store() as store:
+            stored = dict(store.con.execute("SELECT conversation, last_activity_at FROM chatwoot_pulls "
+                                            "WHERE site = ? AND account = ?", [api.site, account]).fetchall())
         seen: set[int] = set()
         try:
             for page in api.conversation_pages(since=since):
@@ -214,7 +219,8 @@ def pull_chatwoot(store: Store, config: Config, *, url: str, account: int, token
         if result.listed is not None:
             result.unlisted = max(0, result.listed - len(seen))
     if derive:
-        result.derived = ensure_derived(store, config, progress=progress)
+        with open_store() as store:
+            result.derived = ensure_derived(store, config, progress=progress)
     return result
 
 
