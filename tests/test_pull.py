@@ -10,6 +10,7 @@ import contextlib
 import email.utils
 import json
 import os
+import pty
 import signal
 import subprocess
 import time
@@ -513,3 +514,28 @@ def test_a_list_that_changes_while_it_is_paged_is_told_and_the_next_pull_complet
     assert second.exit_code == 0, second.stderr
     assert {conversation_of(r) for r in replay.message_requests()} == missed
     assert "warning" not in second.stderr
+
+
+def test_the_page_size_is_the_installations(cs: Convoscope) -> None:
+    records = make_records(20, messages=lambda i: 1)
+    with serving(Replay(records, per_page=7)) as replay:  # CONVERSATION_RESULTS_PER_PAGE=7 there
+        result = pull(cs, replay)
+    assert result.exit_code == 0, result.stderr
+    assert [r.query["page"] for r in replay.list_requests()] == ["1", "2", "3"]
+    assert pulled_ids(cs.db) == {r["conversation"]["id"] for r in records}
+
+
+def test_the_progress_bar_shows_on_a_terminal(cs: Convoscope) -> None:
+    terminal, its_end = pty.openpty()
+    with serving(Replay(many(), delay=0.01)) as replay:
+        subprocess.run([str(CONVOSCOPE), "--db", str(cs.db), "--config", str(cs.config), "pull", "chatwoot", "--url",
+                        replay.url, "--account", str(ACCOUNT), "--token-file", str(token_file(cs))],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=its_end, check=True, timeout=300)
+    os.close(its_end)
+    drawn = b""
+    with contextlib.suppress(OSError):
+        while piece := os.read(terminal, 65536):
+            drawn += piece
+    os.close(terminal)
+    assert b"Pulling conversations" in drawn and b"/60" in drawn, drawn[:300]
+    assert TOKEN.encode() not in drawn
