@@ -174,5 +174,5 @@ class SpoolWorker:
         if not Spool(self.server.spool_folder).waiting():
             return
         with self.server.gate.open() as store, self.server.gate.writing:
-            service.merge_spool(store)
+            service.merge_spool(store, warn=log.warning)
             service.ensure_derived(store, self.server.config)
