@@ -80,7 +80,7 @@ def _merge_spool(store: Store) -> None:
     from convoscope.spool import Spool, spool_folder
 
     if Spool(spool_folder(store.path)).waiting():
-        counts = service.merge_spool(store)
+        counts = service.merge_spool(store, warn=lambda message: click.echo(f"convoscope: {message}", err=True))
         click.echo(f"convoscope: merged webhook deliveries a server left behind: accepted {counts.accepted:,}, "
                    f"duplicate {counts.duplicate:,}, ignored {counts.ignored:,}, rejected {counts.rejected:,}", err=True)
 

@@ -254,10 +254,11 @@ def _store_pulled(store: Store, site: str, account: int, fetched: list[tuple[dic
 SPOOL_BATCH = 5_000  # deliveries merged per transaction
 
 
-def merge_spool(store: Store, *, batch: int = SPOOL_BATCH) -> SourceCounts:
+def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
+                warn: Callable[[str], None] = lambda message: None) -> SourceCounts:
     """Move every spooled webhook delivery (`spool.py`) into the store, `batch` at a time, each batch in
     one transaction and removed from the spool once it committed. Derivation is left to whoever reads
-    next (the customers stay `pending`)."""
+    next (the customers stay `pending`). A delivery that cannot be read is set aside, and `warn` told."""
     from convoscope import sources
     from convoscope.events.mapped import merge_outcomes
     from convoscope.spool import Spool, spool_folder
@@ -266,10 +267,16 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH) -> SourceCounts:
     counts = sources.SourceCounts()
     while paths := spool.waiting()[:batch]:
         groups: dict[tuple[str, str], list[Outcome]] = {}
-        for path in paths:
-            delivery = spool.read(path)
-            groups.setdefault((delivery.system, delivery.brand), []).append(
-                sources.map_delivery(delivery.system, delivery.body, source=delivery.source))
+        for path in list(paths):
+            try:
+                delivery = spool.read(path)
+                record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
+            except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
+                paths.remove(path)
+                aside = spool.set_aside(path)
+                warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
+                continue
+            groups.setdefault((delivery.system, delivery.brand), []).append(record)
         with store.transaction() as con:
             for (system, brand), records in groups.items():
                 counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand))
