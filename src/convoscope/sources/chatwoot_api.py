@@ -151,13 +151,13 @@ def activity_of(conversation: dict[str, Any]) -> int | None:
 class Chatwoot:
     """One account of a Chatwoot installation, read over HTTP with an access token."""
 
-    def __init__(self, url: str, token: str, account: int, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, token: str, account: int) -> None:
         self.site = site_of(url)
         self.account = account
         self._token = token
         self._answered = False  # whether the installation ever answered: a wrong address fails at once
         self._http = httpx.Client(base_url=self.site, headers={"api_access_token": token, "Accept": "application/json"},
-                                  timeout=TIMEOUT, transport=transport, follow_redirects=False)
+                                  timeout=TIMEOUT, follow_redirects=False)
 
     def __enter__(self) -> Chatwoot:
         return self
@@ -237,13 +237,14 @@ class Chatwoot:
                 break
             before = min(ids)
         found: list[dict[str, Any]] = []
-        seen: set[object] = set()
+        seen: set[int] = set()
         for page_items in reversed(pages):
             for item in page_items:
                 key = item.get("id") if isinstance(item, dict) else None
-                if key is not None and key in seen:
-                    continue
-                seen.add(key)
+                if type(key) is int:
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 found.append(item)
         return found
 
