@@ -279,7 +279,8 @@ def pull_chatwoot(app: App, url: str, account: int, token_file: Path, since: str
     except KeyboardInterrupt:
         fail("interrupted; the conversations stored so far are kept: run pull again and it goes on where it stopped",
              130)
-    listed = f" of {result.listed:,} listed" if result.listed is not None else " active since " + str(since)
+    listed = (f" of {result.listed:,} listed" if result.listed is not None else
+              f" active since {since}" if since is not None else "")
     click.echo(f"convoscope: pulled {result.pulled:,} conversations{listed}; {result.unchanged:,} had no activity since "
                "the last pull", err=True)
     if result.gone:
