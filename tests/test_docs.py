@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from convoscope.config import KEYS
+from convoscope.config import KEYS, SOURCE_KEYS
 from convoscope.reports import REPORTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("key", sorted(KEYS))
 def test_every_configuration_key_is_documented(key: str) -> None:
     assert f"{key} =" in (ROOT / "README.md").read_text(), f"README's configuration example lacks {key}"
+
+
+@pytest.mark.parametrize(("source", "key"), sorted((s, k) for s, keys in SOURCE_KEYS.items() for k in keys))
+def test_every_source_key_is_documented(source: str, key: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index(f"[sources.{source}]"):]
+    assert f"{key} =" in table.split("\n\n", 1)[0], f"README's [sources.{source}] example lacks {key}"
+    assert key in (ROOT / "docs" / "sources" / f"{source}.md").read_text()
+
+
+def test_every_source_has_a_page() -> None:
+    from convoscope import sources
+
+    for name in sources.names():
+        assert (ROOT / "docs" / "sources" / f"{name}.md").is_file(), f"docs/sources/{name}.md is missing"
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))

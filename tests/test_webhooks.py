@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from cli_helpers import Convoscope
+from convoscope.spool import Spool
 from convoscope.store import Store
 from source_helpers import SECRET, by_id, expected_events, sign, stored_events, webhook_bodies
 from web_helpers import LiveServer, cli_ok, csv_dicts, serving
@@ -180,3 +181,40 @@ def test_a_server_killed_right_after_answering_loses_nothing(store: Convoscope) 
     assert "merged webhook deliveries" in result.stderr
     assert spooled(store) == []
     assert by_id(stored_events(store.db, brand="acme")) == by_id(expected_events("chatwoot"))
+
+
+def test_a_stopping_server_drains_the_spool_itself(store: Convoscope) -> None:
+    """The worker cannot merge while a command holds the store; asked to stop, the server waits for the
+    store and merges what it kept before it exits — no other command needed."""
+    bodies = webhook_bodies()
+    server = LiveServer(store)
+    holder = duckdb.connect(str(store.db))
+    try:
+        with server.client() as client:
+            for body in bodies:
+                assert post(client, body).status_code == 200
+        assert len(spooled(store)) == len(bodies)
+        server.process.terminate()
+        time.sleep(1)
+        assert server.process.poll() is None, "the server exited without draining its spool"
+    finally:
+        holder.close()
+    # uvicorn stops gracefully (the lifespan's end drains the spool), then ends as SIGTERM asked.
+    assert server.process.wait(timeout=60) in (0, -signal.SIGTERM), server.output()
+    assert spooled(store) == []
+    assert by_id(stored_events(store.db, brand="acme")) == by_id(expected_events("chatwoot"))
+
+
+def test_a_damaged_spool_file_is_set_aside_and_blocks_nothing(store: Convoscope) -> None:
+    Store(store.db).close()
+    folder = store.db.with_name(store.db.name + ".spool")
+    folder.mkdir()
+    (folder / "00000000000000000001-damaged.delivery").write_bytes(b"\x00\x01 not a head\n{}")
+    spool = Spool(folder)
+    spool.put("chatwoot", "acme", webhook_bodies()[2], delivery="good")
+    result = store("report", "sources")
+    assert result.exit_code == 0, result.stderr
+    assert "cannot be read" in result.stderr and "unreadable" in result.stderr
+    assert (folder / "unreadable" / "00000000000000000001-damaged.delivery").exists()
+    assert spooled(store) == []
+    assert len(stored_events(store.db)) == 1

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import duckdb
@@ -28,6 +28,9 @@ from convoscope.config import BrandSettings, Config, load_config
 from convoscope.errors import ConvoscopeError
 from convoscope.events.schema import BREAKS_LINE
 from convoscope.store import Store, default_db_path
+
+if TYPE_CHECKING:
+    from convoscope.sources import SourceCounts
 
 EXIT_REJECTED = 3
 # Every write is a transaction: what was committed stays, the unfinished part is not stored.
@@ -78,7 +81,7 @@ def _merge_spool(store: Store) -> None:
     from convoscope.spool import Spool, spool_folder
 
     if Spool(spool_folder(store.path)).waiting():
-        counts = service.merge_spool(store)
+        counts = service.merge_spool(store, warn=lambda message: click.echo(f"convoscope: {message}", err=True))
         click.echo(f"convoscope: merged webhook deliveries a server left behind: accepted {counts.accepted:,}, "
                    f"duplicate {counts.duplicate:,}, ignored {counts.ignored:,}, rejected {counts.rejected:,}", err=True)
 
@@ -146,8 +149,9 @@ def progress_printer() -> Callable[[str, int, int | None], None] | None:
         if not tasks:
             bar.start()
         if what not in tasks:
-            tasks[what] = bar.add_task({"ingest": "Storing events", "read": "Reading records",
-                                        "derive": "Deriving"}.get(what, what), total=total)
+            names = {"ingest": "Storing events", "read": "Reading records", "pull": "Pulling conversations",
+                     "derive": "Deriving"}
+            tasks[what] = bar.add_task(names.get(what, what), total=total)
         bar.update(tasks[what], completed=done, total=total)
         if total is not None and done >= total:
             bar.stop()
@@ -204,13 +208,11 @@ def _ingest_source(app: App, config: Config, source: str, paths: list[str], *, f
                    assume_tz: str | None, brand: str | None, derive: bool) -> None:
     """`ingest --source`: a helpdesk's records (SOURCES.md), with the four counts."""
     from convoscope import sources
-    from convoscope.store import BRAND_PATTERN
 
     if fmt is not None or assume_tz is not None:
         fail(f"--{'format' if fmt else 'assume-tz'} does not go with --source: {source}'s records say their "
              "own format and time zone", 2)
-    if brand is not None and not re.fullmatch(BRAND_PATTERN, brand):
-        fail(f"--brand {brand!r} is not a brand name; use lower-case letters, digits, _ or - (at most 64)", 2)
+    _check_brand(brand)
     try:
         mapping = sources.module(source)
     except ConvoscopeError as exc:
@@ -219,7 +221,19 @@ def _ingest_source(app: App, config: Config, source: str, paths: list[str], *, f
     with app.store() as store:
         result = service.ingest_source(store, config, source, paths, brand=brand, derive=derive,
                                        progress=progress_printer())
-    c = result.counts
+    _print_source_counts(result.counts)
+
+
+def _check_brand(brand: str | None) -> None:
+    from convoscope.store import BRAND_PATTERN
+
+    if brand is not None and not re.fullmatch(BRAND_PATTERN, brand):
+        fail(f"--brand {brand!r} is not a brand name; use lower-case letters, digits, _ or - (at most 64)", 2)
+
+
+def _print_source_counts(c: SourceCounts) -> None:
+    """A source's four counts on standard output, the reasons on standard error; exit 3 when any record
+    was rejected."""
     click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, ignored {c.ignored:,}, rejected {c.rejected:,}")
     for outcome in ("ignored", "rejected"):
         reasons = sorted((r, n) for (o, r), n in c.reasons.items() if o == outcome)
@@ -230,6 +244,52 @@ def _ingest_source(app: App, config: Config, source: str, paths: list[str], *, f
     if c.rejected:
         click.echo("convoscope: some records were rejected; list them with 'convoscope rejects'", err=True)
         sys.exit(EXIT_REJECTED)
+
+
+@cli.group()
+def pull() -> None:
+    """Fetch a helpdesk's history through its API into the store."""
+
+
+@pull.command("chatwoot")
+@click.option("--url", required=True, metavar="URL", help="Address of the Chatwoot installation, such as https://chat.example.com.")
+@click.option("--account", required=True, type=click.IntRange(min=1), metavar="ID",
+              help="The Chatwoot account's id (the number after /app/accounts/ in its pages' addresses).")
+@click.option("--token-file", required=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding an administrator's access token (Chatwoot: Profile settings); never the token itself.")
+@click.option("--since", metavar="DATE", help="Only conversations with activity since DATE (YYYY-MM-DD in UTC, or an "
+              "RFC 3339 time); each is fetched whole.")
+@click.option("--brand", metavar="B", help="The brand of its events (default [sources.chatwoot] brand, else default).")
+@pass_app
+def pull_chatwoot(app: App, url: str, account: int, token_file: Path, since: str | None, brand: str | None) -> None:
+    """Fetch every conversation of a Chatwoot account and its messages through Chatwoot's API, store them
+    as events, then derive what changed. Run again, it fetches only conversations with new activity, and
+    goes on where an interrupted run stopped."""
+    from convoscope.sources import chatwoot_api
+
+    config = app.config
+    chatwoot_api.site_of(url)  # every usage error before the store exists
+    since_at = chatwoot_api.parse_since(since) if since is not None else None
+    _check_brand(brand)
+    token = chatwoot_api.read_token(token_file)
+    try:  # the store is opened for each write only: serve and other commands can use it meanwhile
+        result = service.pull_chatwoot(
+            app.store, config, url=url, account=account, token=token, since=since_at, brand=brand,
+            progress=progress_printer(), warn=lambda message: click.echo(f"convoscope: warning: {message}", err=True))
+    except KeyboardInterrupt:
+        fail("interrupted; the conversations stored so far are kept: run pull again and it goes on where it stopped",
+             130)
+    listed = (f" of {result.listed:,} listed" if result.listed is not None else
+              f" active since {since}" if since is not None else "")
+    click.echo(f"convoscope: pulled {result.pulled:,} conversations{listed}; {result.unchanged:,} had no activity since "
+               "the last pull", err=True)
+    if result.gone:
+        click.echo(f"convoscope: {result.gone:,} conversations were deleted in Chatwoot while pulling", err=True)
+    if result.unlisted:
+        click.echo(f"convoscope: warning: {result.unlisted:,} conversations never appeared on the list's pages (it "
+                   "changed while it was read); run pull again to fetch them", err=True)
+    _print_source_counts(result.counts)
 
 
 @cli.command()

@@ -1,13 +1,16 @@
 """The use cases shared by the command line and (later) the server; the only place that strings
-stages together: read → store (one transaction per chunk) → derive what changed → report.
+stages together: read (files, or a helpdesk's API) → store (one transaction per chunk) → derive what
+changed → report.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -128,13 +131,134 @@ def store_records(store: Store, records: list[Outcome], *, system: str, via: str
         return merge_outcomes(con, records, system=system, via=via, brand=brand)
 
 
+@dataclass
+class PullResult:
+    """What a pull did: the four counts of its messages, and what became of the conversations listed."""
+
+    counts: SourceCounts
+    listed: int | None = None  # the conversations the list holds (its all_count), when Chatwoot says
+    pulled: int = 0  # fetched and stored by this run
+    unchanged: int = 0  # stored by an earlier run, with no activity since: not fetched again
+    gone: int = 0  # deleted between the list and their messages
+    unlisted: int = 0  # counted by the list but never on its pages (it changed while it was paged)
+    derived: DeriveResult | None = None
+
+
+PULL_BATCH = 5_000  # pulled records stored per transaction, at most
+PULL_BATCH_SECONDS = 2.0  # and conversations fetched for at most this long before they are stored
+
+
+def pull_chatwoot(open_store: Callable[[], AbstractContextManager[Store]], config: Config, *, url: str, account: int,
+                  token: str, since: int | None = None, brand: str | None = None, derive: bool = True,
+                  progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> PullResult:
+    """Fetch a Chatwoot account's conversations and their messages through its REST API
+    (`sources.chatwoot_api`), store each message as `sources.chatwoot.map_backfill` maps it (SOURCES.md 1,
+    SPEC 2.4), then derive the customers that changed.
+
+    Each conversation's events are stored in the same transaction as its row in `chatwoot_pulls` (the
+    `last_activity_at` listed), a few conversations a transaction: one listed again with the same activity
+    is not fetched again, so an interrupted pull run again goes on where it stopped, and a later one
+    fetches only what changed. What was fetched is stored before a failure is raised. The store is opened
+    (`open_store`) for each of those transactions only, not while Chatwoot is asked, so that `serve` and
+    other commands can use it during a long pull. With `since` (epoch seconds), only conversations active
+    since then. `warn` hears, once, that the token is not an administrator's (Chatwoot then lists only the
+    conversations of the token's inboxes)."""
+    from convoscope import sources
+    from convoscope.sources.chatwoot_api import Chatwoot, PullError, activity_of
+
+    brand = source_brand(config, "chatwoot", brand)
+    result = PullResult(sources.SourceCounts())
+    fetched: list[tuple[dict[str, Any], list[Any]]] = []
+    started = time.monotonic()
+
+    def store_fetched() -> None:
+        if fetched:
+            with open_store() as store:
+                result.counts.add(_store_pulled(store, api.site, account, fetched, brand=brand))
+            result.pulled += len(fetched)
+            fetched.clear()
+
+    with Chatwoot(url, token, account) as api:
+        role = api.role()  # a wrong address, token or account fails before a store is made for it
+        if role != "administrator" and warn:
+            warn(f"the access token is an {role}'s of account {account}, not an administrator's: Chatwoot lists it "
+                 "only the conversations of its own inboxes, so some may be missing; use an administrator's token "
+                 "to pull every inbox")
+        with open_store() as store:
+            stored = dict(store.con.execute("SELECT conversation, last_activity_at FROM chatwoot_pulls "
+                                            "WHERE site = ? AND account = ?", [api.site, account]).fetchall())
+        seen: set[int] = set()
+        try:
+            for page in api.conversation_pages(since=since):
+                if result.listed is None and since is None:
+                    result.listed = page.all_count
+                for conversation in page.conversations:
+                    number = conversation["id"]
+                    if number in seen:  # a list whose order moved while it was paged shows some twice
+                        continue
+                    seen.add(number)
+                    activity = activity_of(conversation)
+                    if activity is not None and number in stored and stored[number] == activity:
+                        result.unchanged += 1
+                    elif (messages := api.messages(number)) is None:
+                        result.gone += 1
+                    else:
+                        if not fetched:
+                            started = time.monotonic()
+                        fetched.append((conversation, messages))
+                        if (sum(len(m) for _, m in fetched) >= PULL_BATCH
+                                or time.monotonic() - started >= PULL_BATCH_SECONDS):
+                            store_fetched()
+                    if progress:
+                        total = max(result.listed, len(seen)) if result.listed is not None else None
+                        progress("pull", len(seen), total)
+        except (PullError, KeyboardInterrupt):
+            store_fetched()  # whole conversations: a run again need not fetch them
+            raise
+        store_fetched()
+        if result.listed is not None:
+            result.unlisted = max(0, result.listed - len(seen))
+    if derive:
+        with open_store() as store:
+            result.derived = ensure_derived(store, config, progress=progress)
+    return result
+
+
+def _store_pulled(store: Store, site: str, account: int, fetched: list[tuple[dict[str, Any], list[Any]]], *,
+                  brand: str) -> SourceCounts:
+    """Pulled conversations' messages and their `chatwoot_pulls` rows, in one transaction. Each message is
+    its own record: source `pull:chatwoot:<account>:<conversation>`, line its message id."""
+    from convoscope.events.mapped import merge_outcomes
+    from convoscope.sources.chatwoot import map_backfill
+    from convoscope.sources.chatwoot_api import activity_of
+
+    records: list[Outcome] = []
+    numbers, activities = [], []
+    for conversation, messages in fetched:
+        number = conversation["id"]
+        source = f"pull:chatwoot:{account}:{number}"
+        for message in messages:
+            line = message.get("id") if isinstance(message, dict) else None
+            records += map_backfill(conversation, [message], source=source, line=line if type(line) is int else None)
+        numbers.append(number)
+        activities.append(activity_of(conversation))
+    with store.transaction() as con:
+        counts = merge_outcomes(con, records, system="chatwoot", via="pull", brand=brand)
+        con.execute("DELETE FROM chatwoot_pulls WHERE site = ? AND account = ? AND list_contains(?, conversation)",
+                    [site, account, numbers])
+        con.execute("INSERT INTO chatwoot_pulls SELECT ?, ?, unnest(?::BIGINT[]), unnest(?::BIGINT[]), "
+                    "now()::TIMESTAMP", [site, account, numbers, activities])
+    return counts
+
+
 SPOOL_BATCH = 5_000  # deliveries merged per transaction
 
 
-def merge_spool(store: Store, *, batch: int = SPOOL_BATCH) -> SourceCounts:
+def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
+                warn: Callable[[str], None] = lambda message: None) -> SourceCounts:
     """Move every spooled webhook delivery (`spool.py`) into the store, `batch` at a time, each batch in
     one transaction and removed from the spool once it committed. Derivation is left to whoever reads
-    next (the customers stay `pending`)."""
+    next (the customers stay `pending`). A delivery that cannot be read is set aside, and `warn` told."""
     from convoscope import sources
     from convoscope.events.mapped import merge_outcomes
     from convoscope.spool import Spool, spool_folder
@@ -143,10 +267,16 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH) -> SourceCounts:
     counts = sources.SourceCounts()
     while paths := spool.waiting()[:batch]:
         groups: dict[tuple[str, str], list[Outcome]] = {}
-        for path in paths:
-            delivery = spool.read(path)
-            groups.setdefault((delivery.system, delivery.brand), []).append(
-                sources.map_delivery(delivery.system, delivery.body, source=delivery.source))
+        for path in list(paths):
+            try:
+                delivery = spool.read(path)
+                record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
+            except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
+                paths.remove(path)
+                aside = spool.set_aside(path)
+                warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
+                continue
+            groups.setdefault((delivery.system, delivery.brand), []).append(record)
         with store.transaction() as con:
             for (system, brand), records in groups.items():
                 counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand))

@@ -81,6 +81,16 @@ class Spool:
         meta = json.loads(head)
         return Delivery(path, meta["system"], meta["brand"], meta["delivery"], meta["received_at"], body)
 
+    def set_aside(self, path: Path) -> Path:
+        """Move a delivery that cannot be read (a damaged disk, a hand-edited file) out of the way, into
+        `unreadable/`, so that it blocks nothing and is kept for a person to look at."""
+        aside = self.folder / "unreadable"
+        aside.mkdir(exist_ok=True)
+        target = aside / path.name
+        os.replace(path, target)
+        self._sync_folder()
+        return target
+
     def remove(self, paths: list[Path]) -> None:
         """Forget deliveries once the store holds them."""
         for path in paths:

@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS source_records (
     seq INTEGER NOT NULL, occurred_at TIMESTAMP, outcome VARCHAR NOT NULL, reason VARCHAR,
     truncated BOOLEAN NOT NULL, recorded_at TIMESTAMP NOT NULL
 );
+-- The Chatwoot conversations `pull chatwoot` stored, per installation (`site`) and account, with the
+-- `last_activity_at` Chatwoot listed then: one listed again with the same is not fetched again. A row is
+-- written in the transaction that stores its conversation's events, so a pull interrupted and run again
+-- goes on where it stopped.
+CREATE TABLE IF NOT EXISTS chatwoot_pulls (
+    site VARCHAR NOT NULL, account BIGINT NOT NULL, conversation BIGINT NOT NULL, last_activity_at BIGINT,
+    pulled_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS derived_settings (brand VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL);
 CREATE SCHEMA IF NOT EXISTS derived;
 CREATE TABLE IF NOT EXISTS derived.sessions (

@@ -449,37 +449,29 @@ def _decimal_id(value: object) -> str | None:
     return None
 
 
-def _required_id(value: object, field: str, *, what: str) -> str:
+def _chatwoot_id(value: object, field: str, *, what: str, noun: str, code: str = "bad_id") -> str:
+    """A Chatwoot id in decimal (SOURCES.md 1.2's customer id rule, which every id follows here)."""
     if value is None:
         raise Unmappable("missing_field", f"{what}: {field} is missing; add it and ingest the record again")
     found = _decimal_id(value)
     if found is None:
-        raise Unmappable("bad_id", f"{what}: {field} {_shown(value)} is not a Chatwoot id (a whole number); "
-                         "correct it and ingest the record again")
+        raise Unmappable(code, f"{what}: {field} {_shown(value)} is not a Chatwoot {noun} (a whole number, no "
+                         "leading zeros); correct it and ingest the record again")
     return found
+
+
+def _required_id(value: object, field: str, *, what: str) -> str:
+    return _chatwoot_id(value, field, what=what, noun="id")
 
 
 def _customer_id(value: object, field: str, *, what: str) -> str:
     """`customer_id`: the contact's id (SOURCES.md 1.2)."""
-    if value is None:
-        raise Unmappable("missing_field", f"{what}: {field} (the contact) is missing; add it and ingest the "
-                         "record again")
-    found = _decimal_id(value)
-    if found is None:
-        raise Unmappable("bad_customer_id", f"{what}: {field} {_shown(value)} is not a Chatwoot contact id "
-                         "(digits, no leading zeros); correct it and ingest the record again")
-    return found
+    return _chatwoot_id(value, field, what=what, noun="contact id", code="bad_customer_id")
 
 
 def _inbox(value: object, field: str, *, what: str) -> str | None:
     """`inbox` (SOURCES.md 1.8): the inbox id in decimal, None when null or missing."""
-    if value is None:
-        return None
-    found = _decimal_id(value)
-    if found is None:
-        raise Unmappable("bad_id", f"{what}: {field} {_shown(value)} is not a Chatwoot inbox id (a whole "
-                         "number); correct it, or make it null, and ingest the record again")
-    return found
+    return None if value is None else _chatwoot_id(value, field, what=what, noun="inbox id")
 
 
 def _channel(value: object, field: str, *, what: str) -> str:

@@ -110,6 +110,24 @@ def problem(status: int, code: str, detail: str, attr: str | None = None, *,
     return HTTPProblem(status, code, detail, attr, headers)
 
 
+MAX_BODY = 50_000_000  # SPEC 6.2: at most 50 MB, for a batch of events and for a webhook delivery alike
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused with 413 past MAX_BODY: told by Content-Length before anything is read,
+    else once that much has come."""
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_BODY:
+        raise problem(413, "too_large", f"the body is {length:,} bytes; send at most {MAX_BODY:,} per request", "body")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_BODY:
+            raise problem(413, "too_large", f"the body is over {MAX_BODY:,} bytes; send at most that per request",
+                          "body")
+    return bytes(body)
+
+
 def _credentials(request: Request) -> tuple[str, str | None] | None:
     """(token, user name or None) from the Authorization header."""
     header = request.headers.get("authorization")

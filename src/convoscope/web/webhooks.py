@@ -28,12 +28,11 @@ from convoscope import service
 from convoscope.config import Config
 from convoscope.spool import Spool
 from convoscope.web.api import Errors
-from convoscope.web.app import problem, server_of
+from convoscope.web.app import problem, read_body, server_of
 
 router = APIRouter(prefix="/api/v1/sources")
 log = logging.getLogger("convoscope.webhooks")
 
-MAX_BODY = 50_000_000  # as the events API: a body refused is a delivery lost, so only an absurd one is
 SIGNATURE_WINDOW = 300  # seconds between Chatwoot's timestamp and our clock (SOURCES.md 1.7, inferred)
 
 
@@ -60,18 +59,6 @@ def signature_problem(secret: str, body: bytes, timestamp: str | None, signature
     if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
         return "the signature does not match: check webhook_secret in [sources.chatwoot]"
     return None
-
-
-async def _body(request: Request) -> bytes:
-    length = int(request.headers.get("content-length") or 0)
-    if length > MAX_BODY:
-        raise problem(413, "too_large", f"the body is {length:,} bytes; at most {MAX_BODY:,} are read", "body")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > MAX_BODY:
-            raise problem(413, "too_large", f"the body is over {MAX_BODY:,} bytes", "body")
-    return bytes(body)
 
 
 def _accept(request: Request, body: bytes) -> JSONResponse:
@@ -108,7 +95,7 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.post("/chatwoot/webhook", response_model=WebhookAnswer, responses=WEBHOOK_RESPONSES,
              summary="A Chatwoot webhook delivery, signed with the webhook's secret (SOURCES.md 1.7)")
 async def chatwoot_webhook(request: Request) -> JSONResponse:
-    body = await _body(request)
+    body = await read_body(request)
     secret = server_of(request).config.for_source("chatwoot").webhook_secret
     if not secret:
         raise problem(401, "not_configured", "no webhook_secret in [sources.chatwoot]; set the secret Chatwoot "
@@ -124,7 +111,7 @@ async def chatwoot_webhook(request: Request) -> JSONResponse:
              summary="A Chatwoot webhook delivery from a version that does not sign: the token in the URL "
                      "authenticates it")
 async def chatwoot_webhook_token(request: Request, token: str) -> JSONResponse:
-    body = await _body(request)
+    body = await read_body(request)
     expected = server_of(request).config.for_source("chatwoot").webhook_token
     if not expected or not hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace")):
         raise problem(401, "bad_token", "the webhook URL's token is not webhook_token of [sources.chatwoot]")
@@ -174,5 +161,5 @@ class SpoolWorker:
         if not Spool(self.server.spool_folder).waiting():
             return
         with self.server.gate.open() as store, self.server.gate.writing:
-            service.merge_spool(store)
+            service.merge_spool(store, warn=log.warning)
             service.ensure_derived(store, self.server.config)
