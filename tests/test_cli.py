@@ -168,6 +168,9 @@ def test_demo_writes_every_report_and_prints_the_headline(tmp_path: Path) -> Non
     for name in REPORTS:
         written = list(csv.reader(io.StringIO((out / f"{name}.csv").read_text(encoding="utf-8"))))
         assert written[0] == [c.display for c in REPORTS[name].columns]
+        if name == "sources":  # the plain demo's events come in the event format, from no helpdesk
+            assert len(written) == 1, written
+            continue
         assert len(written) > (1 if name == "data-quality" else 3), name
     rows = list(csv.reader(io.StringIO((out / "sessions-detail.csv").read_text(encoding="utf-8"))))
     for words in ("AI sessions", "resolution rate", "handoff rate", "top handoff categories"):
