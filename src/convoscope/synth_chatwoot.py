@@ -267,13 +267,18 @@ def generate(*, contacts: int = 60, days: int = 2, seed: int = 1, start: date = 
     end = begin + timedelta(days=days)
     end_ms = _ms(end)
     model = _Model(rng, end_ms)
-    for number in range(contacts):
-        contact = _contact(rng, number)
+    plans = []
+    for _ in range(contacts):
         inbox = rng.choices(INBOXES, weights=_INBOX_WEIGHTS)[0]
         first = _ms(begin) + _rhythmic_ms(rng, days)
         starts = [first]
         if rng.random() < 0.12:  # a second conversation some days later
             starts.append(first + rng.randint(1, 5) * 86_400_000 + rng.randint(-6, 6) * 3_600_000)
+        plans.append((first, inbox.id, starts))
+    # Contact ids rise in the order contacts first write, as Chatwoot gives them.
+    for number, (_, inbox_id, starts) in enumerate(sorted(plans)):
+        contact = _contact(rng, number)
+        inbox = next(i for i in INBOXES if i.id == inbox_id)
         for at in starts:
             if at < end_ms:
                 model.play(contact, inbox, at)
