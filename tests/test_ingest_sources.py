@@ -157,3 +157,19 @@ def test_the_sources_report_counts_every_record_by_day_and_reason(cs: Convoscope
     assert json.loads(json.dumps(rows))  # plain strings only
     snake = cs("report", "sources", "--headers", "snake").stdout.splitlines()[0]
     assert snake == "period,source,via,reason,accepted,duplicate,ignored,rejected,truncated"
+
+
+def test_forget_erases_the_rejected_records_of_the_customer_too(cs: Convoscope, tmp_path: Path) -> None:
+    """SPEC 6.5: a customer's rejected records hold their words as much as their events do."""
+    bodies = [json.loads(line) for line in (CHATWOOT / "webhooks.jsonl").read_text().splitlines()]
+    message = next(b for b in bodies if b["event"] == "message_created" and b["message_type"] == "incoming")
+    broken = {**message, "id": 99001, "content": "my card is 4111 1111 1111 1111", "message_type": "telepathy"}
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(json.dumps(message) + "\n" + json.dumps(broken) + "\n")
+    assert cs("ingest", "--source", "chatwoot", str(capture)).exit_code == 3
+    assert "4111" in cs("rejects", "--raw").stdout
+    customer = str(message["conversation"]["meta"]["sender"]["id"])
+    result = cs("forget", "--brand", "default", "--customer", customer)
+    assert result.exit_code == 0, result.stderr
+    assert "4111" not in cs("rejects", "--all", "--raw").stdout
+    assert stored_events(cs.db) == []

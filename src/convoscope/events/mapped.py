@@ -36,7 +36,7 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
     from convoscope.sources import MAX_TEXT, SourceCounts
 
     events: dict[str, list] = {"rec": [], "source": [], "line": [], "json": []}
-    unmapped: dict[str, list] = {"rec": [], "source": [], "line": [], "brand": [], "message": []}
+    unmapped: dict[str, list] = {"rec": [], "source": [], "line": [], "brand": [], "customer_id": [], "message": []}
     meta: dict[str, list] = {name: [] for name in _META.names}
     raw: dict[int, str] = {}
     seq: dict[tuple[str, int | None], int] = {}
@@ -58,6 +58,7 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
         elif record.rejected is not None:
             rec = row(record, "rejected", record.rejected)
             for name, value in (("rec", rec), ("source", record.source), ("line", record.line), ("brand", brand),
+                                ("customer_id", record.customer_id),
                                 ("message", record.message or f"{system} record rejected: {record.rejected}")):
                 unmapped[name].append(value)
         for event in record.events:
@@ -74,7 +75,8 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
     stage_mapped(con, pa.table(events, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()),
                                                          ("line", pa.int64()), ("json", pa.string())])),
                  pa.table(unmapped, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()),
-                                                      ("brand", pa.string()), ("message", pa.string())])))
+                                                      ("brand", pa.string()), ("customer_id", pa.string()),
+                                                      ("message", pa.string())])))
     try:
         merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", told_brand=True)
     finally:

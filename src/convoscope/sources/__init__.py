@@ -43,6 +43,7 @@ class Outcome:
     message: str | None = None
     truncated: int = 0  # how many of `events` had their text cut to MAX_TEXT characters
     occurred_at: str | None = None  # the record's own time where it has one and yields no event
+    customer_id: str | None = None  # a rejected record's customer, where it can be read: `forget` erases it too
 
 
 def cut_text(text: object) -> tuple[str | None, bool]:

@@ -257,8 +257,10 @@ def _map_body(body: dict[str, Any], *, source: str, line: int | None, raw: str) 
             when, written = _readable(body.get("updated_at")), _to_milliseconds
         return Outcome(source=source, line=line, raw=raw, ignored=event,
                        occurred_at=None if when is None else written(when))
+    meta = _object(body.get("meta") or _object(body.get("conversation")).get("meta"))
     return _rejected("unknown_event", f"event {_shown(event)} is not one convoscope reads (SOURCES.md 1.4); "
-                     "leave it out of the Chatwoot webhook's events", source=source, line=line, raw=raw)
+                     "leave it out of the Chatwoot webhook's events", source=source, line=line, raw=raw,
+                     customer=_object(meta.get("sender")).get("id"))
 
 
 # --- messages (SOURCES.md 1.2) ------------------------------------------------------------------
@@ -293,7 +295,8 @@ def _map_message(message: Message, *, source: str, line: int | None, raw: str) -
                              "not incoming, outgoing, activity or template (0 to 3); correct it")
         return _message_event(message, typed, source=source, line=line, raw=raw)
     except Unmappable as error:
-        return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at)
+        return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at,
+                         customer=message.customer)
 
 
 def _sender_fields(message: Message) -> dict[str, Any]:
@@ -395,7 +398,8 @@ def _map_status(body: dict[str, Any], *, source: str, line: int | None, raw: str
         changed = _instant(body.get("updated_at"), "updated_at", what=what)
         inbox = _inbox(body.get("inbox_id"), "inbox_id", what=what)
     except Unmappable as error:
-        return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at)
+        return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at,
+                         customer=_object(_object(body.get("meta")).get("sender")).get("id"))
     milliseconds = (changed - EPOCH) // timedelta(milliseconds=1)
     event: dict[str, Any] = {
         "event_id": f"{NAME}:{account}:conversation:{conversation}:{kind}:{milliseconds}",
@@ -623,6 +627,7 @@ def _shown(value: object) -> str:
 
 
 def _rejected(code: str, message: str, *, source: str, line: int | None, raw: str,
-              occurred_at: str | None = None) -> Outcome:
+              occurred_at: str | None = None, customer: object = None) -> Outcome:
+    """A rejected record; `customer`, the contact id it names if it can be read, lets `forget` find it."""
     return Outcome(source=source, line=line, raw=raw, rejected=code, message=BREAKS_LINE.sub(" ", message),
-                   occurred_at=occurred_at)
+                   occurred_at=occurred_at, customer_id=_decimal_id(customer) if customer is not None else None)

@@ -214,6 +214,7 @@ class _Item:
     item_id: str = ""
     instant: datetime | None = None
     key: tuple[str, str] | None = None  # (customerId, session): the item's session key K
+    customer: str | None = None  # its customerId, where readable: a rejected item's, for `forget`
     routed: bool = False  # events[0] is a customer_message whose route its session decides
 
 
@@ -261,6 +262,8 @@ def _map_item(text: str, utf8: bool, agents: dict[str, str], ai_api_users: tuple
                        "must be one conversation item object")
     content = obj.get("content")
     content = content if isinstance(content, dict) else {}
+    if isinstance(obj.get("customerId"), str) and obj["customerId"]:
+        item.customer = obj["customerId"]
     stamp = obj.get("timestamp")
     if stamp is not None:
         item.instant, problem = _instant(stamp)
@@ -679,7 +682,8 @@ def _item_outcomes(items: Path, agents: dict[str, str], ai_api_users: tuple[str,
         item = _map_item(text, utf8, agents, ai_api_users)
         outcome = Outcome(source=source, line=number, raw=text, events=item.events, ignored=item.ignored,
                           rejected=item.rejected, message=item.message, truncated=item.truncated,
-                          occurred_at=None if item.events else item.occurred_at)
+                          occurred_at=None if item.events else item.occurred_at,
+                          customer_id=item.customer if item.rejected else None)
         if item.events and item.key is not None:
             _complete(item, summary, sessions)
         yield outcome
