@@ -39,7 +39,7 @@ WORKED_CSV = FIXTURES / "worked-example.csv"
 
 FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
-    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent",
+    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent", "inbox",
 )
 # What an event is, without where it came from (source, line) or when it arrived.
 EVENT_COLUMNS = ", ".join((*FIELDS, "attributes"))
@@ -406,6 +406,9 @@ REJECTED = [
     rejected_case(event("ai_message", agent="sam"), "agent", "agent-on-ai_message"),
     rejected_case(event("agent_message", agent={"name": "sam"}), "agent", "agent-an-object"),
     rejected_case(event("agent_message", agent="a" * 201), "agent", "agent-over-200-chars"),
+    rejected_case(event(inbox="i" * 201), "inbox", "inbox-over-200-chars"),
+    rejected_case(event(inbox=7), "inbox", "inbox-a-number"),
+    rejected_case(event("contact_end", inbox=["7"]), "inbox", "inbox-a-list"),
     *(rejected_case(event(t, channel=DROP), "channel", f"channel-missing-on-{t}") for t in MESSAGE_TYPES),
 ]
 
@@ -503,7 +506,7 @@ BLANKS = [
                          # White space beyond ASCII's: no-break, em and ideographic spaces, vertical tab,
                          # and next line (U+0085, the lowest such character above ASCII's).
                          ("route", "\u00a0"), ("agent", "\u2003 "), ("ai_agent", "\u3000"), ("text", "\x0b"),
-                         ("guides", ["\u00a0"]), ("reason", "\x85")]
+                         ("guides", ["\u00a0"]), ("reason", "\x85"), ("inbox", ""), ("inbox", "\u3000\t")]
 ]
 
 
@@ -748,6 +751,8 @@ EQUAL_AFTER_NORMALISATION = [
                    "unknown-fields-in-another-order"),
     duplicate_pair(event(meta={"queue": "vip", "tries": 2}), event(meta={"tries": 2, "queue": "vip"}),
                    "nested-unknown-fields-in-another-order"),
+    duplicate_pair(event(), event(inbox=" "), "blank-inbox"),
+    duplicate_pair(event("conversation_close", inbox="7"), event("conversation_close", inbox="7"), "same-inbox"),
 ]
 
 
