@@ -9,8 +9,6 @@ the kernel and the reference in test_derivation_rules.py and test_properties.py.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from cli_helpers import Convoscope, assert_usage_error, ev, make_id
@@ -26,12 +23,12 @@ from convoscope import service
 from convoscope.config import Config
 from convoscope.events import readers
 from convoscope.store import SCHEMA_VERSION, Store
+from event_files import write_csv, write_jsonl, write_parquet
 
 DAY = "2026-05-21"
 TYPES = ("customer_message", "ai_message", "handoff", "agent_message", "contact_end", "conversation_close",
          "conversation_reopen")
 LONGEST = "i" * 199 + "é"  # 200 characters, 201 bytes: the limit counts characters
-FIELDS = ("event_id", "type", "occurred_at", "customer_id", "channel", "category", "inbox")
 
 
 def at(minute: int) -> str:
@@ -70,29 +67,6 @@ def ingest(db: Path, *paths: Path) -> tuple[int, int, int]:
     return counts.accepted, counts.duplicate, counts.rejected
 
 
-def write_jsonl(path: Path, records: list[dict[str, Any]], *lines: str) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "".join(line + "\n" for line in lines),
-                    encoding="utf-8")
-    return path
-
-
-def write_csv(path: Path, records: list[dict[str, Any]]) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(records)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
-
-
-def write_parquet(path: Path, records: list[dict[str, Any]], *, inbox: pa.DataType | None = None) -> Path:
-    """Every field a string column; `inbox` of another type when given one."""
-    columns = {name: pa.array([r.get(name) for r in records], inbox if name == "inbox" and inbox else pa.string())
-               for name in FIELDS}
-    pq.write_table(pa.table(columns), path)
-    return path
-
-
 def assert_edge_cases(db: Path) -> None:
     found, refused = stored(db), rejects(db)
     for item, inbox in EDGE:
@@ -108,7 +82,7 @@ def test_json_lines_read_by_the_fast_reader(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(readers, "_split_lines", exact_path)
     db = tmp_path / "s.duckdb"
-    assert ingest(db, write_jsonl(tmp_path / "e.jsonl", [r for r, _ in EDGE])) == (len(EDGE) - 1, 0, 1)
+    assert ingest(db, write_jsonl(tmp_path / "e.jsonl", *(r for r, _ in EDGE))) == (len(EDGE) - 1, 0, 1)
     assert_edge_cases(db)
 
 
@@ -117,7 +91,7 @@ def test_json_lines_read_by_the_fast_reader(tmp_path: Path, monkeypatch: pytest.
 def test_json_lines_of_another_type_are_rejected_naming_it(tmp_path: Path, value: object, kind: str) -> None:
     """A line the fast reader cannot type sends the chunk to the exact path, which names each problem."""
     db = tmp_path / "s.duckdb"
-    path = write_jsonl(tmp_path / "e.jsonl", [r for r, _ in EDGE], json.dumps(record("typed", inbox=value)))
+    path = write_jsonl(tmp_path / "e.jsonl", *(r for r, _ in EDGE), json.dumps(record("typed", inbox=value)))
     assert ingest(db, path) == (len(EDGE) - 1, 0, 2)
     assert rejects(db)["typed"] == f"inbox must be a string, not {kind}"
     assert_edge_cases(db)
@@ -125,7 +99,7 @@ def test_json_lines_of_another_type_are_rejected_naming_it(tmp_path: Path, value
 
 def test_csv(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
-    assert ingest(db, write_csv(tmp_path / "e.csv", [r for r, _ in EDGE] + [record("empty-cell", inbox="")])) \
+    assert ingest(db, write_csv(tmp_path / "e.csv", *(r for r, _ in EDGE), record("empty-cell", inbox=""))) \
         == (len(EDGE), 0, 1)
     assert_edge_cases(db)
     assert stored(db)["empty-cell"] == (None, None)
@@ -142,7 +116,7 @@ def test_parquet(tmp_path: Path) -> None:
 
 def test_every_format_stores_the_same_events(tmp_path: Path) -> None:
     records = [r for r, _ in EDGE]
-    paths = [write_jsonl(tmp_path / "e.jsonl", records), write_csv(tmp_path / "e.csv", records),
+    paths = [write_jsonl(tmp_path / "e.jsonl", *records), write_csv(tmp_path / "e.csv", *records),
              write_parquet(tmp_path / "e.parquet", records)]
     found = []
     for path in paths:
@@ -160,10 +134,10 @@ def test_an_inbox_counts_in_duplicate_against_conflict(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     first = [record("same", inbox="1"), record("blank"), record("other", inbox="1"), record("added"),
              record("dropped", inbox="1")]
-    assert ingest(db, write_jsonl(tmp_path / "first.jsonl", first)) == (5, 0, 0)
+    assert ingest(db, write_jsonl(tmp_path / "first.jsonl", *first)) == (5, 0, 0)
     again = [record("same", inbox="1"), record("blank", inbox="\t"), record("other", inbox="2"),
              record("added", inbox="1"), record("dropped")]
-    assert ingest(db, write_jsonl(tmp_path / "again.jsonl", again)) == (0, 2, 3)
+    assert ingest(db, write_jsonl(tmp_path / "again.jsonl", *again)) == (0, 2, 3)
     with Store(db) as store:
         conflicts = {r[0] for r in store.con.execute("SELECT event_id FROM rejects WHERE kind = 'conflict'").fetchall()}
     assert conflicts == {"other", "added", "dropped"}
