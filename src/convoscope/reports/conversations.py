@@ -69,7 +69,8 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
     picked = "conversation_key IN (SELECT conversation_key FROM picked)"
     return f"""
         WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
-        SELECT v.*, k.first_closed_at, k.last_closed_at, k.last_closed_inbox, coalesce(k.times_closed, 0) AS times_closed_by,
+        SELECT v.*, k.first_closed_at, k.last_closed_at, k.last_closed_inbox,
+               coalesce(k.times_closed, 0) AS times_closed_by,
                coalesce(r.reopens, 0) AS times_reopened_by,
                v.ended_at <= {at} AS is_closed,
                coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
