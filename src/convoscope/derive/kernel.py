@@ -341,7 +341,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 if c_chan[c] == NONE and has_channel[i] and c_src[c] != _C_HANDOFF:
                     c_chan[c] = i  # a handoff contact keeps its session's channel (SPEC 4.4)
                 if c_inbox[c] == NONE and has_inbox[i]:
-                    c_inbox[c] = i  # no such rule for the inbox: of its own first event that has one
+                    c_inbox[c] = i  # the inbox has no such rule: its own first event's (decision 76)
                 if k == CUSTOMER:
                     c_cmsg[c] += 1
                 elif k == AGENT:
