@@ -19,19 +19,21 @@ EVENT_SCHEMA = pa.schema([
     ("customer_id", pa.string()), ("channel", pa.string()), ("text", pa.string()), ("route", pa.string()),
     ("ai_agent", pa.string()), ("guides", pa.list_(pa.string())), ("category", pa.string()),
     ("subcategory", pa.string()), ("reason", pa.string()), ("transfer_rationale", pa.string()), ("agent", pa.string()),
+    ("inbox", pa.string()),
 ])
 
 # The reference's columns and order per table.
 TABLES = {
     "sessions": ("brand, customer_id, session_id, conversation_id, created_at, last_activity_at, ended_at, end_reason, "
                  "channel, ai_agent, guides_used, responded, handed_off, handoff_category, handoff_subcategory, "
-                 "handoff_reason, transfer_rationale, recontacted, recontact_known_at", "session_id"),
+                 "handoff_reason, transfer_rationale, recontacted, recontact_known_at, inbox", "session_id"),
     "contacts": ("brand, customer_id, contact_id, conversation_id, session_id, source, channel, created_at, "
                  "first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names, customer_messages, "
-                 "agent_messages", "contact_id"),
+                 "agent_messages, inbox", "contact_id"),
     "conversations": ("brand, customer_id, conversation_id, created_at, ended_at, times_reopened, first_channel, "
-                      "last_channel, channel_count, channels, session_count, contact_count, handled_by", "conversation_id"),
-    "conversation_closes": ("brand, conversation_id, closed_at, counted", "conversation_id, closed_at, counted"),
+                      "last_channel, channel_count, channels, session_count, contact_count, handled_by, inbox_at_created",
+                      "conversation_id"),
+    "conversation_closes": ("brand, conversation_id, closed_at, counted, inbox", "conversation_id, closed_at, counted"),
     "anomalies": ("brand, customer_id, event_id, kind, occurred_at", "brand, event_id, kind"),
     "session_messages": ("m.brand, session_id, seq, m.event_id, m.occurred_at, speaker, e.text",
                          "session_id, seq"),

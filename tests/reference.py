@@ -55,6 +55,13 @@ Ambiguities in SPEC 3 and how this reading settles them (the most literal readin
 14. ``first_response_at`` is the first agent_message of a handoff or inbound contact, None for an
     outbound contact even when later agent messages follow.
 15. Empty or whitespace-only guide names, ``ai_agent`` or ``agent`` values are skipped as absent.
+16. ``inbox`` (Appendix B: "sessions and contacts take it from their first event that has one"): the
+    events of reading 8 for a session, of reading 9 for a contact, so a handoff contact's own handoff
+    comes first and its session's inbox is not inherited (4.4 says that of the channel only). A
+    conversation's inbox at creation is its first interaction's (by start, then event order); each
+    close row records the inbox of the conversation's last interaction to start at or before the
+    close time (by start, then event order), computed at the end from those start times. An
+    interaction without an inbox gives None: no fallback to another one.
 """
 
 from __future__ import annotations
@@ -116,6 +123,7 @@ class _Conversation:
     sessions: list[_Session] = field(default_factory=list)
     contacts: list[_Contact] = field(default_factory=list)
     closes: list[tuple[datetime, bool]] = field(default_factory=list)
+    interactions: list[_Session | _Contact] = field(default_factory=list)  # in the order they started
 
 
 @dataclass
@@ -136,6 +144,7 @@ class _Session:
     handoff_reason: str | None = None
     transfer_rationale: str | None = None
     messages: list[dict] = field(default_factory=list)
+    inbox: str | None = None
 
 
 @dataclass
@@ -153,6 +162,7 @@ class _Contact:
     agents: list[str] = field(default_factory=list)
     customer_messages: int = 0
     agent_messages: int = 0
+    inbox: str | None = None
 
 
 class _CustomerTrack:
@@ -267,6 +277,7 @@ class _CustomerTrack:
             last_activity_at=t,
         )
         conv.sessions.append(session)
+        conv.interactions.append(session)
         self.sessions.append(session)
         self.session = session
         return session
@@ -277,6 +288,8 @@ class _CustomerTrack:
             session.channel = event["channel"]
         if session.ai_agent is None and _present(event.get("ai_agent")):
             session.ai_agent = event["ai_agent"]
+        if session.inbox is None and _present(event.get("inbox")):
+            session.inbox = event["inbox"]
         if _present(event.get("channel")):
             session.conversation.channels.append(event["channel"])
 
@@ -322,13 +335,20 @@ class _CustomerTrack:
         if source == "handoff":
             assert linked is not None
             contact.channel = linked.channel
+            # The handoff is the contact's starting event, hence its activity (3.2), though it is
+            # handled as the session's above: its inbox is the contact's first candidate too.
+            if _present(event.get("inbox")):
+                contact.inbox = event["inbox"]
         conv.contacts.append(contact)
+        conv.interactions.append(contact)
         self.contacts.append(contact)
         self.contact = contact
         return contact
 
     def _contact_activity(self, contact: _Contact, event: dict) -> None:
         contact.last_activity_at = event["occurred_at"]
+        if contact.inbox is None and _present(event.get("inbox")):
+            contact.inbox = event["inbox"]
         if _present(event.get("channel")):
             if contact.channel is None and contact.source != "handoff":
                 contact.channel = event["channel"]
@@ -472,6 +492,7 @@ def _session_rows(track: _CustomerTrack) -> list[dict]:
                 "transfer_rationale": session.transfer_rationale if handed_off else None,
                 "recontacted": recontacted,
                 "recontact_known_at": until,
+                "inbox": session.inbox,
             }
         )
     return rows
@@ -496,6 +517,7 @@ def _contact_rows(track: _CustomerTrack) -> list[dict]:
             "agent_names": list(contact.agents) or None,
             "customer_messages": contact.customer_messages,
             "agent_messages": contact.agent_messages,
+            "inbox": contact.inbox,
         }
         for contact in track.contacts
     ]
@@ -532,9 +554,17 @@ def _conversation_rows(track: _CustomerTrack) -> list[dict]:
                 "session_count": len(conv.sessions),
                 "contact_count": len(conv.contacts),
                 "handled_by": _handled_by(conv),
+                "inbox_at_created": conv.interactions[0].inbox,
             }
         )
     return rows
+
+
+def _inbox_by(conv: _Conversation, at: datetime) -> str | None:
+    """The inbox of the conversation's last interaction to start at or before `at`: the latest start,
+    and of several at that instant the last to start in event order (reading 16)."""
+    started = [(i.created_at, order) for order, i in enumerate(conv.interactions) if i.created_at <= at]
+    return conv.interactions[max(started)[1]].inbox if started else None
 
 
 def derive_reference(
@@ -564,7 +594,8 @@ def derive_reference(
         tables["anomalies"] += track.anomalies
         for conv in track.conversations:
             tables["conversation_closes"] += [
-                {"brand": brand, "conversation_id": conv.id, "closed_at": at, "counted": counted}
+                {"brand": brand, "conversation_id": conv.id, "closed_at": at, "counted": counted,
+                 "inbox": _inbox_by(conv, at)}
                 for at, counted in conv.closes
             ]
         for session in track.sessions:

@@ -48,6 +48,7 @@ FIELDS = [
     "reason",
     "transfer_rationale",
     "agent",
+    "inbox",
 ]
 DAY = datetime(2026, 5, 21)
 S = timedelta(hours=2)
@@ -146,6 +147,7 @@ def test_worked_example(derive: Derive) -> None:
         "transfer_rationale": None,
         "recontacted": True,  # Session 2 was created 4h45m after Session 1 ended
         "recontact_known_at": at("12:15", day=1),
+        "inbox": None,
     }
     assert s2["session_id"] == "ses_0df32044d9fc7c8e"
     assert (s2["created_at"], s2["ended_at"], s2["end_reason"]) == (at("17:00"), at("17:10"), "handoff")
@@ -525,6 +527,107 @@ def test_brands_and_customers_are_separate(derive: Derive) -> None:
     assert len(t["conversations"]) == 3
     other = [s for s in t["sessions"] if s["brand"] == "other"][0]
     assert other["ended_at"] == at("10:40")
+
+
+# --- The optional field `inbox` (Appendix B; decisions 86 and 88) --------------------------------------
+
+
+def inboxes(tables: dict, table: str) -> list[tuple[str, str | None]]:
+    """(first event id, inbox) of each session or contact, by creation."""
+    key, prefix = ("session_id", "ses_") if table == "sessions" else ("contact_id", "ctc_")
+    first = {make_id(prefix, "default", "c1", e): e for e in "abcdefghijklmnopqrstuvwxyz"}
+    return [(first[r[key]], r["inbox"]) for r in sorted(tables[table], key=lambda r: (r["created_at"], r[key]))]
+
+
+def test_a_session_and_a_contact_take_the_inbox_of_their_first_event_that_has_one(derive: Derive) -> None:
+    t = derive([
+        ev("a", "customer_message", at("10:00")),
+        ev("b", "ai_message", at("10:01"), inbox="web"),
+        ev("c", "customer_message", at("10:02"), inbox="other"),
+        ev("d", "handoff", at("10:03"), category="handoff_qc"),  # starts the contact, without an inbox
+        ev("e", "agent_message", at("10:04"), inbox="mail"),
+        ev("f", "contact_end", at("10:05"), inbox="late"),
+    ])
+    assert inboxes(t, "sessions") == [("a", "web")]
+    # Not the session's: SPEC 4.4 hands the channel down to a handoff contact, Appendix B no inbox.
+    assert inboxes(t, "contacts") == [("d", "mail")]
+
+
+def test_a_handoff_contact_takes_the_handoffs_inbox_first(derive: Derive) -> None:
+    t = derive([
+        ev("a", "customer_message", at("10:00"), inbox="web"),
+        ev("d", "handoff", at("10:03"), category="handoff_qc", inbox="queue"),
+        ev("e", "agent_message", at("10:04"), inbox="mail"),
+    ])
+    assert inboxes(t, "sessions") == [("a", "web")]
+    assert inboxes(t, "contacts") == [("d", "queue")]
+
+
+def test_closes_and_reopens_give_no_interaction_an_inbox(derive: Derive) -> None:
+    t = derive([
+        ev("a", "customer_message", at("10:00")),
+        ev("x", "conversation_close", at("10:30"), inbox="closed-by"),
+        ev("r", "conversation_reopen", at("11:00"), inbox="reopened-by"),
+        ev("b", "customer_message", at("11:30"), route="team"),
+        ev("e", "contact_end", at("11:40")),
+    ])
+    assert inboxes(t, "sessions") == [("a", None)]
+    assert inboxes(t, "contacts") == [("b", None)]
+    (conv,) = t["conversations"]
+    assert conv["inbox_at_created"] is None
+    assert {row["inbox"] for row in t["conversation_closes"]} == {None}
+
+
+def close_inboxes(tables: dict) -> list[tuple[datetime, bool, str | None]]:
+    return [(r["closed_at"], r["counted"], r["inbox"]) for r in tables["conversation_closes"]]
+
+
+def test_each_close_has_the_inbox_of_the_last_interaction_started_by_then(derive: Derive) -> None:
+    t = derive([
+        ev("a", "customer_message", at("10:00"), inbox="web"),  # session, closes 12:00
+        ev("b", "customer_message", at("13:00"), route="team"),  # reopens: a contact without an inbox
+        ev("e", "contact_end", at("13:05"), inbox="end"),  # the contact's first event with one
+        ev("x", "conversation_close", at("14:00"), inbox="x"),  # moves the last close; read by none
+    ])
+    (conv,) = t["conversations"]
+    assert conv["inbox_at_created"] == "web"
+    assert inboxes(t, "contacts") == [("b", "end")]
+    assert close_inboxes(t) == [(at("12:00"), True, "web"), (at("13:05"), True, "end"),
+                                (at("14:00"), False, "end")]
+
+
+def test_an_interaction_without_an_inbox_gives_none_and_no_fallback(derive: Derive) -> None:
+    t = derive([
+        ev("a", "customer_message", at("10:00"), inbox="web"),  # closes 12:00
+        ev("b", "customer_message", at("13:00")),  # a second session, reopening it, without an inbox
+    ])
+    (conv,) = t["conversations"]
+    assert conv["inbox_at_created"] == "web"
+    assert close_inboxes(t) == [(at("12:00"), True, "web"), (at("15:00"), True, None)]
+
+
+def test_interactions_starting_at_one_instant_go_by_event_order(derive: Derive) -> None:
+    t = derive([
+        ev("a", "customer_message", at("10:00"), inbox="ai-desk"),  # a session ...
+        ev("b", "agent_message", at("10:00"), inbox="team-desk"),  # ... taken over at once
+        ev("e", "contact_end", at("10:10")),
+    ])
+    (conv,) = t["conversations"]
+    assert conv["inbox_at_created"] == "ai-desk"
+    assert close_inboxes(t) == [(at("10:10"), True, "team-desk")]
+
+
+def test_a_lone_handoff_makes_a_session_first_and_its_contact_last(derive: Derive) -> None:
+    t = derive([
+        ev("h", "handoff", at("10:00"), category="handoff_manual"),
+        ev("i", "agent_message", at("10:01"), inbox="mail"),
+        ev("j", "contact_end", at("10:02")),
+    ])
+    (session,) = t["sessions"]
+    assert session["inbox"] is None
+    (conv,) = t["conversations"]
+    assert conv["inbox_at_created"] is None  # the session's: the first interaction
+    assert close_inboxes(t) == [(at("10:02"), True, "mail")]  # the contact's: the last
 
 
 # --- Invariants over random logs -----------------------------------------------------------------

@@ -32,20 +32,16 @@ from convoscope.config import Config
 from convoscope.errors import IngestError
 from convoscope.events import readers
 from convoscope.store import Store
+from event_files import FIELDS, Record, write_csv, write_jsonl, write_parquet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORKED_JSONL = FIXTURES / "worked-example.jsonl"
 WORKED_CSV = FIXTURES / "worked-example.csv"
 
-FIELDS = (
-    "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
-    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent",
-)
 # What an event is, without where it came from (source, line) or when it arrived.
 EVENT_COLUMNS = ", ".join((*FIELDS, "attributes"))
 MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
 DROP = object()  # a field value meaning "leave the field out"
-Record = dict[str, Any]
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -61,39 +57,8 @@ def event(type_: str = "customer_message", **fields: Any) -> Record:
     return {k: v for k, v in record.items() if v is not DROP}
 
 
-def write_jsonl(path: Path, *records: Record | str) -> Path:
-    """One line per record: a dict as JSON, a string as it is (to write broken lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
-def write_csv(path: Path, *records: Record) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
-
-
 def worked_records() -> list[Record]:
     return [json.loads(line) for line in WORKED_JSONL.read_text().splitlines()]
-
-
-def write_parquet(path: Path, records: list[Record], *, occurred_at: pa.DataType | None = None) -> Path:
-    """Every field a column (strings, guides a list); `occurred_at` as a timestamp column when given its type."""
-    columns: dict[str, pa.Array] = {}
-    for name in FIELDS:
-        values = [r.get(name) for r in records]
-        if name == "guides":
-            columns[name] = pa.array(values, pa.list_(pa.string()))
-        elif name == "occurred_at" and occurred_at is not None:
-            columns[name] = pa.array([datetime.fromisoformat(str(v).replace("Z", "+00:00")) for v in values], occurred_at)
-        else:
-            columns[name] = pa.array(values, pa.string())
-    pq.write_table(pa.table(columns), path)
-    return path
 
 
 def rows(store: Store, sql: str) -> list[Record]:
@@ -406,6 +371,9 @@ REJECTED = [
     rejected_case(event("ai_message", agent="sam"), "agent", "agent-on-ai_message"),
     rejected_case(event("agent_message", agent={"name": "sam"}), "agent", "agent-an-object"),
     rejected_case(event("agent_message", agent="a" * 201), "agent", "agent-over-200-chars"),
+    rejected_case(event(inbox="i" * 201), "inbox", "inbox-over-200-chars"),
+    rejected_case(event(inbox=7), "inbox", "inbox-a-number"),
+    rejected_case(event("contact_end", inbox=["7"]), "inbox", "inbox-a-list"),
     *(rejected_case(event(t, channel=DROP), "channel", f"channel-missing-on-{t}") for t in MESSAGE_TYPES),
 ]
 
@@ -503,7 +471,7 @@ BLANKS = [
                          # White space beyond ASCII's: no-break, em and ideographic spaces, vertical tab,
                          # and next line (U+0085, the lowest such character above ASCII's).
                          ("route", "\u00a0"), ("agent", "\u2003 "), ("ai_agent", "\u3000"), ("text", "\x0b"),
-                         ("guides", ["\u00a0"]), ("reason", "\x85")]
+                         ("guides", ["\u00a0"]), ("reason", "\x85"), ("inbox", ""), ("inbox", "\u3000\t")]
 ]
 
 
@@ -748,6 +716,8 @@ EQUAL_AFTER_NORMALISATION = [
                    "unknown-fields-in-another-order"),
     duplicate_pair(event(meta={"queue": "vip", "tries": 2}), event(meta={"tries": 2, "queue": "vip"}),
                    "nested-unknown-fields-in-another-order"),
+    duplicate_pair(event(), event(inbox=" "), "blank-inbox"),
+    duplicate_pair(event("conversation_close", inbox="7"), event("conversation_close", inbox="7"), "same-inbox"),
 ]
 
 

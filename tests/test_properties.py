@@ -30,7 +30,7 @@ DAY = datetime(2026, 5, 21)
 TYPES = ["customer_message", "ai_message", "handoff", "agent_message", "contact_end", "conversation_close",
          "conversation_reopen"]
 FIELDS = ["event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent", "guides",
-          "category", "subcategory", "reason", "transfer_rationale", "agent"]
+          "category", "subcategory", "reason", "transfer_rationale", "agent", "inbox"]
 HOUR = timedelta(hours=1)
 
 
@@ -63,6 +63,8 @@ def event_streams(draw: st.DrawFn, max_events: int = 40) -> list[dict]:
             event["reason"] = draw(st.sampled_from([None, "asked for a human"]))
         if type_ in ("agent_message", "contact_end", "conversation_close", "conversation_reopen"):
             event["agent"] = draw(st.sampled_from([None, "sam", "kim"]))
+        # Appendix B: on any type, and often absent, so that "the first event with one" is not the first.
+        event["inbox"] = draw(st.sampled_from([None, None, "1", "2", "=3"]))
         events.append(event)
     return events
 

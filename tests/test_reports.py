@@ -38,7 +38,7 @@ DETAIL_HEADERS = [
     "Was Handed Off", "Was Resolved", "Was Recontacted Resolution - 24 Hours", "Was Responded To",
     "Handoff Category", "Handoff Subcategory", "Handoff Reason", "Transfer Rationale", "Conversation Link",
 ]
-EXTRA_HEADERS = ["Brand", "Created At", "Ended At", "End Reason", "Outcome"]
+EXTRA_HEADERS = ["Brand", "Created At", "Ended At", "End Reason", "Outcome", "Inbox"]
 SNAKE_HEADERS = [
     "session_id", "customer_id", "conversation_id", "channel", "gladly_agent", "guides_used", "created_date",
     "was_handed_off", "was_resolved", "was_recontacted_resolution_24_hours", "was_responded_to",
@@ -129,7 +129,7 @@ def test_csv_is_rfc_4180_utf8_with_quotes_only_where_needed(cs: Convoscope) -> N
         ("sessions-detail", ["--extra"], DETAIL_HEADERS + EXTRA_HEADERS),
         ("sessions-detail-with-messages", ["--extra"], DETAIL_HEADERS + ["Message History"] + EXTRA_HEADERS),
         ("sessions-detail", ["--extra", "--headers", "snake"],
-         SNAKE_HEADERS + ["brand", "created_at", "ended_at", "end_reason", "outcome"]),
+         SNAKE_HEADERS + ["brand", "created_at", "ended_at", "end_reason", "outcome", "inbox"]),
     ],
 )
 def test_headers(worked: Convoscope, name: str, args: list[str], expected: list[str]) -> None:
@@ -145,8 +145,8 @@ def test_extra_columns_of_the_worked_example(worked: Convoscope) -> None:
     rows = worked.rows("--extra", "--tz", "UTC")
     extra = [[row[h] for h in EXTRA_HEADERS] for row in rows]
     assert extra == [
-        ["default", "2026-05-21T10:00:00+00:00", "2026-05-21T12:15:00+00:00", "inactivity", "resolved"],
-        ["default", "2026-05-21T17:00:00+00:00", "2026-05-21T17:10:00+00:00", "handoff", "handed_off"],
+        ["default", "2026-05-21T10:00:00+00:00", "2026-05-21T12:15:00+00:00", "inactivity", "resolved", ""],
+        ["default", "2026-05-21T17:00:00+00:00", "2026-05-21T17:10:00+00:00", "handoff", "handed_off", ""],
     ]
     rows = worked.rows("--extra", "--tz", "America/Los_Angeles")
     assert [(r["Created At"], r["Ended At"]) for r in rows] == [
@@ -166,11 +166,11 @@ def test_extra_outcomes_and_truncated_seconds(cs: Convoscope) -> None:
     rows = by_customer(cs.rows("--extra", "--tz", "UTC", as_of="2026-05-21T14:00:00Z"))
     silent, talking = rows["silent"], rows["talking"]
     assert [silent[h] for h in EXTRA_HEADERS] == [
-        "default", "2026-05-21T10:00:59+00:00", "2026-05-21T12:00:59+00:00", "inactivity", "no_response",
+        "default", "2026-05-21T10:00:59+00:00", "2026-05-21T12:00:59+00:00", "inactivity", "no_response", "",
     ]
     assert [silent["Was Responded To"], silent["Was Handed Off"], silent["Was Resolved"]] == ["false", "false", "false"]
     assert silent["Was Recontacted Resolution - 24 Hours"] == ""  # only resolved sessions have one
-    assert [talking[h] for h in EXTRA_HEADERS] == ["default", "2026-05-21T13:00:00+00:00", "", "", "open"]
+    assert [talking[h] for h in EXTRA_HEADERS] == ["default", "2026-05-21T13:00:00+00:00", "", "", "open", ""]
 
 
 # --- 3. unknown values at an as-of time (SPEC 3.6) ---------------------------------------------------

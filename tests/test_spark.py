@@ -3,7 +3,9 @@
 One local Spark session serves the module, with few shuffle partitions and small Arrow batches so
 that customers keep running across batch boundaries. The brand is a generated one of over 200,000
 events in two Parquet files: the second repeats some events (duplicates), changes others (conflicts)
-and adds late events for old customers; the generator mixes in malformed records (rejects).
+and adds late events for old customers; the generator mixes in malformed records (rejects). Most
+events carry an inbox (Appendix B), some a blank or a too long one, which the generator does not
+make: it is added here, so that what the generator makes by default stays as other tests pin it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -51,22 +54,41 @@ def brand(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = folder / "a-month.parquet"
     subprocess.run([*CLI, "generate", "--customers", "10000", "--days", "30", "--seed", "7", "--bad-rate", "0.001",
                     "--out", str(first)], check=True, capture_output=True)
-    month = pq.read_table(first)
+    month = with_inboxes(pq.read_table(first))
+    pq.write_table(month, first)
     valid = month.filter(pc.is_valid(month.column("event_id")))
     rng = np.random.default_rng(7)
-    picked = valid.take(rng.choice(valid.num_rows, 700, replace=False))
+    picked = valid.take(rng.choice(valid.num_rows, 750, replace=False))
     repeated, changed, late = picked.slice(0, 400), picked.slice(400, 100), picked.slice(500, 200)
     changed = changed.set_column(changed.schema.get_field_index("text"), "text",
                                  pa.array(["changed after the fact"] * changed.num_rows))
+    moved = picked.slice(700, 50)  # conflicts in the inbox alone
+    moved = moved.set_column(moved.schema.get_field_index("inbox"), "inbox", pa.array(["moved"] * moved.num_rows))
     late = late.set_column(late.schema.get_field_index("event_id"), "event_id",
                            pc.binary_join_element_wise(late.column("event_id"), "-late", ""))
     occurred = late.schema.get_field_index("occurred_at")
     late_times = pc.add(late.column(occurred).cast(pa.timestamp("us", "UTC")), pa.scalar(3 * 86_400_000_000,
                                                                                           pa.duration("us")))
     late = late.set_column(occurred, "occurred_at", late_times.cast(late.schema.field(occurred).type))
-    pq.write_table(pa.concat_tables([repeated, changed, late]), folder / "b-corrections.parquet")
-    assert month.num_rows + 700 >= 200_000
+    pq.write_table(pa.concat_tables([repeated, changed, moved, late]), folder / "b-corrections.parquet")
+    assert month.num_rows + 750 >= 200_000
     return folder
+
+
+INBOXES = ["1", "2", "3", "42", "Sales EU", "=support"]
+
+
+def with_inboxes(events: pa.Table) -> pa.Table:
+    """`events` with an inbox on about two thirds of them, whatever their type; a few blank (absent) or
+    too long (rejected)."""
+    rng = np.random.default_rng(23)
+    n = events.num_rows
+    values = np.array(INBOXES, dtype=object)[rng.integers(0, len(INBOXES), n)]
+    values[rng.random(n) < 0.3] = None
+    odd = rng.choice(n, 40, replace=False)
+    values[odd[:20]] = " "
+    values[odd[20:]] = "i" * 201
+    return events.append_column("inbox", pa.array(values.tolist(), pa.string()))
 
 
 @pytest.fixture(scope="module")
@@ -117,24 +139,46 @@ def test_the_brand_is_large_and_varied_enough_to_prove_parity(store_path: Path) 
     with duckdb.connect(str(store_path), read_only=True) as con:
         events, customers = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM events").fetchall()[0]
         kinds = dict(con.execute("SELECT kind, count(*) FROM rejects GROUP BY kind").fetchall())
+        inboxes = dict(con.execute("SELECT inbox, count(*) FROM events GROUP BY inbox").fetchall())
+        types = con.execute("SELECT count(DISTINCT type) FROM events WHERE inbox IS NOT NULL").fetchall()[0][0]
+        too_long = con.execute("SELECT count(*) FROM rejects WHERE reason LIKE '%inbox is longer%'").fetchall()[0][0]
+        sessions = dict(con.execute("SELECT inbox IS NULL, count(*) FROM sessions GROUP BY 1").fetchall())
     assert events >= 200_000 and customers > 8_000
-    assert kinds["conflict"] >= 90 and kinds["rejected"] > 100  # changed records that were valid
+    assert kinds["conflict"] >= 140 and kinds["rejected"] > 100  # changed records that were valid
+    assert set(inboxes) == {None, *INBOXES} and types == 7 and too_long > 0  # the blank ones are absent
+    assert sessions[True] > 1000 and sessions[False] > 10_000  # sessions with and without an inbox
+
+
+def _both_csv(lake: Path, store_path: Path, config: Config, name: str, folder: Path, **options: Any) -> list[bytes]:
+    """The report's CSV from the store and from the lake, with --extra where it takes it."""
+    definition = reports.get_report(name)
+    written = []
+    for label, store in (("store", Store(store_path)), ("lake", Store.lake(lake))):
+        with store:
+            params = reports.build_params(definition, config, store.brands(), date_from="2026-05-01",
+                                          date_to="2026-05-31", as_of=AS_OF, extra=bool(definition.extra_columns),
+                                          **options)
+            service.write_report(store, config, definition, params, folder / f"{label}.csv")
+        written.append((folder / f"{label}.csv").read_bytes())
+    assert written[0].count(b"\n") > 1
+    return written
 
 
 @pytest.mark.parametrize("name", reports.REPORTS)
 def test_every_report_over_the_lake_is_byte_identical_to_the_store(
     lake: Path, store_path: Path, config: Config, name: str, tmp_path: Path
 ) -> None:
-    definition = reports.get_report(name)
-    written = []
-    for label, store in (("store", Store(store_path)), ("lake", Store.lake(lake))):
-        with store:
-            params = reports.build_params(definition, config, store.brands(), date_from="2026-05-01",
-                                          date_to="2026-05-31", tz="Europe/Berlin", as_of=AS_OF, extra=bool(definition.extra_columns))
-            service.write_report(store, config, definition, params, tmp_path / f"{label}.csv")
-        written.append((tmp_path / f"{label}.csv").read_bytes())
-    assert written[0].count(b"\n") > 1
-    assert written[0] == written[1]
+    from_store, from_lake = _both_csv(lake, store_path, config, name, tmp_path, tz="Europe/Berlin")
+    assert from_store == from_lake
+
+
+@pytest.mark.parametrize("name", [name for name, report in reports.REPORTS.items() if "inbox" in report.where])
+@pytest.mark.parametrize("inbox", ["3", "=support", ""])  # "=support": guarded in cells, not in the filter
+def test_reports_filtered_by_inbox_over_the_lake_are_byte_identical_to_the_store(
+    lake: Path, store_path: Path, config: Config, name: str, inbox: str, tmp_path: Path
+) -> None:
+    from_store, from_lake = _both_csv(lake, store_path, config, name, tmp_path, where=[f"inbox={inbox}"])
+    assert from_store == from_lake
 
 
 def test_report_lake_on_the_command_line(lake: Path, store_path: Path, tmp_path: Path) -> None:
@@ -242,7 +286,8 @@ def _sorted_like_spark(store_path: Path) -> pa.Table:
     with duckdb.connect(str(store_path), read_only=True) as con:
         return con.sql("""
             SELECT brand, customer_id, event_id, channel, ai_agent, guides, category, subcategory, reason,
-                   transfer_rationale, agent, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route, event_key
+                   transfer_rationale, agent, inbox, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route,
+                   event_key
             FROM events WHERE customer_id IN (SELECT DISTINCT customer_id FROM events ORDER BY 1 LIMIT 80)
             ORDER BY brand, customer_id, occurred_at, type, event_id
         """).to_arrow_table()

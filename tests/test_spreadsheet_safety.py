@@ -38,16 +38,17 @@ PLAIN_GUIDE = "Plain Guide"
 DAY = "2026-05-21"
 
 # SPEC 4.2–4.8: the columns each report lists as *text*; a summary's --by dimension is free text too.
+# Appendix B's `inbox` is free text too (any string of up to 200 characters), in the --extra columns.
 TEXT_COLUMNS = {
     "sessions-detail": {"Channel", "Gladly Agent", "Guides Used", "Handoff Category", "Handoff Subcategory",
-                        "Handoff Reason", "Transfer Rationale"},
+                        "Handoff Reason", "Transfer Rationale", "Inbox"},
     "sessions-detail-with-messages": {"Channel", "Gladly Agent", "Guides Used", "Handoff Category",
                                       "Handoff Subcategory", "Handoff Reason", "Transfer Rationale",
-                                      "Message History"},
+                                      "Message History", "Inbox"},
     "sessions-summary": {"Channel", "AI Agent", "Guide", "Handoff Category"},
-    "contact-export": {"Channel", "Handoff Category", "Agents"},
+    "contact-export": {"Channel", "Handoff Category", "Agents", "Inbox"},
     "contact-summary": set(),
-    "conversation-export": {"First Channel", "Last Channel"},
+    "conversation-export": {"First Channel", "Last Channel", "Inbox At Created", "Inbox At Last Closed"},
     "conversation-summary": set(),
     "data-quality": {"Reason", "Source"},
 }
@@ -76,13 +77,14 @@ def at(i: int, minute: int) -> str:
 
 def customer_events(i: int, text: str) -> list[dict]:
     """One customer per payload: an AI session handed off to a contact that a team member ends, and
-    a second contact end with no contact open (an anomaly: a data-quality row with the ids)."""
+    a second contact end with no contact open (an anomaly: a data-quality row with the ids). The
+    session's inbox is the payload, the contact's the payload with ` c` after it."""
     who, eid = customer_of(i), lambda k: event_id_of(i, k)
     return [
-        ev(eid(0), "customer_message", at(i, 0), customer=who, text=text),
+        ev(eid(0), "customer_message", at(i, 0), customer=who, text=text, inbox=text),
         ev(eid(1), "ai_message", at(i, 1), customer=who, text=text, ai_agent=text, guides=[text, PLAIN_GUIDE]),
         ev(eid(2), "handoff", at(i, 2), customer=who, ai_agent=text, category=text, subcategory=text, reason=text,
-           transfer_rationale=text),
+           transfer_rationale=text, inbox=f"{text} c"),
         ev(eid(3), "agent_message", at(i, 3), customer=who, text=text, agent=text),
         ev(eid(4), "contact_end", at(i, 4), customer=who, agent=text),
         ev(eid(5), "contact_end", at(i, 5), customer=who, agent=text),
@@ -171,6 +173,7 @@ def session_row_expected(i: int, text: str) -> dict[str, str]:
         "Handoff Reason": guarded(text),
         "Transfer Rationale": guarded(text),
         "Conversation Link": f"{PUBLIC_URL}/conversations/{conversation}",
+        "Inbox": guarded(text),
     }
 
 
@@ -203,7 +206,7 @@ def test_summary_dimension_cells(store: Convoscope, by: str) -> None:
 
 
 def test_contact_cells(store: Convoscope) -> None:
-    rows = {row["Customer ID"]: row for row in run(store, "contact-export", ())[1]}
+    rows = {row["Customer ID"]: row for row in run(store, "contact-export", ("--extra",))[1]}
     assert set(rows) == {customer_of(i) for i in range(len(TEXT_PAYLOADS))}
     for i, text in enumerate(TEXT_PAYLOADS):
         who = customer_of(i)
@@ -216,18 +219,22 @@ def test_contact_cells(store: Convoscope) -> None:
             "Handoff Category": guarded(text),
             "Agents": guarded(text),
             "Conversation Link": f"{PUBLIC_URL}/conversations/{conversation}",
+            "Inbox": guarded(f"{text} c"),
         }
         assert {k: rows[who][k] for k in expected} == expected, repr(text)
 
 
 def test_conversation_cells(store: Convoscope) -> None:
-    rows = {row["Customer ID"]: row for row in run(store, "conversation-export", ())[1]}
+    rows = {row["Customer ID"]: row for row in run(store, "conversation-export", ("--extra",))[1]}
     assert set(rows) == {customer_of(i) for i in range(len(TEXT_PAYLOADS))}
-    for i in range(len(TEXT_PAYLOADS)):
+    for i, text in enumerate(TEXT_PAYLOADS):
         who = customer_of(i)
         conversation = make_id("cnv_", "default", who, event_id_of(i, 0))
         assert (rows[who]["Conversation ID"], rows[who]["Conversation Link"], rows[who]["First Channel"],
                 rows[who]["Last Channel"]) == (conversation, f"{PUBLIC_URL}/conversations/{conversation}", "chat", "chat")
+        # Created with the session, closed after the contact: the two inboxes.
+        assert (rows[who]["Inbox At Created"], rows[who]["Inbox At Last Closed"]) == (guarded(text),
+                                                                                       guarded(f"{text} c"))
 
 
 def test_data_quality_ids_are_as_sent(store: Convoscope) -> None:
@@ -267,8 +274,10 @@ def test_payloads_reach_the_store_as_sent(store: Convoscope) -> None:
 
     con = duckdb.connect(str(Path(store.db)), read_only=True)
     stored = {row[0] for row in con.execute("SELECT DISTINCT ai_agent FROM events WHERE ai_agent IS NOT NULL").fetchall()}
+    inboxes = {row[0] for row in con.execute("SELECT DISTINCT inbox FROM events WHERE inbox IS NOT NULL").fetchall()}
     con.close()
     assert stored == set(TEXT_PAYLOADS)
+    assert inboxes == set(TEXT_PAYLOADS) | {f"{t} c" for t in TEXT_PAYLOADS}
 
 
 def test_the_dashboards_links_filter_on_the_values_themselves(store: Convoscope) -> None:

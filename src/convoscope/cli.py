@@ -313,7 +313,10 @@ def derive(app: App) -> None:
 @click.option("--by", help="Dimension of sessions-summary.")
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
 @click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
-@click.option("--extra", is_flag=True, help="Append Brand, Created At, Ended At, End Reason, Outcome.")
+@click.option("--extra", is_flag=True,
+              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome and Inbox to the "
+                   "session reports; Inbox to contact-export; Inbox At Created and Inbox At Last Closed to "
+                   "conversation-export.")
 @click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
 @click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",

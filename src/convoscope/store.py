@@ -26,7 +26,7 @@ import pyarrow as pa
 from convoscope.errors import ConvoscopeError
 
 DEFAULT_DB = "convoscope.duckdb"
-SCHEMA_VERSION = "3"  # of the derived tables: a store of another version rebuilds them
+SCHEMA_VERSION = "4"  # of the derived tables (and the events' columns): a store of another version rebuilds them
 
 BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # SPEC 2.2
 EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at TIMESTAMP NOT NULL, customer_id VARCHAR NOT NULL, channel VARCHAR, text VARCHAR,
     route route_type, ai_agent VARCHAR, guides VARCHAR[], category VARCHAR, subcategory VARCHAR,
     reason VARCHAR, transfer_rationale VARCHAR, agent VARCHAR, attributes JSON,
-    source VARCHAR, line BIGINT, ingested_at TIMESTAMP, event_key BIGINT
+    source VARCHAR, line BIGINT, ingested_at TIMESTAMP, event_key BIGINT,
+    inbox VARCHAR  -- last, where a store of version 3 gets it (`Store._upgrade`)
 );
 CREATE TABLE IF NOT EXISTS rejects (
     kind VARCHAR NOT NULL, reason VARCHAR NOT NULL, source VARCHAR NOT NULL, line BIGINT,
@@ -83,20 +84,23 @@ CREATE TABLE IF NOT EXISTS derived.sessions (
     channel VARCHAR, ai_agent VARCHAR, guides_used VARCHAR, guides VARCHAR[],
     responded BOOLEAN, first_response_at TIMESTAMP, handed_off BOOLEAN,
     handoff_category VARCHAR, handoff_subcategory VARCHAR, handoff_reason VARCHAR, transfer_rationale VARCHAR,
-    recontacted BOOLEAN, recontact_known_at TIMESTAMP
+    recontacted BOOLEAN, recontact_known_at TIMESTAMP, inbox VARCHAR
 );
 CREATE TABLE IF NOT EXISTS derived.contacts (
     brand VARCHAR, customer_id VARCHAR, contact_key BIGINT, conversation_key BIGINT, session_key BIGINT,
     source VARCHAR, channel VARCHAR, created_at TIMESTAMP, first_response_at TIMESTAMP,
     last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR, agent_names VARCHAR[],
-    customer_messages INTEGER, agent_messages INTEGER
+    customer_messages INTEGER, agent_messages INTEGER, inbox VARCHAR
 );
 CREATE TABLE IF NOT EXISTS derived.conversations (
     brand VARCHAR, customer_id VARCHAR, conversation_key BIGINT, created_at TIMESTAMP, ended_at TIMESTAMP,
     times_reopened INTEGER, first_channel VARCHAR, last_channel VARCHAR, channel_count INTEGER, channels VARCHAR[],
-    session_count INTEGER, contact_count INTEGER, handled_by VARCHAR
+    session_count INTEGER, contact_count INTEGER, handled_by VARCHAR, inbox_at_created VARCHAR
 );
-CREATE TABLE IF NOT EXISTS derived.conversation_closes (conversation_key BIGINT, closed_at TIMESTAMP, counted BOOLEAN);
+-- `inbox`: that of the conversation's last interaction to start by the close (decision 88).
+CREATE TABLE IF NOT EXISTS derived.conversation_closes (
+    conversation_key BIGINT, closed_at TIMESTAMP, counted BOOLEAN, inbox VARCHAR
+);
 CREATE TABLE IF NOT EXISTS derived.conversation_reopens (conversation_key BIGINT, reopened_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS derived.anomalies (
     brand VARCHAR, customer_id VARCHAR, event_id VARCHAR, kind VARCHAR, occurred_at TIMESTAMP
@@ -182,23 +186,23 @@ CREATE OR REPLACE VIEW sessions AS
 SELECT brand, customer_id, {id_sql("ses_", "session_key")} AS session_id,
        {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, last_activity_at, ended_at, end_reason,
        channel, ai_agent, guides_used, guides, responded, first_response_at, handed_off, handoff_category,
-       handoff_subcategory, handoff_reason, transfer_rationale, recontacted, recontact_known_at,
+       handoff_subcategory, handoff_reason, transfer_rationale, recontacted, recontact_known_at, inbox,
        session_key, conversation_key
 FROM {DERIVED}.sessions;
 CREATE OR REPLACE VIEW contacts AS
 SELECT brand, customer_id, {id_sql("ctc_", "contact_key")} AS contact_id,
        {id_sql("cnv_", "conversation_key")} AS conversation_id, {id_sql("ses_", "session_key")} AS session_id,
        source, channel, created_at, first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names,
-       customer_messages, agent_messages, contact_key, conversation_key, session_key
+       customer_messages, agent_messages, inbox, contact_key, conversation_key, session_key
 FROM {DERIVED}.contacts;
 CREATE OR REPLACE VIEW conversations AS
 SELECT brand, customer_id, {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, ended_at,
        times_reopened, first_channel, last_channel, channel_count, channels, session_count, contact_count,
-       handled_by, conversation_key
+       handled_by, inbox_at_created, conversation_key
 FROM {DERIVED}.conversations;
 CREATE OR REPLACE VIEW conversation_closes AS
 SELECT v.brand, v.customer_id, {id_sql("cnv_", "k.conversation_key")} AS conversation_id, k.closed_at, k.counted,
-       k.conversation_key
+       k.inbox, k.conversation_key
 FROM {DERIVED}.conversation_closes k JOIN {DERIVED}.conversations v USING (conversation_key);
 CREATE OR REPLACE VIEW conversation_reopens AS
 SELECT v.brand, v.customer_id, {id_sql("cnv_", "r.conversation_key")} AS conversation_id, r.reopened_at,
@@ -358,7 +362,8 @@ class Store:
     def _upgrade(self) -> None:
         """Derived tables are a cache of the events: a store whose derived tables have another shape
         drops them and marks every customer for derivation, in one transaction. A store of before
-        version 3 kept them as tables of the main schema, and its events have no key yet: they get it."""
+        version 3 kept them as tables of the main schema, and its events have no key yet: they get it.
+        Before version 4 events had no `inbox`: it was an unknown field, and moves to its column."""
         found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         if found and found[0][0] == SCHEMA_VERSION:
             return
@@ -377,6 +382,14 @@ class Store:
                 con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS event_key BIGINT")
                 con.execute(f"UPDATE events SET event_key = {event_key_sql('brand', 'customer_id', 'event_id')} "
                             "WHERE event_key IS NULL")
+                if not con.execute("SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() "
+                                   "AND schema_name = 'main' AND table_name = 'events' AND column_name = 'inbox'"
+                                   ).fetchall():
+                    # The rule of SPEC 2.2 lives with the schema, which imports this module: imported here.
+                    from convoscope.events.schema import promote_sql
+
+                    con.execute("ALTER TABLE events ADD COLUMN inbox VARCHAR")
+                    con.execute(promote_sql("inbox"))  # decision 87
                 con.execute("DELETE FROM pending")
                 con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
             con.execute(_VIEWS)  # once per version: replacing them at every open would write the catalog

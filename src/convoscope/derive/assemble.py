@@ -28,7 +28,7 @@ from convoscope.derive import names
 
 # String columns assemble reads (besides the numbers of SortedEvents).
 STRING_COLUMNS = ("brand", "customer_id", "event_id", "channel", "ai_agent", "guides", "category", "subcategory",
-                  "reason", "transfer_rationale", "agent")
+                  "reason", "transfer_rationale", "agent", "inbox")
 
 
 class EventColumns:
@@ -173,6 +173,7 @@ class SortedEvents:
     route: np.ndarray
     has_channel: np.ndarray
     has_ai_agent: np.ndarray
+    has_inbox: np.ndarray
     keys: np.ndarray  # int64 event_key (SPEC 3.5)
     customers: pa.Table  # brand and customer_id of each customer group
     columns: EventColumns
@@ -194,6 +195,7 @@ class SortedEvents:
                 group_starts=starts[first:last + 1] - start,
                 ts=self.ts[start:stop], kind=self.kind[start:stop], route=self.route[start:stop],
                 has_channel=self.has_channel[start:stop], has_ai_agent=self.has_ai_agent[start:stop],
+                has_inbox=self.has_inbox[start:stop],
                 keys=self.keys[start:stop], customers=self.customers.slice(first, last - first),
                 columns=self.columns.slice(start, stop),
             )
@@ -225,7 +227,7 @@ def kernel_input(events: SortedEvents, settings_for: Callable[[str], BrandSettin
         to_ai = table[np.repeat(group_brand, np.diff(starts)), channel_codes]
     return K.KernelInput(
         group_starts=starts, ts=events.ts, kind=events.kind, route=events.route, to_ai=to_ai,
-        has_channel=events.has_channel, has_ai_agent=events.has_ai_agent, **per_group,
+        has_channel=events.has_channel, has_ai_agent=events.has_ai_agent, has_inbox=events.has_inbox, **per_group,
     )
 
 
@@ -295,9 +297,11 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "session_count": out.v_sessions.astype(np.int32),
         "contact_count": out.v_contacts.astype(np.int32),
         "handled_by": _codes(handled, names.HANDLED_BY),
+        "inbox_at_created": cols.labels("inbox", out.v_inbox),
     })
     yield "conversation_closes", pa.table({"conversation_key": cnv_keys[out.close_conversation],
-                                           "closed_at": _times(out.close_at), "counted": out.close_counted})
+                                           "closed_at": _times(out.close_at), "counted": out.close_counted,
+                                           "inbox": cols.labels("inbox", out.close_inbox)})
     yield "conversation_reopens", pa.table({"conversation_key": cnv_keys[out.reopen_conversation],
                                             "reopened_at": _times(out.reopen_at)})
 
@@ -338,6 +342,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "transfer_rationale": cols.take("transfer_rationale", handoff),
         "recontacted": out.s_recontacted,
         "recontact_known_at": _times(out.s_recontact_known),
+        "inbox": cols.labels("inbox", out.s_inbox),
     })
 
     # Contacts (SPEC 3.2, 4.4).
@@ -359,6 +364,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "agent_names": agents,
         "customer_messages": out.c_customer_messages.astype(np.int32),
         "agent_messages": out.c_agent_messages.astype(np.int32),
+        "inbox": cols.labels("inbox", out.c_inbox),
     })
 
     yield "anomalies", pa.table({

@@ -72,6 +72,7 @@ def _few_sorted_events(con: duckdb.DuckDBPyConnection, where: str) -> A.SortedEv
         route=table.column("route_code").to_numpy(),
         has_channel=pc.is_valid(table.column("channel")).to_numpy(zero_copy_only=False),
         has_ai_agent=pc.is_valid(table.column("ai_agent")).to_numpy(zero_copy_only=False),
+        has_inbox=pc.is_valid(table.column("inbox")).to_numpy(zero_copy_only=False),
         keys=table.column("event_key").to_numpy(),
         customers=table.select(["brand", "customer_id"]).take(starts[:-1]),
         columns=A.EventColumns(table.select(A.STRING_COLUMNS)),
@@ -85,6 +86,7 @@ _SPARSE_READS = (
     ("ai_agent, guides", "ai_agent IS NOT NULL OR guides IS NOT NULL"),
     ("category, subcategory, reason, transfer_rationale", "type = 'handoff'"),
     ("agent", "agent IS NOT NULL"),
+    ("inbox", "inbox IS NOT NULL"),  # any type may carry one
 )
 
 
@@ -137,7 +139,8 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
                 SELECT e.r, {_customer_hash("e.")} AS h, {"hash(e.customer_id, e.brand) AS h2, " if "h2" in keys else ""}
                        epoch_us(e.occurred_at) AS ts, enum_code(e.type)::TINYINT AS kind,
                        coalesce(enum_code(e.route) + 1, 0)::TINYINT AS route, e.event_key AS key,
-                       coalesce(c.code, -1) AS channel, e.ai_agent IS NOT NULL AS has_ai_agent
+                       coalesce(c.code, -1) AS channel, e.ai_agent IS NOT NULL AS has_ai_agent,
+                       e.inbox IS NOT NULL AS has_inbox
                 FROM (SELECT events.rowid AS r, * FROM events {where}) e
                 LEFT JOIN _channel_codes c ON c.channel = e.channel
                 ORDER BY {keys}
@@ -188,7 +191,8 @@ def _sorted_events(con: duckdb.DuckDBPyConnection, where: str, *, alone: bool = 
     channel = col["channel"]
     return A.SortedEvents(
         group_starts=starts, ts=col["ts"], kind=col["kind"], route=col["route"], has_channel=channel >= 0,
-        has_ai_agent=col["has_ai_agent"], keys=col["key"], customers=customers.select(["brand", "customer_id"]),
+        has_ai_agent=col["has_ai_agent"], has_inbox=col["has_inbox"], keys=col["key"],
+        customers=customers.select(["brand", "customer_id"]),
         columns=A.EventColumns(rowids=col["r"], sparse=sparse,
                                fetch=lambda name, rowids: read_rows([name], rowids).column(name).combine_chunks(),
                                codes={"channel": (channel, channels.column("channel").combine_chunks())}),

@@ -41,6 +41,7 @@ class KernelInput:
     to_ai: np.ndarray  # bool: the event's channel is one of its brand's ai_channels
     has_channel: np.ndarray  # bool
     has_ai_agent: np.ndarray  # bool
+    has_inbox: np.ndarray  # bool
     session_inactivity: np.ndarray  # int64 per group
     contact_inactivity: np.ndarray
     conversation_window: np.ndarray
@@ -65,6 +66,7 @@ class KernelOutput:
     s_first_ai: np.ndarray  # time of the first ai_message, or NONE
     s_channel: np.ndarray  # position of its first event with a channel, or NONE
     s_ai_agent: np.ndarray  # position of its first event with an ai_agent, or NONE
+    s_inbox: np.ndarray  # position of its first event with an inbox, or NONE
     s_recontacted: np.ndarray  # bool
     s_recontact_known: np.ndarray  # end + R
     # contacts
@@ -79,6 +81,7 @@ class KernelOutput:
     c_end_reason: np.ndarray
     c_customer_messages: np.ndarray
     c_agent_messages: np.ndarray
+    c_inbox: np.ndarray  # position of its first event with an inbox, or NONE
     # conversations
     v_first: np.ndarray  # position of its first interaction's first event
     v_created: np.ndarray
@@ -87,10 +90,12 @@ class KernelOutput:
     v_sessions: np.ndarray
     v_contacts: np.ndarray
     v_linked: np.ndarray  # bool: a contact linked to one of its sessions
+    v_inbox: np.ndarray  # position of the inbox of its first interaction, or NONE
     # closes (counted or moved), reopens, anomalies
     close_conversation: np.ndarray
     close_at: np.ndarray
     close_counted: np.ndarray
+    close_inbox: np.ndarray  # position of the inbox of the last interaction started by the close, or NONE
     reopen_conversation: np.ndarray
     reopen_at: np.ndarray
     anomaly_pos: np.ndarray
@@ -98,13 +103,30 @@ class KernelOutput:
 
 
 @numba.njit(cache=True, nogil=True)
+def _interaction(index, contact):
+    """An interaction as one number: a session's or a contact's index, and which (`_inbox_of` reads it)."""
+    return 2 * index + (1 if contact else 0)
+
+
+def _inbox_of(interaction: np.ndarray, s_inbox: np.ndarray, c_inbox: np.ndarray) -> np.ndarray:
+    """The inbox positions of interactions numbered by `_interaction` (-1, none: NONE)."""
+    inbox = np.full(interaction.shape[0], NONE, dtype=np.int64)
+    contact = (interaction >= 0) & ((interaction & 1) == 1)
+    session = (interaction >= 0) & ((interaction & 1) == 0)
+    inbox[contact] = c_inbox[interaction[contact] >> 1]
+    inbox[session] = s_inbox[interaction[session] >> 1]
+    return inbox
+
+
+@numba.njit(cache=True, nogil=True)
 def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPEC 3
-    group_starts, ts, kind, route, to_ai, has_channel, has_ai_agent, S_g, C_g, W_g, R_g,
+    group_starts, ts, kind, route, to_ai, has_channel, has_ai_agent, has_inbox, S_g, C_g, W_g, R_g,
     ev_s, ev_c, ev_v,
-    s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_recon, s_known,
-    c_first, c_conv, c_ses, c_src, c_chan, c_resp, c_last, c_end, c_reason, c_cmsg, c_amsg,
-    v_first, v_created, v_end, v_reopens, v_ses, v_ctc, v_linked,
-    k_conv, k_at, k_counted, r_conv, r_at, a_pos, a_kind,
+    s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_inbox, s_recon,
+    s_known,
+    c_first, c_conv, c_ses, c_src, c_chan, c_resp, c_last, c_end, c_reason, c_cmsg, c_amsg, c_inbox,
+    v_first, v_created, v_end, v_reopens, v_ses, v_ctc, v_linked, v_ia,
+    k_conv, k_at, k_counted, k_ia, r_conv, r_at, a_pos, a_kind,
 ):
     n_s = 0
     n_c = 0
@@ -126,6 +148,9 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
         last_close = NONE
         reopen_until = NONE  # a conversation_reopen keeps the window open until at least this
         pending = NONE  # the conversation's close time when its last interaction ended, not yet final
+        # The interaction that started last (in event order), as _interaction(): what a close's inbox is
+        # read from (decision 88). Always one of the latest conversation's.
+        last_started = -1
         for i in range(group_starts[g], group_starts[g + 1]):
             t = ts[i]
             k = kind[i]
@@ -179,6 +204,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     k_conv[n_k] = conv
                     k_at[n_k] = pending
                     k_counted[n_k] = True
+                    k_ia[n_k] = last_started
                     n_k += 1
                     conv_closed = True
                     last_close = pending
@@ -206,6 +232,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     v_ses[conv] = 0
                     v_ctc[conv] = 0
                     v_linked[conv] = False
+                    v_ia[conv] = -1
                     conv_closed = False
                     reopen_until = NONE
 
@@ -222,9 +249,13 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 s_first_ai[open_s] = NONE
                 s_chan[open_s] = NONE
                 s_agent[open_s] = NONE
+                s_inbox[open_s] = NONE
                 s_recon[open_s] = False
                 s_known[open_s] = NONE
                 v_ses[conv] += 1
+                last_started = _interaction(open_s, False)
+                if v_ia[conv] < 0:
+                    v_ia[conv] = last_started
 
             # 5. Session activity.
             if open_s >= 0 and (k == AI or k == HANDOFF or (k == CUSTOMER and open_c < 0 and starts_contact < 0)):
@@ -236,6 +267,8 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     s_chan[s] = i
                 if s_agent[s] == NONE and has_ai_agent[i] and (k == AI or k == HANDOFF):
                     s_agent[s] = i
+                if s_inbox[s] == NONE and has_inbox[i]:
+                    s_inbox[s] = i
                 if k == AI and s_first_ai[s] == NONE:
                     s_first_ai[s] = t
                 if k == HANDOFF:
@@ -262,8 +295,10 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                         c_reason[open_c] = -1
                         c_cmsg[open_c] = 0
                         c_amsg[open_c] = 0
+                        c_inbox[open_c] = i if has_inbox[i] else NONE  # the handoff is its first event
                         v_ctc[s_conv[s]] += 1
                         v_linked[s_conv[s]] = True
+                        last_started = _interaction(open_c, True)
                         ev_c[i] = open_c
                 continue
 
@@ -283,7 +318,11 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 c_reason[c] = -1
                 c_cmsg[c] = 0
                 c_amsg[c] = 0
+                c_inbox[c] = NONE  # its first event is its activity, below
                 v_ctc[conv] += 1
+                last_started = _interaction(c, True)
+                if v_ia[conv] < 0:
+                    v_ia[conv] = last_started
                 if open_s >= 0:
                     s_end[open_s] = t
                     s_reason[open_s] = _S_TAKEOVER
@@ -301,6 +340,8 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 c_last[c] = t
                 if c_chan[c] == NONE and has_channel[i] and c_src[c] != _C_HANDOFF:
                     c_chan[c] = i  # a handoff contact keeps its session's channel (SPEC 4.4)
+                if c_inbox[c] == NONE and has_inbox[i]:
+                    c_inbox[c] = i  # the inbox has no such rule: its own first event's (decision 86)
                 if k == CUSTOMER:
                     c_cmsg[c] += 1
                 elif k == AGENT:
@@ -332,6 +373,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     k_conv[n_k] = conv
                     k_at[n_k] = t
                     k_counted[n_k] = True
+                    k_ia[n_k] = last_started
                     n_k += 1
                     conv_closed = True
                     last_close = t
@@ -344,6 +386,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     k_conv[n_k] = conv
                     k_at[n_k] = t
                     k_counted[n_k] = False
+                    k_ia[n_k] = last_started
                     n_k += 1
                     last_close = t
                     reopen_until = NONE
@@ -380,6 +423,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
             k_conv[n_k] = conv
             k_at[n_k] = pending
             k_counted[n_k] = True
+            k_ia[n_k] = last_started
             n_k += 1
 
         # Per customer: recontact (SPEC 3.6) — another session created in [end, end + R], in any
@@ -416,12 +460,14 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
     ev_v = np.full(n, -1, dtype=i64)
     s_first, s_conv, s_last, s_end, s_reason, s_handoff = (ints(n) for _ in range(6))
     s_take = np.empty(n, dtype=np.int8)
-    s_first_ai, s_chan, s_agent, s_known = (ints(n) for _ in range(4))
+    s_first_ai, s_chan, s_agent, s_inbox, s_known = (ints(n) for _ in range(5))
     s_recon = np.zeros(n, dtype=np.bool_)
-    c = [ints(n) for _ in range(11)]  # first, conv, session, source, channel, response, last, end, reason, msgs x2
+    # first, conv, session, source, channel, response, last, end, reason, msgs x2, inbox
+    c = [ints(n) for _ in range(12)]
     v = [ints(n) for _ in range(6)]  # first, created, end, reopens, sessions, contacts
     v_linked = np.zeros(n, dtype=np.bool_)
-    k_conv, k_at = ints(2 * n), ints(2 * n)
+    v_ia = ints(n)
+    k_conv, k_at, k_ia = ints(2 * n), ints(2 * n), ints(2 * n)
     k_counted = np.zeros(2 * n, dtype=np.bool_)
     r_conv, r_at = ints(n), ints(n)
     a_pos, a_kind = ints(n), np.empty(n, dtype=np.int8)
@@ -432,25 +478,30 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
     counts = _kernel(  # type: ignore[call-arg]
         typed(inp.group_starts, i64), typed(inp.ts, i64), typed(inp.kind, np.int8), typed(inp.route, np.int8),
         typed(inp.to_ai, np.bool_), typed(inp.has_channel, np.bool_), typed(inp.has_ai_agent, np.bool_),
+        typed(inp.has_inbox, np.bool_),
         typed(inp.session_inactivity, i64), typed(inp.contact_inactivity, i64),
         typed(inp.conversation_window, i64), typed(inp.recontact_window, i64),
         ev_s, ev_c, ev_v,
-        s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_recon, s_known,
-        *c, *v, v_linked, k_conv, k_at, k_counted, r_conv, r_at, a_pos, a_kind,
+        s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_inbox, s_recon,
+        s_known,
+        *c, *v, v_linked, v_ia, k_conv, k_at, k_counted, k_ia, r_conv, r_at, a_pos, a_kind,
     )
     n_s, n_c, n_v, n_k, n_r, n_a = (int(x) for x in counts)
+    s_inbox, c_inbox = s_inbox[:n_s], c[11][:n_c]
     return KernelOutput(
         ev_session=ev_s, ev_contact=ev_c, ev_conversation=ev_v,
         s_first=s_first[:n_s], s_conversation=s_conv[:n_s], s_last_activity=s_last[:n_s], s_end=s_end[:n_s],
         s_end_reason=s_reason[:n_s], s_handoff=s_handoff[:n_s], s_takeover_source=s_take[:n_s],
-        s_first_ai=s_first_ai[:n_s], s_channel=s_chan[:n_s], s_ai_agent=s_agent[:n_s],
+        s_first_ai=s_first_ai[:n_s], s_channel=s_chan[:n_s], s_ai_agent=s_agent[:n_s], s_inbox=s_inbox,
         s_recontacted=s_recon[:n_s], s_recontact_known=s_known[:n_s],
         c_first=c[0][:n_c], c_conversation=c[1][:n_c], c_session=c[2][:n_c], c_source=c[3][:n_c],
         c_channel=c[4][:n_c], c_first_response=c[5][:n_c], c_last_activity=c[6][:n_c], c_end=c[7][:n_c],
-        c_end_reason=c[8][:n_c], c_customer_messages=c[9][:n_c], c_agent_messages=c[10][:n_c],
+        c_end_reason=c[8][:n_c], c_customer_messages=c[9][:n_c], c_agent_messages=c[10][:n_c], c_inbox=c_inbox,
         v_first=v[0][:n_v], v_created=v[1][:n_v], v_end=v[2][:n_v], v_reopens=v[3][:n_v],
         v_sessions=v[4][:n_v], v_contacts=v[5][:n_v], v_linked=v_linked[:n_v],
+        v_inbox=_inbox_of(v_ia[:n_v], s_inbox, c_inbox),
         close_conversation=k_conv[:n_k], close_at=k_at[:n_k], close_counted=k_counted[:n_k],
+        close_inbox=_inbox_of(k_ia[:n_k], s_inbox, c_inbox),
         reopen_conversation=r_conv[:n_r], reopen_at=r_at[:n_r],
         anomaly_pos=a_pos[:n_a], anomaly_kind=a_kind[:n_a],
     )

@@ -299,6 +299,7 @@ def _derive_table(table: pa.Table, config: Config, schema: pa.Schema) -> Iterato
         kind=kind.astype(np.int8), route=(route + 1).astype(np.int8),
         has_channel=pc.is_valid(table.column("channel")).to_numpy(zero_copy_only=False),
         has_ai_agent=pc.is_valid(table.column("ai_agent")).to_numpy(zero_copy_only=False),
+        has_inbox=pc.is_valid(table.column("inbox")).to_numpy(zero_copy_only=False),
         keys=table.column("event_key").to_numpy(),
         customers=table.select(["brand", "customer_id"]).take(starts[:-1]),
         columns=A.EventColumns(table),

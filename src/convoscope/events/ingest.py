@@ -23,7 +23,7 @@ from convoscope.events.schema import validation_sql
 
 # Normalised content compared between a new event and a stored one (SPEC 2.4).
 COMPARED = ("type", "occurred_at", "customer_id", "channel", "text", "route", "ai_agent", "guides", "category",
-             "subcategory", "reason", "transfer_rationale", "agent")
+             "subcategory", "reason", "transfer_rationale", "agent", "inbox")
 # Why a conflicting record is rejected; plain SQL that DuckDB and Spark both run (SPEC 2.4).
 # An event_id holds no control characters, but may hold a line separator: shown as a space, so that the
 # reason stays one line.
@@ -91,11 +91,12 @@ def merge_stage(
     # _NEW find nothing yet cost 0.3 s of the insert's 1 s per million records.
     compared = con.execute("SELECT EXISTS (FROM _stored) OR EXISTS (FROM _repeat)").fetchall()[0][0]
     new = _new(record) if compared else _VALID
+    # By name: a store upgraded from an older version has the columns it gained last (`Store._upgrade`).
     accepted = con.execute(f"""
-        INSERT INTO events
+        INSERT INTO events BY NAME
         SELECT brand, event_id, type, occurred_at, customer_id, channel, text, route, ai_agent, guides,
-               category, subcategory, reason, transfer_rationale, agent, attributes, source, line, now()::TIMESTAMP,
-               event_key
+               category, subcategory, reason, transfer_rationale, agent, inbox, attributes, source, line,
+               now()::TIMESTAMP AS ingested_at, event_key
         FROM _checked c WHERE {new}
     """).fetchall()[0][0]
     # Records compared with an earlier one: the stored event, else the chunk's first record of the id.

@@ -13,18 +13,19 @@ from convoscope.store import BRAND_PATTERN, EVENT_TYPES, event_key_sql, sql_stri
 
 FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
-    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent",
+    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent", "inbox",
 )
 STRING_FIELDS = tuple(f for f in FIELDS if f != "guides")
 
 # Staging shape: where the record came from, its raw text, whether it could be parsed into fields at
-# all, any problem the reader found (bad JSON, a value of the wrong type), the 15 fields as strings (guides as a list) and the unknown fields.
+# all, any problem the reader found (bad JSON, a value of the wrong type), the 16 fields as strings (guides as a list) and the unknown fields.
 STAGE_COLUMNS = ("source", "line", "raw", "parsed", "problem", *FIELDS, "attributes")
 
 MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
 MAX_LENGTH = {
     "event_id": 200, "customer_id": 200, "text": 100_000, "ai_agent": 200, "category": 200,
     "subcategory": 10_000, "reason": 10_000, "transfer_rationale": 10_000, "agent": 200,
+    "inbox": 200,  # Appendix B: on any type, so in no ALLOWED_ON entry
 }
 ALLOWED_ON = {  # fields the table ties to some types (SPEC 2.2)
     "route": ("customer_message",),
@@ -66,6 +67,21 @@ def _blank(col: str) -> str:
     # decoding it (ascii() did, at twice the cost of the whole test).
     return (f"({col} IS NULL OR {col} = '' OR (({col} < '!' OR {col} >= chr(133)) "
             f"AND regexp_full_match({col}, '{SPACE_CLASS}*')))")
+
+
+def promote_sql(field: str) -> str:
+    """An UPDATE of the stored events that moves `field`, kept among the unknown fields (`attributes`) by a
+    convoscope that did not know it yet, into its own column, where its value passes SPEC 2.2's rule for it
+    (a string of at most MAX_LENGTH characters; blank is absent): the event then is what ingesting the same
+    record now stores, so that the record seen again is a duplicate, not a conflict. Any other value stays in
+    `attributes` (ingested now, that record would be rejected; a stored event is never taken back)."""
+    value = f"(attributes ->> {sql_string('$.' + field)})"
+    return f"""
+        UPDATE events SET {field} = CASE WHEN {_blank(value)} THEN NULL ELSE {value} END,
+                          attributes = nullif(json_merge_patch(attributes, {sql_string(f'{{"{field}": null}}')}), '{{}}')
+        WHERE {field} IS NULL AND json_type(attributes, {sql_string('$.' + field)}) = 'VARCHAR'
+          AND length({value}) <= {MAX_LENGTH[field]}
+    """
 
 
 def _shown(col: str) -> str:

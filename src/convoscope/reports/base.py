@@ -137,6 +137,12 @@ def channel_in(params: Params, column: str, listed: bool = False) -> str:
     return f"list_has_any({column}, {values})" if listed else f"coalesce(list_contains({values}, {column}), false)"
 
 
+def inbox_is(column: str, value: str) -> str:
+    """`--where inbox=VALUE` on a column of inboxes: the value exactly as ingested (an id, a name), and an
+    empty value the rows without one (decision 22)."""
+    return f"{column} = {q(value)}" if value else f"{column} IS NULL"
+
+
 def summary_query(params: Params, facts: str, anchor: str, keep: str, figures: list[str],
                   dimension: str | None = None) -> str:
     """A summary (SPEC 4): the aggregate `figures` over the rows of `facts` that `keep` selects, per

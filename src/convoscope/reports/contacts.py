@@ -21,6 +21,7 @@ from convoscope.reports.base import (
     guard,
     in_brands,
     in_range,
+    inbox_is,
     median,
     public_url,
     q,
@@ -29,7 +30,7 @@ from convoscope.reports.base import (
 )
 from convoscope.store import id_order
 
-CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": ()}
+CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": (), "inbox": ()}
 
 EXPORT_COLUMNS = (
     Column("Contact ID"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
@@ -59,6 +60,8 @@ def contact_facts(params: Params) -> str:
                 conditions.append(f"c.source = {q(value)}")
             case "agent":
                 conditions.append(f"list_contains(c.agent_names, {q(value)})")
+            case "inbox":
+                conditions.append(inbox_is("c.inbox", value))
     return f"""
         SELECT c.*, s.handoff_category,
                c.ended_at > {at} AS is_open,
@@ -83,6 +86,7 @@ def _export(report: Report, params: Params, config: Config) -> str:
         "first_response_seconds", "duration_seconds", "customer_messages", "agent_messages",
         "CASE WHEN is_open THEN 'open' ELSE 'ended' END",
         f"{public_url(config, params)} || '/conversations/' || conversation_id",
+        *([guard("inbox")] if params.extra else []),
     ]
     return f"""
         SELECT {", ".join(cells)}
@@ -107,6 +111,7 @@ CONTACT_EXPORT = Report(
     columns=EXPORT_COLUMNS,
     where=CONTACT_WHERE,
     query=_export,
+    extra_columns=(Column("Inbox", text=True),),
 )
 CONTACT_SUMMARY = Report(
     name="contact-summary",

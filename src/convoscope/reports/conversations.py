@@ -22,6 +22,7 @@ from convoscope.reports.base import (
     guard,
     in_brands,
     in_range,
+    inbox_is,
     percent,
     public_url,
     q,
@@ -31,7 +32,7 @@ from convoscope.reports.base import (
 from convoscope.reports.sessions import session_facts
 from convoscope.store import id_order, stored
 
-CONVERSATION_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "handled_by": HANDLED_BY}
+CONVERSATION_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "handled_by": HANDLED_BY, "inbox": ()}
 
 EXPORT_COLUMNS = (
     Column("Created At"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
@@ -41,6 +42,7 @@ EXPORT_COLUMNS = (
     Column("Sessions Handed Off"), Column("Handled By"), Column("Times Closed"), Column("Times Reopened"),
     Column("Created-to-First Closed Time in seconds"), Column("Created-to-Last Closed Time in seconds"),
 )
+EXTRA_COLUMNS = (Column("Inbox At Created", text=True), Column("Inbox At Last Closed", text=True))
 SUMMARY_COLUMNS = (
     Column("Period"), Column("Conversations Closed"), Column("Unique Customers"), Column("% Multichannel"),
     Column("% AI Only"), Column("% Handed Off"), Column("Avg Count of Sessions"), Column("Avg Count of Contacts"),
@@ -62,17 +64,22 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
                 conditions.append(f"list_contains(v.channels, {q(value.lower())})")
             case "handled_by":
                 conditions.append(f"v.handled_by = {q(value)}")
+            case "inbox":
+                conditions.append(_has_inbox(value))
     picked = "conversation_key IN (SELECT conversation_key FROM picked)"
     return f"""
         WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
-        SELECT v.*, k.first_closed_at, k.last_closed_at, coalesce(k.times_closed, 0) AS times_closed_by,
+        SELECT v.*, k.first_closed_at, k.last_closed_at, k.last_closed_inbox,
+               coalesce(k.times_closed, 0) AS times_closed_by,
                coalesce(r.reopens, 0) AS times_reopened_by,
                v.ended_at <= {at} AS is_closed,
                coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
         FROM picked v
         LEFT JOIN (
             SELECT conversation_key, min(closed_at) FILTER (WHERE counted) AS first_closed_at,
-                   max(closed_at) AS last_closed_at, count(*) FILTER (WHERE counted) AS times_closed
+                   max(closed_at) AS last_closed_at, count(*) FILTER (WHERE counted) AS times_closed,
+                   -- Closes at one instant share their inbox (the last interaction to start by then).
+                   arg_max_null(inbox, closed_at) AS last_closed_inbox
             FROM {stored("conversation_closes")} WHERE closed_at <= {at} AND {picked} GROUP BY conversation_key
         ) k USING (conversation_key)
         LEFT JOIN (
@@ -87,6 +94,19 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
     """
 
 
+def _has_inbox(value: str) -> str:
+    """`--where inbox=VALUE` on conversations (decision 89): one of its sessions or contacts has that inbox,
+    as `channel` takes any channel of the conversation; so it selects the conversations of the rows that
+    sessions-detail and contact-export select with the same filter. Empty: none of them has an inbox."""
+    def among(table: str, condition: str) -> str:
+        return (f"EXISTS (SELECT 1 FROM {stored(table)} i WHERE i.conversation_key = v.conversation_key "
+                f"AND i.brand = v.brand AND i.customer_id = v.customer_id AND {condition})")
+
+    if value:
+        return f"({among('sessions', inbox_is('i.inbox', value))} OR {among('contacts', inbox_is('i.inbox', value))})"
+    return f"NOT {among('sessions', 'i.inbox IS NOT NULL')} AND NOT {among('contacts', 'i.inbox IS NOT NULL')}"
+
+
 def _export(report: Report, params: Params, config: Config) -> str:
     cells = [
         fmt_timestamp("created_at", params), "conversation_id", "customer_id", "brand",
@@ -96,6 +116,7 @@ def _export(report: Report, params: Params, config: Config) -> str:
         guard("first_channel"), guard("last_channel"), "channel_count", "session_count", "contact_count",
         "sessions_resolved", "sessions_handed_off", "handled_by", "times_closed_by", "times_reopened_by",
         seconds_between("created_at", "first_closed_at"), seconds_between("created_at", "last_closed_at"),
+        *([guard("inbox_at_created"), guard("last_closed_inbox")] if params.extra else []),
     ]
     return f"""
         SELECT {", ".join(cells)}
@@ -123,6 +144,7 @@ CONVERSATION_EXPORT = Report(
     columns=EXPORT_COLUMNS,
     where=CONVERSATION_WHERE,
     query=_export,
+    extra_columns=EXTRA_COLUMNS,
 )
 CONVERSATION_SUMMARY = Report(
     name="conversation-summary",

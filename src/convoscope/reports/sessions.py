@@ -24,6 +24,7 @@ from convoscope.reports.base import (
     guard,
     in_brands,
     in_range,
+    inbox_is,
     local,
     period_label,
     public_url,
@@ -40,10 +41,11 @@ DETAIL_COLUMNS = (
     Column("Was Responded To"), Column("Handoff Category", text=True), Column("Handoff Subcategory", text=True),
     Column("Handoff Reason", text=True), Column("Transfer Rationale", text=True), Column("Conversation Link"),
 )
-EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"))
+EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"),
+                 Column("Inbox", text=True))
 OUTCOMES = ("open", "no_response", "handed_off", "resolved")
 SESSION_WHERE: dict[str, tuple[str, ...]] = {
-    "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES,
+    "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES, "inbox": (),
 }
 
 
@@ -83,6 +85,8 @@ def session_filters(params: Params) -> str:
                                   else f"({DIMENSIONS['handoff_category'][1]}) IS NULL")
             case "outcome":
                 conditions.append(f"outcome = {q(value)}")
+            case "inbox":
+                conditions.append(inbox_is("inbox", value))
     return " AND ".join(conditions)
 
 
@@ -120,7 +124,7 @@ def _detail_query(report: Report, params: Params, config: Config, *, messages: b
         cells += [
             "brand", fmt_timestamp("created_at", params),
             f"CASE WHEN NOT is_open THEN {fmt_timestamp('ended_at', params)} END",
-            "CASE WHEN NOT is_open THEN end_reason END", "outcome",
+            "CASE WHEN NOT is_open THEN end_reason END", "outcome", guard("inbox"),
         ]
     return f"""
         WITH picked AS (SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)})

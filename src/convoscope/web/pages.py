@@ -332,6 +332,7 @@ SUGGESTED = {
     "guide": "SELECT unnest(guides) FROM sessions WHERE {brands}",
     "handoff_category": "SELECT handoff_category FROM sessions WHERE {brands}",
     "agent": "SELECT unnest(agent_names) FROM contacts WHERE {brands}",
+    "inbox": "SELECT inbox FROM sessions WHERE {brands} UNION SELECT inbox FROM contacts WHERE {brands}",
 }
 SUGGESTED_AT_MOST = 500
 
