@@ -51,13 +51,12 @@ def stored_events(db: Path, *, brand: str | None = None) -> list[dict[str, Any]]
     con = duckdb.connect(str(db), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
-        columns = [f for f in EVENT_FIELDS if f in {r[0] for r in con.execute("DESCRIBE events").fetchall()}]
-        found = con.execute(f"SELECT {', '.join(columns)}, brand FROM events ORDER BY event_id").fetchall()
+        found = con.execute(f"SELECT {', '.join(EVENT_FIELDS)}, brand FROM events ORDER BY event_id").fetchall()
     finally:
         con.close()
     events = []
     for row in found:
-        event = dict(zip((*columns, "brand"), row, strict=True))
+        event = dict(zip((*EVENT_FIELDS, "brand"), row, strict=True))
         if brand is not None and event["brand"] != brand:
             continue
         event["occurred_at"] = event["occurred_at"].isoformat() + "Z"

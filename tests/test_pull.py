@@ -72,14 +72,8 @@ def pull(cs: Convoscope, replay: Replay, *args: str, token: str = TOKEN) -> Resu
 
 
 def events_in(db: Path) -> dict[str, dict[str, Any]]:
-    """The store's events by id as SPEC 2 events; `inbox` read from the kept attributes where the store has
-    no column for it yet (issue 23.5 adds it), so that they compare with the sample's expected events."""
-    found = by_id(stored_events(db))
-    if "inbox" not in {name for name, *_ in rows(db, "DESCRIBE events")}:
-        for event_id, inbox in rows(db, "SELECT event_id, attributes->>'inbox' FROM events"):
-            if inbox is not None:
-                found[event_id]["inbox"] = inbox
-    return found
+    """The store's events by id as SPEC 2 events."""
+    return by_id(stored_events(db))
 
 
 def events_as_stored(db: Path) -> list[tuple[Any, ...]]:
