@@ -1,4 +1,5 @@
-"""What the source tests share: the sample payloads of SOURCES.md (`../shared/samples/sources/`), the
+"""What the source tests share: the sample payloads of SOURCES.md (copied from `../shared/samples/sources/`
+into tests/fixtures/sources, so that the suite runs on a clone alone), the
 events they must become, and Chatwoot's webhook signature, computed as Chatwoot computes it."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "sources"
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "sources"
 CHATWOOT = SAMPLES / "chatwoot"
 GLADLY = SAMPLES / "gladly"
 SECRET = "sample-secret"  # the samples' own (signatures.txt)

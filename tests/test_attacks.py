@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import io
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -229,7 +230,9 @@ def test_the_api_offers_no_user_management_at_all(site: Site) -> None:
         document = client.get("/api/v1/openapi.json").json()
         for path in ("/api/v1/users", "/api/v1/audit", "/api/v1/tokens"):
             assert client.get(path, headers=bearer(site.tokens["administrator"])).status_code == 404
-    assert not [p for p in document["paths"] if any(word in p for word in ("user", "audit", "token", "role"))]
+    # A path's parameters are left out: the Chatwoot webhook's URL ends in the helpdesk's own {token}.
+    paths = [re.sub(r"\{[^}]*\}", "", p) for p in document["paths"]]
+    assert not [p for p in paths if any(word in p for word in ("user", "audit", "token", "role"))]
 
 
 # --- expired and revoked tokens ------------------------------------------------------------------------------

@@ -173,3 +173,10 @@ def test_forget_erases_the_rejected_records_of_the_customer_too(cs: Convoscope, 
     assert result.exit_code == 0, result.stderr
     assert "4111" not in cs("rejects", "--all", "--raw").stdout
     assert stored_events(cs.db) == []
+
+
+def test_the_sources_report_is_refused_over_a_lake(cs: Convoscope, tmp_path: Path) -> None:
+    """spark-derive reads events, not a helpdesk's records: a lake cannot say what became of them."""
+    result = cs("report", "sources", "--lake", str(tmp_path))
+    assert result.exit_code == 2
+    assert "only a store holds" in result.stderr

@@ -330,6 +330,9 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
 
     config = app.config
     definition = reports.get_report(name)
+    if lake and not definition.in_lakes:
+        fail(f"report {name} counts what became of a helpdesk's records, which only a store holds "
+             "(spark-derive reads events); run it without --lake", 2)
     with app.lake(lake) if lake else app.store(must_exist=True) as store:
         known = store.brands()
         params = reports.build_params(

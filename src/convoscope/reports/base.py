@@ -65,6 +65,7 @@ class Report:
     by_columns: dict[str, Column] = field(default_factory=dict)  # --by keys and their column, after Period
     extra_columns: tuple[Column, ...] = ()
     personal_data: bool = False
+    in_lakes: bool = True  # a lake (spark-derive's) holds what it reads; the sources report's records are not
 
     def output_columns(self, params: Params) -> tuple[Column, ...]:
         lead, rest = self.columns[:1], self.columns[1:]

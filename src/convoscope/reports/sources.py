@@ -36,4 +36,4 @@ def _query(report: Report, params: Params, config: Config) -> str:
 
 
 SOURCES = Report(name="sources", columns=COLUMNS, where=SOURCE_WHERE, query=_query, takes_period=True,
-                 default_period="day")
+                 default_period="day", in_lakes=False)
