@@ -180,3 +180,36 @@ def test_the_sources_report_is_refused_over_a_lake(cs: Convoscope, tmp_path: Pat
     result = cs("report", "sources", "--lake", str(tmp_path))
     assert result.exit_code == 2
     assert "only a store holds" in result.stderr
+
+
+def test_a_rejected_record_shows_its_event_id_and_time_and_is_resolved_once_fixed(cs: Convoscope,
+                                                                                 tmp_path: Path) -> None:
+    """A helpdesk record rejected for one bad value still names its message and its time in data-quality
+    (SPEC 4.8 places it by its time), and the reject is resolved when the fixed record is stored."""
+    bodies = [json.loads(line) for line in (CHATWOOT / "webhooks.jsonl").read_text().splitlines()]
+    message = next(b for b in bodies if b["event"] == "message_created" and b["message_type"] == "incoming")
+    broken = json.loads(json.dumps(message))
+    broken["conversation"]["channel"] = "WebWidget"  # no Channel:: prefix (SOURCES.md 1.5)
+    (tmp_path / "broken.jsonl").write_text(json.dumps(broken) + "\n")
+    assert cs("ingest", "--source", "chatwoot", str(tmp_path / "broken.jsonl")).exit_code == 3
+    quality = csv_dicts(cs("report", "data-quality", "--from", "2026-05-21", "--to", "2026-05-21",
+                           "--tz", "UTC").stdout)
+    assert [(r["Kind"], r["Event ID"], r["Time"]) for r in quality] == [
+        ("rejected", f"chatwoot:3:message:{message['id']}", "2026-05-21T10:00:05+00:00")]
+    (tmp_path / "fixed.jsonl").write_text(json.dumps(message) + "\n")
+    assert cs("ingest", "--source", "chatwoot", str(tmp_path / "fixed.jsonl")).exit_code == 0
+    assert csv_dicts(cs("rejects").stdout) == []
+    assert csv_dicts(cs("report", "data-quality").stdout) == []
+
+
+def test_forget_erases_a_gladly_customers_rejected_report_rows(cs: Convoscope, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(GLADLY / "export", export)
+    report = export / "gladly-ai-sessions-detail.csv"
+    rows = report.read_text().splitlines()
+    handed_off = next(r for r in rows if ",true,false," in r)
+    report.write_text("\n".join([*rows, handed_off.replace("refund_request", "refund_denied")]) + "\n")
+    assert cs("ingest", "--source", "gladly", str(export)).exit_code == 3
+    assert "refund_denied" in cs("rejects", "--raw").stdout
+    assert cs("forget", "--brand", "default", "--customer", "KgnVOMc2TbiA3zad6iVlWA").exit_code == 0
+    assert "refund" not in cs("rejects", "--all", "--raw").stdout

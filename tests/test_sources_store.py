@@ -120,3 +120,21 @@ def test_a_failure_inside_the_batch_stores_none_of_it(store: Store, monkeypatch:
         service.store_records(store, records(), system="chatwoot", via="file", brand="acme")
     for table in ("events", "rejects", "duplicates", "source_records", "pending"):
         assert rows(store, f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+def test_a_file_written_anew_under_the_same_name_adds_its_records(store: Store) -> None:
+    """A capture rotated in place holds other records on the same lines: the earlier ones are still
+    stored, and the report counts both."""
+    service.store_records(store, records()[:1], system="chatwoot", via="file", brand="acme")
+    rotated = [Outcome(SOURCE, 1, '{"line": 1, "day": 2}', events=[message("chatwoot:3:message:9")])]
+    service.store_records(store, rotated, system="chatwoot", via="file", brand="acme")
+    assert rows(store, "SELECT line, outcome, event_id FROM source_records ORDER BY event_id") == [
+        (1, "accepted", "chatwoot:3:message:1"), (1, "accepted", "chatwoot:3:message:9")]
+    assert rows(store, "SELECT count(*) FROM events") == [(2,)]
+
+
+def test_the_same_file_for_two_brands_is_counted_for_each(store: Store) -> None:
+    service.store_records(store, records(), system="chatwoot", via="file", brand="acme")
+    service.store_records(store, records(), system="chatwoot", via="file", brand="beta")
+    assert rows(store, "SELECT brand, count(*) FILTER (WHERE outcome = 'accepted') FROM source_records "
+                       "GROUP BY brand ORDER BY brand") == [("acme", 2), ("beta", 2)]

@@ -19,7 +19,7 @@ import pytest
 from cli_helpers import Convoscope
 from convoscope.spool import Spool
 from convoscope.store import Store
-from source_helpers import SECRET, by_id, expected_events, sign, stored_events, webhook_bodies
+from source_helpers import CHATWOOT, SECRET, by_id, expected_events, sign, stored_events, webhook_bodies
 from web_helpers import LiveServer, cli_ok, csv_dicts, serving
 
 TOKEN = "t" * 40
@@ -218,3 +218,29 @@ def test_a_damaged_spool_file_is_set_aside_and_blocks_nothing(store: Convoscope)
     assert (folder / "unreadable" / "00000000000000000001-damaged.delivery").exists()
     assert spooled(store) == []
     assert len(stored_events(store.db)) == 1
+
+
+@pytest.mark.parametrize(("offset", "taken"), [(-300, True), (300, True), (-301, False), (301, False), (0, True)])
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.99])
+def test_the_window_is_300_whole_seconds_either_way(offset: int, taken: bool, fraction: float) -> None:
+    """SOURCES.md 1.7: refused when the timestamp is *more than* 300 s from now; Chatwoot stamps whole
+    seconds, so 300 s is in the window whatever fraction of a second the server's clock is at."""
+    from convoscope.web.webhooks import signature_problem
+
+    now = 1_779_386_400 + fraction
+    body = webhook_bodies()[2]
+    headers = sign(body, timestamp=int(now) + offset)
+    refused = signature_problem(SECRET, body, headers["X-Chatwoot-Timestamp"], headers["X-Chatwoot-Signature"],
+                                now=now)
+    assert (refused is None) == taken, refused
+
+
+def test_the_samples_signatures_are_chatwoots() -> None:
+    """signatures.txt: each sample body signed by Chatwoot with `sample-secret` at 2026-05-21T18:00:00Z."""
+    from convoscope.web.webhooks import signature_problem
+
+    lines = [line.split() for line in (CHATWOOT / "signatures.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    for (number, stamp, signature), body in zip(lines, webhook_bodies(), strict=True):
+        assert signature_problem(SECRET, body, stamp, signature, now=int(stamp) + 5) is None, number
+        assert signature_problem("another", body, stamp, signature, now=int(stamp) + 5) is not None

@@ -62,11 +62,11 @@ CREATE TABLE IF NOT EXISTS duplicates (
 );
 CREATE TABLE IF NOT EXISTS pending (brand VARCHAR NOT NULL, customer_id VARCHAR NOT NULL);
 -- What became of each record a helpdesk sent (SOURCES.md): a row per event (accepted, duplicate or
--- rejected) and per record that gave none (ignored or rejected), keyed by (source, line, seq).
+-- rejected) and per record that gave none (ignored or rejected), keyed by (brand, source, line, seq, event_id).
 CREATE TABLE IF NOT EXISTS source_records (
     system VARCHAR NOT NULL, via VARCHAR NOT NULL, brand VARCHAR, source VARCHAR NOT NULL, line BIGINT,
     seq INTEGER NOT NULL, occurred_at TIMESTAMP, outcome VARCHAR NOT NULL, reason VARCHAR,
-    truncated BOOLEAN NOT NULL, recorded_at TIMESTAMP NOT NULL
+    truncated BOOLEAN NOT NULL, recorded_at TIMESTAMP NOT NULL, event_id VARCHAR
 );
 -- The Chatwoot conversations `pull chatwoot` stored, per installation (`site`) and account, with the
 -- `last_activity_at` Chatwoot listed then: one listed again with the same is not fetched again. A row is

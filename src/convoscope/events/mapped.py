@@ -3,9 +3,11 @@ JSON Lines are (`readers.stage_mapped`), merged as any chunk (`ingest.merge_stag
 conflicts, rejects), and what became of every record written to `source_records` in the same
 transaction, for the `sources` report.
 
-A record's row in `source_records` is keyed by (source, line, seq): reading the same line again (an
-ingest run again, a spool merged again after a crash) replaces its rows, except where the line gave a
-duplicate of the very event it stored before, which leaves the first reading's rows as they were.
+A record's rows in `source_records` are keyed by (brand, source, line, seq) and the event they are about:
+reading the same line again (an ingest run again, a spool merged again after a crash) changes nothing
+where it repeats what it stored before; otherwise its rows about the same event, and those that stored
+nothing, are replaced (a record fixed in place), and its rows about other stored events are kept (a file
+written anew under the same name).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
     from convoscope.sources import MAX_TEXT, SourceCounts
 
     events: dict[str, list] = {"rec": [], "source": [], "line": [], "json": []}
-    unmapped: dict[str, list] = {"rec": [], "source": [], "line": [], "brand": [], "customer_id": [], "message": []}
+    unmapped: dict[str, list] = {"rec": [], "source": [], "line": [], "brand": [], "event_id": [], "customer_id": [],
+                                 "occurred_at": [], "message": []}
     meta: dict[str, list] = {name: [] for name in _META.names}
     raw: dict[int, str] = {}
     seq: dict[tuple[str, int | None], int] = {}
@@ -58,7 +61,8 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
         elif record.rejected is not None:
             rec = row(record, "rejected", record.rejected)
             for name, value in (("rec", rec), ("source", record.source), ("line", record.line), ("brand", brand),
-                                ("customer_id", record.customer_id),
+                                ("event_id", record.event_id), ("customer_id", record.customer_id),
+                                ("occurred_at", record.occurred_at),
                                 ("message", record.message or f"{system} record rejected: {record.rejected}")):
                 unmapped[name].append(value)
         for event in record.events:
@@ -75,7 +79,8 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
     stage_mapped(con, pa.table(events, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()),
                                                          ("line", pa.int64()), ("json", pa.string())])),
                  pa.table(unmapped, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()),
-                                                      ("brand", pa.string()), ("customer_id", pa.string()),
+                                                      ("brand", pa.string()), ("event_id", pa.string()),
+                                                      ("customer_id", pa.string()), ("occurred_at", pa.string()),
                                                       ("message", pa.string())])))
     try:
         merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", told_brand=True)
@@ -85,7 +90,7 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
     try:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _tally AS
-            SELECT m.source, m.line, m.seq,
+            SELECT m.source, m.line, m.seq, o.event_id,
                    coalesce(o.occurred_at, TRY_CAST(m.occurred_at AS TIMESTAMPTZ)::TIMESTAMP) AS occurred_at,
                    coalesce(m.outcome, o.outcome) AS outcome,
                    CASE WHEN m.outcome IS NOT NULL THEN m.reason WHEN o.outcome = 'rejected'
@@ -96,18 +101,24 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
         """)
     finally:
         con.unregister("_meta")
-    # Rows of lines read again are replaced, unless the line only repeated what it stored before.
+    # A line read again that only repeats what it stored before changes nothing. Else its rows of the same
+    # event, and those that stored nothing (a record fixed in place), are replaced; its rows of other events
+    # stay (a file written anew under the same name: its earlier events are still in the store).
+    same = ("r.brand = ? AND r.source = t.source AND r.line IS NOT DISTINCT FROM t.line AND r.seq = t.seq "
+            "AND r.event_id IS NOT DISTINCT FROM t.event_id")
     con.execute("""
         DELETE FROM source_records r USING _tally t
-        WHERE r.source = t.source AND r.line IS NOT DISTINCT FROM t.line AND r.seq = t.seq AND NOT t.reread
-    """)
-    con.execute("""
+        WHERE r.brand = ? AND r.source = t.source AND r.line IS NOT DISTINCT FROM t.line AND r.seq = t.seq
+          AND NOT t.reread
+          AND (r.event_id IS NOT DISTINCT FROM t.event_id OR r.outcome NOT IN ('accepted', 'duplicate'))
+    """, [brand])
+    con.execute(f"""
         INSERT INTO source_records
-        SELECT ?, ?, ?, t.source, t.line, t.seq, t.occurred_at, t.outcome, t.reason, t.truncated, now()::TIMESTAMP
+        SELECT ?, ?, ?, t.source, t.line, t.seq, t.occurred_at, t.outcome, t.reason, t.truncated, now()::TIMESTAMP,
+               t.event_id
         FROM _tally t
-        WHERE NOT (t.reread AND EXISTS (SELECT 1 FROM source_records r WHERE r.source = t.source
-                                        AND r.line IS NOT DISTINCT FROM t.line AND r.seq = t.seq))
-    """, [system, via, brand])
+        WHERE NOT (t.reread AND EXISTS (SELECT 1 FROM source_records r WHERE {same}))
+    """, [system, via, brand, brand])
     for outcome, reason, number, truncated in con.execute("""
         SELECT outcome, reason, count(*), count(*) FILTER (WHERE truncated) FROM _tally GROUP BY ALL
     """).fetchall():

@@ -359,8 +359,8 @@ def stage_mapped(con: duckdb.DuckDBPyConnection, events: pa.Table, unmapped: pa.
     """Stage events a helpdesk's records were mapped to (`sources/`) as `_stage`, read exactly as JSON
     Lines are on the exact path, with the staged column `rec` telling records apart (one record may give
     several events). `events`: rec, source, line and the event's JSON text; `unmapped`: rec, source,
-    line, brand, customer (where the record names one) and the one-line reason of each record that could
-    not be mapped, staged unparsed. Undo
+    line, brand, event id, customer and time (where the record names them) and the one-line reason of each
+    record that could not be mapped, staged unparsed. Undo
     with `unstage_mapped`."""
     con.register("_batch", pa.table({"line": events.column("rec"), "raw": events.column("json"),
                                      "bad": pa.array([False] * events.num_rows), "lax": pa.array([False] * events.num_rows)}))
@@ -371,7 +371,8 @@ def stage_mapped(con: duckdb.DuckDBPyConnection, events: pa.Table, unmapped: pa.
         SELECT s.* REPLACE (m.source AS source, m.line AS line), m.rec
         FROM ({_jsonl_stage_sql("")}) s JOIN _mapped m ON m.rec = s.line
         UNION ALL BY NAME
-        SELECT source, line, rec, NULL::VARCHAR AS raw, false AS parsed, message AS problem, brand, customer_id
+        SELECT source, line, rec, NULL::VARCHAR AS raw, false AS parsed, message AS problem, brand, event_id,
+               customer_id, occurred_at
         FROM _unmapped
     """)
 

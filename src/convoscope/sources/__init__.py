@@ -44,6 +44,8 @@ class Outcome:
     truncated: int = 0  # how many of `events` had their text cut to MAX_TEXT characters
     occurred_at: str | None = None  # the record's own time where it has one and yields no event
     customer_id: str | None = None  # a rejected record's customer, where it can be read: `forget` erases it too
+    event_id: str | None = None  # a rejected record's event id, where it can be made: data-quality shows it, and
+    # the reject is resolved once an event of that id is stored
 
 
 def cut_text(text: object) -> tuple[str | None, bool]:

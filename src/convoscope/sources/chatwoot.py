@@ -295,8 +295,10 @@ def _map_message(message: Message, *, source: str, line: int | None, raw: str) -
                              "not incoming, outgoing, activity or template (0 to 3); correct it")
         return _message_event(message, typed, source=source, line=line, raw=raw)
     except Unmappable as error:
+        account, number = _decimal_id(message.account), _decimal_id(message.id)
         return _rejected(error.code, error.message, source=source, line=line, raw=raw, occurred_at=occurred_at,
-                         customer=message.customer)
+                         customer=message.customer,
+                         event_id=f"{NAME}:{account}:message:{number}" if account and number else None)
 
 
 def _sender_fields(message: Message) -> dict[str, Any]:
@@ -627,7 +629,8 @@ def _shown(value: object) -> str:
 
 
 def _rejected(code: str, message: str, *, source: str, line: int | None, raw: str,
-              occurred_at: str | None = None, customer: object = None) -> Outcome:
+              occurred_at: str | None = None, customer: object = None, event_id: str | None = None) -> Outcome:
     """A rejected record; `customer`, the contact id it names if it can be read, lets `forget` find it."""
     return Outcome(source=source, line=line, raw=raw, rejected=code, message=BREAKS_LINE.sub(" ", message),
-                   occurred_at=occurred_at, customer_id=_decimal_id(customer) if customer is not None else None)
+                   occurred_at=occurred_at, customer_id=_decimal_id(customer) if customer is not None else None,
+                   event_id=event_id)

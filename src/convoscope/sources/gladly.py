@@ -52,6 +52,7 @@ INITIATOR_TYPES = ("AGENT", "API", "AUTOMATION", "CUSTOMER", "INTERNAL", "EXTERN
 SESSION_ID, HANDOFF_CATEGORY = "Session ID", "Handoff Category"
 AI_AGENT, GUIDES, HANDED_OFF = "Gladly Agent", "Guides Used", "Was Handed Off"
 SUBCATEGORY, REASON, RATIONALE = "Handoff Subcategory", "Handoff Reason", "Transfer Rationale"
+CUSTOMER_ID = "Customer ID"  # read only to name a rejected row's customer, for `forget`
 
 # RFC 3339, as SPEC 2.2 reads it, with the offset required: the export writes UTC with a `Z`.
 _TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
@@ -215,6 +216,7 @@ class _Item:
     instant: datetime | None = None
     key: tuple[str, str] | None = None  # (customerId, session): the item's session key K
     customer: str | None = None  # its customerId, where readable: a rejected item's, for `forget`
+    raw_id: str | None = None  # its `id`, where readable: a rejected item's event id names it
     routed: bool = False  # events[0] is a customer_message whose route its session decides
 
 
@@ -264,6 +266,8 @@ def _map_item(text: str, utf8: bool, agents: dict[str, str], ai_api_users: tuple
     content = content if isinstance(content, dict) else {}
     if isinstance(obj.get("customerId"), str) and obj["customerId"]:
         item.customer = obj["customerId"]
+    if isinstance(obj.get("id"), str) and obj["id"]:
+        item.raw_id = obj["id"]
     stamp = obj.get("timestamp")
     if stamp is not None:
         item.instant, problem = _instant(stamp)
@@ -416,6 +420,7 @@ class _Row:
     ignored: str | None = None
     handoff: tuple[str, str] | None = None  # (customer id, handoff time as written) of the row's handoff
     at: str | None = None  # its session's start (first AI reply or customer message), for the sources report
+    customer: str | None = None  # its session's customer (of the items, else the row's Customer ID), for forget
 
     def events(self) -> list[dict[str, Any]]:
         """The handoff this row carries (SOURCES.md 2.3), if any."""
@@ -524,6 +529,7 @@ def _read_row(line: int, cells: list[str] | None, problem: str, report: _Report)
         return value if value.strip() else None
 
     row.session = (cell(SESSION_ID) or "").strip()
+    row.customer = (cell(CUSTOMER_ID) or "").strip() or None
     if not row.session:
         row.rejected = "no_session"
         row.message = "the row has no Session ID: download the AI Sessions Detail report again"
@@ -647,6 +653,7 @@ def _settle_rows(reports: list[_Report], summary: _Summary) -> dict[Key, _Sessio
         if problem is not None:
             for row in rows:
                 row.rejected, row.message = problem
+                row.customer = customer or row.customer
             continue
         sessions[key] = _Session(meaning.ai_agent, meaning.guides, track.first_ai,
                                  handoff_at[0] if handoff_at else None)
@@ -683,7 +690,8 @@ def _item_outcomes(items: Path, agents: dict[str, str], ai_api_users: tuple[str,
         outcome = Outcome(source=source, line=number, raw=text, events=item.events, ignored=item.ignored,
                           rejected=item.rejected, message=item.message, truncated=item.truncated,
                           occurred_at=None if item.events else item.occurred_at,
-                          customer_id=item.customer if item.rejected else None)
+                          customer_id=item.customer if item.rejected else None,
+                          event_id=f"gladly:{item.raw_id}" if item.rejected and item.raw_id else None)
         if item.events and item.key is not None:
             _complete(item, summary, sessions)
         yield outcome
@@ -716,4 +724,6 @@ def _row_outcomes(report: _Report) -> Iterator[Outcome]:
             raise _failure(f"{source} changed while it was being read: ingest the export again")
         events = row.events()
         yield Outcome(source=source, line=line, raw=raw, events=events, ignored=row.ignored, rejected=row.rejected,
-                      message=row.message, occurred_at=None if events else row.at)
+                      message=row.message, occurred_at=None if events else row.at,
+                      customer_id=row.customer if row.rejected else None,
+                      event_id=f"gladly:handoff:{row.session}" if row.rejected and row.session else None)

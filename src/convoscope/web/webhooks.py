@@ -52,7 +52,7 @@ def signature_problem(secret: str, body: bytes, timestamp: str | None, signature
         return "the delivery is not signed: send X-Chatwoot-Timestamp and X-Chatwoot-Signature"
     if not timestamp.isascii() or not timestamp.isdigit():
         return "X-Chatwoot-Timestamp is not whole epoch seconds"
-    if abs(now - int(timestamp)) > SIGNATURE_WINDOW:
+    if abs(int(now) - int(timestamp)) > SIGNATURE_WINDOW:  # whole seconds, as Chatwoot stamps them
         return (f"X-Chatwoot-Timestamp is more than {SIGNATURE_WINDOW} s from this server's clock; "
                 "check both clocks")
     expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
