@@ -24,7 +24,7 @@ import duckdb
 
 from convoscope import __version__, service
 from convoscope.accounts import ROLES
-from convoscope.config import BrandSettings, Config, load_config
+from convoscope.config import BrandSettings, Config, check_zone, load_config
 from convoscope.errors import ConvoscopeError
 from convoscope.events.schema import BREAKS_LINE
 from convoscope.store import Store, default_db_path
@@ -380,7 +380,7 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
 
     config = app.config
     if assume_tz:
-        service.check_zone(assume_tz, option="--assume-tz")
+        check_zone(assume_tz, param="assume_tz")
     for path in map(Path, (p for p in paths if "://" not in p)):  # local ones: Spark would say less, later
         if path.is_file() and path.suffix.lower() != ".parquet":
             fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV with 'convoscope ingest', "
@@ -441,7 +441,7 @@ def generate(customers: int, days: int, seed: int, start: str, brand: str, bad_r
     from convoscope import synth
     from convoscope.reports import parse_date
 
-    first_day = parse_date(start, "--start")  # a usage error (exit 2) when it is not YYYY-MM-DD
+    first_day = parse_date(start, "start")  # a usage error (exit 2) when it is not YYYY-MM-DD
     if out.suffix.lower() not in (".jsonl", ".csv", ".parquet"):
         fail(f"--out {out}: use a .jsonl, .csv or .parquet file name", 2)
     if bad_rate >= 1:

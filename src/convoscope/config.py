@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
-from convoscope.errors import ConfigError
+from convoscope.errors import ConfigError, ParameterError
 from convoscope.events.schema import CHANNEL_PATTERN
 from convoscope.store import BRAND_PATTERN
 
@@ -76,6 +76,14 @@ def is_zone(name: object) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def check_zone(name: str, *, param: str) -> str:
+    """`name`, when it is a time zone (`is_zone`); else a ParameterError naming the parameter `param`."""
+    if not is_zone(name):
+        raise ParameterError(param, lambda n: f"{n(param)} {name!r} is not an IANA time zone; use a name such as UTC "
+                                              "or Europe/Berlin")
+    return name
 
 
 def parse_duration(text: str) -> timedelta:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from convoscope.config import Config, is_zone
-from convoscope.errors import ConvoscopeError, UsageError
+from convoscope.config import Config, check_zone
+from convoscope.errors import ConvoscopeError
 from convoscope.events.ingest import IngestCounts, merge_stage
 from convoscope.events.readers import expand, read_chunks
 from convoscope.store import Store
@@ -35,10 +35,6 @@ class IngestResult:
     derived: DeriveResult | None = None
 
 
-def check_zone(name: str, *, option: str) -> str:
-    if not is_zone(name):
-        raise UsageError(f"{option} {name!r} is not an IANA time zone; use a name such as UTC or Europe/Berlin")
-    return name
 
 
 def check_paths(paths: list[str], fmt: str | None = None) -> None:
@@ -60,7 +56,7 @@ def ingest(
     """Store every event of `paths` (SPEC 2), then derive the customers that changed (SPEC 6.1).
     `source_name` names the source in rejects and duplicates instead of the file's path."""
     if assume_tz:
-        check_zone(assume_tz, option="--assume-tz")
+        check_zone(assume_tz, param="assume_tz")
     result = IngestResult()
     for source, path, file_format in expand(paths, fmt):
         source = source_name or source

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from convoscope.config import Config
-from convoscope.errors import ReportError
+from convoscope.config import Config, check_zone
+from convoscope.errors import ParameterError, ReportError
 from convoscope.events.schema import TIMESTAMP_PATTERN
 from convoscope.reports.base import PERIODS, Params, Report, copy_csv, period_label, q
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
@@ -39,11 +39,11 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INSTANT = re.compile(TIMESTAMP_PATTERN, re.ASCII)
 
 
-def parse_date(text: str, option: str) -> date:
+def parse_date(text: str, param: str) -> date:
     with contextlib.suppress(ValueError):
         if _DATE.fullmatch(text):
             return date.fromisoformat(text)
-    raise ReportError(f"{option} {text!r} is not a date; use YYYY-MM-DD")
+    raise ParameterError(param, lambda n: f"{n(param)} {text!r} is not a date; use YYYY-MM-DD")
 
 
 def parse_as_of(text: str) -> datetime:
@@ -53,7 +53,8 @@ def parse_as_of(text: str) -> datetime:
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
-        raise ReportError(f"--as-of {text!r} is not an RFC 3339 timestamp with offset, such as 2026-06-01T00:00:00Z")
+        raise ParameterError("as_of", lambda n: f"{n('as_of')} {text!r} is not an RFC 3339 timestamp with offset, "
+                                                "such as 2026-06-01T00:00:00Z")
     return value.astimezone(UTC)
 
 
@@ -73,51 +74,54 @@ def build_params(
     headers: str = "display",
     extra: bool = False,
 ) -> Params:
-    """Check the common parameters of SPEC 4 against `report`; a bad one is a usage error."""
-    from convoscope.service import check_zone
-
+    """Check the common parameters of SPEC 4 against `report`; a bad one is a `ParameterError` naming it."""
+    name = report.name
     params = Params(headers=headers, extra=extra)
     if date_from:
-        params.date_from = parse_date(date_from, "--from")
+        params.date_from = parse_date(date_from, "from")
     if date_to:
-        params.date_to = parse_date(date_to, "--to")
+        params.date_to = parse_date(date_to, "to")
     if params.date_from and params.date_to and params.date_from > params.date_to:
-        raise ReportError(f"--from {date_from} is after --to {date_to}; swap them")
+        raise ParameterError("from", lambda n: f"{n('from')} {date_from} is after {n('to')} {date_to}; swap them")
     params.brands = list(dict.fromkeys(brands)) if brands else list(store_brands)  # a brand named twice is one
     params.every_brand = not brands
     if tz:
-        params.tz = check_zone(tz, option="--tz")
+        params.tz = check_zone(tz, param="tz")
     elif len(params.brands) == 1:
         params.tz = config.for_brand(params.brands[0]).timezone
     if as_of:
         params.as_of = parse_as_of(as_of)
     if period is not None:
         if not report.takes_period:
-            raise ReportError(f"report {report.name} does not take --period")
+            raise ParameterError("period", lambda n: f"report {name} does not take {n('period')}")
         if period not in PERIODS:
-            raise ReportError(f"--period {period!r} is not one of {', '.join(PERIODS)}")
+            raise ParameterError("period", lambda n: f"{n('period')} {period!r} is not one of {', '.join(PERIODS)}")
     params.period = period or report.default_period
     if by is not None:
         if by not in report.by_columns:
-            raise ReportError(f"report {report.name} does not take --by {by}"
-                              + (f"; use one of {', '.join(report.by_columns)}" if report.by_columns else ""))
+            usable = f"; use one of {', '.join(report.by_columns)}" if report.by_columns else ""
+            raise ParameterError("by", lambda n: f"report {name} does not take {n('by')} {by}{usable}")
         params.by = by
     if extra and not report.extra_columns:
-        raise ReportError(f"report {report.name} does not take --extra")
+        raise ParameterError("extra", lambda n: f"report {name} does not take {n('extra')}")
     if headers not in ("display", "snake"):
-        raise ReportError(f"--headers {headers!r} must be display or snake")
-    for item in where or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ReportError(f"--where {item!r} must be KEY=VALUE")
-        if key not in report.where:
-            usable = f"; use one of {', '.join(report.where)}" if report.where else ""
-            raise ReportError(f"report {report.name} cannot be filtered by {key!r}{usable}")
-        choices = report.where[key]
-        if choices and value not in choices:
-            raise ReportError(f"{key} {value!r} is not one of {', '.join(choices)}")
-        params.where.append((key, value))
+        raise ParameterError("headers", lambda n: f"{n('headers')} {headers!r} must be display or snake")
+    params.where = [_filter(report, item) for item in where or []]
     return params
+
+
+def _filter(report: Report, item: str) -> tuple[str, str]:
+    """One `--where KEY=VALUE` of `report` (SPEC 4)."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise ParameterError("where", lambda n: f"{n('where')} {item!r} must be KEY=VALUE")
+    if key not in report.where:
+        usable = f"; use one of {', '.join(report.where)}" if report.where else ""
+        raise ParameterError("where", lambda n: f"report {report.name} cannot be filtered by {key!r}{usable}")
+    choices = report.where[key]
+    if choices and value not in choices:
+        raise ParameterError("where", lambda n: f"{key} {value!r} is not one of {', '.join(choices)}")
+    return key, value
 
 
 def report_rows(store: Store, config: Config, report: Report, params: Params,

@@ -8,7 +8,6 @@ Both render through the command line's own code, so the CSV is the same bytes.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import tempfile
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from convoscope import accounts, reports, service, timeline
 from convoscope.accounts import User
-from convoscope.errors import ConvoscopeError
+from convoscope.errors import ParameterError
 from convoscope.reports.base import Params, Report
 from convoscope.store import Store
 from convoscope.web.app import Caller, Server, problem, read_body, require, server_of
@@ -226,15 +225,12 @@ def check_params(server: Server, store: Store, caller: Caller, report: Report, b
     chosen, every = _visible(store, caller.user, brands, names.get("brand", "brand"))
     try:
         params = reports.build_params(report, server.config, store.brands(), brands=chosen or None, **options)
-    except ConvoscopeError as exc:  # the command line's message, with the parameter names of the API
+    except ParameterError as exc:  # worded with the parameter names of the API, or of this request
 
-        def name(option: re.Match[str]) -> str:
-            query_name = option.group(1).replace("-", "_")
-            return names.get(query_name, query_name)
+        def name(param: str) -> str:
+            return names.get(param, param)
 
-        named = re.search(r"--([a-z][a-z-]*)", exc.message)
-        raise problem(400, "invalid", re.sub(r"--([a-z][a-z-]*)", name, exc.message),
-                      name(named) if named else None) from None
+        raise problem(400, "invalid", exc.worded(name), name(exc.param)) from None
     params.brands, params.every_brand = chosen, every
     return params
 
