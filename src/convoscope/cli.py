@@ -329,39 +329,37 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
     from convoscope import reports
 
     config = app.config
-    definition = reports.get_report(name)
-    if lake and not definition.in_lakes:
+    if lake and not reports.get_report(name).in_lakes:
         fail(f"report {name} counts what became of a helpdesk's records, which only a store holds "
              "(spark-derive reads events); run it without --lake", 2)
+    asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
+    # What the audit records of a download with messages: every parameter given (SPEC 6.5).
+    given = {key: value for key, value in {
+        "from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by, "where": list(where),
+        "headers": None if headers == "display" else headers, "brand": list(brands), "extra": extra or None,
+        "out": out}.items() if value}
     with app.lake(lake) if lake else app.store(must_exist=True) as store:
+        definition, params = service.prepare_report(
+            store, config, name, asker, brands=brands, date_from=date_from, date_to=date_to, tz=tz, as_of=as_of,
+            period=period, by=by, where=list(where), headers=headers, extra=extra)
         known = store.brands()
-        params = reports.build_params(
-            definition, config, known, date_from=date_from, date_to=date_to, tz=tz, brands=list(brands),
-            as_of=as_of, period=period, by=by, where=list(where), headers=headers, extra=extra,
-        )
         unknown = [b for b in brands if b not in known]
         if unknown:  # not an error: the report is right, and empty; but a typo deserves a word
             click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
                        f"its brands are {', '.join(known) or 'none yet'}", err=True)
+        # A lake has no audit log, and its files can be read by any Parquet reader (decision 74).
+        options: dict[str, Any] = {"given": given, "audited": not lake, "progress": progress_printer()}
         if out == "-":
             with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
                 written = Path(scratch) / "report.csv"
-                service.write_report(store, config, definition, params, written, progress=progress_printer())
+                service.run_report(store, config, definition, params, asker, to=written, **options)
                 sys.stdout.flush()
                 with written.open("rb") as handle:
                     shutil.copyfileobj(handle, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
         else:
-            count = service.write_report(store, config, definition, params, Path(out), progress=progress_printer())
+            count = service.run_report(store, config, definition, params, asker, to=Path(out), **options).count
             click.echo(f"wrote {count:,} rows to {out}", err=True)
-        if definition.personal_data and not lake:  # SPEC 6.5: every download of a report with messages
-            from convoscope import accounts
-
-            given = {"from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by,
-                     "where": list(where), "headers": None if headers == "display" else headers,
-                     "brand": list(brands), "extra": extra or None, "out": out}
-            accounts.audit(store, f"cli:{getpass.getuser()}", "download", name,
-                           {key: value for key, value in given.items() if value}, list(brands) or None)
 
 
 @cli.command("spark-derive")

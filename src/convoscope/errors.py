@@ -59,5 +59,9 @@ class ParameterError(ReportError):
         return self.say(name)
 
 
+class Forbidden(ConvoscopeError):
+    """What the asker's role does not allow (SPEC 6.4); the API answers 403."""
+
+
 class MissingDependency(ConvoscopeError):
     """An optional extra is not installed; the message carries the exact install command."""

@@ -1,76 +1,22 @@
-"""The use cases shared by the command line and (later) the server; the only place that strings
-stages together: read (files, or a helpdesk's API) → store (one transaction per chunk) → derive what
-changed → report.
-"""
+"""A helpdesk's records in (SOURCES.md): files through a source module, Chatwoot's REST API through
+`pull_chatwoot`, webhook deliveries through the spool; each stored as `events/mapped.py` stores a batch."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
-from convoscope.config import Config, check_zone
+from convoscope.config import Config
 from convoscope.errors import ConvoscopeError
-from convoscope.events.ingest import IngestCounts, merge_stage
-from convoscope.events.readers import expand, read_chunks
+from convoscope.service.events import Progress, ensure_derived
 from convoscope.store import Store
 
-if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
+if TYPE_CHECKING:
     from convoscope.derive.duckdb_engine import DeriveResult
-    from convoscope.reports.base import Params, Report
     from convoscope.sources import Outcome, SourceCounts
-
-Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
-
-
-@dataclass
-class IngestResult:
-    counts: IngestCounts = field(default_factory=IngestCounts)
-    per_source: dict[str, IngestCounts] = field(default_factory=dict)
-    derived: DeriveResult | None = None
-
-
-
-
-def check_paths(paths: list[str], fmt: str | None = None) -> None:
-    """Fail, in one line, on a path that names no input, before a store is opened (and created) for it."""
-    expand(paths, fmt)
-
-
-def ingest(
-    store: Store,
-    config: Config,
-    paths: list[str],
-    *,
-    fmt: str | None = None,
-    assume_tz: str | None = None,
-    derive: bool = True,
-    progress: Progress | None = None,
-    source_name: str | None = None,
-) -> IngestResult:
-    """Store every event of `paths` (SPEC 2), then derive the customers that changed (SPEC 6.1).
-    `source_name` names the source in rejects and duplicates instead of the file's path."""
-    if assume_tz:
-        check_zone(assume_tz, param="assume_tz")
-    result = IngestResult()
-    for source, path, file_format in expand(paths, fmt):
-        source = source_name or source
-        per = result.per_source.setdefault(source, IngestCounts())
-        for chunk in read_chunks(store.con, source, path, file_format):
-            with store.transaction() as con:
-                counts = merge_stage(con, assume_tz=assume_tz, raw_of=chunk.raw_of)
-            per.add(counts)
-            result.counts.add(counts)
-            if progress:
-                progress("ingest", result.counts.accepted + result.counts.duplicate + result.counts.rejected, None)
-    if derive:
-        result.derived = ensure_derived(store, config, progress=progress)
-    return result
 
 
 @dataclass
@@ -279,45 +225,3 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
         spool.remove(paths)
     spool.clear_partial()
     return counts
-
-
-def ensure_derived(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult | None:
-    """Derive pending customers, and rebuild brands whose derivation settings changed (SPEC 5)."""
-    from convoscope.derive import duckdb_engine
-
-    if not duckdb_engine.needs_derive(store, config):
-        return None
-    return duckdb_engine.derive(store, config, progress=_derive_progress(progress))
-
-
-def derive(store: Store, config: Config, *, progress: Progress | None = None) -> DeriveResult:
-    """Rebuild every derived table from the stored events."""
-    from convoscope.derive import duckdb_engine
-
-    return duckdb_engine.derive(store, config, full=True, progress=_derive_progress(progress))
-
-
-def _derive_progress(progress: Progress | None) -> Callable[[int, int], None] | None:
-    if progress is None:
-        return None
-    return lambda done, total: progress("derive", done, total)
-
-
-def write_report(store: Store, config: Config, report: Report, params: Params, path: Path, *,
-                 progress: Progress | None = None) -> int:
-    """Bring the derived tables up to date, then write the report's CSV to `path`, whole or not at all.
-    Returns the number of data rows."""
-    from convoscope.reports import render_csv
-
-    ensure_derived(store, config, progress=progress)
-    if not path.parent.is_dir():
-        raise ConvoscopeError(f"cannot write {path}: no folder {path.parent}; choose another place for it")
-    partial = path.with_name(path.name + ".part")
-    try:
-        count = render_csv(store, config, report, params, partial)
-        partial.replace(path)
-    except (duckdb.IOException, OSError) as exc:  # OSError: `path` is a folder, say
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-        raise ConvoscopeError(f"cannot write {path}: {reason}; choose another place for it") from None
-    return count

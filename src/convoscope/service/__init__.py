@@ -1,0 +1,30 @@
+"""The use cases the command line and the server share; the only place that strings stages together:
+read (files, a helpdesk's API or webhooks) → store (one transaction per chunk) → derive what changed →
+report, for whoever asks. One module per family: `events` (events in, derived), `sources` (a helpdesk's
+records in), `reports` (reports out, audited).
+"""
+
+from convoscope.service.events import IngestResult, Progress, check_paths, derive, ensure_derived, ingest
+from convoscope.service.reports import (
+    Asker,
+    ReportRun,
+    audited_brands,
+    prepare_report,
+    run_report,
+    write_report,
+)
+from convoscope.service.sources import (
+    PullResult,
+    SourceResult,
+    ingest_source,
+    merge_spool,
+    pull_chatwoot,
+    source_brand,
+    store_records,
+)
+
+__all__ = [
+    "Asker", "ReportRun", "audited_brands", "prepare_report", "run_report",
+    "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
+    "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
+]

@@ -1,0 +1,129 @@
+"""Reports out: the one path that runs a report for whoever asks (SPEC 4, 6.4, 6.5).
+
+Every interface — the command line, the API (CSV and JSON), the report pages, and later schedules and the
+Gladly dialect — asks here: `prepare_report` checks the parameters and scopes the brands to the asker,
+`run_report` brings the derived tables up to date, runs the report (a CSV file, or rows) and writes the
+audit row SPEC 6.5 asks for when the report holds messages. No interface writes that row itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from convoscope.config import Config
+from convoscope.errors import ConvoscopeError, Forbidden, ParameterError
+from convoscope.service.events import Progress, ensure_derived
+from convoscope.store import Store
+
+if TYPE_CHECKING:
+    from convoscope.reports.base import Params, Report
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who runs a report, and through which interface. `name` is what the audit log records (a user's
+    name, or `cli:<login>` on the command line); `brands` the brands they may see (None: every brand);
+    `messages` whether they may read reports with messages (SPEC 6.4). `lenient_brands`: a brand the store
+    does not hold gives an empty report rather than an error (the command line, which warns instead)."""
+
+    name: str
+    via: str  # cli, api, page (and schedule, gladly as they come)
+    brands: tuple[str, ...] | None = None
+    messages: bool = True
+    lenient_brands: bool = False
+
+    def visible(self, known: Sequence[str]) -> list[str]:
+        """The brands of `known` this asker may see (SPEC 6.4)."""
+        return list(known) if self.brands is None else [b for b in known if b in self.brands]
+
+
+@dataclass
+class ReportRun:
+    """What running a report gave: rows written to a file (`count`), or the header and rows asked for."""
+
+    count: int = 0
+    header: list[str] = field(default_factory=list)
+    rows: list[tuple[str | None, ...]] = field(default_factory=list)
+
+
+def prepare_report(store: Store, config: Config, name: str, asker: Asker, *, brands: Sequence[str] = (),
+                   **options: Any) -> tuple[Report, Params]:
+    """Report `name` and its checked parameters (SPEC 4: `options` are `reports.build_params`'s) as `asker`
+    may run it: a report with messages needs the permission (`Forbidden`), a brand outside the asker's
+    list is refused (`ParameterError` on `brand`, worded alike for a brand that does not exist), and no
+    brand asked for means every brand they may see."""
+    from convoscope import reports
+
+    report = reports.get_report(name)
+    if report.personal_data and not asker.messages:
+        raise Forbidden(f"the {name} report holds messages, which your role may not read")
+    known = store.brands()
+    visible = asker.visible(known)
+    refused = [b for b in brands if b not in visible and not (asker.lenient_brands and asker.brands is None)]
+    if refused:
+        choices = ", ".join(visible) or "none"
+        raise ParameterError("brand", lambda n: f"{n('brand')} {refused[0]!r} is not one you may see; "
+                                                f"choose from {choices}")
+    chosen = list(brands) or (visible if asker.brands is not None else [])
+    params = reports.build_params(report, config, known, brands=chosen or None, **options)
+    params.every_brand = asker.brands is None and not brands
+    return report, params
+
+
+def run_report(store: Store, config: Config, report: Report, params: Params, asker: Asker, *,
+               given: dict[str, Any], to: Path | None = None, limit: int | None = None, action: str = "download",
+               writing: AbstractContextManager[Any] | None = None, progress: Progress | None = None,
+               audited: bool = True) -> ReportRun:
+    """Run a prepared report: its CSV written to `to` (whole or not at all), else its rows (the first
+    `limit`). A report with messages writes one audit row (SPEC 6.5): `action` (a `download`, or a `view` of
+    rows on a page) by `asker.name`, with the parameters as the interface was `given` them. `writing` is
+    the lock a server holds around writes. A report over a lake is not `audited` (decision 74: a lake has no
+    audit log, and any Parquet reader reads its files)."""
+    from convoscope import accounts, reports
+    from convoscope.derive.duckdb_engine import needs_derive
+
+    lock = writing if writing is not None else nullcontext()
+    if needs_derive(store, config):
+        with lock:
+            ensure_derived(store, config, progress=progress)
+    run = ReportRun()
+    if to is not None:
+        run.count = write_report(store, config, report, params, to, progress=progress)
+    else:
+        run.header, run.rows = reports.report_rows(store, config, report, params, limit=limit)
+        run.count = len(run.rows)
+    if report.personal_data and audited:
+        with lock:
+            accounts.audit(store, asker.name, action, report.name, given, audited_brands(params))
+    return run
+
+
+def audited_brands(params: Params) -> list[str] | None:
+    """The brands a report's audit entry concerns: those it covered, or None when it covered every brand."""
+    return None if params.every_brand else params.brands
+
+
+def write_report(store: Store, config: Config, report: Report, params: Params, path: Path, *,
+                 progress: Progress | None = None) -> int:
+    """Bring the derived tables up to date, then write the report's CSV to `path`, whole or not at all.
+    Returns the number of data rows."""
+    from convoscope.reports import render_csv
+
+    ensure_derived(store, config, progress=progress)
+    if not path.parent.is_dir():
+        raise ConvoscopeError(f"cannot write {path}: no folder {path.parent}; choose another place for it")
+    partial = path.with_name(path.name + ".part")
+    try:
+        count = render_csv(store, config, report, params, partial)
+        partial.replace(path)
+    except (duckdb.IOException, OSError) as exc:  # OSError: `path` is a folder, say
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise ConvoscopeError(f"cannot write {path}: {reason}; choose another place for it") from None
+    return count
