@@ -9,6 +9,7 @@ from convoscope.service.reports import (
     Asker,
     ReportRun,
     audited_brands,
+    describe_report,
     prepare_report,
     run_report,
     write_report,
@@ -24,7 +25,7 @@ from convoscope.service.sources import (
 )
 
 __all__ = [
-    "Asker", "ReportRun", "audited_brands", "prepare_report", "run_report",
+    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
     "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
 ]

@@ -104,6 +104,20 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
     return run
 
 
+def describe_report(config: Config, report: Report, params: Params) -> str:
+    """The definitions that produced a report, on one line (issue 24): the as-of time and time zone it was
+    judged and rendered in, and per brand it covers the derivation settings of SPEC 5 its tables were built
+    with. Shown beside a report (an HTTP header and a JSON field, a line under a page's table, `report
+    --describe`), never inside its CSV."""
+    settings: dict[str, list[str]] = {}
+    for brand in params.brands:
+        settings.setdefault(config.for_brand(brand).derivation_fingerprint(), []).append(brand)
+    derived = "; ".join(f"{', '.join(brands)}: {fingerprint}" for fingerprint, brands in settings.items())
+    as_of = params.as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (f"{report.name} as of {as_of}, time zone {params.tz}; derived with {derived or 'no brand'}"
+            + (f"; configuration {config.path}" if config.path is not None else ""))
+
+
 def audited_brands(params: Params) -> list[str] | None:
     """The brands a report's audit entry concerns: those it covered, or None when it covered every brand."""
     return None if params.every_brand else params.brands
