@@ -70,8 +70,9 @@ def prepare_report(store: Store, config: Config, name: str, asker: Asker, *, bra
         choices = ", ".join(visible) or "none"
         raise ParameterError("brand", lambda n: f"{n('brand')} {refused[0]!r} is not one you may see; "
                                                 f"choose from {choices}")
-    chosen = list(brands) or (visible if asker.brands is not None else [])
-    params = reports.build_params(report, config, known, brands=chosen or None, **options)
+    # No brand asked for covers every brand the asker may see: `visible`, not every brand the store holds
+    # (a user limited to brands the store does not hold yet sees none).
+    params = reports.build_params(report, config, visible, brands=list(brands) or None, **options)
     params.every_brand = asker.brands is None and not brands
     return report, params
 
@@ -94,7 +95,7 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
             ensure_derived(store, config, progress=progress)
     run = ReportRun()
     if to is not None:
-        run.count = write_report(store, config, report, params, to, progress=progress)
+        run.count = _write_csv(store, config, report, params, to)
     else:
         run.header, run.rows = reports.report_rows(store, config, report, params, limit=limit)
         run.count = len(run.rows)
@@ -127,9 +128,15 @@ def write_report(store: Store, config: Config, report: Report, params: Params, p
                  progress: Progress | None = None) -> int:
     """Bring the derived tables up to date, then write the report's CSV to `path`, whole or not at all.
     Returns the number of data rows."""
+    ensure_derived(store, config, progress=progress)
+    return _write_csv(store, config, report, params, path)
+
+
+def _write_csv(store: Store, config: Config, report: Report, params: Params, path: Path) -> int:
+    """The report's CSV written to `path`, whole or not at all, from derived tables already up to date (a
+    server derives under its write lock first: deriving here again would take the store without it)."""
     from convoscope.reports import render_csv
 
-    ensure_derived(store, config, progress=progress)
     if not path.parent.is_dir():
         raise ConvoscopeError(f"cannot write {path}: no folder {path.parent}; choose another place for it")
     partial = path.with_name(path.name + ".part")
