@@ -4,7 +4,15 @@ report, for whoever asks. One module per family: `events` (events in, derived), 
 records in), `reports` (reports out, audited).
 """
 
-from convoscope.service.events import IngestResult, Progress, check_paths, derive, ensure_derived, ingest
+from convoscope.service.events import (
+    IngestResult,
+    Progress,
+    check_paths,
+    derive,
+    ensure_derived,
+    ingest,
+    ingest_lines,
+)
 from convoscope.service.reports import (
     Asker,
     ReportRun,
@@ -27,5 +35,6 @@ from convoscope.service.sources import (
 __all__ = [
     "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
     "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
+    "ingest_lines",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
 ]

@@ -3,9 +3,14 @@ derive the customers that changed (SPEC 2, 3, 6.1)."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from convoscope.config import Config, check_zone
 from convoscope.events.ingest import IngestCounts, merge_stage
@@ -83,3 +88,45 @@ def _derive_progress(progress: Progress | None) -> Callable[[int, int], None] | 
     if progress is None:
         return None
     return lambda done, total: progress("derive", done, total)
+
+
+def ingest_lines(store: Store, config: Config, lines: list[bytes], *, source: str,
+                 refused: dict[int, str] | None = None,
+                 writing: AbstractContextManager[Any] | None = None) -> tuple[IngestResult, dict[int, str]]:
+    """Store a batch of events, one JSON text a line as they came (bytes that are not UTF-8 kept, so that
+    their event is rejected), under the source name `source`; then derive the customers that changed. The
+    lines of `refused` (by index from 0, with the reason: a brand the sender may not send) are not stored
+    but rejected and kept like any reject (SPEC 2.4: nothing is lost), with no brand: they stay out of the
+    brand they name, and an administrator of every brand can list them (`convoscope rejects`) and ingest
+    them for the right brand. `writing` is the lock a server holds around writes. Returns the counts and
+    the reason of every rejected line, by index."""
+    refused = refused or {}
+    lock = writing if writing is not None else nullcontext()
+    with tempfile.TemporaryDirectory(prefix="convoscope-api-") as scratch:
+        path = Path(scratch) / "batch.jsonl"
+        # A refused event keeps its line, blanked, so every other index still maps to its line.
+        path.write_bytes(b"\n".join(b"" if i in refused else line.replace(b"\n", b" ")
+                                    for i, line in enumerate(lines)) + b"\n")
+        with lock:
+            result = ingest(store, config, [str(path)], fmt="jsonl", source_name=source)
+            _keep_refused(store, source, lines, refused)
+    reasons = store.con.execute("SELECT line, reason FROM rejects WHERE source = ? ORDER BY line, kind",
+                                [source]).fetchall()
+    errors = {int(line) - 1: reason for line, reason in reasons if line is not None}
+    errors.update(refused)
+    return result, errors
+
+
+def _keep_refused(store: Store, source: str, lines: list[bytes], refused: dict[int, str]) -> None:
+    if not refused:
+        return
+    indexes = sorted(refused)
+    store.con.register("_refused", pa.table({
+        "reason": [refused[i] for i in indexes], "line": [i + 1 for i in indexes],
+        "raw": [lines[i].decode("utf-8", errors="replace") for i in indexes],
+    }))
+    try:
+        store.con.execute("INSERT INTO rejects (kind, reason, source, line, raw, rejected_at, resolved) "
+                          "SELECT 'rejected', reason, ?, line, raw, now()::TIMESTAMP, false FROM _refused", [source])
+    finally:
+        store.con.unregister("_refused")
