@@ -1,0 +1,35 @@
+"""The values a free-text filter of a report can match (SPEC 4 `where`), read from the derived tables, for a
+form to suggest: a typo otherwise gives "0 rows"."""
+
+from __future__ import annotations
+
+from convoscope.reports.base import Params, in_brands
+from convoscope.store import Store
+
+SUGGESTED = {
+    "channel": "SELECT channel FROM sessions WHERE {brands} UNION SELECT channel FROM contacts WHERE {brands}",
+    "ai_agent": "SELECT ai_agent FROM sessions WHERE {brands}",
+    "guide": "SELECT unnest(guides) FROM sessions WHERE {brands}",
+    "handoff_category": "SELECT handoff_category FROM sessions WHERE {brands}",
+    "agent": "SELECT unnest(agent_names) FROM contacts WHERE {brands}",
+    "inbox": "SELECT inbox FROM sessions WHERE {brands} UNION SELECT inbox FROM contacts WHERE {brands}",
+}
+SUGGESTED_AT_MOST = 500
+
+
+def suggested_values(store: Store, keys: list[str], brands: list[str]) -> dict[str, list[str]]:
+    """Per filter key of `keys` that has suggestions, the distinct values `brands` hold, in order, at most
+    SUGGESTED_AT_MOST of them."""
+    where = in_brands(Params(brands=brands), "brand")
+    found = {}
+    cursor = store.con.cursor()  # requests share the store's connection
+    try:
+        for key in keys:
+            if key in SUGGESTED:
+                rows = cursor.execute(
+                    f"SELECT DISTINCT v FROM ({SUGGESTED[key].format(brands=where)}) t(v) WHERE v IS NOT NULL "
+                    f"ORDER BY v LIMIT {SUGGESTED_AT_MOST}").fetchall()
+                found[key] = [value for (value,) in rows]
+    finally:
+        cursor.close()
+    return found
