@@ -27,8 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from convoscope import service
 from convoscope.config import Config
 from convoscope.spool import Spool
-from convoscope.web.api import Errors
-from convoscope.web.app import problem, read_body, server_of
+from convoscope.web.errors import Errors
+from convoscope.web.server import Server, problem, read_body, server_of
 
 router = APIRouter(prefix="/api/v1/sources")
 log = logging.getLogger("convoscope.webhooks")
@@ -70,7 +70,8 @@ def _accept(request: Request, body: bytes) -> JSONResponse:
     brand = service.source_brand(config, "chatwoot", None)
     record = sources.map_delivery("chatwoot", body, source="webhook:chatwoot")
     Spool(server.spool_folder).put("chatwoot", brand, body, delivery=request.headers.get("x-chatwoot-delivery"))
-    server.spool_worker.wake()
+    if server.spool_worker is not None:
+        server.spool_worker.wake()
     if record.rejected == "malformed":
         return JSONResponse({"errors": [{"attr": "body", "code": "malformed",
                                          "detail": record.message or "the body is not a Chatwoot webhook"}]},
@@ -125,7 +126,7 @@ class SpoolWorker:
     PAUSE = 0.2  # seconds to gather a burst of deliveries into one transaction
     IDLE = 5.0  # seconds between looks at the spool when nothing woke it (a delivery by another process)
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -1,0 +1,129 @@
+"""Events in over HTTP (SPEC 6.2): `POST /api/v1/events`, a batch of up to 10,000 events as a JSON array or
+NDJSON, stored by `service.ingest_lines` as a file's events are, under the server's write lock. A sender
+limited to some brands has the events of other brands refused, and kept as rejects. Helpdesks' webhooks
+come in through `webhooks.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from convoscope import accounts, service
+from convoscope.accounts import User
+from convoscope.web.auth import require
+from convoscope.web.errors import ERROR_RESPONSES, Errors
+from convoscope.web.server import Server, problem, read_body, server_of
+
+router = APIRouter(prefix="/api/v1")
+
+MAX_BATCH = 10_000
+
+
+class RejectedEvent(BaseModel):
+    index: int = Field(description="Position of the event in the batch, from 0")
+    reason: str
+
+
+class IngestAnswer(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    errors: list[RejectedEvent]
+
+
+def _batch_lines(body: bytes, content_type: str) -> list[str]:
+    """The batch as one JSON text per event: a JSON array, or NDJSON (one object per line). Bytes that are
+    not UTF-8 are kept (as surrogates) so that the ingester rejects their event rather than storing `�`."""
+    text = body.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise problem(400, "invalid_json", f"the body is not a JSON array: {exc}", "body") from None
+        except (ValueError, RecursionError):  # Python's limits: 4,300 digits, about 1,000 levels
+            raise problem(400, "invalid_json", "the body holds a number too long or JSON nested too deeply to "
+                                               "read as an array; send the events as NDJSON, one per line", "body") from None
+        lines = [json.dumps(item, ensure_ascii=False) for item in items]
+    elif "json" in content_type or text.strip():
+        # Only a line feed ends an NDJSON line: U+2028 and friends are allowed inside JSON strings.
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        if lines and not lines[-1].strip():
+            lines.pop()
+    else:
+        lines = []
+    if not any(line.strip() for line in lines):
+        raise problem(400, "empty", "the batch holds no events; send a JSON array or NDJSON lines", "body")
+    if len(lines) > MAX_BATCH:
+        raise problem(413, "too_many", f"the batch holds {len(lines):,} events; send at most {MAX_BATCH:,} per request",
+                      "body")
+    return lines
+
+
+def _utf8(line: str) -> bytes:
+    """A line as it came: bytes that were not UTF-8 go back as they were, so that the ingester rejects
+    their event; a lone surrogate from a JSON array's `\\ud800` goes back as that escape (not valid JSON)."""
+    try:
+        return line.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", errors="backslashreplace")
+
+
+def _brand_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if sum(key == "brand" for key, _ in pairs) > 1:
+        raise ValueError("brand is given twice")
+    return dict(pairs)
+
+
+def _foreign(lines: list[str], user: User) -> dict[int, str]:
+    """Events of a brand the user may not send, by index. The ingester reads JSON more leniently than
+    Python does (a trailing comma) and takes the first of two equal keys, Python the last: an event
+    whose brand Python cannot read for certain is refused too."""
+    if user.brands is None:
+        return {}
+    foreign = {}
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue  # a blank NDJSON line is no event
+        try:
+            record = json.loads(line, object_pairs_hook=_brand_once)
+        except (ValueError, RecursionError) as exc:
+            foreign[index] = (f"the brand of this event cannot be checked ({str(exc).split(';')[0]}); "
+                              f"send valid JSON of {', '.join(user.brands)}")
+            continue
+        if not isinstance(record, dict):
+            continue  # the ingester rejects what is not an object
+        brand = record.get("brand")
+        brand = brand.strip() if isinstance(brand, str) and brand.strip() else "default"
+        if brand not in user.brands:
+            foreign[index] = f"brand {brand!r} is not one of yours; send events of {', '.join(user.brands)}"
+    return foreign
+
+
+@router.post("/events", response_model=IngestAnswer, responses=ERROR_RESPONSES | {413: {"model": Errors}},
+             summary="Send a batch of events (SPEC 2): a JSON array or NDJSON, at most 10,000 events and 50 MB",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"type": "array", "items": {"type": "object"}, "maxItems": MAX_BATCH}},
+                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def post_events(request: Request) -> IngestAnswer:
+    body = await read_body(request)
+    return await run_in_threadpool(_ingest_batch, server_of(request), request, body)
+
+
+def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer:
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.SEND_EVENTS)
+        lines = _batch_lines(body, request.headers.get("content-type", ""))
+        foreign = _foreign(lines, caller.user)
+        source = f"api:{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}:{caller.user.name}:{secrets.token_hex(4)}"
+        result, errors = service.ingest_lines(store, server.config, [_utf8(line) for line in lines], source=source,
+                                              refused=foreign, writing=server.gate.writing)
+    counts = result.counts
+    return IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected + len(foreign),
+                        errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(errors.items())])

@@ -1,0 +1,141 @@
+"""The report pages of SPEC 6.3: every report, grouped; a report's form, whose Run shows the first rows and
+the totals (through `web.reports`' data path, as the API runs it) and whose Download hands over to the
+API's CSV. A parameter that cannot be used is told beside its field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from convoscope import accounts, reports
+from convoscope.errors import ParameterError
+from convoscope.reports.base import PERIODS, Report
+from convoscope.reports.filters import suggested_values
+from convoscope.web.auth import require
+from convoscope.web.reports import html_table, prepare
+from convoscope.web.server import (
+    PERIOD_NAMES,
+    FieldError,
+    ReportForm,
+    blank,
+    problem,
+    server_of,
+    value_name,
+    zones,
+)
+
+router = APIRouter(include_in_schema=False)
+
+REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("AI", (
+        ("sessions-detail", "One row per AI session: channel, AI agent, guides used, outcome and handoff details."),
+        ("sessions-detail-with-messages", "The sessions detail with each session's customer and AI messages."),
+        ("sessions-summary", "AI sessions per period, optionally by channel, AI agent, guide or handoff category, "
+                             "with resolution, handoff and recontact rates."),
+    )),
+    ("Team", (
+        ("contact-export", "One row per team contact: source, channel, team members, response time and duration."),
+        ("contact-summary", "Contacts ended per period: inbound, outbound and from a handoff, with response times "
+                            "and durations."),
+    )),
+    ("Conversations", (
+        ("conversation-export", "One row per conversation: channels, sessions, contacts, who handled it and when "
+                                "it closed."),
+        ("conversation-summary", "Conversations closed per period: multichannel, AI-only and handed-off shares, "
+                                 "and averages."),
+    )),
+    ("Data quality", (
+        ("data-quality", "Rejected events, conflicts, dropped duplicates and derivation anomalies, one row per "
+                         "problem."),
+        ("sources", "What became of the records each helpdesk sent, per period, source, way in and reason: "
+                    "accepted, duplicate, ignored, rejected, truncated."),
+    )),
+)
+DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}
+GROUP_OF = {name: group for group, listed in REPORT_GROUPS for name, _ in listed}
+FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", "handoff_category": "Handoff category",
+                "outcome": "Outcome", "source": "Source", "agent": "Team member", "handled_by": "Handled by"}
+
+
+def form_fields(report: Report) -> tuple[str, ...]:
+    """The parameters `report`'s form has a field for, by SPEC 4's names (the fields' own)."""
+    return ("from", "to", "tz", *(("period",) if report.takes_period else ()), *(("by",) if report.by_columns else ()),
+            *(("where",) if report.where else ()), "brand")
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(request: Request) -> Response:
+    """Every report, grouped as SPEC 6.3 groups them, with what each one holds."""
+    server = server_of(request)
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.REPORTS)
+    groups = [(title, [(reports.REPORTS[name], text) for name, text in listed]) for title, listed in REPORT_GROUPS]
+    return server.page(request, "reports.html", caller, groups=groups,
+                       may_read_messages=caller.user.can(accounts.REPORTS_WITH_MESSAGES))
+
+
+def _report_form(request: Request, report: Report, date_from: str | None, date_to: str | None, tz: str | None,
+                 period: str | None, by: str | None, where: list[str] | None, brand: list[str] | None) -> ReportForm:
+    """The form's fields. A filter comes as `where=KEY=VALUE` (the API's form, so an API query works
+    here too) or as the form's own field `where.KEY`; an empty one is no filter."""
+    filters = [item for item in (where or []) if item.strip()]
+    for key in report.where:
+        value = blank(request.query_params.get(f"where.{key}"))
+        if value is not None:
+            filters.append(f"{key}={value}")
+    return ReportForm(date_from=blank(date_from), date_to=blank(date_to), tz=blank(tz), period=blank(period),
+                      by=blank(by), where=tuple(filters), brands=tuple(b for b in (brand or []) if b.strip()))
+
+
+@router.get("/reports/{name}", response_class=HTMLResponse)
+def report_page(
+    request: Request,
+    name: str,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    tz: Annotated[str | None, Query()] = None,
+    period: Annotated[str | None, Query()] = None,
+    by: Annotated[str | None, Query()] = None,
+    where: Annotated[list[str] | None, Query()] = None,
+    brand: Annotated[list[str] | None, Query()] = None,
+    run: Annotated[str | None, Query()] = None,
+    download: Annotated[str | None, Query()] = None,
+) -> Response:
+    """A report's form; Run shows its first rows and totals, Download CSV hands over to the API."""
+    server = server_of(request)
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.REPORTS)
+        report = reports.REPORTS.get(name)
+        if report is None:
+            raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
+        form = _report_form(request, report, from_, to, tz, period, by, where, brand)
+        visible = caller.user.visible_brands(store.brands())
+        prepared, error, table = None, None, None
+        try:
+            prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
+                               date_to=form.date_to, tz=form.tz, period=form.period, by=form.by,
+                               where=list(form.where))
+        except ParameterError as exc:
+            error = FieldError.of(exc, form_fields(report))
+        csv_url = f"/api/v1/reports/{name}" + (f"?{urlencode(form.query())}" if form.query() else "")
+        if prepared is not None and download:
+            return RedirectResponse(csv_url, status_code=303)
+        if prepared is not None and run:
+            # Seeing the rows is reading them: as audited as a download (SPEC 6.5), as a `view`.
+            table = html_table(server, store, prepared, form.audited(), action="view")
+        suggestions = suggested_values(store, [key for key, choices in report.where.items() if not choices], visible)
+    zone = prepared.params.tz if prepared is not None else None
+    return server.page(
+        request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
+        result=table, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
+        brands=visible, zones=zones(server.config, visible), default_zone=zone or "brand default",
+        periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], default_period=report.default_period,
+        dimensions=[(key, column.display) for key, column in report.by_columns.items()],
+        filters=[(key, FILTER_NAMES.get(key, key), [(v, value_name(v)) for v in choices])
+                 for key, choices in report.where.items()],
+        suggestions=suggestions,
+    )

@@ -1,0 +1,310 @@
+"""Reports over HTTP (SPEC 4, 6.2): the one data path every report of the server takes, its three renderers
+(CSV, JSON, an HTML table), and the two API endpoints.
+
+Every report the server runs — either API endpoint, a report page's Run, the dashboard — is prepared and
+run by `service.prepare_report` / `service.run_report`, as the command line's are: the parameters checked
+and the brands scoped to the caller there, the derived tables brought up to date under the server's write
+lock, and the audit row of a report with messages written there (SPEC 6.5). As Datasette serves one view
+as HTML, JSON and CSV, only the renderers differ, so the numbers cannot. Beside each report, never inside
+its CSV, go the definitions that produced it (`service.describe_report`): the `X-Convoscope-Definitions`
+header and the JSON's `definitions` field here, a line under the table on the pages.
+
+`POST /api/v1/reports` speaks the request shape of the reporting API of the system the seeds describe, so
+existing scripts keep working; `GET /api/v1/reports/{name}` takes the common parameters of SPEC 4.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+from convoscope import accounts, reports, service
+from convoscope.config import Config
+from convoscope.reports.base import Params, Report
+from convoscope.store import Store
+from convoscope.web.auth import require
+from convoscope.web.errors import ERROR_RESPONSES, Errors, named
+from convoscope.web.server import Caller, Server, problem, server_of
+
+router = APIRouter(prefix="/api/v1")
+
+DEFINITIONS_HEADER = "X-Convoscope-Definitions"
+
+
+# --- the one data path ---------------------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """A report checked for its caller: the definition, its parameters, who asks, and the configuration the
+    whole request uses (read once: the file may change while it runs)."""
+
+    report: Report
+    params: Params
+    asker: service.Asker
+    config: Config
+
+    @property
+    def definitions(self) -> str:
+        return service.describe_report(self.config, self.report, self.params)
+
+
+def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *, brands: list[str],
+            **options: Any) -> Prepared:
+    """Report `name` with the common parameters of SPEC 4 (`service.prepare_report`'s `options`), as `caller`
+    may run it; a bad parameter raises `ParameterError`, a refusal `Forbidden`."""
+    user = caller.user
+    asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES))
+    config = server.config
+    report, params = service.prepare_report(store, config, name, asker, brands=brands, **options)
+    return Prepared(report, params, asker, config)
+
+
+def run(server: Server, store: Store, prepared: Prepared, *, given: dict[str, Any], to: Path | None = None,
+        limit: int | None = None, action: str = "download") -> service.ReportRun:
+    """`service.run_report` under the server's write lock; `given` is what the audit row records."""
+    return service.run_report(store, prepared.config, prepared.report, prepared.params, prepared.asker, given=given,
+                              to=to, limit=limit, action=action, writing=server.gate.writing)
+
+
+def definitions_header(prepared: Prepared) -> dict[str, str]:
+    """The definitions as a header value: printable ASCII, anything else (a configuration path's letters, a
+    line break) percent-encoded as UTF-8."""
+    return {DEFINITIONS_HEADER: quote(prepared.definitions, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")}
+
+
+# --- the renderers -------------------------------------------------------------------------------------------
+
+def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any]) -> Response:
+    """The report's CSV as an attachment, the very bytes the command line writes."""
+    name = prepared.report.name
+    scratch = tempfile.TemporaryDirectory(prefix="convoscope-report-")
+    path = Path(scratch.name) / f"{name}.csv"
+    try:
+        run(server, store, prepared, given=given, to=path)
+    except BaseException:
+        scratch.cleanup()
+        raise
+    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{name}.csv",
+                        headers=definitions_header(prepared), background=BackgroundTask(scratch.cleanup))
+
+
+def json_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any]) -> JSONResponse:
+    """The report's rows as objects of the CSV's cells (None for an empty one)."""
+    found = run(server, store, prepared, given=given)
+    return JSONResponse({"report": prepared.report.name, "columns": found.header,
+                         "rows": [dict(zip(found.header, row, strict=True)) for row in found.rows],
+                         "definitions": prepared.definitions}, headers=definitions_header(prepared))
+
+
+SHOWN_ROWS = 100
+LONG_CELL = 160
+CONVERSATION_LINK = "Conversation Link"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a report table: the CSV cell's text, and a link where the cell is one."""
+
+    text: str
+    href: str | None = None
+    numeric: bool = False
+    long: bool = False  # a message history or another long text: shown in a box of its own height
+
+
+@dataclass
+class Table:
+    """What a page shows of a report: the columns, the first rows, how many rows there are, a summary's
+    totals, and the definitions that produced it."""
+
+    header: list[str]
+    rows: list[list[Cell]]
+    count: int
+    totals: list[Cell] | None
+    definitions: str
+
+
+def _cell(column: str, value: str | None) -> Cell:
+    text = value or ""
+    if column == CONVERSATION_LINK and "/conversations/" in text:
+        # Relative, so that the link opens on the host serving this page whatever public_url says.
+        return Cell(text, "/conversations/" + quote(text.rsplit("/conversations/", 1)[1], safe=""))
+    numeric = bool(text) and text.replace(".", "", 1).lstrip("-").isdigit()
+    return Cell(text, numeric=numeric, long=len(text) > LONG_CELL or "\n" in text)
+
+
+def totals(server: Server, store: Store, prepared: Prepared) -> tuple[str | None, ...] | None:
+    """A summary's figures over the whole selection, as one row labelled Total (`reports.totals`); None for
+    an empty selection."""
+    whole = replace(prepared.params, period="all", by=None)
+    found = run(server, store, replace(prepared, params=whole), given={})
+    return found.rows[0] if found.rows else None
+
+
+def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str, Any], *, action: str) -> Table:
+    """The first SHOWN_ROWS rows as cells, the number of rows, and a summary's totals."""
+    report, params, config = prepared.report, prepared.params, prepared.config
+    found = run(server, store, prepared, given=given, limit=SHOWN_ROWS, action=action)
+    count = reports.count_rows(store, config, report, params)
+    total = None
+    if report.default_period is not None:  # a summary; the detail reports take a period only as a label
+        whole = totals(server, store, prepared)
+        if whole is not None:
+            cells = list(whole)
+            if params.by:  # the totals run without the dimension: leave its column empty
+                cells.insert(1, None)
+            total = [_cell(c, v) for c, v in zip(found.header, cells, strict=True)]
+    rows = [[_cell(c, v) for c, v in zip(found.header, row, strict=True)] for row in found.rows]
+    return Table(found.header, rows, count, total, prepared.definitions)
+
+
+# --- the API ---------------------------------------------------------------------------------------------------
+
+ALIASES = {
+    "gladlyaisessionsdetailreport": "sessions-detail",
+    "gladlyaisessionsdetailwithmessagesreport": "sessions-detail-with-messages",
+    "contactexportreport": "contact-export",
+    "contactexportreportv3": "contact-export",
+    "contactsummaryreport": "contact-summary",
+    "contactsummaryreportv2": "contact-summary",
+    "conversationexportreport": "conversation-export",
+    "conversationsummaryreport": "conversation-summary",
+}
+LEVELS = {"halfHourly": "half_hour", "daily": "day", "weekly": "week", "monthly": "month",
+          "quarterly": "quarter", "yearly": "year"}
+DEFINED = {DEFINITIONS_HEADER: {"description": "The definitions that produced the report: its as-of time and time "
+                                               "zone, each brand's derivation settings (SPEC 5) and the "
+                                               "configuration file", "schema": {"type": "string"}}}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "headers": DEFINED,
+          "description": "The report as CSV (SPEC 4.1)"},
+}
+
+
+class ReportFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: list[str] | Literal["allChannels"] | str | None = None
+    brand: list[str] | str | None = None
+
+
+class ReportRequest(BaseModel):
+    """The reporting API request of the system the seeds describe (SPEC 6.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+    metricSet: str = Field(description="A report name of SPEC 4, or an alias such as ConversationExportReport")
+    startAt: str | None = Field(None, description="First local date, inclusive (YYYY-MM-DD)")
+    endAt: str | None = Field(None, description="Last local date, inclusive (YYYY-MM-DD)")
+    timezone: str | None = Field(None, description="IANA time zone")
+    aggregationLevel: str | None = Field(None, description="halfHourly, daily, weekly, monthly, quarterly or yearly")
+    filters: ReportFilters | None = None
+    startAtTime: datetime | None = Field(None, description="Narrows the range to instants from this one (RFC 3339)")
+    endAtTime: datetime | None = Field(None, description="Narrows the range to instants up to this one (RFC 3339)")
+
+
+def _report_of(metric_set: str) -> Report:
+    name = ALIASES.get(metric_set.lower(), metric_set.lower())
+    if name not in reports.REPORTS:
+        raise problem(400, "invalid", f"metricSet {metric_set!r} is not a report; use one of "
+                                      f"{', '.join(reports.REPORTS)} or an alias such as ConversationExportReport",
+                      "metricSet")
+    return reports.REPORTS[name]
+
+
+def _as_list(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+# The names of POST /api/v1/reports for the common parameters, as its errors call them.
+POST_NAMES = {"from": "startAt", "to": "endAt", "tz": "timezone", "brand": "filters.brand"}
+
+
+@router.post("/reports", responses=CSV_RESPONSE | ERROR_RESPONSES, response_class=Response,
+             summary="Run a report with the seeds' reporting-API request shape; answers CSV")
+def post_report(request: Request, body: ReportRequest) -> Response:
+    server = server_of(request)
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.REPORTS)
+        report = _report_of(body.metricSet)
+        level = body.aggregationLevel
+        if level is not None and level not in LEVELS:
+            raise problem(400, "invalid", f"aggregationLevel {level!r} is not one of {', '.join(LEVELS)}",
+                          "aggregationLevel")
+        filters = body.filters or ReportFilters()
+        with named(POST_NAMES):
+            prepared = prepare(server, store, caller, report.name, "api", brands=_as_list(filters.brand),
+                               date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
+                               period=LEVELS[level] if level and report.takes_period else None)
+        params = prepared.params
+        channels = _as_list(filters.channel)
+        if channels and channels != ["allChannels"]:
+            if "channel" not in report.where:
+                raise problem(400, "invalid", f"{report.name} has no channel to filter on; leave filters.channel out",
+                              "filters.channel")
+            params.channels = channels
+        for attr, value in (("startAtTime", body.startAtTime), ("endAtTime", body.endAtTime)):
+            if value is not None and value.tzinfo is None:
+                raise problem(400, "invalid", f"{attr} needs a UTC offset, such as 2026-05-01T00:00:00Z", attr)
+        if body.startAtTime and body.endAtTime and body.startAtTime > body.endAtTime:
+            raise problem(400, "invalid", f"startAtTime {body.startAtTime.isoformat()} is after endAtTime "
+                                          f"{body.endAtTime.isoformat()}; swap them", "startAtTime")
+        params.start_at, params.end_at = body.startAtTime, body.endAtTime
+        return csv_answer(server, store, prepared, body.model_dump(mode="json", exclude_none=True))
+
+
+REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "brand")
+
+
+@router.get("/reports/{name}", responses=CSV_RESPONSE | ERROR_RESPONSES | {404: {
+    "model": Errors, "description": "No report of that name"}} | {200: {
+    "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {
+        "type": "object", "required": ["report", "columns", "rows", "definitions"], "properties": {
+            "report": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "object", "additionalProperties": {
+                "anyOf": [{"type": "string"}, {"type": "null"}]}}},
+            "definitions": {"type": "string", "description": f"The definitions, as {DEFINITIONS_HEADER} gives "
+                                                             "them"}}}}},
+    "headers": DEFINED, "description": "The report: CSV, or JSON with `Accept: application/json`"}},
+    response_class=Response, summary="Run a report with the common parameters of SPEC 4")
+def get_report(
+    request: Request,
+    name: str,
+    from_: Annotated[str | None, Query(alias="from", description="First local date, inclusive")] = None,
+    to: Annotated[str | None, Query(description="Last local date, inclusive")] = None,
+    tz: Annotated[str | None, Query(description="IANA time zone")] = None,
+    as_of: Annotated[str | None, Query(description="RFC 3339 instant (default now)")] = None,
+    period: Annotated[str | None, Query(description="Summaries: half_hour, day, week, month, quarter, year")] = None,
+    by: Annotated[str | None, Query(description="sessions-summary: channel, ai_agent, guide, handoff_category")] = None,
+    where: Annotated[list[str] | None, Query(description="KEY=VALUE filter, repeatable")] = None,
+    headers: Annotated[Literal["display", "snake"], Query()] = "display",
+    extra: Annotated[bool, Query()] = False,
+    brand: Annotated[list[str] | None, Query(description="Only these brands (default: every brand you may see)")] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    server = server_of(request)
+    with server.gate.open() as store:
+        caller = require(request, store, accounts.REPORTS)
+        if name not in reports.REPORTS:
+            raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
+        unknown = sorted(set(request.query_params) - set(REPORT_QUERY))
+        if unknown:  # SPEC 4: a usage error; the value is not repeated (it may be a token sent by mistake)
+            raise problem(400, "invalid", f"unknown parameter {unknown[0]!r}; "
+                                          f"the reports take {', '.join(REPORT_QUERY)}", unknown[0])
+        prepared = prepare(server, store, caller, name, "api", brands=list(brand or []), date_from=from_, date_to=to,
+                           tz=tz, as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
+                           extra=extra)
+        given = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
+                 for key in request.query_params}
+        wanted = (accept or "").lower()  # media types ignore case
+        if "application/json" in wanted and "text/csv" not in wanted:
+            return json_answer(server, store, prepared, given)
+        return csv_answer(server, store, prepared, given)
