@@ -62,9 +62,10 @@ FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", 
 
 
 def form_fields(report: Report) -> tuple[str, ...]:
-    """The parameters `report`'s form has a field for, by SPEC 4's names (the fields' own)."""
+    """The parameters `report`'s form has one field for, by SPEC 4's names (the fields' own). A filter's
+    error (`where`) names its key, and is shown above the fields: it is not told which of them it is about."""
     return ("from", "to", "tz", *(("period",) if report.takes_period else ()), *(("by",) if report.by_columns else ()),
-            *(("where",) if report.where else ()), "brand")
+            "brand")
 
 
 @router.get("/reports", response_class=HTMLResponse)
