@@ -1,4 +1,4 @@
-"""Fixtures shared by the command-line test modules."""
+"""Fixtures shared by the command-line and web test modules."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope
+from web_helpers import AnalystSite, analyst_site
 
 
 @pytest.fixture
@@ -22,3 +23,10 @@ def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Convoscope]:
     result = store("ingest", str(WORKED_EXAMPLE))
     assert result.exit_code == 0, result.stderr
     yield store
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnalystSite]:
+    """The worked example served, with the analyst `ana` (an API token, a browser logged in)."""
+    with analyst_site(tmp_path_factory.mktemp("served")) as site:
+        yield site

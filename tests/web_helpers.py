@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -157,6 +158,27 @@ def log_in(client: httpx.Client, name: str, password: str = PASSWORD, next_page:
     assert token, "the login form has no hidden csrf input"
     return client.post("/login", data={"name": name, "password": password, "csrf": token, "next": next_page},
                        follow_redirects=False)
+
+
+@dataclass
+class AnalystSite:
+    """The worked example served, with the analyst `ana`: their API token, and a browser logged in as them
+    through the login form (whose own audit row is written before anything else)."""
+
+    store: Convoscope
+    server: LiveServer
+    token: str
+    browser: httpx.Client
+
+
+@contextmanager
+def analyst_site(directory: Path) -> Iterator[AnalystSite]:
+    store = Convoscope(directory)
+    ingest_worked_example(store)
+    token = add_user(store, "ana", "analyst")
+    with serving(store) as server, server.client() as browser:
+        assert log_in(browser, "ana").status_code == 303
+        yield AnalystSite(store, server, token, browser)
 
 
 def csv_table(text: str) -> list[list[str]]:
