@@ -36,10 +36,13 @@ from convoscope.errors import ConvoscopeError
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
 @click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",
               help="Report over the Parquet tables spark-derive wrote to DIR instead of the store.")
+@click.option("--describe", is_flag=True,
+              help="Also print, on standard error, the definitions that produced the report: its as-of time, time "
+                   "zone and each brand's derivation settings (never inside the CSV).")
 @pass_app
 def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: str | None, as_of: str | None,
            period: str | None, by: str | None, where: tuple[str, ...], headers: str, extra: bool,
-           brands: tuple[str, ...], out: str, lake: Path | None) -> None:
+           brands: tuple[str, ...], out: str, lake: Path | None, describe: bool) -> None:
     """Write report NAME as CSV."""
     from convoscope import reports
 
@@ -75,6 +78,8 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
         else:
             count = service.run_report(store, config, definition, params, asker, to=Path(out), **options).count
             click.echo(f"wrote {count:,} rows to {out}", err=True)
+    if describe:  # issue 24: beside the report, never in it
+        click.echo(service.describe_report(config, definition, params), err=True)
 
 
 @click.command("spark-derive")
