@@ -288,6 +288,12 @@ def memory_limit() -> str:
     return f"{int(physical * 0.4) // 2**20}MiB"
 
 
+def _unopenable(path: Path, reason: str) -> ConvoscopeError:
+    """A store file that cannot be opened (not a lock: a folder, a file that is not a store): names the
+    parameter that chose it, `db`."""
+    return ConvoscopeError(lambda n: f"cannot open store {path}: {reason}; check the path or {n('db')}", param="db")
+
+
 def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting while another process holds it."""
     deadline = time.monotonic() + lock_timeout()
@@ -299,7 +305,7 @@ def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None)
         except duckdb.IOException as exc:
             message = str(exc).splitlines()[0]
             if "lock" not in message.lower():
-                raise ConvoscopeError(f"cannot open store {path}: {message}; check the path or --db") from None
+                raise _unopenable(path, message) from None
             if time.monotonic() >= deadline:
                 raise ConvoscopeError(f"store {path} stayed in use by another process for {lock_timeout():.0f} s; "
                                       "try again when it has finished") from None

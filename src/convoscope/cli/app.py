@@ -22,7 +22,7 @@ import duckdb
 
 from convoscope import __version__, service
 from convoscope.config import Config, load_config
-from convoscope.errors import ConvoscopeError
+from convoscope.errors import ConvoscopeError, option_name
 from convoscope.events.schema import BREAKS_LINE
 from convoscope.store import Store, default_db_path
 
@@ -111,8 +111,8 @@ class OneLineGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             fail(exc.format_message(), exc.exit_code)
-        except ConvoscopeError as exc:
-            fail(exc.message, exc.exit_code)
+        except ConvoscopeError as exc:  # an error about a parameter names it as an option: --as-of
+            fail(exc.worded(option_name), exc.exit_code)
         except BrokenPipeError:
             sys.exit(1)
         except OSError as exc:  # a path the system refused: a folder where a file goes, no such folder...
