@@ -155,7 +155,8 @@ def progress_printer() -> Callable[[str, int, int | None], None] | None:
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", type=click.Path(path_type=Path), help="Store file (default ./convoscope.duckdb or $CONVOSCOPE_DB).")
+@click.option("--db", type=click.Path(path_type=Path), envvar="CONVOSCOPE_DB",
+              help="Store file (default ./convoscope.duckdb or $CONVOSCOPE_DB).")
 @click.option("--config", "config", type=click.Path(path_type=Path), help="Configuration file (default ./convoscope.toml).")
 @click.version_option(__version__, prog_name="convoscope")
 @click.pass_context

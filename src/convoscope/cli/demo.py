@@ -12,7 +12,7 @@ import click
 
 from convoscope import service
 from convoscope.cli.app import fail, progress_printer
-from convoscope.cli.serve import check_port, port_or_default, serve_app
+from convoscope.cli.serve import Port, check_port, port_or_default, serve_app
 from convoscope.config import BrandSettings, Config, load_config
 from convoscope.store import Store
 
@@ -31,7 +31,7 @@ from convoscope.store import Store
 @click.option("--serve/--no-serve", "serving", default=True, show_default=True,
               help="Serve the web app afterwards, with an Administrator 'demo' (with --source: stop once every "
                    "delivery is in, then write the reports).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default $CONVOSCOPE_PORT or 8000).")
+@click.option("--port", type=Port(), envvar="CONVOSCOPE_PORT", help="Port (default $CONVOSCOPE_PORT or 8000).")
 def demo(out: Path, source: str | None, customers: int | None, days: int | None, seed: int, bad_rate: float,
          serving: bool, port: int | None) -> None:
     """Generate a realistic brand, ingest it, write every report, print the headline and serve the web app."""

@@ -16,9 +16,22 @@ from convoscope.cli.app import App, fail, pass_app
 from convoscope.config import Config
 
 
+class Port(click.IntRange):
+    """`--port`, 1 to 65535, or its environment variable (`envvar=`), which a bad value names as such."""
+
+    def __init__(self) -> None:
+        super().__init__(1, 65535)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if ctx is not None and param is not None and param.name is not None and isinstance(param, click.Option) \
+                and ctx.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT:
+            check_port_text(str(param.envvar), str(value))
+        return super().convert(value, param, ctx)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default $CONVOSCOPE_PORT or 8000).")
+@click.option("--port", type=Port(), envvar="CONVOSCOPE_PORT", help="Port (default $CONVOSCOPE_PORT or 8000).")
 @pass_app
 def serve(app: App, host: str, port: int | None) -> None:
     """Serve the web app and the HTTP API over the store."""
@@ -29,11 +42,15 @@ def serve(app: App, host: str, port: int | None) -> None:
 
 
 def port_or_default(port: int | None) -> int:
+    """`--port`, else 8000; an empty CONVOSCOPE_PORT, which Click takes for none, is an error too."""
     if port is not None:
         return port
-    text = os.environ.get("CONVOSCOPE_PORT", "8000")
+    return check_port_text("CONVOSCOPE_PORT", os.environ.get("CONVOSCOPE_PORT", "8000"))
+
+
+def check_port_text(variable: str, text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        fail(f"CONVOSCOPE_PORT {text!r} is not a port number; use one such as 8000", 2)
+        fail(f"{variable} {text!r} is not a port number; use one such as 8000", 2)
     return int(text)
 
 
