@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from convoscope.errors import ConvoscopeError
+from convoscope.events.fields import promote_sql
 
 DEFAULT_DB = "convoscope.duckdb"
 SCHEMA_VERSION = "4"  # of the derived tables (and the events' columns): a store of another version rebuilds them
@@ -391,9 +392,6 @@ class Store:
                 if not con.execute("SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() "
                                    "AND schema_name = 'main' AND table_name = 'events' AND column_name = 'inbox'"
                                    ).fetchall():
-                    # The rule of SPEC 2.2 lives with the schema, which imports this module: imported here.
-                    from convoscope.events.schema import promote_sql
-
                     con.execute("ALTER TABLE events ADD COLUMN inbox VARCHAR")
                     con.execute(promote_sql("inbox"))  # decision 87
                 con.execute("DELETE FROM pending")
