@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 def check_brand(brand: str | None) -> None:
+    """`--brand` of a helpdesk's records (`ingest --source`, `pull`): a brand name, checked before the store
+    is opened."""
     from convoscope.store import BRAND_PATTERN
 
     if brand is not None and not re.fullmatch(BRAND_PATTERN, brand):
