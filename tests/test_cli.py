@@ -229,3 +229,21 @@ def test_the_progress_bar_draws_on_the_terminal_and_never_into_the_csv(tmp_path:
     os.close(terminal)
     assert (tmp_path / "out.csv").read_bytes().startswith(b"Period,Sessions,"), (tmp_path / "out.csv").read_bytes()[:80]
     assert b"Deriving" in drawn, drawn[:300]
+
+
+def test_describe_prints_the_definitions_beside_the_report_and_leaves_the_csv_alone(tmp_path: Path) -> None:
+    """Issue 24 point 5: `report --describe` says, on standard error, what produced the report (as-of time,
+    zone, each brand's derivation settings, the configuration file); the CSV is byte for byte the same."""
+    db, config = tmp_path / "s.duckdb", tmp_path / "c.toml"
+    config.write_text('session_inactivity = "30m"\n[brands.default]\ntimezone = "Europe/Berlin"\n')
+    assert run("--db", str(db), "ingest", str(FIXTURES / "worked-example.jsonl")).exit_code == 0
+    args = ["--db", str(db), "--config", str(config), "report", "sessions-summary", "--as-of", "2026-06-01T00:00:00Z"]
+    plain, described = run(*args), run(*args, "--describe")
+    assert plain.exit_code == described.exit_code == 0, described.stderr
+    assert described.stdout_bytes == plain.stdout_bytes and plain.stderr == ""
+    assert described.stderr == (f"sessions-summary as of 2026-06-01T00:00:00Z, time zone Europe/Berlin; derived with "
+                                f"default: S=30m;C=1d;W=1d;R=1d;ai_channels=*; configuration {config}\n")
+    out = tmp_path / "r.csv"
+    written = run(*args, "--describe", "--out", str(out))
+    assert written.stderr.splitlines() == [f"wrote 1 rows to {out}", described.stderr.strip()]
+    assert out.read_bytes() == plain.stdout_bytes

@@ -23,7 +23,7 @@ import duckdb
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from convoscope.errors import ConvoscopeError, UsageError
+from convoscope.errors import ConvoscopeError, ParameterError, UsageError
 from convoscope.store import Store, delete_derived, sql_string
 
 # Permissions, and the roles that have them (SPEC 6.4).
@@ -91,7 +91,7 @@ def parse_brands(text: str | None) -> tuple[str, ...] | None:
         return None
     brands = tuple(b.strip() for b in text.split(",") if b.strip())
     if not brands:
-        raise UsageError("--brands needs at least one brand, such as --brands acme,globex")
+        raise ParameterError("brands", lambda n: f"{n('brands')} needs at least one brand, such as {n('brands')} acme,globex")
     return brands
 
 
@@ -160,7 +160,8 @@ def new_token(store: Store, name: str, *, lifetime: timedelta = TOKEN_LIFETIME) 
     """A new API token for `name` and when it expires (UTC); only its hash is kept, so this is the one
     time it is shown."""
     if not timedelta(0) < lifetime <= TOKEN_LIFETIME:
-        raise UsageError(f"a token lives at most {TOKEN_LIFETIME.days}d; choose a shorter --expires-in, such as 30d")
+        raise ParameterError("expires_in", lambda n: f"a token lives at most {TOKEN_LIFETIME.days}d; choose a shorter "
+                                                     f"{n('expires_in')}, such as 30d")
     token = "cvs_" + secrets.token_urlsafe(32)
     with store.transaction() as con:
         _existing(con, name)

@@ -223,12 +223,15 @@ def load_config(path: Path | None = None) -> Config:
     path = path if path is not None else DEFAULT_PATH
     if not path.exists():
         if explicit:
-            raise ConfigError(f"configuration file {path} does not exist; check the --config path")
+            raise ConfigError(lambda n: f"configuration file {path} does not exist; check the {n('config')} path",
+                              param="config")
         return Config()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or pass another with --config") from None
+        problem = str(exc)
+        raise ConfigError(lambda n: f"{path}: not valid TOML ({problem}); fix the file or pass another with {n('config')}",
+                          param="config") from None
     brands_table = data.pop("brands", {})
     sources_table = data.pop("sources", {})
     if not isinstance(sources_table, dict):

@@ -1,21 +1,48 @@
 """Errors that reach the user as one line: what is wrong and what to do.
 
-Each stage raises its own subclass; the command line prints the message and exits with the code.
+Each stage raises its own subclass; each interface renders it in its own words. An error about a
+parameter (a command-line option, an API field, a form field) carries the parameter's canonical name
+(`param`: `as_of`, `token_file`) and words its message given a namer (`worded`), so that the command line
+says `--as-of`, the API `as_of` or `startAt` and a page its field's label, and no core module spells
+an option the way one interface does, for another to rewrite.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+Namer = Callable[[str], str]  # a parameter's canonical name → what one interface calls it
+Wording = Callable[[Namer], str]  # a message, given how the interface names parameters
+
+
+def option_name(param: str) -> str:
+    """The command line's name of a parameter: `as_of` → `--as-of`."""
+    return "--" + param.replace("_", "-")
+
 
 class ConvoscopeError(Exception):
-    """A failure the user can act on. `exit_code` 1 = failure, 2 = usage error (SPEC 6.1)."""
+    """A failure the user can act on. `exit_code` 1 = failure, 2 = usage error (SPEC 6.1). `message` is
+    a string, or a `Wording` when it names a parameter (`param`, then, the one it is about); `self.message`
+    is the command line's wording, `worded(namer)` any interface's."""
 
     exit_code = 1
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Wording, *, param: str | None = None) -> None:
+        self.say = as_wording(message)
+        self.param = param
+        self.message = self.say(option_name)
+        super().__init__(self.message)
+
+    def worded(self, name: Namer) -> str:
+        """The message with each parameter named by `name`."""
+        return self.say(name)
+
+
+def as_wording(message: str | Wording) -> Wording:
+    """`message` as a `Wording`: a plain string names no parameter, and reads the same to every interface."""
+    if callable(message):
+        return message
+    return lambda _name: message
 
 
 class UsageError(ConvoscopeError):
@@ -36,27 +63,16 @@ class ReportError(ConvoscopeError):
     exit_code = 2
 
 
-Namer = Callable[[str], str]  # a parameter's canonical name → what one interface calls it
-
-
-def option_name(param: str) -> str:
-    """The command line's name of a parameter: `as_of` → `--as-of`."""
-    return "--" + param.replace("_", "-")
-
-
-class ParameterError(ReportError):
-    """A parameter that cannot be used (SPEC 4 common parameters, SPEC 6.1 options). `param` is its
-    canonical name (`from`, `as_of`, `where`); `say` words the message given a namer, so that each
+class ParameterError(UsageError):
+    """A parameter that cannot be used (SPEC 4 common parameters, SPEC 6.1 options), a usage error. `param`
+    is its canonical name (`from`, `as_of`, `where`, `token_file`); `say` words the message given a namer, so that each
     interface names the parameter its own way — the command line `--as-of`, the API `as_of` or
     `startAt`, a page its field's label — and no message is rewritten after the fact."""
 
-    def __init__(self, param: str, say: Callable[[Namer], str]) -> None:
-        self.param = param
-        self.say = say
-        super().__init__(say(option_name))
+    param: str
 
-    def worded(self, name: Namer) -> str:
-        return self.say(name)
+    def __init__(self, param: str, say: Wording) -> None:
+        super().__init__(say, param=param)
 
 
 class Forbidden(ConvoscopeError):

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from convoscope.errors import ConvoscopeError
+from convoscope.events.fields import promote_sql
 
 DEFAULT_DB = "convoscope.duckdb"
 SCHEMA_VERSION = "4"  # of the derived tables (and the events' columns): a store of another version rebuilds them
@@ -288,6 +289,12 @@ def memory_limit() -> str:
     return f"{int(physical * 0.4) // 2**20}MiB"
 
 
+def _unopenable(path: Path, reason: str) -> ConvoscopeError:
+    """A store file that cannot be opened (not a lock: a folder, a file that is not a store): names the
+    parameter that chose it, `db`."""
+    return ConvoscopeError(lambda n: f"cannot open store {path}: {reason}; check the path or {n('db')}", param="db")
+
+
 def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting while another process holds it."""
     deadline = time.monotonic() + lock_timeout()
@@ -299,7 +306,7 @@ def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None)
         except duckdb.IOException as exc:
             message = str(exc).splitlines()[0]
             if "lock" not in message.lower():
-                raise ConvoscopeError(f"cannot open store {path}: {message}; check the path or --db") from None
+                raise _unopenable(path, message) from None
             if time.monotonic() >= deadline:
                 raise ConvoscopeError(f"store {path} stayed in use by another process for {lock_timeout():.0f} s; "
                                       "try again when it has finished") from None
@@ -385,9 +392,6 @@ class Store:
                 if not con.execute("SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() "
                                    "AND schema_name = 'main' AND table_name = 'events' AND column_name = 'inbox'"
                                    ).fetchall():
-                    # The rule of SPEC 2.2 lives with the schema, which imports this module: imported here.
-                    from convoscope.events.schema import promote_sql
-
                     con.execute("ALTER TABLE events ADD COLUMN inbox VARCHAR")
                     con.execute(promote_sql("inbox"))  # decision 87
                 con.execute("DELETE FROM pending")

@@ -89,7 +89,9 @@ def detect_format(path: Path, fmt: str | None) -> str:
         return fmt
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise IngestError(f"{path}: cannot tell the format from '{suffix or 'no extension'}'; pass --format jsonl|csv|parquet")
+        found = suffix or "no extension"
+        raise IngestError(lambda n: f"{path}: cannot tell the format from '{found}'; pass {n('format')} jsonl|csv|parquet",
+                          param="format")
     return FORMATS[suffix]
 
 
@@ -532,7 +534,8 @@ def _csv_header(source: str, data: BinaryIO | Path) -> list[str]:
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):
             return []
-        raise IngestError(f"{source}: {_one_line(exc)}; check the file or --format") from None
+        problem = _one_line(exc)
+        raise IngestError(lambda n: f"{source}: {problem}; check the file or {n('format')}", param="format") from None
     except UnicodeDecodeError:
         raise IngestError(f"{source}: the header is not valid UTF-8 text; re-export the file as UTF-8") from None
     finally:
@@ -693,7 +696,9 @@ def _parquet_batches(source: str, data: BinaryIO | Path) -> Iterator[pa.RecordBa
             batch.validate(full=True)  # pyarrow does not check that a Parquet string is UTF-8
             yield batch
     except (pa.ArrowException, OSError) as exc:
-        raise IngestError(f"{source}: not a readable Parquet file ({_one_line(exc)}); check the file or --format") from None
+        problem = _one_line(exc)
+        raise IngestError(lambda n: f"{source}: not a readable Parquet file ({problem}); check the file or {n('format')}",
+                          param="format") from None
 
 
 def _parquet(con: duckdb.DuckDBPyConnection, source: str, data: BinaryIO | Path) -> Iterator[Chunk]:

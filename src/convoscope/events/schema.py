@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from convoscope.events.fields import MAX_LENGTH, blank_sql
 from convoscope.store import BRAND_PATTERN, EVENT_TYPES, event_key_sql, sql_string
 
 FIELDS = (
@@ -22,11 +23,6 @@ STRING_FIELDS = tuple(f for f in FIELDS if f != "guides")
 STAGE_COLUMNS = ("source", "line", "raw", "parsed", "problem", *FIELDS, "attributes")
 
 MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
-MAX_LENGTH = {
-    "event_id": 200, "customer_id": 200, "text": 100_000, "ai_agent": 200, "category": 200,
-    "subcategory": 10_000, "reason": 10_000, "transfer_rationale": 10_000, "agent": 200,
-    "inbox": 200,  # Appendix B: on any type, so in no ALLOWED_ON entry
-}
 ALLOWED_ON = {  # fields the table ties to some types (SPEC 2.2)
     "route": ("customer_message",),
     "ai_agent": ("ai_message", "handoff"),
@@ -52,36 +48,7 @@ def _in(col: str, values: tuple[str, ...]) -> str:
 
 def _is_blank(col: str) -> str:
     """Inside the validation query, the blank test of a staged field, computed once per record."""
-    return f"_b_{col}" if col in STRING_FIELDS else _blank(col)
-
-
-# White space as Python's str.isspace knows it, in RE2: ASCII's, the separators (\pZ: no-break, em, ideographic
-# spaces and the rest), vertical tab, the information separators and NEL.
-SPACE_CLASS = "[\\s\\v\\x1c-\\x1f\\x{85}\\pZ]"
-
-
-def _blank(col: str) -> str:
-    # The regex runs only for the rare value that starts with a control character, a space or a
-    # character from U+0085 up (where the other spaces are). Strings compare byte by byte, and UTF-8
-    # keeps code point order, so comparing with '!' and U+0085 tests the first character without
-    # decoding it (ascii() did, at twice the cost of the whole test).
-    return (f"({col} IS NULL OR {col} = '' OR (({col} < '!' OR {col} >= chr(133)) "
-            f"AND regexp_full_match({col}, '{SPACE_CLASS}*')))")
-
-
-def promote_sql(field: str) -> str:
-    """An UPDATE of the stored events that moves `field`, kept among the unknown fields (`attributes`) by a
-    convoscope that did not know it yet, into its own column, where its value passes SPEC 2.2's rule for it
-    (a string of at most MAX_LENGTH characters; blank is absent): the event then is what ingesting the same
-    record now stores, so that the record seen again is a duplicate, not a conflict. Any other value stays in
-    `attributes` (ingested now, that record would be rejected; a stored event is never taken back)."""
-    value = f"(attributes ->> {sql_string('$.' + field)})"
-    return f"""
-        UPDATE events SET {field} = CASE WHEN {_blank(value)} THEN NULL ELSE {value} END,
-                          attributes = nullif(json_merge_patch(attributes, {sql_string(f'{{"{field}": null}}')}), '{{}}')
-        WHERE {field} IS NULL AND json_type(attributes, {sql_string('$.' + field)}) = 'VARCHAR'
-          AND length({value}) <= {MAX_LENGTH[field]}
-    """
+    return f"_b_{col}" if col in STRING_FIELDS else blank_sql(col)
 
 
 def _shown(col: str) -> str:
@@ -225,8 +192,8 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False, record: str = "l
     return f"""
         WITH s AS (
             SELECT *, regexp_extract(occurred_at, '{TIMESTAMP_PATTERN}', ['d', 't', 'f', 'o']) AS _ts,
-                   {", ".join(f"{_blank(f)} AS _b_{f}" for f in STRING_FIELDS)},
-                   CASE WHEN guides IS NOT NULL THEN list_filter(guides, lambda g: NOT {_blank("g")}) END AS guides_n,
+                   {", ".join(f"{blank_sql(f)} AS _b_{f}" for f in STRING_FIELDS)},
+                   CASE WHEN guides IS NOT NULL THEN list_filter(guides, lambda g: NOT {blank_sql("g")}) END AS guides_n,
                    {_in("type", EVENT_TYPES)} AS {KNOWN_TYPE}
             FROM _stage
         ), local AS (  -- each layer's values are computed once and read by the next: not once per use

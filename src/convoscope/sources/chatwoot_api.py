@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from convoscope.errors import ConvoscopeError, UsageError
+from convoscope.errors import ConvoscopeError, ParameterError, Wording, as_wording
 
 PROFILE = "/api/v1/profile"
 MESSAGES_PER_PAGE = 20  # MessageFinder's page with `before`
@@ -83,11 +83,12 @@ def read_token(path: Path) -> str:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise UsageError(f"--token-file {path}: cannot read it ({reason}); give a file holding the access token") from None
+        raise ParameterError("token_file", lambda n: f"{n('token_file')} {path}: cannot read it ({reason}); give a file "
+                                                     "holding the access token") from None
     token = text.strip()
     if not token or any(c.isspace() for c in token):
-        raise UsageError(f"--token-file {path}: it must hold the access token alone, on one line "
-                         "(Chatwoot: Profile settings, Access Token)")
+        raise ParameterError("token_file", lambda n: f"{n('token_file')} {path}: it must hold the access token alone, "
+                                                     "on one line (Chatwoot: Profile settings, Access Token)")
     return token
 
 
@@ -96,11 +97,11 @@ def site_of(url: str) -> str:
     the store keys what was pulled from it."""
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url {url!r} is not the address of a Chatwoot installation; give one such as "
-                         "https://chat.example.com")
+        raise ParameterError("url", lambda n: f"{n('url')} {url!r} is not the address of a Chatwoot installation; "
+                                              "give one such as https://chat.example.com")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise UsageError(f"--url {url!r}: give the installation's address alone, without a name, password, "
-                         "query or fragment (the token goes in --token-file)")
+        raise ParameterError("url", lambda n: f"{n('url')} {url!r}: give the installation's address alone, without a "
+                                              f"name, password, query or fragment (the token goes in {n('token_file')})")
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
@@ -122,7 +123,8 @@ def parse_since(text: str) -> int:
             return int(value.timestamp())
     except ValueError:
         pass
-    raise UsageError(f"--since {text!r} is not a date; use YYYY-MM-DD (UTC) or a time such as 2026-05-01T00:00:00Z")
+    raise ParameterError("since", lambda n: f"{n('since')} {text!r} is not a date; use YYYY-MM-DD (UTC) or a time "
+                                            "such as 2026-05-01T00:00:00Z")
 
 
 def retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -177,15 +179,15 @@ class Chatwoot:
         profile = self._get(PROFILE, {})
         accounts = profile.get("accounts") if isinstance(profile, dict) else None
         if not isinstance(accounts, list):
-            raise self._error(f"{self.site}{PROFILE} did not answer with a Chatwoot profile; check --url")
+            raise self._check(f"{self.site}{PROFILE} did not answer with a Chatwoot profile", "url")
         ids = []
         for item in accounts:
             if isinstance(item, dict):
                 ids.append(str(item.get("id")))
                 if item.get("id") == self.account:
                     return str(item.get("role"))
-        raise PullError(f"the access token's user is not a member of account {self.account} at {self.site} "
-                        f"(its accounts: {', '.join(ids) or 'none'}); check --account")
+        raise PullError(lambda n: f"the access token's user is not a member of account {self.account} at {self.site} "
+                                  f"(its accounts: {', '.join(ids) or 'none'}); check {n('account')}", param="account")
 
     def conversation_pages(self, *, since: int | None = None) -> Iterator[ConversationPage]:
         """Every page of the account's conversation list, every status, newest activity first; with
@@ -196,15 +198,15 @@ class Chatwoot:
             body = data.get("data") if isinstance(data, dict) else None
             payload = body.get("payload") if isinstance(body, dict) else None
             if not isinstance(payload, list):
-                raise self._error(f"{self.site}{self._conversations} did not answer with Chatwoot's conversation "
-                                  "list (no data.payload); check --url")
+                raise self._check(f"{self.site}{self._conversations} did not answer with Chatwoot's conversation "
+                                  "list (no data.payload)", "url")
             meta = body.get("meta") if isinstance(body, dict) else None
             count = meta.get("all_count") if isinstance(meta, dict) else None
             count = count if isinstance(count, int) and not isinstance(count, bool) else None
             for item in payload:
                 if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item.get("id"), bool):
-                    raise self._error(f"{self.site}{self._conversations}?page={page} listed a conversation without a "
-                                      "whole-number id; check --url")
+                    raise self._check(f"{self.site}{self._conversations}?page={page} listed a conversation without a "
+                                      "whole-number id", "url")
             kept = payload
             older = False
             if since is not None:
@@ -230,7 +232,7 @@ class Chatwoot:
                 return None
             payload = data.get("payload") if isinstance(data, dict) else None
             if not isinstance(payload, list):
-                raise self._error(f"{self.site}{path} did not answer with Chatwoot's messages (no payload); check --url")
+                raise self._check(f"{self.site}{path} did not answer with Chatwoot's messages (no payload)", "url")
             pages.append(payload)
             ids = [m["id"] for m in payload if isinstance(m, dict) and type(m.get("id")) is int]
             if len(payload) < MESSAGES_PER_PAGE or not ids or (before is not None and min(ids) >= before):
@@ -259,7 +261,7 @@ class Chatwoot:
             except httpx.TransportError as error:
                 reason = _reason(error)
                 if not self._answered and isinstance(error, httpx.ConnectError | httpx.UnsupportedProtocol):
-                    raise self._error(f"cannot reach Chatwoot at {self.site} ({reason}); check --url") from None
+                    raise self._check(f"cannot reach Chatwoot at {self.site} ({reason})", "url") from None
                 failures += 1
                 if failures > RETRIES:
                     raise self._error(f"Chatwoot at {self.site} did not answer GET {shown} {failures} times in a row "
@@ -286,33 +288,50 @@ class Chatwoot:
                 sleep(FIRST_PAUSE * 2 ** (failures - 1))
                 continue
             failures = throttled = 0
-            if status == 401:
-                raise self._error(f"Chatwoot at {self.site} refused the access token for GET {shown} "
-                                  f"({_said(response) or '401 Unauthorized'}); put the access token of an administrator "
-                                  f"of account {self.account} in --token-file (Chatwoot: Profile settings, Access Token)")
-            if status == 404 and missing_ok:
-                return None
-            if status == 404:
-                what = f"no account {self.account}; check --account" if path.startswith("/api/v1/accounts/") \
-                    else f"no {path}; check --url"
-                raise self._error(f"Chatwoot at {self.site} has {what} (GET {shown}: 404 Not Found)")
-            if 300 <= status < 400 and response.headers.get("location"):
-                # Not followed: the token header would go wherever the redirect points.
-                raise self._error(f"Chatwoot at {self.site} redirects GET {shown} to "
-                                  f"{response.headers['location'][:200]}; give that installation's address as --url")
-            if status != 200:
-                raise self._error(f"Chatwoot at {self.site} answered GET {shown} with {status} {response.reason_phrase}"
-                                  f"{': ' + _said(response) if _said(response) else ''}; check --url and --account")
-            try:
-                return response.json()
-            except ValueError:
-                kind = response.headers.get("content-type", "no content type").split(";")[0]
-                raise self._error(f"{self.site} answered GET {shown} with {kind}, not Chatwoot's JSON; check --url "
-                                  "(the address of the Chatwoot installation, such as https://chat.example.com)") from None
+            return self._answer(response, path, shown, missing_ok=missing_ok)
 
-    def _error(self, message: str) -> PullError:
+    def _answer(self, response: httpx.Response, path: str, shown: str, *, missing_ok: bool) -> Any:
+        """The JSON of an answer to GET `path` (`shown` with its query) that is not to be tried again, or the
+        PullError it calls for."""
+        status = response.status_code
+        if status == 401:
+            said = _said(response)
+            raise self._error(lambda n: f"Chatwoot at {self.site} refused the access token for GET {shown} "
+                                        f"({said or '401 Unauthorized'}); put the access token of an administrator "
+                                        f"of account {self.account} in {n('token_file')} (Chatwoot: Profile "
+                                        "settings, Access Token)", param="token_file")
+        if status == 404 and missing_ok:
+            return None
+        if status == 404:
+            wrong, what = (("account", f"no account {self.account}") if path.startswith("/api/v1/accounts/")
+                           else ("url", f"no {path}"))
+            raise self._error(lambda n: f"Chatwoot at {self.site} has {what}; check {n(wrong)} (GET {shown}: "
+                                        "404 Not Found)", param=wrong)
+        if 300 <= status < 400 and response.headers.get("location"):
+            # Not followed: the token header would go wherever the redirect points.
+            location = response.headers["location"][:200]
+            raise self._error(lambda n: f"Chatwoot at {self.site} redirects GET {shown} to {location}; give that "
+                                        f"installation's address as {n('url')}", param="url")
+        if status != 200:
+            said = _said(response)
+            raise self._check(f"Chatwoot at {self.site} answered GET {shown} with {status} {response.reason_phrase}"
+                              f"{': ' + said if said else ''}", "url", "account")
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise self._error(lambda n: f"{self.site} answered GET {shown} with {kind}, not Chatwoot's JSON; check "
+                                        f"{n('url')} (the address of the Chatwoot installation, such as "
+                                        "https://chat.example.com)", param="url") from None
+
+    def _check(self, message: str, *params: str) -> PullError:
+        """A PullError saying to check the parameters, each named as the interface names it: `; check --url`."""
+        return self._error(lambda n: f"{message}; check {' and '.join(map(n, params))}", param=params[0])
+
+    def _error(self, message: str | Wording, *, param: str | None = None) -> PullError:
         """A PullError whose message cannot carry the token, whatever an answer quoted."""
-        return PullError(message.replace(self._token, "[token]"))
+        say = as_wording(message)
+        return PullError(lambda name: say(name).replace(self._token, "[token]"), param=param)
 
 
 def _said(response: httpx.Response) -> str:

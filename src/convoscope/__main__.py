@@ -1,0 +1,5 @@
+"""`python -m convoscope`: the console script."""
+
+from convoscope.cli import main
+
+main()

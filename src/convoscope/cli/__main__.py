@@ -1,0 +1,5 @@
+"""`python -m convoscope.cli`: the console script."""
+
+from convoscope.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""Reports out: `report` (CSV from the store or a lake, through `service`'s one report path) and
+`spark-derive`, which writes the lakes reports read (SPEC 4, 6.1, 7)."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from convoscope import service
+from convoscope.cli.app import EXIT_REJECTED, App, fail, pass_app, progress_printer
+from convoscope.config import check_zone
+from convoscope.errors import ConvoscopeError
+
+
+@click.command()
+@click.argument("name")
+@click.option("--from", "date_from", metavar="DATE", help="First local date (inclusive).")
+@click.option("--to", "date_to", metavar="DATE", help="Last local date (inclusive).")
+@click.option("--tz", metavar="ZONE", help="IANA time zone of the report.")
+@click.option("--as-of", "as_of", metavar="TIMESTAMP", help="Judge open and unknown values at this instant (default now).")
+@click.option("--period", help="half_hour, day, week, month, quarter or year.")
+@click.option("--by", help="Dimension of sessions-summary.")
+@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
+@click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
+@click.option("--extra", is_flag=True,
+              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome and Inbox to the "
+                   "session reports; Inbox to contact-export; Inbox At Created and Inbox At Last Closed to "
+                   "conversation-export.")
+@click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
+@click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
+@click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",
+              help="Report over the Parquet tables spark-derive wrote to DIR instead of the store.")
+@click.option("--describe", is_flag=True,
+              help="Also print, on standard error, the definitions that produced the report: its as-of time, time "
+                   "zone and each brand's derivation settings (never inside the CSV).")
+@pass_app
+def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: str | None, as_of: str | None,
+           period: str | None, by: str | None, where: tuple[str, ...], headers: str, extra: bool,
+           brands: tuple[str, ...], out: str, lake: Path | None, describe: bool) -> None:
+    """Write report NAME as CSV."""
+    from convoscope import reports
+
+    config = app.config
+    if lake and not reports.get_report(name).in_lakes:
+        fail(f"report {name} counts what became of a helpdesk's records, which only a store holds "
+             "(spark-derive reads events); run it without --lake", 2)
+    asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
+    # What the audit records of a download with messages: every parameter given (SPEC 6.5).
+    given = {key: value for key, value in {
+        "from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by, "where": list(where),
+        "headers": None if headers == "display" else headers, "brand": list(brands), "extra": extra or None,
+        "out": out}.items() if value}
+    with app.lake(lake) if lake else app.store(must_exist=True) as store:
+        definition, params = service.prepare_report(
+            store, config, name, asker, brands=brands, date_from=date_from, date_to=date_to, tz=tz, as_of=as_of,
+            period=period, by=by, where=list(where), headers=headers, extra=extra)
+        known = store.brands()
+        unknown = [b for b in brands if b not in known]
+        if unknown:  # not an error: the report is right, and empty; but a typo deserves a word
+            click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
+                       f"its brands are {', '.join(known) or 'none yet'}", err=True)
+        # A lake has no audit log, and its files can be read by any Parquet reader (decision 74).
+        options: dict[str, Any] = {"given": given, "audited": not lake, "progress": progress_printer()}
+        if out == "-":
+            with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
+                written = Path(scratch) / "report.csv"
+                service.run_report(store, config, definition, params, asker, to=written, **options)
+                sys.stdout.flush()
+                with written.open("rb") as handle:
+                    shutil.copyfileobj(handle, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+        else:
+            count = service.run_report(store, config, definition, params, asker, to=Path(out), **options).count
+            click.echo(f"wrote {count:,} rows to {out}", err=True)
+    if describe:  # issue 24: beside the report, never in it
+        click.echo(service.describe_report(config, definition, params), err=True)
+
+
+@click.command("spark-derive")
+@click.option("--events", "paths", multiple=True, required=True, metavar="PATH",
+              help="Parquet events: a file, a folder of them, or any Hadoop-compatible URL; repeatable.")
+@click.option("--out", required=True, metavar="DIR", help="Folder or URL to write the lake to (replaced).")
+@click.option("--master", metavar="URL", help="Spark master (default: spark-submit's, else local[*]).")
+@click.option("--partitions", type=click.IntRange(min=1), help="Shuffle partitions (default Spark's).")
+@click.option("--batch-rows", type=click.IntRange(min=1), help="Rows per Arrow batch given to the kernel.")
+@click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
+@pass_app
+def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None, partitions: int | None,
+                 batch_rows: int | None, assume_tz: str | None) -> None:
+    """Validate and derive Parquet events on Apache Spark; write every table as Parquet to --out."""
+    from convoscope.derive import spark_engine
+
+    config = app.config
+    if assume_tz:
+        check_zone(assume_tz, param="assume_tz")
+    for path in map(Path, (p for p in paths if "://" not in p)):  # local ones: Spark would say less, later
+        if path.is_file() and path.suffix.lower() != ".parquet":
+            fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV with 'convoscope ingest', "
+                 "or convert the file to Parquet", 2)
+    spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
+    try:
+        result = spark_engine.derive(spark, list(paths), out, config, assume_tz=assume_tz)
+    except Exception as exc:  # Spark reports a missing path or a failed task as a Java exception
+        if isinstance(exc, ConvoscopeError):
+            raise
+        raise ConvoscopeError(f"spark-derive failed: {str(exc).strip().splitlines()[0]}; "
+                              "check --events and --out") from None
+    finally:
+        spark.stop()
+    click.echo(f"accepted {result.accepted:,}, duplicate {result.duplicate:,}, rejected {result.rejected:,}; "
+               f"{result.sessions:,} sessions, {result.contacts:,} contacts, {result.conversations:,} conversations "
+               f"written to {out}")
+    if result.rejected:
+        click.echo(f"convoscope: some events were rejected; they are in {out.rstrip('/')}/rejects", err=True)
+        sys.exit(EXIT_REJECTED)

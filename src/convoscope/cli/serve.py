@@ -1,0 +1,99 @@
+"""`serve`: the web app and the HTTP API over the store, on uvicorn (SPEC 6.2, 6.3); and how any command
+that serves (`demo` too) finds its port and runs the server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from convoscope.cli.app import App, fail, pass_app
+from convoscope.config import Config
+
+
+class Port(click.IntRange):
+    """`--port`, 1 to 65535, or its environment variable (`envvar=`), which a bad value names as such."""
+
+    def __init__(self) -> None:
+        super().__init__(1, 65535)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if ctx is not None and param is not None and param.name is not None and isinstance(param, click.Option) \
+                and ctx.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT:
+            check_port_text(str(param.envvar), str(value))
+        return super().convert(value, param, ctx)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=Port(), envvar="CONVOSCOPE_PORT", help="Port (default $CONVOSCOPE_PORT or 8000).")
+@pass_app
+def serve(app: App, host: str, port: int | None) -> None:
+    """Serve the web app and the HTTP API over the store."""
+    config = app.config  # a bad configuration fails now, not on the first request
+    with app.store():
+        pass  # creates the store's tables, waiting for another process if it holds the file
+    serve_app(app.db_path, app.config_path, host, port_or_default(port), config=config)
+
+
+def port_or_default(port: int | None) -> int:
+    """`--port`, else 8000; an empty CONVOSCOPE_PORT, which Click takes for none, is an error too."""
+    if port is not None:
+        return port
+    return check_port_text("CONVOSCOPE_PORT", os.environ.get("CONVOSCOPE_PORT", "8000"))
+
+
+def check_port_text(variable: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        fail(f"{variable} {text!r} is not a port number; use one such as 8000", 2)
+    return int(text)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line, before anything is done, when the port is taken (a server already running)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} ({exc.strerror}): is convoscope already serving there? "
+                 "Stop it, or choose another port with --port or CONVOSCOPE_PORT", 1)
+
+
+def serve_app(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
+           login: str | None = None, alongside: Callable[[Any], None] | None = None) -> None:
+    """Serve the web app until Ctrl-C (or until `alongside`, run in a thread with the uvicorn server once
+    the server is up, sets its `should_exit`)."""
+    import threading
+
+    import uvicorn
+
+    from convoscope.web.app import create_app
+
+    app = create_app(db_path, config_path, config=config)
+    check_port(host, port)
+    shown = "127.0.0.1" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # as Conversation Links say it
+    if port:
+        click.echo(f"convoscope is serving {db_path} at http://{shown}:{port}/  (Ctrl-C stops it)")
+    if login:
+        click.echo(login)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    if alongside is not None:
+        def run_alongside() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                alongside(server)
+
+        threading.Thread(target=run_alongside, name="convoscope-alongside", daemon=True).start()
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
+        server.run()
+    if not server.started:
+        fail(f"the server could not start on {host}:{port}; see the message above", 1)
