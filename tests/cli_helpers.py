@@ -35,17 +35,23 @@ def make_id(prefix: str, brand: str, customer: str, event_id: str) -> str:
     return prefix + digest[:16]
 
 
-class Convoscope:
-    """The CLI on one store in a temporary directory. `config` is passed as --config when set: an empty
-    file by default, so that no ./convoscope.toml is read unless a test asks for it."""
+# The tests' own configuration file: every key at its default, but the servers they start take any number of
+# requests a second — most tests send theirs back to back, faster than the default rate limit (decision 97),
+# which tests/test_rate_limit.py tests with configurations of its own.
+TEST_CONFIG = "[server]\nrate_limit = 0\n"
 
-    def __init__(self, directory: Path, *, empty_config: bool = True) -> None:
+
+class Convoscope:
+    """The CLI on one store in a temporary directory. `config` is passed as --config when set: TEST_CONFIG by
+    default, so that no ./convoscope.toml is read unless a test asks for it."""
+
+    def __init__(self, directory: Path, *, own_config: bool = True) -> None:
         self.dir = directory
         self.db = directory / "store.duckdb"
         self.config: Path | None = None
-        if empty_config:
-            self.config = directory / "empty.toml"
-            self.config.write_text("")
+        if own_config:
+            self.config = directory / "tests.toml"
+            self.config.write_text(TEST_CONFIG)
         self.runner = CliRunner()
 
     def __call__(self, *args: str) -> Result:

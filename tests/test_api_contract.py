@@ -59,11 +59,14 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/sessions/{session_id}"): accounts.CONVERSATIONS,
     ("GET", "/api/v1/contacts/{contact_id}"): accounts.CONVERSATIONS,
     ("GET", "/api/v1/conversations/{conversation_id}"): accounts.CONVERSATIONS,
+    ("GET", "/api/v1/organization"): accounts.CONVERSATIONS,
+    ("GET", "/api/v1/agents"): accounts.CONVERSATIONS,
+    ("GET", "/api/v1/customer-profiles/{customer_id}"): accounts.CONVERSATIONS,
     ("POST", "/api/v1/sources/chatwoot/webhook"): None,
     ("POST", "/api/v1/sources/chatwoot/webhook/{token}"): None,
 }
 KNOWN_IDS = {"session_id": WORKED_SESSION_2, "contact_id": WORKED_CONTACT, "conversation_id": WORKED_CONVERSATION,
-             "name": None, "token": "t" * 40}  # None: every report name
+             "customer_id": "c1", "name": None, "token": "t" * 40}  # None: every report name
 
 
 @dataclass

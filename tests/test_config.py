@@ -31,7 +31,7 @@ class Convoscope(cli_helpers.Convoscope):
     """The CLI without --config unless a test sets `config`: ./convoscope.toml is read as users would."""
 
     def __init__(self, directory: Path) -> None:
-        super().__init__(directory, empty_config=False)
+        super().__init__(directory, own_config=False)
 
     def session_ids(self, *args: str) -> list[str]:
         return [row["Session ID"] for row in self.rows(*args)]

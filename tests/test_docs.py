@@ -13,7 +13,7 @@ import click
 import pytest
 
 from convoscope.cli import cli
-from convoscope.config import KEYS, SOURCE_KEYS
+from convoscope.config import KEYS, SERVER_KEYS, SOURCE_KEYS
 from convoscope.reports import REPORTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,13 @@ def test_every_source_key_is_documented(source: str, key: str) -> None:
     table = readme[readme.index(f"[sources.{source}]"):]
     assert f"{key} =" in table.split("\n\n", 1)[0], f"README's [sources.{source}] example lacks {key}"
     assert key in (ROOT / "docs" / "sources" / f"{source}.md").read_text()
+
+
+@pytest.mark.parametrize("key", sorted(SERVER_KEYS))
+def test_every_server_key_is_documented(key: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("[server]"):]
+    assert f"{key} =" in table.split("\n\n", 1)[0], f"README's [server] example lacks {key}"
 
 
 def test_every_source_has_a_page() -> None:
@@ -133,3 +140,9 @@ def test_every_configuration_key_is_in_settings_with_its_default(key: str) -> No
 def test_every_source_key_is_in_settings(source: str, key: str) -> None:
     rows = {(row[0], row[1]): row[2] for row in settings_rows("### `[sources.NAME]`")}
     assert rows.get((f"`[sources.{source}]`", f"`{key}`")), f"docs/settings.md: [sources.{source}] {key} and its default"
+
+
+@pytest.mark.parametrize("key", sorted(SERVER_KEYS))
+def test_every_server_key_is_in_settings_with_its_default(key: str) -> None:
+    rows = {row[0]: row[1] for row in settings_rows("### `[server]`")}
+    assert rows.get(f"`{key}`") == f"`{json.dumps(SERVER_KEYS[key][0])}`", f"docs/settings.md: [server] {key} and its default"

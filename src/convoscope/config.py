@@ -3,7 +3,9 @@
 `convoscope.toml` in the working directory is read when present; `--config PATH` names another file.
 Derivation settings (the four durations and `ai_channels`) decide how events become sessions,
 contacts and conversations, so the store records them with the derived tables; rendering settings
-(`timezone`, `public_url`) apply when a report is written.
+(`timezone`, `public_url`) apply when a report is written. The `[server]` table says what `serve` calls
+the installation and how many requests a second it takes per token; `[sources.NAME]` tables, how each
+helpdesk's records come in.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ SOURCE_KEYS: dict[str, dict[str, str]] = {
     },
 }
 MIN_WEBHOOK_TOKEN = 32  # it alone authenticates, in a URL: as hard to guess as a 160-bit secret
+
+# The `[server]` table: what `serve` answers with and how much it takes, not per brand (decision 98).
+SERVER_KEYS: dict[str, tuple[Any, str]] = {
+    "name": ("convoscope", "the installation's name, as GET /api/v1/organization answers it"),
+    "rate_limit": (10, "requests per second per API token (or login) on the report API and Gladly's organization, "
+                       "agents and customer-profiles endpoints, as Gladly's default; 0 turns the limit off"),
+}
+MAX_NAME = 200  # as the events' names (SPEC 2.2)
 
 
 @functools.cache
@@ -139,6 +149,14 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """The `[server]` table (SERVER_KEYS)."""
+
+    name: str = "convoscope"
+    rate_limit: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     """Defaults plus per-brand overrides, and the helpdesk sources, as read from one TOML file."""
 
@@ -146,6 +164,7 @@ class Config:
     brands: dict[str, BrandSettings] = field(default_factory=dict)
     path: Path | None = None
     sources: dict[str, SourceSettings] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def for_brand(self, brand: str) -> BrandSettings:
         return self.brands.get(brand, self.defaults)
@@ -184,7 +203,8 @@ def _settings(table: dict[str, Any], base: BrandSettings, where: str) -> BrandSe
     values = {}
     for key, value in table.items():
         if key not in KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(KEYS)}")
+            elsewhere = f" ({key} belongs in the [server] table)" if key in SERVER_KEYS else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{elsewhere}; known keys: {', '.join(KEYS)}")
         values[key] = _convert(key, value, where)
     return replace(base, **values)
 
@@ -217,6 +237,23 @@ def _source_settings(name: str, table: Any, where: str) -> SourceSettings:
     return SourceSettings(**values)
 
 
+def _server_settings(table: Any, where: str) -> ServerSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: server must be a table such as [server]")
+    at = f"{where} [server]"
+    for key, value in table.items():
+        if key not in SERVER_KEYS:
+            raise ConfigError(f"{at}: unknown key {key!r}; known keys: {', '.join(SERVER_KEYS)}")
+        if key == "name" and not (isinstance(value, str) and value.strip() and len(value) <= MAX_NAME
+                                  and not re.search(r"[\x00-\x1f\x7f-\x9f]", value)):
+            raise ConfigError(f"{at}: name = {value!r} is not valid; expected the installation's name, such as "
+                              f"\"Acme support\" (at most {MAX_NAME} characters, on one line)")
+        if key == "rate_limit" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ConfigError(f"{at}: rate_limit = {value!r} is not valid; expected a whole number of requests "
+                              "per second per API token, such as 10, or 0 to turn the limit off")
+    return ServerSettings(**table)
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read the configuration (SPEC 5): `path`, else ./convoscope.toml if present, else defaults."""
     explicit = path is not None
@@ -234,6 +271,7 @@ def load_config(path: Path | None = None) -> Config:
                           param="config") from None
     brands_table = data.pop("brands", {})
     sources_table = data.pop("sources", {})
+    server = _server_settings(data.pop("server", {}), str(path))
     if not isinstance(sources_table, dict):
         raise ConfigError(f"{path}: sources must be tables such as [sources.chatwoot]")
     sources = {name: _source_settings(name, table, str(path)) for name, table in sources_table.items()}
@@ -247,4 +285,4 @@ def load_config(path: Path | None = None) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: brands.{name} must be a table such as [brands.{name}]")
         brands[name] = _settings(table, defaults, f"{path} [brands.{name}]")
-    return Config(defaults=defaults, brands=brands, path=path, sources=sources)
+    return Config(defaults=defaults, brands=brands, path=path, sources=sources, server=server)

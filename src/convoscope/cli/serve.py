@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from convoscope.cli.app import App, fail, pass_app
-from convoscope.config import Config
+from convoscope.config import KEYS, Config
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Port(click.IntRange):
@@ -36,9 +38,32 @@ class Port(click.IntRange):
 def serve(app: App, host: str, port: int | None) -> None:
     """Serve the web app and the HTTP API over the store."""
     config = app.config  # a bad configuration fails now, not on the first request
+    port = port_or_default(port)
+    warning = public_url_warning(config, host, port, app.config_path)
+    if warning is not None:
+        click.echo(f"convoscope: warning: {warning}", err=True)
     with app.store():
         pass  # creates the store's tables, waiting for another process if it holds the file
-    serve_app(app.db_path, app.config_path, host, port_or_default(port), config=config)
+    serve_app(app.db_path, app.config_path, host, port, config=config)
+
+
+def public_url_warning(config: Config, host: str, port: int, config_path: Path | None) -> str | None:
+    """What to set when the server listens beyond this machine while Conversation Links would still point at
+    127.0.0.1 (`public_url` left at its default, or a brand's set back to it: issue 25 point 6); None when it
+    listens on the loopback only, or no link would."""
+    default = KEYS["public_url"][0]
+    if host.lower() in LOOPBACK:
+        return None
+    if config.defaults.public_url == default:
+        which = "public_url"
+    else:
+        brands = [name for name, settings in config.brands.items() if settings.public_url == default]
+        if not brands:
+            return None
+        which = "public_url of " + ", ".join(f"[brands.{name}]" for name in brands)
+    return (f"serving on {host}, but {which} is still {default}: every Conversation Link in a CSV points at "
+            f"127.0.0.1, the reader's own machine; set public_url = \"http://THIS-HOST:{port}\" (the address "
+            f"people open) in {config_path or 'convoscope.toml'}")
 
 
 def port_or_default(port: int | None) -> int:

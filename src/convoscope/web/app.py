@@ -3,9 +3,10 @@ only builds it — middleware, error handlers, the OpenAPI document, static file
 
 The rooms of `web/`, one way down: the routers (`auth` for signing in and out, `reports`, `report_pages`
 and `dashboard` for reports, `entities` and `conversation_pages` for sessions, contacts and
-conversations, `events` and `webhooks` for events in, `admin` for the audit log and users) import
-`errors` (problems in each interface's words) and `auth` (who is asking), which import `server` (the
-store gate, the configuration, problems, forms); no router imports another router's routes.
+conversations, `events` and `webhooks` for events in, `admin` for the audit log and users, `organization`
+and `unsupported` for Gladly's other endpoints) import `errors` (problems in each interface's words) and
+`auth` (who is asking), which import `server` (the store gate, the configuration, problems, forms); no
+router imports another router's routes. `rate_limit` is the middleware counting requests per token.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from convoscope.web import (
     entities,
     errors,
     events,
+    organization,
     report_pages,
     reports,
+    unsupported,
     webhooks,
 )
+from convoscope.web.rate_limit import RateLimit
 from convoscope.web.server import HERE, NODE_MODULES, VENDOR, Server
 
 
@@ -116,5 +120,8 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
     # In the order of before (the API's, the webhooks', the pages'): the OpenAPI document lists paths so.
     for module in (events, reports, entities, webhooks, auth, conversation_pages, report_pages, dashboard, admin):
         app.include_router(module.router)
+    for module in (organization, unsupported):  # Gladly's organization, agents, customers; what convoscope lacks
+        app.include_router(module.router)
+    app.add_middleware(RateLimit, server=server)
     app.add_middleware(NoStore)
     return app

@@ -2,7 +2,8 @@
 becomes, for the API, status 400–500 with `{"errors": [{"attr", "code", "detail"}]}`, `attr` being the
 field as the request itself names it (`as_of` in a GET query, `startAt` in the POST body); for a browser,
 the app's error page, or the login form for a 401. A page with a form words a `ParameterError` itself,
-beside the field it names (`ParameterError.param`). `Forbidden` is a 403.
+beside the field it names (`ParameterError.param`). `Forbidden` is a 403. Under /api/, a request that matches
+no route, or a route's path with another method, is a 404 listing the API's operations (decision 95).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class Errors(BaseModel):
 ERRORS = {"description": "The request is invalid: `{\"errors\": [{\"attr\", \"code\", \"detail\"}]}`"}
 AUTH_ERRORS = {401: {"description": "No credentials, or unknown ones"},
                403: {"description": "The role lacks the permission"},
-               429: {"description": "Too many failed logins for this user name or from this address (HTTP Basic); "
-                                    "wait the seconds Retry-After gives"}}
+               429: {"description": "Too many failed logins for this user name or from this address (HTTP Basic), "
+                                    "or, on the report API, more requests in one second than [server] rate_limit "
+                                    "allows; wait the seconds Retry-After gives"}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Errors, **ERRORS}, 401: {"model": Errors, **AUTH_ERRORS[401]},
     403: {"model": Errors, **AUTH_ERRORS[403]}, 429: {"model": Errors, **AUTH_ERRORS[429]},
@@ -63,6 +65,21 @@ def named(names: dict[str, str]) -> Iterator[None]:
         yield
     except ParameterError as exc:
         raise parameter_problem(exc, names) from None
+
+
+def supported(request: Request) -> str:
+    """What the API answers, as a clause for an error's detail: every operation of its OpenAPI document (built
+    once, then kept by the app)."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    operations = [f"{method.upper()} {path}" for path, methods in sorted(paths.items()) for method in sorted(methods)]
+    return f"it answers {', '.join(operations)}; {API_PREFIX}v1/openapi.json describes each"
+
+
+def unknown_endpoint(request: Request) -> HTTPProblem:
+    """A 404 naming the request's method and path and listing what the API answers (decision 95): never a 405,
+    which tells a client written for another API (Gladly's) nothing it can act on."""
+    return problem(404, "not_found", f"convoscope's API has no {request.method} {request.url.path}; "
+                                     f"{supported(request)}")
 
 
 async def error_page(request: Request, exc: HTTPProblem, headers: dict[str, str] | None) -> Response:
@@ -108,7 +125,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         """Refusals of the framework itself (a body that is not JSON, an unknown path or method) in the
-        API's `errors` shape too (SPEC 6.2), and as the app's own error page to a browser."""
+        API's `errors` shape too (SPEC 6.2), and as the app's own error page to a browser. Under /api/ an
+        unknown path and a known path asked with another method are both 404, listing what the API answers."""
+        if request.url.path.startswith(API_PREFIX) and exc.status_code in (404, 405):
+            return await on_problem(request, unknown_endpoint(request))
         code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
         if wants_html(request) and exc.status_code in (404, 405):
             detail = (f"there is no page at {request.url.path}" if exc.status_code == 404 else
