@@ -287,26 +287,28 @@ def test_a_misspelled_parameter_is_an_error_not_a_report_without_it(api: Api) ->
 
 
 # --- POST /api/v1/reports: the seeds' request shape ---------------------------------------------------------
+# With convoscope's own report names (SPEC 6.2); Gladly's names are answered in Gladly's shape since issue 25
+# (tests/test_gladly_api.py).
 
 POST_CASES = [
-    ({"metricSet": "GladlyAISessionsDetailReport", "startAt": FROM, "endAt": TO, "timezone": "America/Chicago"},
+    ({"metricSet": "sessions-detail", "startAt": FROM, "endAt": TO, "timezone": "America/Chicago"},
      ["sessions-detail", "--from", FROM, "--to", TO, "--tz", "America/Chicago"]),
-    ({"metricSet": "GladlyAISessionsDetailWithMessagesReport", "startAt": FROM, "endAt": FROM, "timezone": "UTC"},
+    ({"metricSet": "sessions-detail-with-messages", "startAt": FROM, "endAt": FROM, "timezone": "UTC"},
      ["sessions-detail-with-messages", "--from", FROM, "--to", FROM, "--tz", "UTC"]),
-    ({"metricSet": "GladlyAISessionsDetailReport", "aggregationLevel": "weekly", "timezone": "Asia/Tokyo"},
+    ({"metricSet": "Sessions-Detail", "aggregationLevel": "weekly", "timezone": "Asia/Tokyo"},
      ["sessions-detail", "--period", "week", "--tz", "Asia/Tokyo"]),
-    ({"metricSet": "ContactSummaryReportV2", "startAt": FROM, "endAt": TO, "timezone": "Europe/Paris",
+    ({"metricSet": "contact-summary", "startAt": FROM, "endAt": TO, "timezone": "Europe/Paris",
       "aggregationLevel": "daily"},
      ["contact-summary", "--from", FROM, "--to", TO, "--tz", "Europe/Paris", "--period", "day"]),
-    ({"metricSet": "ContactSummaryReport", "aggregationLevel": "monthly"}, ["contact-summary", "--period", "month"]),
-    ({"metricSet": "ContactExportReportV3", "startAt": FROM, "timezone": "America/Sao_Paulo"},
+    ({"metricSet": "CONTACT-SUMMARY", "aggregationLevel": "monthly"}, ["contact-summary", "--period", "month"]),
+    ({"metricSet": "contact-export", "startAt": FROM, "timezone": "America/Sao_Paulo"},
      ["contact-export", "--from", FROM, "--tz", "America/Sao_Paulo"]),
-    ({"metricSet": "ContactExportReport", "endAt": TO}, ["contact-export", "--to", TO]),
-    ({"metricSet": "ConversationExportReport", "startAt": FROM, "endAt": TO}, ["conversation-export", "--from", FROM,
-                                                                              "--to", TO]),
-    ({"metricSet": "conversationExportReport", "startAt": FROM, "endAt": TO}, ["conversation-export", "--from", FROM,
-                                                                              "--to", TO]),
-    ({"metricSet": "ConversationSummaryReport", "aggregationLevel": "quarterly"},
+    ({"metricSet": "contact-export", "endAt": TO}, ["contact-export", "--to", TO]),
+    ({"metricSet": "conversation-export", "startAt": FROM, "endAt": TO}, ["conversation-export", "--from", FROM,
+                                                                         "--to", TO]),
+    ({"metricSet": "Conversation-Export", "startAt": FROM, "endAt": TO}, ["conversation-export", "--from", FROM,
+                                                                         "--to", TO]),
+    ({"metricSet": "conversation-summary", "aggregationLevel": "quarterly"},
      ["conversation-summary", "--period", "quarter"]),
     ({"metricSet": "sessions-summary", "aggregationLevel": "halfHourly", "timezone": "Asia/Kolkata", "startAt": FROM,
       "endAt": FROM}, ["sessions-summary", "--period", "half_hour", "--tz", "Asia/Kolkata", "--from", FROM, "--to", FROM]),
@@ -328,7 +330,7 @@ def test_post_report_is_byte_identical_to_the_cli(api: Api, request_body: dict[s
 
 
 def test_post_report_answers_a_csv_attachment_even_to_accept_json(api: Api) -> None:
-    response = api.post("/api/v1/reports", json={"metricSet": "ConversationExportReport"},
+    response = api.post("/api/v1/reports", json={"metricSet": "conversation-export"},
                         headers={"Accept": "application/json"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")

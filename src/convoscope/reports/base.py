@@ -52,6 +52,8 @@ class Params:
     channels: list[str] | None = None  # the API's channel list: any of these (SPEC 6.2)
     start_at: datetime | None = None  # the API's startAtTime / endAtTime: the range narrowed to instants
     end_at: datetime | None = None
+    inboxes: list[str] | None = None  # Gladly's filters.inboxes: rows of any of these inboxes (empty: all)
+    channel_names: list[str] | None = None  # the channels as Gladly's request named them, for Channel Filter
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,14 @@ def channel_in(params: Params, column: str, listed: bool = False) -> str:
         return "true"
     values = "[" + ", ".join(q(c.lower()) for c in params.channels) + "]::VARCHAR[]"
     return f"list_has_any({column}, {values})" if listed else f"coalesce(list_contains({values}, {column}), false)"
+
+
+def inbox_in(params: Params, column: str) -> str:
+    """Gladly's `filters.inboxes`: the value of `column` is one of the listed inboxes, exactly as ingested; an
+    empty list filters nothing, as Gladly's does."""
+    if not params.inboxes:
+        return "true"
+    return f"coalesce({column} IN ({', '.join(q(i) for i in params.inboxes)}), false)"
 
 
 def inbox_is(column: str, value: str) -> str:

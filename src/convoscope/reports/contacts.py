@@ -21,6 +21,7 @@ from convoscope.reports.base import (
     guard,
     in_brands,
     in_range,
+    inbox_in,
     inbox_is,
     median,
     public_url,
@@ -51,7 +52,7 @@ def contact_facts(params: Params) -> str:
     """Contacts with their as-of judgement and the linked session's handoff category; shared by the
     export and the summary."""
     at = as_of(params)
-    conditions = [in_brands(params, "c.brand"), channel_in(params, "c.channel")]
+    conditions = [in_brands(params, "c.brand"), channel_in(params, "c.channel"), inbox_in(params, "c.inbox")]
     for key, value in params.where:
         match key:
             case "channel":

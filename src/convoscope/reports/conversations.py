@@ -22,6 +22,7 @@ from convoscope.reports.base import (
     guard,
     in_brands,
     in_range,
+    inbox_in,
     inbox_is,
     percent,
     public_url,
@@ -57,7 +58,8 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
     `anchor_in_range` narrows the conversations first (a condition on `conversations v`), so a short
     range reads the closes, reopens and sessions of its own conversations only."""
     at = as_of(params)
-    conditions = [in_brands(params, "v.brand"), anchor_in_range, channel_in(params, "v.channels", listed=True)]
+    conditions = [in_brands(params, "v.brand"), anchor_in_range, channel_in(params, "v.channels", listed=True),
+                  _has_any_inbox(params)]
     for key, value in params.where:
         match key:
             case "channel":
@@ -94,17 +96,26 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
     """
 
 
+def _among(table: str, condition: str) -> str:
+    """One of the conversation's sessions or contacts (`table`) meets `condition` (on `i`)."""
+    return (f"EXISTS (SELECT 1 FROM {stored(table)} i WHERE i.conversation_key = v.conversation_key "
+            f"AND i.brand = v.brand AND i.customer_id = v.customer_id AND {condition})")
+
+
 def _has_inbox(value: str) -> str:
     """`--where inbox=VALUE` on conversations (decision 89): one of its sessions or contacts has that inbox,
     as `channel` takes any channel of the conversation; so it selects the conversations of the rows that
     sessions-detail and contact-export select with the same filter. Empty: none of them has an inbox."""
-    def among(table: str, condition: str) -> str:
-        return (f"EXISTS (SELECT 1 FROM {stored(table)} i WHERE i.conversation_key = v.conversation_key "
-                f"AND i.brand = v.brand AND i.customer_id = v.customer_id AND {condition})")
-
     if value:
-        return f"({among('sessions', inbox_is('i.inbox', value))} OR {among('contacts', inbox_is('i.inbox', value))})"
-    return f"NOT {among('sessions', 'i.inbox IS NOT NULL')} AND NOT {among('contacts', 'i.inbox IS NOT NULL')}"
+        return f"({_among('sessions', inbox_is('i.inbox', value))} OR {_among('contacts', inbox_is('i.inbox', value))})"
+    return f"NOT {_among('sessions', 'i.inbox IS NOT NULL')} AND NOT {_among('contacts', 'i.inbox IS NOT NULL')}"
+
+
+def _has_any_inbox(params: Params) -> str:
+    """Gladly's `filters.inboxes` on conversations: as `--where inbox` (decision 89), any listed inbox."""
+    if not params.inboxes:
+        return "true"
+    return f"({_among('sessions', inbox_in(params, 'i.inbox'))} OR {_among('contacts', inbox_in(params, 'i.inbox'))})"
 
 
 def _export(report: Report, params: Params, config: Config) -> str:

@@ -24,6 +24,7 @@ from convoscope.reports.base import (
     guard,
     in_brands,
     in_range,
+    inbox_in,
     inbox_is,
     local,
     period_label,
@@ -69,7 +70,8 @@ def session_facts(params: Params) -> str:
 
 
 def session_filters(params: Params) -> str:
-    conditions = [in_brands(params), in_range("created_at", params), channel_in(params, "channel")]
+    conditions = [in_brands(params), in_range("created_at", params), channel_in(params, "channel"),
+                  inbox_in(params, "inbox")]
     for key, value in params.where:
         match key:
             # An empty value selects the sessions without one: the row a summary by that dimension shows
@@ -90,11 +92,13 @@ def session_filters(params: Params) -> str:
     return " AND ".join(conditions)
 
 
-def _detail_query(report: Report, params: Params, config: Config, *, messages: bool) -> str:
+def detail_query(params: Params, config: Config, *, messages: bool, channel: str | None = None,
+                 created: str | None = None) -> str:
+    """SPEC 4.2's rows; a dialect may give its own cells for Channel and Created Date (SQL over the session)."""
     handed = "was_handed_off"
     cells = [
-        "session_id", "customer_id", "conversation_id", guard("channel"), guard("ai_agent"), guard("guides_used"),
-        period_label("created_at", params, params.period),
+        "session_id", "customer_id", "conversation_id", channel or guard("channel"), guard("ai_agent"),
+        guard("guides_used"), created or period_label("created_at", params, params.period),
         boolean("was_handed_off"), boolean("was_resolved"), boolean("was_recontacted"), boolean("was_responded_to"),
         *(f"CASE WHEN {handed} THEN {guard(c)} END"
           for c in ("handoff_category", "handoff_subcategory", "handoff_reason", "transfer_rationale")),
@@ -135,11 +139,11 @@ def _detail_query(report: Report, params: Params, config: Config, *, messages: b
 
 
 def _detail(report: Report, params: Params, config: Config) -> str:
-    return _detail_query(report, params, config, messages=False)
+    return detail_query(params, config, messages=False)
 
 
 def _with_messages(report: Report, params: Params, config: Config) -> str:
-    return _detail_query(report, params, config, messages=True)
+    return detail_query(params, config, messages=True)
 
 
 SESSIONS_DETAIL = Report(

@@ -9,22 +9,20 @@ as HTML, JSON and CSV, only the renderers differ, so the numbers cannot. Beside 
 its CSV, go the definitions that produced it (`service.describe_report`): the `X-Convoscope-Definitions`
 header and the JSON's `definitions` field here, a line under the table on the pages.
 
-`POST /api/v1/reports` speaks the request shape of the reporting API of the system the seeds describe, so
-existing scripts keep working; `GET /api/v1/reports/{name}` takes the common parameters of SPEC 4.
+`GET /api/v1/reports/{name}` takes the common parameters of SPEC 4; `POST /api/v1/reports`, the request shape
+of Gladly's reporting API, is `web/gladly.py`'s, which runs its reports through this module's data path.
 """
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from convoscope import accounts, reports, service
@@ -32,7 +30,7 @@ from convoscope.config import Config
 from convoscope.reports.base import Params, Report
 from convoscope.store import Store
 from convoscope.web.auth import require
-from convoscope.web.errors import ERROR_RESPONSES, Errors, named
+from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
 
 router = APIRouter(prefix="/api/v1")
@@ -83,8 +81,10 @@ def definitions_header(prepared: Prepared) -> dict[str, str]:
 
 # --- the renderers -------------------------------------------------------------------------------------------
 
-def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any]) -> Response:
-    """The report's CSV as an attachment, the very bytes the command line writes."""
+def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any], *,
+               filename: str | None = None) -> Response:
+    """The report's CSV as an attachment (named `filename`, else after the report), the very bytes the command
+    line writes."""
     name = prepared.report.name
     scratch = tempfile.TemporaryDirectory(prefix="convoscope-report-")
     path = Path(scratch.name) / f"{name}.csv"
@@ -93,7 +93,7 @@ def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str
     except BaseException:
         scratch.cleanup()
         raise
-    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{name}.csv",
+    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=filename or f"{name}.csv",
                         headers=definitions_header(prepared), background=BackgroundTask(scratch.cleanup))
 
 
@@ -168,18 +168,6 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
 
 # --- the API ---------------------------------------------------------------------------------------------------
 
-ALIASES = {
-    "gladlyaisessionsdetailreport": "sessions-detail",
-    "gladlyaisessionsdetailwithmessagesreport": "sessions-detail-with-messages",
-    "contactexportreport": "contact-export",
-    "contactexportreportv3": "contact-export",
-    "contactsummaryreport": "contact-summary",
-    "contactsummaryreportv2": "contact-summary",
-    "conversationexportreport": "conversation-export",
-    "conversationsummaryreport": "conversation-summary",
-}
-LEVELS = {"halfHourly": "half_hour", "daily": "day", "weekly": "week", "monthly": "month",
-          "quarterly": "quarter", "yearly": "year"}
 DEFINED = {DEFINITIONS_HEADER: {"description": "The definitions that produced the report: its as-of time and time "
                                                "zone, each brand's derivation settings (SPEC 5) and the "
                                                "configuration file", "schema": {"type": "string"}}}
@@ -187,78 +175,6 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "headers": DEFINED,
           "description": "The report as CSV (SPEC 4.1)"},
 }
-
-
-class ReportFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    channel: list[str] | Literal["allChannels"] | str | None = None
-    brand: list[str] | str | None = None
-
-
-class ReportRequest(BaseModel):
-    """The reporting API request of the system the seeds describe (SPEC 6.2)."""
-
-    model_config = ConfigDict(extra="forbid")
-    metricSet: str = Field(description="A report name of SPEC 4, or an alias such as ConversationExportReport")
-    startAt: str | None = Field(None, description="First local date, inclusive (YYYY-MM-DD)")
-    endAt: str | None = Field(None, description="Last local date, inclusive (YYYY-MM-DD)")
-    timezone: str | None = Field(None, description="IANA time zone")
-    aggregationLevel: str | None = Field(None, description="halfHourly, daily, weekly, monthly, quarterly or yearly")
-    filters: ReportFilters | None = None
-    startAtTime: datetime | None = Field(None, description="Narrows the range to instants from this one (RFC 3339)")
-    endAtTime: datetime | None = Field(None, description="Narrows the range to instants up to this one (RFC 3339)")
-
-
-def _report_of(metric_set: str) -> Report:
-    name = ALIASES.get(metric_set.lower(), metric_set.lower())
-    if name not in reports.REPORTS:
-        raise problem(400, "invalid", f"metricSet {metric_set!r} is not a report; use one of "
-                                      f"{', '.join(reports.REPORTS)} or an alias such as ConversationExportReport",
-                      "metricSet")
-    return reports.REPORTS[name]
-
-
-def _as_list(value: list[str] | str | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-# The names of POST /api/v1/reports for the common parameters, as its errors call them.
-POST_NAMES = {"from": "startAt", "to": "endAt", "tz": "timezone", "brand": "filters.brand"}
-
-
-@router.post("/reports", responses=CSV_RESPONSE | ERROR_RESPONSES, response_class=Response,
-             summary="Run a report with the seeds' reporting-API request shape; answers CSV")
-def post_report(request: Request, body: ReportRequest) -> Response:
-    server = server_of(request)
-    with server.gate.open() as store:
-        caller = require(request, store, accounts.REPORTS)
-        report = _report_of(body.metricSet)
-        level = body.aggregationLevel
-        if level is not None and level not in LEVELS:
-            raise problem(400, "invalid", f"aggregationLevel {level!r} is not one of {', '.join(LEVELS)}",
-                          "aggregationLevel")
-        filters = body.filters or ReportFilters()
-        with named(POST_NAMES):
-            prepared = prepare(server, store, caller, report.name, "api", brands=_as_list(filters.brand),
-                               date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
-                               period=LEVELS[level] if level and report.takes_period else None)
-        params = prepared.params
-        channels = _as_list(filters.channel)
-        if channels and channels != ["allChannels"]:
-            if "channel" not in report.where:
-                raise problem(400, "invalid", f"{report.name} has no channel to filter on; leave filters.channel out",
-                              "filters.channel")
-            params.channels = channels
-        for attr, value in (("startAtTime", body.startAtTime), ("endAtTime", body.endAtTime)):
-            if value is not None and value.tzinfo is None:
-                raise problem(400, "invalid", f"{attr} needs a UTC offset, such as 2026-05-01T00:00:00Z", attr)
-        if body.startAtTime and body.endAtTime and body.startAtTime > body.endAtTime:
-            raise problem(400, "invalid", f"startAtTime {body.startAtTime.isoformat()} is after endAtTime "
-                                          f"{body.endAtTime.isoformat()}; swap them", "startAtTime")
-        params.start_at, params.end_at = body.startAtTime, body.endAtTime
-        return csv_answer(server, store, prepared, body.model_dump(mode="json", exclude_none=True))
 
 
 REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "brand")
