@@ -28,14 +28,14 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "gladly.md"
 # How many columns each public list has (docs/gladly.md names the sources): RC's schemas and logs, TAP's.
 PUBLIC_LENGTHS = {"ContactExportReportV3": 63, "ConversationExportReport": 55, "ContactSummaryReport": 49,
                   "ContactSummaryReportV2": 51, "ConversationSummaryReport": 26, "GladlyAISessionsDetailReport": 16,
-                  "GladlyAISessionsDetailWithMessagesReport": 17}
+                  "GladlyAISessionsDetailWithMessagesReport": 17, "ConversationTimestampsReport": 21}
 
 
 def test_every_gladly_name_is_a_report_by_its_lower_cased_name_and_none_is_also_unsupported() -> None:
     assert sorted(GLADLY_REPORTS) == sorted(name.lower() for name in (
         "ContactExportReport", "ContactExportReportV2", "ContactExportReportV3", "ConversationExportReport",
         "ContactSummaryReport", "ContactSummaryReportV2", "ConversationSummaryReport",
-        "GladlyAISessionsDetailReport", "GladlyAISessionsDetailWithMessagesReport"))
+        "GladlyAISessionsDetailReport", "GladlyAISessionsDetailWithMessagesReport", "ConversationTimestampsReport"))
     assert all(key == report.name.lower() for key, report in GLADLY_REPORTS.items())
     assert not set(GLADLY_REPORTS) & set(UNSUPPORTED)
     assert all(key == key.lower() and phrase for key, phrase in UNSUPPORTED.items())

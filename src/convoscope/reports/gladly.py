@@ -23,6 +23,7 @@ from convoscope.reports.base import seconds_between as seconds
 from convoscope.reports.contacts import CONTACT_WHERE, contact_facts
 from convoscope.reports.conversations import CONVERSATION_WHERE, conversation_facts
 from convoscope.reports.gladly_columns import UNSUPPORTED as UNSUPPORTED  # the API's 400 names them
+from convoscope.reports.gladly_timestamps import CONVERSATION_TIMESTAMPS, FILLED_COLUMNS
 from convoscope.reports.sessions import SESSION_WHERE, detail_query
 from convoscope.store import Store, id_order
 
@@ -317,7 +318,12 @@ GLADLY_REPORTS: dict[str, Report] = {name.lower(): Report(
 ) for name, shape in _SHAPES.items()}
 # Gladly's request rules per report (its OpenAPI document): which take `filters.channel`, and which take
 # `startAtTime` / `endAtTime` in place of `startAt` / `endAt`. Lower-cased names.
+# The Conversation Timestamps report (what tap-gladly asks for) is a module of its own, its query beside its
+# rules (decisions 99-101); Gladly applies neither a channel nor an inbox filter to it.
+GLADLY_REPORTS[CONVERSATION_TIMESTAMPS.name.lower()] = CONVERSATION_TIMESTAMPS
+FILLED[CONVERSATION_TIMESTAMPS.name] = FILLED_COLUMNS
 CHANNEL_FILTERED = frozenset(name.lower() for name in _SHAPES if not name.startswith("Conversation"))
+INBOX_FILTERED = frozenset(name.lower() for name in _SHAPES)
 TIME_RANGED = frozenset({"contactexportreportv3"})
 
 

@@ -41,6 +41,9 @@ COLUMNS = tuple(Column(name) for name in (
 
 # Events in the order they happen at one instant of one conversation: an end and a start at the same
 # instant do not close it (SPEC 3.3), so a close is never followed by a reopen or a creation at its instant.
+# What the log fills (decisions 99-101); docs/gladly.md lists these as filled and the rest as empty.
+FILLED_COLUMNS = frozenset({"Timezone Filter", "Timestamp", "Event Type", "Conversation ID", "Customer ID",
+                            "Initiator Type", "Assigned Inbox Name"})
 EVENT_TYPES = ("CONVERSATION/CREATED", "CONVERSATION/REOPENED", "CONVERSATION/CLOSED")
 
 
@@ -62,6 +65,7 @@ def _rows(report: Report, params: Params, config: Config) -> str:
         "Initiator Type": "h.initiator",
         "Assigned Inbox Name": guard("h.inbox"),
     }
+    assert filled.keys() == FILLED_COLUMNS
     cells = [filled.get(c.display, "NULL") for c in COLUMNS]  # the others are empty: decision 100
     return f"""
         WITH picked AS (

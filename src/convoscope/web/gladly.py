@@ -163,6 +163,9 @@ def _gladly_report(server: Server, store: Store, caller: Caller, report: Report,
         raise problem(400, "present", "the requested team does not exist: convoscope's events carry no team, so "
                                       "filters.teams must be empty", "filters.teams")
     inboxes = _ids(filters.inboxes, "filters.inboxes")
+    if inboxes and key not in gladly.INBOX_FILTERED:
+        raise problem(400, "invalid", f"Gladly's {report.name} takes no inbox filter; leave filters.inboxes empty",
+                      "filters.inboxes")
     with named(POST_NAMES):
         prepared = prepare(server, store, caller, report.name, "api", brands=_as_list(filters.brand),
                            date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
