@@ -225,7 +225,8 @@ def test_crafted_conversations_by_hand(api: Api) -> None:
             mail["Count of Channels"]) == ("EMAIL", "CHAT", "", "CHAT", "2")
     assert (mail["Inbox ID - Created"], mail["Inbox Name - Created"], mail["Inbox ID - Last Closed"]) == (
         "sales", "sales", "sales")
-    assert (mail["Initiator Type - Last Closed"], mail["Initiator Agent ID - Last Closed"]) == ("SYSTEM", "")
+    # bo's contact_end ended its last interaction: a team member closed it (decision 99)
+    assert (mail["Initiator Type - Last Closed"], mail["Initiator Agent ID - Last Closed"]) == ("AGENT", "bo")
     assert mail["Created-to-Last Closed Time in seconds"] == str(100 * 60)
     assert (rows["c4"]["Initiator Type - Created"], rows["c4"]["Initiator Agent ID - Created"]) == ("AGENT", "alex")
     assert (rows["c5"]["Count of Contacts"], rows["c5"]["First Contact ID"]) == ("0", "")
@@ -287,6 +288,12 @@ def error(response: httpx.Response) -> tuple[str | None, str, str]:
     ({"metricSet": "ContactExportReport", "endAt": DAY}, "startAt", "blank"),
     ({"metricSet": "conversationSummaryReport", "startAt": DAY}, "endAt", "blank"),
     ({"metricSet": "GladlyAISessionsDetailReport"}, "startAt", "blank"),
+    # Gladly's own answer to a request without a report: "metricSet must be specified", code blank.
+    ({"startAt": DAY, "endAt": DAY}, "metricSet", "blank"),
+    ({"metricSet": None, "startAt": DAY, "endAt": DAY}, "metricSet", "blank"),
+    # A value of no allowed type is one error naming the field, not one per member of the union it may be.
+    ({"metricSet": "ContactExportReportV3", "startAt": DAY, "endAt": DAY, "filters": {"channel": 5}},
+     "filters.channel", "invalid"),
     ({"metricSet": "ContactSummaryReport", "startAt": DAY, "endAt": DAY, "aggregationLevel": "hourly"},
      "aggregationLevel", "invalid"),
     ({"metricSet": "ContactExportReportV3", "startAtTime": f"{DAY}T09:00Z"}, "endAtTime", "blank"),
@@ -306,6 +313,14 @@ def error(response: httpx.Response) -> tuple[str | None, str, str]:
 ])
 def test_gladlys_validation(api: Api, body: dict[str, Any], attr: str, code: str) -> None:
     assert error(api.post(body))[:2] == (attr, code)
+
+
+@pytest.mark.parametrize("body", [b'{"metricSet": "ContactExportReportV3",', b'{"metricSet": "\xff"}'])
+def test_a_body_that_is_not_json_is_one_error_on_the_body(api: Api, body: bytes) -> None:
+    """Broken JSON and bytes that are not UTF-8 alike: `attr` body, code invalid_json (as events in answers)."""
+    answer = api.client.post("/api/v1/reports", content=body,
+                             headers={**bearer(api.token), "Content-Type": "application/json"})
+    assert error(answer)[:2] == ("body", "invalid_json")
 
 
 def test_an_inbox_on_another_brands_events_only_is_unknown_to_this_one(api: Api) -> None:

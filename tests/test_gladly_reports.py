@@ -149,5 +149,34 @@ def test_free_text_from_the_log_is_guarded_in_gladlys_shape_too(tmp_path: Path) 
     (contact,) = parse(store("report", "ContactExportReportV3", "--as-of", "2026-06-01T00:00:00Z"))
     assert (contact["Agent When Ended"], contact["Inbox When Queued"]) == ("'=HYPERLINK(1)", "'+31 inbox")
     (conversation,) = parse(store("report", "ConversationExportReport", "--as-of", "2026-06-01T00:00:00Z"))
-    assert (conversation["Inbox ID - Created"], conversation["Initiator Agent Name - Last Closed"]) == (
-        "'+31 inbox", "'@sam")
+    # The contact_end (ranked before the close at 09:02) ended the last interaction: its team member closed it.
+    assert (conversation["Inbox Name - Created"], conversation["Initiator Agent Name - Last Closed"]) == (
+        "'+31 inbox", "'=HYPERLINK(1)")
+    # An ID column is an identifier: never altered (SPEC 4.1), so it still equals what filters.inboxes takes.
+    assert (conversation["Inbox ID - Created"], conversation["Initiator Agent ID - Last Closed"]) == (
+        "+31 inbox", "=HYPERLINK(1)")
+
+
+def test_who_created_and_closed_a_conversation_agrees_with_the_conversation_timestamps(tmp_path: Path) -> None:
+    """Decision 99 in both of Gladly's conversation reports. h: a lone handoff creates it (SYSTEM); its contact
+    ends by inactivity 24h after the handoff, and a close naming yan at that very instant closes nothing (the
+    conversation had closed as the contact ended): SYSTEM, no agent. k: a customer's message to the team
+    (CUSTOMER); a contact_end naming nobody and a close naming zoe at one instant: the contact_end ended it,
+    AGENT, with no name."""
+    store = Convoscope(tmp_path)
+    store.ingest([
+        ev("h1", "handoff", "2026-05-21T10:00:00Z", "h", category="handoff_manual"),
+        ev("h2", "conversation_close", "2026-05-22T10:00:00Z", "h", agent="yan"),
+        ev("k1", "customer_message", "2026-05-21T09:00:00Z", "k", route="team"),
+        ev("k2", "contact_end", "2026-05-21T09:05:00Z", "k"),
+        ev("k3", "conversation_close", "2026-05-21T09:05:00Z", "k", agent="zoe"),
+    ])
+    as_of = ("--as-of", "2026-06-01T00:00:00Z")
+    exported = {r["Customer ID"]: r for r in parse(store("report", "ConversationExportReport", *as_of))}
+    assert [(exported[c]["Initiator Type - Created"], exported[c]["Initiator Type - Last Closed"],
+             exported[c]["Initiator Agent ID - Last Closed"]) for c in ("h", "k")] == [
+        ("SYSTEM", "SYSTEM", ""), ("CUSTOMER", "AGENT", "")]
+    stamps = parse(store("report", "ConversationTimestampsReport", *as_of))
+    assert sorted((r["Customer ID"], r["Event Type"], r["Initiator Type"]) for r in stamps) == [
+        ("h", "CONVERSATION/CLOSED", "SYSTEM"), ("h", "CONVERSATION/CREATED", "SYSTEM"),
+        ("k", "CONVERSATION/CLOSED", "AGENT"), ("k", "CONVERSATION/CREATED", "CUSTOMER")]

@@ -87,7 +87,7 @@ def _filters(params: Params) -> dict[str, str]:
     """The filter columns: what the request selected, as Gladly writes it (`All Channels` when nothing)."""
     channels = ", ".join(params.channel_names or []) or "All Channels"
     inboxes = ", ".join(params.inboxes or []) or "All Inboxes"
-    return {"Timezone Filter": q(params.tz), "Channel Filter": q(channels), "Inboxes Filter": guard(q(inboxes)),
+    return {"Timezone Filter": q(params.tz), "Channel Filter": q(channels), "Inboxes Filter": q(inboxes),
             "Teams Filter": q("All Teams")}
 
 
@@ -190,17 +190,40 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
             FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
             WHERE e.type = 'conversation_close' GROUP BY ALL
         ),
+        -- What ended its last interaction at its last close, the strongest first (as ConversationTimestampsReport
+        -- judges a close, decision 99): a conversation_close, a contact_end, else inactivity.
+        ending AS (
+            SELECT x.conversation_key,
+                   max(CASE x.end_reason WHEN 'conversation_close' THEN 3 WHEN 'contact_end' THEN 2 ELSE 1 END) AS how
+            FROM (SELECT conversation_key, ended_at, end_reason FROM sessions
+                  UNION ALL SELECT conversation_key, ended_at, end_reason FROM contacts) x
+            JOIN picked p ON p.conversation_key = x.conversation_key AND x.ended_at = p.last_closed_at
+            GROUP BY x.conversation_key
+        ),
+        contact_ending AS (
+            SELECT e.brand, e.customer_id, e.occurred_at, arg_min_null(e.agent, e.event_id) AS agent
+            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
+            WHERE e.type = 'contact_end' GROUP BY ALL
+        ),
         first_contacts AS (
             SELECT conversation_key, first(contact_id ORDER BY created_at, {id_order("contact_key")}) AS contact_id
             FROM contacts WHERE conversation_key IN (SELECT conversation_key FROM picked) GROUP BY conversation_key
         )
         SELECT v.*, list_filter(v.mapped, lambda x, i: list_position(v.mapped, x) = i) AS gladly_channels,
-               f.type::VARCHAR AS first_type, f.agent AS first_agent, k.occurred_at IS NOT NULL AS closed_by_event,
-               k.agent AS closed_by, c.contact_id AS first_contact_id
+               f.type::VARCHAR AS first_type, f.agent AS first_agent,
+               -- a close by a conversation_close: the one that ended the last interaction, or one that moved the
+               -- close (decision 16), when nothing ended then
+               g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL) AS closed_by_close,
+               CASE WHEN g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL) THEN k.agent
+                    WHEN g.how = 2 THEN ce.agent END AS closed_by,
+               g.how = 2 AS closed_by_contact_end, c.contact_id AS first_contact_id
         FROM picked v
         LEFT JOIN events f ON f.event_key = v.conversation_key AND f.brand = v.brand
              AND f.customer_id = v.customer_id
         LEFT JOIN closing k ON k.brand = v.brand AND k.customer_id = v.customer_id AND k.occurred_at = v.last_closed_at
+        LEFT JOIN ending g ON g.conversation_key = v.conversation_key
+        LEFT JOIN contact_ending ce ON ce.brand = v.brand AND ce.customer_id = v.customer_id
+             AND ce.occurred_at = v.last_closed_at
         LEFT JOIN first_contacts c ON c.conversation_key = v.conversation_key
     """
 
@@ -208,22 +231,25 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
 def _conversation_export(params: Params, config: Config) -> dict[str, str]:
     created_by_agent = "first_type = 'agent_message'"
     closed = "last_closed_at IS NOT NULL"
-    closed_by_agent = f"{closed} AND closed_by IS NOT NULL"
+    # Decision 99, as ConversationTimestampsReport: a conversation_close naming a team member, or a contact_end.
+    closed_by_agent = f"{closed} AND ((closed_by_close AND closed_by IS NOT NULL) OR closed_by_contact_end)"
     return _filters(params) | {
         "Created At": moment("created_at", params), "Conversation ID": "conversation_id",
         "Customer ID": "customer_id",
         "Conversation Link": f"{public_url_of(config, params)} || '/conversations/' || conversation_id",
         "Status": "CASE WHEN is_closed THEN 'CLOSED' ELSE 'OPEN' END",
         "First Closed At": moment("first_closed_at", params), "Last Closed At": moment("last_closed_at", params),
-        "Initiator Type - Created": ("CASE WHEN first_type = 'agent_message' THEN 'AGENT' WHEN first_type = 'ai_message' "
-                                     "THEN 'SYSTEM' WHEN first_type IS NOT NULL THEN 'CUSTOMER' END"),
-        "Initiator Agent ID - Created": f"CASE WHEN {created_by_agent} THEN {guard('first_agent')} END",
+        # Decision 99: a customer's message is CUSTOMER, a team member's AGENT, the AI's message or handoff SYSTEM.
+        "Initiator Type - Created": ("CASE WHEN first_type = 'customer_message' THEN 'CUSTOMER' WHEN first_type = "
+                                     "'agent_message' THEN 'AGENT' WHEN first_type IS NOT NULL THEN 'SYSTEM' END"),
+        # An ID column is an identifier (SPEC 4.1: never altered); the Name beside it is free text, guarded.
+        "Initiator Agent ID - Created": f"CASE WHEN {created_by_agent} THEN first_agent END",
         "Initiator Agent Name - Created": f"CASE WHEN {created_by_agent} THEN {guard('first_agent')} END",
-        "Inbox ID - Created": guard("inbox_at_created"), "Inbox Name - Created": guard("inbox_at_created"),
+        "Inbox ID - Created": "inbox_at_created", "Inbox Name - Created": guard("inbox_at_created"),
         "Initiator Type - Last Closed": f"CASE WHEN {closed_by_agent} THEN 'AGENT' WHEN {closed} THEN 'SYSTEM' END",
-        "Initiator Agent ID - Last Closed": f"CASE WHEN {closed_by_agent} THEN {guard('closed_by')} END",
+        "Initiator Agent ID - Last Closed": f"CASE WHEN {closed_by_agent} THEN closed_by END",
         "Initiator Agent Name - Last Closed": f"CASE WHEN {closed_by_agent} THEN {guard('closed_by')} END",
-        "Inbox ID - Last Closed": guard("last_closed_inbox"), "Inbox Name - Last Closed": guard("last_closed_inbox"),
+        "Inbox ID - Last Closed": "last_closed_inbox", "Inbox Name - Last Closed": guard("last_closed_inbox"),
         "First Contact ID": "first_contact_id",
         "First Channel": gladly_channel("first_channel"), "Second Channel": "gladly_channels[2]",
         "Third Channel": "gladly_channels[3]", "Last Channel": gladly_channel("last_channel"),
@@ -301,9 +327,9 @@ _SHAPES = {
 }
 SUMMARIES = ("ContactSummaryReport", "ContactSummaryReportV2", "ConversationSummaryReport")
 # Free text (SPEC 4.1's spreadsheet guard applies): what a request or an event spelled.
-TEXT = frozenset({"Inboxes Filter", "Inbox When Queued", "Agent When Ended", "Initiator Agent ID - Created",
-                  "Initiator Agent Name - Created", "Inbox ID - Created", "Inbox Name - Created",
-                  "Initiator Agent ID - Last Closed", "Initiator Agent Name - Last Closed", "Inbox ID - Last Closed",
+TEXT = frozenset({"Inbox When Queued", "Agent When Ended",
+                  "Initiator Agent Name - Created", "Inbox Name - Created",
+                  "Initiator Agent Name - Last Closed",
                   "Inbox Name - Last Closed", "Gladly Agent", "Guides Used", "Handoff Category", "Handoff Subcategory",
                   "Handoff Reason", "Transfer Rationale", "Message History"})
 

@@ -8,7 +8,8 @@ no route, or a route's path with another method, is a 404 listing the API's oper
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -150,6 +151,33 @@ def install(app: FastAPI) -> None:
                 await run_in_threadpool(authenticated, request)
             except HTTPProblem as refused:
                 return await on_problem(request, refused)
-        errors = [{"attr": ".".join(str(p) for p in e["loc"][1:]) or None, "code": "invalid", "detail": e["msg"]}
-                  for e in exc.errors()]
-        return JSONResponse({"errors": errors}, status_code=400)
+        return JSONResponse({"errors": validation_errors(exc.errors())}, status_code=400)
+
+
+# A union's member tags in a pydantic error's location (`filters.channel.list[str]`): not fields of the request.
+_UNION_TAGS = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|literal\[.*\]|[a-z-]+\[.*\])$")
+
+
+def validation_errors(found: Sequence[Any]) -> list[dict[str, str | None]]:
+    """pydantic's errors in SPEC 6.2's words, one per field: `attr` the field's path in the request
+    (`filters.channel`, without a union's member tags), code `blank` for a required field that is missing or
+    null (as Gladly answers: "metricSet must be specified"), `invalid_json` for a body that is not JSON (as
+    POST /api/v1/events answers), else `invalid`."""
+    errors: dict[str | None, dict[str, str | None]] = {}
+    for error in found:
+        item: dict[str, str | None]
+        where = [str(part) for part in error["loc"][1:] if not _UNION_TAGS.match(str(part))]
+        if error["type"] == "json_invalid":
+            item = {"attr": "body", "code": "invalid_json", "detail": f"the body is not JSON: {error['msg']}"}
+        elif error["type"] == "missing" or (error.get("input", ...) is None and where):
+            attr = ".".join(where)
+            item = {"attr": attr, "code": "blank", "detail": f"{attr} must be specified"}
+        else:
+            item = {"attr": ".".join(where) or None, "code": "invalid", "detail": error["msg"]}
+        if item["attr"] in errors:  # a union's members each said why: one error for the field, every reason
+            known = errors[item["attr"]]
+            if (item["detail"] or "") not in (known["detail"] or ""):
+                known["detail"] = f"{known['detail']}; {item['detail']}"
+            continue
+        errors[item["attr"]] = item
+    return list(errors.values())
