@@ -78,8 +78,10 @@ def burst(client: httpx.Client, headers: dict[str, str], calls: list[Call], limi
         answers = [calls[i % len(calls)](client, headers) for i in range(limit + 1)]
         refused = [i for i, a in enumerate(answers[:limit]) if a.status_code == 429]
         assert not refused, f"request {refused[0] + 1} of a fresh window was refused"
-        last = answers[-1]
-        if last.status_code == 429 or last.headers.get(REMAINING) != str(limit - 1):
+        # A window that closed during the burst (a slow moment of a busy machine) shows as a count that went
+        # up again: try again. One that did not is for assert_limited to judge.
+        left = [int(a.headers.get(REMAINING, "-1")) for a in answers]
+        if all(later <= earlier for earlier, later in zip(left, left[1:])):
             return answers
     pytest.fail(f"in {TRIES} tries no {limit + 1} requests fitted in one second: the machine is too slow")
 
