@@ -109,6 +109,11 @@ def test_the_command_line_runs_a_gladly_report_by_its_name(tmp_path: Path) -> No
     summary = store("report", "ConversationSummaryReport", "--period", "week", "--as-of", "2026-06-01T00:00:00Z")
     assert summary.exit_code == 0, summary.stderr
     assert [r["Last Closed At"] for r in parse(summary)] == ["2026-05-18 00:00:00"]
+    # In any case, as the API takes it (the Airbyte connector's lower camel case).
+    camel = store("report", "contactExportReportV3", "--from", "2026-05-21", "--to", "2026-05-21",
+                  "--tz", "Europe/Paris", "--as-of", "2026-06-01T00:00:00Z")
+    assert camel.exit_code == 0, camel.stderr
+    assert camel.stdout == result.stdout
 
 
 # --- docs/gladly.md keeps up with the code ---------------------------------------------------------------------

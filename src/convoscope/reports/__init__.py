@@ -32,8 +32,8 @@ GLADLY_BY_NAME: dict[str, Report] = {r.name: r for r in GLADLY_REPORTS.values()}
 
 
 def get_report(name: str) -> Report:
-    """A report of SPEC 4 by its name, or one of Gladly's by its exact name (`ContactExportReportV3`)."""
-    found = REPORTS.get(name) or GLADLY_BY_NAME.get(name)
+    """A report of SPEC 4 by its name, or one of Gladly's by its name in any case (`contactExportReportV3`)."""
+    found = REPORTS.get(name) or GLADLY_REPORTS.get(name.lower())  # Gladly's in any case, as its API takes them
     if found is None:
         raise ReportError(f"unknown report {name!r}; available: {', '.join(REPORTS)}, and Gladly's "
                           f"{', '.join(GLADLY_BY_NAME)}")
