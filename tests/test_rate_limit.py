@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -81,7 +82,7 @@ def burst(client: httpx.Client, headers: dict[str, str], calls: list[Call], limi
         # A window that closed during the burst (a slow moment of a busy machine) shows as a count that went
         # up again: try again. One that did not is for assert_limited to judge.
         left = [int(a.headers.get(REMAINING, "-1")) for a in answers]
-        if all(later <= earlier for earlier, later in zip(left, left[1:])):
+        if all(later <= earlier for earlier, later in pairwise(left)):
             return answers
     pytest.fail(f"in {TRIES} tries no {limit + 1} requests fitted in one second: the machine is too slow")
 
