@@ -163,3 +163,15 @@ def test_every_operation_of_the_document_is_exercised(target: Target) -> None:
         operation = result.ok()
         documented.add((operation.method.upper(), operation.path))
     assert documented == set(OPERATIONS)
+
+
+def test_the_document_names_every_report_and_its_columns(target: Target) -> None:
+    """GET /api/v1/reports/{name}: its `name` lists every report of REPORTS (issue 26's four included), and its
+    description every column each report gives, with and without `extra` (issue 26 point 6)."""
+    (parameter,) = [p for p in target.schema.raw_schema["paths"]["/api/v1/reports/{name}"]["get"]["parameters"]
+                    if p["name"] == "name"]
+    assert parameter["schema"]["enum"] == list(reports.REPORTS)
+    for name, report in reports.REPORTS.items():
+        (line,) = [line for line in parameter["description"].splitlines() if line.startswith(f"- `{name}`:")]
+        for column in (*report.columns, *report.by_columns.values(), *report.extra_columns):
+            assert column.display in line, (name, column.display)

@@ -3,7 +3,7 @@
 `convoscope.toml` in the working directory is read when present; `--config PATH` names another file.
 Derivation settings (the four durations and `ai_channels`) decide how events become sessions,
 contacts and conversations, so the store records them with the derived tables; rendering settings
-(`timezone`, `public_url`) apply when a report is written. The `[server]` table says what `serve` calls
+(`timezone`, `public_url`) and the report-time window `durable_window` apply when a report is written. The `[server]` table says what `serve` calls
 the installation and how many requests a second it takes per token; `[sources.NAME]` tables, how each
 helpdesk's records come in.
 """
@@ -42,6 +42,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "recontact_window": ("24h", "R: a resolved session counts as recontacted if another session starts within R of its end"),
     "ai_channels": (["*"], "channels whose unrouted customer messages go to the AI; \"*\" for all"),
     "public_url": ("http://127.0.0.1:8000", "base of every Conversation Link"),
+    "durable_window": ("7d", "D: a resolved session holds (Durable Resolution) when no session or contact of its "
+                             "customer is created within D of its end; judged at report time"),
 }
 DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "ai_channels")
 
@@ -128,6 +130,7 @@ class BrandSettings:
     recontact_window: timedelta = timedelta(hours=24)
     ai_channels: tuple[str, ...] = ("*",)
     public_url: str = "http://127.0.0.1:8000"
+    durable_window: timedelta = timedelta(days=7)  # a report-time setting, like timezone: not in the fingerprint
 
     def derivation_fingerprint(self) -> str:
         """The derivation settings as one stable string, recorded with the derived tables."""
@@ -177,7 +180,7 @@ def _convert(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}: {key} = {value!r} is not valid; expected {expected}")
 
-    if key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window"):
+    if key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "durable_window"):
         try:
             return parse_duration(value)
         except ValueError:

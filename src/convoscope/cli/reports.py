@@ -25,12 +25,14 @@ from convoscope.errors import ConvoscopeError
 @click.option("--tz", metavar="ZONE", help="IANA time zone of the report.")
 @click.option("--as-of", "as_of", metavar="TIMESTAMP", help="Judge open and unknown values at this instant (default now).")
 @click.option("--period", help="half_hour, day, week, month, quarter or year.")
-@click.option("--by", help="Dimension of sessions-summary.")
+@click.option("--by", help="Dimension of sessions-summary and outcomes-summary (channel, ai_agent, guide, "
+                            "handoff_category) or automation-summary (channel, ai_agent, brand).")
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
 @click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
 @click.option("--extra", is_flag=True,
-              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome and Inbox to the "
-                   "session reports; Inbox to contact-export; Inbox At Created and Inbox At Last Closed to "
+              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome, Inbox, Durable "
+                   "Resolution and Resolution Class to the session reports; Inbox and Resolved First Time to "
+                   "contact-export; Inbox At Created, Inbox At Last Closed and Automated Resolution to "
                    "conversation-export.")
 @click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")

@@ -12,18 +12,22 @@ from typing import Any
 from convoscope.config import Config, check_zone
 from convoscope.errors import ParameterError, ReportError
 from convoscope.events.schema import TIMESTAMP_PATTERN
+from convoscope.reports.automation import AUTOMATION_SUMMARY
 from convoscope.reports.base import PERIODS, Params, Report, copy_csv, period_label, q
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
+from convoscope.reports.funnel import HANDOFF_FUNNEL
 from convoscope.reports.gladly import GLADLY_REPORTS
+from convoscope.reports.outcomes import GUIDE_EFFECTIVENESS, OUTCOMES_SUMMARY
 from convoscope.reports.quality import DATA_QUALITY
 from convoscope.reports.sessions import SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY
 from convoscope.reports.sources import SOURCES
 from convoscope.store import Store
 
 REPORTS: dict[str, Report] = {r.name: r for r in (
-    SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY, CONTACT_EXPORT, CONTACT_SUMMARY,
-    CONVERSATION_EXPORT, CONVERSATION_SUMMARY, DATA_QUALITY, SOURCES,
+    SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY, OUTCOMES_SUMMARY, GUIDE_EFFECTIVENESS,
+    CONTACT_EXPORT, CONTACT_SUMMARY, HANDOFF_FUNNEL, CONVERSATION_EXPORT, CONVERSATION_SUMMARY, AUTOMATION_SUMMARY,
+    DATA_QUALITY, SOURCES,
 )}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -68,6 +68,13 @@ class Report:
     extra_columns: tuple[Column, ...] = ()
     personal_data: bool = False
     in_lakes: bool = True  # a lake (spark-derive's) holds what it reads; the sources report's records are not
+    # Brand settings judged when the report runs, not when the tables were derived (`durable_window`): named in
+    # its definitions beside the derivation settings; `extra_judged_with` only with --extra.
+    judged_with: tuple[str, ...] = ()
+    extra_judged_with: tuple[str, ...] = ()
+
+    def judges_with(self, params: Params) -> tuple[str, ...]:
+        return self.judged_with + (self.extra_judged_with if params.extra else ())
 
     def output_columns(self, params: Params) -> tuple[Column, ...]:
         lead, rest = self.columns[:1], self.columns[1:]
@@ -239,6 +246,19 @@ def public_url(config: Config, params: Params) -> str:
              if config.for_brand(b).public_url != config.defaults.public_url]
     default = q(config.defaults.public_url)
     return f"CASE brand {' '.join(cases)} ELSE {default} END" if cases else default
+
+
+def brand_window(config: Config, params: Params, setting: str, column: str = "brand") -> str:
+    """A duration setting of the brand named in `column` (`durable_window`, `recontact_window`) as an
+    INTERVAL, for the brands of the report (the others are filtered out by `in_brands`)."""
+    def micros(value: timedelta) -> int:
+        return value // timedelta(microseconds=1)
+
+    default = micros(getattr(config.defaults, setting))
+    cases = [f"WHEN {q(b)} THEN {micros(getattr(config.for_brand(b), setting))}" for b in params.brands
+             if micros(getattr(config.for_brand(b), setting)) != default]
+    value = f"CASE {column} {' '.join(cases)} ELSE {default} END" if cases else str(default)
+    return f"to_microseconds(({value})::BIGINT)"
 
 
 # --- rendering -----------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ contact end.
 
 What can still change at the as-of time is an empty cell: a contact is `open` until its end, and its
 end, end reason and duration are unknown until then; a first response is known once it has happened.
-The summary counts only contacts ended by the as-of time, from the same facts as the export.
+The summary counts only contacts ended by the as-of time, from the same facts as the export. Resolved First
+Time and Came Back (issue 26, the handoff funnel's steps) are judged here too, for every report that shows them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from convoscope.reports.base import (
     Report,
     as_of,
     average,
+    boolean,
+    brand_window,
     channel_in,
     fmt_timestamp,
     guard,
@@ -29,7 +32,7 @@ from convoscope.reports.base import (
     seconds_between,
     summary_query,
 )
-from convoscope.store import id_order
+from convoscope.store import id_order, stored
 
 CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": (), "inbox": ()}
 
@@ -48,9 +51,57 @@ SUMMARY_COLUMNS = (
 )
 
 
-def contact_facts(params: Params) -> str:
+# Issue 26 point 4, after every other extra column (the feedback columns of point 1 come before it): kept apart,
+# so that the two lists merge as two lists.
+OUTCOME_EXTRA_COLUMNS = (Column("Resolved First Time"),)
+
+
+def contact_facts(params: Params, config: Config | None = None) -> str:
     """Contacts with their as-of judgement and the linked session's handoff category; shared by the
-    export and the summary."""
+    export and the summary. With `config`, also Resolved First Time and Came Back (`_with_outcomes`)."""
+    facts = _contact_facts(params)
+    return facts if config is None else _with_outcomes(facts, params, config)
+
+
+def _with_outcomes(facts: str, params: Params, config: Config) -> str:
+    """Issue 26 point 4, for a contact whose conversation is closed at the as-of time, L being that
+    conversation's Last Closed At (conversation-export's). Resolved First Time: false when the same (brand,
+    customer) has another contact created in [the contact's creation, L + R]; true when there is none and the
+    as-of time is later than L + R; else unknown. Came Back: true when the customer has a session or a contact
+    created in [L, L + D]; false when there is none and the as-of time is later than L + D; else unknown. Every
+    stored interaction counts, also one created after the as-of time, as for Was Recontacted (decision 19). Both
+    unknown (NULL) while the conversation is open (decision 117)."""
+    at = as_of(params)
+    r = brand_window(config, params, "recontact_window", "f.brand")
+    d = brand_window(config, params, "durable_window", "f.brand")
+    further = f"""EXISTS (
+        SELECT 1 FROM {stored("contacts")} i
+        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.contact_key <> f.contact_key
+          AND i.created_at BETWEEN f.created_at AND k.closed_at + {r})"""
+    back = f"""EXISTS (
+        SELECT 1 FROM (SELECT brand, customer_id, created_at FROM {stored("sessions")}
+                       UNION ALL SELECT brand, customer_id, created_at FROM {stored("contacts")}) i
+        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.created_at BETWEEN k.closed_at AND k.closed_at + {d})"""
+    return f"""
+        SELECT f.*,
+               CASE WHEN k.closed_at IS NOT NULL THEN (CASE WHEN {further} THEN false
+                                                          WHEN {at} > k.closed_at + {r} THEN true END)
+                    END AS resolved_first_time,
+               CASE WHEN k.closed_at IS NOT NULL THEN (CASE WHEN {back} THEN true
+                                                          WHEN {at} > k.closed_at + {d} THEN false END)
+                    END AS came_back
+        FROM ({facts}) f
+        LEFT JOIN (
+            -- The conversations closed at the as-of time, at their last close by then (decision 31).
+            SELECT k.conversation_key, max(k.closed_at) AS closed_at
+            FROM {stored("conversation_closes")} k JOIN {stored("conversations")} v USING (conversation_key)
+            WHERE v.ended_at <= {at} AND k.closed_at <= {at} AND {in_brands(params, "v.brand")}
+            GROUP BY k.conversation_key
+        ) k USING (conversation_key)
+    """
+
+
+def _contact_facts(params: Params) -> str:
     at = as_of(params)
     conditions = [in_brands(params, "c.brand"), channel_in(params, "c.channel"), inbox_in(params, "c.inbox")]
     for key, value in params.where:
@@ -88,13 +139,19 @@ def _export(report: Report, params: Params, config: Config) -> str:
         "CASE WHEN is_open THEN 'open' ELSE 'ended' END",
         f"{public_url(config, params)} || '/conversations/' || conversation_id",
         *([guard("inbox")] if params.extra else []),
+        *(_outcome_cells() if params.extra else []),
     ]
     return f"""
         SELECT {", ".join(cells)}
-        FROM ({contact_facts(params)})
+        FROM ({contact_facts(params, config if params.extra else None)})
         WHERE {in_range("created_at", params)}
         ORDER BY created_at, {id_order("contact_key")}
     """
+
+
+def _outcome_cells() -> list[str]:
+    """The cells of OUTCOME_EXTRA_COLUMNS, over `contact_facts` with outcomes."""
+    return [boolean("resolved_first_time")]
 
 
 def _summary(report: Report, params: Params, config: Config) -> str:
@@ -112,7 +169,7 @@ CONTACT_EXPORT = Report(
     columns=EXPORT_COLUMNS,
     where=CONTACT_WHERE,
     query=_export,
-    extra_columns=(Column("Inbox", text=True),),
+    extra_columns=(Column("Inbox", text=True), *OUTCOME_EXTRA_COLUMNS),
 )
 CONTACT_SUMMARY = Report(
     name="contact-summary",

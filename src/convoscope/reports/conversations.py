@@ -4,7 +4,8 @@ conversation anchored on creation, and per period of last close.
 At the as-of time only closes and reopens not later than it count: a conversation is CLOSED when its
 latest such close is not older than its latest such reopen (a reopen and a close at one instant are
 a reopen followed by a close, SPEC 2.4's type order), and OPEN otherwise. The summary counts only
-conversations closed at the as-of time, placed on their last close.
+conversations closed at the as-of time, placed on their last close. Automated Resolution (issue 26, the
+automation-summary's rule) is judged here too, from the sessions' Durable Resolution.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from convoscope.reports.base import (
     Report,
     as_of,
     average,
+    boolean,
     channel_in,
     fmt_timestamp,
     guard,
@@ -44,6 +46,8 @@ EXPORT_COLUMNS = (
     Column("Created-to-First Closed Time in seconds"), Column("Created-to-Last Closed Time in seconds"),
 )
 EXTRA_COLUMNS = (Column("Inbox At Created", text=True), Column("Inbox At Last Closed", text=True))
+# Issue 26 point 3, after the other extra columns: kept apart, so that other lists merge beside it.
+OUTCOME_EXTRA_COLUMNS = (Column("Automated Resolution"),)
 SUMMARY_COLUMNS = (
     Column("Period"), Column("Conversations Closed"), Column("Unique Customers"), Column("% Multichannel"),
     Column("% AI Only"), Column("% Handed Off"), Column("Avg Count of Sessions"), Column("Avg Count of Contacts"),
@@ -52,11 +56,12 @@ SUMMARY_COLUMNS = (
 )
 
 
-def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
+def conversation_facts(params: Params, anchor_in_range: str = "true", *, config: Config | None = None) -> str:
     """Conversations as they stand at the as-of time: open until their latest interaction end (SPEC 3.3),
     with the closes, reopens and session outcomes up to then.
     `anchor_in_range` narrows the conversations first (a condition on `conversations v`), so a short
-    range reads the closes, reopens and sessions of its own conversations only."""
+    range reads the closes, reopens and sessions of its own conversations only. With `config`, also
+    `automated_resolution` (`_outcomes`) and `first_ai_agent`."""
     at = as_of(params)
     conditions = [in_brands(params, "v.brand"), anchor_in_range, channel_in(params, "v.channels", listed=True),
                   _has_any_inbox(params)]
@@ -69,13 +74,14 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
             case "inbox":
                 conditions.append(_has_inbox(value))
     picked = "conversation_key IN (SELECT conversation_key FROM picked)"
-    return f"""
+    facts = f"""
         WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
         SELECT v.*, k.first_closed_at, k.last_closed_at, k.last_closed_inbox,
                coalesce(k.times_closed, 0) AS times_closed_by,
                coalesce(r.reopens, 0) AS times_reopened_by,
                v.ended_at <= {at} AS is_closed,
                coalesce(s.resolved, 0) AS sessions_resolved, coalesce(s.handed_off, 0) AS sessions_handed_off
+               {", s.resolved_came_back, s.resolved_unknown, s.first_ai_agent" if config else ""}
         FROM picked v
         LEFT JOIN (
             SELECT conversation_key, min(closed_at) FILTER (WHERE counted) AS first_closed_at,
@@ -90,9 +96,35 @@ def conversation_facts(params: Params, anchor_in_range: str = "true") -> str:
         ) r USING (conversation_key)
         LEFT JOIN (
             SELECT conversation_key, count(*) FILTER (WHERE was_resolved) AS resolved,
-                   count(*) FILTER (WHERE was_handed_off) AS handed_off
-            FROM ({session_facts(params)}) WHERE {picked} GROUP BY conversation_key
+                   count(*) FILTER (WHERE was_handed_off) AS handed_off{_session_outcomes() if config else ""}
+            FROM ({session_facts(params, config)}) WHERE {picked} GROUP BY conversation_key
         ) s USING (conversation_key)
+    """
+    return facts if config is None else _outcomes(facts)
+
+
+def _session_outcomes() -> str:
+    """Per conversation, over its sessions' facts with outcomes: resolved sessions that came back and those
+    whose Durable Resolution is still unknown, and its AI agent (that of its first session that names one)."""
+    return f""",
+                   count(*) FILTER (WHERE durable_resolution = false) AS resolved_came_back,
+                   count(*) FILTER (WHERE was_resolved AND durable_resolution IS NULL) AS resolved_unknown,
+                   arg_min(ai_agent, (created_at, {id_order("session_key")})) FILTER (WHERE ai_agent IS NOT NULL)
+                       AS first_ai_agent"""
+
+
+def _outcomes(facts: str) -> str:
+    """Issue 26 point 3: Automated Resolution of a conversation closed at the as-of time (empty while it is
+    open) — false when it has a contact, no resolved session, or a resolved session that came back (Durable
+    Resolution false); else true when every resolved session's Durable Resolution is true; else unknown (NULL):
+    pending, decision 116."""
+    return f"""
+        SELECT *, CASE WHEN NOT is_closed THEN NULL
+                       WHEN contact_count > 0 OR sessions_resolved = 0 OR resolved_came_back > 0
+                            THEN false
+                       WHEN resolved_unknown > 0 THEN NULL
+                       ELSE true END AS automated_resolution
+        FROM ({facts})
     """
 
 
@@ -128,10 +160,11 @@ def _export(report: Report, params: Params, config: Config) -> str:
         "sessions_resolved", "sessions_handed_off", "handled_by", "times_closed_by", "times_reopened_by",
         seconds_between("created_at", "first_closed_at"), seconds_between("created_at", "last_closed_at"),
         *([guard("inbox_at_created"), guard("last_closed_inbox")] if params.extra else []),
+        *([boolean("automated_resolution")] if params.extra else []),
     ]
     return f"""
         SELECT {", ".join(cells)}
-        FROM ({conversation_facts(params, in_range("v.created_at", params))})
+        FROM ({conversation_facts(params, in_range("v.created_at", params), config=config if params.extra else None)})
         ORDER BY created_at, {id_order("conversation_key")}
     """
 
@@ -155,7 +188,8 @@ CONVERSATION_EXPORT = Report(
     columns=EXPORT_COLUMNS,
     where=CONVERSATION_WHERE,
     query=_export,
-    extra_columns=EXTRA_COLUMNS,
+    extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
+    extra_judged_with=("durable_window",),
 )
 CONVERSATION_SUMMARY = Report(
     name="conversation-summary",

@@ -4,6 +4,8 @@ What can still change at the as-of time is an empty cell (SPEC 3.6): while a ses
 Handed Off, Was Resolved and the handoff cells; Was Responded To unless an AI reply already came;
 Was Recontacted until the recontact window has passed, unless a session created within it is known
 (derivation uses every stored event, so also one created after the as-of time: decision 19).
+Durable Resolution and Resolution Class (issue 26) are judged here too, with the brand's `durable_window`,
+for every report that shows them (decisions 113-115).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from convoscope.reports.base import (
     Report,
     as_of,
     boolean,
+    brand_window,
     channel_in,
     fmt_timestamp,
     guard,
@@ -44,17 +47,29 @@ DETAIL_COLUMNS = (
 )
 EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"),
                  Column("Inbox", text=True))
+# Issue 26 point 2, after every other extra column (the feedback columns of point 1 come before these): kept
+# apart, with their cells in `_outcome_cells`, so that the two lists merge as two lists.
+OUTCOME_EXTRA_COLUMNS = (Column("Durable Resolution"), Column("Resolution Class"))
+RESOLUTION_CLASSES = ("confirmed", "disputed", "came_back", "durable", "pending")
 OUTCOMES = ("open", "no_response", "handed_off", "resolved")
 SESSION_WHERE: dict[str, tuple[str, ...]] = {
     "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES, "inbox": (),
 }
 
 
-def session_facts(params: Params) -> str:
+# The feedback derivation attaches to a session (issue 26 point 1: the `feedback` column of the view, 'positive',
+# 'negative' or NULL, the last one given). Read by name, and NULL while the store's views do not have the
+# column (a branch without the feedback derivation): no column is made up in the store, and once the view has
+# it this is the view.
+_SESSIONS_WITH_FEEDBACK = "(SELECT * FROM sessions UNION ALL BY NAME SELECT NULL::VARCHAR AS feedback WHERE false)"
+
+
+def session_facts(params: Params, config: Config | None = None) -> str:
     """Sessions with their as-of judgement (SPEC 3.6): open, outcome, and the cells that may be unknown.
-    Shared by every session report, so the summary counts what the detail shows."""
+    Shared by every session report, so the summary counts what the detail shows. With `config`, also each
+    session's Durable Resolution and Resolution Class (issue 26), judged with its brand's `durable_window`."""
     at = as_of(params)
-    return f"""
+    facts = f"""
         SELECT s.*,
                ended_at > {at} AS is_open,
                CASE WHEN ended_at > {at} THEN NULL ELSE handed_off END AS was_handed_off,
@@ -65,7 +80,36 @@ def session_facts(params: Params) -> str:
                     (CASE WHEN recontacted THEN true WHEN {at} > recontact_known_at THEN false END) END AS was_recontacted,
                CASE WHEN ended_at > {at} THEN 'open' WHEN NOT responded THEN 'no_response'
                     WHEN handed_off THEN 'handed_off' ELSE 'resolved' END AS outcome
-        FROM sessions s
+        FROM {"sessions" if config is None else _SESSIONS_WITH_FEEDBACK} s
+    """
+    return facts if config is None else _with_outcomes(facts, params, config)
+
+
+def _with_outcomes(facts: str, params: Params, config: Config) -> str:
+    """Issue 26 point 2 over the session facts. Durable Resolution, for resolved sessions only: false when the
+    same (brand, customer) has another session or a contact created in [end, end + D] (any conversation or
+    channel; like Was Recontacted, one created after the as-of time counts: decision 114), true when there is
+    none and the as-of time is later than end + D, unknown (NULL) before. Resolution Class, for resolved sessions
+    only, the first that applies: confirmed (positive feedback), disputed (negative), came_back (Durable
+    Resolution false), durable (true), pending."""
+    at = as_of(params)
+    window = brand_window(config, params, "durable_window", "f.brand")
+    came_back = f"""EXISTS (
+        SELECT 1 FROM (SELECT brand, customer_id, created_at, session_key FROM {stored("sessions")}
+                       UNION ALL SELECT brand, customer_id, created_at, NULL FROM {stored("contacts")}) i
+        WHERE i.brand = f.brand AND i.customer_id = f.customer_id
+          AND i.created_at BETWEEN f.ended_at AND f.ended_at + {window}
+          AND i.session_key IS DISTINCT FROM f.session_key)"""
+    return f"""
+        SELECT *, CASE WHEN was_resolved THEN (CASE WHEN feedback = 'positive' THEN 'confirmed'
+                                                  WHEN feedback = 'negative' THEN 'disputed'
+                                                  WHEN NOT durable_resolution THEN 'came_back'
+                                                  WHEN durable_resolution THEN 'durable' ELSE 'pending' END)
+                  END AS resolution_class
+        FROM (SELECT f.*, CASE WHEN f.was_resolved THEN (CASE WHEN {came_back} THEN false
+                                                         WHEN {at} > f.ended_at + {window} THEN true END)
+                          END AS durable_resolution
+              FROM ({facts}) f)
     """
 
 
@@ -130,12 +174,20 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
             f"CASE WHEN NOT is_open THEN {fmt_timestamp('ended_at', params)} END",
             "CASE WHEN NOT is_open THEN end_reason END", "outcome", guard("inbox"),
         ]
+    if params.extra:
+        cells += _outcome_cells()
     return f"""
-        WITH picked AS (SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)})
+        WITH picked AS (SELECT * FROM ({session_facts(params, config if params.extra else None)})
+                        WHERE {session_filters(params)})
         SELECT {", ".join(cells)}
         FROM picked {joins}
         ORDER BY created_at, {id_order("session_key")}
     """
+
+
+def _outcome_cells() -> list[str]:
+    """The cells of OUTCOME_EXTRA_COLUMNS, over `session_facts` with outcomes."""
+    return [boolean("durable_resolution"), "resolution_class"]
 
 
 def _detail(report: Report, params: Params, config: Config) -> str:
@@ -152,7 +204,8 @@ SESSIONS_DETAIL = Report(
     where=SESSION_WHERE,
     query=_detail,
     takes_period=True,
-    extra_columns=EXTRA_COLUMNS,
+    extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
+    extra_judged_with=("durable_window",),
 )
 SESSIONS_DETAIL_WITH_MESSAGES = Report(
     name="sessions-detail-with-messages",
@@ -160,7 +213,8 @@ SESSIONS_DETAIL_WITH_MESSAGES = Report(
     where=SESSION_WHERE,
     query=_with_messages,
     takes_period=True,
-    extra_columns=EXTRA_COLUMNS,
+    extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
+    extra_judged_with=("durable_window",),
     personal_data=True,
 )
 

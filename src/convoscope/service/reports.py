@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from convoscope.config import Config
+from convoscope.config import Config, format_duration
 from convoscope.errors import ConvoscopeError, Forbidden, ParameterError
 from convoscope.service.events import Progress, ensure_derived
 from convoscope.store import Store
@@ -115,7 +115,15 @@ def describe_report(config: Config, report: Report, params: Params) -> str:
         settings.setdefault(config.for_brand(brand).derivation_fingerprint(), []).append(brand)
     derived = "; ".join(f"{', '.join(brands)}: {fingerprint}" for fingerprint, brands in settings.items())
     as_of = params.as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (f"{report.name} as of {as_of}, time zone {params.tz}; derived with {derived or 'no brand'}"
+    judged = ""
+    if report.judges_with(params):  # report-time windows (decision 113): by brand, as the derivation settings
+        windows: dict[str, list[str]] = {}
+        for brand in params.brands:
+            values = ";".join(f"{key}={format_duration(getattr(config.for_brand(brand), key))}"
+                              for key in report.judges_with(params))
+            windows.setdefault(values, []).append(brand)
+        judged = "; judged with " + "; ".join(f"{', '.join(brands)}: {values}" for values, brands in windows.items())
+    return (f"{report.name} as of {as_of}, time zone {params.tz}; derived with {derived or 'no brand'}{judged}"
             + (f"; configuration {config.path}" if config.path is not None else ""))
 
 

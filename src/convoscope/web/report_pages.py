@@ -36,17 +36,26 @@ REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("sessions-detail-with-messages", "The sessions detail with each session's customer and AI messages."),
         ("sessions-summary", "AI sessions per period, optionally by channel, AI agent, guide or handoff category, "
                              "with resolution, handoff and recontact rates."),
+        ("outcomes-summary", "What became of the sessions resolved per period: confirmed or disputed by the customer, "
+                             "came back, durable or still pending, with the durable resolution and negative feedback "
+                             "rates."),
+        ("guide-effectiveness", "Per guide: its sessions and their resolution, durable resolution, handoff, negative "
+                                "feedback and recontact rates, with the top handoff categories."),
     )),
     ("Team", (
         ("contact-export", "One row per team contact: source, channel, team members, response time and duration."),
         ("contact-summary", "Contacts ended per period: inbound, outbound and from a handoff, with response times "
                             "and durations."),
+        ("handoff-funnel", "Sessions handed off per period and category, then their contacts, first replies, "
+                           "contacts resolved first time and customers who came back anyway."),
     )),
     ("Conversations", (
         ("conversation-export", "One row per conversation: channels, sessions, contacts, who handled it and when "
                                 "it closed."),
         ("conversation-summary", "Conversations closed per period: multichannel, AI-only and handed-off shares, "
                                  "and averages."),
+        ("automation-summary", "Closed conversations per period of creation: with AI, team only, handed off, and "
+                               "resolved by the AI alone with nothing coming back, over all demand."),
     )),
     ("Data quality", (
         ("data-quality", "Rejected events, conflicts, dropped duplicates and derivation anomalies, one row per "
@@ -55,6 +64,9 @@ REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                     "accepted, duplicate, ignored, rejected, truncated."),
     )),
 )
+# Reports of few rows (one per guide) whose table sorts by a column on the page, when every row is there: sorting
+# the first rows of many would look like the report's order.
+SORTABLE = frozenset({"guide-effectiveness"})
 DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}
 GROUP_OF = {name: group for group, listed in REPORT_GROUPS for name, _ in listed}
 FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", "handoff_category": "Handoff category",
@@ -139,4 +151,5 @@ def report_page(
         filters=[(key, FILTER_NAMES.get(key, key), [(v, value_name(v)) for v in choices])
                  for key, choices in report.where.items()],
         suggestions=suggestions,
+        sortable=name in SORTABLE and table is not None and 0 < len(table.rows) == table.count,
     )

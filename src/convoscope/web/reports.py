@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 
@@ -180,6 +181,19 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "brand")
 
 
+def _names_and_columns() -> str:
+    """The `name` parameter's description: every report of SPEC 4 and issue 26 with its columns (docs/reports.md
+    says what fills each), so that a client generated from the document knows what it will get."""
+    lines = []
+    for report in reports.REPORTS.values():
+        dimension = f" (then, with by, one of {', '.join(c.display for c in report.by_columns.values())})" \
+            if report.by_columns else ""
+        first, *rest = [c.display for c in report.columns]
+        extra = f"; with extra: {', '.join(c.display for c in report.extra_columns)}" if report.extra_columns else ""
+        lines.append(f"- `{report.name}`: {', '.join([first + dimension, *rest])}{extra}")
+    return "The report, with its columns:\n" + "\n".join(lines)
+
+
 @router.get("/reports/{name}", responses=CSV_RESPONSE | ERROR_RESPONSES | {404: {
     "model": Errors, "description": "No report of that name"}} | {200: {
     "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {
@@ -193,13 +207,14 @@ REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers",
     response_class=Response, summary="Run a report with the common parameters of SPEC 4")
 def get_report(
     request: Request,
-    name: str,
+    name: Annotated[str, PathParameter(description=_names_and_columns(), json_schema_extra={"enum": list(reports.REPORTS)})],
     from_: Annotated[str | None, Query(alias="from", description="First local date, inclusive")] = None,
     to: Annotated[str | None, Query(description="Last local date, inclusive")] = None,
     tz: Annotated[str | None, Query(description="IANA time zone")] = None,
     as_of: Annotated[str | None, Query(description="RFC 3339 instant (default now)")] = None,
     period: Annotated[str | None, Query(description="Summaries: half_hour, day, week, month, quarter, year")] = None,
-    by: Annotated[str | None, Query(description="sessions-summary: channel, ai_agent, guide, handoff_category")] = None,
+    by: Annotated[str | None, Query(description="sessions-summary and outcomes-summary: channel, ai_agent, guide, "
+                                                "handoff_category; automation-summary: channel, ai_agent, brand")] = None,
     where: Annotated[list[str] | None, Query(description="KEY=VALUE filter, repeatable")] = None,
     headers: Annotated[Literal["display", "snake"], Query()] = "display",
     extra: Annotated[bool, Query()] = False,
