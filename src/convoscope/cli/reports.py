@@ -29,9 +29,9 @@ from convoscope.errors import ConvoscopeError
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
 @click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
 @click.option("--extra", is_flag=True,
-              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome and Inbox to the "
-                   "session reports; Inbox to contact-export; Inbox At Created and Inbox At Last Closed to "
-                   "conversation-export.")
+              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome, Inbox, Feedback and "
+                   "Feedback Score to the session reports; Inbox, Feedback and Feedback Score to contact-export; "
+                   "Inbox At Created and Inbox At Last Closed to conversation-export.")
 @click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
 @click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",

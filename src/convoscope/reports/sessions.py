@@ -43,7 +43,7 @@ DETAIL_COLUMNS = (
     Column("Handoff Reason", text=True), Column("Transfer Rationale", text=True), Column("Conversation Link"),
 )
 EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"),
-                 Column("Inbox", text=True))
+                 Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score"))
 OUTCOMES = ("open", "no_response", "handed_off", "resolved")
 SESSION_WHERE: dict[str, tuple[str, ...]] = {
     "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES, "inbox": (),
@@ -129,6 +129,8 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
             "brand", fmt_timestamp("created_at", params),
             f"CASE WHEN NOT is_open THEN {fmt_timestamp('ended_at', params)} END",
             "CASE WHEN NOT is_open THEN end_reason END", "outcome", guard("inbox"),
+            # The last feedback attached, whatever the as-of time (decision 110).
+            "feedback", "feedback_score",
         ]
     return f"""
         WITH picked AS (SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)})
