@@ -470,10 +470,15 @@ def test_a_store_of_version_4_gains_the_type_the_columns_and_its_feedback(tmp_pa
     for table in ("sessions", "contacts"):
         con.execute(f"ALTER TABLE derived.{table} DROP COLUMN feedback")
         con.execute(f"ALTER TABLE derived.{table} DROP COLUMN feedback_score")
+    # The feedback was sent to version 4 before, which rejected its type.
+    path = cs.write_events([later], "later.jsonl").resolve()
+    con.execute("INSERT INTO rejects VALUES ('rejected', ?, ?, 1, ?, 'default', 'f', 'c1', ?, now(), false)",
+                [f"type 'feedback' is not one of {', '.join(EVENT_TYPES[:7])}", str(path), json.dumps(later),
+                 t("10:30")])
     con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     con.close()
 
-    result = cs("ingest", str(cs.write_events([later], "later.jsonl")))  # opening the store upgrades it
+    result = cs("ingest", str(path))  # opening the store upgrades it; the record sent again is accepted
     assert result.exit_code == 0 and result.stdout.strip() == "accepted 1, duplicate 0, rejected 0"
     with Store(cs.db) as store:
         assert store.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(SCHEMA_VERSION,)]
@@ -481,6 +486,7 @@ def test_a_store_of_version_4_gains_the_type_the_columns_and_its_feedback(tmp_pa
         rows = store.con.execute("SELECT event_id, type, enum_code(type), rating, score, attributes "
                                  "FROM events ORDER BY event_id").fetchall()
         sessions = store.con.execute("SELECT session_id, feedback, feedback_score FROM sessions").fetchall()
+        assert store.con.execute("SELECT event_id, resolved FROM rejects").fetchall() == [("f", True)]
     assert rows == [("a", "customer_message", 1, None, None, None), ("b", "ai_message", 2, None, None, None),
                     ("f", "feedback", 7, "positive", 5, None),
                     ("m", "customer_message", 1, None, None, '{"rating":"positive"}')]  # it stays (decision 111)
