@@ -242,7 +242,7 @@ def test_describe_prints_the_definitions_beside_the_report_and_leaves_the_csv_al
     assert plain.exit_code == described.exit_code == 0, described.stderr
     assert described.stdout_bytes == plain.stdout_bytes and plain.stderr == ""
     assert described.stderr == (f"sessions-summary as of 2026-06-01T00:00:00Z, time zone Europe/Berlin; derived with "
-                                f"default: S=30m;C=1d;W=1d;R=1d;ai_channels=*; configuration {config}\n")
+                                f"default: S=30m;C=1d;W=1d;R=1d;F=1d;ai_channels=*; configuration {config}\n")
     out = tmp_path / "r.csv"
     written = run(*args, "--describe", "--out", str(out))
     assert written.stderr.splitlines() == [f"wrote 1 rows to {out}", described.stderr.strip()]

@@ -244,13 +244,14 @@ def column(cs: Convoscope, name: str, key: str, *args: str, as_of: str = "2026-0
 def test_sessions_detail_extra_ends_with_the_inbox(inboxes: Convoscope) -> None:
     for name in ("sessions-detail", "sessions-detail-with-messages"):
         rows = column(inboxes, name, "Customer ID", "--extra", "--tz", "UTC")
-        assert {k: v[-1] for k, v in rows.items()} == {"k1": "web", "k2": "ai-desk", "k3": ""}
-        assert rows["k1"][:-1] == ("default", f"{DAY}T10:00:00+00:00", f"{DAY}T10:02:00+00:00", "handoff",
+        # Then Feedback and Feedback Score (tests/test_feedback.py).
+        assert {k: v[5] for k, v in rows.items()} == {"k1": "web", "k2": "ai-desk", "k3": ""}
+        assert rows["k1"][:5] == ("default", f"{DAY}T10:00:00+00:00", f"{DAY}T10:02:00+00:00", "handoff",
                                    "handed_off")
 
 
 def test_contact_export_extra_is_the_inbox(inboxes: Convoscope) -> None:
-    rows = column(inboxes, "contact-export", "Contact ID", "--extra")
+    rows = {key: extra[:1] for key, extra in column(inboxes, "contact-export", "Contact ID", "--extra").items()}
     assert rows == {CONTACT["k1-c"]: ("mail",), CONTACT["k1-f"]: ("",), CONTACT["k2-b"]: ("team-desk",)}
 
 

@@ -401,9 +401,9 @@ MALFORMED = [
     pytest.param(SINGLE.add("event_id=x1 type=customer_message"), id="not-json"),
     pytest.param(SINGLE.add('{"event_id": "x1",, "type": "customer_message"}'), id="stray-comma"),
     # What lenient readers (DuckDB's, pyarrow's) take but JSON (RFC 8259) does not have:
-    pytest.param(SINGLE.add(json.dumps(event(event_id="nan1"))[:-1] + ', "score": NaN}'), id="NaN"),
-    pytest.param(SINGLE.add(json.dumps(event(event_id="nan2"))[:-1] + ', "score": nan}'), id="nan"),
-    pytest.param(SINGLE.add(json.dumps(event(event_id="inf1"))[:-1] + ', "score": [1, -Infinity]}'), id="Infinity"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="nan1"))[:-1] + ', "confidence": NaN}'), id="NaN"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="nan2"))[:-1] + ', "confidence": nan}'), id="nan"),
+    pytest.param(SINGLE.add(json.dumps(event(event_id="inf1"))[:-1] + ', "confidence": [1, -Infinity]}'), id="Infinity"),
     pytest.param(SINGLE.add(json.dumps(event(event_id="comma1"))[:-1] + ",}"), id="trailing-comma"),
     pytest.param(SINGLE.add(json.dumps(event(event_id="comma2"))[:-1] + ', "tags": ["a", ]}'), id="trailing-comma-in-list"),
 ]
@@ -427,8 +427,8 @@ def test_nan_infinity_and_commas_inside_a_text_are_text(single: BatchResult) -> 
 
 
 NOT_JSON_NUMBERS = [
-    ('"score": NaN', True), ('"score": Infinity', True), ('"score": {"history": [1.5, -Infinity]}', True),
-    ('"score": 1.5', False), ('"text": "NaN, Infinity, inf, and a stray ,} are text"', False),
+    ('"confidence": NaN', True), ('"confidence": Infinity', True), ('"confidence": {"history": [1.5, -Infinity]}', True),
+    ('"confidence": 1.5', False), ('"text": "NaN, Infinity, inf, and a stray ,} are text"', False),
 ]
 
 

@@ -39,6 +39,7 @@ DETAIL_HEADERS = [
     "Handoff Category", "Handoff Subcategory", "Handoff Reason", "Transfer Rationale", "Conversation Link",
 ]
 EXTRA_HEADERS = ["Brand", "Created At", "Ended At", "End Reason", "Outcome", "Inbox"]
+FEEDBACK_HEADERS = ["Feedback", "Feedback Score"]  # last under --extra (tests/test_feedback.py)
 OUTCOME_HEADERS = ["Durable Resolution", "Resolution Class"]  # issue 26, after every other extra column
 SNAKE_HEADERS = [
     "session_id", "customer_id", "conversation_id", "channel", "gladly_agent", "guides_used", "created_date",
@@ -127,12 +128,12 @@ def test_csv_is_rfc_4180_utf8_with_quotes_only_where_needed(cs: Convoscope) -> N
         ("sessions-detail", ["--headers", "display"], DETAIL_HEADERS),
         ("sessions-detail", ["--headers", "snake"], SNAKE_HEADERS),
         ("sessions-detail-with-messages", ["--headers", "snake"], SNAKE_HEADERS + ["message_history"]),
-        ("sessions-detail", ["--extra"], DETAIL_HEADERS + EXTRA_HEADERS + OUTCOME_HEADERS),
+        ("sessions-detail", ["--extra"], DETAIL_HEADERS + EXTRA_HEADERS + FEEDBACK_HEADERS + OUTCOME_HEADERS),
         ("sessions-detail-with-messages", ["--extra"],
-         DETAIL_HEADERS + ["Message History"] + EXTRA_HEADERS + OUTCOME_HEADERS),
+         DETAIL_HEADERS + ["Message History"] + EXTRA_HEADERS + FEEDBACK_HEADERS + OUTCOME_HEADERS),
         ("sessions-detail", ["--extra", "--headers", "snake"],
-         SNAKE_HEADERS + ["brand", "created_at", "ended_at", "end_reason", "outcome", "inbox",
-                          "durable_resolution", "resolution_class"]),
+         SNAKE_HEADERS + ["brand", "created_at", "ended_at", "end_reason", "outcome", "inbox", "feedback",
+                          "feedback_score", "durable_resolution", "resolution_class"]),
     ],
 )
 def test_headers(worked: Convoscope, name: str, args: list[str], expected: list[str]) -> None:

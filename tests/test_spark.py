@@ -4,8 +4,10 @@ One local Spark session serves the module, with few shuffle partitions and small
 that customers keep running across batch boundaries. The brand is a generated one of over 200,000
 events in two Parquet files: the second repeats some events (duplicates), changes others (conflicts)
 and adds late events for old customers; the generator mixes in malformed records (rejects). Most
-events carry an inbox (Appendix B), some a blank or a too long one, which the generator does not
-make: it is added here, so that what the generator makes by default stays as other tests pin it.
+events carry an inbox (Appendix B), some a blank or a too long one, and some thousands of customers give
+feedback (docs/outcomes.md) — during an interaction, after one within and beyond the feedback window, and
+some of it invalid — which the generator does not make: both are added here, so that what the generator
+makes by default stays as other tests pin it.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def brand(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = folder / "a-month.parquet"
     subprocess.run([*CLI, "generate", "--customers", "10000", "--days", "30", "--seed", "7", "--bad-rate", "0.001",
                     "--out", str(first)], check=True, capture_output=True)
-    month = with_inboxes(pq.read_table(first))
+    month = with_feedback(with_inboxes(pq.read_table(first)))
     pq.write_table(month, first)
     valid = month.filter(pc.is_valid(month.column("event_id")))
     rng = np.random.default_rng(7)
@@ -89,6 +91,40 @@ def with_inboxes(events: pa.Table) -> pa.Table:
     values[odd[:20]] = " "
     values[odd[20:]] = "i" * 201
     return events.append_column("inbox", pa.array(values.tolist(), pa.string()))
+
+
+def with_feedback(events: pa.Table) -> pa.Table:
+    """`events` with the feedback columns, and 4,000 feedback events after events of their customers: at
+    the same instant, minutes, hours or days later (so open, ended within F, beyond F), a third with a
+    score, some with text or a channel; 40 invalid (no rating, a score of 7, a rating on a message)."""
+    from datetime import datetime, timedelta
+
+    rng = np.random.default_rng(29)
+    valid = events.filter(pc.is_valid(events.column("customer_id")))
+    picked = valid.take(rng.choice(valid.num_rows, 4000, replace=False)).to_pylist()
+    after = [0, 60, 1800, 3 * 3600, 20 * 3600, 30 * 3600, 4 * 86400]  # seconds after the picked event
+    rows = []
+    for i, event in enumerate(picked):
+        try:
+            when = datetime.fromisoformat(str(event["occurred_at"]).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        row: dict[str, object] = {name: None for name in events.column_names}
+        row |= {"event_id": f"fb-{i}", "type": "feedback", "customer_id": event["customer_id"],
+                "brand": event["brand"], "occurred_at": (when + timedelta(seconds=int(rng.choice(after))))
+                .strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "rating": "positive" if rng.random() < 0.7 else "negative",
+                "score": int(rng.integers(1, 6)) if rng.random() < 0.35 else None}
+        if rng.random() < 0.2:
+            row["text"] = "=thanks, that helped" if i % 2 else "not what I asked"
+        if rng.random() < 0.2:
+            row["channel"] = event["channel"]
+        if i < 40:  # rejected, each for its own reason
+            row |= [{"rating": None}, {"score": 7}, {"type": "customer_message", "channel": "chat"}][i % 3]
+        rows.append(row)
+    events = events.append_column("rating", pa.nulls(events.num_rows, pa.string()))
+    events = events.append_column("score", pa.nulls(events.num_rows, pa.int64()))
+    return pa.concat_tables([events, pa.Table.from_pylist(rows, schema=events.schema)])
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +183,15 @@ def test_the_brand_is_large_and_varied_enough_to_prove_parity(store_path: Path) 
     assert kinds["conflict"] >= 140 and kinds["rejected"] > 100  # changed records that were valid
     assert set(inboxes) == {None, *INBOXES} and types == 7 and too_long > 0  # the blank ones are absent
     assert sessions[True] > 1000 and sessions[False] > 10_000  # sessions with and without an inbox
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        feedback = dict(con.execute("SELECT feedback, count(*) FROM sessions GROUP BY 1").fetchall())
+        scored = con.execute("SELECT count(*) FROM contacts WHERE feedback_score IS NOT NULL").fetchall()[0][0]
+        anomalies = con.execute("SELECT count(*) FROM anomalies WHERE kind = 'feedback_without_interaction'"
+                                ).fetchall()[0][0]
+        refused = con.execute("SELECT count(*) FROM rejects WHERE reason LIKE '%rating%' OR reason LIKE '%score%'"
+                              ).fetchall()[0][0]
+    assert feedback["positive"] > 500 and feedback["negative"] > 200 and scored > 20
+    assert anomalies > 100 and refused >= 40
 
 
 def _both_csv(lake: Path, store_path: Path, config: Config, name: str, folder: Path, **options: Any) -> list[bytes]:
@@ -286,7 +331,7 @@ def _sorted_like_spark(store_path: Path) -> pa.Table:
     with duckdb.connect(str(store_path), read_only=True) as con:
         return con.sql("""
             SELECT brand, customer_id, event_id, channel, ai_agent, guides, category, subcategory, reason,
-                   transfer_rationale, agent, inbox, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route,
+                   transfer_rationale, agent, inbox, rating, score, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route,
                    event_key
             FROM events WHERE customer_id IN (SELECT DISTINCT customer_id FROM events ORDER BY 1 LIMIT 80)
             ORDER BY brand, customer_id, occurred_at, type, event_id

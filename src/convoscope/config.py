@@ -1,9 +1,10 @@
 """Brand configuration (SPEC 5): one TOML file, defaults for every key, per-brand overrides.
 
 `convoscope.toml` in the working directory is read when present; `--config PATH` names another file.
-Derivation settings (the four durations and `ai_channels`) decide how events become sessions,
-contacts and conversations, so the store records them with the derived tables; rendering settings
-(`timezone`, `public_url`) and the report-time window `durable_window` apply when a report is written. The `[server]` table says what `serve` calls
+Derivation settings (the four durations of SPEC 5, `feedback_window` and `ai_channels`) decide how events
+become sessions, contacts and conversations and where a feedback belongs, so the store records them with the
+derived tables; rendering settings (`timezone`, `public_url`) and the report-time window `durable_window` apply
+when a report is written. The `[server]` table says what `serve` calls
 the installation and how many requests a second it takes per token; `[sources.NAME]` tables, how each
 helpdesk's records come in.
 """
@@ -40,12 +41,15 @@ KEYS: dict[str, tuple[Any, str]] = {
     "contact_inactivity": ("24h", "C: a team contact ends this long after its last activity"),
     "conversation_window": ("24h", "W: reopen window, measured from a conversation's last close"),
     "recontact_window": ("24h", "R: a resolved session counts as recontacted if another session starts within R of its end"),
+    "feedback_window": ("24h", "F: a feedback given when no interaction is open attaches to the one that ended last, "
+                               "if it ended at most F before (docs/outcomes.md)"),
     "ai_channels": (["*"], "channels whose unrouted customer messages go to the AI; \"*\" for all"),
     "public_url": ("http://127.0.0.1:8000", "base of every Conversation Link"),
     "durable_window": ("7d", "D: a resolved session holds (Durable Resolution) when no session or contact of its "
                              "customer is created within D of its end; judged at report time"),
 }
-DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "ai_channels")
+DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window",
+                   "feedback_window", "ai_channels")
 
 # `[sources.NAME]` tables (SOURCES.md): how each helpdesk's records come in. Every key is optional.
 SOURCE_KEYS: dict[str, dict[str, str]] = {
@@ -128,6 +132,7 @@ class BrandSettings:
     contact_inactivity: timedelta = timedelta(hours=24)
     conversation_window: timedelta = timedelta(hours=24)
     recontact_window: timedelta = timedelta(hours=24)
+    feedback_window: timedelta = timedelta(hours=24)
     ai_channels: tuple[str, ...] = ("*",)
     public_url: str = "http://127.0.0.1:8000"
     durable_window: timedelta = timedelta(days=7)  # a report-time setting, like timezone: not in the fingerprint
@@ -137,7 +142,7 @@ class BrandSettings:
         return (
             f"S={format_duration(self.session_inactivity)};C={format_duration(self.contact_inactivity)};"
             f"W={format_duration(self.conversation_window)};R={format_duration(self.recontact_window)};"
-            f"ai_channels={','.join(sorted(self.ai_channels))}"
+            f"F={format_duration(self.feedback_window)};ai_channels={','.join(sorted(self.ai_channels))}"
         )
 
 
@@ -180,7 +185,8 @@ def _convert(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}: {key} = {value!r} is not valid; expected {expected}")
 
-    if key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window", "durable_window"):
+    if key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window",
+               "feedback_window", "durable_window"):
         try:
             return parse_duration(value)
         except ValueError:

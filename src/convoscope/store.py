@@ -27,7 +27,7 @@ from convoscope.errors import ConvoscopeError
 from convoscope.events.fields import promote_sql
 
 DEFAULT_DB = "convoscope.duckdb"
-SCHEMA_VERSION = "4"  # of the derived tables (and the events' columns): a store of another version rebuilds them
+SCHEMA_VERSION = "5"  # of the derived tables (and the events' columns): a store of another version rebuilds them
 
 BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # SPEC 2.2
 EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
@@ -38,6 +38,7 @@ EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
     "agent_message",
     "contact_end",
     "conversation_close",
+    "feedback",  # Appendix B: after every other type at one instant (docs/outcomes.md)
 )
 
 _SCHEMA = f"""
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
     route route_type, ai_agent VARCHAR, guides VARCHAR[], category VARCHAR, subcategory VARCHAR,
     reason VARCHAR, transfer_rationale VARCHAR, agent VARCHAR, attributes JSON,
     source VARCHAR, line BIGINT, ingested_at TIMESTAMP, event_key BIGINT,
-    inbox VARCHAR  -- last, where a store of version 3 gets it (`Store._upgrade`)
+    inbox VARCHAR,  -- last, where a store of version 3 gets it (`Store._upgrade`)
+    rating VARCHAR, score INTEGER  -- a feedback's (docs/outcomes.md), where a store of version 4 gets them
 );
 CREATE TABLE IF NOT EXISTS rejects (
     kind VARCHAR NOT NULL, reason VARCHAR NOT NULL, source VARCHAR NOT NULL, line BIGINT,
@@ -85,13 +87,13 @@ CREATE TABLE IF NOT EXISTS derived.sessions (
     channel VARCHAR, ai_agent VARCHAR, guides_used VARCHAR, guides VARCHAR[],
     responded BOOLEAN, first_response_at TIMESTAMP, handed_off BOOLEAN,
     handoff_category VARCHAR, handoff_subcategory VARCHAR, handoff_reason VARCHAR, transfer_rationale VARCHAR,
-    recontacted BOOLEAN, recontact_known_at TIMESTAMP, inbox VARCHAR
+    recontacted BOOLEAN, recontact_known_at TIMESTAMP, inbox VARCHAR, feedback VARCHAR, feedback_score INTEGER
 );
 CREATE TABLE IF NOT EXISTS derived.contacts (
     brand VARCHAR, customer_id VARCHAR, contact_key BIGINT, conversation_key BIGINT, session_key BIGINT,
     source VARCHAR, channel VARCHAR, created_at TIMESTAMP, first_response_at TIMESTAMP,
     last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR, agent_names VARCHAR[],
-    customer_messages INTEGER, agent_messages INTEGER, inbox VARCHAR
+    customer_messages INTEGER, agent_messages INTEGER, inbox VARCHAR, feedback VARCHAR, feedback_score INTEGER
 );
 CREATE TABLE IF NOT EXISTS derived.conversations (
     brand VARCHAR, customer_id VARCHAR, conversation_key BIGINT, created_at TIMESTAMP, ended_at TIMESTAMP,
@@ -188,13 +190,13 @@ SELECT brand, customer_id, {id_sql("ses_", "session_key")} AS session_id,
        {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, last_activity_at, ended_at, end_reason,
        channel, ai_agent, guides_used, guides, responded, first_response_at, handed_off, handoff_category,
        handoff_subcategory, handoff_reason, transfer_rationale, recontacted, recontact_known_at, inbox,
-       session_key, conversation_key
+       feedback, feedback_score, session_key, conversation_key
 FROM {DERIVED}.sessions;
 CREATE OR REPLACE VIEW contacts AS
 SELECT brand, customer_id, {id_sql("ctc_", "contact_key")} AS contact_id,
        {id_sql("cnv_", "conversation_key")} AS conversation_id, {id_sql("ses_", "session_key")} AS session_id,
        source, channel, created_at, first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names,
-       customer_messages, agent_messages, inbox, contact_key, conversation_key, session_key
+       customer_messages, agent_messages, inbox, feedback, feedback_score, contact_key, conversation_key, session_key
 FROM {DERIVED}.contacts;
 CREATE OR REPLACE VIEW conversations AS
 SELECT brand, customer_id, {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, ended_at,
@@ -317,6 +319,24 @@ def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None)
             pause = min(pause * 2, 0.25)
 
 
+def _add_feedback(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring the events of a store of before version 5 up to date (decision 111): the type `feedback` joins
+    the enumeration of types, last, so that it sorts after every other type (SPEC 2.4 as Appendix B extends
+    it), and the events gain `rating` and `score`. DuckDB cannot add a value to an enumeration, so the
+    column goes through text and back to the enumeration made again; the other codes stay as they were.
+    Nothing moves out of `attributes`, as `inbox` did (decision 87): a `rating` or `score` an older store
+    kept there is on an event of another type, where ingesting the same record now rejects it, and a
+    stored event is never taken back."""
+    types = con.execute("SELECT enum_range(NULL::event_type)").fetchall()[0][0]
+    if "feedback" not in types:
+        con.execute("ALTER TABLE events ALTER COLUMN type TYPE VARCHAR")
+        con.execute("DROP TYPE event_type")
+        con.execute(f"CREATE TYPE event_type AS ENUM ({', '.join(repr(t) for t in EVENT_TYPES)})")
+        con.execute("ALTER TABLE events ALTER COLUMN type TYPE event_type")
+    con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS rating VARCHAR")
+    con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS score INTEGER")
+
+
 class Store:
     """An open convoscope store. Use as a context manager, or call `close()`."""
 
@@ -370,7 +390,8 @@ class Store:
         """Derived tables are a cache of the events: a store whose derived tables have another shape
         drops them and marks every customer for derivation, in one transaction. A store of before
         version 3 kept them as tables of the main schema, and its events have no key yet: they get it.
-        Before version 4 events had no `inbox`: it was an unknown field, and moves to its column."""
+        Before version 4 events had no `inbox`: it was an unknown field, and moves to its column. Before
+        version 5 there was no type `feedback` and no `rating` or `score` (`_add_feedback`)."""
         found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         if found and found[0][0] == SCHEMA_VERSION:
             return
@@ -394,6 +415,7 @@ class Store:
                                    ).fetchall():
                     con.execute("ALTER TABLE events ADD COLUMN inbox VARCHAR")
                     con.execute(promote_sql("inbox"))  # decision 87
+                _add_feedback(con)
                 con.execute("DELETE FROM pending")
                 con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
             con.execute(_VIEWS)  # once per version: replacing them at every open would write the catalog

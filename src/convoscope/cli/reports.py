@@ -30,10 +30,10 @@ from convoscope.errors import ConvoscopeError
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
 @click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
 @click.option("--extra", is_flag=True,
-              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome, Inbox, Durable "
-                   "Resolution and Resolution Class to the session reports; Inbox and Resolved First Time to "
-                   "contact-export; Inbox At Created, Inbox At Last Closed and Automated Resolution to "
-                   "conversation-export.")
+              help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome, Inbox, Feedback, "
+                   "Feedback Score, Durable Resolution and Resolution Class to the session reports; Inbox, Feedback, "
+                   "Feedback Score and Resolved First Time to contact-export; Inbox At Created, Inbox At Last Closed "
+                   "and Automated Resolution to conversation-export.")
 @click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
 @click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",

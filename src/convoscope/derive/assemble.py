@@ -26,9 +26,9 @@ from convoscope.config import BrandSettings
 from convoscope.derive import kernel as K
 from convoscope.derive import names
 
-# String columns assemble reads (besides the numbers of SortedEvents).
+# Columns assemble reads (besides the numbers of SortedEvents): strings, and a feedback's score.
 STRING_COLUMNS = ("brand", "customer_id", "event_id", "channel", "ai_agent", "guides", "category", "subcategory",
-                  "reason", "transfer_rationale", "agent", "inbox")
+                  "reason", "transfer_rationale", "agent", "inbox", "rating", "score")
 
 
 class EventColumns:
@@ -213,7 +213,8 @@ def kernel_input(events: SortedEvents, settings_for: Callable[[str], BrandSettin
     encoded = pc.dictionary_encode(events.customers.column("brand").combine_chunks())  # per group, not per event
     brands = [settings_for(b) for b in encoded.dictionary.to_pylist()]
     group_brand = encoded.indices.to_numpy()
-    for key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window"):
+    for key in ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window",
+                "feedback_window"):
         values = np.array([_micros(getattr(b, key)) for b in brands], dtype=np.int64)
         per_group[key] = values[group_brand] if values.shape[0] else np.zeros(0, dtype=np.int64)
     n = events.ts.shape[0]
@@ -259,6 +260,12 @@ def _distinct_strings(columns: EventColumns, name: str, rows: np.ndarray, owner:
     held, bounds, codes, dictionary = columns.held_codes(name, rows)
     pair_owner, pair_code = K.distinct_in_order(owner, held, bounds, codes, len(dictionary))
     return _lists_by_owner(n_owner, pair_owner, pair_code, dictionary)
+
+
+def _feedback(cols: EventColumns, positions: np.ndarray) -> dict[str, pa.Array]:
+    """An interaction's feedback columns from the position of the last feedback attached to it: its rating
+    and its score, both from that one feedback (an earlier score does not fill in: docs/outcomes.md)."""
+    return {"feedback": cols.labels("rating", positions), "feedback_score": cols.take("score", positions)}
 
 
 def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, pa.Table]]:
@@ -343,6 +350,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "recontacted": out.s_recontacted,
         "recontact_known_at": _times(out.s_recontact_known),
         "inbox": cols.labels("inbox", out.s_inbox),
+        **_feedback(cols, out.s_feedback),
     })
 
     # Contacts (SPEC 3.2, 4.4).
@@ -365,6 +373,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "customer_messages": out.c_customer_messages.astype(np.int32),
         "agent_messages": out.c_agent_messages.astype(np.int32),
         "inbox": cols.labels("inbox", out.c_inbox),
+        **_feedback(cols, out.c_feedback),
     })
 
     yield "anomalies", pa.table({

@@ -87,6 +87,7 @@ _SPARSE_READS = (
     ("category, subcategory, reason, transfer_rationale", "type = 'handoff'"),
     ("agent", "agent IS NOT NULL"),
     ("inbox", "inbox IS NOT NULL"),  # any type may carry one
+    ("rating, score", "type = 'feedback'"),
 )
 
 

@@ -18,15 +18,15 @@ import numpy as np
 
 NONE = np.iinfo(np.int64).min  # an absent time or position
 
-# Type rank (SPEC 2.4) — the codes the engines pass in `kind`.
-REOPEN, CUSTOMER, AI, HANDOFF, AGENT, CONTACT_END, CLOSE = range(7)
+# Type rank (SPEC 2.4, with Appendix B's feedback last) — the codes the engines pass in `kind`.
+REOPEN, CUSTOMER, AI, HANDOFF, AGENT, CONTACT_END, CLOSE, FEEDBACK = range(8)
 # `route` codes
 ROUTE_NONE, ROUTE_AI, ROUTE_TEAM = 0, 1, 2
 
 _S_HANDOFF, _S_TAKEOVER, _S_CLOSE, _S_INACTIVITY = 0, 1, 2, 3
 _C_HANDOFF, _C_INBOUND, _C_OUTBOUND = 0, 1, 2
 _CE_END, _CE_CLOSE, _CE_INACTIVITY = 0, 1, 2
-_A_END, _A_CLOSE_NO_CONV, _A_CLOSE_LATE, _A_REOPEN, _A_HANDOFF = 0, 1, 2, 3, 4
+_A_END, _A_CLOSE_NO_CONV, _A_CLOSE_LATE, _A_REOPEN, _A_HANDOFF, _A_FEEDBACK = 0, 1, 2, 3, 4, 5
 
 
 @dataclass
@@ -46,6 +46,7 @@ class KernelInput:
     contact_inactivity: np.ndarray
     conversation_window: np.ndarray
     recontact_window: np.ndarray
+    feedback_window: np.ndarray  # F (docs/outcomes.md)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class KernelOutput:
     s_inbox: np.ndarray  # position of its first event with an inbox, or NONE
     s_recontacted: np.ndarray  # bool
     s_recontact_known: np.ndarray  # end + R
+    s_feedback: np.ndarray  # position of the last feedback attached to it, or NONE
     # contacts
     c_first: np.ndarray
     c_conversation: np.ndarray
@@ -82,6 +84,7 @@ class KernelOutput:
     c_customer_messages: np.ndarray
     c_agent_messages: np.ndarray
     c_inbox: np.ndarray  # position of its first event with an inbox, or NONE
+    c_feedback: np.ndarray  # position of the last feedback attached to it, or NONE
     # conversations
     v_first: np.ndarray  # position of its first interaction's first event
     v_created: np.ndarray
@@ -120,11 +123,11 @@ def _inbox_of(interaction: np.ndarray, s_inbox: np.ndarray, c_inbox: np.ndarray)
 
 @numba.njit(cache=True, nogil=True)
 def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPEC 3
-    group_starts, ts, kind, route, to_ai, has_channel, has_ai_agent, has_inbox, S_g, C_g, W_g, R_g,
+    group_starts, ts, kind, route, to_ai, has_channel, has_ai_agent, has_inbox, S_g, C_g, W_g, R_g, F_g,
     ev_s, ev_c, ev_v,
     s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_inbox, s_recon,
-    s_known,
-    c_first, c_conv, c_ses, c_src, c_chan, c_resp, c_last, c_end, c_reason, c_cmsg, c_amsg, c_inbox,
+    s_known, s_fb,
+    c_first, c_conv, c_ses, c_src, c_chan, c_resp, c_last, c_end, c_reason, c_cmsg, c_amsg, c_inbox, c_fb,
     v_first, v_created, v_end, v_reopens, v_ses, v_ctc, v_linked, v_ia,
     k_conv, k_at, k_counted, k_ia, r_conv, r_at, a_pos, a_kind,
 ):
@@ -140,7 +143,9 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
         C = C_g[g]
         W = W_g[g]
         R = R_g[g]
+        F = F_g[g]
         first_session = n_s
+        first_contact = n_c
         open_s = -1
         open_c = -1
         conv = -1  # the customer's latest conversation
@@ -174,6 +179,42 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                         pending = c_exp
                 else:
                     break
+
+            # A feedback is no activity: it attaches to an interaction, or is an anomaly, and changes
+            # nothing else (docs/outcomes.md, Feedback). Every end at or before t is known by now: an
+            # interaction still open is open at t, and one that ended, ended at or before t.
+            if k == FEEDBACK:
+                attach_s = -1
+                attach_c = -1
+                if open_s >= 0 and open_c >= 0:  # both open: the one that started last
+                    if s_first[open_s] > c_first[open_c]:
+                        attach_s = open_s
+                    else:
+                        attach_c = open_c
+                elif open_s >= 0:
+                    attach_s = open_s
+                elif open_c >= 0:
+                    attach_c = open_c
+                else:
+                    # The one that ended last: sessions, like contacts, never overlap, so it is the last
+                    # session or the last contact. At one end, the one that started last (decision 108).
+                    last_s = n_s - 1 if n_s > first_session else -1
+                    last_c = n_c - 1 if n_c > first_contact else -1
+                    if last_s >= 0 and (last_c < 0 or s_end[last_s] > c_end[last_c]
+                                        or (s_end[last_s] == c_end[last_c] and s_first[last_s] > c_first[last_c])):
+                        if t - s_end[last_s] <= F:
+                            attach_s = last_s
+                    elif last_c >= 0 and t - c_end[last_c] <= F:
+                        attach_c = last_c
+                if attach_s >= 0:
+                    s_fb[attach_s] = i  # the last given wins: events come in SPEC 2.4's order
+                elif attach_c >= 0:
+                    c_fb[attach_c] = i
+                else:
+                    a_pos[n_a] = i
+                    a_kind[n_a] = _A_FEEDBACK
+                    n_a += 1
+                continue
 
             # 2. What this event does: start a session, start a contact (with its source), or neither.
             starts_session = False
@@ -252,6 +293,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 s_inbox[open_s] = NONE
                 s_recon[open_s] = False
                 s_known[open_s] = NONE
+                s_fb[open_s] = NONE
                 v_ses[conv] += 1
                 last_started = _interaction(open_s, False)
                 if v_ia[conv] < 0:
@@ -296,6 +338,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                         c_cmsg[open_c] = 0
                         c_amsg[open_c] = 0
                         c_inbox[open_c] = i if has_inbox[i] else NONE  # the handoff is its first event
+                        c_fb[open_c] = NONE
                         v_ctc[s_conv[s]] += 1
                         v_linked[s_conv[s]] = True
                         last_started = _interaction(open_c, True)
@@ -319,6 +362,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 c_cmsg[c] = 0
                 c_amsg[c] = 0
                 c_inbox[c] = NONE  # its first event is its activity, below
+                c_fb[c] = NONE
                 v_ctc[conv] += 1
                 last_started = _interaction(c, True)
                 if v_ia[conv] < 0:
@@ -460,10 +504,10 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
     ev_v = np.full(n, -1, dtype=i64)
     s_first, s_conv, s_last, s_end, s_reason, s_handoff = (ints(n) for _ in range(6))
     s_take = np.empty(n, dtype=np.int8)
-    s_first_ai, s_chan, s_agent, s_inbox, s_known = (ints(n) for _ in range(5))
+    s_first_ai, s_chan, s_agent, s_inbox, s_known, s_fb = (ints(n) for _ in range(6))
     s_recon = np.zeros(n, dtype=np.bool_)
-    # first, conv, session, source, channel, response, last, end, reason, msgs x2, inbox
-    c = [ints(n) for _ in range(12)]
+    # first, conv, session, source, channel, response, last, end, reason, msgs x2, inbox, feedback
+    c = [ints(n) for _ in range(13)]
     v = [ints(n) for _ in range(6)]  # first, created, end, reopens, sessions, contacts
     v_linked = np.zeros(n, dtype=np.bool_)
     v_ia = ints(n)
@@ -480,10 +524,10 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
         typed(inp.to_ai, np.bool_), typed(inp.has_channel, np.bool_), typed(inp.has_ai_agent, np.bool_),
         typed(inp.has_inbox, np.bool_),
         typed(inp.session_inactivity, i64), typed(inp.contact_inactivity, i64),
-        typed(inp.conversation_window, i64), typed(inp.recontact_window, i64),
+        typed(inp.conversation_window, i64), typed(inp.recontact_window, i64), typed(inp.feedback_window, i64),
         ev_s, ev_c, ev_v,
         s_first, s_conv, s_last, s_end, s_reason, s_handoff, s_take, s_first_ai, s_chan, s_agent, s_inbox, s_recon,
-        s_known,
+        s_known, s_fb,
         *c, *v, v_linked, v_ia, k_conv, k_at, k_counted, k_ia, r_conv, r_at, a_pos, a_kind,
     )
     n_s, n_c, n_v, n_k, n_r, n_a = (int(x) for x in counts)
@@ -493,10 +537,11 @@ def run_kernel(inp: KernelInput) -> KernelOutput:
         s_first=s_first[:n_s], s_conversation=s_conv[:n_s], s_last_activity=s_last[:n_s], s_end=s_end[:n_s],
         s_end_reason=s_reason[:n_s], s_handoff=s_handoff[:n_s], s_takeover_source=s_take[:n_s],
         s_first_ai=s_first_ai[:n_s], s_channel=s_chan[:n_s], s_ai_agent=s_agent[:n_s], s_inbox=s_inbox,
-        s_recontacted=s_recon[:n_s], s_recontact_known=s_known[:n_s],
+        s_recontacted=s_recon[:n_s], s_recontact_known=s_known[:n_s], s_feedback=s_fb[:n_s],
         c_first=c[0][:n_c], c_conversation=c[1][:n_c], c_session=c[2][:n_c], c_source=c[3][:n_c],
         c_channel=c[4][:n_c], c_first_response=c[5][:n_c], c_last_activity=c[6][:n_c], c_end=c[7][:n_c],
         c_end_reason=c[8][:n_c], c_customer_messages=c[9][:n_c], c_agent_messages=c[10][:n_c], c_inbox=c_inbox,
+        c_feedback=c[12][:n_c],
         v_first=v[0][:n_v], v_created=v[1][:n_v], v_end=v[2][:n_v], v_reopens=v[3][:n_v],
         v_sessions=v[4][:n_v], v_contacts=v[5][:n_v], v_linked=v_linked[:n_v],
         v_inbox=_inbox_of(v_ia[:n_v], s_inbox, c_inbox),

@@ -16,5 +16,8 @@ ANOMALIES = {  # SPEC 3.3: each anomaly's name and what it means
     "close_after_window": "a conversation_close arrived after the conversation's reopen window had passed",
     "reopen_without_conversation": "a conversation_reopen arrived before the customer had any conversation",
     "handoff_while_contact_open": "a handoff arrived while a contact was open; it started no contact",
+    # docs/outcomes.md, Feedback
+    "feedback_without_interaction": "a feedback arrived when no interaction of the customer was open and none had "
+                                    "ended within the feedback window before it",
 }
 ANOMALY_KINDS = tuple(ANOMALIES)

@@ -23,7 +23,7 @@ from convoscope.events.schema import validation_sql
 
 # Normalised content compared between a new event and a stored one (SPEC 2.4).
 COMPARED = ("type", "occurred_at", "customer_id", "channel", "text", "route", "ai_agent", "guides", "category",
-             "subcategory", "reason", "transfer_rationale", "agent", "inbox")
+             "subcategory", "reason", "transfer_rationale", "agent", "inbox", "rating", "score")
 # Why a conflicting record is rejected; plain SQL that DuckDB and Spark both run (SPEC 2.4).
 # An event_id holds no control characters, but may hold a line separator: shown as a space, so that the
 # reason stays one line.
@@ -95,7 +95,7 @@ def merge_stage(
     accepted = con.execute(f"""
         INSERT INTO events BY NAME
         SELECT brand, event_id, type, occurred_at, customer_id, channel, text, route, ai_agent, guides,
-               category, subcategory, reason, transfer_rationale, agent, inbox, attributes, source, line,
+               category, subcategory, reason, transfer_rationale, agent, inbox, rating, score, attributes, source, line,
                now()::TIMESTAMP AS ingested_at, event_key
         FROM _checked c WHERE {new}
     """).fetchall()[0][0]

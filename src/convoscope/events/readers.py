@@ -30,7 +30,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from convoscope.errors import IngestError
-from convoscope.events.schema import BREAKS_LINE, FIELDS, STRING_FIELDS
+from convoscope.events.schema import BREAKS_LINE, FIELDS, NUMBER_FIELDS, STRING_FIELDS
 from convoscope.store import sql_string
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -193,7 +193,10 @@ def _lax_json(line: str) -> bool:
     return False
 
 
-_FAST_SCHEMA = pa.schema([(f, pa.list_(pa.string()) if f == "guides" else pa.string()) for f in FIELDS])
+# A number field is read as a float64: a JSON number of either form (4, 4.0) passes, a string does not (the
+# exact path then names its type).
+_FAST_SCHEMA = pa.schema([(f, pa.list_(pa.string()) if f == "guides" else pa.float64() if f in NUMBER_FIELDS
+                           else pa.string()) for f in FIELDS])
 
 
 def _line_chunks(stream: _ReadsInto) -> Iterator[memoryview]:
@@ -311,9 +314,10 @@ def _fast_json(data: memoryview, first_line: int, bounds: tuple[np.ndarray, np.n
     except (pa.ArrowInvalid, UnicodeDecodeError):  # the latter: a field name that is not UTF-8
         return None
     # pyarrow's reader takes NaN and Infinity for numbers, which JSON does not have. Known fields are
-    # strings, so only an unknown field can hold one; the exact path then rejects its line.
+    # strings but for the number fields, so only those and an unknown field can hold one; the exact path
+    # then rejects its line.
     if any(_non_finite(column) for name, column in zip(table.column_names, table.columns, strict=True)
-           if name not in FIELDS):
+           if name not in STRING_FIELDS):
         return None
     # Blank lines give no row. pyarrow also reads two objects on one line (`{..} {..}`, `{..}\r{..}`) as two
     # rows: one row per non-blank line is what shows that every line held exactly one object.
@@ -399,9 +403,11 @@ def _parsed_chunks(stream: _ReadsInto) -> Iterator[tuple[pa.Table, Callable[[lis
             yield lines, None
 
 
-def _json_kind(expr: str) -> str:
+def _json_kind(expr: str, *, number: bool = True) -> str:
+    """What a JSON value of the wrong type is, for a message: one that is no string (`number`), or no number."""
+    other = "'a number'" if number else "'a string'"
     return (f"CASE json_type({expr}) WHEN 'OBJECT' THEN 'an object' WHEN 'ARRAY' THEN 'a list' "
-            f"WHEN 'BOOLEAN' THEN 'true/false' ELSE 'a number' END")
+            f"WHEN 'BOOLEAN' THEN 'true/false' ELSE {other} END")
 
 
 def _jsonl_stage_sql(source: str) -> str:
@@ -414,6 +420,13 @@ def _jsonl_stage_sql(source: str) -> str:
         fields.append(f"CASE WHEN json_type(j.{f}) <> 'NULL' THEN j.{f} ->> '$' END AS {f}")
         problems.append(f"CASE WHEN json_type(j.{f}) NOT IN ('VARCHAR', 'NULL') "
                         f"THEN '{f} must be a string, not ' || {_json_kind(f'j.{f}')} END")
+    for f in NUMBER_FIELDS:
+        # The text of the number, as written. A value of another type is named, and not staged: no field
+        # requires one, so the type alone is the problem (not also its value).
+        number = f"json_type(j.{f}) IN ('UBIGINT', 'BIGINT', 'DOUBLE')"
+        fields.append(f"CASE WHEN {number} THEN j.{f} ->> '$' END AS {f}")
+        problems.append(f"CASE WHEN json_type(j.{f}) <> 'NULL' AND NOT {number} "
+                        f"THEN '{f} must be a number, not ' || {_json_kind(f'j.{f}', number=False)} END")
     guides_ok = ("json_type(j.guides) = 'ARRAY' AND coalesce(list_bool_and(list_transform("
                  "from_json(j.guides, '[\"JSON\"]'), lambda x: json_type(x) = 'VARCHAR')), true)")
     fields.append(f"CASE WHEN {guides_ok} THEN from_json(j.guides, '[\"VARCHAR\"]') END AS guides")
@@ -492,6 +505,9 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
             value, problem = _guides_from_text(f"{col}::VARCHAR")
             fields.append(f"{value} AS guides")
             problems.append(problem)
+        elif f in NUMBER_FIELDS and (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+                                     or pa.types.is_decimal(typ)):
+            fields.append(f"{col}::VARCHAR AS {f}")  # the number's text, read as a CSV cell's is
         elif f == "occurred_at" and pa.types.is_timestamp(typ):
             fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if typ.tz else "%Y-%m-%dT%H:%M:%S.%f"
             fields.append(f"strftime({col}, '{fmt}') AS occurred_at")
@@ -502,8 +518,9 @@ def _typed_stage_sql(source: str, schema: pa.Schema, raw_sql: str, problem_sql: 
         else:
             # Kept as text, as JSON Lines keep a value of the wrong type: so the reason names the type, and
             # does not also call a required field missing.
-            fields.append(absent(f) if f == "guides" else f"TRY_CAST({col} AS VARCHAR) AS {f}")
-            problems.append(f"CASE WHEN {col} IS NOT NULL THEN {sql_string(f'{f} must be a string, not {typ}')} END")
+            fields.append(absent(f) if f == "guides" or f in NUMBER_FIELDS else f"TRY_CAST({col} AS VARCHAR) AS {f}")
+            wanted = "a number" if f in NUMBER_FIELDS else "a string"
+            problems.append(f"CASE WHEN {col} IS NOT NULL THEN {sql_string(f'{f} must be {wanted}, not {typ}')} END")
     extra = [i for i, n in enumerate(schema.names) if n not in FIELDS]
     if extra:
         def extra_value(i: int) -> str:

@@ -14,12 +14,16 @@ from convoscope.store import BRAND_PATTERN, EVENT_TYPES, event_key_sql, sql_stri
 
 FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route", "ai_agent",
-    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent", "inbox",
+    "guides", "category", "subcategory", "reason", "transfer_rationale", "agent", "inbox", "rating", "score",
 )
-STRING_FIELDS = tuple(f for f in FIELDS if f != "guides")
+# `score` is a number (a feedback's, docs/outcomes.md): staged as the text of that number, it is read by
+# the one rule below, and the readers check that it came as a number where the format has types.
+NUMBER_FIELDS = ("score",)
+STRING_FIELDS = tuple(f for f in FIELDS if f != "guides" and f not in NUMBER_FIELDS)
 
 # Staging shape: where the record came from, its raw text, whether it could be parsed into fields at
-# all, any problem the reader found (bad JSON, a value of the wrong type), the 16 fields as strings (guides as a list) and the unknown fields.
+# all, any problem the reader found (bad JSON, a value of the wrong type), the 18 fields as text (guides
+# as a list; score as the text of its number) and the unknown fields.
 STAGE_COLUMNS = ("source", "line", "raw", "parsed", "problem", *FIELDS, "attributes")
 
 MESSAGE_TYPES = ("customer_message", "ai_message", "agent_message")
@@ -32,7 +36,14 @@ ALLOWED_ON = {  # fields the table ties to some types (SPEC 2.2)
     "reason": ("handoff",),
     "transfer_rationale": ("handoff",),
     "agent": ("agent_message", "contact_end", "conversation_close", "conversation_reopen"),
+    "rating": ("feedback",),
+    "score": ("feedback",),
 }
+RATINGS = ("positive", "negative")
+SCORES = (1, 5)  # a feedback's score: a whole number from 1 to 5
+# The text of a number, as JSON writes one and a CSV cell may: DuckDB's own casts also take `4_0`, `inf`
+# and `0x4`, which are no numbers a user means.
+NUMBER_PATTERN = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 CHANNEL_PATTERN = "^[a-z0-9][a-z0-9_-]{0,31}$"
 TIMESTAMP_PATTERN = r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
 CONTROL = "[\\x00-\\x1f\\x7f-\\x9f]"
@@ -49,6 +60,14 @@ def _in(col: str, values: tuple[str, ...]) -> str:
 def _is_blank(col: str) -> str:
     """Inside the validation query, the blank test of a staged field, computed once per record."""
     return f"_b_{col}" if col in STRING_FIELDS else blank_sql(col)
+
+
+def _score(col: str) -> str:
+    """SQL: the staged text of a score as its INTEGER, or NULL when it is no whole number from 1 to 5
+    (`4`, `4.0`, `4e0` are 4)."""
+    number = f"TRY_CAST({col} AS DOUBLE)"
+    return (f"CASE WHEN regexp_matches({col}, '{NUMBER_PATTERN}') AND {number} BETWEEN {SCORES[0]} AND {SCORES[1]} "
+            f"AND {number} = floor({number}) THEN {number}::INTEGER END")
 
 
 def _shown(col: str) -> str:
@@ -157,6 +176,14 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     checks.append(Check("guides IS NOT NULL AND list_bool_or(list_transform(guides, lambda g: length(g) > 200))",
                          "'a guide name is longer than 200 characters'"))
     checks.append(Check(f"type = 'handoff' AND {_is_blank('category')}", "'category is required on handoff'"))
+    checks += _chain(
+        (f"type = 'feedback' AND {_is_blank('rating')}", "'rating is required on feedback'"),
+        (f"NOT {_is_blank('rating')} AND NOT {_in('rating', RATINGS)}",
+         f"'rating ' || {_shown('rating')} || ' must be positive or negative'"),
+    )
+    # Not quoted: the JSON Lines readers may give one number as 7 or 7.0 (decision 107).
+    checks.append(Check(f"NOT {_is_blank('score')} AND {_score('score')} IS NULL",
+                         f"'score must be a whole number from {SCORES[0]} to {SCORES[1]}'"))
     for f, types in ALLOWED_ON.items():
         present = "len(guides_n) > 0" if f == "guides" else f"NOT {_is_blank(f)}"
         where = " and ".join(types) if len(types) < 3 else ", ".join(types)
@@ -212,7 +239,8 @@ def validation_sql(assume_tz: str | None, *, raw: bool = False, record: str = "l
                CASE WHEN reject_reason IS NULL OR NOT ({timestamp_bad}) THEN {INSTANT} END AS occurred_at, customer_id,
                CASE WHEN {_is_blank("channel")} THEN NULL ELSE lower(channel) END AS channel,
                {", ".join(f"{expr} AS {f}" for f, expr in normalised.items())},
-               CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides, attributes,
+               CASE WHEN len(guides_n) > 0 THEN guides_n END AS guides,
+               {", ".join(f"{_score(f)} AS {f}" for f in NUMBER_FIELDS)}, attributes,
                CASE WHEN reject_reason IS NULL THEN {event_key_sql(brand, "customer_id", "event_id")} END AS event_key
         FROM checked
     """

@@ -138,7 +138,7 @@ def _export(report: Report, params: Params, config: Config) -> str:
         "first_response_seconds", "duration_seconds", "customer_messages", "agent_messages",
         "CASE WHEN is_open THEN 'open' ELSE 'ended' END",
         f"{public_url(config, params)} || '/conversations/' || conversation_id",
-        *([guard("inbox")] if params.extra else []),
+        *([guard("inbox"), "feedback", "feedback_score"] if params.extra else []),
         *(_outcome_cells() if params.extra else []),
     ]
     return f"""
@@ -169,7 +169,7 @@ CONTACT_EXPORT = Report(
     columns=EXPORT_COLUMNS,
     where=CONTACT_WHERE,
     query=_export,
-    extra_columns=(Column("Inbox", text=True), *OUTCOME_EXTRA_COLUMNS),
+    extra_columns=(Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score"), *OUTCOME_EXTRA_COLUMNS),
 )
 CONTACT_SUMMARY = Report(
     name="contact-summary",

@@ -46,7 +46,7 @@ DETAIL_COLUMNS = (
     Column("Handoff Reason", text=True), Column("Transfer Rationale", text=True), Column("Conversation Link"),
 )
 EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"),
-                 Column("Inbox", text=True))
+                 Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score"))
 # Issue 26 point 2, after every other extra column (the feedback columns of point 1 come before these): kept
 # apart, with their cells in `_outcome_cells`, so that the two lists merge as two lists.
 OUTCOME_EXTRA_COLUMNS = (Column("Durable Resolution"), Column("Resolution Class"))
@@ -55,13 +55,6 @@ OUTCOMES = ("open", "no_response", "handed_off", "resolved")
 SESSION_WHERE: dict[str, tuple[str, ...]] = {
     "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES, "inbox": (),
 }
-
-
-# The feedback derivation attaches to a session (issue 26 point 1: the `feedback` column of the view, 'positive',
-# 'negative' or NULL, the last one given). Read by name, and NULL while the store's views do not have the
-# column (a branch without the feedback derivation): no column is made up in the store, and once the view has
-# it this is the view.
-_SESSIONS_WITH_FEEDBACK = "(SELECT * FROM sessions UNION ALL BY NAME SELECT NULL::VARCHAR AS feedback WHERE false)"
 
 
 def session_facts(params: Params, config: Config | None = None) -> str:
@@ -80,7 +73,7 @@ def session_facts(params: Params, config: Config | None = None) -> str:
                     (CASE WHEN recontacted THEN true WHEN {at} > recontact_known_at THEN false END) END AS was_recontacted,
                CASE WHEN ended_at > {at} THEN 'open' WHEN NOT responded THEN 'no_response'
                     WHEN handed_off THEN 'handed_off' ELSE 'resolved' END AS outcome
-        FROM {"sessions" if config is None else _SESSIONS_WITH_FEEDBACK} s
+        FROM sessions s
     """
     return facts if config is None else _with_outcomes(facts, params, config)
 
@@ -173,6 +166,8 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
             "brand", fmt_timestamp("created_at", params),
             f"CASE WHEN NOT is_open THEN {fmt_timestamp('ended_at', params)} END",
             "CASE WHEN NOT is_open THEN end_reason END", "outcome", guard("inbox"),
+            # The last feedback attached, whatever the as-of time (decision 110).
+            "feedback", "feedback_score",
         ]
     if params.extra:
         cells += _outcome_cells()

@@ -35,7 +35,8 @@ def home(request: Request) -> Response:
 
 EVENT_NAMES = {"customer_message": "Customer message", "ai_message": "AI reply", "handoff": "Handoff",
                "agent_message": "Team message", "contact_end": "Contact ended",
-               "conversation_close": "Conversation closed", "conversation_reopen": "Conversation reopened"}
+               "conversation_close": "Conversation closed", "conversation_reopen": "Conversation reopened",
+               "feedback": "Feedback"}
 MESSAGES = ("customer_message", "ai_message", "agent_message")
 LONG_TEXT = 2_000  # characters of a message shown before "Show all" (a pasted log can hold 100,000)
 
@@ -64,9 +65,9 @@ class TimelineItem:
 
 def _who(event: dict[str, Any]) -> str:
     """The event's actor (SPEC 2.3): a handoff is the AI's; a contact's end or a reopen a team member's; a
-    close a team member's, or the system's when it names nobody."""
+    close a team member's, or the system's when it names nobody; a feedback the customer's (Appendix B)."""
     match event["type"]:
-        case "customer_message":
+        case "customer_message" | "feedback":
             return "Customer"
         case "ai_message" | "handoff":
             return "AI"
