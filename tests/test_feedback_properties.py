@@ -34,12 +34,17 @@ from engine import EVENT_SCHEMA, TABLES, assert_tables_equal
 from feedback_streams import FIELDS, feedback_streams
 from reference import Settings, derive_reference
 
-FEEDBACK_SCHEMA = EVENT_SCHEMA.append(pa.field("rating", pa.string())).append(pa.field("score", pa.int64()))
-FEEDBACK_TABLES = {
-    **TABLES,
-    "sessions": (TABLES["sessions"][0] + ", feedback, feedback_score", TABLES["sessions"][1]),
-    "contacts": (TABLES["contacts"][0] + ", feedback, feedback_score", TABLES["contacts"][1]),
-}
+# engine.py's schema and columns, plus issue 26's (unless the product branch has added them there too).
+FEEDBACK_SCHEMA = pa.schema([*EVENT_SCHEMA, *(f for f in (pa.field("rating", pa.string()), pa.field("score", pa.int64()))
+                                                if f.name not in EVENT_SCHEMA.names)])
+
+
+def _with_feedback(table: str) -> tuple[str, str]:
+    columns, order = TABLES[table]
+    return (columns if "feedback_score" in columns else columns + ", feedback, feedback_score"), order
+
+
+FEEDBACK_TABLES = {**TABLES, "sessions": _with_feedback("sessions"), "contacts": _with_feedback("contacts")}
 Stream = tuple[list[dict], Settings, Settings]
 
 
