@@ -62,6 +62,15 @@ Ambiguities in SPEC 3 and how this reading settles them (the most literal readin
     close row records the inbox of the conversation's last interaction to start at or before the
     close time (by start, then event order), computed at the end from those start times. An
     interaction without an inbox gives None: no fallback to another one.
+17. ``feedback`` (issue 26 point 1, Appendix B), read in ``feedback_target`` and ``_on_feedback``:
+    handled after every other event at its instant (rank 7), it attaches to the interaction open at
+    t (started at or before t, end later than t — an expected end counts), the one that started last
+    if both are; else to the one that ended last at or before t if t - end <= F (closed window); else
+    it is the anomaly ``feedback_without_interaction``. The last one attached (SPEC 2.4 order) gives
+    the interaction's ``feedback`` and ``feedback_score``. It is not activity: it never opens, extends
+    or reopens anything, is not a session message, adds no channel and is no interaction's inbox.
+    Where the issue leaves room (ties between a session and a contact, a missing score on the last
+    feedback) the choice is a field of ``FeedbackReading``, so it can be aligned in one place.
 """
 
 from __future__ import annotations
@@ -80,7 +89,36 @@ TYPE_RANK = {
     "agent_message": 4,
     "contact_end": 5,
     "conversation_close": 6,
+    "feedback": 7,  # issue 26: after every other type at one instant
 }
+
+
+@dataclass(frozen=True)
+class FeedbackReading:
+    """Where issue 26 point 1 leaves room, the reading this reference takes — in one place, so that it
+    can be aligned with the product's documented rule (see /work/research/feedback_reading.md).
+
+    Settled by the issue and SPEC 3 themselves, so not options here: an interaction is open at t when
+    it started at or before t and its end (known, or expected: last activity + S or + C, even when
+    that lies after t) is later than t; one whose end equals t is not open at t but ended at t; the
+    window is closed ("at most F earlier": end + F exactly attaches); a ``conversation_close`` at the
+    feedback's instant sorts before it, so the interactions it ended have ended at t.
+    """
+
+    # Both a session and a contact open, started at the same instant: "started last" is the one whose
+    # start came later in the sorted event order ("start_order"), or always "session" / "contact".
+    open_tie: str = "start_order"
+    # Several interactions ended at the same latest instant: "end_order" — the one whose end came later
+    # in the sorted event order (an inactivity end at t comes before every event at t), and for ends at
+    # one step (one conversation_close, or two inactivity ends at one instant) the one that started last
+    # (as open_tie); "started_last" — ignore the end order, the one that started last.
+    ended_tie: str = "end_order"
+    # "last": the last feedback gives both rating and score, an absent score empties Feedback Score;
+    # "last_with_score": the score of the last feedback that had one.
+    score_from: str = "last"
+
+
+FEEDBACK_READING = FeedbackReading()
 
 
 @dataclass(frozen=True)
@@ -90,6 +128,7 @@ class Settings:
     conversation_window: timedelta = timedelta(hours=24)  # W
     recontact_window: timedelta = timedelta(hours=24)  # R
     ai_channels: tuple[str, ...] = ("*",)  # "*" = every channel
+    feedback_window: timedelta = timedelta(hours=24)  # F (issue 26, brand key feedback_window)
 
 
 def make_id(prefix: str, brand: str, customer_id: str, event_id: str) -> str:
@@ -145,6 +184,10 @@ class _Session:
     transfer_rationale: str | None = None
     messages: list[dict] = field(default_factory=list)
     inbox: str | None = None
+    start_seq: int = 0  # order of starts among the customer's interactions
+    end_step: int = -1  # sorted index of the event that ended it; -1 for an inactivity end
+    feedback: str | None = None
+    feedback_score: int | None = None
 
 
 @dataclass
@@ -163,12 +206,21 @@ class _Contact:
     customer_messages: int = 0
     agent_messages: int = 0
     inbox: str | None = None
+    start_seq: int = 0
+    end_step: int = -1
+    feedback: str | None = None
+    feedback_score: int | None = None
 
 
 class _CustomerTrack:
     """The SPEC 3 state machine for one (brand, customer)."""
 
-    def __init__(self, brand: str, customer_id: str, settings: Settings) -> None:
+    def __init__(
+        self, brand: str, customer_id: str, settings: Settings, reading: FeedbackReading = FEEDBACK_READING
+    ) -> None:
+        self.reading = reading
+        self.step = -1  # index, in sorted order, of the event being handled
+        self.starts = 0
         self.brand = brand
         self.customer_id = customer_id
         self.s = settings
@@ -184,9 +236,12 @@ class _CustomerTrack:
     # ---- driving -------------------------------------------------------------------------------
 
     def run(self, events: list[dict]) -> None:
-        for event in sorted(events, key=sort_key):
+        for step, event in enumerate(sorted(events, key=sort_key)):
+            self.step = -1  # ends found while advancing are inactivity ends
             self._advance_to(event["occurred_at"])
+            self.step = step
             getattr(self, "_on_" + event["type"])(event)
+        self.step = -1
         self._advance_to(None)
 
     def _advance_to(self, t: datetime | None) -> None:
@@ -254,6 +309,10 @@ class _CustomerTrack:
         self.conversation = conv
         return conv
 
+    def _next_start(self) -> int:
+        self.starts += 1
+        return self.starts
+
     def _anomaly(self, event: dict, kind: str) -> None:
         self.anomalies.append(
             {
@@ -275,6 +334,7 @@ class _CustomerTrack:
             conversation=conv,
             created_at=t,
             last_activity_at=t,
+            start_seq=self._next_start(),
         )
         conv.sessions.append(session)
         conv.interactions.append(session)
@@ -298,6 +358,7 @@ class _CustomerTrack:
         assert session is not None
         session.ended_at = at
         session.end_reason = reason
+        session.end_step = -1 if reason == "inactivity" else self.step
         self.session = None
         self._interaction_ended(at)
 
@@ -331,6 +392,7 @@ class _CustomerTrack:
             session=linked,
             created_at=t,
             last_activity_at=t,
+            start_seq=self._next_start(),
         )
         if source == "handoff":
             assert linked is not None
@@ -368,6 +430,7 @@ class _CustomerTrack:
         assert contact is not None
         contact.ended_at = at
         contact.end_reason = reason
+        contact.end_step = -1 if reason == "inactivity" else self.step
         self.contact = None
         self._interaction_ended(at)
 
@@ -447,6 +510,54 @@ class _CustomerTrack:
         else:
             self._anomaly(event, "close_after_window")
 
+    # ---- feedback (issue 26 point 1) -------------------------------------------------------------
+
+    def _started_last_key(self, i: _Session | _Contact) -> tuple:
+        """Later is larger: the start time, then (a tie) as FeedbackReading.open_tie says."""
+        tie = self.reading.open_tie
+        if tie == "start_order":
+            return (i.created_at, i.start_seq)
+        if tie in ("session", "contact"):
+            preferred = isinstance(i, _Session) == (tie == "session")
+            return (i.created_at, preferred, i.start_seq)
+        raise ValueError(f"open_tie {tie!r}")
+
+    def _ended_last_key(self, i: _Session | _Contact) -> tuple:
+        assert i.ended_at is not None
+        tie = self.reading.ended_tie
+        if tie == "end_order":
+            return (i.ended_at, i.end_step, *self._started_last_key(i))
+        if tie == "started_last":
+            return (i.ended_at, *self._started_last_key(i))
+        raise ValueError(f"ended_tie {tie!r}")
+
+    def feedback_target(self, t: datetime) -> _Session | _Contact | None:
+        """The interaction a feedback at t attaches to, once every event before it has been handled:
+        the open one (the one that started last if both are), else the one that ended last if that
+        end is at most F before t, else None."""
+        open_now = [i for i in (self.session, self.contact) if i is not None]
+        if open_now:
+            return max(open_now, key=self._started_last_key)
+        ended = [i for i in (*self.sessions, *self.contacts) if i.ended_at is not None]
+        assert all(i.ended_at <= t for i in ended)  # type: ignore[operator]
+        if not ended:
+            return None
+        last = max(ended, key=self._ended_last_key)
+        assert last.ended_at is not None
+        return last if t - last.ended_at <= self.s.feedback_window else None
+
+    def _on_feedback(self, event: dict) -> None:
+        """Not activity: nothing starts, ends, extends or reopens. The last feedback (in sort order)
+        attached to an interaction gives its rating and (FeedbackReading.score_from) its score."""
+        target = self.feedback_target(event["occurred_at"])
+        if target is None:
+            self._anomaly(event, "feedback_without_interaction")
+            return
+        target.feedback = event.get("rating")  # required on input (issue 26); get: hand-made events
+        score = event.get("score")
+        if self.reading.score_from == "last" or score is not None:
+            target.feedback_score = score
+
     def _on_conversation_reopen(self, event: dict) -> None:
         conv = self.conversation
         if conv is None:
@@ -493,6 +604,8 @@ def _session_rows(track: _CustomerTrack) -> list[dict]:
                 "recontacted": recontacted,
                 "recontact_known_at": until,
                 "inbox": session.inbox,
+                "feedback": session.feedback,
+                "feedback_score": session.feedback_score,
             }
         )
     return rows
@@ -518,6 +631,8 @@ def _contact_rows(track: _CustomerTrack) -> list[dict]:
             "customer_messages": contact.customer_messages,
             "agent_messages": contact.agent_messages,
             "inbox": contact.inbox,
+            "feedback": contact.feedback,
+            "feedback_score": contact.feedback_score,
         }
         for contact in track.contacts
     ]
@@ -570,6 +685,7 @@ def _inbox_by(conv: _Conversation, at: datetime) -> str | None:
 def derive_reference(
     events: list[dict],
     settings_for: Callable[[str], Settings] = lambda brand: Settings(),
+    reading: FeedbackReading = FEEDBACK_READING,
 ) -> dict[str, list[dict]]:
     """SPEC 3: derive sessions, contacts, conversations, their closes, anomalies and session
     messages from validated, normalised events. A pure function of (events, settings)."""
@@ -586,7 +702,7 @@ def derive_reference(
         "session_messages": [],
     }
     for (brand, customer_id), customer_events in by_customer.items():
-        track = _CustomerTrack(brand, customer_id, settings_for(brand))
+        track = _CustomerTrack(brand, customer_id, settings_for(brand), reading)
         track.run(customer_events)
         tables["sessions"] += _session_rows(track)
         tables["contacts"] += _contact_rows(track)
