@@ -509,19 +509,21 @@ STREAM = [
 ]
 
 
-def test_extra_columns_show_the_last_feedback_after_the_others(tmp_path: Path) -> None:
+def test_extra_columns_show_the_last_feedback_after_the_inbox(tmp_path: Path) -> None:
+    """Feedback and Feedback Score follow Inbox under --extra, before the outcome columns of issue 26."""
     cs = Convoscope(tmp_path)
     cs.ingest(STREAM)
     for name in ("sessions-detail", "sessions-detail-with-messages"):
         rows = {r["Customer ID"]: r for r in cs.rows("--extra", name=name)}
-        assert list(rows["c1"])[-3:] == ["Inbox", "Feedback", "Feedback Score"]
+        assert list(rows["c1"])[-5:] == ["Inbox", "Feedback", "Feedback Score", "Durable Resolution",
+                                          "Resolution Class"]
         assert {k: (r["Feedback"], r["Feedback Score"]) for k, r in rows.items()} == {"c1": ("negative", "1"),
                                                                                         "c2": ("", "")}
     [contact] = cs.rows("--extra", name="contact-export")
-    assert list(contact)[-3:] == ["Inbox", "Feedback", "Feedback Score"]
+    assert list(contact)[-4:] == ["Inbox", "Feedback", "Feedback Score", "Resolved First Time"]
     assert (contact["Feedback"], contact["Feedback Score"]) == ("positive", "")
     snake = cs.rows("--extra", "--headers", "snake", name="contact-export")
-    assert list(snake[0])[-2:] == ["feedback", "feedback_score"]
+    assert list(snake[0])[-3:] == ["feedback", "feedback_score", "resolved_first_time"]
     # Without --extra the default columns are as they were.
     assert "Feedback" not in cs.rows(name="contact-export")[0]
     quality = [r for r in cs.rows(name="data-quality") if r["Kind"] == "anomaly"]

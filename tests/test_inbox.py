@@ -270,7 +270,7 @@ def test_conversation_export_extra_is_the_inbox_at_creation_and_at_the_last_clos
     assert {c: (r["Inbox At Created"], r["Inbox At Last Closed"]) for c, r in rows.items()} == expected
     for row in rows.values():  # empty exactly when Last Closed At is
         assert (row["Inbox At Last Closed"] == "") >= (row["Last Closed At"] == "")
-    assert list(rows["k1"])[-2:] == ["Inbox At Created", "Inbox At Last Closed"]
+    assert list(rows["k1"])[-3:] == ["Inbox At Created", "Inbox At Last Closed", "Automated Resolution"]
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [

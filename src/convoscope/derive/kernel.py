@@ -156,6 +156,11 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
         # The interaction that started last (in event order), as _interaction(): what a close's inbox is
         # read from (decision 88). Always one of the latest conversation's.
         last_started = -1
+        # Where the last session and the last contact ended in SPEC 2.4's order, for a feedback that comes after
+        # both (decision 108): the position of the event that ended it, or -1 for an end by inactivity, which
+        # comes before every event at its instant.
+        s_end_at = -1
+        c_end_at = -1
         for i in range(group_starts[g], group_starts[g + 1]):
             t = ts[i]
             k = kind[i]
@@ -168,12 +173,14 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 if open_s >= 0 and s_exp <= t and (open_c < 0 or s_exp <= c_exp):
                     s_end[open_s] = s_exp
                     s_reason[open_s] = _S_INACTIVITY
+                    s_end_at = -1
                     open_s = -1
                     if open_c < 0:
                         pending = s_exp
                 elif open_c >= 0 and c_exp <= t:
                     c_end[open_c] = c_exp
                     c_reason[open_c] = _CE_INACTIVITY
+                    c_end_at = -1
                     open_c = -1
                     if open_s < 0:
                         pending = c_exp
@@ -197,11 +204,15 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     attach_c = open_c
                 else:
                     # The one that ended last: sessions, like contacts, never overlap, so it is the last
-                    # session or the last contact. At one end, the one that started last (decision 108).
+                    # session or the last contact. At one instant, the one whose end came later in SPEC 2.4's
+                    # order (an end by inactivity before every event then); ended together (one close, or two
+                    # inactivity ends), the one that started last (decision 108).
                     last_s = n_s - 1 if n_s > first_session else -1
                     last_c = n_c - 1 if n_c > first_contact else -1
                     if last_s >= 0 and (last_c < 0 or s_end[last_s] > c_end[last_c]
-                                        or (s_end[last_s] == c_end[last_c] and s_first[last_s] > c_first[last_c])):
+                                        or (s_end[last_s] == c_end[last_c]
+                                            and (s_end_at > c_end_at
+                                                 or (s_end_at == c_end_at and s_first[last_s] > c_first[last_c])))):
                         if t - s_end[last_s] <= F:
                             attach_s = last_s
                     elif last_c >= 0 and t - c_end[last_c] <= F:
@@ -315,6 +326,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     s_first_ai[s] = t
                 if k == HANDOFF:
                     s_end[s] = t
+                    s_end_at = i
                     s_reason[s] = _S_HANDOFF
                     s_handoff[s] = i
                     open_s = -1
@@ -369,6 +381,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                     v_ia[conv] = last_started
                 if open_s >= 0:
                     s_end[open_s] = t
+                    s_end_at = i
                     s_reason[open_s] = _S_TAKEOVER
                     s_take[open_s] = starts_contact
                     c_ses[c] = open_s
@@ -394,6 +407,7 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                         c_resp[c] = t
                 else:
                     c_end[c] = t
+                    c_end_at = i
                     c_reason[c] = _CE_END
                     open_c = -1
                     if open_s < 0:
@@ -408,10 +422,12 @@ def _kernel(  # noqa: C901 — one state machine, read top to bottom against SPE
                 if open_s >= 0 or open_c >= 0:
                     if open_s >= 0:
                         s_end[open_s] = t
+                        s_end_at = i
                         s_reason[open_s] = _S_CLOSE
                         open_s = -1
                     if open_c >= 0:
                         c_end[open_c] = t
+                        c_end_at = i
                         c_reason[open_c] = _CE_CLOSE
                         open_c = -1
                     k_conv[n_k] = conv
