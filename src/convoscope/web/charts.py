@@ -2,7 +2,8 @@
 as numbers on an axis of every period of the range. A period without rows is drawn as zero for a count and as a gap for a rate (its
 denominator is zero), and an empty rate cell (a zero denominator within a period) as a gap, never as zero.
 
-Its own module so that every chart of the dashboard draws through one rule.
+The dashboard's sessions section (`web/dashboard.py`) and its outcomes section (`web/outcomes_dashboard.py`) both
+draw through here, so their axes and gaps follow one rule.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ handoff categories and subcategories, channels and AI agents (`reports/dashboard
 
 Every number is a cell of a report run through `web.reports`' data path, as the API runs it: the
 sessions-summary with the dashboard's checked parameters, and the top lists with the same parameters; the
-charts draw those cells and nothing else (`web/charts.py`).
+charts draw those cells and nothing else (`web/charts.py`). The Outcomes section below them (issue 26) is
+`web/outcomes_dashboard.py`'s, run with the same parameters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from convoscope.reports.sessions import SESSIONS_SUMMARY
 from convoscope.store import Store
 from convoscope.web import charts
 from convoscope.web.auth import require
+from convoscope.web.outcomes_dashboard import outcomes
 from convoscope.web.reports import Prepared, prepare, run, totals
 from convoscope.web.server import PERIOD_NAMES, FieldError, ReportForm, Server, blank, server_of, zones
 
@@ -105,14 +107,15 @@ def dashboard_page(
     period: Annotated[str | None, Query()] = None,
     brand: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    """SPEC 6.3's dashboard: the sessions-summary over time, its totals and the top dimension values."""
+    """SPEC 6.3's dashboard: the sessions-summary over time, its totals and the top dimension values; then the
+    outcomes of issue 26 (`web/outcomes_dashboard.py`)."""
     server = server_of(request)
     form = ReportForm(date_from=blank(from_), date_to=blank(to), tz=blank(tz), period=blank(period) or "day",
                       brands=tuple(b for b in (brand or []) if b.strip()))
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         visible = caller.user.visible_brands(store.brands())
-        board, error, zone = None, None, None
+        board, section, error, zone = None, None, None, None
         try:
             prepared = prepare(server, store, caller, SESSIONS_SUMMARY.name, "page", brands=list(form.brands),
                                date_from=form.date_from, date_to=form.date_to, tz=form.tz, period=form.period)
@@ -121,10 +124,12 @@ def dashboard_page(
         else:
             zone = prepared.params.tz
             board = _dashboard(server, store, prepared)
+            section = outcomes(server, store, caller, form, prepared)
     csv_query = urlencode(form.query())
     over_the_range = replace(form, period=None).query()
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
+        outcomes=section,
         brands=visible, zones=zones(server.config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], charted=CHARTED, rates=RATES,
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",
