@@ -196,6 +196,60 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
     assert outside == []
 
 
+OUTCOME_CHARTS = ("outcomes-summary-rates", "outcomes-summary-classes", "automation-summary-rates", "handoff-funnel")
+FUNNEL_STEPS = ("handed_off", "contacts", "first_responses", "resolved_first_time", "came_back")
+
+
+def test_the_outcomes_section_draws_its_charts_and_the_funnel_in_order(page: Page, site: LiveServer,
+                                                                       outside: list[str]) -> None:
+    """Issue 26 on the dashboard: every chart of the Outcomes section drawn without a console error, the handoff
+    funnel's steps in order with the handoff-funnel's counts over the range and bars that narrow, and the guides'
+    table sorting by a column."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/dashboard?{query}&period=day")
+    for chart in OUTCOME_CHARTS:
+        expect(page.locator(f"#chart-{chart}")).to_have_attribute("data-rendered", "true")
+    section = page.locator("#outcomes")
+    section.scroll_into_view_if_needed()
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        section.screenshot(path=str(SHOTS / "dashboard-outcomes.png"))
+
+    steps = page.locator("#funnel-steps tbody tr")
+    assert [steps.nth(i).get_attribute("data-step") for i in range(steps.count())] == list(FUNNEL_STEPS)
+    # The range lies in one year: the year's rows (one per category) add up to the funnel over the range.
+    by_category = list(csv.DictReader(io.StringIO(cli_csv(
+        site, "handoff-funnel", *range_options(), "--period", "year", "--headers", "snake").decode())))
+    counts = [sum(int(row[step]) for row in by_category) for step in FUNNEL_STEPS]
+    assert counts[0] > 0, "the generated brand should hand sessions off in the range"
+    for step, count in zip(FUNNEL_STEPS, counts, strict=True):
+        expect(page.locator(f"#funnel-steps td[data-figure='{step}']")).to_have_text(str(count))
+    drawn = page.evaluate("""() => {
+        const chart = Chart.getChart(document.getElementById("chart-handoff-funnel"));
+        return {labels: chart.data.labels.map(label => label[0]),
+                widths: chart.data.datasets[0].data.map(bar => bar[1] - bar[0])};
+    }""")
+    assert drawn["labels"] == [steps.nth(i).locator("th").inner_text() for i in range(steps.count())]
+    assert drawn["widths"] == counts and drawn["widths"] == sorted(drawn["widths"], reverse=True)
+
+    guides = page.locator("#top-guides tbody tr")
+    assert guides.count() > 1
+    page.locator("#top-guides thead button.sort", has_text="Sessions").click()
+    shown = [int(guides.nth(i).locator("td[data-figure='sessions']").get_attribute("data-value") or 0)
+             for i in range(guides.count())]
+    assert shown == sorted(shown)
+    page.locator("#top-guides thead button.sort", has_text="Handoff Rate").click()
+    rates = [guides.nth(i).locator("td[data-figure='handoff_rate']").get_attribute("data-value")
+             for i in range(guides.count())]
+    known = [float(rate) for rate in rates if rate]
+    assert known == sorted(known) and rates[len(known):] == [""] * (len(rates) - len(known))  # empty cells last
+    assert errors == []
+    assert outside == []
+
+
 def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveServer, outside: list[str]) -> None:
     conversation = site.store("report", "conversation-export", "--headers", "snake").stdout.splitlines()[1].split(",")[1]
     page.goto(f"{site.url}/conversations/{conversation}")

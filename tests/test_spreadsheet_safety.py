@@ -283,7 +283,7 @@ def test_payloads_reach_the_store_as_sent(store: Convoscope) -> None:
 
 
 def test_the_dashboards_links_filter_on_the_values_themselves(store: Convoscope) -> None:
-    """The dashboard shows the summary's cells, guarded; a value's link opens its sessions, so it filters
+    """The dashboard shows the summaries' cells, guarded; a value's link opens its sessions, so it filters
     on the stored value (a guarded one would find nothing)."""
     from urllib.parse import parse_qs, urlsplit
 
@@ -297,10 +297,13 @@ def test_the_dashboards_links_filter_on_the_values_themselves(store: Convoscope)
         links = [href.replace("&amp;", "&") for href in
                  re.findall(r'href="(/reports/sessions-detail\?[^"]*)" title="These sessions', page.text)]
         filters = [parse_qs(urlsplit(link).query)["where"][0].partition("=") for link in links]
-        assert [value for key, _, value in filters if key != "channel" and value not in TEXT_PAYLOADS] == []
+        assert [value for key, _, value in filters
+                if key != "channel" and value not in (*TEXT_PAYLOADS, PLAIN_GUIDE)] == []
         guarded_values = [value for key, _, value in filters if key in ("handoff_category", "ai_agent")
                           and value[:1] in GUARDED_PREFIXES]
         assert guarded_values, "no value needing the guard has a link; the test proves nothing"
+        # The Outcomes section's guides (guide-effectiveness's cells, guarded) link the same way.
+        assert [value for key, _, value in filters if key == "guide" and value[:1] in GUARDED_PREFIXES]
         for link in links[:3]:
             opened = client.get(link)
             assert opened.status_code == 200

@@ -3,26 +3,28 @@ handoff categories and subcategories, channels and AI agents (`reports/dashboard
 
 Every number is a cell of a report run through `web.reports`' data path, as the API runs it: the
 sessions-summary with the dashboard's checked parameters, and the top lists with the same parameters; the
-charts draw those cells and nothing else.
+charts draw those cells and nothing else (`web/charts.py`). The Outcomes section below them (issue 26) is
+`web/outcomes_dashboard.py`'s, run with the same parameters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from convoscope import accounts, reports
+from convoscope import accounts
 from convoscope.errors import ParameterError
 from convoscope.reports import dashboard
 from convoscope.reports.base import GUARDED_PREFIXES, PERIODS, Params, Report
 from convoscope.reports.sessions import SESSIONS_SUMMARY
 from convoscope.store import Store
+from convoscope.web import charts
 from convoscope.web.auth import require
+from convoscope.web.outcomes_dashboard import outcomes
 from convoscope.web.reports import Prepared, prepare, run, totals
 from convoscope.web.server import PERIOD_NAMES, FieldError, ReportForm, Server, blank, server_of, zones
 
@@ -30,8 +32,6 @@ router = APIRouter(include_in_schema=False)
 
 CHARTED = ("sessions", "resolution_rate", "handoff_rate", "recontact_rate")
 RATES = ("resolution_rate", "handoff_rate", "recontact_rate")
-MAX_FILLED_DAYS = {"half_hour": 93}  # beyond this a chart shows only the periods with rows
-MAX_DAYS = 36_600
 FIELDS = ("from", "to", "tz", "period", "brand")
 
 
@@ -91,55 +91,11 @@ def _dashboard(server: Server, store: Store, prepared: Prepared) -> Dashboard:
 
 
 def _chart(store: Store, params: Params, names: list[str], rows: list[tuple[str | None, ...]]) -> dict[str, Any]:
-    """The series dashboard.js draws: the summary's cells as numbers, every period of the range on the
-    axis, a period without rows drawn as zero (SPEC 4.1) and an empty cell as a gap."""
-    found = {row[0]: row for row in rows if row[0] is not None}
-    labels = _all_periods(store, params, list(found))
-    series = {name: [(_number(found[label][i]) if label in found else 0) for label in labels]
-              for i, name in enumerate(names, start=1)}
-    return {"labels": labels, "series": series, "rates": list(RATES), "zone": params.tz, "period": params.period}
-
-
-def _number(cell: str | None) -> int | float | None:
-    if cell is None:
-        return None
-    return int(cell) if cell.isdigit() else float(cell)
-
-
-def _first_day(label: str, period: str) -> date | None:
-    """The first local day of the period labelled `label` (SPEC 4.1 labels)."""
-    try:
-        match period:
-            case "half_hour" | "day":
-                return date.fromisoformat(label[:10])
-            case "week":
-                year, week = label.split("-W")
-                return date.fromisocalendar(int(year), int(week), 1)
-            case "month":
-                return date(int(label[:4]), int(label[5:7]), 1)
-            case "quarter":
-                year, quarter = label.split("-Q")
-                return date(int(year), 3 * int(quarter) - 2, 1)
-            case "year":
-                return date(int(label), 1, 1)
-    except ValueError:
-        return None
-    return None
-
-
-def _all_periods(store: Store, params: Params, found: list[str]) -> list[str]:
-    """Every period label of the range (from its first to its last day, or the rows' when the range is
-    open), so that a chart shows the periods without rows; just the labels found when the range is too
-    long to draw every period. The labels come from the summaries' own `period_label`."""
-    period = params.period or "day"
-    first = params.date_from or (_first_day(found[0], period) if found else None)
-    last = params.date_to or (_first_day(found[-1], period) if found else None)
-    if first is None or last is None or first > last:
-        return found
-    if (last - first).days + 1 > MAX_FILLED_DAYS.get(period, MAX_DAYS):
-        return found
-    labels = reports.period_labels(store, params, first, last)
-    return labels if set(found) <= set(labels) else found  # never hide a period that has rows
+    """The series dashboard.js draws: the summary's cells as numbers over every period of the range, a period
+    without rows drawn as zero and a rate without a denominator as a gap (`web/charts.py`)."""
+    labels = charts.axis(store, params, [row[0] for row in rows if row[0] is not None])
+    return {"labels": labels, "series": charts.series(labels, names, rows, RATES), "rates": list(RATES),
+            "zone": params.tz, "period": params.period}
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -151,14 +107,15 @@ def dashboard_page(
     period: Annotated[str | None, Query()] = None,
     brand: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    """SPEC 6.3's dashboard: the sessions-summary over time, its totals and the top dimension values."""
+    """SPEC 6.3's dashboard: the sessions-summary over time, its totals and the top dimension values; then the
+    outcomes of issue 26 (`web/outcomes_dashboard.py`)."""
     server = server_of(request)
     form = ReportForm(date_from=blank(from_), date_to=blank(to), tz=blank(tz), period=blank(period) or "day",
                       brands=tuple(b for b in (brand or []) if b.strip()))
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         visible = caller.user.visible_brands(store.brands())
-        board, error, zone = None, None, None
+        board, section, error, zone = None, None, None, None
         try:
             prepared = prepare(server, store, caller, SESSIONS_SUMMARY.name, "page", brands=list(form.brands),
                                date_from=form.date_from, date_to=form.date_to, tz=form.tz, period=form.period)
@@ -167,15 +124,17 @@ def dashboard_page(
         else:
             zone = prepared.params.tz
             board = _dashboard(server, store, prepared)
+            section = outcomes(server, store, caller, form, prepared)
     csv_query = urlencode(form.query())
     over_the_range = replace(form, period=None).query()
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
+        outcomes=section,
         brands=visible, zones=zones(server.config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], charted=CHARTED, rates=RATES,
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",
         report_url=f"/reports/{SESSIONS_SUMMARY.name}?{csv_query}&run=1",
-        percent=_percent,
+        percent=charts.percent,
         # A dimension's value opens its sessions: sessions-detail over the same range, filtered by it.
         detail_url=lambda key, value: "/reports/sessions-detail?" + urlencode(
             [*over_the_range, ("where", f"{key}={_unguarded(value)}"), ("run", "1")]),
@@ -187,12 +146,3 @@ def _unguarded(cell: str) -> str:
     formula's first character in a CSV: a filter compares stored values. (A value that itself starts
     with a quote and such a character reads the same; it is not one a brand would use.)"""
     return cell[1:] if cell[:1] == "'" and cell[1:2] in GUARDED_PREFIXES else cell
-
-
-def _percent(cell: str | None) -> str:
-    """A rate cell (`0.5333`) as a percentage (`53.33%`), exactly: a rate has four decimals (SPEC 4.1)."""
-    if not cell:
-        return "–"
-    whole, _, fraction = cell.partition(".")
-    units = int(whole) * 10_000 + int(fraction.ljust(4, "0")[:4])  # ten-thousandths
-    return f"{units // 100}.{units % 100:02d}%"

@@ -1,12 +1,14 @@
-/* A report table whose every row is on the page (guide-effectiveness: one row per guide) sorts by a column when
-   its header is clicked, again for the other way round. Numbers sort as numbers and empty cells (a rate without a
-   denominator) last either way; text by code point, as the report orders its rows. Only the page's order
-   changes: the CSV keeps the report's. */
+/* A report table whose every row is on the page (guide-effectiveness: one row per guide, on its page and on the
+   dashboard) sorts by a column when its header is clicked, again for the other way round. Numbers sort as numbers
+   and empty cells (a rate without a denominator) last either way; text by code point, as the report orders its
+   rows. A cell that shows its value otherwise (a rate as a percentage) sorts by its report cell, data-value.
+   Only the page's order changes: the CSV keeps the report's. */
 (function () {
   "use strict";
 
   function key(cell) {
-    var text = cell.textContent.trim();
+    var given = cell.getAttribute("data-value");
+    var text = (given !== null ? given : cell.textContent).trim();
     if (text === "") {
       return null;
     }
