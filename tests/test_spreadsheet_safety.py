@@ -52,6 +52,11 @@ TEXT_COLUMNS = {
     "conversation-summary": set(),
     "data-quality": {"Reason", "Source"},
     "sources": {"Reason"},  # issue 23: the reason codes, free text like data-quality's Reason
+    # issue 26: the dimensions and lists of what the events spelled
+    "outcomes-summary": {"Channel", "AI Agent", "Guide", "Handoff Category"},
+    "automation-summary": {"Channel", "AI Agent"},
+    "handoff-funnel": {"Handoff Category"},
+    "guide-effectiveness": {"Guide", "Top Handoff Categories"},
 }
 # The runs: every report, with --extra where it takes it, and sessions-summary by every dimension. The
 # sources report is left out: its cells are convoscope's own reason codes and counts, never what was sent.
