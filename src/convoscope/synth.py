@@ -659,7 +659,8 @@ def _generate_block(
     rate = rng.gamma(2.0, 0.5, n_customers) * _EPISODES_PER_CUSTOMER_DAY * span
     customer = np.repeat(np.arange(n_customers), rng.poisson(rate))
     wanted = _rhythmic_seconds(rng, customer.size, start - dt.timedelta(days=_WARM_UP_DAYS), span)
-    wanted = wanted[np.lexsort((wanted, customer))]
+    by_customer = customer.astype(np.int64) * (span * 86400)  # customer is sorted: sort times within each
+    wanted = np.sort(by_customer + wanted) - by_customer
     quiet = (rng.uniform(*_QUIET_DAYS, customer.size) * 86400).astype(np.int64)
     quiet[rng.random(customer.size) < _SOON_SHARE] = 0
     ready = (rng.uniform(0, _QUIET_DAYS[1], n_customers) * 86400).astype(np.int64)
