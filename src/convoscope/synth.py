@@ -406,7 +406,7 @@ _WEEKDAY_WEIGHTS = np.array([1.0, 1.0, 0.97, 0.95, 0.9, 0.6, 0.5])  # Monday fir
 _EPISODE_AI, _EPISODE_VOICE, _EPISODE_EMAIL_TEAM, _EPISODE_OUTBOUND = range(4)
 _EPISODE_WEIGHTS = np.array([0.85, 0.08, 0.04, 0.03])
 _AI_CHANNEL_WEIGHTS = np.array([0.70, 0.18, 0.12])  # chat, email, sms
-# When customers write (decision 120): questions come at random, busy customers' more often, but one that
+# When customers write (decision 122): questions come at random, busy customers' more often, but one that
 # comes in the quiet days after a customer's episode is never asked. Only 15% have another question soon; the
 # others' next episode starts after D (7 days) has passed since the end of the one before. So a resolution
 # fails to last where that is generated on purpose (a recontact, a late return, a contact after resolution) or
