@@ -4,10 +4,11 @@ Every number of the four new reports — outcomes-summary, automation-summary, h
 guide-effectiveness — and every new per-row fact under `--extra` (Durable Resolution, Resolution Class,
 Automated Resolution, Resolved First Time) is recomputed in plain Python (`outcomes_reading`) from the rows of
 sessions-detail, contact-export and conversation-export with `--extra`, on a generated two-brand store (each brand
-its own `durable_window` and `recontact_window`) and on the worked example extended with crafted customers; then
-the crafted customers' figures are checked against the values worked out by hand: a return exactly at end + D, the
-as-of time exactly at end + D, pending conversations left out of the automation rates, zero denominators, each
-step of the funnel, a brand's own D.
+its own `durable_window` and `recontact_window`, the generator's feedback included, so that Confirmed, Disputed,
+Feedback Given and Negative Feedback Rate are recomputed too) and on the worked example extended with crafted
+customers; then the crafted customers' figures are checked against the values worked out by hand: a return exactly
+at end + D, the as-of time exactly at end + D, pending conversations left out of the automation rates, zero
+denominators, each step of the funnel, a brand's own D.
 
 The tests of the feedback store (the worked example with `feedback` events) need the feedback derivation of issue
 26 point 1 (branch feedback-derive): they pass once both are merged.
@@ -118,10 +119,18 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_the_generated_store_holds_every_outcome(generated: Store) -> None:
-    """Without each value present, the agreement below would prove less than it says."""
+    """Without each value present, the agreement below would prove less than it says: the generator's feedback
+    too (resolved sessions confirmed and disputed, handed-off ones and contacts rated, some feedback attached to
+    nothing), so that Confirmed, Disputed, Feedback Given and Negative Feedback Rate are recomputed from rows."""
     rows = generated.reading("UTC")
     assert len(rows.sessions) > 3000 and {s["Brand"] for s in rows.sessions} == {"acme", "beta"}
-    assert {s["Resolution Class"] for s in rows.sessions} >= {"", "came_back", "durable", "pending"}
+    assert {s["Resolution Class"] for s in rows.sessions} == {"", "confirmed", "disputed", "came_back", "durable",
+                                                               "pending"}
+    assert {s["Feedback"] for s in rows.sessions if s["Was Handed Off"] == "true"} == {"", "positive", "negative"}
+    assert {c["Feedback"] for c in rows.contacts} == {"", "positive", "negative"}
+    assert {s["Feedback Score"] for s in rows.sessions} == {"", "1", "2", "3", "4", "5"}
+    quality = parse(generated.cli.report(name="data-quality", as_of=generated.as_of))
+    assert any(r["Reason"].startswith("feedback_without_interaction") for r in quality)
     assert {c["Automated Resolution"] for c in rows.conversations} == {"", "true", "false"}
     pending = [c for c in rows.conversations if c["Status"] == "CLOSED" and c["Automated Resolution"] == ""]
     assert pending, "no closed conversation is pending"

@@ -1,6 +1,6 @@
 """Tests of the synthetic brand generator: determinism, the SPEC 2.2 field rules, realistic shares
-(measured with a small reading of SPEC 3.1-3.4 written here), malformed records, and agreement of
-the JSON Lines, CSV and Parquet outputs."""
+(measured with a small reading of SPEC 3.1-3.4 written here, and issue 26's outcomes through the product
+on the demo's brand), malformed records, and agreement of the JSON Lines, CSV and Parquet outputs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from cli_helpers import Convoscope, parse
 from convoscope import synth
 
 S = dt.timedelta(hours=2)  # session inactivity (SPEC 5 default)
@@ -26,6 +27,9 @@ R = dt.timedelta(hours=24)  # recontact window
 RANK = {name: i for i, name in enumerate(synth.TYPES)}  # SPEC 2.4 type rank
 MESSAGE_TYPES = {"customer_message", "ai_message", "agent_message"}
 AGENT_TYPES = {"agent_message", "contact_end", "conversation_close", "conversation_reopen"}
+FEEDBACK_TEXTS = {"Quick and helpful, thanks!", "Solved my problem", "Easy, thank you", "Super rapide, merci !",
+                  "Didn't answer my question", "I had to ask for a person twice", "Still waiting for my refund",
+                  "Too slow"}
 CHANNEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 BRAND = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
@@ -78,6 +82,14 @@ def problem(event: dict[str, Any]) -> str | None:
             return f"{name} on wrong type"
     if "agent" in event and kind not in AGENT_TYPES:
         return "agent on wrong type"
+    for name in ("rating", "score"):  # docs/outcomes.md
+        if name in event and kind != "feedback":
+            return f"{name} on wrong type"
+    if kind == "feedback" and event.get("rating") not in ("positive", "negative"):
+        return "bad rating"
+    score = event.get("score")
+    if score is not None and (isinstance(score, bool) or score not in range(1, 6)):
+        return "bad score"
     return None
 
 
@@ -134,6 +146,8 @@ def derive_customer(events: list[dict[str, Any]]) -> Track:
 
     for e in events:
         at, kind = e["occurred_at"], e["type"]
+        if kind == "feedback":
+            continue  # not activity (docs/outcomes.md); where it attaches is measured through the product below
         if session is not None and at >= session.last + S:
             end_session(session.last + S)
         if contact_last is not None and at >= contact_last + C:
@@ -225,6 +239,9 @@ def test_every_event_obeys_the_field_rules(rows: list[dict[str, Any]]) -> None:
             )
         if row["type"] in ("agent_message", "contact_end", "conversation_reopen"):
             assert row["agent"] in synth.TEAM_MEMBERS
+        if row["type"] == "feedback":
+            assert row["rating"] in synth.RATINGS and row["channel"] in synth.CHANNELS
+            assert row["text"] is None or row["text"] in FEEDBACK_TEXTS
 
 
 def test_sorted_by_time_then_event_id(rows: list[dict[str, Any]]) -> None:
@@ -310,6 +327,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
         out = {}
         for suffix in (".jsonl", ".csv", ".parquet"):
             log = synth.generate(customers=300, days=10, seed=seed, bad_rate=0.02)
+            assert "feedback" in log.events["type"].to_pylist()
             path = tmp_path / f"{name}{suffix}"
             assert synth.write(log, path) == log.record_count
             out[suffix] = path.read_bytes()
@@ -334,12 +352,16 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     for row in table.to_pylist():
         if row["guides"] is not None:
             row["guides"] = row["guides"].split("|")
+        if row["score"] is not None:
+            row["score"] = int(row["score"])
         out.append({k: v for k, v in row.items() if v is not None})
     return out
 
 
 def read_parquet(path: Path) -> list[dict[str, Any]]:
-    return [present(row) for row in pq.read_table(path).to_pylist()]
+    """With malformed records every column is text, a score too: the product reads it as its number."""
+    rows = [present(row) for row in pq.read_table(path).to_pylist()]
+    return [row | {"score": int(row["score"])} if isinstance(row.get("score"), str) else row for row in rows]
 
 
 def canonical(event: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -391,6 +413,7 @@ def test_bad_records_share_kinds_and_rejection(tmp_path: Path) -> None:
     assert {r.kind for r in log.bad_records} == {
         "invalid_json", "truncated_line", "missing_customer_id", "unparseable_occurred_at",
         "occurred_at_without_offset", "unknown_type", "route_on_ai_message", "channel_with_spaces",
+        "bad_rating",
     }
     assert {r.row_kind for r in log.bad_records} <= {r.kind for r in log.bad_records} - {
         "invalid_json",
@@ -412,6 +435,9 @@ def test_bad_records_share_kinds_and_rejection(tmp_path: Path) -> None:
             rejected.append(number)
     assert rejected == positions
     assert [lines[p] for p in positions] == log.bad_lines
+    ratings = [json.loads(r.line) for r in log.bad_records if r.kind == "bad_rating"]
+    assert ratings and {problem(event) for event in ratings} == {"bad rating"}
+    assert all(event["type"] == "feedback" for event in ratings)
 
     for suffix, read in ((".csv", read_csv), (".parquet", read_parquet)):
         path = tmp_path / f"events{suffix}"
@@ -469,3 +495,126 @@ def test_rejects_bad_arguments(options: dict[str, Any]) -> None:
 def test_unknown_extension_is_refused(log: synth.GeneratedLog, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="jsonl"):
         synth.write(log, tmp_path / "events.txt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 26's outcomes, through the product, on the demo's brand: `convoscope demo` generates 2,000
+# customers over 30 days with seed 7 and a few malformed records, and judges them two days after.
+
+DEMO_AS_OF = "2026-06-02T00:00:00Z"
+DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class Demo:
+    cli: Convoscope
+    events: collections.Counter[str]  # events per type
+
+    def rows(self, name: str, *args: str) -> list[dict[str, str]]:
+        return parse(self.cli.report("--tz", "UTC", *args, name=name, as_of=DEMO_AS_OF))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    cli = Convoscope(tmp_path_factory.mktemp("demo"))
+    log = synth.generate(customers=2000, days=30, seed=7, bad_rate=0.002)
+    path = cli.dir / "events.jsonl"
+    synth.write(log, path)
+    result = cli("ingest", str(path))
+    assert result.exit_code == 3, result.stderr  # the malformed records are rejected
+    return Demo(cli, collections.Counter(log.events["type"].to_pylist()))
+
+
+def when(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+def outcome_shares(demo: Demo) -> dict[str, float]:
+    """What became of the demo's sessions and contacts, each as a share of what it can happen to."""
+    sessions = demo.rows("sessions-detail", "--extra")
+    contacts = demo.rows("contact-export", "--extra")
+    created: dict[tuple[str, str], list[dt.datetime]] = collections.defaultdict(list)
+    for kind, rows in (("session", sessions), ("contact", contacts)):
+        for row in rows:
+            created[kind, row["Customer ID"]].append(when(row["Created At"]))
+
+    def back(session: dict[str, str], kind: str, after: dt.timedelta) -> bool:
+        """Another `kind` of the customer created in (end + after, end + D], or at the end when `after` is 0."""
+        end, start = when(session["Ended At"]), when(session["Created At"])
+        return any(end + after < t <= end + 7 * DAY or (not after and t == end)
+                   for t in created[kind, session["Customer ID"]] if t != start)
+
+    resolved = [s for s in sessions if s["Was Resolved"] == "true"]
+    rated = [s for s in resolved if s["Feedback"]]
+    handed = [s for s in sessions if s["Was Handed Off"] == "true"]
+    handed_rated = [s for s in handed if s["Feedback"]]
+    known = [s for s in resolved if s["Durable Resolution"]]
+    ended = [c for c in contacts if c["Status"] == "ended"]
+    answered = [c for c in contacts if c["Source"] == "handoff" and c["First Response Seconds"]]
+    first_time = [c["Resolved First Time"] for c in answered if c["Resolved First Time"]]
+    quality = demo.rows("data-quality")
+    return {
+        "resolved: rated": len(rated) / len(resolved),
+        "resolved: rated negative": sum(s["Feedback"] == "negative" for s in rated) / len(rated),
+        "handed off: rated": len(handed_rated) / len(handed),
+        "handed off: rated negative": sum(s["Feedback"] == "negative" for s in handed_rated)
+        / len(handed_rated),
+        "ended contacts: rated": sum(bool(c["Feedback"]) for c in ended) / len(ended),
+        "resolved: durable": sum(s["Durable Resolution"] == "true" for s in known) / len(known),
+        "resolved: recontacted within R": sum(s["Was Recontacted Resolution - 24 Hours"] == "true"
+                                              for s in known) / len(known),
+        "resolved: back to the AI after R": sum(s["Was Recontacted Resolution - 24 Hours"] == "false"
+                                                and back(s, "session", R) for s in known) / len(known),
+        "resolved: a contact after it": sum(back(s, "contact", dt.timedelta(0)) for s in known) / len(known),
+        "answered handoffs: resolved first time": first_time.count("true") / len(first_time),
+        "feedback: attached to nothing": sum(r["Reason"].startswith("feedback_without_interaction")
+                                             for r in quality) / demo.events["feedback"],
+        "rejected ratings": sum("must be positive or negative" in r["Reason"] for r in quality),
+    }
+
+
+def test_feedback_and_returns_come_in_realistic_shares(demo: Demo) -> None:
+    """About a quarter of resolved sessions rated, mostly well; fewer handed-off ones, mostly badly; two in three
+    resolutions lasting a week, the others back to the AI or the team; the late-feedback anomaly rare."""
+    found = outcome_shares(demo)
+    bounds = {
+        "resolved: rated": (0.18, 0.32), "resolved: rated negative": (0.05, 0.25),
+        "handed off: rated": (0.03, 0.15), "handed off: rated negative": (0.5, 0.9),
+        "ended contacts: rated": (0.08, 0.22),
+        "resolved: durable": (0.55, 0.80), "resolved: recontacted within R": (0.06, 0.20),
+        "resolved: back to the AI after R": (0.08, 0.30), "resolved: a contact after it": (0.05, 0.25),
+        "answered handoffs: resolved first time": (0.80, 0.97),
+        "feedback: attached to nothing": (0.002, 0.03), "rejected ratings": (1, 100),
+    }
+    outside = {name: found[name] for name, (low, high) in bounds.items() if not low <= found[name] <= high}
+    assert outside == {}, found
+
+
+NEW_FIGURES = {  # issue 26's reports and the figures the demo's dashboard must show with real numbers
+    "outcomes-summary": ("Resolved", "Confirmed", "Disputed", "Came Back", "Durable", "Durable Resolution Rate",
+                         "Feedback Given", "Negative Feedback Rate"),
+    "automation-summary": ("Conversations", "With AI", "Team Only", "Handed Off", "AI Only Resolved",
+                           "Automation Rate", "AI Coverage"),
+    "handoff-funnel": ("Handed Off", "Contacts", "First Responses", "Median First Response Seconds",
+                       "Resolved First Time", "Came Back"),
+    "guide-effectiveness": ("Sessions", "Resolution Rate", "Durable Resolution Rate", "Handoff Rate",
+                            "Top Handoff Categories", "Negative Feedback Rate", "Recontact Rate"),
+}
+
+
+@pytest.mark.parametrize("name", NEW_FIGURES)
+def test_every_new_report_shows_real_numbers_on_the_demo(demo: Demo, name: str) -> None:
+    """Every figure of issue 26's reports is non-zero and non-empty: each week's (each guide's; each
+    category's of the funnel but the team's own takeovers, which are outbound and get no first response)."""
+    if name == "guide-effectiveness":
+        rows = [row for row in demo.rows(name) if row["Guide"]]  # no guide: the sessions the AI never answered
+        assert {row["Guide"] for row in rows} == set(synth.GUIDES)
+    else:
+        rows = demo.rows(name, "--period", "week")
+        if name == "handoff-funnel":
+            rows = [row for row in rows if row["Handoff Category"] != "team_takeover"]
+            assert {row["Handoff Category"] for row in rows} == set(synth.CATEGORIES)
+        assert len({row["Period"] for row in rows}) == 5
+    empty = [(row.get("Period") or row["Guide"], figure) for row in rows for figure in NEW_FIGURES[name]
+             if row[figure] in ("", "0", "0.0000")]
+    assert empty == []

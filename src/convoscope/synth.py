@@ -5,10 +5,14 @@ front of its team would export: customers write on chat, email, sms and voice; t
 resolves about 63% of its sessions, hands about 29% off (`handoff_manual`, `handoff_qc`,
 `handoff_transfer_detector`) and leaves about 7% without a reply; team members pick up handoffs, take
 calls and direct emails, send outbound messages, end contacts, close and now and then reopen
-conversations; about 10% of resolved customers come back within a day. Activity follows a daily rhythm
-(busiest 13:00-23:00 UTC) and a weekly one (quieter weekends). The same arguments always give the same
-events, and `write` renders them byte for byte the same as JSON Lines, CSV or Parquet, optionally with
-malformed records mixed in at fixed positions (`bad_rate`).
+conversations. About 10% of resolved customers come back within a day, about 10% more after that but
+within a week (to the AI or to the team), and a customer's next question mostly comes more than a week
+after the last, so that about two in three resolutions last 7 days (issue 26). About a quarter of the
+resolved sessions, a tenth of the handed-off ones and a seventh of the team's contacts get a customer's
+`feedback` (docs/outcomes.md), mostly within minutes, a few more than a day late. Activity follows a
+daily rhythm (busiest 13:00-23:00 UTC) and a weekly one (quieter weekends). The same arguments always
+give the same events, and `write` renders them byte for byte the same as JSON Lines, CSV or Parquet,
+optionally with malformed records mixed in at fixed positions (`bad_rate`).
 
 Volume: about 20 events per customer per 30 days (`EVENTS_PER_CUSTOMER_PER_30_DAYS`), so
 2,000 customers x 30 days is about 40,000 events and 50,000 customers x 30 days about 1,000,000.
@@ -42,6 +46,7 @@ __all__ = [
     "DEFAULT_BLOCK_CUSTOMERS",
     "EVENTS_PER_CUSTOMER_PER_30_DAYS",
     "GUIDES",
+    "RATINGS",
     "ROUTES",
     "SCHEMA",
     "SUBCATEGORIES",
@@ -63,18 +68,13 @@ DEFAULT_BLOCK_CUSTOMERS = 50_000
 COLUMNS: tuple[str, ...] = (
     "event_id", "type", "occurred_at", "customer_id", "brand", "channel", "text", "route",
     "ai_agent", "guides", "category", "subcategory", "reason", "transfer_rationale", "agent",
+    "rating", "score",
 )
 
-SCHEMA = pa.schema(
-    [
-        pa.field(name, pa.timestamp("us", tz="UTC"))
-        if name == "occurred_at"
-        else pa.field(name, pa.list_(pa.string()))
-        if name == "guides"
-        else pa.field(name, pa.string())
-        for name in COLUMNS
-    ]
-)
+_COLUMN_TYPES = {
+    "occurred_at": pa.timestamp("us", tz="UTC"), "guides": pa.list_(pa.string()), "score": pa.int8(),
+}
+SCHEMA = pa.schema([pa.field(name, _COLUMN_TYPES.get(name, pa.string())) for name in COLUMNS])
 
 _BRAND_PATTERN = re.compile(BRAND_PATTERN)
 _US = 1_000_000  # microseconds per second
@@ -86,9 +86,9 @@ _MAX_EVENTS_PER_CUSTOMER = 1 << 20  # event ids pack (customer, n-th event) into
 # Event types in the SPEC 2.4 type rank, so that sorting by code breaks ties at one instant.
 TYPES = (
     "conversation_reopen", "customer_message", "ai_message", "handoff",
-    "agent_message", "contact_end", "conversation_close",
+    "agent_message", "contact_end", "conversation_close", "feedback",
 )
-_REOPEN, _CUSTOMER, _AI, _HANDOFF, _AGENT, _END, _CLOSE = range(len(TYPES))
+_REOPEN, _CUSTOMER, _AI, _HANDOFF, _AGENT, _END, _CLOSE, _FEEDBACK = range(len(TYPES))
 
 CHANNELS = ("chat", "email", "sms", "voice")
 _CHAT, _EMAIL, _SMS, _VOICE = range(len(CHANNELS))
@@ -107,6 +107,8 @@ TEAM_MEMBERS = (
 _TEAM_MEMBER_WEIGHTS = np.array([9, 8, 8, 7, 7, 7, 6, 6, 6, 5, 5, 5, 4, 4, 3], dtype=float)
 CATEGORIES = ("handoff_manual", "handoff_qc", "handoff_transfer_detector")
 _MANUAL, _QC, _TRANSFER = range(len(CATEGORIES))
+RATINGS = ("positive", "negative")
+_POSITIVE, _NEGATIVE = range(len(RATINGS))
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,14 @@ _AFTER_REOPEN = _TEXTS.group(
         "Actually I still haven't received the refund",
     ]
 )
+# What a customer writes beside a rating (a feedback's optional text), by rating.
+_FEEDBACK_TEXTS = _TEXTS.groups(
+    [
+        ["Quick and helpful, thanks!", "Solved my problem", "Easy, thank you", "Super rapide, merci !"],
+        ["Didn't answer my question", "I had to ask for a person twice", "Still waiting for my refund",
+         "Too slow"],
+    ]
+)
 
 _SUBCATEGORY_INDEX = {name: i for i, name in enumerate(SUBCATEGORIES)}
 _REASONS = _Vocabulary()
@@ -396,13 +406,35 @@ _WEEKDAY_WEIGHTS = np.array([1.0, 1.0, 0.97, 0.95, 0.9, 0.6, 0.5])  # Monday fir
 _EPISODE_AI, _EPISODE_VOICE, _EPISODE_EMAIL_TEAM, _EPISODE_OUTBOUND = range(4)
 _EPISODE_WEIGHTS = np.array([0.85, 0.08, 0.04, 0.03])
 _AI_CHANNEL_WEIGHTS = np.array([0.70, 0.18, 0.12])  # chat, email, sms
-_EPISODES_PER_CUSTOMER_DAY = 0.121  # tuned so that the events per customer match the docstring
+# When customers write (decision 122): questions come at random, busy customers' more often, but one that
+# comes in the quiet days after a customer's episode is never asked. Only 15% have another question soon; the
+# others' next episode starts after D (7 days) has passed since the end of the one before. So a resolution
+# fails to last where that is generated on purpose (a recontact, a late return, a contact after resolution) or
+# for those 15%, as in a real inbox, and not because every customer writes every week. Questions are drawn
+# from 16 days before the window on, so that its first days are no busier than the rest.
+_EPISODES_PER_CUSTOMER_DAY = 1.0  # questions; tuned so that the events per customer match the docstring
+_SOON_SHARE, _QUIET_DAYS = 0.15, (8.0, 10.0)  # days from an episode's start
+_WARM_UP_DAYS = 16
 
 # AI session outcomes as generated (SPEC 3.6 names them from the events).
 _RESOLVED, _HANDED_OFF, _ABANDONED, _HANDOFF_UNANSWERED = range(4)
 _NO_RESPONSE_SHARE, _UNANSWERED_HANDOFF_SHARE = 0.07, 0.025
 _RECONTACT_SHARE, _LATE_CLOSE_SHARE = 0.10, 0.04  # of resolved sessions
 _CLOSE_AFTER_CONTACT_SHARE, _REOPEN_SHARE = 0.30, 0.08  # of contacts; of closed handoff contacts
+_FOLLOW_UP_SHARE = 0.08  # of handoff contacts: the customer writes to the team again within hours
+# Resolved customers coming back after R but within D (issue 26's durable resolution): to the AI again
+# (a late return) or to the team (a contact after resolution), between these many seconds after the
+# session's last event.
+_LATE_RETURN_SHARE, _CONTACT_AFTER_SHARE = 0.06, 0.04  # of resolved sessions
+_RETURN_AFTER = (30 * 3600, 6.5 * 86400)
+
+# Feedback (docs/outcomes.md): the share of each kind of interaction its customer rates, and of those ratings
+# the negative ones. Handed-off sessions are rated before the handoff (a thumbs down, then "a person please").
+_RESOLVED_FEEDBACK, _HANDOFF_FEEDBACK, _CONTACT_FEEDBACK = 0.25, 0.10, 0.15
+_RESOLVED_NEGATIVE, _HANDOFF_NEGATIVE, _CONTACT_NEGATIVE = 0.12, 0.70, 0.22
+_SCORE_WEIGHTS = np.array([[0, 0, 0.05, 0.30, 0.65], [0.50, 0.35, 0.15, 0, 0]])  # scores 1-5, by rating
+_SCORED_SHARE, _FEEDBACK_TEXT_SHARE = 0.70, 0.20
+_LATE_FEEDBACK_SHARE = 0.02  # rated more than F (24h) after the end: the anomaly feedback_without_interaction
 
 # Contact sources.
 _FROM_HANDOFF, _INBOUND, _OUTBOUND = range(3)
@@ -549,7 +581,7 @@ class _Parts:
 
     _COLUMNS = (
         "episode", "at", "type", "channel", "text", "route", "ai_agent", "guide1", "guide2",
-        "category", "subcategory", "reason", "rationale", "agent",
+        "category", "subcategory", "reason", "rationale", "agent", "rating", "score",
     )
 
     def __init__(self) -> None:
@@ -620,12 +652,21 @@ def _generate_block(
 ) -> GeneratedLog:
     # NumPy seeds are non-negative: fold any integer seed onto them one to one.
     rng = np.random.default_rng([2 * abs(seed) + (seed < 0), first_customer])
-    # Each customer's episodes; busy customers write far more often than quiet ones.
-    rate = rng.gamma(2.0, 0.5, n_customers) * _EPISODES_PER_CUSTOMER_DAY * days
-    per_customer = rng.poisson(rate)
-    customer = np.repeat(np.arange(n_customers), per_customer)
-    wanted = _rhythmic_seconds(rng, customer.size, start, days)
-    wanted = wanted[np.lexsort((wanted, customer))]
+    # Each customer's questions; busy customers have far more than quiet ones. Those asked become episodes:
+    # not one in the quiet days after an episode, nor before the window (each customer's first question is
+    # at a random point of a quiet time, so that customers do not all start at once).
+    span = _WARM_UP_DAYS + days
+    rate = rng.gamma(2.0, 0.5, n_customers) * _EPISODES_PER_CUSTOMER_DAY * span
+    customer = np.repeat(np.arange(n_customers), rng.poisson(rate))
+    wanted = _rhythmic_seconds(rng, customer.size, start - dt.timedelta(days=_WARM_UP_DAYS), span)
+    by_customer = customer.astype(np.int64) * (span * 86400)  # customer is sorted: sort times within each
+    wanted = np.sort(by_customer + wanted) - by_customer
+    quiet = (rng.uniform(*_QUIET_DAYS, customer.size) * 86400).astype(np.int64)
+    quiet[rng.random(customer.size) < _SOON_SHARE] = 0
+    ready = (rng.uniform(0, _QUIET_DAYS[1], n_customers) * 86400).astype(np.int64)
+    asked = _asked(wanted, quiet, customer, ready) & (wanted >= _WARM_UP_DAYS * 86400)
+    customer, wanted = customer[asked], wanted[asked] - _WARM_UP_DAYS * 86400
+    per_customer = np.bincount(customer, minlength=n_customers)
 
     parts = _Parts()
     n = customer.size
@@ -678,6 +719,26 @@ def _rhythmic_seconds(rng: np.random.Generator, n: int, start: dt.date, days: in
     return day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
 
 
+def _asked(wanted: np.ndarray, quiet: np.ndarray, customer: np.ndarray, ready: np.ndarray) -> np.ndarray:
+    """Which questions are asked: per customer (rows sorted by customer, then `wanted`), the first at or after
+    `ready[customer]`, then each next one at least its `quiet` seconds after the one asked before it. One
+    vectorised step per question asked by the busiest customer."""
+    asked = np.zeros(wanted.size, dtype=bool)
+    if wanted.size == 0:
+        return asked
+    span = int(max(wanted.max(), ready.max()) + quiet.max()) + 1
+    keys = customer.astype(np.int64) * span + wanted  # ascending
+    owner = np.arange(ready.size, dtype=np.int64)
+    current = np.searchsorted(keys, owner * span + ready)
+    while current.size:
+        inside = current < wanted.size
+        inside[inside] = customer[current[inside]] == owner[inside]  # a question of the same customer
+        current, owner = current[inside], owner[inside]
+        asked[current] = True
+        current = np.maximum(np.searchsorted(keys, keys[current] + quiet[current]), current + 1)
+    return asked
+
+
 def _schedule(wanted: np.ndarray, gap: np.ndarray, per_customer: np.ndarray) -> np.ndarray:
     """Start times s_i = max(wanted_i, s_(i-1) + gap_(i-1)) within each customer, vectorised.
 
@@ -710,21 +771,43 @@ def _generate_episodes(
         topic=topic[ai], outcome=outcome, recontact=False,
     )
 
-    # Resolved customers: some come back within a day, some conversations get a late close.
+    _rate_sessions(rng, parts, episode=ai, channel=channel, outcome=outcome, sessions=sessions)
+
+    # Resolved customers: some come back within a day, some conversations get a late close; some come back
+    # after R but within D, to the AI or to the team.
     resolved = np.flatnonzero(outcome == _RESOLVED)
-    roll = rng.random(resolved.size)
-    back = resolved[roll < _RECONTACT_SHARE]
-    back_channel = np.where(rng.random(back.size) < 0.9, channel[back], rng.choice(3, back.size))
-    later = _next_second(sessions.last[back]) + _whole_us(rng.uniform(2.5 * 3600, 20 * 3600, back.size))
+    shares = [_RECONTACT_SHARE, _LATE_CLOSE_SHARE, _LATE_RETURN_SHARE, _CONTACT_AFTER_SHARE]
+    fate = np.searchsorted(np.cumsum(shares), rng.random(resolved.size), side="right")
+    back, closed, late, after = (resolved[fate == k] for k in range(len(shares)))
+    returns = np.concatenate([back, late])
+    wait = np.r_[rng.uniform(2.5 * 3600, 20 * 3600, back.size), rng.uniform(*_RETURN_AFTER, late.size)]
+    back_at = _next_second(sessions.last[returns]) + _whole_us(wait)
+    returned = _ai_outcomes(rng, topic[ai][returns], recontact=True)
+    return_channel = np.where(rng.random(returns.size) < 0.9, channel[returns], rng.choice(3, returns.size))
     recontacts = _add_sessions(
-        rng, parts, episode=ai[back], at=later, channel=back_channel, topic=topic[ai][back],
-        outcome=_ai_outcomes(rng, topic[ai][back], recontact=True), recontact=True,
+        rng, parts, episode=ai[returns], at=back_at, channel=return_channel, topic=topic[ai][returns],
+        outcome=returned, recontact=True,
     )
-    closed = resolved[(roll >= _RECONTACT_SHARE) & (roll < _RECONTACT_SHARE + _LATE_CLOSE_SHARE)]
+    _rate_sessions(
+        rng, parts, episode=ai[returns], channel=return_channel, outcome=returned, sessions=recontacts
+    )
     parts.add(
         ai[closed],
         _next_second(sessions.last[closed]) + _whole_us(rng.uniform(2.5 * 3600, 20 * 3600, closed.size)),
         _CLOSE,
+    )
+    # A contact after resolution: the customer writes or calls the team, often saying it did not last.
+    after_opener = _pick(rng, *(g[topic[ai][after]] for g in _OPENERS))
+    contacts_after = _Contacts(
+        episode=ai[after],
+        at=_next_second(sessions.last[after]) + _whole_us(rng.uniform(*_RETURN_AFTER, after.size)),
+        channel=np.where(rng.random(after.size) < 0.6, _EMAIL, _VOICE),
+        topic=topic[ai][after],
+        source=np.full(after.size, _INBOUND),
+        agent=_team_members(rng, after.size),
+        first_text=np.where(
+            rng.random(after.size) < 0.6, _pick_from(rng, _RECONTACT, after.size), after_opener
+        ),
     )
 
     # Contacts: handoffs, calls, emails straight to the team, outbound messages.
@@ -753,30 +836,41 @@ def _generate_episodes(
                 agent=_team_members(rng, team.size),
                 first_text=_pick(rng, *(g[topic[team]] for g in _OPENERS)),
             ),
+            contacts_after,
         ]
     )
     ended = _add_contacts(rng, parts, contacts)
+    _rate_contacts(rng, parts, contacts, ended)
 
     # A team member reopens a few closed handoff conversations a day or two later; the customer
-    # answers the team directly.
-    candidates = np.flatnonzero((contacts.source == _FROM_HANDOFF) & (ended.close >= 0))
-    chosen = candidates[rng.random(candidates.size) < _REOPEN_SHARE]
+    # answers the team directly. Other customers write to the team again within hours after a handoff's
+    # contact ended and its conversation closed: not resolved first time (issue 26's handoff funnel).
+    handed = np.flatnonzero(contacts.source == _FROM_HANDOFF)
+    roll = rng.random(handed.size)
+    chosen = handed[(roll < _REOPEN_SHARE) & (ended.close[handed] >= 0)]
+    again = handed[(roll >= _REOPEN_SHARE) & (roll < _REOPEN_SHARE + _FOLLOW_UP_SHARE)]
+    follow_ups = _Contacts(
+        episode=contacts.episode[again],
+        at=np.maximum(ended.end, ended.close)[again] + _whole_us(rng.uniform(3600, 12 * 3600, again.size)),
+        channel=np.where(rng.random(again.size) < 0.7, _EMAIL, _VOICE),
+        topic=contacts.topic[again],
+        source=np.full(again.size, _INBOUND),
+        agent=_team_members(rng, again.size),
+        first_text=_pick_from(rng, _RECONTACT, again.size),
+    )
+    _rate_contacts(rng, parts, follow_ups, _add_contacts(rng, parts, follow_ups))
     reopen_at = ended.close[chosen] + _whole_us(rng.uniform(26 * 3600, 46 * 3600, chosen.size))
     parts.add(contacts.episode[chosen], reopen_at, _REOPEN, agent=contacts.agent[chosen])
-    _add_contacts(
-        rng,
-        parts,
-        _Contacts(
-            episode=contacts.episode[chosen],
-            at=reopen_at + _whole_us(rng.uniform(600, 3 * 3600, chosen.size)),
-            channel=contacts.channel[chosen],
-            topic=contacts.topic[chosen],
-            source=np.full(chosen.size, _INBOUND),
-            agent=contacts.agent[chosen],
-            first_text=_pick_from(rng, _AFTER_REOPEN, chosen.size),
-        ),
-        closes=False,
+    answers = _Contacts(
+        episode=contacts.episode[chosen],
+        at=reopen_at + _whole_us(rng.uniform(600, 3 * 3600, chosen.size)),
+        channel=contacts.channel[chosen],
+        topic=contacts.topic[chosen],
+        source=np.full(chosen.size, _INBOUND),
+        agent=contacts.agent[chosen],
+        first_text=_pick_from(rng, _AFTER_REOPEN, chosen.size),
     )
+    _rate_contacts(rng, parts, answers, _add_contacts(rng, parts, answers, closes=False))
 
 
 def _team_members(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -820,6 +914,7 @@ class _Contacts:
 @dataclass(frozen=True)
 class _Sessions:
     last: np.ndarray  # relative time of each session's last event
+    answered: np.ndarray  # relative time of its last event before a handoff (its last message)
     handoffs: _Contacts
 
 
@@ -911,6 +1006,7 @@ def _add_sessions(
         reason=_pick(rng, _REASON_GROUPS[0][sub], _REASON_GROUPS[1][sub]),
         rationale=np.where(category[h] == _TRANSFER, rationale, -1),
     )
+    answered = last
     last = last.copy()
     last[h] = handoff_at
     handoffs = _Contacts(
@@ -922,7 +1018,79 @@ def _add_sessions(
         agent=_team_members(rng, h.size),
         first_text=np.full(h.size, -1),
     )
-    return _Sessions(last=last, handoffs=handoffs)
+    return _Sessions(last=last, answered=answered, handoffs=handoffs)
+
+
+def _feedback_delay(rng: np.random.Generator, n: int, median: float, spread: float) -> np.ndarray:
+    """Seconds from an interaction's last event to its rating: minutes to hours, a few after F has passed."""
+    late = rng.random(n) < _LATE_FEEDBACK_SHARE
+    return np.where(
+        late, rng.uniform(27 * 3600, 60 * 3600, n), _seconds(rng, n, median, spread, 5, 20 * 3600)
+    )
+
+
+def _rate_sessions(
+    rng: np.random.Generator,
+    parts: _Parts,
+    *,
+    episode: np.ndarray,
+    channel: np.ndarray,
+    outcome: np.ndarray,
+    sessions: _Sessions,
+) -> None:
+    """Feedback on AI sessions: after a resolved one, mostly while it is still open (within S of its last
+    message); during a handed-off one, between the AI's last reply and the handoff, mostly negative."""
+    n = episode.size
+    roll = rng.random(n)
+    resolved = np.flatnonzero((outcome == _RESOLVED) & (roll < _RESOLVED_FEEDBACK))
+    handed = np.flatnonzero((outcome == _HANDED_OFF) & (roll < _HANDOFF_FEEDBACK))
+    after = _next_second(sessions.answered[resolved]) + _whole_us(
+        _feedback_delay(rng, resolved.size, 600, 1.6)
+    )
+    # Milliseconds, as the AI platform logs them: strictly between the reply and the handoff (at least
+    # a second apart).
+    wait = (sessions.last[handed] - sessions.answered[handed]) * rng.uniform(0.2, 0.9, handed.size)
+    before = sessions.answered[handed] + wait.astype(np.int64) // 1000 * 1000
+    rated = np.r_[resolved, handed]
+    _add_feedback(
+        rng, parts, episode=episode[rated], at=np.r_[after, before], channel=channel[rated],
+        negative=np.repeat([_RESOLVED_NEGATIVE, _HANDOFF_NEGATIVE], [resolved.size, handed.size]),
+    )
+
+
+def _rate_contacts(rng: np.random.Generator, parts: _Parts, contacts: _Contacts, ended: _Ended) -> None:
+    """Feedback on team contacts, the survey after a contact_end: a minute after a call, else minutes
+    to hours."""
+    rated = np.flatnonzero(rng.random(contacts.episode.size) < _CONTACT_FEEDBACK)
+    voice = contacts.channel[rated] == _VOICE
+    delay = np.where(
+        voice, _seconds(rng, rated.size, 60, 0.5, 10, 600), _feedback_delay(rng, rated.size, 900, 1.3)
+    )
+    _add_feedback(
+        rng, parts, episode=contacts.episode[rated], at=ended.end[rated] + _whole_us(delay),
+        channel=contacts.channel[rated], negative=np.full(rated.size, _CONTACT_NEGATIVE),
+    )
+
+
+def _add_feedback(
+    rng: np.random.Generator,
+    parts: _Parts,
+    *,
+    episode: np.ndarray,
+    at: np.ndarray,
+    channel: np.ndarray,
+    negative: np.ndarray,
+) -> None:
+    """`feedback` events: a rating (negative with the given chance), mostly a score that goes with it (4-5
+    when positive, 1-3 when negative), now and then a few words."""
+    n = episode.size
+    rating = np.where(rng.random(n) < negative, _NEGATIVE, _POSITIVE)
+    cumulative = np.cumsum(_SCORE_WEIGHTS, axis=1)[rating]
+    score = 1 + (rng.random(n)[:, None] >= cumulative[:, :-1]).sum(axis=1)
+    score = np.where(rng.random(n) < _SCORED_SHARE, score, -1)
+    text = _pick(rng, _FEEDBACK_TEXTS[0][rating], _FEEDBACK_TEXTS[1][rating])
+    text = np.where(rng.random(n) < _FEEDBACK_TEXT_SHARE, text, -1)
+    parts.add(episode, at, _FEEDBACK, channel=channel, rating=rating, score=score, text=text)
 
 
 @dataclass(frozen=True)
@@ -1073,6 +1241,8 @@ def _events_table(
         "reason": _decoded(columns["reason"], _REASONS.strings),
         "transfer_rationale": _decoded(columns["rationale"], _RATIONALES.strings),
         "agent": _decoded(columns["agent"], TEAM_MEMBERS),
+        "rating": _decoded(columns["rating"], RATINGS),
+        "score": pa.array(columns["score"].astype(np.int8), mask=columns["score"] < 0),
     }
     return pa.table(arrays, schema=SCHEMA)
 
@@ -1088,10 +1258,12 @@ _VALUE_KINDS = (
     "unknown_type",
     "route_on_ai_message",
     "channel_with_spaces",
+    "bad_rating",
 )
 _BAD_TIMES = ("yesterday", "21/05/2026 10:00", "not a date", "2026-13-45T25:61:00Z")
 _BAD_TYPES = ("customer_msg", "note", "chat_transfer", "survey_response")
 _BAD_CHANNELS = ("web chat", "Live Chat", "facebook messenger")
+_BAD_RATINGS = ("Positive", "thumbs_up", "5 stars", "neutral")
 
 
 def _bad_records(
@@ -1108,10 +1280,13 @@ def _bad_records(
     substitutes = rng.choice(len(_VALUE_KINDS), n_bad)
     row_kinds = np.where(kinds < len(_LINE_KINDS), substitutes, kinds - len(_LINE_KINDS))
     base = rng.integers(0, n_valid, n_bad)
-    ai_rows = np.flatnonzero(events["type"].to_numpy(zero_copy_only=False) == "ai_message")
-    if ai_rows.size:  # a route on an AI reply is best shown on a real AI reply
-        is_route = row_kinds == _VALUE_KINDS.index("route_on_ai_message")
-        base = np.where(is_route, ai_rows[rng.integers(0, ai_rows.size, n_bad)], base)
+    types = events["type"].to_numpy(zero_copy_only=False)
+    # A route on an AI reply is best shown on a real AI reply, a bad rating on a real feedback.
+    for kind, type_ in (("route_on_ai_message", "ai_message"), ("bad_rating", "feedback")):
+        rows_of_type = np.flatnonzero(types == type_)
+        if rows_of_type.size:
+            is_kind = row_kinds == _VALUE_KINDS.index(kind)
+            base = np.where(is_kind, rows_of_type[rng.integers(0, rows_of_type.size, n_bad)], base)
     # Ids from another domain than valid ones (top bit set), so they never collide.
     block = np.uint64(1 << 63) | (np.uint64(first_customer) << np.uint64(24))
     serial = block | np.arange(n_bad, dtype=np.uint64)
@@ -1152,11 +1327,20 @@ def _break_value(
                       category=None, subcategory=None, reason=None, transfer_rationale=None)
     elif kind == "channel_with_spaces":
         broken["channel"] = _BAD_CHANNELS[pick % len(_BAD_CHANNELS)]
+    elif kind == "bad_rating":  # a feedback, whatever the row was, with a rating that is neither
+        broken.update({name: None for name in COLUMNS[COLUMNS.index("text") :]})
+        broken.update(type="feedback", channel=row["channel"], rating=_BAD_RATINGS[pick % len(_BAD_RATINGS)],
+                      score=row["score"] if row["type"] == "feedback" else None)
     return broken
 
 
 def _json_object(row: dict[str, str | list[str] | None]) -> str:
-    return json.dumps({k: v for k, v in row.items() if v is not None}, ensure_ascii=False)
+    """A row as a JSON object: absent fields left out, `score` a number as the contract wants it."""
+    values: dict[str, str | list[str] | int] = {k: v for k, v in row.items() if v is not None}
+    score = row.get("score")
+    if isinstance(score, str):
+        values["score"] = int(score)
+    return json.dumps(values, ensure_ascii=False)
 
 
 def _break_line(line: str, kind: str, pick: int) -> str:
@@ -1223,6 +1407,8 @@ def _string_table(events: pa.Table) -> pa.Table:
             column = _rfc3339(column)
         elif name == "guides":
             column = pc.binary_join(column, "|")
+        elif name == "score":
+            column = pc.cast(column, pa.string())
         arrays.append(column)
     return pa.table(arrays, schema=pa.schema([pa.field(name, pa.string()) for name in COLUMNS]))
 
@@ -1254,6 +1440,8 @@ def _json_lines(events: pa.Table) -> pa.Array:
                 pa.ListArray.from_arrays(offsets, items, mask=column.is_null()), ", "
             )
             literal = pc.binary_join_element_wise("[", joined, "]", "")
+        elif name == "score":
+            literal = pc.cast(column, pa.string())  # a JSON number
         else:
             literal = _json_string(column)
         fragments.append(pc.binary_join_element_wise(f'"{name}": ', literal, ""))
