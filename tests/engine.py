@@ -19,17 +19,18 @@ EVENT_SCHEMA = pa.schema([
     ("customer_id", pa.string()), ("channel", pa.string()), ("text", pa.string()), ("route", pa.string()),
     ("ai_agent", pa.string()), ("guides", pa.list_(pa.string())), ("category", pa.string()),
     ("subcategory", pa.string()), ("reason", pa.string()), ("transfer_rationale", pa.string()), ("agent", pa.string()),
-    ("inbox", pa.string()),
+    ("inbox", pa.string()), ("rating", pa.string()), ("score", pa.int64()),
 ])
 
 # The reference's columns and order per table.
 TABLES = {
     "sessions": ("brand, customer_id, session_id, conversation_id, created_at, last_activity_at, ended_at, end_reason, "
                  "channel, ai_agent, guides_used, responded, handed_off, handoff_category, handoff_subcategory, "
-                 "handoff_reason, transfer_rationale, recontacted, recontact_known_at, inbox", "session_id"),
+                 "handoff_reason, transfer_rationale, recontacted, recontact_known_at, inbox, feedback, feedback_score",
+                 "session_id"),
     "contacts": ("brand, customer_id, contact_id, conversation_id, session_id, source, channel, created_at, "
                  "first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names, customer_messages, "
-                 "agent_messages, inbox", "contact_id"),
+                 "agent_messages, inbox, feedback, feedback_score", "contact_id"),
     "conversations": ("brand, customer_id, conversation_id, created_at, ended_at, times_reopened, first_channel, "
                       "last_channel, channel_count, channels, session_count, contact_count, handled_by, inbox_at_created",
                       "conversation_id"),
@@ -45,10 +46,10 @@ def config_for(events: list[dict], settings_for: Callable[[str], Settings]) -> C
         return BrandSettings(
             session_inactivity=s.session_inactivity, contact_inactivity=s.contact_inactivity,
             conversation_window=s.conversation_window, recontact_window=s.recontact_window,
-            ai_channels=tuple(s.ai_channels),
+            ai_channels=tuple(s.ai_channels), feedback_window=s.feedback_window,
         )
 
-    brands = {e["brand"] for e in events} | {"default"}
+    brands = {e["brand"] for e in events} | {"default", "acme"}
     return Config(defaults=brand_settings(settings_for("default")),
                   brands={b: brand_settings(settings_for(b)) for b in brands})
 

@@ -7,10 +7,8 @@ kernel (through the DuckDB store) must give every table the reference gives, wit
 anomaly kind `feedback_without_interaction`, per brand with its own `feedback_window`; and ingesting the
 same events in any split and order (JSON Lines and CSV, with `rating` and `score`) gives the same tables.
 
-These tests need the product side of issue 26 (stored event fields `rating`, `score`; settings key
-`feedback_window`; the derived columns above); on a branch without it they fail, by design, until the
-branches merge. The existing properties (tests/test_properties.py) are untouched: without feedback the
-reference's new columns are empty, which is what they compare to.
+tests/engine.py runs the product on these streams as on those of tests/test_properties.py, whose streams carry
+no feedback: there the reference's new columns are empty, which is what the product gives.
 """
 
 from __future__ import annotations
@@ -22,67 +20,22 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convoscope import service
-from convoscope.config import BrandSettings, Config
 from convoscope.derive.duckdb_engine import derive
-from convoscope.store import Store, event_key_sql
-from engine import EVENT_SCHEMA, TABLES, assert_tables_equal
+from convoscope.store import Store
+from engine import assert_tables_equal, config_for, load_events, tables
 from feedback_streams import FIELDS, feedback_streams
 from reference import Settings, derive_reference
 
-# engine.py's schema and columns, plus issue 26's (unless the product branch has added them there too).
-FEEDBACK_SCHEMA = pa.schema([*EVENT_SCHEMA, *(f for f in (pa.field("rating", pa.string()), pa.field("score", pa.int64()))
-                                                if f.name not in EVENT_SCHEMA.names)])
-
-
-def _with_feedback(table: str) -> tuple[str, str]:
-    columns, order = TABLES[table]
-    return (columns if "feedback_score" in columns else columns + ", feedback, feedback_score"), order
-
-
-FEEDBACK_TABLES = {**TABLES, "sessions": _with_feedback("sessions"), "contacts": _with_feedback("contacts")}
 Stream = tuple[list[dict], Settings, Settings]
 
 
 def _settings_for(stream: Stream) -> Callable[[str], Settings]:
     _, default, acme = stream
     return lambda brand: acme if brand == "acme" else default
-
-
-def feedback_config(events: list[dict], settings_for: Callable[[str], Settings]) -> Config:
-    def brand_settings(s: Settings) -> BrandSettings:
-        return BrandSettings(
-            session_inactivity=s.session_inactivity, contact_inactivity=s.contact_inactivity,
-            conversation_window=s.conversation_window, recontact_window=s.recontact_window,
-            ai_channels=tuple(s.ai_channels), feedback_window=s.feedback_window,  # type: ignore[call-arg]
-        )
-
-    brands = {e["brand"] for e in events} | {"default", "acme"}
-    return Config(defaults=brand_settings(settings_for("default")),
-                  brands={b: brand_settings(settings_for(b)) for b in brands})
-
-
-def _load(store: Store, events: list[dict]) -> None:
-    rows = {name: [e.get(name) for e in events] for name in FEEDBACK_SCHEMA.names}
-    store.con.register("_new", pa.table(rows, schema=FEEDBACK_SCHEMA))
-    store.con.execute(f"INSERT INTO events ({', '.join(FEEDBACK_SCHEMA.names)}, event_key) "
-                      f"SELECT *, {event_key_sql('brand', 'customer_id', 'event_id')} FROM _new")
-    store.con.unregister("_new")
-
-
-def feedback_tables(store: Store) -> dict[str, list[dict]]:
-    out = {}
-    for table, (columns, order) in FEEDBACK_TABLES.items():
-        source = table if table != "session_messages" else \
-            "session_messages m JOIN events e ON e.brand = m.brand AND e.event_id = m.event_id"
-        cursor = store.con.execute(f"SELECT {columns} FROM {source} ORDER BY {order}")
-        names = [d[0] for d in cursor.description]
-        out[table] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    return out
 
 
 def _assert_with_feedback_columns(got: dict[str, list[dict]], want: dict[str, list[dict]]) -> None:
@@ -98,9 +51,9 @@ def test_kernel_agrees_with_the_reference_on_feedback(stream: Stream) -> None:
     events = stream[0]
     settings_for = _settings_for(stream)
     with Store(":memory:") as store:
-        _load(store, events)
-        derive(store, feedback_config(events, settings_for), full=True)
-        got = feedback_tables(store)
+        load_events(store, events)
+        derive(store, config_for(events, settings_for), full=True)
+        got = tables(store)
     _assert_with_feedback_columns(got, derive_reference(events, settings_for))
 
 
@@ -108,14 +61,14 @@ def test_kernel_agrees_with_the_reference_on_feedback(stream: Stream) -> None:
 @given(feedback_streams())
 def test_deriving_again_and_incrementally_keeps_feedback(stream: Stream) -> None:
     events = stream[0]
-    config = feedback_config(events, _settings_for(stream))
+    config = config_for(events, _settings_for(stream))
     with Store(":memory:") as store:
-        _load(store, events)
+        load_events(store, events)
         derive(store, config, full=True)
-        first = feedback_tables(store)
+        first = tables(store)
         store.con.execute("INSERT INTO pending SELECT DISTINCT brand, customer_id FROM events")
         derive(store, config)
-        assert feedback_tables(store) == first
+        assert tables(store) == first
 
 
 def _write(path: Path, events: list[dict]) -> None:
@@ -141,7 +94,7 @@ def test_ingesting_feedback_in_any_split_and_order_gives_the_reference_tables(
 ) -> None:
     events = stream[0]
     settings_for = _settings_for(stream)
-    config = feedback_config(events, settings_for)
+    config = config_for(events, settings_for)
     with tempfile.TemporaryDirectory() as tmp:
         shuffled = events[:]
         rnd.shuffle(shuffled)
@@ -154,5 +107,5 @@ def test_ingesting_feedback_in_any_split_and_order_gives_the_reference_tables(
         with Store(":memory:") as store:
             for path in files:
                 service.ingest(store, config, [str(path)])
-            got = feedback_tables(store)
+            got = tables(store)
     _assert_with_feedback_columns(got, derive_reference(events, settings_for))
