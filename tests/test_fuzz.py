@@ -176,6 +176,12 @@ def valid_events(draw: st.DrawFn) -> Record:
     if type_ == "handoff":
         event["category"] = "handoff_manual"
         event["reason"] = draw(st.text(max_size=20))
+    if type_ == "feedback":  # issue 26: a rating is required, a score of 1-5 and a text are not
+        event["rating"] = draw(st.sampled_from(["positive", "negative"]))
+        if draw(st.booleans()):
+            event["score"] = draw(st.integers(1, 5))
+        if draw(st.booleans()):
+            event["text"] = draw(st.text(max_size=20).filter(lambda t: "\x00" not in t))
     return event
 
 
