@@ -112,13 +112,15 @@ def dashboard_page(
     server = server_of(request)
     form = ReportForm(date_from=blank(from_), date_to=blank(to), tz=blank(tz), period=blank(period) or "day",
                       brands=tuple(b for b in (brand or []) if b.strip()))
+    config = server.config  # one reading for every report of the page
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         visible = caller.user.visible_brands(store.brands())
         board, section, error, zone = None, None, None, None
         try:
             prepared = prepare(server, store, caller, SESSIONS_SUMMARY.name, "page", brands=list(form.brands),
-                               date_from=form.date_from, date_to=form.date_to, tz=form.tz, period=form.period)
+                               date_from=form.date_from, date_to=form.date_to, tz=form.tz, period=form.period,
+                               config=config)
         except ParameterError as exc:
             error = FieldError.of(exc, FIELDS)
         else:
@@ -130,7 +132,7 @@ def dashboard_page(
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
         outcomes=section,
-        brands=visible, zones=zones(server.config, visible), default_zone=zone or "brand default",
+        brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], charted=CHARTED, rates=RATES,
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",
         report_url=f"/reports/{SESSIONS_SUMMARY.name}?{csv_query}&run=1",

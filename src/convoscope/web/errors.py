@@ -48,6 +48,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def errors_answer(status: int, errors: list[dict[str, str | None]],
+                  headers: dict[str, str] | None = None) -> JSONResponse:
+    """The API's answer to what it refuses (SPEC 6.2): `{"errors": [{"attr", "code", "detail"}]}`."""
+    return JSONResponse({"errors": errors}, status_code=status, headers=headers)
+
+
 def parameter_problem(exc: ParameterError, names: dict[str, str] | None = None) -> HTTPProblem:
     """A 400 naming the parameter as the request did: `names` maps the common parameters' names (SPEC 4) to
     the request's own."""
@@ -112,8 +118,7 @@ def install(app: FastAPI) -> None:
         headers |= exc.headers
         if wants_html(request):
             return await error_page(request, exc, headers)
-        return JSONResponse({"errors": [{"attr": exc.attr, "code": exc.code, "detail": exc.detail}]},
-                            status_code=exc.status, headers=headers)
+        return errors_answer(exc.status, [{"attr": exc.attr, "code": exc.code, "detail": exc.detail}], headers)
 
     @app.exception_handler(ConvoscopeError)
     async def on_error(request: Request, exc: ConvoscopeError) -> Response:
@@ -151,7 +156,7 @@ def install(app: FastAPI) -> None:
                 await run_in_threadpool(authenticated, request)
             except HTTPProblem as refused:
                 return await on_problem(request, refused)
-        return JSONResponse({"errors": validation_errors(exc.errors())}, status_code=400)
+        return errors_answer(400, validation_errors(exc.errors()))
 
 
 # A union's member tags in a pydantic error's location (`filters.channel.list[str]`): not fields of the request.

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from convoscope import accounts, reports
@@ -24,7 +24,7 @@ from convoscope.reports import gladly
 from convoscope.reports.base import Report
 from convoscope.store import Store
 from convoscope.web.auth import require
-from convoscope.web.errors import ERROR_RESPONSES, named
+from convoscope.web.errors import ERROR_RESPONSES, errors_answer, named
 from convoscope.web.reports import CSV_RESPONSE, Prepared, csv_answer, prepare
 from convoscope.web.server import Caller, Server, problem, server_of
 
@@ -110,28 +110,42 @@ def _as_list(value: list[str] | str | None) -> list[str]:
 
 def _own_report(server: Server, store: Store, caller: Caller, report: Report, body: ReportRequest) -> Response:
     filters = body.filters or ReportFilters()
-    extra = [GLADLY_ONLY[f] for f in ReportFilters.model_fields if f in GLADLY_ONLY and f in filters.model_fields_set]
+    extra = [attr for field, attr in GLADLY_ONLY.items() if field in filters.model_fields_set]
     extra += ["phoneNumber"] if "phoneNumber" in body.model_fields_set else []
     if extra:  # SPEC 6.2: filters other than channel and brand are refused, as the model refused them before
-        return JSONResponse({"errors": [{"attr": attr, "code": "invalid", "detail": "Extra inputs are not permitted"}
-                                        for attr in extra]}, status_code=400)
+        return errors_answer(400, [{"attr": attr, "code": "invalid", "detail": "Extra inputs are not permitted"}
+                                   for attr in extra])
     level = body.aggregationLevel
     if level is not None and level not in LEVELS:
         raise problem(400, "invalid", f"aggregationLevel {level!r} is not one of {', '.join(LEVELS)}",
                       "aggregationLevel")
-    with named(POST_NAMES):
-        prepared = prepare(server, store, caller, report.name, "api", brands=_as_list(filters.brand),
-                           date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
-                           period=LEVELS[level] if level and report.takes_period else None)
-    params = prepared.params
+    prepared = _prepare(server, store, caller, report, body, LEVELS[level] if level else None)
     channels = _as_list(filters.channel)
     if channels and channels != ["allChannels"]:
         if "channel" not in report.where:
             raise problem(400, "invalid", f"{report.name} has no channel to filter on; leave filters.channel out",
                           "filters.channel")
-        params.channels = channels
+        prepared.params.channels = channels
+    return _answer(server, store, prepared, body)
+
+
+def _prepare(server: Server, store: Store, caller: Caller, report: Report, body: ReportRequest,
+             period: str | None) -> Prepared:
+    """Either dialect's report prepared through `web.reports.prepare` with the body's range, time zone and
+    brands, a parameter's error naming the body's field (`POST_NAMES`); `period` only for a report that takes
+    one."""
+    filters = body.filters or ReportFilters()
+    with named(POST_NAMES):
+        return prepare(server, store, caller, report.name, "api", brands=_as_list(filters.brand),
+                       date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
+                       period=period if report.takes_period else None)
+
+
+def _answer(server: Server, store: Store, prepared: Prepared, body: ReportRequest, *,
+            filename: str | None = None) -> Response:
+    """Either dialect's last steps: the range narrowed to the body's instants, then the CSV, the body audited."""
     _narrow(prepared, body)
-    return csv_answer(server, store, prepared, body.model_dump(mode="json", exclude_none=True))
+    return csv_answer(server, store, prepared, body.model_dump(mode="json", exclude_none=True), filename=filename)
 
 
 def _narrow(prepared: Prepared, body: ReportRequest) -> None:
@@ -166,10 +180,7 @@ def _gladly_report(server: Server, store: Store, caller: Caller, report: Report,
     if inboxes and key not in gladly.INBOX_FILTERED:
         raise problem(400, "invalid", f"Gladly's {report.name} takes no inbox filter; leave filters.inboxes empty",
                       "filters.inboxes")
-    with named(POST_NAMES):
-        prepared = prepare(server, store, caller, report.name, "api", brands=_as_list(filters.brand),
-                           date_from=body.startAt, date_to=body.endAt, tz=body.timezone,
-                           period=_LEVELS_ANY_CASE[(level or "daily").lower()] if report.takes_period else None)
+    prepared = _prepare(server, store, caller, report, body, _LEVELS_ANY_CASE[(level or "daily").lower()])
     params = prepared.params
     if inboxes:
         known = gladly.known_inboxes(store, params, inboxes)
@@ -184,9 +195,7 @@ def _gladly_report(server: Server, store: Store, caller: Caller, report: Report,
     if channels:
         params.channel_names = [name for name, _ in channels]
         params.channels = gladly.channels_spelled([s for _, spelled in channels for s in spelled])
-    _narrow(prepared, body)
-    return csv_answer(server, store, prepared, body.model_dump(mode="json", exclude_none=True),
-                      filename=_filename(report, body))
+    return _answer(server, store, prepared, body, filename=_filename(report, body))
 
 
 def _gladly_range(report: Report, body: ReportRequest) -> None:

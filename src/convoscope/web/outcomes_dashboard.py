@@ -96,12 +96,13 @@ class Outcomes:
 
 def outcomes(server: Server, store: Store, caller: Caller, form: ReportForm, base: Prepared) -> Outcomes:
     """The section for the dashboard's `form`, whose sessions-summary `base` is already prepared (its parameters
-    checked: the same ones serve every report here, guide-effectiveness without a period)."""
+    checked: the same ones serve every report here, guide-effectiveness without a period, with the configuration
+    and the as-of time `base` was prepared with)."""
 
     def prepared(report: Report) -> Prepared:
         found = prepare(server, store, caller, report.name, "page", brands=list(form.brands),
                         date_from=form.date_from, date_to=form.date_to, tz=form.tz,
-                        period=form.period if report.takes_period else None)
+                        period=form.period if report.takes_period else None, config=base.config)
         return replace(found, params=replace(found.params, as_of=base.params.as_of))
 
     runs = {report.name: prepared(report)

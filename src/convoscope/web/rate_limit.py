@@ -23,11 +23,10 @@ from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from convoscope.web.auth import SESSION_COOKIE
-from convoscope.web.errors import Errors
+from convoscope.web.errors import Errors, errors_answer
 from convoscope.web.server import Server
 
 # The report API (GET and POST /api/v1/reports…) and Gladly's endpoints of issue 25 point 3.
@@ -131,8 +130,8 @@ class RateLimit:
         if not allowed:
             detail = (f"more than {limit} requests in one second with these credentials ([server] rate_limit); wait "
                       f"{wait} second{'s' if wait > 1 else ''} (Retry-After) and send the request again")
-            refusal = JSONResponse({"errors": [{"attr": None, "code": "rate_limited", "detail": detail}]},
-                                   status_code=429, headers={**headers, "Retry-After": str(wait)})
+            refusal = errors_answer(429, [{"attr": None, "code": "rate_limited", "detail": detail}],
+                                    {**headers, "Retry-After": str(wait)})
             await refusal(scope, receive, send)
             return
 

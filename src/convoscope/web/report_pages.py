@@ -120,6 +120,7 @@ def report_page(
 ) -> Response:
     """A report's form; Run shows its first rows and totals, Download CSV hands over to the API."""
     server = server_of(request)
+    config = server.config  # one reading for the report and the form
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         report = reports.REPORTS.get(name)
@@ -131,7 +132,7 @@ def report_page(
         try:
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
                                date_to=form.date_to, tz=form.tz, period=form.period, by=form.by,
-                               where=list(form.where))
+                               where=list(form.where), config=config)
         except ParameterError as exc:
             error = FieldError.of(exc, form_fields(report))
         csv_url = f"/api/v1/reports/{name}" + (f"?{urlencode(form.query())}" if form.query() else "")
@@ -145,7 +146,7 @@ def report_page(
     return server.page(
         request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
         result=table, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
-        brands=visible, zones=zones(server.config, visible), default_zone=zone or "brand default",
+        brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], default_period=report.default_period,
         dimensions=[(key, column.display) for key, column in report.by_columns.items()],
         filters=[(key, FILTER_NAMES.get(key, key), [(v, value_name(v)) for v in choices])

@@ -57,12 +57,13 @@ class Prepared:
 
 
 def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *, brands: list[str],
-            **options: Any) -> Prepared:
+            config: Config | None = None, **options: Any) -> Prepared:
     """Report `name` with the common parameters of SPEC 4 (`service.prepare_report`'s `options`), as `caller`
-    may run it; a bad parameter raises `ParameterError`, a refusal `Forbidden`."""
+    may run it; a bad parameter raises `ParameterError`, a refusal `Forbidden`. `config`: the one a request
+    already read for another report (a page of several), else the server's as its file says now."""
     user = caller.user
     asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES))
-    config = server.config
+    config = config if config is not None else server.config
     report, params = service.prepare_report(store, config, name, asker, brands=brands, **options)
     return Prepared(report, params, asker, config)
 
