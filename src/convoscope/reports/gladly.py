@@ -142,17 +142,22 @@ def _contact_summary(params: Params, config: Config) -> dict[str, str]:
     }
 
 
+def _enders(picked: str) -> str:
+    """Per customer's instant among those of `picked` and end type (`contact_end`, `conversation_close`), the
+    `agent` of the first such event in SPEC 2.4's order: who ended a contact or closed a conversation then."""
+    return f"""
+        SELECT e.brand, e.customer_id, e.occurred_at, e.type::VARCHAR AS type, arg_min_null(e.agent, e.event_id) AS agent
+        FROM events e SEMI JOIN {picked} p ON e.brand = p.brand AND e.customer_id = p.customer_id
+        WHERE e.type IN ('contact_end', 'conversation_close') GROUP BY ALL
+    """
+
+
 def _contacts(params: Params, anchor: str) -> str:
     """Contact facts placed by `anchor`, with who ended each (the `agent` of the contact_end or
     conversation_close that ended it: the first at that instant in SPEC 2.4's order) and Fulfilled-to-Ended."""
     return f"""
         WITH picked AS (SELECT * FROM ({contact_facts(params)}) WHERE {in_range(anchor, params)}),
-        ending AS (
-            SELECT e.brand, e.customer_id, e.occurred_at, e.type::VARCHAR AS type,
-                   arg_min_null(e.agent, e.event_id) AS agent
-            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type IN ('contact_end', 'conversation_close') GROUP BY ALL
-        )
+        ending AS ({_enders("picked")})
         SELECT c.*, CASE WHEN NOT c.is_open THEN x.agent END AS ended_by,
                CASE WHEN NOT c.is_open AND c.responded_at IS NOT NULL
                     THEN {seconds("c.first_response_at", "c.ended_at")} END AS fulfilled_to_ended
@@ -185,11 +190,7 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
     mapped = f"list_transform(channels, lambda c: {gladly_channel('c')})"
     return f"""
         WITH picked AS (SELECT *, {mapped} AS mapped FROM ({conversation_facts(params, anchor_in_range)})),
-        closing AS (
-            SELECT e.brand, e.customer_id, e.occurred_at, arg_min_null(e.agent, e.event_id) AS agent
-            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type = 'conversation_close' GROUP BY ALL
-        ),
+        enders AS ({_enders("picked")}),
         -- What ended its last interaction at its last close, the strongest first (as ConversationTimestampsReport
         -- judges a close, decision 99): a conversation_close, a contact_end, else inactivity.
         ending AS (
@@ -199,11 +200,6 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
                   UNION ALL SELECT conversation_key, ended_at, end_reason FROM contacts) x
             JOIN picked p ON p.conversation_key = x.conversation_key AND x.ended_at = p.last_closed_at
             GROUP BY x.conversation_key
-        ),
-        contact_ending AS (
-            SELECT e.brand, e.customer_id, e.occurred_at, arg_min_null(e.agent, e.event_id) AS agent
-            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type = 'contact_end' GROUP BY ALL
         ),
         first_contacts AS (
             SELECT conversation_key, first(contact_id ORDER BY created_at, {id_order("contact_key")}) AS contact_id
@@ -220,10 +216,11 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
         FROM picked v
         LEFT JOIN events f ON f.event_key = v.conversation_key AND f.brand = v.brand
              AND f.customer_id = v.customer_id
-        LEFT JOIN closing k ON k.brand = v.brand AND k.customer_id = v.customer_id AND k.occurred_at = v.last_closed_at
+        LEFT JOIN enders k ON k.brand = v.brand AND k.customer_id = v.customer_id AND k.occurred_at = v.last_closed_at
+             AND k.type = 'conversation_close'
         LEFT JOIN ending g ON g.conversation_key = v.conversation_key
-        LEFT JOIN contact_ending ce ON ce.brand = v.brand AND ce.customer_id = v.customer_id
-             AND ce.occurred_at = v.last_closed_at
+        LEFT JOIN enders ce ON ce.brand = v.brand AND ce.customer_id = v.customer_id
+             AND ce.occurred_at = v.last_closed_at AND ce.type = 'contact_end'
         LEFT JOIN first_contacts c ON c.conversation_key = v.conversation_key
     """
 
