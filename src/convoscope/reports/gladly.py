@@ -23,7 +23,7 @@ from convoscope.reports.base import seconds_between as seconds
 from convoscope.reports.contacts import CONTACT_WHERE, contact_facts
 from convoscope.reports.conversations import CONVERSATION_WHERE, conversation_facts
 from convoscope.reports.gladly_columns import UNSUPPORTED as UNSUPPORTED  # the API's 400 names them
-from convoscope.reports.gladly_timestamps import CONVERSATION_TIMESTAMPS, FILLED_COLUMNS
+from convoscope.reports.gladly_timestamps import CONVERSATION_TIMESTAMPS, FILLED_COLUMNS, initiator, moment
 from convoscope.reports.sessions import SESSION_WHERE, detail_query
 from convoscope.store import Store, id_order
 
@@ -57,11 +57,6 @@ def channels_spelled(spellings: tuple[str, ...] | list[str]) -> list[str]:
 
 
 # --- formats (decision 91) ------------------------------------------------------------------------------
-
-def moment(ts: str, params: Params) -> str:
-    """`YYYY-MM-DD HH:MM:SS`, the wall clock of UTC timestamp `ts` in the report's zone (decision 91)."""
-    return f"strftime({local(ts, params)}, '%Y-%m-%d %H:%M:%S')"
-
 
 def bucket(ts: str, params: Params) -> str:
     """The start of the period holding `ts`, as Gladly labels a summary's row: `2026-05-21 10:30:00`."""
@@ -236,9 +231,7 @@ def _conversation_export(params: Params, config: Config) -> dict[str, str]:
         "Conversation Link": f"{public_url_of(config, params)} || '/conversations/' || conversation_id",
         "Status": "CASE WHEN is_closed THEN 'CLOSED' ELSE 'OPEN' END",
         "First Closed At": moment("first_closed_at", params), "Last Closed At": moment("last_closed_at", params),
-        # Decision 99: a customer's message is CUSTOMER, a team member's AGENT, the AI's message or handoff SYSTEM.
-        "Initiator Type - Created": ("CASE WHEN first_type = 'customer_message' THEN 'CUSTOMER' WHEN first_type = "
-                                     "'agent_message' THEN 'AGENT' WHEN first_type IS NOT NULL THEN 'SYSTEM' END"),
+        "Initiator Type - Created": initiator("first_type"),
         # An ID column is an identifier (SPEC 4.1: never altered); the Name beside it is free text, guarded.
         "Initiator Agent ID - Created": f"CASE WHEN {created_by_agent} THEN first_agent END",
         "Initiator Agent Name - Created": f"CASE WHEN {created_by_agent} THEN {guard('first_agent')} END",
