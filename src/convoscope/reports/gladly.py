@@ -183,6 +183,9 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
     """Conversation facts, with Gladly's distinct channels in order of first use, the first event's type and
     team member (who created it), who closed it last, and its first team contact."""
     mapped = f"list_transform(channels, lambda c: {gladly_channel('c')})"
+    # A close by a conversation_close: the one that ended the last interaction, or one that moved the close
+    # (decision 16), when nothing ended then.
+    by_close = "(g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL))"
     return f"""
         WITH picked AS (SELECT *, {mapped} AS mapped FROM ({conversation_facts(params, anchor_in_range)})),
         enders AS ({_enders("picked")}),
@@ -202,11 +205,8 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
         )
         SELECT v.*, list_filter(v.mapped, lambda x, i: list_position(v.mapped, x) = i) AS gladly_channels,
                f.type::VARCHAR AS first_type, f.agent AS first_agent,
-               -- a close by a conversation_close: the one that ended the last interaction, or one that moved the
-               -- close (decision 16), when nothing ended then
-               g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL) AS closed_by_close,
-               CASE WHEN g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL) THEN k.agent
-                    WHEN g.how = 2 THEN ce.agent END AS closed_by,
+               {by_close} AS closed_by_close,
+               CASE WHEN {by_close} THEN k.agent WHEN g.how = 2 THEN ce.agent END AS closed_by,
                g.how = 2 AS closed_by_contact_end, c.contact_id AS first_contact_id
         FROM picked v
         LEFT JOIN events f ON f.event_key = v.conversation_key AND f.brand = v.brand
