@@ -17,7 +17,7 @@ import duckdb
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
-from convoscope.store import BRAND_PATTERN
+from convoscope.store import BRAND_PATTERN, stored
 from convoscope.store import sql_string as q
 
 PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
@@ -259,6 +259,17 @@ def brand_window(config: Config, params: Params, setting: str, column: str = "br
              if micros(getattr(config.for_brand(b), setting)) != default]
     value = f"CASE {column} {' '.join(cases)} ELSE {default} END" if cases else str(default)
     return f"to_microseconds(({value})::BIGINT)"
+
+
+def came_back(start: str, end: str, session_key: str | None = None) -> str:
+    """The (brand, customer) of the row `f` has a session or a contact created in [start, end] (issue 26:
+    Durable Resolution, Came Back); with `session_key`, other than that session. Every stored interaction
+    counts, also one created after the as-of time (decision 19)."""
+    other = f" AND i.session_key IS DISTINCT FROM {session_key}" if session_key else ""
+    return f"""EXISTS (
+        SELECT 1 FROM (SELECT brand, customer_id, created_at, session_key FROM {stored("sessions")}
+                       UNION ALL SELECT brand, customer_id, created_at, NULL FROM {stored("contacts")}) i
+        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.created_at BETWEEN {start} AND {end}{other})"""
 
 
 # --- rendering -----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from convoscope.reports.base import (
     average,
     boolean,
     brand_window,
+    came_back,
     channel_in,
     fmt_timestamp,
     guard,
@@ -78,10 +79,7 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
         SELECT 1 FROM {stored("contacts")} i
         WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.contact_key <> f.contact_key
           AND i.created_at BETWEEN f.created_at AND k.closed_at + {r})"""
-    back = f"""EXISTS (
-        SELECT 1 FROM (SELECT brand, customer_id, created_at FROM {stored("sessions")}
-                       UNION ALL SELECT brand, customer_id, created_at FROM {stored("contacts")}) i
-        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.created_at BETWEEN k.closed_at AND k.closed_at + {d})"""
+    back = came_back("k.closed_at", f"k.closed_at + {d}")
     return f"""
         SELECT f.*,
                CASE WHEN k.closed_at IS NOT NULL THEN (CASE WHEN {further} THEN false

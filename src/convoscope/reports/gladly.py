@@ -23,7 +23,7 @@ from convoscope.reports.base import seconds_between as seconds
 from convoscope.reports.contacts import CONTACT_WHERE, contact_facts
 from convoscope.reports.conversations import CONVERSATION_WHERE, conversation_facts
 from convoscope.reports.gladly_columns import UNSUPPORTED as UNSUPPORTED  # the API's 400 names them
-from convoscope.reports.gladly_timestamps import CONVERSATION_TIMESTAMPS, FILLED_COLUMNS
+from convoscope.reports.gladly_timestamps import CONVERSATION_TIMESTAMPS, FILLED_COLUMNS, initiator, moment
 from convoscope.reports.sessions import SESSION_WHERE, detail_query
 from convoscope.store import Store, id_order
 
@@ -57,11 +57,6 @@ def channels_spelled(spellings: tuple[str, ...] | list[str]) -> list[str]:
 
 
 # --- formats (decision 91) ------------------------------------------------------------------------------
-
-def moment(ts: str, params: Params) -> str:
-    """`YYYY-MM-DD HH:MM:SS`, the wall clock of UTC timestamp `ts` in the report's zone (decision 91)."""
-    return f"strftime({local(ts, params)}, '%Y-%m-%d %H:%M:%S')"
-
 
 def bucket(ts: str, params: Params) -> str:
     """The start of the period holding `ts`, as Gladly labels a summary's row: `2026-05-21 10:30:00`."""
@@ -142,17 +137,22 @@ def _contact_summary(params: Params, config: Config) -> dict[str, str]:
     }
 
 
+def _enders(picked: str) -> str:
+    """Per customer's instant among those of `picked` and end type (`contact_end`, `conversation_close`), the
+    `agent` of the first such event in SPEC 2.4's order: who ended a contact or closed a conversation then."""
+    return f"""
+        SELECT e.brand, e.customer_id, e.occurred_at, e.type::VARCHAR AS type, arg_min_null(e.agent, e.event_id) AS agent
+        FROM events e SEMI JOIN {picked} p ON e.brand = p.brand AND e.customer_id = p.customer_id
+        WHERE e.type IN ('contact_end', 'conversation_close') GROUP BY ALL
+    """
+
+
 def _contacts(params: Params, anchor: str) -> str:
     """Contact facts placed by `anchor`, with who ended each (the `agent` of the contact_end or
     conversation_close that ended it: the first at that instant in SPEC 2.4's order) and Fulfilled-to-Ended."""
     return f"""
         WITH picked AS (SELECT * FROM ({contact_facts(params)}) WHERE {in_range(anchor, params)}),
-        ending AS (
-            SELECT e.brand, e.customer_id, e.occurred_at, e.type::VARCHAR AS type,
-                   arg_min_null(e.agent, e.event_id) AS agent
-            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type IN ('contact_end', 'conversation_close') GROUP BY ALL
-        )
+        ending AS ({_enders("picked")})
         SELECT c.*, CASE WHEN NOT c.is_open THEN x.agent END AS ended_by,
                CASE WHEN NOT c.is_open AND c.responded_at IS NOT NULL
                     THEN {seconds("c.first_response_at", "c.ended_at")} END AS fulfilled_to_ended
@@ -183,13 +183,12 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
     """Conversation facts, with Gladly's distinct channels in order of first use, the first event's type and
     team member (who created it), who closed it last, and its first team contact."""
     mapped = f"list_transform(channels, lambda c: {gladly_channel('c')})"
+    # A close by a conversation_close: the one that ended the last interaction, or one that moved the close
+    # (decision 16), when nothing ended then.
+    by_close = "(g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL))"
     return f"""
         WITH picked AS (SELECT *, {mapped} AS mapped FROM ({conversation_facts(params, anchor_in_range)})),
-        closing AS (
-            SELECT e.brand, e.customer_id, e.occurred_at, arg_min_null(e.agent, e.event_id) AS agent
-            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type = 'conversation_close' GROUP BY ALL
-        ),
+        enders AS ({_enders("picked")}),
         -- What ended its last interaction at its last close, the strongest first (as ConversationTimestampsReport
         -- judges a close, decision 99): a conversation_close, a contact_end, else inactivity.
         ending AS (
@@ -200,30 +199,23 @@ def _conversations(params: Params, anchor_in_range: str) -> str:
             JOIN picked p ON p.conversation_key = x.conversation_key AND x.ended_at = p.last_closed_at
             GROUP BY x.conversation_key
         ),
-        contact_ending AS (
-            SELECT e.brand, e.customer_id, e.occurred_at, arg_min_null(e.agent, e.event_id) AS agent
-            FROM events e SEMI JOIN picked p ON e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type = 'contact_end' GROUP BY ALL
-        ),
         first_contacts AS (
             SELECT conversation_key, first(contact_id ORDER BY created_at, {id_order("contact_key")}) AS contact_id
             FROM contacts WHERE conversation_key IN (SELECT conversation_key FROM picked) GROUP BY conversation_key
         )
         SELECT v.*, list_filter(v.mapped, lambda x, i: list_position(v.mapped, x) = i) AS gladly_channels,
                f.type::VARCHAR AS first_type, f.agent AS first_agent,
-               -- a close by a conversation_close: the one that ended the last interaction, or one that moved the
-               -- close (decision 16), when nothing ended then
-               g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL) AS closed_by_close,
-               CASE WHEN g.how = 3 OR (g.how IS NULL AND k.occurred_at IS NOT NULL) THEN k.agent
-                    WHEN g.how = 2 THEN ce.agent END AS closed_by,
+               {by_close} AS closed_by_close,
+               CASE WHEN {by_close} THEN k.agent WHEN g.how = 2 THEN ce.agent END AS closed_by,
                g.how = 2 AS closed_by_contact_end, c.contact_id AS first_contact_id
         FROM picked v
         LEFT JOIN events f ON f.event_key = v.conversation_key AND f.brand = v.brand
              AND f.customer_id = v.customer_id
-        LEFT JOIN closing k ON k.brand = v.brand AND k.customer_id = v.customer_id AND k.occurred_at = v.last_closed_at
+        LEFT JOIN enders k ON k.brand = v.brand AND k.customer_id = v.customer_id AND k.occurred_at = v.last_closed_at
+             AND k.type = 'conversation_close'
         LEFT JOIN ending g ON g.conversation_key = v.conversation_key
-        LEFT JOIN contact_ending ce ON ce.brand = v.brand AND ce.customer_id = v.customer_id
-             AND ce.occurred_at = v.last_closed_at
+        LEFT JOIN enders ce ON ce.brand = v.brand AND ce.customer_id = v.customer_id
+             AND ce.occurred_at = v.last_closed_at AND ce.type = 'contact_end'
         LEFT JOIN first_contacts c ON c.conversation_key = v.conversation_key
     """
 
@@ -239,9 +231,7 @@ def _conversation_export(params: Params, config: Config) -> dict[str, str]:
         "Conversation Link": f"{public_url_of(config, params)} || '/conversations/' || conversation_id",
         "Status": "CASE WHEN is_closed THEN 'CLOSED' ELSE 'OPEN' END",
         "First Closed At": moment("first_closed_at", params), "Last Closed At": moment("last_closed_at", params),
-        # Decision 99: a customer's message is CUSTOMER, a team member's AGENT, the AI's message or handoff SYSTEM.
-        "Initiator Type - Created": ("CASE WHEN first_type = 'customer_message' THEN 'CUSTOMER' WHEN first_type = "
-                                     "'agent_message' THEN 'AGENT' WHEN first_type IS NOT NULL THEN 'SYSTEM' END"),
+        "Initiator Type - Created": initiator("first_type"),
         # An ID column is an identifier (SPEC 4.1: never altered); the Name beside it is free text, guarded.
         "Initiator Agent ID - Created": f"CASE WHEN {created_by_agent} THEN first_agent END",
         "Initiator Agent Name - Created": f"CASE WHEN {created_by_agent} THEN {guard('first_agent')} END",

@@ -47,10 +47,17 @@ FILLED_COLUMNS = frozenset({"Timezone Filter", "Timestamp", "Event Type", "Conve
 EVENT_TYPES = ("CONVERSATION/CREATED", "CONVERSATION/REOPENED", "CONVERSATION/CLOSED")
 
 
-def _initiator(event_type: str) -> str:
-    """Gladly's initiator type of the event that started an interaction (decision 99)."""
-    return (f"CASE {event_type} WHEN 'customer_message' THEN 'CUSTOMER' WHEN 'agent_message' THEN 'AGENT' "
-            "ELSE 'SYSTEM' END")
+def moment(ts: str, params: Params) -> str:
+    """`YYYY-MM-DD HH:MM:SS`, the wall clock of UTC timestamp `ts` in the report's zone (decision 91), as every
+    Gladly report writes a timestamp."""
+    return f"strftime({local(ts, params)}, '%Y-%m-%d %H:%M:%S')"
+
+
+def initiator(event_type: str) -> str:
+    """Gladly's initiator type of the event that started an interaction (decision 99): a customer's message
+    CUSTOMER, a team member's AGENT, any other (the AI's message or handoff) SYSTEM; empty without one."""
+    return (f"CASE WHEN {event_type} = 'customer_message' THEN 'CUSTOMER' WHEN {event_type} = 'agent_message' "
+            f"THEN 'AGENT' WHEN {event_type} IS NOT NULL THEN 'SYSTEM' END")
 
 
 def _rows(report: Report, params: Params, config: Config) -> str:
@@ -58,7 +65,7 @@ def _rows(report: Report, params: Params, config: Config) -> str:
     picked = "conversation_key IN (SELECT conversation_key FROM picked)"
     filled = {
         "Timezone Filter": q(params.tz),
-        "Timestamp": f"strftime({local('h.at', params)}, '%Y-%m-%d %H:%M:%S')",  # decision 101
+        "Timestamp": moment("h.at", params),  # decision 101
         "Event Type": f"[{', '.join(q(name) for name in EVENT_TYPES)}][h.kind + 1]",
         "Conversation ID": "v.conversation_id",
         "Customer ID": "v.customer_id",
@@ -103,7 +110,7 @@ def _rows(report: Report, params: Params, config: Config) -> str:
         -- Each event, anchored on its own time (decision 101): a range narrows every part of it.
         happened AS (
             -- Created: its first interaction's start; the inbox Inbox At Created shows (decision 88).
-            SELECT v.conversation_key, v.created_at AS at, 0 AS kind, {_initiator("min(s.first_type)")} AS initiator,
+            SELECT v.conversation_key, v.created_at AS at, 0 AS kind, {initiator("min(s.first_type)")} AS initiator,
                    any_value(v.inbox_at_created) AS inbox
             FROM picked v JOIN started s ON s.conversation_key = v.conversation_key AND s.created_at = v.created_at
             WHERE {in_range("v.created_at", params)}
@@ -111,7 +118,7 @@ def _rows(report: Report, params: Params, config: Config) -> str:
             UNION ALL
             -- Reopened: the interaction that joined it started then; its inbox is that of the last
             -- interaction to start at that instant, as a close takes (decision 88).
-            SELECT r.conversation_key, r.reopened_at, 1, {_initiator("min(s.first_type)")},
+            SELECT r.conversation_key, r.reopened_at, 1, {initiator("min(s.first_type)")},
                    arg_max_null(s.inbox, s.place)
             FROM {stored("conversation_reopens")} r
             JOIN started s ON s.conversation_key = r.conversation_key AND s.created_at = r.reopened_at

@@ -22,6 +22,7 @@ from convoscope.reports.base import (
     as_of,
     boolean,
     brand_window,
+    came_back,
     channel_in,
     fmt_timestamp,
     guard,
@@ -87,19 +88,14 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
     Resolution false), durable (true), pending."""
     at = as_of(params)
     window = brand_window(config, params, "durable_window", "f.brand")
-    came_back = f"""EXISTS (
-        SELECT 1 FROM (SELECT brand, customer_id, created_at, session_key FROM {stored("sessions")}
-                       UNION ALL SELECT brand, customer_id, created_at, NULL FROM {stored("contacts")}) i
-        WHERE i.brand = f.brand AND i.customer_id = f.customer_id
-          AND i.created_at BETWEEN f.ended_at AND f.ended_at + {window}
-          AND i.session_key IS DISTINCT FROM f.session_key)"""
+    back = came_back("f.ended_at", f"f.ended_at + {window}", "f.session_key")
     return f"""
         SELECT *, CASE WHEN was_resolved THEN (CASE WHEN feedback = 'positive' THEN 'confirmed'
                                                   WHEN feedback = 'negative' THEN 'disputed'
                                                   WHEN NOT durable_resolution THEN 'came_back'
                                                   WHEN durable_resolution THEN 'durable' ELSE 'pending' END)
                   END AS resolution_class
-        FROM (SELECT f.*, CASE WHEN f.was_resolved THEN (CASE WHEN {came_back} THEN false
+        FROM (SELECT f.*, CASE WHEN f.was_resolved THEN (CASE WHEN {back} THEN false
                                                          WHEN {at} > f.ended_at + {window} THEN true END)
                           END AS durable_resolution
               FROM ({facts}) f)
