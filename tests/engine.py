@@ -4,11 +4,17 @@ both readings of SPEC 3; `assert_tables_equal` compares two such results with a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import csv
+import json
+import random
+import tempfile
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 
+from convoscope import service
 from convoscope.config import BrandSettings, Config
 from convoscope.derive.duckdb_engine import derive
 from convoscope.store import Store, event_key_sql
@@ -95,3 +101,42 @@ def assert_tables_equal(got: dict[str, list[dict]], want: dict[str, list[dict]])
 
 def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def write_events(path: Path, events: list[dict], fields: Sequence[str]) -> None:
+    """Events as the file a user would ingest: CSV (guides as a JSON list) for a .csv path, else JSON Lines."""
+    def text(e: dict) -> dict:
+        out = {k: v for k, v in e.items() if v is not None}
+        out["occurred_at"] = e["occurred_at"].isoformat() + "Z"
+        return out
+
+    if path.suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            for e in events:
+                row = text(e)
+                if "guides" in row:
+                    row["guides"] = json.dumps(row["guides"])
+                writer.writerow(row)
+    else:
+        path.write_text("".join(json.dumps(text(e)) + "\n" for e in events), encoding="utf-8")
+
+
+def ingest_in_parts(
+    store: Store, config: Config, events: list[dict], parts: int, rnd: random.Random, fields: Sequence[str]
+) -> None:
+    """Ingest `events` shuffled and cut into up to `parts` files, JSON Lines and CSV by turns, the files
+    in a random order, one ingest per file: each derives only the customers it touched."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shuffled = events[:]
+        rnd.shuffle(shuffled)
+        cuts = sorted(rnd.sample(range(len(shuffled) + 1), min(parts - 1, len(shuffled) + 1)))
+        files = []
+        for i, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(shuffled)], strict=True)):
+            path = Path(tmp) / f"part{i}.{'csv' if i % 2 else 'jsonl'}"
+            write_events(path, shuffled[a:b], fields)
+            files.append(path)
+        rnd.shuffle(files)
+        for path in files:
+            service.ingest(store, config, [str(path)])

@@ -424,16 +424,12 @@ def test_rating_and_score_count_in_duplicate_against_conflict(tmp_path: Path) ->
 
 
 def test_an_api_batch_gives_each_rejected_feedback_its_reason(tmp_path: Path) -> None:
-    from web_helpers import add_user, bearer, serving
+    from web_helpers import post_events
 
     cs = Convoscope(tmp_path)
-    token = add_user(cs, "sender", "administrator")
     batch = [record("api-1", rating="negative", score=2, text="no"), record("api-2", score=9),
              record("api-3", "customer_message", rating="positive"), record("api-4", rating="positive", score="5")]
-    with serving(cs) as server, server.client(headers=bearer(token)) as client:
-        answer = client.post("/api/v1/events", json=batch)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
+    body = post_events(cs, batch)
     assert (body["accepted"], body["rejected"]) == (1, 3)
     assert {e["index"]: e["reason"] for e in body["errors"]} == {
         1: "rating is required on feedback; score must be a whole number from 1 to 5",

@@ -13,20 +13,15 @@ no feedback: there the reference's new columns are empty, which is what the prod
 
 from __future__ import annotations
 
-import csv
-import json
 import random
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from convoscope import service
 from convoscope.derive.duckdb_engine import derive
 from convoscope.store import Store
-from engine import assert_tables_equal, config_for, load_events, tables
+from engine import assert_tables_equal, config_for, ingest_in_parts, load_events, tables
 from feedback_streams import FIELDS, feedback_streams
 from reference import Settings, derive_reference
 
@@ -71,22 +66,6 @@ def test_deriving_again_and_incrementally_keeps_feedback(stream: Stream) -> None
         assert tables(store) == first
 
 
-def _write(path: Path, events: list[dict]) -> None:
-    def text(e: dict) -> dict:
-        out = {k: v for k, v in e.items() if v is not None}
-        out["occurred_at"] = e["occurred_at"].isoformat() + "Z"
-        return out
-
-    if path.suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            writer.writeheader()
-            for e in events:
-                writer.writerow(text(e))
-    else:
-        path.write_text("".join(json.dumps(text(e)) + "\n" for e in events), encoding="utf-8")
-
-
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(feedback_streams(max_events=20), st.integers(1, 4), st.randoms(use_true_random=False))
 def test_ingesting_feedback_in_any_split_and_order_gives_the_reference_tables(
@@ -95,17 +74,7 @@ def test_ingesting_feedback_in_any_split_and_order_gives_the_reference_tables(
     events = stream[0]
     settings_for = _settings_for(stream)
     config = config_for(events, settings_for)
-    with tempfile.TemporaryDirectory() as tmp:
-        shuffled = events[:]
-        rnd.shuffle(shuffled)
-        cuts = sorted(rnd.sample(range(len(shuffled) + 1), min(parts - 1, len(shuffled) + 1)))
-        files = []
-        for i, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(shuffled)], strict=True)):
-            path = Path(tmp) / f"part{i}.{'csv' if i % 2 else 'jsonl'}"
-            _write(path, shuffled[a:b])
-            files.append(path)
-        with Store(":memory:") as store:
-            for path in files:
-                service.ingest(store, config, [str(path)])
-            got = tables(store)
+    with Store(":memory:") as store:
+        ingest_in_parts(store, config, events, parts, rnd, FIELDS)
+        got = tables(store)
     _assert_with_feedback_columns(got, derive_reference(events, settings_for))

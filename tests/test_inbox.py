@@ -146,15 +146,11 @@ def test_an_inbox_counts_in_duplicate_against_conflict(tmp_path: Path) -> None:
 
 
 def test_an_api_batch_checks_the_inbox_too(tmp_path: Path) -> None:
-    from web_helpers import add_user, bearer, serving
+    from web_helpers import post_events
 
     cs = Convoscope(tmp_path)
-    token = add_user(cs, "sender", "administrator")
     batch = [record("api-1", inbox="42"), record("api-2", inbox=42), record("api-3", "contact_end", inbox="i" * 201)]
-    with serving(cs) as server, server.client(headers=bearer(token)) as client:
-        answer = client.post("/api/v1/events", json=batch)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
+    body = post_events(cs, batch)
     assert (body["accepted"], body["rejected"]) == (1, 2)
     assert {e["index"]: e["reason"] for e in body["errors"]} == {
         1: "inbox must be a string, not a number", 2: "inbox is longer than 200 characters"}

@@ -157,6 +157,14 @@ def handed(customer: str, day: str, category: str, *, guide: str = "Refunds") ->
             ev(f"{customer}-3", "handoff", f"{day}:05:00Z", customer=customer, category=category)]
 
 
+def answered(customer: str, day: str, category: str, answer: str, end: str) -> list[dict]:
+    """`handed`, then sam's answer and the contact's end at `answer` and `end` (`HH:MM` on `day`'s date)."""
+    date = day[:10]
+    return [*handed(customer, day, category),
+            ev(f"{customer}-4", "agent_message", f"{date}T{answer}:00Z", customer=customer, agent="sam"),
+            ev(f"{customer}-5", "contact_end", f"{date}T{end}:00Z", customer=customer, agent="sam")]
+
+
 CRAFTED = [
     # Durable Resolution at D's edges: three sessions end at 2026-05-10 12:00:05 (S after the answer); end + D is
     # 2026-05-17 12:00:05. A session at end + D exactly came back; one a second later did not; a contact counts too.
@@ -169,14 +177,10 @@ CRAFTED = [
     # The as-of time at end + D: the session ends 2026-05-12 10:00, end + D is 2026-05-19 10:00.
     *resolved("d-edge", "2026-05-12T08:00:00Z", "2026-05-12T08:00:00Z"),
     # The handoff funnel, 2026-05-15: answered and resolved first time, then back on 05-18 (L = 09:20) …
-    *handed("f-first", "2026-05-15T09", "handoff_manual"),
-    ev("f-first-4", "agent_message", "2026-05-15T09:07:00Z", customer="f-first", agent="sam"),
-    ev("f-first-5", "contact_end", "2026-05-15T09:20:00Z", customer="f-first", agent="sam"),
+    *answered("f-first", "2026-05-15T09", "handoff_manual", "09:07", "09:20"),
     ev("f-first-back", "customer_message", "2026-05-18T10:00:00Z", customer="f-first"),
     # … answered, then a second contact the same evening: not resolved first time (the second one is) …
-    *handed("f-again", "2026-05-15T10", "handoff_manual"),
-    ev("f-again-4", "agent_message", "2026-05-15T10:06:00Z", customer="f-again", agent="sam"),
-    ev("f-again-5", "contact_end", "2026-05-15T10:15:00Z", customer="f-again", agent="sam"),
+    *answered("f-again", "2026-05-15T10", "handoff_manual", "10:06", "10:15"),
     ev("f-again-6", "customer_message", "2026-05-15T20:00:00Z", customer="f-again", route="team"),
     ev("f-again-7", "agent_message", "2026-05-15T20:05:00Z", customer="f-again", agent="kim"),
     ev("f-again-8", "contact_end", "2026-05-15T20:10:00Z", customer="f-again", agent="kim"),
@@ -193,9 +197,7 @@ CRAFTED = [
     ev("f-double-4", "handoff", "2026-05-15T13:03:00Z", customer="f-double", category="handoff_qc"),
     ev("f-double-5", "contact_end", "2026-05-15T13:30:00Z", customer="f-double", agent="sam"),
     # 2026-05-31: one closed within R of the as-of time, one still open: Resolved First Time unknown for both.
-    *handed("f-window", "2026-05-31T09", "handoff_qc"),
-    ev("f-window-4", "agent_message", "2026-05-31T09:06:00Z", customer="f-window", agent="sam"),
-    ev("f-window-5", "contact_end", "2026-05-31T10:00:00Z", customer="f-window", agent="sam"),
+    *answered("f-window", "2026-05-31T09", "handoff_qc", "09:06", "10:00"),
     *handed("f-open", "2026-05-31T20", "handoff_qc"),
     ev("f-open-4", "agent_message", "2026-05-31T20:06:00Z", customer="f-open", agent="sam"),
     # Brand quick, D = 1h: back 1h30 after the end (durable there, not with 7 days) and 30 minutes after (came back).
@@ -212,9 +214,7 @@ CRAFTED = [
     ev("a-team-1", "customer_message", "2026-05-24T12:00:00Z", customer="a-team", route="team"),
     ev("a-team-2", "agent_message", "2026-05-24T12:01:00Z", customer="a-team", agent="sam"),
     ev("a-team-3", "contact_end", "2026-05-24T12:30:00Z", customer="a-team", agent="sam"),
-    *handed("a-handoff", "2026-05-24T13", "handoff_qc"),
-    ev("a-handoff-4", "agent_message", "2026-05-24T13:06:00Z", customer="a-handoff", agent="sam"),
-    ev("a-handoff-5", "contact_end", "2026-05-24T13:20:00Z", customer="a-handoff", agent="sam"),
+    *answered("a-handoff", "2026-05-24T13", "handoff_qc", "13:06", "13:20"),
     # 2026-05-30: the day's only closed conversation is pending (zero denominators); 05-31: one still open.
     *resolved("a-late", "2026-05-30T10:00:00Z", "2026-05-30T10:00:00Z"),
     *resolved("a-open", "2026-05-31T23:30:00Z", "2026-05-31T23:30:00Z"),

@@ -7,8 +7,6 @@ plain-Python reference on every stream, and the SPEC's invariants must hold.
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import tempfile
 from collections import Counter, defaultdict
@@ -23,7 +21,15 @@ from convoscope import service
 from convoscope.derive import duckdb_engine
 from convoscope.derive.duckdb_engine import derive
 from convoscope.store import Store
-from engine import assert_tables_equal, config_for, derive_engine, load_events, tables
+from engine import (
+    assert_tables_equal,
+    config_for,
+    derive_engine,
+    ingest_in_parts,
+    load_events,
+    tables,
+    write_events,
+)
 from reference import Settings, derive_reference
 
 DAY = datetime(2026, 5, 21)
@@ -149,25 +155,6 @@ def test_deriving_twice_and_incrementally_gives_identical_tables(events: list[di
         assert tables(store) == first
 
 
-def _write(path: Path, events: list[dict]) -> None:
-    def text(e: dict) -> dict:
-        out = {k: v for k, v in e.items() if v is not None}
-        out["occurred_at"] = e["occurred_at"].isoformat() + "Z"
-        return out
-
-    if path.suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            writer.writeheader()
-            for e in events:
-                row = text(e)
-                if "guides" in row:
-                    row["guides"] = json.dumps(row["guides"])
-                writer.writerow(row)
-    else:
-        path.write_text("".join(json.dumps(text(e)) + "\n" for e in events), encoding="utf-8")
-
-
 def _unique_ids(events: list[dict]) -> list[dict]:
     seen = set()
     out = []
@@ -184,24 +171,13 @@ def test_ingesting_in_any_split_and_order_gives_identical_tables(
     events: list[dict], parts: int, rnd: random.Random
 ) -> None:
     events = _unique_ids(events)  # equal ids with different content would make arrival order matter
+    config = config_for(events, lambda b: Settings())
     with tempfile.TemporaryDirectory() as tmp:
         whole = Path(tmp) / "all.jsonl"
-        _write(whole, events)
+        write_events(whole, events, FIELDS)
         with Store(":memory:") as one:
-            service.ingest(one, config_for(events, lambda b: Settings()), [str(whole)])
+            service.ingest(one, config, [str(whole)])
             expected = tables(one)
-
-        shuffled = events[:]
-        rnd.shuffle(shuffled)
-        cuts = sorted(rnd.sample(range(len(shuffled) + 1), min(parts - 1, len(shuffled) + 1)))
-        pieces = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)], strict=True)]
-        files = []
-        for i, piece in enumerate(pieces):
-            path = Path(tmp) / f"part{i}.{'csv' if i % 2 else 'jsonl'}"
-            _write(path, piece)
-            files.append(path)
-        rnd.shuffle(files)
-        with Store(":memory:") as many:
-            for path in files:  # one ingest per file: each derives only the customers it touched
-                service.ingest(many, config_for(events, lambda b: Settings()), [str(path)])
-            assert_tables_equal(tables(many), expected)
+    with Store(":memory:") as many:
+        ingest_in_parts(many, config, events, parts, rnd, FIELDS)
+        assert_tables_equal(tables(many), expected)

@@ -143,6 +143,15 @@ def serving(store: Convoscope) -> Iterator[LiveServer]:
 HIDDEN_CSRF = re.compile(r'<input[^>]*name="csrf"[^>]*value="([^"]*)"')
 
 
+def post_events(store: Convoscope, batch: list[dict]) -> dict:
+    """`batch` sent to the API of a live server by a new administrator: the answer's JSON (status 200)."""
+    token = add_user(store, "sender", "administrator")
+    with serving(store) as server, server.client(headers=bearer(token)) as client:
+        answer = client.post("/api/v1/events", json=batch)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def csrf_of(html: str) -> str | None:
     """The value of the page's hidden `csrf` input (the login form's, or the log-out form's)."""
     found = HIDDEN_CSRF.search(html)

@@ -102,6 +102,15 @@ def _chain(*checks: tuple[str, str]) -> list[Check]:
     return out
 
 
+def _required_then_valid(f: str, types: tuple[str, ...], valid: str, must_be: str) -> list[Check]:
+    """The checks of a field required on some types (`'f is required on ' || type`), then, where present on
+    any type, of its value: `valid` SQL, else `'f <value> must be <must_be>'`."""
+    return _chain(
+        (f"{_is_blank(f)} AND {_in('type', types)}", f"'{f} is required on ' || type"),
+        (f"NOT {_is_blank(f)} AND NOT {valid}", f"'{f} ' || {_shown(f)} || ' must be {must_be}'"),
+    )
+
+
 # Columns the validation query computes once per record, each read by several rules: the local time
 # and UTC instant of `occurred_at`, and whether `type` is one of the event types.
 LOCAL, INSTANT, KNOWN_TYPE = "_local", "_instant", "_known_type"
@@ -163,11 +172,8 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     checks += timestamp_checks
     checks.append(Check(f"NOT {_is_blank('brand')} AND NOT regexp_full_match(brand, '{BRAND_PATTERN}')",
                          f"'brand ' || {_shown('brand')} || ' must be lower-case letters, digits, _ or - (at most 64)'"))
-    checks += _chain(
-        (f"{_is_blank('channel')} AND {_in('type', MESSAGE_TYPES)}", "'channel is required on ' || type"),
-        (f"NOT {_is_blank('channel')} AND NOT regexp_full_match(lower(channel), '{CHANNEL_PATTERN}')",
-         f"'channel ' || {_shown('channel')} || ' must be letters, digits, _ or - (at most 32)'"),
-    )
+    checks += _required_then_valid("channel", MESSAGE_TYPES, f"regexp_full_match(lower(channel), '{CHANNEL_PATTERN}')",
+                                   "letters, digits, _ or - (at most 32)")
     checks.append(Check(f"NOT {_is_blank('route')} AND NOT (route = 'ai' OR route = 'team')",
                          f"'route ' || {_shown('route')} || ' must be ai or team'"))
     for f, size in MAX_LENGTH.items():
@@ -176,11 +182,7 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     checks.append(Check("guides IS NOT NULL AND list_bool_or(list_transform(guides, lambda g: length(g) > 200))",
                          "'a guide name is longer than 200 characters'"))
     checks.append(Check(f"type = 'handoff' AND {_is_blank('category')}", "'category is required on handoff'"))
-    checks += _chain(
-        (f"type = 'feedback' AND {_is_blank('rating')}", "'rating is required on feedback'"),
-        (f"NOT {_is_blank('rating')} AND NOT {_in('rating', RATINGS)}",
-         f"'rating ' || {_shown('rating')} || ' must be positive or negative'"),
-    )
+    checks += _required_then_valid("rating", ("feedback",), _in("rating", RATINGS), " or ".join(RATINGS))
     # Not quoted: the JSON Lines readers may give one number as 7 or 7.0 (decision 107).
     checks.append(Check(f"NOT {_is_blank('score')} AND {_score('score')} IS NULL",
                          f"'score must be a whole number from {SCORES[0]} to {SCORES[1]}'"))
