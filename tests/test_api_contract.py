@@ -56,6 +56,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/events"): accounts.SEND_EVENTS,
     ("POST", "/api/v1/reports"): accounts.REPORTS,
     ("GET", "/api/v1/reports/{name}"): accounts.REPORTS,
+    ("GET", "/api/v1/compare"): accounts.REPORTS,
     ("GET", "/api/v1/sessions/{session_id}"): accounts.CONVERSATIONS,
     ("GET", "/api/v1/contacts/{contact_id}"): accounts.CONVERSATIONS,
     ("GET", "/api/v1/conversations/{conversation_id}"): accounts.CONVERSATIONS,

@@ -250,6 +250,31 @@ def test_the_outcomes_section_draws_its_charts_and_the_funnel_in_order(page: Pag
     assert outside == []
 
 
+def test_what_if_fills_sets_and_draws_the_rates_of_each(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Issue 27: two definition sets typed in the form give one bar per set and figure, and the table the command
+    line prints as CSV."""
+    page.get_by_role("link", name="What-if").click()
+    page.get_by_label("Definition set 1").fill("session_inactivity=30m")
+    page.get_by_label("Definition set 2").fill("recontact_window=72h,durable_window=14d")
+    page.locator("input[name=from]").fill(RANGE["from"])
+    page.locator("input[name=to]").fill(RANGE["to"])
+    page.locator("input[name=tz]").fill(RANGE["tz"])
+    page.get_by_role("button", name="Compare").click()
+    expect(page.locator("#compare-chart")).to_have_attribute("data-rendered", "true")
+    expected = site.store("compare", "--set", "session_inactivity=30m", "--set", "recontact_window=72h,durable_window=14d",
+                          *range_options(), "--out", "-")
+    assert expected.exit_code == 0, expected.stderr
+    rows = list(csv.reader(io.StringIO(expected.stdout_bytes.decode())))
+    table = page.locator("#compare-table")
+    assert table.locator("thead th").all_inner_texts() == rows[0]
+    for i, row in enumerate(rows[1:]):
+        assert table.locator("tbody tr").nth(i).locator("th, td").all_inner_texts() == row
+    bars = page.evaluate("Chart.getChart(document.getElementById('compare-chart')).data.datasets.map(d => d.data.length)")
+    assert bars == [5, 5, 5]  # the stored definitions and the two sets, each over the five rates
+    shot(page, "compare")
+    assert outside == []
+
+
 def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveServer, outside: list[str]) -> None:
     conversation = site.store("report", "conversation-export", "--headers", "snake").stdout.splitlines()[1].split(",")[1]
     page.goto(f"{site.url}/conversations/{conversation}")
@@ -277,7 +302,8 @@ def test_on_a_phone_nothing_is_wider_than_the_screen(browser: Browser, site: Liv
     context = browser.new_context(viewport={"width": 390, "height": 800})
     query = "&".join(f"{k}={v}" for k, v in RANGE.items())
     page = log_in_at(context.new_page(), f"{site.url}/dashboard?{query}")
-    for path in (f"/dashboard?{query}", "/reports", f"/reports/sessions-detail?{query}&run=1", "/conversations"):
+    for path in (f"/dashboard?{query}", "/reports", f"/reports/sessions-detail?{query}&run=1", "/conversations",
+                 f"/compare?{query}&set=session_inactivity%3D30m&set=recontact_window%3D72h&run=1"):
         page.goto(site.url + path)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path

@@ -208,6 +208,56 @@ def _convert(key: str, value: Any, where: str) -> Any:
     raise AssertionError(key)
 
 
+# What `compare --set` may change (issue 27): the derivation settings and the report-time window. The time zone and
+# the links change no figure (`--tz` chooses the zone the range is read in).
+WHAT_IF_KEYS = (*DERIVATION_KEYS, "durable_window")
+MAX_SETS = 6  # definition sets compared at once: each is a derivation in memory
+
+
+def parse_definition_set(text: str, *, param: str = "set") -> dict[str, Any]:
+    """One definition set of `compare --set`: comma-separated `key=value` brand keys of WHAT_IF_KEYS, a duration as
+    in the file (`30m`, `1h30m`), `ai_channels` as channel names joined by `|` (`chat|email`) or `*`. A bad one is a
+    ParameterError naming `param`."""
+    def bad(problem: str) -> ParameterError:
+        return ParameterError(param, lambda n: f"{n(param)} {text!r}{problem}")
+
+    values: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise bad(f": {item.strip()!r} is not KEY=VALUE; write a set as session_inactivity=30m,recontact_window=72h")
+        if key not in WHAT_IF_KEYS:
+            raise bad(f": {key!r} is not a setting a set can change; use {', '.join(WHAT_IF_KEYS)}")
+        if key in values:
+            raise bad(f" gives {key} twice; give it once")
+        raw: Any = value.split("|") if key == "ai_channels" else value
+        try:
+            values[key] = _convert(key, raw, "")
+        except ConfigError as exc:
+            if key == "ai_channels":
+                raise bad(f": ai_channels = {value!r} is not valid; expected channel names joined by |, such as "
+                          "chat|email, or * for every channel") from None
+            raise bad(str(exc)) from None
+    return values
+
+
+def set_label(values: dict[str, Any]) -> str:
+    """A definition set as `compare` labels its column: `session_inactivity=30m,recontact_window=72h`."""
+    return ",".join(f"{key}={_shown(value)}" for key, value in values.items())
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    return "|".join(value) if isinstance(value, tuple) else str(value)
+
+
+def with_overrides(config: Config, values: dict[str, Any]) -> Config:
+    """`config` with `values` (a definition set) applied to every brand and to the defaults."""
+    return replace(config, defaults=replace(config.defaults, **values),
+                   brands={name: replace(settings, **values) for name, settings in config.brands.items()})
+
+
 def _settings(table: dict[str, Any], base: BrandSettings, where: str) -> BrandSettings:
     values = {}
     for key, value in table.items():

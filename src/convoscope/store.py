@@ -359,6 +359,18 @@ class Store:
         return store
 
     @classmethod
+    def scratch(cls) -> Store:
+        """An empty store in memory, with the tables and views of a file's: what-if derivations (issue 27)
+        write their tables here, never into the file, and every report runs over it unchanged."""
+        con = duckdb.connect()
+        con.execute("SET GLOBAL TimeZone = 'UTC'")  # reports run on cursors, new connections: set it for all
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET memory_limit = '{memory_limit()}'")
+        con.execute(_SCHEMA)
+        con.execute(_VIEWS)
+        return cls.over(con, Path(":memory:"))
+
+    @classmethod
     def lake(cls, folder: Path) -> Store:
         """A read-only store over a lake: each table a view of its Parquet files, typed as the store's
         own, so that every report runs over it unchanged. Tables the lake lacks stay empty."""

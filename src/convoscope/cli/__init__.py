@@ -4,7 +4,7 @@
 console script; each other module one family of commands:
 
     events    ingest, derive, rejects, forget          events in, derived, listed, erased
-    reports   report, spark-derive                     reports out, and the lakes they can read
+    reports   report, compare, spark-derive            reports out, what-if, and the lakes they can read
     sources   pull                                     a helpdesk's history through its API
     users     users ..., audit                         who may log in, and what was done
     serve     serve                                    the web app and the HTTP API
@@ -14,8 +14,8 @@ console script; each other module one family of commands:
 from convoscope.cli import demo, events, reports, serve, sources, users
 from convoscope.cli.app import App, cli, fail, main
 
-for command in (events.ingest, events.derive, events.rejects, events.forget, reports.report, reports.spark_derive,
-                sources.pull, users.users, users.audit, serve.serve, demo.demo, demo.generate):
+for command in (events.ingest, events.derive, events.rejects, events.forget, reports.report, reports.compare,
+                reports.spark_derive, sources.pull, users.users, users.audit, serve.serve, demo.demo, demo.generate):
     cli.add_command(command)
 
 __all__ = ["App", "cli", "fail", "main"]

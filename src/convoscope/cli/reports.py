@@ -121,3 +121,46 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
     if result.rejected:
         click.echo(f"convoscope: some events were rejected; they are in {out.rstrip('/')}/rejects", err=True)
         sys.exit(EXIT_REJECTED)
+
+
+@click.command()
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE,...",
+              help="A definition set: comma-separated brand settings (session_inactivity, contact_inactivity, "
+                   "conversation_window, recontact_window, feedback_window, ai_channels as chat|email, "
+                   "durable_window), such as session_inactivity=30m,recontact_window=72h; repeatable, one column each.")
+@click.option("--from", "date_from", metavar="DATE", help="First local date (inclusive).")
+@click.option("--to", "date_to", metavar="DATE", help="Last local date (inclusive).")
+@click.option("--tz", metavar="ZONE", help="IANA time zone of the range.")
+@click.option("--as-of", "as_of", metavar="TIMESTAMP", help="Judge open and unknown values at this instant (default now).")
+@click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
+@click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
+@click.option("--out", metavar="FILE|-", help="Write the table as CSV to FILE (- for standard output).")
+@pass_app
+def compare(app: App, sets: tuple[str, ...], date_from: str | None, date_to: str | None, tz: str | None,
+            as_of: str | None, brands: tuple[str, ...], headers: str, out: str | None) -> None:
+    """Headline figures under the stored definitions and under each --set, side by side (derived in memory)."""
+    from convoscope.reports.base import write_rows
+
+    asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
+    with app.store(must_exist=True) as store:
+        result = service.compare(store, app.config, sets, asker, brands=brands, date_from=date_from, date_to=date_to,
+                                 tz=tz, as_of=as_of, progress=progress_printer())
+    if out is None:
+        _print_table(result.header(headers), result.rows())
+    else:
+        write_rows(result.header(headers), result.rows(), sys.stdout if out == "-" else Path(out))
+        if out != "-":
+            click.echo(f"wrote {len(result.rows())} figures to {out}", err=True)
+    click.echo(result.describe(), err=True)
+
+
+def _print_table(header: list[str], rows: list[list[str | None]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header, show_edge=False, header_style="bold")
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for row in rows:
+        table.add_row(*(cell or "" for cell in row))
+    Console(width=max(80, sum(len(h) + 3 for h in header))).print(table)

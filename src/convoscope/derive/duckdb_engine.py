@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from convoscope.config import Config
+from convoscope.config import BrandSettings, Config
 from convoscope.derive import assemble as A
 from convoscope.derive.kernel import run_kernel
 from convoscope.store import DERIVED_TABLES, Store, delete_derived, stored
@@ -237,6 +237,28 @@ def _gathered(tables: Iterator[tuple[str, pa.Table]]) -> Iterator[tuple[str, pa.
     for name, parts in held.items():
         if parts:
             yield name, pa.concat_tables(parts)
+
+
+def sorted_customers(store: Store, where: str) -> A.SortedEvents | None:
+    """The events of the customers that `where` (SQL after `FROM events`) selects, sorted as a derivation
+    reads them: what `derive_sorted` derives, as often as asked, each time with other settings (issue 27).
+    Sorting does not depend on the settings, so it is done once however many are compared."""
+    return _sorted_events(store.con, where)
+
+
+def derive_sorted(events: A.SortedEvents, settings_for: Callable[[str], BrandSettings], target: Store,
+                  tables: Collection[str] = DERIVED_TABLES) -> None:
+    """Derive `events` with `settings_for` into `target` (a scratch store), whose derived tables are emptied
+    first; only `tables` are written (a what-if's figures read neither the messages nor the anomalies)."""
+    for table in DERIVED_TABLES:
+        target.con.execute(f"TRUNCATE {stored(table)}")
+
+    def derived() -> Iterator[tuple[str, pa.Table]]:
+        for piece in events.slices(SLICE_EVENTS):
+            out = run_kernel(A.kernel_input(piece, settings_for))
+            yield from ((name, table) for name, table in A.assemble(piece, out) if name in tables)
+
+    _insert_while_assembling(target.con, derived())
 
 
 def stale_brands(store: Store, config: Config, brands: list[str] | None = None) -> list[str]:

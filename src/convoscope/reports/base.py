@@ -7,11 +7,13 @@ JSON and charts later — goes through `render_rows`, so the numbers cannot diff
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
 
@@ -273,6 +275,21 @@ def came_back(start: str, end: str, session_key: str | None = None) -> str:
 
 
 # --- rendering -----------------------------------------------------------------------------------------
+
+def write_rows(header: list[str], rows: Sequence[Sequence[str | None]], target: Path | TextIO) -> None:
+    """A few rows computed in Python (`compare`'s table) as SPEC 4.1's CSV: the header row, RFC 4180 with quotes only
+    where needed, CRLF, an empty cell for None; to a file (whole or not at all) or an open text stream."""
+    if not isinstance(target, Path):
+        writer = csv.writer(target, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows([["" if cell is None else cell for cell in row] for row in rows])
+        target.flush()
+        return
+    partial = target.with_name(target.name + ".part")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        write_rows(header, rows, handle)
+    partial.replace(target)
+
 
 def copy_csv(con: duckdb.DuckDBPyConnection, sql: str, header: list[str], path: Path) -> int:
     """Write the rows of `sql` to `path` as CSV (SPEC 4.1): UTF-8, the header row, RFC 4180 with quotes

@@ -4,6 +4,7 @@ report, for whoever asks. One module per family: `events` (events in, derived), 
 records in), `reports` (reports out, audited).
 """
 
+from convoscope.service.compare import Comparison, compare
 from convoscope.service.events import (
     IngestResult,
     Progress,
@@ -33,6 +34,7 @@ from convoscope.service.sources import (
 )
 
 __all__ = [
+    "Comparison", "compare",
     "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
     "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
     "ingest_lines",

@@ -29,6 +29,7 @@ from convoscope.config import Config
 from convoscope.web import (
     admin,
     auth,
+    compare,
     conversation_pages,
     dashboard,
     entities,
@@ -119,7 +120,8 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         if (NODE_MODULES / folder).is_dir():
             app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
     # In the order of before (the API's, the webhooks', the pages'): the OpenAPI document lists paths so.
-    for module in (events, gladly, reports, entities, webhooks, auth, conversation_pages, report_pages, dashboard, admin):
+    for module in (events, gladly, reports, compare, entities, webhooks, auth, conversation_pages, report_pages, dashboard,
+                   admin):
         app.include_router(module.router)
     for module in (organization, unsupported):  # Gladly's organization, agents, customers; what convoscope lacks
         app.include_router(module.router)

@@ -76,9 +76,13 @@ def run(server: Server, store: Store, prepared: Prepared, *, given: dict[str, An
 
 
 def definitions_header(prepared: Prepared) -> dict[str, str]:
-    """The definitions as a header value: printable ASCII, anything else (a configuration path's letters, a
-    line break) percent-encoded as UTF-8."""
-    return {DEFINITIONS_HEADER: quote(prepared.definitions, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")}
+    return described(prepared.definitions)
+
+
+def described(definitions: str) -> dict[str, str]:
+    """Definitions as the header's value: printable ASCII, anything else (a configuration path's letters, a line
+    break) percent-encoded as UTF-8."""
+    return {DEFINITIONS_HEADER: quote(definitions, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")}
 
 
 # --- the renderers -------------------------------------------------------------------------------------------
