@@ -1,4 +1,4 @@
-"""Benchmark: ingest (JSON Lines and Parquet), derive, and every report over the brand's 30 days.
+"""Benchmark: ingest (JSON Lines and Parquet), derive, every report and compare over the brand's 30 days.
 
 Each stage runs as its own `convoscope` process, so its wall time and peak resident memory (from the
 kernel's accounting of that child) are its own. Prints a table and writes bench/out/results.json.
@@ -41,16 +41,25 @@ def run(args: list[str]) -> tuple[float, float]:
 # compiled state-machine pass over the sorted arrays. Derive time is compared with their sum, scaled.
 REFERENCE_SORT_S, REFERENCE_KERNEL_S = 0.9, 0.2
 
-REPORTS = [  # (stage name, report and its options); each over the generated brand's 30 days
-    ("sessions-detail", ["sessions-detail"]),
-    ("sessions-detail-with-messages", ["sessions-detail-with-messages"]),
-    ("sessions-summary", ["sessions-summary"]),
-    ("sessions-summary --by guide", ["sessions-summary", "--by", "guide"]),
-    ("contact-export", ["contact-export"]),
-    ("contact-summary", ["contact-summary"]),
-    ("conversation-export", ["conversation-export"]),
-    ("conversation-summary", ["conversation-summary"]),
-    ("data-quality", ["data-quality"]),
+REPORTS = [  # (stage name, the command and its options); each over the generated brand's 30 days
+    ("sessions-detail", ["report", "sessions-detail"]),
+    ("sessions-detail-with-messages", ["report", "sessions-detail-with-messages"]),
+    ("sessions-summary", ["report", "sessions-summary"]),
+    ("sessions-summary --by guide", ["report", "sessions-summary", "--by", "guide"]),
+    ("outcomes-summary", ["report", "outcomes-summary"]),
+    ("guide-effectiveness", ["report", "guide-effectiveness"]),
+    ("contact-export", ["report", "contact-export"]),
+    ("contact-summary", ["report", "contact-summary"]),
+    ("handoff-funnel", ["report", "handoff-funnel"]),
+    ("conversation-export", ["report", "conversation-export"]),
+    ("conversation-summary", ["report", "conversation-summary"]),
+    ("automation-summary", ["report", "automation-summary"]),
+    ("data-quality", ["report", "data-quality"]),
+    # What-if (issue 27): the stored column, then one and three sets derived again in memory.
+    ("compare (stored only)", ["compare"]),
+    ("compare 1 set", ["compare", "--set", "session_inactivity=30m"]),
+    ("compare 3 sets", ["compare", "--set", "session_inactivity=30m", "--set", "session_inactivity=4h",
+                        "--set", "recontact_window=72h,conversation_window=48h"]),
 ]
 
 
@@ -83,8 +92,9 @@ def bench(target: int, *, days: int, reports_only: bool) -> list[dict]:
         print(f"{'':>12}  {'derive vs sort + kernel reference':<34} {ratio:>8.1f} ×  (issue 5 asks for at most 3 ×)",
               flush=True)
     window = ["--from", "2026-05-01", "--to", "2026-05-30", "--tz", "UTC", "--as-of", "2026-07-01T00:00:00Z"]
-    for name, report in REPORTS:
-        stage(f"report {name}", ["report", *report, *window, "--out", str(OUT / f"{name.split()[0]}.csv")], db)
+    for name, command in REPORTS:
+        shown = name if command[0] != "report" else f"report {name}"
+        stage(shown, [*command, *window, "--out", str(OUT / f"{name.split()[0]}.csv")], db)
     if not reports_only:
         stage("ingest parquet (store only)", ["ingest", "--no-derive", str(parquet)], OUT / f"bench-{tag}-pq.duckdb")
     store_bytes = db.stat().st_size

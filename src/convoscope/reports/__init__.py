@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from convoscope.config import Config, check_zone
 from convoscope.errors import ParameterError, ReportError
@@ -22,10 +25,12 @@ from convoscope.reports.outcomes import GUIDE_EFFECTIVENESS, OUTCOMES_SUMMARY
 from convoscope.reports.quality import DATA_QUALITY
 from convoscope.reports.sessions import SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY
 from convoscope.reports.sources import SOURCES
+from convoscope.reports.themes import HANDOFF_THEME_SESSIONS, HANDOFF_THEMES, HANDOFF_THEMES_WITH_EXAMPLES
 from convoscope.store import Store
 
 REPORTS: dict[str, Report] = {r.name: r for r in (
     SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY, OUTCOMES_SUMMARY, GUIDE_EFFECTIVENESS,
+    HANDOFF_THEMES, HANDOFF_THEMES_WITH_EXAMPLES, HANDOFF_THEME_SESSIONS,
     CONTACT_EXPORT, CONTACT_SUMMARY, HANDOFF_FUNNEL, CONVERSATION_EXPORT, CONVERSATION_SUMMARY, AUTOMATION_SUMMARY,
     DATA_QUALITY, SOURCES,
 )}
@@ -136,15 +141,35 @@ def _filter(report: Report, item: str) -> tuple[str, str]:
     return key, value
 
 
+@contextlib.contextmanager
+def cursor_for(store: Store, config: Config, report: Report, params: Params) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of its own for the report's query (requests share the store's connection), with the tables the
+    report computes in Python first (`Report.inputs`) registered on it, once per parameters."""
+    cursor = store.con.cursor()
+    try:
+        if report.inputs is not None:
+            key = (report.name, repr(replace(params, memo={})), config.path)
+            if key not in params.memo:
+                params.memo[key] = report.inputs(cursor, report, params, config)
+            for name, table in params.memo[key].items():
+                cursor.register(name, table)
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def report_rows(store: Store, config: Config, report: Report, params: Params,
                 limit: int | None = None) -> tuple[list[str], list[tuple[str | None, ...]]]:
     """The header and rows of the report exactly as its CSV cells (None for an empty cell)."""
     sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({report.query(report, params, config)})"
-    return _header(report, params), fetch(store, sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
+    with cursor_for(store, config, report, params) as cursor:
+        return _header(report, params), cursor.execute(
+            sql + (f" LIMIT {int(limit)}" if limit is not None else "")).fetchall()
 
 
 def count_rows(store: Store, config: Config, report: Report, params: Params) -> int:
-    return int(fetch(store, f"SELECT count(*) FROM ({report.query(report, params, config)})")[0][0])
+    with cursor_for(store, config, report, params) as cursor:
+        return int(cursor.execute(f"SELECT count(*) FROM ({report.query(report, params, config)})").fetchall()[0][0])
 
 
 def fetch(store: Store, sql: str) -> list[tuple[Any, ...]]:
@@ -185,4 +210,5 @@ def totals(store: Store, config: Config, report: Report, params: Params) -> tupl
 
 def render_csv(store: Store, config: Config, report: Report, params: Params, path: Path) -> int:
     """Write the report as CSV (SPEC 4.1) to `path`; returns the number of data rows."""
-    return copy_csv(store.con, report.query(report, params, config), _header(report, params), path)
+    with cursor_for(store, config, report, params) as cursor:
+        return copy_csv(cursor, report.query(report, params, config), _header(report, params), path)

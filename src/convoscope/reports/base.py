@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import duckdb
+import pyarrow as pa
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
@@ -56,6 +57,9 @@ class Params:
     end_at: datetime | None = None
     inboxes: list[str] | None = None  # Gladly's filters.inboxes: rows of any of these inboxes (empty: all)
     channel_names: list[str] | None = None  # the channels as Gladly's request named them, for Channel Filter
+    # What a report computed in Python for these parameters (`Report.inputs`), kept for the page's several queries;
+    # shared by copies made with `replace`, and keyed by the parameters it was computed for.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class Report:
     # its definitions beside the derivation settings; `extra_judged_with` only with --extra.
     judged_with: tuple[str, ...] = ()
     extra_judged_with: tuple[str, ...] = ()
+    # Tables computed in Python before the query runs (the themes of issue 27, grouped by scikit-learn), by the name
+    # the query reads them under; given the cursor the query will run on.
+    inputs: Callable[[duckdb.DuckDBPyConnection, Report, Params, Config], dict[str, pa.Table]] | None = None
 
     def judges_with(self, params: Params) -> tuple[str, ...]:
         return self.judged_with + (self.extra_judged_with if params.extra else ())
@@ -295,14 +302,11 @@ def copy_csv(con: duckdb.DuckDBPyConnection, sql: str, header: list[str], path: 
     """Write the rows of `sql` to `path` as CSV (SPEC 4.1): UTF-8, the header row, RFC 4180 with quotes
     only where needed, CRLF, and an empty cell for NULL (empty strings too, so nothing is quoted
     for being empty). DuckDB writes it, in the query's order; with no comment character, since it
-    would otherwise quote every value holding a `#` ("Order #1234"). Returns the number of data rows."""
+    would otherwise quote every value holding a `#` ("Order #1234"). Run on `con`, a cursor of the report's own
+    (`reports.cursor_for`). Returns the number of data rows."""
     names = ", ".join('"' + name.replace('"', '""') + '"' for name in header)
-    cursor = con.cursor()
-    try:
-        written = cursor.execute(f"""
-            COPY (SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({sql}) AS report({names}))
-            TO {q(str(path))} (FORMAT csv, HEADER, NEW_LINE '\r\n', COMMENT '')
-        """).fetchall()
-    finally:
-        cursor.close()
+    written = con.execute(f"""
+        COPY (SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({sql}) AS report({names}))
+        TO {q(str(path))} (FORMAT csv, HEADER, NEW_LINE '\r\n', COMMENT '')
+    """).fetchall()
     return int(written[0][0])

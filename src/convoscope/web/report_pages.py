@@ -41,6 +41,13 @@ REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                              "rates."),
         ("guide-effectiveness", "Per guide: its sessions and their resolution, durable resolution, handoff, negative "
                                 "feedback and recontact rates, with the top handoff categories."),
+        ("handoff-themes", "Why sessions were handed off: the period's handoffs grouped into themes by the words of "
+                           "their reason, transfer rationale and the customer's last message, with counts, share, trend "
+                           "against the period before, top categories, guides and example conversations."),
+        ("handoff-themes-with-examples", "The handoff themes with three example texts each: what the customers and "
+                                         "the AI wrote."),
+        ("handoff-theme-sessions", "The handed-off sessions behind the themes, one row each with its theme: where a "
+                                   "theme's Sessions Link leads."),
     )),
     ("Team", (
         ("contact-export", "One row per team contact: source, channel, team members, response time and duration."),

@@ -113,7 +113,6 @@ def json_answer(server: Server, store: Store, prepared: Prepared, given: dict[st
 
 SHOWN_ROWS = 100
 LONG_CELL = 160
-CONVERSATION_LINK = "Conversation Link"
 
 
 @dataclass(frozen=True)
@@ -140,9 +139,11 @@ class Table:
 
 def _cell(column: str, value: str | None) -> Cell:
     text = value or ""
-    if column == CONVERSATION_LINK and "/conversations/" in text:
+    if column.endswith("Link") and "/conversations/" in text:
         # Relative, so that the link opens on the host serving this page whatever public_url says.
         return Cell(text, "/conversations/" + quote(text.rsplit("/conversations/", 1)[1], safe=""))
+    if column.endswith("Link") and "/reports/" in text:  # a theme's sessions (issue 27): a report page of this server
+        return Cell(text, "/reports/" + text.rsplit("/reports/", 1)[1])
     numeric = bool(text) and text.replace(".", "", 1).lstrip("-").isdigit()
     return Cell(text, numeric=numeric, long=len(text) > LONG_CELL or "\n" in text)
 
