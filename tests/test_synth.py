@@ -462,6 +462,7 @@ def test_blocks_stream_and_ids_stay_unique(tmp_path: Path) -> None:
     assert synth.write(iter(blocks), streamed) == whole.record_count
     synth.write(whole, at_once)
     assert streamed.read_bytes() == at_once.read_bytes()
+    assert pa.concat_tables([b.causes for b in blocks]).equals(whole.causes)
     customers = {c for b in blocks for c in set(b.events["customer_id"].to_pylist())}
     assert max(customers) <= "cus_000899"
 
@@ -472,6 +473,7 @@ def test_brand_start_and_empty_logs(tmp_path: Path) -> None:
     assert min(log.events["occurred_at"].to_pylist()).date() >= dt.date(2026, 1, 5)
     empty = synth.generate(customers=0, days=3, seed=1)
     assert empty.events.num_rows == 0 and empty.events.schema == synth.SCHEMA
+    assert empty.causes.num_rows == 0 and empty.causes.schema == log.causes.schema
     for suffix in (".jsonl", ".csv", ".parquet"):
         assert synth.write(empty, tmp_path / f"empty{suffix}") == 0
 
@@ -495,6 +497,96 @@ def test_rejects_bad_arguments(options: dict[str, Any]) -> None:
 def test_unknown_extension_is_refused(log: synth.GeneratedLog, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="jsonl"):
         synth.write(log, tmp_path / "events.txt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Handoff causes: the ground truth a report grouping handoffs by their words is measured against.
+
+
+@dataclass
+class Handoff:
+    category: str
+    subcategory: str
+    reason: str
+    rationale: str | None
+    said: str  # the customer's last message before the handoff
+
+
+@pytest.fixture(scope="module")
+def handoffs() -> dict[str, list[Handoff]]:
+    """The handoffs of a 3,000-customer log, by the cause each was generated with."""
+    log = synth.generate(customers=3000, days=30, seed=7)
+    cause = dict(zip(log.causes["event_id"].to_pylist(), log.causes["cause"].to_pylist(), strict=True))
+    by_cause: dict[str, list[Handoff]] = collections.defaultdict(list)
+    said: dict[str, str] = {}
+    for row in log.events.to_pylist():  # in time order: a customer's last message comes right before
+        if row["type"] == "customer_message":
+            said[row["customer_id"]] = row["text"]
+        elif row["type"] == "handoff":
+            by_cause[cause[row["event_id"]]].append(Handoff(
+                row["category"], row["subcategory"], row["reason"], row["transfer_rationale"],
+                said[row["customer_id"]],
+            ))
+    return by_cause
+
+
+def test_every_handoff_has_exactly_one_cause(log: synth.GeneratedLog) -> None:
+    causes = log.causes
+    assert causes.column_names == ["event_id", "cause"]
+    assert {field.type for field in causes.schema} == {pa.string()}
+    ids = causes["event_id"].to_pylist()
+    handoff_ids = [r["event_id"] for r in log.events.to_pylist() if r["type"] == "handoff"]
+    assert len(ids) == len(set(ids)) and set(ids) == set(handoff_ids)
+    assert set(causes["cause"].to_pylist()) == set(synth.CAUSES)
+    assert len(synth.CAUSES) == len(set(synth.CAUSES)) >= 10
+
+
+def test_causes_cut_across_categories_and_subcategories(handoffs: dict[str, list[Handoff]]) -> None:
+    """A cause under several categories and subcategories, a subcategory holding several causes; a transfer
+    detector subcategory mostly the one cause that belongs to it."""
+    assert set(handoffs) == set(synth.CAUSES)
+    for cause, found in handoffs.items():
+        assert len({h.category for h in found}) >= 2, cause
+        assert len({(h.category, h.subcategory) for h in found}) >= 3, cause
+    by_subcategory: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for cause, found in handoffs.items():
+        for h in found:
+            by_subcategory[h.subcategory][cause] += 1
+    for subcategory, counts in by_subcategory.items():
+        top = counts.most_common(1)[0][1] / counts.total()
+        if subcategory in ("customer_requested_human", "repeated_question", "cancel_order_action") or \
+                subcategory.startswith("qc_"):
+            assert len(counts) == len(synth.CAUSES) and top < 0.3, subcategory
+        elif subcategory != "account_locked":  # its topic has no other cause
+            assert len(counts) >= 2 and 0.6 <= top <= 0.95, (subcategory, counts)
+
+
+def test_causes_are_worded_in_many_ways(handoffs: dict[str, list[Handoff]]) -> None:
+    """Each cause's reasons, last messages and rationales vary, and about a tenth of the handoffs have
+    generic words (a reason seen under many causes) whatever their cause."""
+    for cause, found in handoffs.items():
+        assert len({h.reason for h in found}) >= 4, cause
+        assert len({h.said for h in found}) >= 4, cause
+        assert len({h.rationale for h in found if h.rationale}) >= 4, cause
+        assert any(h.said == h.said.lower() for h in found) and any(h.said.endswith("??") for h in found)
+    causes_of: dict[str, set[str]] = collections.defaultdict(set)
+    for cause, found in handoffs.items():
+        for h in found:
+            causes_of[h.reason].add(cause)
+    everything = [h for found in handoffs.values() for h in found]
+    generic = sum(len(causes_of[h.reason]) >= len(synth.CAUSES) // 2 for h in everything) / len(everything)
+    assert 0.05 <= generic <= 0.15
+
+
+def test_write_leaves_the_causes_out(tmp_path: Path) -> None:
+    log = synth.generate(customers=200, days=10, seed=3)
+    assert log.causes.num_rows > 0
+    for suffix, read in ((".jsonl", read_jsonl), (".csv", read_csv), (".parquet", read_parquet)):
+        path = tmp_path / f"events{suffix}"
+        assert synth.write(log, path) == log.record_count
+        assert {key for event in read(path) for key in event} <= set(synth.COLUMNS), suffix
+    assert pq.read_schema(tmp_path / "events.parquet").names == list(synth.COLUMNS)
+    assert log.events.column_names == list(synth.COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,18 @@ daily rhythm (busiest 13:00-23:00 UTC) and a weekly one (quieter weekends). The 
 give the same events, and `write` renders them byte for byte the same as JSON Lines, CSV or Parquet,
 optionally with malformed records mixed in at fixed positions (`bad_rate`).
 
+Handoff causes: every handoff is planted with one of 13 root causes (`CAUSES`: a lost parcel, a refund
+delay, a locked account, ...), drawn from the session's topic, and `GeneratedLog.causes` records which (the
+ground truth, never written out), so that a report grouping handoffs by their words can be measured against
+it. A cause cuts across categories and subcategories, which are drawn as before: a transfer detector handoff
+mostly (80%) has the cause that belongs to its subcategory, else another of its topic's; a manual or quality
+check one any of its topic's. Its words vary: each cause has several phrasings of the customer's last
+message before the handoff (some in lower case, with a typo, a "please" or "??"; from a customer asking for
+a person, sometimes with the request in the same message), of the handoff's `reason` and of the transfer
+detector's `transfer_rationale`; about 10% of handoffs have generic words instead ("agent", "Customer asked
+to speak to a person"). Causes and their words come from a random stream of their own, so every other column
+is what it was before there were causes.
+
 Volume: about 20 events per customer per 30 days (`EVENTS_PER_CUSTOMER_PER_30_DAYS`), so
 2,000 customers x 30 days is about 40,000 events and 50,000 customers x 30 days about 1,000,000.
 Customers are generated in blocks (`generate_blocks`), so memory stays bounded however many there are;
@@ -27,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +132,7 @@ class _Topic:
     guides: tuple[str, ...]  # the first is the topic's main guide
     handoff_share: float  # share of AI sessions on this topic that end in a handoff
     transfers: tuple[str, ...]  # handoff_transfer_detector subcategories
+    causes: tuple[tuple[str, float], ...]  # why its handoffs happen (`CAUSES`), with weights
     openers: tuple[str, ...]
     follow_ups: tuple[str, ...]
     ai_replies: tuple[str, ...]
@@ -130,6 +143,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.24, "Orders Agent", ("Order Status", "Shipping Times", "Delivery Issues"), 0.18,
         ("order_delayed", "missing_package"),
+        (("carrier_delay", 0.6), ("lost_parcel", 0.4)),
         ("Hi, where is my order?", "Where is my order #48213?",
          "My tracking hasn't updated in 3 days", "When will my package arrive?"),
         ("It still says \"label created\"", "Can you check again?", "ok thanks",
@@ -143,6 +157,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.10, "Orders Agent", ("Order Changes", "Order Status", "Shipping Times"), 0.35,
         ("order_cancellation", "address_change"),
+        (("cancel_in_fulfilment", 0.5), ("address_change", 0.4), ("size_exchange", 0.1)),
         ("I need to change the shipping address on my order", "Can I cancel my order?",
          "I ordered the wrong size, can I change it before it ships?"),
         ("It hasn't shipped yet", "The new address is 42 Elm Street, Apt 3", "Please cancel it"),
@@ -155,6 +170,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.12, "Orders Agent", ("Delivery Issues", "Order Status", "Refunds"), 0.38,
         ("damaged_item", "missing_package"),
+        (("damaged_item", 0.5), ("lost_parcel", 0.35), ("carrier_delay", 0.15)),
         ("My package arrived damaged", "It says \"delivered\" but nothing arrived",
          "Part of my order is missing"),
         ("The box was crushed, I have photos", "I checked with my neighbours", "What now?"),
@@ -167,6 +183,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.13, "Returns Agent", ("Returns Policy", "Exchanges", "Refunds"), 0.30,
         ("return_outside_window", "exchange_request"),
+        (("return_window", 0.4), ("size_exchange", 0.4), ("refund_delay", 0.2)),
         ("How do I return an item?", "Can I exchange these shoes for a bigger size?",
          "I want to return my jacket, it doesn't fit"),
         ("I bought it 40 days ago", "Yes, a size 9 please", "Do I need the original box?"),
@@ -179,6 +196,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.10, "Returns Agent", ("Refunds", "Returns Policy"), 0.42,
         ("refund_request", "refund_status"),
+        (("refund_delay", 0.65), ("lost_parcel", 0.35)),
         ("Where is my refund?", "I returned my order two weeks ago and haven't been refunded",
          "It did not arrive and I want a refund"),
         ("It was sent back on the 3rd", "That's too long", "Can you speed it up?"),
@@ -191,6 +209,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.08, "Care Agent", ("Password Reset", "Account Access"), 0.22,
         ("account_locked",),
+        (("account_locked", 1.0),),
         ("I can't log in to my account", "How do I reset my password?", "My account is locked"),
         ("I didn't get the email", "Still doesn't work", "Got it, thanks"),
         ("I've sent a password reset link to the email on your account.",
@@ -201,6 +220,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.08, "Care Agent", ("Subscription Changes", "Billing Questions"), 0.30,
         ("subscription_cancellation",),
+        (("subscription_cancel", 0.75), ("double_charge", 0.25)),
         ("I want to pause my subscription", "How do I cancel my subscription?",
          "Can I skip next month's box?"),
         ("Just for two months", "I'd like to cancel, not pause", "Danke schön!"),
@@ -213,6 +233,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.07, "Care Agent", ("Billing Questions", "Promo Codes"), 0.35,
         ("billing_dispute", "promo_code_issue"),
+        (("double_charge", 0.55), ("promo_code", 0.45)),
         ("I was charged twice for my order", "My promo code isn't working",
          "Why was I charged $12.99?"),
         ("The code is SPRING20", "Both charges are on my statement", "That makes sense"),
@@ -225,6 +246,7 @@ _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         0.08, "Care Agent", ("Product Care", "Sizing Guide"), 0.20,
         ("product_defect",),
+        (("product_defect", 0.75), ("size_exchange", 0.25)),
         ("How do I wash this sweater?", "What size should I order? I'm usually a medium",
          "The zipper broke after one week"),
         ("It's 100% wool", "I'm 5'8\", 150 lbs", "ok"),
@@ -242,48 +264,221 @@ _TOPIC_HANDOFF_SHARE = np.array([topic.handoff_share for topic in _TOPICS])
 _MANUAL_SUBCATEGORIES = ("customer_requested_human",) * 3 + ("cancel_order_action", "repeated_question")
 _QC_SUBCATEGORIES = ("qc_low_confidence",) * 2 + ("qc_policy_violation", "qc_sensitive_topic")
 
-# Each subcategory: handoff reasons, and the transfer detector's rationales (transfer ones only).
-_SUBCATEGORY_TEXTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "customer_requested_human": (
-        ("Customer asked to speak to a person", "Customer asked for a human agent twice"), ()),
-    "cancel_order_action": (("Order cancellation needs a team member",), ()),
-    "repeated_question": (("Customer repeated the same question three times",), ()),
-    "qc_low_confidence": (("Reply confidence below threshold",
-                           "Quality check: answer not grounded in a guide"), ()),
-    "qc_policy_violation": (("Quality check blocked a reply promising a refund",), ()),
-    "qc_sensitive_topic": (("Customer mentioned a safety concern",), ()),
-    "order_delayed": (("Order is more than 5 days late",),
-                      ("Late orders need a carrier investigation",)),
-    "missing_package": (("Customer says the parcel never arrived",
-                         "Parcel marked delivered but not received"),
-                        ("Lost parcels need a team member to file a claim",)),
-    "order_cancellation": (("Customer wants to cancel an order that is being packed",),
-                           ("Orders in fulfilment can only be cancelled by the team",)),
-    "address_change": (("Customer wants to change the address of a shipped order",),
-                       ("Address changes after shipping need a carrier redirect",)),
-    "damaged_item": (("Customer received a damaged item", "Item arrived broken"),
-                     ("Damaged items need photos reviewed by a team member",)),
-    "return_outside_window": (("Return requested after the 30-day window",),
-                              ("Exceptions to the return policy need approval",)),
-    "exchange_request": (("Customer wants an exchange for a different size",),
-                         ("Exchanges with a price difference need a team member",)),
-    "refund_request": (("Customer asks for a refund on a lost parcel",
-                        "Customer wants a refund instead of store credit"),
-                       ("Refunds over $50 need a team member",)),
-    "refund_status": (("Refund not received 10 days after the return",),
-                      ("Refunds late by more than a week need a team member",)),
-    "account_locked": (("Customer is locked out after resetting the password",),
-                       ("Account unlocks need identity verification",)),
-    "subscription_cancellation": (("Customer wants to cancel the subscription",),
-                                  ("Cancellations go to the retention team",)),
-    "billing_dispute": (("Customer disputes a charge",),
-                        ("Billing disputes need a team member, per policy",)),
-    "promo_code_issue": (("Promo code rejected at checkout",),
-                         ("Manual discounts need a team member",)),
-    "product_defect": (("Product broke within the warranty period",),
-                       ("Warranty claims need a team member",)),
+# Handoff causes: why a handoff really happened, whatever category and subcategory the AI platform gave it. A
+# cause has its own words in each of the three texts a handoff comes with: the customer's last message before
+# it, its reason, and (transfer detector handoffs only) its rationale.
+@dataclass(frozen=True)
+class _Cause:
+    said: tuple[str, ...]  # the customer's last message before the handoff
+    reasons: tuple[str, ...]
+    rationales: tuple[str, ...]  # the transfer detector's
+
+
+_CAUSES: dict[str, _Cause] = {
+    "lost_parcel": _Cause(
+        ("Tracking says delivered but there's no parcel here", "My package never showed up",
+         "It says it was delivered yesterday, I never got it",
+         "The courier claims they dropped it off but nothing arrived",
+         "I think my parcel got lost, order #48213",
+         "Nothing in the mailbox, nothing with the neighbours. Where is it?"),
+        ("Customer says the parcel never arrived", "Parcel marked delivered but not received",
+         "Package reported lost in transit", "Carrier shows a delivery the customer never got",
+         "Possible lost shipment, customer wants it found or replaced"),
+        ("Lost parcels need a team member to file a claim",
+         "A missing delivery needs a carrier trace the AI cannot open",
+         "Only the team can start a lost-package investigation",
+         "Marked-delivered disputes go to a person to claim from the courier"),
+    ),
+    "carrier_delay": _Cause(
+        ("My order is a week late", "Tracking hasn't moved since Monday",
+         "It was supposed to arrive on Friday and it's still not here",
+         "Why is my delivery taking so long?", "The shipment has been stuck in transit for days"),
+        ("Order is more than 5 days late", "Shipment stuck at the carrier's depot",
+         "Delivery past its estimated date", "No tracking update for several days",
+         "Customer chasing an overdue delivery"),
+        ("Late orders need a carrier investigation",
+         "Overdue shipments are escalated to the carrier by the team",
+         "Stalled tracking needs a person to contact the courier",
+         "Delays beyond the delivery promise need a team member"),
+    ),
+    "damaged_item": _Cause(
+        ("My package arrived damaged", "The box was crushed and the shoes inside are scuffed",
+         "It came with a big tear down the side", "Half the order arrived dented and scratched",
+         "Opened it today and it's broken, I have photos"),
+        ("Customer received a damaged item", "Item arrived broken", "Goods damaged in transit",
+         "Crushed box, contents unusable", "Customer sent photos of a torn product"),
+        ("Damaged items need photos reviewed by a team member",
+         "Transit damage claims are approved by the team",
+         "A replacement for a broken delivery needs a person's sign-off",
+         "Breakage reports go to a team member to assess"),
+    ),
+    "cancel_in_fulfilment": _Cause(
+        ("Please cancel my order, I placed it by mistake", "I need to cancel order #51874 before it ships",
+         "I don't want this order anymore, can you stop it?", "Can you stop the shipment, I ordered twice",
+         "Cancel it please, it hasn't even left the warehouse"),
+        ("Customer wants to cancel an order that is being packed",
+         "Cancellation requested after fulfilment started",
+         "Order needs stopping before dispatch", "Customer asks to void an order in the warehouse",
+         "Cancel request on an order already picked"),
+        ("Orders in fulfilment can only be cancelled by the team",
+         "The warehouse must be asked to pull the order before it ships",
+         "Stopping a packed order needs a team member",
+         "Cancelling after picking has started is a manual action"),
+    ),
+    "address_change": _Cause(
+        ("I need to change the shipping address on my order", "I put in my old address by mistake",
+         "Can you send it to my work instead? 42 Elm Street, Apt 3",
+         "I'm moving this week, can the delivery go somewhere else?",
+         "Wrong postcode on my order, can you fix it"),
+        ("Customer wants to change the address of a shipped order", "Delivery address needs correcting",
+         "Redirect requested to a new address", "Wrong postcode entered at checkout",
+         "Customer moved and wants the parcel rerouted"),
+        ("Address changes after shipping need a carrier redirect",
+         "Rerouting a parcel is done by the team with the courier",
+         "Only a team member can edit the destination once it is labelled",
+         "Shipping details on a dispatched order need manual correction"),
+    ),
+    "return_window": _Cause(
+        ("I bought it 40 days ago, can I still return it?",
+         "I missed the 30 days, is there anything you can do",
+         "The return portal says my order is too old to send back",
+         "I was travelling and couldn't send it back in time",
+         "Can you make an exception? It's only a week past the deadline"),
+        ("Return requested after the 30-day window", "Customer missed the return deadline",
+         "Late return, outside policy", "Return portal refused an expired order",
+         "Customer asks for an exception to the returns period"),
+        ("Exceptions to the return policy need approval", "Returns past 30 days are a team member's call",
+         "Out-of-window returns need a manager's sign-off", "Only the team can extend the return period"),
+    ),
+    "size_exchange": _Cause(
+        ("Can I exchange these shoes for a bigger size?", "The jacket is too small, I need a large",
+         "I'd like to swap it for a medium", "Wrong size, can I get a 9 instead of an 8",
+         "These jeans don't fit, can you send the next size up"),
+        ("Customer wants an exchange for a different size", "Size swap requested",
+         "Item doesn't fit, customer wants another size", "Exchange for a larger size",
+         "Customer asks to trade for a smaller size"),
+        ("Exchanges with a price difference need a team member",
+         "A size swap on an out-of-stock variant needs the team",
+         "Exchanges must be set up by hand when the size is back-ordered",
+         "Swapping a fitted item needs a person to check stock"),
+    ),
+    "refund_delay": _Cause(
+        ("I returned my order two weeks ago and haven't been refunded", "Where is my refund?",
+         "You got the return on the 3rd and I still don't have my money back", "My refund is way overdue",
+         "It's been 10 days since you received it, still no refund"),
+        ("Refund not received 10 days after the return", "Customer chasing a late refund",
+         "Refund overdue for a scanned return", "Money back not showing on the customer's card",
+         "Return received but no refund issued yet"),
+        ("Refunds late by more than a week need a team member",
+         "Stuck refunds are pushed through by the finance team",
+         "A missing refund needs a payment trace by a person",
+         "Overdue reimbursements need a team member to reissue"),
+    ),
+    "account_locked": _Cause(
+        ("I can't log in to my account", "My account is locked",
+         "It keeps saying my password is wrong even after resetting it",
+         "The reset link never arrives and I'm locked out",
+         "I'm stuck on the sign-in page, too many attempts"),
+        ("Customer is locked out after resetting the password", "Account locked after failed logins",
+         "Password reset email not arriving", "Customer cannot sign in",
+         "Login blocked, identity needs checking"),
+        ("Account unlocks need identity verification", "Only the team can lift a security lock",
+         "Sign-in problems after a reset need a person to verify the customer",
+         "Locked accounts are restored manually after ID checks"),
+    ),
+    "subscription_cancel": _Cause(
+        ("How do I cancel my subscription?", "I'd like to cancel, not pause",
+         "Please end my membership, I don't want any more boxes", "Stop the monthly box, I'm done",
+         "I want to unsubscribe and close the plan"),
+        ("Customer wants to cancel the subscription", "Membership cancellation request",
+         "Customer asks to stop recurring boxes", "Plan termination requested",
+         "Customer declined the retention offer and wants out"),
+        ("Cancellations go to the retention team", "Ending a plan needs a retention specialist",
+         "Subscription terminations are handled by a person",
+         "Only the team can close a membership with an open box"),
+    ),
+    "double_charge": _Cause(
+        ("I was charged twice for my order", "There are two identical payments on my card",
+         "You took the money two times", "My bank statement shows a duplicate charge of $49.90",
+         "Why did I get billed again for the same box?"),
+        ("Customer disputes a charge", "Duplicate payment reported", "Customer billed twice for one order",
+         "Double debit on the customer's card", "Same amount taken two times"),
+        ("Billing disputes need a team member, per policy",
+         "Duplicate charges are refunded by the payments team",
+         "Reversing a payment needs a person",
+         "Card disputes must be checked against the payment processor by the team"),
+    ),
+    "promo_code": _Cause(
+        ("My promo code isn't working", "The code is SPRING20 and it says invalid",
+         "The discount didn't apply at checkout", "I was promised 20% off but paid full price",
+         "Your voucher from the newsletter gets rejected"),
+        ("Promo code rejected at checkout", "Discount not applied to the order",
+         "Customer's voucher shows as invalid", "Coupon from a campaign does not work",
+         "Customer wants the promised discount honoured"),
+        ("Manual discounts need a team member", "Honouring an expired coupon needs approval",
+         "Price adjustments after purchase are done by the team",
+         "Only a person can credit a failed voucher"),
+    ),
+    "product_defect": _Cause(
+        ("The zipper broke after one week", "The sole came off my shoes after a month",
+         "The seams are coming apart already", "The buckle snapped the second time I wore it",
+         "The colour ran in the first wash and the stitching is loose"),
+        ("Product broke within the warranty period", "Faulty item reported", "Manufacturing defect claim",
+         "Customer reports poor quality after little use", "Item fell apart within weeks"),
+        ("Warranty claims need a team member", "Defect reports are reviewed by the quality team",
+         "A replacement for a faulty product needs a person's approval",
+         "Quality complaints go to a team member to log with the supplier"),
+    ),
 }
-SUBCATEGORIES = tuple(_SUBCATEGORY_TEXTS)
+CAUSES = tuple(_CAUSES)
+
+# Each subcategory: the cause that naturally belongs to it (the transfer detector's), or how the reason of a
+# manual or quality check handoff sometimes begins.
+_SUBCATEGORY_WORDS: dict[str, tuple[str | None, str]] = {
+    "customer_requested_human": (None, "Asked for a person: "),
+    "cancel_order_action": (None, "Needs a team action: "),
+    "repeated_question": (None, "Repeated question: "),
+    "qc_low_confidence": (None, "Low confidence: "),
+    "qc_policy_violation": (None, "Blocked by a policy check: "),
+    "qc_sensitive_topic": (None, "Flagged as sensitive: "),
+    "order_delayed": ("carrier_delay", ""),
+    "missing_package": ("lost_parcel", ""),
+    "order_cancellation": ("cancel_in_fulfilment", ""),
+    "address_change": ("address_change", ""),
+    "damaged_item": ("damaged_item", ""),
+    "return_outside_window": ("return_window", ""),
+    "exchange_request": ("size_exchange", ""),
+    "refund_request": ("lost_parcel", ""),
+    "refund_status": ("refund_delay", ""),
+    "account_locked": ("account_locked", ""),
+    "subscription_cancellation": ("subscription_cancel", ""),
+    "billing_dispute": ("double_charge", ""),
+    "promo_code_issue": ("promo_code", ""),
+    "product_defect": ("product_defect", ""),
+}
+SUBCATEGORIES = tuple(_SUBCATEGORY_WORDS)
+
+# Words that say nothing of the cause: what some handoffs come with instead of their cause's.
+_GENERIC_REASONS = (
+    "Customer asked to speak to a person", "Customer asked for a human agent twice",
+    "Customer repeated the same question three times", "Reply confidence below threshold",
+    "Quality check: answer not grounded in a guide", "Conversation needs a team member",
+)
+_GENERIC_SAID = (
+    "agent", "human please", "this is useless", "I want to speak to someone", "representative",
+    "you're not understanding me", "AGENT", "Can I talk to a real person please?",
+)
+# How a customer varies a phrase (as written, lower case, a typo, a "please", impatient), and how often.
+_STYLE_WEIGHTS = np.array([0.70, 0.09, 0.07, 0.07, 0.07])
+# A cause and a request for a person in one message (manual handoffs the customer asked for).
+_ASKS_FOR_PERSON = (
+    "{}, can I talk to someone", "{}. I want to speak to a person", "{} - get me a human please",
+    "{}, is there a real person who can help?",
+)
+_GENERIC_SHARE = 0.10  # of handoffs: generic reason and last message, whatever the cause
+_NATURAL_CAUSE_SHARE = 0.80  # of transfer detector handoffs: the cause that belongs to the subcategory
+_CAUSE_SAID_SHARE = 0.50  # of customers asking for a person: they say why in the same message
+_REASON_PREFIX_SHARE = 0.40  # of manual and quality check handoffs: the reason opens with the subcategory's
 
 
 class _Vocabulary:
@@ -303,6 +498,18 @@ class _Vocabulary:
         pairs = [self.group(strings) for strings in per_key]
         return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
+    def table(
+        self, per_key: Sequence[Sequence[str]], variants: Sequence[Callable[[str], str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every variant of every string of each key: codes[key, string, variant] (-1 past a key's
+        strings), and each key's number of strings."""
+        codes = np.full((len(per_key), max(map(len, per_key)), len(variants)), -1, dtype=np.int32)
+        for key, strings in enumerate(per_key):
+            for i, string in enumerate(strings):
+                offset, count = self.group([variant(string) for variant in variants])
+                codes[key, i] = offset + np.arange(count)
+        return codes, np.array([len(strings) for strings in per_key])
+
 
 def _pick(rng: np.random.Generator, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """A uniformly chosen member of each row's group (vectorised)."""
@@ -312,6 +519,36 @@ def _pick(rng: np.random.Generator, offsets: np.ndarray, counts: np.ndarray) -> 
 def _pick_from(rng: np.random.Generator, group: tuple[int, int], n: int) -> np.ndarray:
     """`n` uniformly chosen members of one group."""
     return _pick(rng, np.full(n, group[0]), np.full(n, group[1]))
+
+
+def _pick_variant(
+    rng: np.random.Generator, table: tuple[np.ndarray, np.ndarray], key: np.ndarray, variant: np.ndarray | int
+) -> np.ndarray:
+    """A uniformly chosen string of each row's key in `table`, in the row's variant (vectorised)."""
+    codes, counts = table
+    return codes[key, (rng.random(key.size) * counts[key]).astype(np.int64), variant]
+
+
+def _typo(text: str) -> str:
+    """`text` with two letters of its longest word swapped (or a double letter made single)."""
+    word = max(re.findall(r"[A-Za-z]+", text), key=len)
+    i = len(word) // 2
+    if word[i - 1] == word[i]:
+        return text.replace(word, word[:i] + word[i + 1 :], 1)
+    return text.replace(word, word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :], 1)
+
+
+def _bare(text: str) -> str:
+    return text.rstrip(".?!")
+
+
+# The ways a customer writes a phrase (`_STYLE_WEIGHTS`), then the ways of asking for a person with it.
+_STYLES: tuple[Callable[[str], str], ...] = (
+    str, str.lower, _typo, lambda text: _bare(text) + " please", lambda text: _bare(text) + "??"
+)
+_WITH_PERSON = tuple(
+    (lambda text, form=form: form.format(_bare(text[0].lower() + text[1:]))) for form in _ASKS_FOR_PERSON
+)
 
 
 _TEXTS = _Vocabulary()
@@ -378,9 +615,29 @@ _FEEDBACK_TEXTS = _TEXTS.groups(
 
 _SUBCATEGORY_INDEX = {name: i for i, name in enumerate(SUBCATEGORIES)}
 _REASONS = _Vocabulary()
-_REASON_GROUPS = _REASONS.groups([texts[0] for texts in _SUBCATEGORY_TEXTS.values()])
 _RATIONALES = _Vocabulary()
-_RATIONALE_GROUPS = _RATIONALES.groups([texts[1] for texts in _SUBCATEGORY_TEXTS.values()])
+
+# Causes' words as tables of codes: [cause, phrase, variant].
+_CAUSE_SAID = _TEXTS.table([cause.said for cause in _CAUSES.values()], _STYLES + _WITH_PERSON)
+_GENERIC_SAID_GROUP = _TEXTS.group(_GENERIC_SAID)
+_PREFIXES = [prefix for _, prefix in _SUBCATEGORY_WORDS.values() if prefix]
+_REASON_FORMS: tuple[Callable[[str], str], ...] = (
+    str, *((lambda text, prefix=prefix: prefix + text[0].lower() + text[1:]) for prefix in _PREFIXES)
+)
+_CAUSE_REASONS = _REASONS.table([cause.reasons for cause in _CAUSES.values()], _REASON_FORMS)
+_GENERIC_REASON_GROUP = _REASONS.group(_GENERIC_REASONS)
+_CAUSE_RATIONALES = _RATIONALES.table([cause.rationales for cause in _CAUSES.values()], [str])
+# By subcategory: its natural cause (-1 for none), the variant of reason that begins with its words (0: none).
+_SUBCATEGORY_CAUSE = np.array([CAUSES.index(c) if c else -1 for c, _ in _SUBCATEGORY_WORDS.values()])
+_SUBCATEGORY_PREFIX = np.array([_PREFIXES.index(p) + 1 if p else 0 for _, p in _SUBCATEGORY_WORDS.values()])
+# By topic: its causes (-1 past the last) and their weights.
+_MOST_CAUSES = max(len(t.causes) for t in _TOPICS)
+_TOPIC_CAUSES = np.array(
+    [[CAUSES.index(c) for c, _ in t.causes] + [-1] * (_MOST_CAUSES - len(t.causes)) for t in _TOPICS]
+)
+_TOPIC_CAUSE_WEIGHTS = np.array(
+    [[w for _, w in t.causes] + [0.0] * (_MOST_CAUSES - len(t.causes)) for t in _TOPICS]
+)
 
 # Subcategory pools: one per topic (the transfer detector's), then manual, then quality check.
 _POOLS = _Vocabulary()
@@ -460,13 +717,21 @@ class BadRecord:
     row: dict[str, str | list[str] | None]
 
 
+_CAUSE_SCHEMA = pa.schema([pa.field("event_id", pa.string()), pa.field("cause", pa.string())])
+
+
 @dataclass(frozen=True)
 class GeneratedLog:
-    """Valid events (columns and types of `SCHEMA`) and the malformed records to mix in."""
+    """Valid events (columns and types of `SCHEMA`) and the malformed records to mix in.
+
+    `causes` is the ground truth of the handoffs: one row per handoff event, its `event_id` and the `cause`
+    (one of `CAUSES`) it was generated with. It is not part of the log: `write` leaves it out.
+    """
 
     events: pa.Table
     bad_records: list[BadRecord] = field(default_factory=list)
     bad_rate: float = 0.0
+    causes: pa.Table = field(default_factory=_CAUSE_SCHEMA.empty_table)
 
     @property
     def bad_lines(self) -> list[str]:
@@ -508,7 +773,8 @@ def generate(
             for r in block.bad_records
         )
         offset += block.record_count
-    return GeneratedLog(events=events, bad_records=bad_records, bad_rate=bad_rate)
+    causes = pa.concat_tables([block.causes for block in blocks]).combine_chunks()
+    return GeneratedLog(events=events, bad_records=bad_records, bad_rate=bad_rate, causes=causes)
 
 
 def generate_blocks(
@@ -581,7 +847,7 @@ class _Parts:
 
     _COLUMNS = (
         "episode", "at", "type", "channel", "text", "route", "ai_agent", "guide1", "guide2",
-        "category", "subcategory", "reason", "rationale", "agent", "rating", "score",
+        "category", "subcategory", "reason", "rationale", "agent", "rating", "score", "cause",
     )
 
     def __init__(self) -> None:
@@ -650,8 +916,10 @@ def _generate_block(
     brand: str,
     bad_rate: float,
 ) -> GeneratedLog:
-    # NumPy seeds are non-negative: fold any integer seed onto them one to one.
+    # NumPy seeds are non-negative: fold any integer seed onto them one to one. Handoff causes and their words
+    # have a stream of their own, so that everything else is generated as it was before there were causes.
     rng = np.random.default_rng([2 * abs(seed) + (seed < 0), first_customer])
+    cause_rng = np.random.default_rng([2 * abs(seed) + (seed < 0), first_customer, 1])
     # Each customer's questions; busy customers have far more than quiet ones. Those asked become episodes:
     # not one in the quiet days after an episode, nor before the window (each customer's first question is
     # at a random point of a quiet time, so that customers do not all start at once).
@@ -672,7 +940,7 @@ def _generate_block(
     n = customer.size
     kind = rng.choice(4, n, p=_EPISODE_WEIGHTS)
     topic = rng.choice(len(_TOPICS), n, p=_TOPIC_WEIGHTS / _TOPIC_WEIGHTS.sum())
-    _generate_episodes(rng, parts, kind, topic)
+    _generate_episodes(rng, cause_rng, parts, kind, topic)
     columns = parts.columns()
 
     # Place episodes at their wanted time, or 30 hours after the customer's previous one ends, so
@@ -699,12 +967,17 @@ def _generate_block(
         (owner.astype(np.uint64) << np.uint64(20)) | nth.astype(np.uint64), seed
     )
     order = np.lexsort((ids, at))
+    columns = {name: values[order] for name, values in columns.items()}
     events = _events_table(
-        {name: values[order] for name, values in columns.items()},
-        ids=ids[order], at=at[order], owner=owner[order], id_width=id_width, brand=brand,
+        columns, ids=ids[order], at=at[order], owner=owner[order], id_width=id_width, brand=brand
+    )
+    handoff = columns["cause"] >= 0
+    causes = pa.table(
+        [events["event_id"].filter(pa.array(handoff)), _decoded(columns["cause"][handoff], CAUSES)],
+        schema=_CAUSE_SCHEMA,
     )
     bad_records = _bad_records(rng, events, bad_rate, seed=seed, first_customer=first_customer)
-    return GeneratedLog(events=events, bad_records=bad_records, bad_rate=bad_rate)
+    return GeneratedLog(events=events, bad_records=bad_records, bad_rate=bad_rate, causes=causes)
 
 
 def _epoch_us(day: dt.date) -> int:
@@ -760,14 +1033,19 @@ def _schedule(wanted: np.ndarray, gap: np.ndarray, per_customer: np.ndarray) -> 
 
 
 def _generate_episodes(
-    rng: np.random.Generator, parts: _Parts, kind: np.ndarray, topic: np.ndarray
+    rng: np.random.Generator,
+    cause_rng: np.random.Generator,
+    parts: _Parts,
+    kind: np.ndarray,
+    topic: np.ndarray,
 ) -> None:
-    """Every event of every episode, with times relative to the episode's start."""
+    """Every event of every episode, with times relative to the episode's start (handoffs' causes and their
+    words drawn from `cause_rng`)."""
     ai = np.flatnonzero(kind == _EPISODE_AI)
     outcome = _ai_outcomes(rng, topic[ai], recontact=False)
     channel = rng.choice(3, ai.size, p=_AI_CHANNEL_WEIGHTS)
     sessions = _add_sessions(
-        rng, parts, episode=ai, at=np.zeros(ai.size, dtype=np.int64), channel=channel,
+        rng, cause_rng, parts, episode=ai, at=np.zeros(ai.size, dtype=np.int64), channel=channel,
         topic=topic[ai], outcome=outcome, recontact=False,
     )
 
@@ -785,8 +1063,8 @@ def _generate_episodes(
     returned = _ai_outcomes(rng, topic[ai][returns], recontact=True)
     return_channel = np.where(rng.random(returns.size) < 0.9, channel[returns], rng.choice(3, returns.size))
     recontacts = _add_sessions(
-        rng, parts, episode=ai[returns], at=back_at, channel=return_channel, topic=topic[ai][returns],
-        outcome=returned, recontact=True,
+        rng, cause_rng, parts, episode=ai[returns], at=back_at, channel=return_channel,
+        topic=topic[ai][returns], outcome=returned, recontact=True,
     )
     _rate_sessions(
         rng, parts, episode=ai[returns], channel=return_channel, outcome=returned, sessions=recontacts
@@ -920,6 +1198,7 @@ class _Sessions:
 
 def _add_sessions(
     rng: np.random.Generator,
+    cause_rng: np.random.Generator,
     parts: _Parts,
     *,
     episode: np.ndarray,
@@ -947,6 +1226,10 @@ def _add_sessions(
     subcategory = _POOL_SUBCATEGORY[_pick(rng, _POOL_GROUPS[0][pool], _POOL_GROUPS[1][pool])]
     asks_human = category == _MANUAL
     asks_human &= subcategory == _SUBCATEGORY_INDEX["customer_requested_human"]
+    h = np.flatnonzero(handed)
+    cause, said, reason, rationale = _handoff_words(cause_rng, topic[h], category[h], subcategory[h])
+    last_said = np.full(n, -1, dtype=np.int32)  # what the customer writes last instead, or -1
+    last_said[h] = said
 
     # Turns: the customer writes, the AI answers within seconds, the customer writes again.
     owner, turn = _positions(turns)
@@ -969,6 +1252,7 @@ def _add_sessions(
         opener = np.where(rng.random(m) < 0.6, _pick_from(rng, _RECONTACT, m), opener)
     text = np.where(first, opener, text)
     text = np.where(last_turn & asks_human[owner], _pick_from(rng, _ASK_HUMAN, m), text)
+    text = np.where(last_turn & (last_said[owner] >= 0), last_said[owner], text)
     parts.add(
         episode[owner], customer_at, _CUSTOMER, channel=channel[owner], text=text,
         route=np.where(email, _ROUTE_AI, -1),
@@ -996,15 +1280,13 @@ def _add_sessions(
     )
 
     last = np.where(answered[owner], ai_at, customer_at)[last_turn]  # one per session, in order
-    h = np.flatnonzero(handed)
     handoff_at = last[h] + _milli_us(_seconds(rng, h.size, 20, 1.5, 1, 900))
-    sub = subcategory[h]
-    rationale = _pick(rng, _RATIONALE_GROUPS[0][sub], _RATIONALE_GROUPS[1][sub])
+    # The draws that picked a reason and a rationale from the subcategory before there were causes: kept, so
+    # that every later draw is as it was.
+    rng.random(2 * h.size)
     parts.add(
         episode[h], handoff_at, _HANDOFF, ai_agent=_TOPIC_AI_AGENT[topic[h]],
-        category=category[h], subcategory=sub,
-        reason=_pick(rng, _REASON_GROUPS[0][sub], _REASON_GROUPS[1][sub]),
-        rationale=np.where(category[h] == _TRANSFER, rationale, -1),
+        category=category[h], subcategory=subcategory[h], reason=reason, rationale=rationale, cause=cause,
     )
     answered = last
     last = last.copy()
@@ -1019,6 +1301,50 @@ def _add_sessions(
         first_text=np.full(h.size, -1),
     )
     return _Sessions(last=last, answered=answered, handoffs=handoffs)
+
+
+def _handoff_words(
+    rng: np.random.Generator, topic: np.ndarray, category: np.ndarray, subcategory: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each handoff's cause, the customer's last message before it (-1: keep the one written), its reason
+    and its rationale (-1 but for the transfer detector's).
+
+    A transfer detector handoff mostly has the cause of its subcategory, else another of its topic's; other
+    handoffs one of their topic's. Some handoffs come with generic words whatever their cause; a customer
+    asking for a person sometimes says why in the same message.
+    """
+    n = topic.size
+    transfer = category == _TRANSFER
+    natural = _SUBCATEGORY_CAUSE[subcategory]
+    choices = _TOPIC_CAUSES[topic]
+    weights = np.where(transfer[:, None] & (choices == natural[:, None]), 0.0, _TOPIC_CAUSE_WEIGHTS[topic])
+    cumulative = np.cumsum(weights, axis=1)
+    column = ((rng.random(n) * cumulative[:, -1])[:, None] >= cumulative).sum(axis=1)
+    other = choices[np.arange(n), np.minimum(column, choices.shape[1] - 1)]
+    keeps = (rng.random(n) < _NATURAL_CAUSE_SHARE) | (cumulative[:, -1] == 0)  # or the topic has no other
+    cause = np.where(transfer & keeps, natural, other)
+
+    generic = rng.random(n) < _GENERIC_SHARE
+    asks_human = (category == _MANUAL) & (subcategory == _SUBCATEGORY_INDEX["customer_requested_human"])
+    says_why = rng.random(n) < _CAUSE_SAID_SHARE
+    style = np.where(
+        asks_human,
+        len(_STYLES) + rng.integers(0, len(_WITH_PERSON), n),
+        rng.choice(len(_STYLES), n, p=_STYLE_WEIGHTS),
+    )
+    said = np.select(
+        [generic, asks_human & ~says_why],
+        [_pick_from(rng, _GENERIC_SAID_GROUP, n), -1],
+        _pick_variant(rng, _CAUSE_SAID, cause, style),
+    )
+    prefixed = rng.random(n) < _REASON_PREFIX_SHARE
+    reason = np.where(
+        generic,
+        _pick_from(rng, _GENERIC_REASON_GROUP, n),
+        _pick_variant(rng, _CAUSE_REASONS, cause, np.where(prefixed, _SUBCATEGORY_PREFIX[subcategory], 0)),
+    )
+    rationale = np.where(transfer, _pick_variant(rng, _CAUSE_RATIONALES, cause, 0), -1)
+    return cause, said, reason, rationale
 
 
 def _feedback_delay(rng: np.random.Generator, n: int, median: float, spread: float) -> np.ndarray:
