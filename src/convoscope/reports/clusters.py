@@ -1,6 +1,7 @@
-"""Handoff texts grouped into themes by word statistics (issue 27 point 2): scikit-learn's TF-IDF, a latent semantic
-space and k-means with a fixed seed, with the number of themes chosen by the silhouette of each candidate. No model
-is downloaded and nothing is learnt beyond the texts given: the same texts give the same themes.
+"""Handoff texts grouped into themes by word statistics (issue 27 point 2): scikit-learn's TF-IDF and a latent
+semantic space, then one average-linkage tree (SciPy, which scikit-learn is built on) cut at the number of themes
+whose silhouette is highest. No model is downloaded and nothing is learnt beyond the texts given; nothing is random
+but the latent space's seeded start: the same texts give the same themes.
 
 What a theme is and is not is said in docs/reports.md ("handoff-themes"): words that occur together, not an
 understanding of the handoff. This module knows texts only; `reports/themes.py` says which texts and counts the
@@ -10,6 +11,7 @@ handoffs behind each theme.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,14 +20,15 @@ import numpy as np
 # number is a term either.
 MIN_HANDOFFS_PER_TERM = 3
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{3,}\b"
-MAX_THEMES = 15
-MIN_THEME_SHARE = 0.02  # a candidate number of themes whose smallest theme holds less is not chosen
 # Words every handoff's text is made of ("Customer wants ...", "... needs a team member"): English stop words and
 # these say nothing of why.
 HANDOFF_WORDS = ("customer", "customers", "team", "member", "members", "wants", "want", "needs", "need", "asked",
                  "asks", "please", "thanks", "thank", "hi", "hello")
-SEED = 27  # every random choice (the latent space, k-means' starts, the silhouette's sample) is seeded
-SILHOUETTE_SAMPLE = 4000  # documents the silhouette of a candidate is measured on
+MAX_THEMES = 20
+MIN_THEME_SHARE = 0.01  # a number of themes whose smallest theme holds less of the handoffs is not chosen
+MAX_TREE_TEXTS = 3000  # distinct texts the tree is grown on (its memory grows with their square); the others join the
+# theme whose centre is nearest
+SEED = 27  # the latent space's start, and which distinct texts the tree is grown on when there are more
 COMPONENTS = 60  # dimensions of the latent space
 LABEL_TERMS = 3
 
@@ -44,30 +47,27 @@ class Themes:
         """The theme each of `texts` (another period's) is nearest to."""
         if self.model is None or not texts:
             return np.zeros(len(texts), dtype=np.int64)
-        return self.model.nearest(texts)
+        return self.model.nearest(self.model.space(texts))
 
 
 @dataclass
 class _Model:
-    vectorizer: object
-    svd: object | None
+    vectorizer: Any
+    svd: Any
     centres: np.ndarray  # one row per theme, in theme order, unit length
-    order: np.ndarray  # k-means' cluster number → theme number
 
     def space(self, texts: list[str]) -> np.ndarray:
         from sklearn.preprocessing import normalize
 
-        vectors = self.vectorizer.transform(texts)  # type: ignore[attr-defined]
-        reduced = self.svd.transform(vectors) if self.svd is not None else vectors.toarray()  # type: ignore[attr-defined]
-        return normalize(reduced)
+        vectors = self.vectorizer.transform(texts)
+        return normalize(self.svd.transform(vectors) if self.svd is not None else vectors.toarray())
 
-    def nearest(self, texts: list[str]) -> np.ndarray:
-        return np.argmax(self.space(texts) @ self.centres.T, axis=1)
+    def nearest(self, points: np.ndarray) -> np.ndarray:
+        return np.argmax(points @ self.centres.T, axis=1)
 
 
 def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
-    """Group `texts` (one per handoff, in a canonical order: the same list gives the same result) into themes."""
-    from sklearn.cluster import KMeans
+    """Group `texts` (one per handoff) into themes; the same list, in any order, gives the same grouping."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
@@ -79,32 +79,67 @@ def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
     vectorizer = TfidfVectorizer(lowercase=True, strip_accents="unicode", token_pattern=TOKEN_PATTERN,
                                  stop_words=_stop_words(), ngram_range=(1, 2), min_df=MIN_HANDOFFS_PER_TERM,
                                  sublinear_tf=True, dtype=np.float64)
+    unique, first, inverse, counts = _unique_rows(texts)
     try:
-        vectors = vectorizer.fit_transform(texts)
+        vectorizer.fit(texts)  # counts and rarity over every handoff: the order of the texts does not matter
     except ValueError:  # no term used by enough handoffs (few handoffs, or nothing in common)
         return nothing
-    # Identical texts (a canned reason, "agent") are one point with their count as weight: fewer points to group,
-    # and the grouping cannot depend on how identical texts are ordered.
-    unique, first, inverse, counts = _unique_rows(texts)
-    rows = vectors[first]
+    # Identical texts (a canned reason, "agent") are one point: fewer points, and no dependence on their order.
+    rows = vectorizer.transform(unique)
     components = min(COMPONENTS, rows.shape[1] - 1, rows.shape[0] - 1)
     svd = TruncatedSVD(n_components=components, random_state=SEED) if components >= 2 else None
     with threadpool_limits(limits=1):  # one thread: sums in one order, so the same bits on any machine's cores
         space = normalize(svd.fit_transform(rows) if svd is not None else rows.toarray())
-        best = _best_grouping(space, counts, max_themes, KMeans)
-    if best is None:
+    grown = _tree_texts(counts)
+    cut = _best_cut(space[grown], counts[grown], max_themes)
+    if cut is None:
         return nothing
-    clusters, centres = best
-    sizes = np.bincount(clusters, weights=counts, minlength=centres.shape[0])
-    order_of = np.lexsort((np.arange(sizes.shape[0]), -sizes))  # theme 0 is the largest; ties by cluster number
-    theme_of_cluster = np.empty_like(order_of)
-    theme_of_cluster[order_of] = np.arange(order_of.shape[0])
-    centres = normalize(centres[order_of])
-    theme = theme_of_cluster[clusters]
-    typical = np.einsum("ij,ij->i", space, centres[theme])
-    labels = _labels(vectorizer, vectors, theme[inverse], centres.shape[0])
-    model = _Model(vectorizer, svd, centres, theme_of_cluster)
+    centres = normalize(np.vstack([space[grown][cut == c].mean(axis=0) for c in range(cut.max() + 1)]))
+    model = _Model(vectorizer, svd, centres)
+    cluster = model.nearest(space)
+    cluster[grown] = cut
+    sizes = np.bincount(cluster, weights=counts, minlength=centres.shape[0])
+    order = np.lexsort((np.arange(sizes.shape[0]), -sizes))  # theme 0 is the largest; ties by the tree's number
+    theme_of = np.empty_like(order)
+    theme_of[order] = np.arange(order.shape[0])
+    model.centres = centres[order]
+    theme = theme_of[cluster]
+    typical = np.einsum("ij,ij->i", space, model.centres[theme])
+    labels = _labels(vectorizer, rows, counts, theme, model.centres.shape[0])
     return Themes(theme=theme[inverse], typical=typical[inverse], labels=labels, model=model)
+
+
+def _tree_texts(counts: np.ndarray) -> np.ndarray:
+    """The distinct texts the tree is grown on: all, or MAX_TREE_TEXTS drawn (seeded) as often as handoffs use them."""
+    if counts.shape[0] <= MAX_TREE_TEXTS:
+        return np.arange(counts.shape[0])
+    rng = np.random.default_rng(SEED)
+    return np.sort(rng.choice(counts.shape[0], MAX_TREE_TEXTS, replace=False, p=counts / counts.sum()))
+
+
+def _best_cut(space: np.ndarray, weights: np.ndarray, max_themes: int) -> np.ndarray | None:
+    """The average-linkage tree of the points (cosine distance), cut at every number of themes from 2 to `max_themes`;
+    the cut with the highest silhouette wins (fewer themes on a tie), among those whose smallest theme holds at least
+    MIN_THEME_SHARE of the handoffs. Themes numbered from 0; None when no cut has two themes."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.metrics import silhouette_score
+
+    if space.shape[0] < 3:
+        return None
+    distances = np.clip(pdist(space, metric="cosine"), 0, None)
+    tree = linkage(distances, method="average")
+    square = squareform(distances)
+    best: tuple[float, np.ndarray] | None = None
+    for k in range(2, min(max_themes, space.shape[0] - 1) + 1):
+        cut = fcluster(tree, k, criterion="maxclust") - 1
+        found = cut.max() + 1
+        if found < 2 or np.bincount(cut, weights=weights).min() < MIN_THEME_SHARE * weights.sum():
+            continue
+        score = float(silhouette_score(square, cut, metric="precomputed"))
+        if best is None or score > best[0] + 1e-9:
+            best = (score, cut)
+    return None if best is None else best[1]
 
 
 def _stop_words() -> list[str]:
@@ -119,37 +154,14 @@ def _unique_rows(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray, n
     return list(values), first, inverse.reshape(-1), counts.astype(np.float64)
 
 
-def _best_grouping(space: np.ndarray, weights: np.ndarray, max_themes: int,
-                   kmeans: type) -> tuple[np.ndarray, np.ndarray] | None:
-    """k-means for every candidate number of themes, 2 to `max_themes` (fewer when there are fewer distinct texts);
-    the one with the highest silhouette wins, fewer themes on a tie, among those whose smallest theme holds at least
-    MIN_THEME_SHARE of the handoffs. None when no candidate has two themes."""
-    from sklearn.metrics import silhouette_score
-
-    points = space.shape[0]
-    total = weights.sum()
-    rng = np.random.default_rng(SEED)
-    sample = np.sort(rng.choice(points, SILHOUETTE_SAMPLE, replace=False)) if points > SILHOUETTE_SAMPLE else None
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for k in range(2, min(max_themes, points - 1) + 1):
-        fitted = kmeans(n_clusters=k, n_init=4, random_state=SEED).fit(space, sample_weight=weights)
-        clusters = fitted.labels_
-        if len(set(clusters.tolist())) < k or np.bincount(clusters, weights=weights).min() < MIN_THEME_SHARE * total:
-            continue
-        picked = sample if sample is not None else slice(None)
-        score = float(silhouette_score(space[picked], clusters[picked], metric="cosine"))
-        if best is None or score > best[0] + 1e-9:
-            best = (score, clusters, fitted.cluster_centers_)
-    return None if best is None else (best[1], best[2])
-
-
-def _labels(vectorizer: object, vectors: object, theme: np.ndarray, themes: int) -> list[str]:
-    """Each theme's top terms by mean TF-IDF weight over its handoffs, a term left out when it shares a word with
-    one already shown ("refund", then not "refund late")."""
-    terms = vectorizer.get_feature_names_out()  # type: ignore[attr-defined]
+def _labels(vectorizer: Any, rows: Any, counts: np.ndarray, theme: np.ndarray, themes: int) -> list[str]:
+    """Each theme's top terms by mean TF-IDF weight over its handoffs (distinct texts weighted by their count), a
+    term left out when it shares a word with one already shown ("refund", then not "refund late")."""
+    terms = vectorizer.get_feature_names_out()
     labels = []
     for t in range(themes):
-        mean = np.asarray(vectors[theme == t].mean(axis=0)).ravel()  # type: ignore[index]
+        members = theme == t
+        mean = np.asarray(rows[members].T @ counts[members]).ravel() / counts[members].sum()
         chosen: list[str] = []
         for i in np.lexsort((terms, -mean)):
             if mean[i] <= 0 or len(chosen) == LABEL_TERMS:
