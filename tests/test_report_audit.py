@@ -102,17 +102,20 @@ INTERFACES: dict[str, Download] = {
 }
 
 
+@pytest.mark.parametrize("name", [MESSAGES, "handoff-themes-with-examples"])
 @pytest.mark.parametrize("brand", [False, True], ids=["every-brand", "brand"])
 @pytest.mark.parametrize("interface", list(INTERFACES))
-def test_a_download_with_messages_writes_one_audit_row(served: AnalystSite, interface: str, brand: bool) -> None:
+def test_a_download_with_messages_writes_one_audit_row(served: AnalystSite, interface: str, brand: bool,
+                                                       name: str) -> None:
     before = audit_log(served.store.db)
-    user, action, parameters = INTERFACES[interface](served, MESSAGES, brand)
+    user, action, parameters = INTERFACES[interface](served, name, brand)
     written = audit_log(served.store.db)[len(before):]
-    assert written == [(user, action, MESSAGES, parameters, ["default"] if brand else None)]
+    assert written == [(user, action, name, parameters, ["default"] if brand else None)]
 
 
+@pytest.mark.parametrize("name", [PLAIN, "handoff-themes"])
 @pytest.mark.parametrize("interface", list(INTERFACES))
-def test_a_report_without_messages_writes_no_audit_row(served: AnalystSite, interface: str) -> None:
+def test_a_report_without_messages_writes_no_audit_row(served: AnalystSite, interface: str, name: str) -> None:
     before = audit_log(served.store.db)
-    INTERFACES[interface](served, PLAIN, True)
+    INTERFACES[interface](served, name, True)
     assert audit_log(served.store.db) == before
