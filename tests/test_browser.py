@@ -87,10 +87,10 @@ def page(browser: Browser, site: LiveServer, outside: list[str]) -> Iterator[Pag
     context.close()
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     if SHOTS is not None:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 def cli_csv(site: LiveServer, name: str, *options: str) -> bytes:
@@ -273,6 +273,41 @@ def test_what_if_fills_sets_and_draws_the_rates_of_each(page: Page, site: LiveSe
     assert bars == [5, 5, 5]  # the stored definitions and the two sets, each over the five rates
     shot(page, "compare")
     assert outside == []
+
+
+@pytest.fixture(scope="module")
+def demo_month(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The demo's brand (2,000 customers over 30 days from 2026-05-01, seed 1), for a page that needs a month of it."""
+    store = Convoscope(tmp_path_factory.mktemp("demo-month"))
+    generate_brand(store, customers=2000, days=30, seed=1, start="2026-05-01")
+    add_user(store, ADMIN, "administrator")
+    with serving(store) as server:
+        yield server
+
+
+def test_handoff_themes_read_as_causes_and_open_their_sessions(browser: Browser, demo_month: LiveServer) -> None:
+    """Issue 27: on the demo's month the themes page is a list of causes, largest first, each with its examples and
+    a link to the sessions behind it, which opens that many sessions."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1700})
+    page = log_in_at(context.new_page(), f"{demo_month.url}/reports/handoff-themes")
+    page.locator("input[name=from]").fill("2026-05-16")
+    page.locator("input[name=to]").fill("2026-05-30")  # the 15 days before are in the month too: a trend
+    page.get_by_role("button", name="Run").click()
+    table = page.locator("#report-rows")
+    expect(table).to_be_visible()
+    page.locator("#results").scroll_into_view_if_needed()
+    shot(page, "handoff-themes", full_page=False)  # the first themes, as the README shows them
+    header = table.locator("thead th").all_inner_texts()
+    first = dict(zip(header, table.locator("tbody tr").first.locator("td").all_inner_texts(), strict=True))
+    assert first["Theme"] == "1" and " · " in first["Label"]
+    assert table.locator("tbody tr").count() >= 8
+    themes = page.locator("#themes li.theme")
+    expect(themes.first.locator("h3")).to_have_text(first["Label"])
+    assert themes.count() == table.locator("tbody tr").count()
+    themes.first.locator("a.sessions-link").click()
+    expect(page.locator("#row-count")).to_have_attribute("data-count", first["Handoffs"].replace(",", ""))
+    assert page.locator("#report-rows tbody td").first.inner_text() == "1"
+    context.close()
 
 
 def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveServer, outside: list[str]) -> None:

@@ -57,6 +57,12 @@ TEXT_COLUMNS = {
     "automation-summary": {"Channel", "AI Agent"},
     "handoff-funnel": {"Handoff Category"},
     "guide-effectiveness": {"Guide", "Top Handoff Categories"},
+    # issue 27: a theme's label is words of the texts; its lists name what the events spelled
+    "handoff-themes": {"Label", "Top Categories", "Top Subcategories", "Guides"},
+    "handoff-themes-with-examples": {"Label", "Top Categories", "Top Subcategories", "Guides", "Example 1 Text",
+                                     "Example 2 Text", "Example 3 Text"},
+    "handoff-theme-sessions": {"Label", "Handoff Category", "Handoff Subcategory", "Handoff Reason",
+                               "Transfer Rationale", "Guides Used"},
 }
 # The runs: every report, with --extra where it takes it, and sessions-summary by every dimension. The
 # sources report is left out: its cells are convoscope's own reason codes and counts, never what was sent.

@@ -3,6 +3,7 @@ headline, serve; or a Chatwoot account posting signed webhooks) and `generate` (
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from pathlib import Path
@@ -107,6 +108,12 @@ def _demo_reports(store: Store, config: Config, out: Path, *, as_of: str, create
     total = numbers["handed_off"] or 1
     for category, count in numbers["top_handoff_categories"]:
         click.echo(f"  {category:<28} {count:>7,}  {count / total * 100:5.1f}%")
+    with (out / "handoff-themes.csv").open(newline="", encoding="utf-8") as themes:
+        top = list(csv.DictReader(themes))[:5]
+    if top:
+        click.echo("why they were handed off, the largest themes (handoff-themes.csv):")
+        for theme in top:
+            click.echo(f"  {theme['Label']:<44} {int(theme['Handoffs']):>7,}  {float(theme['Share']) * 100:5.1f}%")
 
 
 CHATWOOT_DEMO_BRAND = "demo"

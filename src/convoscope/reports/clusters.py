@@ -54,7 +54,8 @@ class Themes:
 class _Model:
     vectorizer: Any
     svd: Any
-    centres: np.ndarray  # one row per theme, in theme order, unit length
+    centres: np.ndarray  # one row per theme, in theme order, unit length (zero: the theme of texts with no term)
+    wordless: int | None = None  # that theme's number, when there is one
 
     def space(self, texts: list[str]) -> np.ndarray:
         from sklearn.preprocessing import normalize
@@ -63,7 +64,11 @@ class _Model:
         return normalize(self.svd.transform(vectors) if self.svd is not None else vectors.toarray())
 
     def nearest(self, points: np.ndarray) -> np.ndarray:
-        return np.argmax(points @ self.centres.T, axis=1)
+        """The theme whose centre is nearest each point; a point of no term goes to the theme of those, if any."""
+        nearest = np.argmax(points @ self.centres.T, axis=1)
+        if self.wordless is not None:
+            nearest[~points.any(axis=1)] = self.wordless
+        return nearest
 
 
 def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
@@ -90,19 +95,28 @@ def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
     svd = TruncatedSVD(n_components=components, random_state=SEED) if components >= 2 else None
     with threadpool_limits(limits=1):  # one thread: sums in one order, so the same bits on any machine's cores
         space = normalize(svd.fit_transform(rows) if svd is not None else rows.toarray())
-    grown = _tree_texts(counts)
+    # A text with no term used by enough handoffs (a takeover with no reason, "ok") has no place in the space: such
+    # texts are a theme of their own, "(no shared words)", after the tree is grown on the others.
+    worded = np.flatnonzero(rows.getnnz(axis=1) > 0)
+    grown = worded[_tree_texts(counts[worded])]
     cut = _best_cut(space[grown], counts[grown], max_themes)
     if cut is None:
         return nothing
-    centres = normalize(np.vstack([space[grown][cut == c].mean(axis=0) for c in range(cut.max() + 1)]))
+    themes = int(cut.max()) + 1
+    centres = normalize(np.vstack([space[grown][cut == c].mean(axis=0) for c in range(themes)]))
     model = _Model(vectorizer, svd, centres)
     cluster = model.nearest(space)
     cluster[grown] = cut
+    wordless = rows.getnnz(axis=1) == 0
+    if wordless.any():
+        cluster[wordless] = themes
+        centres = np.vstack([centres, np.zeros(centres.shape[1])])
     sizes = np.bincount(cluster, weights=counts, minlength=centres.shape[0])
     order = np.lexsort((np.arange(sizes.shape[0]), -sizes))  # theme 0 is the largest; ties by the tree's number
     theme_of = np.empty_like(order)
     theme_of[order] = np.arange(order.shape[0])
     model.centres = centres[order]
+    model.wordless = int(theme_of[themes]) if wordless.any() else None
     theme = theme_of[cluster]
     typical = np.einsum("ij,ij->i", space, model.centres[theme])
     labels = _labels(vectorizer, rows, counts, theme, model.centres.shape[0])
@@ -155,13 +169,16 @@ def _unique_rows(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray, n
 
 
 def _labels(vectorizer: Any, rows: Any, counts: np.ndarray, theme: np.ndarray, themes: int) -> list[str]:
-    """Each theme's top terms by mean TF-IDF weight over its handoffs (distinct texts weighted by their count), a
-    term left out when it shares a word with one already shown ("refund", then not "refund late")."""
+    """Each theme's top terms: their mean TF-IDF weight over its handoffs (distinct texts weighted by their count),
+    less half their mean over every handoff, so that a word all themes use ranks lower; a term left out when it shares
+    a word with one already shown ("refund", then not "refund late")."""
     terms = vectorizer.get_feature_names_out()
+    overall = np.asarray(rows.T @ counts).ravel() / counts.sum()
     labels = []
     for t in range(themes):
         members = theme == t
-        mean = np.asarray(rows[members].T @ counts[members]).ravel() / counts[members].sum()
+        inside = np.asarray(rows[members].T @ counts[members]).ravel() / counts[members].sum()
+        mean = inside - overall * 0.5  # what sets the theme apart: a word every theme uses ranks lower
         chosen: list[str] = []
         for i in np.lexsort((terms, -mean)):
             if mean[i] <= 0 or len(chosen) == LABEL_TERMS:

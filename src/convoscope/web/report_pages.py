@@ -74,6 +74,8 @@ REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 # Reports of few rows (one per guide) whose table sorts by a column on the page, when every row is there: sorting
 # the first rows of many would look like the report's order.
 SORTABLE = frozenset({"guide-effectiveness"})
+# Reports shown as a list of causes above their table (issue 27: `_themes.html`).
+THEME_LISTS = frozenset({"handoff-themes", "handoff-themes-with-examples"})
 DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}
 GROUP_OF = {name: group for group, listed in REPORT_GROUPS for name, _ in listed}
 FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", "handoff_category": "Handoff category",
@@ -160,4 +162,6 @@ def report_page(
                  for key, choices in report.where.items()],
         suggestions=suggestions,
         sortable=name in SORTABLE and table is not None and 0 < len(table.rows) == table.count,
+        themes=[dict(zip(table.header, row, strict=True)) for row in table.rows]
+        if name in THEME_LISTS and table is not None else None,
     )

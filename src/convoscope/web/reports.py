@@ -139,11 +139,13 @@ class Table:
 
 def _cell(column: str, value: str | None) -> Cell:
     text = value or ""
+    # A link is relative, so that it opens on the host serving this page whatever public_url says, and shows what it
+    # opens rather than the whole address (the CSV has that): a conversation's id, or a theme's sessions (issue 27).
     if column.endswith("Link") and "/conversations/" in text:
-        # Relative, so that the link opens on the host serving this page whatever public_url says.
-        return Cell(text, "/conversations/" + quote(text.rsplit("/conversations/", 1)[1], safe=""))
-    if column.endswith("Link") and "/reports/" in text:  # a theme's sessions (issue 27): a report page of this server
-        return Cell(text, "/reports/" + text.rsplit("/reports/", 1)[1])
+        conversation = text.rsplit("/conversations/", 1)[1]
+        return Cell(conversation, "/conversations/" + quote(conversation, safe=""))
+    if column.endswith("Link") and "/reports/" in text:
+        return Cell("Sessions", "/reports/" + text.rsplit("/reports/", 1)[1])
     numeric = bool(text) and text.replace(".", "", 1).lstrip("-").isdigit()
     return Cell(text, numeric=numeric, long=len(text) > LONG_CELL or "\n" in text)
 
