@@ -158,9 +158,10 @@ def _print_table(header: list[str], rows: list[list[str | None]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*header, show_edge=False, header_style="bold")
-    for column in table.columns[1:]:
-        column.justify = "right"
+    table = Table(show_edge=False, header_style="bold")
+    for i, name in enumerate(header):  # a set's label is folded onto lines, never cut
+        table.add_column(name, justify="right" if i else "left", overflow="fold")
     for row in rows:
         table.add_row(*(cell or "" for cell in row))
-    Console(width=max(80, sum(len(h) + 3 for h in header))).print(table)
+    Console().print(table)
+    sys.stdout.flush()  # before the definitions line on standard error
