@@ -48,6 +48,7 @@ REPORTS = [  # (stage name, the command and its options); each over the generate
     ("sessions-summary --by guide", ["report", "sessions-summary", "--by", "guide"]),
     ("outcomes-summary", ["report", "outcomes-summary"]),
     ("guide-effectiveness", ["report", "guide-effectiveness"]),
+    ("handoff-themes", ["report", "handoff-themes"]),
     ("contact-export", ["report", "contact-export"]),
     ("contact-summary", ["report", "contact-summary"]),
     ("handoff-funnel", ["report", "handoff-funnel"]),
