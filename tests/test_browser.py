@@ -33,13 +33,18 @@ SHOTS = Path(os.environ["CONVOSCOPE_SCREENSHOTS"]) if os.environ.get("CONVOSCOPE
 ADMIN = "admin"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    store = Convoscope(tmp_path_factory.mktemp("browser"))
-    generate_brand(store, customers=150, days=7, seed=5, start="2026-05-01")
+def brand_site(directory: Path, *, customers: int, days: int, seed: int) -> Iterator[LiveServer]:
+    """A generated brand from 2026-05-01, with the administrator ADMIN, served."""
+    store = Convoscope(directory)
+    generate_brand(store, customers=customers, days=days, seed=seed, start="2026-05-01")
     add_user(store, ADMIN, "administrator")
     with serving(store) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from brand_site(tmp_path_factory.mktemp("browser"), customers=150, days=7, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -277,12 +282,9 @@ def test_what_if_fills_sets_and_draws_the_rates_of_each(page: Page, site: LiveSe
 
 @pytest.fixture(scope="module")
 def demo_month(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The demo's brand (2,000 customers over 30 days from 2026-05-01, seed 1), for a page that needs a month of it."""
-    store = Convoscope(tmp_path_factory.mktemp("demo-month"))
-    generate_brand(store, customers=2000, days=30, seed=1, start="2026-05-01")
-    add_user(store, ADMIN, "administrator")
-    with serving(store) as server:
-        yield server
+    """The demo's brand (`make demo`: 2,000 customers over 30 days from 2026-05-01, seed 7), for a page that needs a
+    month of it."""
+    yield from brand_site(tmp_path_factory.mktemp("demo-month"), customers=2000, days=30, seed=7)
 
 
 def test_handoff_themes_read_as_causes_and_open_their_sessions(browser: Browser, demo_month: LiveServer) -> None:
