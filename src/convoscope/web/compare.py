@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from convoscope import accounts, service
-from convoscope.config import MAX_SETS
+from convoscope.config import MAX_SETS, Config
 from convoscope.errors import ParameterError
 from convoscope.reports.base import write_rows
 from convoscope.store import Store
@@ -31,10 +31,11 @@ FIELDS = ("set", "from", "to", "tz", "as_of", "brand")
 EXAMPLE_SETS = ("session_inactivity=30m", "session_inactivity=4h", "recontact_window=72h,durable_window=14d")
 
 
-def _run(server: Server, store: Store, caller: Caller, via: str, sets: list[str], **options: Any) -> service.Comparison:
+def _run(server: Server, store: Store, caller: Caller, via: str, sets: list[str], config: Config,
+         **options: Any) -> service.Comparison:
     user = caller.user
     asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES))
-    return service.compare(store, server.config, sets, asker, writing=server.gate.writing, **options)
+    return service.compare(store, config, sets, asker, writing=server.gate.writing, **options)
 
 
 def _csv(result: service.Comparison, headers: str) -> Response:
@@ -77,8 +78,8 @@ def compare_api(
         if unknown:
             raise problem(400, "invalid", f"unknown parameter {unknown[0]!r}; compare takes {', '.join(QUERY)}",
                           unknown[0])
-        result = _run(server, store, caller, "api", list(set_ or []), brands=list(brand or []), date_from=from_,
-                      date_to=to, tz=tz, as_of=as_of)
+        result = _run(server, store, caller, "api", list(set_ or []), server.config, brands=list(brand or []),
+                      date_from=from_, date_to=to, tz=tz, as_of=as_of)
     wanted = (accept or "").lower()
     if "application/json" in wanted and "text/csv" not in wanted:
         header = result.header(headers)
@@ -101,6 +102,7 @@ def compare_page(
     """The form of definition sets; Run shows the chart of the rates and the table, under the same numbers the
     API's CSV gives."""
     server = server_of(request)
+    config = server.config  # one reading for the figures and the form
     sets = [s.strip() for s in set_ or [] if s.strip()]
     form = {"set": sets, "from": blank(from_), "to": blank(to), "tz": blank(tz), "as_of": blank(as_of),
             "brand": blank(brand)}
@@ -110,7 +112,7 @@ def compare_page(
         result, error = None, None
         if run:
             try:
-                result = _run(server, store, caller, "page", sets, brands=[form["brand"]] if form["brand"] else [],
+                result = _run(server, store, caller, "page", sets, config, brands=[form["brand"]] if form["brand"] else [],
                               date_from=form["from"], date_to=form["to"], tz=form["tz"], as_of=form["as_of"])
             except ParameterError as exc:
                 error = FieldError.of(exc, FIELDS)
@@ -123,7 +125,7 @@ def compare_page(
                           for c, label in enumerate(result.labels)]}
     set_fields = (sets + [""] * MAX_SETS)[:max(len(sets) + 1, 3) if len(sets) < MAX_SETS else MAX_SETS]
     return server.page(request, "compare.html", caller, status=400 if error else 200, form=form, set_fields=set_fields,
-                       error=error, result=result, chart=chart, brands=visible, zones=zones(server.config, visible),
+                       error=error, result=result, chart=chart, brands=visible, zones=zones(config, visible),
                        examples=EXAMPLE_SETS, csv_url="/api/v1/compare" + (f"?{urlencode(query)}" if query else ""))
 
 
