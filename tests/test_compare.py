@@ -103,6 +103,15 @@ def test_a_range_in_another_time_zone(brand: tuple[Convoscope, Path], tmp_path: 
     assert table[next(iter(table))] == todays_figures(store, *zone)
 
 
+def test_labels_are_one_spelling_of_each_set(brand: tuple[Convoscope, Path]) -> None:
+    store, _ = brand
+    table = compare_table(store, "--set", "ai_channels=email|Chat|chat", "--set", "ai_channels=chat|*",
+                          "--set", "recontact_window=1440m", "--as-of", AS_OF)
+    assert list(table)[1:] == ["ai_channels=chat|email", "ai_channels=*", "recontact_window=1d"]
+    result = store("compare", "--brand", "nosuch", "--as-of", AS_OF)
+    assert result.exit_code == 0 and "the store holds no brand 'nosuch'" in result.stderr
+
+
 def test_comparing_leaves_the_store_as_it_was(brand: tuple[Convoscope, Path]) -> None:
     store, _ = brand
     before = cli_ok(store, "report", "sessions-detail", "--as-of", AS_OF, "--extra")
@@ -131,7 +140,7 @@ def test_the_printed_table_and_the_csv_file(brand: tuple[Convoscope, Path]) -> N
            "--headers", "snake")
     data = out.read_bytes()
     assert data.startswith(b"figure,stored (session_inactivity=2h),session_inactivity=30m\r\n")
-    assert [row[0] for row in csv_table(data.decode())[1:]] == list(FIGURES)
+    assert [row[0] for row in csv_table(data.decode())[1:]] == [f.lower().replace(" ", "_") for f in FIGURES]
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -139,6 +148,7 @@ def test_the_printed_table_and_the_csv_file(brand: tuple[Convoscope, Path]) -> N
     (("--set", "timezone=UTC"), "'timezone' is not a setting a set can change"),
     (("--set", "session_inactivity"), "is not KEY=VALUE"),
     (("--set", "ai_channels=web chat"), "expected channel names joined by |"),
+    (("--set", "ai_channels=chat|chat,ai_channels=email"), "gives ai_channels twice"),
     (tuple(a for i in range(7) for a in ("--set", f"session_inactivity={i + 1}h")), "compare at most 6 at once"),
     (("--from", "May 8"), "--from 'May 8' is not a date"),
 ])

@@ -149,6 +149,39 @@ def test_one_customers_words_never_name_a_theme(cs: Convoscope) -> None:
         assert word not in shown
 
 
+def test_one_customer_writing_a_name_often_still_names_no_theme(cs: Convoscope) -> None:
+    """Terms count customers, not handoffs: one customer's four handoffs do not make their name a term."""
+    events = []
+    for i in range(9):
+        events += handoff(f"p{i}", f"2026-05-10T1{i}:00", "I cannot reset my password", "Password reset failed")
+    for i in range(4):
+        events += handoff("bart", f"2026-05-11T1{i}:00", "Bartholomew Quixley here again, the app crashes",
+                          "App crash")
+    for event in events:
+        event["event_id"] = f"{event['customer_id']}-{event['occurred_at']}-{event['type']}"
+    cs.ingest(events)
+    labels = " ".join(t["Label"] for t in rows(cs, "handoff-themes", "--as-of", "2026-06-01T00:00:00Z")).lower()
+    assert "password" in labels and "bartholomew" not in labels and "quixley" not in labels
+
+
+def test_canned_reasons_are_themes_and_examples_tie_by_session_id(cs: Convoscope) -> None:
+    """Only canned texts: each is a theme, however few they are; identical texts tie, broken by session id."""
+    events = []
+    for i, (said, reason) in enumerate([("help", "Password reset"), ("help", "Refund missing"),
+                                        ("help", "Lost parcel")] * 6):
+        events += handoff(f"k{i:02d}", f"2026-05-1{i % 9}T1{i // 9}:00", said, reason)
+    cs.ingest(events)
+    themes = rows(cs, "handoff-themes", "--as-of", "2026-06-01T00:00:00Z")
+    assert sorted((t["Label"], t["Handoffs"]) for t in themes) == [
+        ("lost · parcel", "6"), ("missing · refund", "6"), ("password · reset", "6")]
+    sessions = rows(cs, "handoff-theme-sessions", "--as-of", "2026-06-01T00:00:00Z")
+    for theme in themes:
+        members = sorted((r["Session ID"], r["Conversation Link"]) for r in sessions if r["Theme"] == theme["Theme"])
+        assert [theme[f"Example {i} Link"] for i in (1, 2, 3)] == [link for _, link in members[:3]]
+    bad = cs("report", "handoff-theme-sessions", "--where", "theme=first")
+    assert bad.exit_code == 2 and "theme='first' is not a theme's number" in bad.stderr
+
+
 def test_no_handoff_or_too_few_words(cs: Convoscope) -> None:
     cs.ingest(handoff("a", "2026-05-10T10:00", "hello", "Asked") + handoff("b", "2026-05-11T10:00", "yo", "Other"))
     assert rows(cs, "handoff-themes", "--from", "2026-06-01", "--as-of", "2026-07-01T00:00:00Z") == []
@@ -171,6 +204,13 @@ def test_example_texts_only_for_roles_that_may_read_messages(month: tuple[Convos
             answer = client.get(f"/api/v1/reports/{name}", params=query, headers=bearer(who))
             assert answer.status_code == status, (name, answer.text)
         assert log_in(client, "th-analyst").status_code == 303
+        # Judged at another instant, the link carries it: the page opens the sessions of that judgement.
+        early = rows(store, "handoff-themes", "--from", "2026-05-08", "--to", "2026-05-28", "--as-of",
+                     "2026-05-20T12:00:00Z")
+        link = early[-1]["Sessions Link"]
+        assert "as_of=2026-05-20T12%3A00%3A00Z" in link
+        page = client.get(link[link.index("/reports/"):])
+        assert f'data-count="{early[-1]["Handoffs"]}"' in page.text and early[-1]["Label"] in page.text
         link = plain[0]["Sessions Link"]
         page = client.get(link[link.index("/reports/"):])  # the link, on this server
         assert page.status_code == 200 and 'id="report-rows"' in page.text

@@ -233,6 +233,8 @@ def parse_definition_set(text: str, *, param: str = "set") -> dict[str, Any]:
         raw: Any = value.split("|") if key == "ai_channels" else value
         try:
             values[key] = _convert(key, raw, "")
+            if key == "ai_channels":  # one spelling of each set: `*` alone, or the names sorted once each
+                values[key] = ("*",) if "*" in values[key] else tuple(sorted(set(values[key])))
         except ConfigError as exc:
             if key == "ai_channels":
                 raise bad(f": ai_channels = {value!r} is not valid; expected channel names joined by |, such as "

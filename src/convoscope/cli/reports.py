@@ -16,6 +16,7 @@ from convoscope import service
 from convoscope.cli.app import EXIT_REJECTED, App, fail, pass_app, progress_printer
 from convoscope.config import check_zone
 from convoscope.errors import ConvoscopeError
+from convoscope.store import Store
 
 
 @click.command()
@@ -62,11 +63,7 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
         definition, params = service.prepare_report(
             store, config, name, asker, brands=brands, date_from=date_from, date_to=date_to, tz=tz, as_of=as_of,
             period=period, by=by, where=list(where), headers=headers, extra=extra)
-        known = store.brands()
-        unknown = [b for b in brands if b not in known]
-        if unknown:  # not an error: the report is right, and empty; but a typo deserves a word
-            click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
-                       f"its brands are {', '.join(known) or 'none yet'}", err=True)
+        warn_unknown_brands(store, brands)
         # A lake has no audit log, and its files can be read by any Parquet reader (decision 74).
         options: dict[str, Any] = {"given": given, "audited": not lake, "progress": progress_printer()}
         if out == "-":
@@ -82,6 +79,15 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
             click.echo(f"wrote {count:,} rows to {out}", err=True)
     if describe:  # issue 24: beside the report, never in it
         click.echo(service.describe_report(config, definition, params), err=True)
+
+
+def warn_unknown_brands(store: Store, brands: tuple[str, ...]) -> None:
+    """Not an error: the report is right, and empty; but a typo deserves a word."""
+    known = store.brands()
+    unknown = [b for b in brands if b not in known]
+    if unknown:
+        click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
+                   f"its brands are {', '.join(known) or 'none yet'}", err=True)
 
 
 @click.command("spark-derive")
@@ -143,12 +149,13 @@ def compare(app: App, sets: tuple[str, ...], date_from: str | None, date_to: str
 
     asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
     with app.store(must_exist=True) as store:
+        warn_unknown_brands(store, brands)
         result = service.compare(store, app.config, sets, asker, brands=brands, date_from=date_from, date_to=date_to,
                                  tz=tz, as_of=as_of, progress=progress_printer())
     if out is None:
-        _print_table(result.header(headers), result.rows())
+        _print_table(result.header(headers), result.rows(headers))
     else:
-        write_rows(result.header(headers), result.rows(), sys.stdout if out == "-" else Path(out))
+        write_rows(result.header(headers), result.rows(headers), sys.stdout if out == "-" else Path(out))
         if out != "-":
             click.echo(f"wrote {len(result.rows())} figures to {out}", err=True)
     click.echo(result.describe(), err=True)

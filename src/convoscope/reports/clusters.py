@@ -1,36 +1,42 @@
 """Handoff texts grouped into themes by word statistics (issue 27 point 2): scikit-learn's TF-IDF and a latent
-semantic space, then one average-linkage tree (SciPy, which scikit-learn is built on) cut at the number of themes
-whose silhouette is highest. No model is downloaded and nothing is learnt beyond the texts given; nothing is random
-but the latent space's seeded start: the same texts give the same themes.
+semantic space, then one average-linkage tree (SciPy's, as scikit-learn's AgglomerativeClustering grows it) cut at
+the number of themes whose silhouette is highest. No model is downloaded and nothing is learnt beyond the texts
+given; nothing is random but the latent space's seeded start: the same texts give the same themes.
 
 What a theme is and is not is said in docs/reports.md ("handoff-themes"): words that occur together, not an
-understanding of the handoff. This module knows texts only; `reports/themes.py` says which texts and counts the
-handoffs behind each theme.
+understanding of the handoff. This module knows texts and who wrote them only; `reports/themes.py` says which texts
+and counts the handoffs behind each theme.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-# A term shows in labels and counts in the statistics when at least this many handoffs use it: no one customer's
-# words (a name, an address) name a theme. Words are letters only (three or more), so no order number or phone
-# number is a term either.
-MIN_HANDOFFS_PER_TERM = 3
+# A term counts, and may name a theme, when at least this many customers' handoffs use it: no one customer's words
+# (a name, an address) name a theme, however often they wrote them. Words are letters only (three or more), so no
+# order number or phone number is a term either.
+MIN_CUSTOMERS_PER_TERM = 3
+# A term more than this share of the handoffs use (when there are at least MANY of them) says nothing of why any one
+# was handed off: left out, like English stop words and the words handoff texts say whatever the cause.
+MAX_HANDOFF_SHARE, MANY = 0.8, 20
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{3,}\b"
-# Words every handoff's text is made of ("Customer wants ...", "... needs a team member"): English stop words and
-# these say nothing of why.
 HANDOFF_WORDS = ("customer", "customers", "team", "member", "members", "wants", "want", "needs", "need", "asked",
                  "asks", "please", "thanks", "thank", "hi", "hello")
+FIELD_BREAK = "\n"  # between a handoff's texts (reason, rationale, message): no pair of words spans two
 MAX_THEMES = 20
-MIN_THEME_SHARE = 0.01  # a number of themes whose smallest theme holds less of the handoffs is not chosen
+# A cut whose smallest theme holds fewer handoffs than this share, or than MIN_THEME_HANDOFFS, is not chosen.
+MIN_THEME_SHARE, MIN_THEME_HANDOFFS = 0.01, 2
 MAX_TREE_TEXTS = 3000  # distinct texts the tree is grown on (its memory grows with their square); the others join the
 # theme whose centre is nearest
 SEED = 27  # the latent space's start, and which distinct texts the tree is grown on when there are more
 COMPONENTS = 60  # dimensions of the latent space
 LABEL_TERMS = 3
+DISTINCT = 1.2  # a label's term weighs at least this much more in its theme than over all handoffs
+NO_WORDS = "(no shared words)"
 
 
 @dataclass
@@ -57,7 +63,7 @@ class _Model:
     centres: np.ndarray  # one row per theme, in theme order, unit length (zero: the theme of texts with no term)
     wordless: int | None = None  # that theme's number, when there is one
 
-    def space(self, texts: list[str]) -> np.ndarray:
+    def space(self, texts: Sequence[str]) -> np.ndarray:
         from sklearn.preprocessing import normalize
 
         vectors = self.vectorizer.transform(texts)
@@ -71,37 +77,38 @@ class _Model:
         return nearest
 
 
-def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
-    """Group `texts` (one per handoff) into themes; the same list, in any order, gives the same grouping."""
+def group(texts: list[str], owners: Sequence[Hashable], *, max_themes: int = MAX_THEMES) -> Themes:
+    """Group `texts` (one per handoff, its fields joined by FIELD_BREAK; `owners[i]` is who wrote text i, its
+    customer) into themes; the same texts and owners, in any order, give the same grouping."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits
 
     n = len(texts)
-    nothing = Themes(theme=np.zeros(n, dtype=np.int64), typical=np.ones(n), labels=["(no shared words)"] if n else [],
+    nothing = Themes(theme=np.zeros(n, dtype=np.int64), typical=np.zeros(n), labels=[NO_WORDS] if n else [],
                      model=None)
-    vectorizer = TfidfVectorizer(lowercase=True, strip_accents="unicode", token_pattern=TOKEN_PATTERN,
-                                 stop_words=_stop_words(), ngram_range=(1, 2), min_df=MIN_HANDOFFS_PER_TERM,
-                                 sublinear_tf=True, dtype=np.float64)
-    unique, first, inverse, counts = _unique_rows(texts)
-    try:
-        vectorizer.fit(texts)  # counts and rarity over every handoff: the order of the texts does not matter
-    except ValueError:  # no term used by enough handoffs (few handoffs, or nothing in common)
+    analyzer = _analyzer()
+    vocabulary = _vocabulary(texts, owners, analyzer)
+    if not vocabulary:  # no term used by enough customers (few handoffs, or nothing in common)
         return nothing
-    # Identical texts (a canned reason, "agent") are one point: fewer points, and no dependence on their order.
+    vectorizer = TfidfVectorizer(analyzer=analyzer, vocabulary=vocabulary, sublinear_tf=True, dtype=np.float64)
+    vectorizer.fit(texts)  # rarity over every handoff: the order of the texts does not matter
+    # Identical texts (a canned reason, "agent") are one point, weighted by their count: fewer points, and no
+    # dependence on their order.
+    unique, inverse, counts = _unique_rows(texts)
     rows = vectorizer.transform(unique)
-    components = min(COMPONENTS, rows.shape[1] - 1, rows.shape[0] - 1)
-    svd = TruncatedSVD(n_components=components, random_state=SEED) if components >= 2 else None
+    # The latent space joins words that occur together; with no more distinct texts or terms than its dimensions
+    # there is nothing to join, and squeezing a few texts into fewer dimensions would only bend their distances.
+    few = min(rows.shape) <= COMPONENTS
+    svd = None if few else TruncatedSVD(n_components=COMPONENTS, random_state=SEED)
     with threadpool_limits(limits=1):  # one thread: sums in one order, so the same bits on any machine's cores
         space = normalize(svd.fit_transform(rows) if svd is not None else rows.toarray())
-    # A text with no term used by enough handoffs (a takeover with no reason, "ok") has no place in the space: such
-    # texts are a theme of their own, "(no shared words)", after the tree is grown on the others.
+    # A text with no term (a takeover with no reason, "ok") has no place in the space: such texts are a theme of their
+    # own, NO_WORDS, and the tree grows on the others.
     worded = np.flatnonzero(rows.getnnz(axis=1) > 0)
     grown = worded[_tree_texts(counts[worded])]
     cut = _best_cut(space[grown], counts[grown], max_themes)
-    if cut is None:
-        return nothing
     themes = int(cut.max()) + 1
     centres = normalize(np.vstack([space[grown][cut == c].mean(axis=0) for c in range(themes)]))
     model = _Model(vectorizer, svd, centres)
@@ -112,7 +119,7 @@ def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
         cluster[wordless] = themes
         centres = np.vstack([centres, np.zeros(centres.shape[1])])
     sizes = np.bincount(cluster, weights=counts, minlength=centres.shape[0])
-    order = np.lexsort((np.arange(sizes.shape[0]), -sizes))  # theme 0 is the largest; ties by the tree's number
+    order = np.lexsort((np.arange(sizes.shape[0]), -sizes))  # theme 0 is the largest; ties in the tree's order
     theme_of = np.empty_like(order)
     theme_of[order] = np.arange(order.shape[0])
     model.centres = centres[order]
@@ -123,6 +130,42 @@ def group(texts: list[str], *, max_themes: int = MAX_THEMES) -> Themes:
     return Themes(theme=theme[inverse], typical=typical[inverse], labels=labels, model=model)
 
 
+def _analyzer() -> Callable[[str], list[str]]:
+    """A text's terms: words and pairs of words of each field on its own, lower case, accents stripped, without
+    stop words."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+    field = TfidfVectorizer(lowercase=True, strip_accents="unicode", token_pattern=TOKEN_PATTERN, ngram_range=(1, 2),
+                            stop_words=sorted(ENGLISH_STOP_WORDS | set(HANDOFF_WORDS))).build_analyzer()
+    return lambda text: [term for part in text.split(FIELD_BREAK) for term in field(part)]
+
+
+def _vocabulary(texts: list[str], owners: Sequence[Hashable], analyzer: Callable[[str], list[str]]) -> list[str]:
+    """The terms that count: used by MIN_CUSTOMERS_PER_TERM customers or more, and by no more than MAX_HANDOFF_SHARE
+    of the handoffs when there are MANY; in code point order."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counter = CountVectorizer(analyzer=analyzer, binary=True)
+    try:
+        used = counter.fit_transform(texts).tocsc()
+    except ValueError:  # no term at all
+        return []
+    _, customer = np.unique(np.array([repr(o) for o in owners], dtype=object), return_inverse=True)
+    by_customer = sp.csr_matrix((np.ones(len(texts)), (customer.reshape(-1), np.arange(len(texts)))))
+    customers = np.asarray((by_customer @ used > 0).sum(axis=0)).ravel()
+    handoffs = np.asarray(used.sum(axis=0)).ravel()
+    kept = customers >= MIN_CUSTOMERS_PER_TERM
+    if len(texts) >= MANY:
+        kept &= handoffs <= MAX_HANDOFF_SHARE * len(texts)
+    return sorted(str(t) for t in counter.get_feature_names_out()[kept])
+
+
+def _unique_rows(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    values, inverse, counts = np.unique(np.array(texts, dtype=object), return_inverse=True, return_counts=True)
+    return list(values), inverse.reshape(-1), counts.astype(np.float64)
+
+
 def _tree_texts(counts: np.ndarray) -> np.ndarray:
     """The distinct texts the tree is grown on: all, or MAX_TREE_TEXTS drawn (seeded) as often as handoffs use them."""
     if counts.shape[0] <= MAX_TREE_TEXTS:
@@ -131,46 +174,52 @@ def _tree_texts(counts: np.ndarray) -> np.ndarray:
     return np.sort(rng.choice(counts.shape[0], MAX_TREE_TEXTS, replace=False, p=counts / counts.sum()))
 
 
-def _best_cut(space: np.ndarray, weights: np.ndarray, max_themes: int) -> np.ndarray | None:
-    """The average-linkage tree of the points (cosine distance), cut at every number of themes from 2 to `max_themes`;
-    the cut with the highest silhouette wins (fewer themes on a tie), among those whose smallest theme holds at least
-    MIN_THEME_SHARE of the handoffs. Themes numbered from 0; None when no cut has two themes."""
+def _best_cut(space: np.ndarray, weights: np.ndarray, max_themes: int) -> np.ndarray:
+    """The average-linkage tree of the points (cosine distance), cut at every number of themes from 2 to `max_themes`
+    (and no more than the points); the cut with the highest silhouette wins (fewer themes on a tie), among those
+    whose smallest theme holds MIN_THEME_SHARE and MIN_THEME_HANDOFFS of the handoffs. One theme when no cut
+    qualifies. Themes numbered from 0."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist, squareform
-    from sklearn.metrics import silhouette_score
 
-    if space.shape[0] < 3:
-        return None
+    points = space.shape[0]
+    if points < 2:
+        return np.zeros(points, dtype=np.int64)
     distances = np.clip(pdist(space, metric="cosine"), 0, None)
     tree = linkage(distances, method="average")
     square = squareform(distances)
-    best: tuple[float, np.ndarray] | None = None
-    for k in range(2, min(max_themes, space.shape[0] - 1) + 1):
+    smallest = max(MIN_THEME_SHARE * weights.sum(), MIN_THEME_HANDOFFS)
+    best: tuple[float, np.ndarray] = (-np.inf, np.zeros(points, dtype=np.int64))
+    for k in range(2, min(max_themes, points) + 1):
         cut = fcluster(tree, k, criterion="maxclust") - 1
-        found = cut.max() + 1
-        if found < 2 or np.bincount(cut, weights=weights).min() < MIN_THEME_SHARE * weights.sum():
+        if cut.max() < 1 or np.bincount(cut, weights=weights).min() < smallest:
             continue
-        score = float(silhouette_score(square, cut, metric="precomputed"))
-        if best is None or score > best[0] + 1e-9:
+        score = _silhouette(square, cut, weights)
+        if score > best[0] + 1e-9:
             best = (score, cut)
-    return None if best is None else best[1]
+    return best[1]
 
 
-def _stop_words() -> list[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return sorted(ENGLISH_STOP_WORDS | set(HANDOFF_WORDS))
-
-
-def _unique_rows(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    values, first, inverse, counts = np.unique(np.array(texts, dtype=object), return_index=True, return_inverse=True,
-                                               return_counts=True)
-    return list(values), first, inverse.reshape(-1), counts.astype(np.float64)
+def _silhouette(distances: np.ndarray, cut: np.ndarray, weights: np.ndarray) -> float:
+    """The silhouette of a cut with each distinct text counted as often as handoffs use it: a text's copies are at
+    distance 0 from it, in its theme, so that canned texts used by many handoffs make tight themes; a handoff alone
+    in its theme scores 0."""
+    themes = int(cut.max()) + 1
+    member = np.zeros((cut.shape[0], themes))
+    member[np.arange(cut.shape[0]), cut] = weights
+    sums = distances @ member  # each point's weighted distance to every theme
+    sizes = member.sum(axis=0)
+    own = sizes[cut] - 1  # the other handoffs of its theme, its own copies included
+    inside = np.where(own > 0, sums[np.arange(cut.shape[0]), cut] / np.maximum(own, 1), 0.0)
+    outside = np.where(np.arange(themes) == cut[:, None], np.inf, sums / sizes).min(axis=1)
+    score = np.where(own > 0, (outside - inside) / np.maximum(np.maximum(inside, outside), 1e-12), 0.0)
+    return float((score * weights).sum() / weights.sum())
 
 
 def _labels(vectorizer: Any, rows: Any, counts: np.ndarray, theme: np.ndarray, themes: int) -> list[str]:
-    """Each theme's top terms: their mean TF-IDF weight over its handoffs (distinct texts weighted by their count),
-    less half their mean over every handoff, so that a word all themes use ranks lower; a term left out when it shares
+    """Each theme's top terms (up to LABEL_TERMS): their mean TF-IDF weight over its handoffs (distinct texts weighted
+    by their count), less half their mean over every handoff, so that a word all themes use ranks lower; a term left
+    out when it weighs less than DISTINCT times its mean over every handoff (there is more than one theme), or shares
     a word with one already shown ("refund", then not "refund late")."""
     terms = vectorizer.get_feature_names_out()
     overall = np.asarray(rows.T @ counts).ravel() / counts.sum()
@@ -178,16 +227,18 @@ def _labels(vectorizer: Any, rows: Any, counts: np.ndarray, theme: np.ndarray, t
     for t in range(themes):
         members = theme == t
         inside = np.asarray(rows[members].T @ counts[members]).ravel() / counts[members].sum()
-        mean = inside - overall * 0.5  # what sets the theme apart: a word every theme uses ranks lower
+        score = inside - overall * 0.5
         chosen: list[str] = []
-        for i in np.lexsort((terms, -mean)):
-            if mean[i] <= 0 or len(chosen) == LABEL_TERMS:
+        for i in np.lexsort((terms, -score)):
+            if inside[i] <= 0 or score[i] <= 0 or len(chosen) == LABEL_TERMS:
                 break
             term = str(terms[i])
+            if themes > 1 and inside[i] < DISTINCT * overall[i]:  # as common elsewhere: it says nothing of this theme
+                continue
             if any(_stems(term) & _stems(shown) for shown in chosen):  # a word once per label
                 continue
             chosen.append(term)
-        labels.append(" · ".join(chosen) or "(no shared words)")
+        labels.append(" · ".join(chosen) or NO_WORDS)
     return labels
 
 

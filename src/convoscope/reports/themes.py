@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from convoscope.config import Config
+from convoscope.errors import ParameterError
 from convoscope.reports import clusters
 from convoscope.reports.base import (
     Column,
@@ -27,18 +28,20 @@ from convoscope.reports.base import (
     Report,
     decimal,
     guard,
-    local,
     period_label,
     public_url,
     rate,
 )
 from convoscope.reports.sessions import session_facts, session_filters
+from convoscope.store import id_order, stored
 from convoscope.store import sql_string as q
-from convoscope.store import stored
 
 THEME_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "ai_agent": (), "guide": (), "handoff_category": (),
                                            "inbox": ()}
 EXAMPLES = 3
+# An example's text: reason, transfer rationale and the customer's last message, each empty when absent.
+EXAMPLE_TEXT = ("coalesce(handoff_reason, '') || ' | ' || coalesce(transfer_rationale, '') || ' | ' "
+                "|| coalesce(s.text, '')")
 TOP = 3  # categories, subcategories and guides named per theme
 
 COLUMNS = (
@@ -90,8 +93,8 @@ def _texts_sql(params: Params) -> str:
             WHERE e.type = 'customer_message'
             GROUP BY m.session_key
         )
-        SELECT p.session_key, p.current,
-               concat_ws(' ', p.handoff_reason, p.transfer_rationale, s.text) AS text
+        SELECT p.session_key, p.current, p.brand, p.customer_id,
+               concat_ws(chr(10), p.handoff_reason, p.transfer_rationale, s.text) AS text
         FROM picked p LEFT JOIN said s USING (session_key)
         ORDER BY text, p.session_key
     """
@@ -104,8 +107,9 @@ def _themes(cursor: duckdb.DuckDBPyConnection, report: Report, params: Params, c
     keys = found.column("session_key").to_numpy()
     current = found.column("current").to_numpy(zero_copy_only=False).astype(bool)
     texts = [t or "" for t in found.column("text").to_pylist()]
+    owners = list(zip(found.column("brand").to_pylist(), found.column("customer_id").to_pylist(), strict=True))
     now = np.flatnonzero(current)
-    grouped = clusters.group([texts[i] for i in now])
+    grouped = clusters.group([texts[i] for i in now], [owners[i] for i in now])
     theme = np.zeros(len(texts), dtype=np.int32)
     typical = np.zeros(len(texts))
     theme[now], typical[now] = grouped.theme, grouped.typical
@@ -122,9 +126,12 @@ def _themes(cursor: duckdb.DuckDBPyConnection, report: Report, params: Params, c
 
 def _picked(params: Params) -> str:
     """The period's handed-off sessions with their theme (and the `theme` filter), and the one before's."""
-    wanted = [int(value) for key, value in params.where if key == "theme" and value.isdigit()]
-    theme = f" AND t.theme = {wanted[0]}" if wanted else (" AND false" if any(k == "theme" for k, _ in params.where)
-                                                         else "")
+    wanted = [value for key, value in params.where if key == "theme"]
+    bad = [value for value in wanted if not (value.isascii() and value.isdigit() and int(value) > 0)]
+    if bad:
+        raise ParameterError("where", lambda n: f"{n('where')} theme={bad[0]!r} is not a theme's number; use the "
+                                                "Theme column of handoff-themes, 1 for the largest")
+    theme = "".join(f" AND t.theme = {int(value)}" for value in wanted)
     return f"""
         SELECT f.*, t.theme, t.typical, t.current, l.label
         FROM ({session_facts(params)}) f JOIN _theme_of t USING (session_key) JOIN _theme_labels l USING (theme)
@@ -154,6 +161,7 @@ def sessions_link(config: Config, params: Params) -> str:
 
 def _summary(report: Report, params: Params, config: Config, *, examples: bool = False) -> str:
     link = f"{public_url(config, params)} || '/conversations/' || conversation_id"
+    nearest = f"typical DESC, {id_order('session_key')}"  # an example: nearest the centre, ties by session id
     texts = ", ".join(f"{guard(f'example_texts[{i}]')}" for i in range(1, EXAMPLES + 1)) if examples else ""
     said = f"""
         LEFT JOIN (SELECT m.session_key, arg_max(e.text, m.seq) AS text
@@ -173,8 +181,8 @@ def _summary(report: Report, params: Params, config: Config, *, examples: bool =
         {_top("handoff_subcategory", "subcategories")},
         {_top("guides", "guides", listed=True)},
         examples AS (
-            SELECT theme, list({link} ORDER BY typical DESC, session_key) AS links
-                   {", list(concat_ws(' | ', handoff_reason, transfer_rationale, s.text) ORDER BY typical DESC, session_key) AS example_texts" if examples else ""}
+            SELECT theme, list({link} ORDER BY {nearest}) AS links
+                   {f", list({EXAMPLE_TEXT} ORDER BY {nearest}) AS example_texts" if examples else ""}
             FROM current {said} GROUP BY theme
         )
         SELECT z.theme, {guard("z.label")}, z.n, {decimal("z.n", "(SELECT count(*) FROM current)", 4)},
@@ -196,7 +204,7 @@ def _sessions(report: Report, params: Params, config: Config) -> str:
                {guard("transfer_rationale")}, {guard("guides_used")},
                {public_url(config, params)} || '/conversations/' || conversation_id
         FROM ({_picked(params)}) WHERE current
-        ORDER BY theme, {local("created_at", params)}, session_key
+        ORDER BY theme, created_at, {id_order("session_key")}
     """
 
 

@@ -27,6 +27,7 @@ from convoscope.config import (
 )
 from convoscope.config import format_duration as fmt
 from convoscope.errors import ParameterError
+from convoscope.reports.base import snake_header
 from convoscope.service.events import Progress, ensure_derived
 from convoscope.service.reports import Asker, prepare_report
 from convoscope.store import Store
@@ -52,8 +53,11 @@ class Comparison:
     def header(self, headers: str = "display") -> list[str]:
         return ["figure" if headers == "snake" else "Figure", *self.labels]
 
-    def rows(self) -> list[list[str | None]]:
-        return [[figure, *values] for figure, values in zip(self.figures, self.values, strict=True)]
+    def rows(self, headers: str = "display") -> list[list[str | None]]:
+        """One row per figure, named as the header names a report's column (`resolution_rate` with snake headers);
+        the columns keep their sets' labels, which are the settings as written."""
+        names = [snake_header(f) if headers == "snake" else f for f in self.figures]
+        return [[name, *values] for name, values in zip(names, self.values, strict=True)]
 
     def describe(self) -> str:
         """The definitions of every column, on one line (as `service.describe_report` for a report)."""

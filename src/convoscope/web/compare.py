@@ -42,7 +42,7 @@ def _csv(result: service.Comparison, headers: str) -> Response:
     import io
 
     buffer = io.StringIO()
-    write_rows(result.header(headers), result.rows(), buffer)
+    write_rows(result.header(headers), result.rows(headers), buffer)
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                      headers={"Content-Disposition": 'attachment; filename="compare.csv"'} | described(result.describe()))
 
@@ -83,7 +83,7 @@ def compare_api(
     wanted = (accept or "").lower()
     if "application/json" in wanted and "text/csv" not in wanted:
         header = result.header(headers)
-        return JSONResponse({"columns": header, "rows": [dict(zip(header, row, strict=True)) for row in result.rows()],
+        return JSONResponse({"columns": header, "rows": [dict(zip(header, row, strict=True)) for row in result.rows(headers)],
                              "definitions": result.describe()}, headers=described(result.describe()))
     return _csv(result, headers)
 
@@ -123,8 +123,11 @@ def compare_page(
         chart = {"figures": [result.figures[i] for i in rates],
                  "sets": [{"label": label, "values": [_number(result.values[i][c]) for i in rates]}
                           for c, label in enumerate(result.labels)]}
-    set_fields = (sets + [""] * MAX_SETS)[:max(len(sets) + 1, 3) if len(sets) < MAX_SETS else MAX_SETS]
+    # Every set a comparison takes has its box: those given and one more in sight (at least three), the rest folded.
+    set_fields = (sets + [""] * MAX_SETS)[:MAX_SETS]
+    shown = min(MAX_SETS, max(3, len(sets) + 1))
     return server.page(request, "compare.html", caller, status=400 if error else 200, form=form, set_fields=set_fields,
+                       shown_sets=shown,
                        error=error, result=result, chart=chart, brands=visible, zones=zones(config, visible),
                        examples=EXAMPLE_SETS, csv_url="/api/v1/compare" + (f"?{urlencode(query)}" if query else ""))
 

@@ -85,8 +85,8 @@ FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", 
 def form_fields(report: Report) -> tuple[str, ...]:
     """The parameters `report`'s form has one field for, by SPEC 4's names (the fields' own). A filter's
     error (`where`) names its key, and is shown above the fields: it is not told which of them it is about."""
-    return ("from", "to", "tz", *(("period",) if report.takes_period else ()), *(("by",) if report.by_columns else ()),
-            "brand")
+    return ("from", "to", "tz", "as_of", *(("period",) if report.takes_period else ()),
+            *(("by",) if report.by_columns else ()), "brand")
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -101,7 +101,8 @@ def reports_page(request: Request) -> Response:
 
 
 def _report_form(request: Request, report: Report, date_from: str | None, date_to: str | None, tz: str | None,
-                 period: str | None, by: str | None, where: list[str] | None, brand: list[str] | None) -> ReportForm:
+                 as_of: str | None, period: str | None, by: str | None, where: list[str] | None,
+                 brand: list[str] | None) -> ReportForm:
     """The form's fields. A filter comes as `where=KEY=VALUE` (the API's form, so an API query works
     here too) or as the form's own field `where.KEY`; an empty one is no filter."""
     filters = [item for item in (where or []) if item.strip()]
@@ -110,7 +111,8 @@ def _report_form(request: Request, report: Report, date_from: str | None, date_t
         if value is not None:
             filters.append(f"{key}={value}")
     return ReportForm(date_from=blank(date_from), date_to=blank(date_to), tz=blank(tz), period=blank(period),
-                      by=blank(by), where=tuple(filters), brands=tuple(b for b in (brand or []) if b.strip()))
+                      by=blank(by), where=tuple(filters), brands=tuple(b for b in (brand or []) if b.strip()),
+                      as_of=blank(as_of))
 
 
 @router.get("/reports/{name}", response_class=HTMLResponse)
@@ -120,6 +122,7 @@ def report_page(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
     tz: Annotated[str | None, Query()] = None,
+    as_of: Annotated[str | None, Query()] = None,
     period: Annotated[str | None, Query()] = None,
     by: Annotated[str | None, Query()] = None,
     where: Annotated[list[str] | None, Query()] = None,
@@ -135,12 +138,12 @@ def report_page(
         report = reports.REPORTS.get(name)
         if report is None:
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
-        form = _report_form(request, report, from_, to, tz, period, by, where, brand)
+        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand)
         visible = caller.user.visible_brands(store.brands())
         prepared, error, table = None, None, None
         try:
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
-                               date_to=form.date_to, tz=form.tz, period=form.period, by=form.by,
+                               date_to=form.date_to, tz=form.tz, as_of=form.as_of, period=form.period, by=form.by,
                                where=list(form.where), config=config)
         except ParameterError as exc:
             error = FieldError.of(exc, form_fields(report))
