@@ -81,23 +81,19 @@ def group(texts: list[str], owners: Sequence[Hashable], *, max_themes: int = MAX
     """Group `texts` (one per handoff, its fields joined by FIELD_BREAK; `owners[i]` is who wrote text i, its
     customer) into themes; the same texts and owners, in any order, give the same grouping."""
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits
 
     n = len(texts)
     nothing = Themes(theme=np.zeros(n, dtype=np.int64), typical=np.zeros(n), labels=[NO_WORDS] if n else [],
                      model=None)
-    analyzer = _analyzer()
-    vocabulary = _vocabulary(texts, owners, analyzer)
-    if not vocabulary:  # no term used by enough customers (few handoffs, or nothing in common)
-        return nothing
-    vectorizer = TfidfVectorizer(analyzer=analyzer, vocabulary=vocabulary, sublinear_tf=True, dtype=np.float64)
-    vectorizer.fit(texts)  # rarity over every handoff: the order of the texts does not matter
-    # Identical texts (a canned reason, "agent") are one point, weighted by their count: fewer points, and no
-    # dependence on their order.
+    # Identical texts (a canned reason, "agent") are one point, weighted by their count: fewer texts to analyse,
+    # and no dependence on their order. Each distinct text is analysed once.
     unique, inverse, counts = _unique_rows(texts)
-    rows = vectorizer.transform(unique)
+    vectorizer = _Vectorizer.fit(unique, counts, _writers(inverse, owners, len(unique)))
+    if vectorizer is None:  # no term used by enough customers (few handoffs, or nothing in common)
+        return nothing
+    rows = vectorizer.rows
     # The latent space joins words that occur together; with no more distinct texts or terms than its dimensions
     # there is nothing to join, and squeezing a few texts into fewer dimensions would only bend their distances.
     few = min(rows.shape) <= COMPONENTS
@@ -126,8 +122,62 @@ def group(texts: list[str], owners: Sequence[Hashable], *, max_themes: int = MAX
     model.wordless = int(theme_of[themes]) if wordless.any() else None
     theme = theme_of[cluster]
     typical = np.einsum("ij,ij->i", space, model.centres[theme])
-    labels = _labels(vectorizer, rows, counts, theme, model.centres.shape[0])
+    labels = _labels(vectorizer.terms, rows, counts, theme, model.centres.shape[0])
     return Themes(theme=theme[inverse], typical=typical[inverse], labels=labels, model=model)
+
+
+def _writers(inverse: np.ndarray, owners: Sequence[Hashable], texts: int) -> Any:
+    """A matrix of customers × distinct texts: 1 where the customer wrote that text."""
+    import scipy.sparse as sp
+
+    _, customer = np.unique(np.array([repr(o) for o in owners], dtype=object), return_inverse=True)
+    customer = customer.reshape(-1)
+    wrote = sp.csr_matrix((np.ones(inverse.shape[0]), (customer, inverse)),
+                          shape=(int(customer.max()) + 1 if customer.size else 0, texts))
+    wrote.data[:] = 1  # a customer who wrote a text twice wrote it
+    return wrote
+
+
+@dataclass
+class _Vectorizer:
+    """TF-IDF of the distinct texts over the terms that count, computed from one analysis of each distinct text:
+    scikit-learn's CountVectorizer counts the terms, its TfidfTransformer weighs them with each term's rarity over
+    every handoff (a distinct text counted as often as handoffs carry it). `rows` are the distinct texts' vectors."""
+
+    counter: Any  # the analysis, restricted to `terms`, for texts of another period
+    weigher: Any
+    terms: np.ndarray
+    rows: Any
+
+    @classmethod
+    def fit(cls, unique: list[str], counts: np.ndarray, writers: Any) -> _Vectorizer | None:
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+        analyzer = _analyzer()
+        counter = CountVectorizer(analyzer=analyzer, dtype=np.float64)
+        try:
+            found = counter.fit_transform(unique).tocsc()
+        except ValueError:  # no term at all
+            return None
+        used = found.copy()
+        used.data[:] = 1
+        customers = np.asarray(((writers @ used) > 0).sum(axis=0)).ravel()
+        handoffs = np.asarray(used.T @ counts).ravel()
+        kept = customers >= MIN_CUSTOMERS_PER_TERM
+        if counts.sum() >= MANY:
+            kept &= handoffs <= MAX_HANDOFF_SHARE * counts.sum()
+        if not kept.any():
+            return None
+        terms = counter.get_feature_names_out()[kept]  # in code point order, as CountVectorizer sorts them
+        counted = found[:, kept].tocsr()
+        weigher = TfidfTransformer(sublinear_tf=True).fit(counted)
+        total = counts.sum()  # smoothed inverse document frequency, as TfidfVectorizer's, but over every handoff
+        weigher.idf_ = np.log((1 + total) / (1 + handoffs[kept])) + 1
+        return cls(counter=CountVectorizer(analyzer=analyzer, vocabulary=list(terms), dtype=np.float64),
+                   weigher=weigher, terms=terms, rows=weigher.transform(counted))
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        return self.weigher.transform(self.counter.transform(texts))
 
 
 def _analyzer() -> Callable[[str], list[str]]:
@@ -138,27 +188,6 @@ def _analyzer() -> Callable[[str], list[str]]:
     field = TfidfVectorizer(lowercase=True, strip_accents="unicode", token_pattern=TOKEN_PATTERN, ngram_range=(1, 2),
                             stop_words=sorted(ENGLISH_STOP_WORDS | set(HANDOFF_WORDS))).build_analyzer()
     return lambda text: [term for part in text.split(FIELD_BREAK) for term in field(part)]
-
-
-def _vocabulary(texts: list[str], owners: Sequence[Hashable], analyzer: Callable[[str], list[str]]) -> list[str]:
-    """The terms that count: used by MIN_CUSTOMERS_PER_TERM customers or more, and by no more than MAX_HANDOFF_SHARE
-    of the handoffs when there are MANY; in code point order."""
-    import scipy.sparse as sp
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    counter = CountVectorizer(analyzer=analyzer, binary=True)
-    try:
-        used = counter.fit_transform(texts).tocsc()
-    except ValueError:  # no term at all
-        return []
-    _, customer = np.unique(np.array([repr(o) for o in owners], dtype=object), return_inverse=True)
-    by_customer = sp.csr_matrix((np.ones(len(texts)), (customer.reshape(-1), np.arange(len(texts)))))
-    customers = np.asarray((by_customer @ used > 0).sum(axis=0)).ravel()
-    handoffs = np.asarray(used.sum(axis=0)).ravel()
-    kept = customers >= MIN_CUSTOMERS_PER_TERM
-    if len(texts) >= MANY:
-        kept &= handoffs <= MAX_HANDOFF_SHARE * len(texts)
-    return sorted(str(t) for t in counter.get_feature_names_out()[kept])
 
 
 def _unique_rows(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -216,12 +245,11 @@ def _silhouette(distances: np.ndarray, cut: np.ndarray, weights: np.ndarray) -> 
     return float((score * weights).sum() / weights.sum())
 
 
-def _labels(vectorizer: Any, rows: Any, counts: np.ndarray, theme: np.ndarray, themes: int) -> list[str]:
+def _labels(terms: np.ndarray, rows: Any, counts: np.ndarray, theme: np.ndarray, themes: int) -> list[str]:
     """Each theme's top terms (up to LABEL_TERMS): their mean TF-IDF weight over its handoffs (distinct texts weighted
     by their count), less half their mean over every handoff, so that a word all themes use ranks lower; a term left
     out when it weighs less than DISTINCT times its mean over every handoff (there is more than one theme), or shares
     a word with one already shown ("refund", then not "refund late")."""
-    terms = vectorizer.get_feature_names_out()
     overall = np.asarray(rows.T @ counts).ravel() / counts.sum()
     labels = []
     for t in range(themes):

@@ -96,9 +96,7 @@ def compare(store: Store, config: Config, sets: Sequence[str], asker: Asker, *, 
     settings = [f"{labels[0]}: {_settings(config, first.brands)}"]
     events = None
     if any(set(values) & set(DERIVATION_KEYS) for values in parsed):
-        scope = (f"SEMI JOIN (SELECT DISTINCT brand, customer_id FROM events WHERE {in_brands(first)} "
-                 f"AND {_around(first)}) USING (brand, customer_id)")
-        events = sorted_customers(store, scope)
+        events = sorted_customers(store, in_brands(first), _around(first))
     scratch = Store.scratch()
     try:
         for values in parsed:
