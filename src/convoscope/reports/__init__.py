@@ -102,10 +102,7 @@ def build_params(
         raise ParameterError("from", lambda n: f"{n('from')} {date_from} is after {n('to')} {date_to}; swap them")
     params.brands = list(dict.fromkeys(brands)) if brands else list(store_brands)  # a brand named twice is one
     params.every_brand = not brands
-    if tz:
-        params.tz = check_zone(tz, param="tz")
-    elif len(params.brands) == 1:
-        params.tz = config.for_brand(params.brands[0]).timezone
+    params.tz = zone_for(config, params.brands, tz)
     if as_of:
         params.as_of = parse_as_of(as_of)
     if period is not None:
@@ -125,6 +122,14 @@ def build_params(
         raise ParameterError("headers", lambda n: f"{n('headers')} {headers!r} must be display or snake")
     params.where = [_filter(report, item) for item in where or []]
     return params
+
+
+def zone_for(config: Config, brands: list[str], tz: str | None = None) -> str:
+    """The time zone a report over `brands` is read in (SPEC 4): `tz` when given (a `ParameterError` when it is
+    none), else the brand's own when there is one brand, else UTC."""
+    if tz:
+        return check_zone(tz, param="tz")
+    return config.for_brand(brands[0]).timezone if len(brands) == 1 else "UTC"
 
 
 def _filter(report: Report, item: str) -> tuple[str, str]:

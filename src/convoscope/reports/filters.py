@@ -1,7 +1,10 @@
-"""The values a free-text filter of a report can match (SPEC 4 `where`), read from the derived tables, for a
-form to suggest: a typo otherwise gives "0 rows"."""
+"""What a report's form can suggest from the store: the values a free-text filter can match (SPEC 4 `where`), read
+from the derived tables (a typo otherwise gives "0 rows"), and the instants the brands' events span (a range
+beside them otherwise gives "0 rows" too: issue 28)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from convoscope.reports.base import Params, in_brands
 from convoscope.store import Store
@@ -33,3 +36,18 @@ def suggested_values(store: Store, keys: list[str], brands: list[str]) -> dict[s
     finally:
         cursor.close()
     return found
+
+
+def event_span(store: Store, brands: list[str]) -> tuple[datetime, datetime] | None:
+    """The first and last `occurred_at` (UTC) of the events of `brands`; None when they have none. One aggregate
+    over two columns of the events, as cheap as `Store.brands`, which every page already reads."""
+    cursor = store.con.cursor()
+    try:
+        first, last = cursor.execute(
+            f"SELECT min(occurred_at), max(occurred_at) FROM events WHERE {in_brands(Params(brands=brands))}").fetchone() \
+            or (None, None)
+    finally:
+        cursor.close()
+    if first is None or last is None:
+        return None
+    return first.replace(tzinfo=UTC), last.replace(tzinfo=UTC)
