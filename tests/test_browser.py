@@ -201,6 +201,29 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
     assert outside == []
 
 
+def test_a_date_preset_fills_the_range_and_the_table_follows(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Issue 28: beside From and To, "The whole data" sets them to the first and last local date of the brand's
+    events in the form's zone, keeps the other fields and the shown rows, and the table shows the range's rows."""
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/reports/sessions-detail?{query}&where.channel=chat&run=1")
+    before = page.locator("#row-count").get_attribute("data-count")
+    whole = page.locator("#date-presets a[data-preset='whole-data']")
+    first, _, last = (whole.get_attribute("title") or "").partition(" to ")
+    assert first <= RANGE["from"] and RANGE["to"] <= last and (first, last) != (RANGE["from"], RANGE["to"])
+    whole.click()
+    expect(page.locator("input[name=from]")).to_have_value(first)
+    expect(page.locator("input[name=to]")).to_have_value(last)
+    expect(page.locator("input[name=tz]")).to_have_value(RANGE["tz"])
+    expect(page.locator("input[name='where.channel']")).to_have_value("chat")
+    expected = cli_csv(site, "sessions-detail", "--from", first, "--to", last, "--tz", RANGE["tz"],
+                       "--where", "channel=chat")
+    count = len(list(csv.reader(io.StringIO(expected.decode())))) - 1
+    expect(page.locator("#row-count")).to_have_attribute("data-count", str(count))
+    assert str(count) != before, "the whole data should hold more sessions than five of its days"
+    expect(whole).to_have_attribute("aria-current", "true")
+    assert outside == []
+
+
 OUTCOME_CHARTS = ("outcomes-summary-rates", "outcomes-summary-classes", "automation-summary-rates", "handoff-funnel")
 FUNNEL_STEPS = ("handed_off", "contacts", "first_responses", "resolved_first_time", "came_back")
 

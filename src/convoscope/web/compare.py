@@ -3,7 +3,8 @@ each `set`, as CSV or JSON, and the page `/compare`: a form of sets, a chart of 
 
 Both run `service.compare`, as the command line does: the brands scoped to the caller there, the stored tables
 brought up to date under the server's write lock, the sets derived in memory, never in the store. Reading them takes
-the permission of the reports without messages: a figure shows no message.
+the permission of the reports without messages: a figure shows no message. The page's date presets are
+`web/ranges.py`'s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from convoscope.reports.base import write_rows
 from convoscope.store import Store
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES
+from convoscope.web.ranges import ranges
 from convoscope.web.reports import described
 from convoscope.web.server import Caller, FieldError, Server, blank, problem, server_of, zones
 
@@ -104,19 +106,21 @@ def compare_page(
     server = server_of(request)
     config = server.config  # one reading for the figures and the form
     sets = [s.strip() for s in set_ or [] if s.strip()]
-    form = {"set": sets, "from": blank(from_), "to": blank(to), "tz": blank(tz), "as_of": blank(as_of),
-            "brand": blank(brand)}
+    given = {"from": blank(from_), "to": blank(to), "tz": blank(tz), "as_of": blank(as_of), "brand": blank(brand)}
+    form = {"set": sets, **given}
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         visible = caller.user.visible_brands(store.brands())
         result, error = None, None
         if run:
             try:
-                result = _run(server, store, caller, "page", sets, config, brands=[form["brand"]] if form["brand"] else [],
-                              date_from=form["from"], date_to=form["to"], tz=form["tz"], as_of=form["as_of"])
+                result = _run(server, store, caller, "page", sets, config, brands=[given["brand"]] if given["brand"] else [],
+                              date_from=given["from"], date_to=given["to"], tz=given["tz"], as_of=given["as_of"])
             except ParameterError as exc:
                 error = FieldError.of(exc, FIELDS)
-    query = [(key, value) for key, value in form.items() if key != "set" and value] + [("set", s) for s in sets]
+        query = [(key, value) for key, value in given.items() if value] + [("set", s) for s in sets]
+        dates = ranges(store, config, path="/compare", query=query + ([("run", "1")] if run else []), tz=given["tz"],
+                       chosen=[given["brand"]] if given["brand"] else [], visible=visible)
     chart = None
     if result is not None:  # the rates, one dataset per set; Sessions is a count, on another scale: the table has it
         rates = [i for i, name in enumerate(result.figures) if name.endswith("Rate")]
@@ -127,7 +131,7 @@ def compare_page(
     set_fields = (sets + [""] * MAX_SETS)[:MAX_SETS]
     shown = min(MAX_SETS, max(3, len(sets) + 1))
     return server.page(request, "compare.html", caller, status=400 if error else 200, form=form, set_fields=set_fields,
-                       shown_sets=shown,
+                       shown_sets=shown, ranges=dates,
                        error=error, result=result, chart=chart, brands=visible, zones=zones(config, visible),
                        examples=EXAMPLE_SETS, csv_url="/api/v1/compare" + (f"?{urlencode(query)}" if query else ""))
 

@@ -4,7 +4,8 @@ handoff categories and subcategories, channels and AI agents (`reports/dashboard
 Every number is a cell of a report run through `web.reports`' data path, as the API runs it: the
 sessions-summary with the dashboard's checked parameters, and the top lists with the same parameters; the
 charts draw those cells and nothing else (`web/charts.py`). The Outcomes section below them (issue 26) is
-`web/outcomes_dashboard.py`'s, run with the same parameters.
+`web/outcomes_dashboard.py`'s, run with the same parameters. Date presets sit beside the range, and a range
+without sessions says where the brands' events are (`web/ranges.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from convoscope.store import Store
 from convoscope.web import charts
 from convoscope.web.auth import require
 from convoscope.web.outcomes_dashboard import outcomes
+from convoscope.web.ranges import ranges
 from convoscope.web.reports import Prepared, prepare, run, totals
 from convoscope.web.server import PERIOD_NAMES, FieldError, ReportForm, Server, blank, server_of, zones
 
@@ -127,11 +129,13 @@ def dashboard_page(
             zone = prepared.params.tz
             board = _dashboard(server, store, prepared)
             section = outcomes(server, store, caller, form, prepared)
+        dates = ranges(store, config, path="/dashboard", query=form.query(), tz=form.tz, chosen=list(form.brands),
+                       visible=visible)
     csv_query = urlencode(form.query())
     over_the_range = replace(form, period=None).query()
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
-        outcomes=section,
+        outcomes=section, ranges=dates,
         brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], charted=CHARTED, rates=RATES,
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",

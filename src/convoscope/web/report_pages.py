@@ -1,6 +1,7 @@
 """The report pages of SPEC 6.3: every report, grouped; a report's form, whose Run shows the first rows and
 the totals (through `web.reports`' data path, as the API runs it) and whose Download hands over to the
-API's CSV. A parameter that cannot be used is told beside its field.
+API's CSV. A parameter that cannot be used is told beside its field; date presets sit beside the range, and a
+range without rows says where the brands' events are (`web/ranges.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from convoscope.errors import ParameterError
 from convoscope.reports.base import PERIODS, Report
 from convoscope.reports.filters import suggested_values
 from convoscope.web.auth import require
+from convoscope.web.ranges import ranges
 from convoscope.web.reports import html_table, prepare
 from convoscope.web.server import (
     PERIOD_NAMES,
@@ -154,10 +156,13 @@ def report_page(
             # Seeing the rows is reading them: as audited as a download (SPEC 6.5), as a `view`.
             table = html_table(server, store, prepared, form.audited(), action="view")
         suggestions = suggested_values(store, [key for key, choices in report.where.items() if not choices], visible)
+        # The presets keep the page as it is, its rows shown when they were.
+        dates = ranges(store, config, path=f"/reports/{name}", query=form.query() + ([("run", "1")] if run else []),
+                       tz=form.tz, chosen=list(form.brands), visible=visible)
     zone = prepared.params.tz if prepared is not None else None
     return server.page(
         request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
-        result=table, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
+        result=table, ranges=dates, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
         brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], default_period=report.default_period,
         dimensions=[(key, column.display) for key, column in report.by_columns.items()],
