@@ -1,8 +1,8 @@
-"""Time made easy (issue 28, point 4): the date presets beside From and To, and where the data is when a range holds
-no rows.
+"""Time made easy (issue 28, point 4): the date presets beside From and To, where the data is when a range holds
+no rows, and the names of downloads.
 
 The presets are tested as a function of a fixed today; the pages are tested over HTTP on a real server for what
-needs no clock (the whole data's link, the sentence of an empty range) and for the presets'
+needs no clock (the whole data's link, the sentence of an empty range, a download's name) and for the presets'
 wiring: every preset is there, today's is one day near the clock's.
 """
 
@@ -22,6 +22,7 @@ import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope
 from convoscope.web.ranges import presets
+from convoscope.web.reports import download_name
 from web_helpers import LiveServer, add_user, cli_ok, generate_brand, log_in, serving
 
 NEW_YORK = "America/New_York"
@@ -50,6 +51,16 @@ def test_this_and_the_previous_month(today: date, month: tuple[str, str], previo
     found = {p.key: (p.date_from.isoformat(), p.date_to.isoformat()) for p in presets(today)}
     assert found["this-month"] == month and found["previous-month"] == previous
     assert "whole-data" not in found  # brands without events: nothing to go to
+
+
+def test_download_names() -> None:
+    assert download_name("sessions-detail", [], None, None) == "sessions-detail_all_start_end.csv"
+    assert download_name("sessions-detail", ["acme"], date(2026, 5, 1), None) == \
+        "sessions-detail_acme_2026-05-01_end.csv"
+    assert download_name("compare", ["acme", "beta", "acme"], "2026-05-01", "2026-05-31") == \
+        "compare_acme+beta_2026-05-01_2026-05-31.csv"
+    many = [f"brand-{i:03d}" for i in range(20)]
+    assert download_name("sessions-summary", many, None, None) == "sessions-summary_20-brands_start_end.csv"
 
 
 @dataclass
@@ -152,6 +163,27 @@ def test_a_user_limited_to_a_brand_learns_nothing_of_another(site: Site) -> None
         assert refused.status_code == 400
         assert "whole-data" not in links(refused.text)  # the brand they may not see has no span for them
         assert "2026-05-21" not in refused.text
+
+
+def test_downloads_are_named_after_report_brand_and_range(site: Site) -> None:
+    get = site.browser.get
+
+    def named(answer: httpx.Response) -> str:
+        assert answer.status_code == 200, answer.text
+        return answer.headers["content-disposition"]
+
+    assert named(get("/api/v1/reports/sessions-detail", params={"brand": "acme", "from": "2026-05-01",
+                                                                 "to": "2026-05-03"})) == \
+        'attachment; filename="sessions-detail_acme_2026-05-01_2026-05-03.csv"'
+    assert named(get("/api/v1/reports/sessions-summary")) == 'attachment; filename="sessions-summary_all_start_end.csv"'
+    assert named(get("/api/v1/reports/contact-export", params=[("brand", "default"), ("brand", "acme"),
+                                                               ("to", "2026-05-21")])) == \
+        'attachment; filename="contact-export_default+acme_start_2026-05-21.csv"'
+    # A page's Download hands over to the API's CSV, and so to its name.
+    assert named(get("/reports/sessions-detail", params={"brand": "acme", "from": "2026-05-02", "download": "1"},
+                     follow_redirects=True)) == 'attachment; filename="sessions-detail_acme_2026-05-02_end.csv"'
+    assert named(get("/api/v1/compare", params={"set": "session_inactivity=30m", "brand": "default"})) == \
+        'attachment; filename="compare_default_start_end.csv"'
 
 
 def test_the_what_if_page_has_the_presets(site: Site) -> None:

@@ -23,7 +23,7 @@ from convoscope.store import Store
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES
 from convoscope.web.ranges import ranges
-from convoscope.web.reports import described
+from convoscope.web.reports import attachment, described, download_name
 from convoscope.web.server import Caller, FieldError, Server, blank, problem, server_of, zones
 
 router = APIRouter()
@@ -40,13 +40,13 @@ def _run(server: Server, store: Store, caller: Caller, via: str, sets: list[str]
     return service.compare(store, config, sets, asker, writing=server.gate.writing, **options)
 
 
-def _csv(result: service.Comparison, headers: str) -> Response:
+def _csv(result: service.Comparison, headers: str, filename: str) -> Response:
     import io
 
     buffer = io.StringIO()
     write_rows(result.header(headers), result.rows(headers), buffer)
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                     headers={"Content-Disposition": 'attachment; filename="compare.csv"'} | described(result.describe()))
+                    headers=attachment(filename) | described(result.describe()))
 
 
 @router.get("/api/v1/compare", responses=ERROR_RESPONSES | {200: {
@@ -87,7 +87,7 @@ def compare_api(
         header = result.header(headers)
         return JSONResponse({"columns": header, "rows": [dict(zip(header, row, strict=True)) for row in result.rows(headers)],
                              "definitions": result.describe()}, headers=described(result.describe()))
-    return _csv(result, headers)
+    return _csv(result, headers, download_name("compare", brand or [], from_, to))
 
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)

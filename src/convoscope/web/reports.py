@@ -15,8 +15,11 @@ of Gladly's reporting API, is `web/gladly.py`'s, which runs its reports through 
 
 from __future__ import annotations
 
+import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -99,8 +102,35 @@ def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str
     except BaseException:
         scratch.cleanup()
         raise
-    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=filename or f"{name}.csv",
-                        headers=definitions_header(prepared), background=BackgroundTask(scratch.cleanup))
+    return FileResponse(path, media_type="text/csv; charset=utf-8", background=BackgroundTask(scratch.cleanup),
+                        headers=attachment(filename or f"{name}.csv") | definitions_header(prepared))
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """`Content-Disposition` for a download, the name quoted as is (RFC 6266). The names given here are made of
+    report and brand names, dates and times (letters, digits, `-`, `_`, `+`, `.`), which need no `filename*`:
+    Starlette would use one for the `+` of several brands, and some clients (`curl -J`) do not read it. Any
+    other name gets only `filename*`, percent-encoded."""
+    if re.fullmatch(r"[A-Za-z0-9._+-]+", filename):
+        return {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return {"Content-Disposition": f"attachment; filename*=utf-8''{quote(filename, safe='')}"}
+
+
+MAX_BRAND_PART = 100  # characters: a file name stays well under the 255 bytes file systems allow
+
+
+def download_name(report: str, brands: Sequence[str], date_from: date | str | None, date_to: date | str | None) -> str:
+    """A download's file name (issue 28): `<report>_<brand>_<from>_<to>.csv`. The brand part is `all` when no brand
+    was asked for (every brand the caller may see), else the brands asked for joined by `+` (`<N>-brands` past
+    MAX_BRAND_PART characters); `from` and `to` are the dates given, `start` and `end` when not given. Brand and
+    report names hold letters, digits, `-` and `_`, and dates `YYYY-MM-DD`: nothing a file system refuses."""
+    named = list(dict.fromkeys(brands))
+    brand = "+".join(named) or "all"
+    if len(brand) > MAX_BRAND_PART:
+        brand = f"{len(named)}-brands"
+    first = date_from.isoformat() if isinstance(date_from, date) else date_from or "start"
+    last = date_to.isoformat() if isinstance(date_to, date) else date_to or "end"
+    return f"{report}_{brand}_{first}_{last}.csv"
 
 
 def json_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any]) -> JSONResponse:
@@ -246,4 +276,5 @@ def get_report(
         wanted = (accept or "").lower()  # media types ignore case
         if "application/json" in wanted and "text/csv" not in wanted:
             return json_answer(server, store, prepared, given)
-        return csv_answer(server, store, prepared, given)
+        return csv_answer(server, store, prepared, given, filename=download_name(
+            name, brand or [], prepared.params.date_from, prepared.params.date_to))
