@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -348,6 +349,48 @@ def test_administrators_read_the_audit_log_and_the_users(page: Page, site: LiveS
     assert outside == []
 
 
+def test_an_administrator_uploads_a_file_of_events_and_reads_the_answer(page: Page, site: LiveServer,
+                                                                       tmp_path: Path, outside: list[str]) -> None:
+    """Issue 28: the Events page takes a JSON Lines file through its form and shows the API's answer: the counts
+    and each rejected line's reason; the ingest history then lists the upload first. The events are of a brand of
+    their own, before the range the other tests read."""
+    lines = [{"event_id": "up-1", "type": "customer_message", "occurred_at": "2026-04-10T09:00:00Z",
+              "customer_id": "uploader", "brand": "uploaded", "channel": "chat", "text": "Where is my parcel?"},
+             {"event_id": "up-2", "type": "ai_message", "occurred_at": "2026-04-10T09:00:05Z",
+              "customer_id": "uploader", "brand": "uploaded", "channel": "chat", "text": "On its way."},
+             {"event_id": "up-3", "type": "telepathy", "occurred_at": "2026-04-10T09:01:00Z",
+              "customer_id": "uploader", "brand": "uploaded"}]
+    path = tmp_path / "support-events.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page.goto(site.url + "/reports")
+    page.get_by_role("link", name="Events", exact=True).click()
+    expect(page.get_by_role("heading", name="Upload events")).to_be_visible()
+    # A file over the limit is refused before it is sent (here a limit of 100 bytes stands in for 50 MB).
+    page.locator("#upload-form").evaluate("form => { form.dataset.maxBytes = '100'; }")
+    page.get_by_label("File of events").set_input_files(str(path))
+    expect(page.locator("#upload-error")).to_contain_text("upload at most 100 at a time; split the file")
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-result")).to_have_count(0)
+    page.locator("#upload-form").evaluate("form => { form.dataset.maxBytes = '50000000'; }")
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#count-accepted")).to_have_text("2")
+    expect(page.locator("#count-duplicate")).to_have_text("0")
+    expect(page.locator("#count-rejected")).to_have_text("1")
+    expect(page.locator("#upload-error")).to_be_hidden()
+    rejected = page.locator("#rejected-lines tbody tr")
+    expect(rejected).to_have_count(1)
+    expect(rejected.locator("td").first).to_have_text("3")
+    expect(rejected.locator("td").nth(1)).to_contain_text("type")
+    shot(page, "upload")
+    source = page.locator("#upload-source").inner_text()
+    assert source.endswith(":support-events.jsonl")
+    page.get_by_role("link", name="Ingest history").first.click()
+    newest = page.locator("#ingest-history tbody tr").first
+    expect(newest).to_have_attribute("data-source", source)
+    expect(newest.locator("[data-figure='accepted']")).to_have_text("2")
+    assert outside == []
+
+
 def log_in_at(page: Page, url: str) -> Page:
     """Open `url`, which asks for a login, and log in as the administrator."""
     page.goto(url)
@@ -363,7 +406,8 @@ def test_on_a_phone_nothing_is_wider_than_the_screen(browser: Browser, site: Liv
     query = "&".join(f"{k}={v}" for k, v in RANGE.items())
     page = log_in_at(context.new_page(), f"{site.url}/dashboard?{query}")
     for path in (f"/dashboard?{query}", "/reports", f"/reports/sessions-detail?{query}&run=1", "/conversations",
-                 f"/compare?{query}&set=session_inactivity%3D30m&set=recontact_window%3D72h&run=1"):
+                 f"/compare?{query}&set=session_inactivity%3D30m&set=recontact_window%3D72h&run=1", "/events/upload",
+                 "/events/history"):
         page.goto(site.url + path)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path

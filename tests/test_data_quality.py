@@ -90,6 +90,23 @@ def test_times_are_in_the_report_time_zone(cs: Convoscope) -> None:
     assert found["rejected"]["Time"] == ""
 
 
+def test_where_source_keeps_the_problems_of_what_came_in_under_that_name(cs: Convoscope) -> None:
+    """Issue 28: the ingest history links each source to its problems. A source is matched exactly, without
+    its line; the anomaly of an event belongs to the source the event came from."""
+    first, _ = ingest_lines(cs, PROBLEM_LINES)
+    second, _ = ingest_lines(cs, [json.dumps(FIRST), json.dumps(ev("bad2", "telepathy", "2026-05-21T12:00:00Z"))],
+                             name="again.jsonl")
+    every = quality_rows(cs, "--tz", "UTC")
+    assert len(every) == 6
+    for path, count in ((first, 4), (second, 2)):  # a file's source is its path as given to ingest
+        kept = quality_rows(cs, "--tz", "UTC", "--where", f"source={path}")
+        assert kept == [row for row in every if row["Source"].rsplit(":", 1)[0] == str(path)]
+        assert len(kept) == count
+    assert sorted(row["Kind"] for row in quality_rows(cs, "--where", f"source={second}")) == ["duplicate", "rejected"]
+    assert quality_rows(cs, "--where", f"source={second}:1") == []  # a source is matched without its line
+    assert quality_rows(cs, "--where", "source=") == []
+
+
 def test_a_clean_file_has_no_problems(cs: Convoscope) -> None:
     _, ingested = ingest_lines(cs, [json.dumps(FIRST), json.dumps(SECOND)])
     assert ingested.exit_code == 0, ingested.stderr

@@ -76,6 +76,8 @@ PAGES = [
     Call("GET", f"/conversations/{WORKED_CONVERSATION}", CONVERSATIONS),
     Call("GET", "/audit", ADMINISTER),
     Call("GET", "/users", ADMINISTER),
+    Call("GET", "/events/upload", SEND_EVENTS),
+    Call("GET", "/events/history", ADMINISTER),
 ]
 ENDPOINTS = [
     Call("POST", "/api/v1/events", SEND_EVENTS, body="[" + ONE_EVENT + "]"),

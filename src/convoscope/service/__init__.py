@@ -8,10 +8,12 @@ from convoscope.service.compare import Comparison, compare
 from convoscope.service.events import (
     IngestResult,
     Progress,
+    SourceHistory,
     check_paths,
     derive,
     ensure_derived,
     ingest,
+    ingest_history,
     ingest_lines,
 )
 from convoscope.service.reports import (
@@ -37,6 +39,6 @@ __all__ = [
     "Comparison", "compare",
     "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
     "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
-    "ingest_lines",
+    "ingest_history", "ingest_lines", "SourceHistory",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
 ]

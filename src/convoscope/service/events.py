@@ -4,9 +4,10 @@ derive the customers that changed (SPEC 2, 3, 6.1)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,6 @@ class IngestResult:
     counts: IngestCounts = field(default_factory=IngestCounts)
     per_source: dict[str, IngestCounts] = field(default_factory=dict)
     derived: DeriveResult | None = None
-
-
 
 
 def check_paths(paths: list[str], fmt: str | None = None) -> None:
@@ -130,3 +129,35 @@ def _keep_refused(store: Store, source: str, lines: list[bytes], refused: dict[i
                           "SELECT 'rejected', reason, ?, line, raw, now()::TIMESTAMP, false FROM _refused", [source])
     finally:
         store.con.unregister("_refused")
+
+
+@dataclass
+class SourceHistory:
+    """What came in under one source name (a file's path, an API batch's or an upload's name: SPEC 2.4), as
+    the store keeps it: the events stored, the duplicates dropped and the records rejected (conflicts
+    included, and those resolved since), with the first and last time one of them was written."""
+
+    source: str
+    first: datetime
+    last: datetime
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+def ingest_history(store: Store, *, brands: Sequence[str] | None = None, limit: int = 500) -> list[SourceHistory]:
+    """The sources events came from, the one written to last first, at most `limit` of them, read from the
+    events, duplicates and rejects tables. With `brands`, only what belongs to them counts: a record whose
+    brand could not be read (or that was refused for its brand) belongs to none."""
+    scope = "true" if brands is None else "list_contains(?::VARCHAR[], brand)"
+    tables = (("events", "ingested_at"), ("duplicates", "seen_at"), ("rejects", "rejected_at"))
+    parts = [f"""SELECT source, count(*) AS n, min({at}) AS first, max({at}) AS last FROM {table}
+                 WHERE source IS NOT NULL AND {scope} GROUP BY source""" for table, at in tables]
+    rows = store.con.execute(f"""
+        WITH accepted AS ({parts[0]}), duplicate AS ({parts[1]}), rejected AS ({parts[2]})
+        SELECT source, least(a.first, d.first, r.first), greatest(a.last, d.last, r.last),
+               coalesce(a.n, 0), coalesce(d.n, 0), coalesce(r.n, 0)
+        FROM accepted a FULL JOIN duplicate d USING (source) FULL JOIN rejected r USING (source)
+        ORDER BY 3 DESC, source LIMIT ?
+    """, ([list(brands)] * 3 if brands is not None else []) + [limit]).fetchall()
+    return [SourceHistory(*row) for row in rows]

@@ -1,13 +1,15 @@
 """Events in over HTTP (SPEC 6.2): `POST /api/v1/events`, a batch of up to 10,000 events as a JSON array or
 NDJSON, stored by `service.ingest_lines` as a file's events are, under the server's write lock. A sender
-limited to some brands has the events of other brands refused, and kept as rejects. Helpdesks' webhooks
-come in through `webhooks.py`.
+limited to some brands has the events of other brands refused, and kept as rejects. `ingest_batch` is that
+one path, which the upload page (`event_pages.py`) takes too, so that a file uploaded there gets the API's
+answer. Helpdesks' webhooks come in through `webhooks.py`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from convoscope import accounts, service
 from convoscope.accounts import User
+from convoscope.store import Store
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
-from convoscope.web.server import Server, problem, read_body, server_of
+from convoscope.web.server import Caller, Server, problem, read_body, server_of
 
 router = APIRouter(prefix="/api/v1")
 
@@ -38,18 +41,44 @@ class IngestAnswer(BaseModel):
     errors: list[RejectedEvent]
 
 
-def _batch_lines(body: bytes, content_type: str) -> list[str]:
-    """The batch as one JSON text per event: a JSON array, or NDJSON (one object per line). Bytes that are
-    not UTF-8 are kept (as surrogates) so that the ingester rejects their event rather than storing `�`."""
+@dataclass(frozen=True)
+class Sent:
+    """How a refusal of a batch names what was sent, and what to do: the API's request body, or a file
+    uploaded on the events page (`hint`: another way, added to a refusal for its size)."""
+
+    body: str = "the body"
+    batch: str = "the batch"
+    per: str = "per request"
+    hint: str = ""
+
+
+REQUEST = Sent()
+
+
+@dataclass
+class Stored:
+    """A batch stored: the API's answer, and whether the batch was a JSON array (an error's index counts its
+    items) or NDJSON (an error's index is its line's number less one)."""
+
+    answer: IngestAnswer
+    array: bool
+
+
+def _batch_lines(body: bytes, content_type: str, sent: Sent = REQUEST) -> tuple[list[str], bool]:
+    """The batch as one JSON text per event, and whether it was a JSON array: a JSON array, or NDJSON (one
+    object per line). Bytes that are not UTF-8 are kept (as surrogates) so that the ingester rejects their
+    event rather than storing `�`."""
     text = body.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
-    if text.lstrip().startswith("["):
+    array = text.lstrip().startswith("[")
+    if array:
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise problem(400, "invalid_json", f"the body is not a JSON array: {exc}", "body") from None
+            raise problem(400, "invalid_json", f"{sent.body} is not a JSON array: {exc}", "body") from None
         except (ValueError, RecursionError):  # Python's limits: 4,300 digits, about 1,000 levels
-            raise problem(400, "invalid_json", "the body holds a number too long or JSON nested too deeply to "
-                                               "read as an array; send the events as NDJSON, one per line", "body") from None
+            raise problem(400, "invalid_json", f"{sent.body} holds a number too long or JSON nested too deeply "
+                                               "to read as an array; send the events as NDJSON, one per line",
+                          "body") from None
         lines = [json.dumps(item, ensure_ascii=False) for item in items]
     elif "json" in content_type or text.strip():
         # Only a line feed ends an NDJSON line: U+2028 and friends are allowed inside JSON strings.
@@ -59,11 +88,11 @@ def _batch_lines(body: bytes, content_type: str) -> list[str]:
     else:
         lines = []
     if not any(line.strip() for line in lines):
-        raise problem(400, "empty", "the batch holds no events; send a JSON array or NDJSON lines", "body")
+        raise problem(400, "empty", f"{sent.batch} holds no events; send a JSON array or NDJSON lines", "body")
     if len(lines) > MAX_BATCH:
-        raise problem(413, "too_many", f"the batch holds {len(lines):,} events; send at most {MAX_BATCH:,} per request",
-                      "body")
-    return lines
+        raise problem(413, "too_many", f"{sent.batch} holds {len(lines):,} events; send at most {MAX_BATCH:,} "
+                                       f"{sent.per}{sent.hint}", "body")
+    return lines, array
 
 
 def _utf8(line: str) -> bytes:
@@ -119,11 +148,28 @@ async def post_events(request: Request) -> IngestAnswer:
 def _ingest_batch(server: Server, request: Request, body: bytes) -> IngestAnswer:
     with server.gate.open() as store:
         caller = require(request, store, accounts.SEND_EVENTS)
-        lines = _batch_lines(body, request.headers.get("content-type", ""))
-        foreign = _foreign(lines, caller.user)
-        source = f"api:{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}:{caller.user.name}:{secrets.token_hex(4)}"
-        result, errors = service.ingest_lines(store, server.config, [_utf8(line) for line in lines], source=source,
-                                              refused=foreign, writing=server.gate.writing)
+        return ingest_batch(server, store, caller, body, request.headers.get("content-type", ""),
+                            source=source_name("api", caller)).answer
+
+
+def source_name(via: str, caller: Caller, label: str = "") -> str:
+    """A batch's source in rejects, duplicates and events (SPEC 2.4): how it came, when, who sent it, a few
+    random digits that tell two batches of one second apart, and a label (an uploaded file's name)."""
+    return (f"{via}:{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}:{caller.user.name}:{secrets.token_hex(4)}"
+            + (f":{label}" if label else ""))
+
+
+def ingest_batch(server: Server, store: Store, caller: Caller, body: bytes, content_type: str, *, source: str,
+                 sent: Sent = REQUEST) -> Stored:
+    """Store a batch of events for `caller`, who holds the permission to send events, and answer as
+    `POST /api/v1/events` does: the counts, and the reason of every rejected event by its index. Events of a
+    brand outside the caller's are refused and kept as rejects."""
+    lines, array = _batch_lines(body, content_type, sent)
+    foreign = _foreign(lines, caller.user)
+    result, errors = service.ingest_lines(store, server.config, [_utf8(line) for line in lines], source=source,
+                                          refused=foreign, writing=server.gate.writing)
     counts = result.counts
-    return IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected + len(foreign),
-                        errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(errors.items())])
+    answer = IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate,
+                          rejected=counts.rejected + len(foreign),
+                          errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(errors.items())])
+    return Stored(answer, array)
