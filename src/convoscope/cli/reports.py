@@ -109,8 +109,8 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
         check_zone(assume_tz, param="assume_tz")
     for path in map(Path, (p for p in paths if "://" not in p)):  # local ones: Spark would say less, later
         if path.is_file() and path.suffix.lower() != ".parquet":
-            fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV with 'convoscope ingest', "
-                 "or convert the file to Parquet", 2)
+            fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV into a store "
+                 f"({app.command(['ingest', str(path)])}), or convert the file to Parquet", 2)
     spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
     try:
         result = spark_engine.derive(spark, list(paths), out, config, assume_tz=assume_tz)
