@@ -319,3 +319,40 @@ def test_every_hint_naming_another_command_repeats_the_global_options(tmp_path: 
     parquet = one_line_error(cli_("spark-derive", "--events", str(FIXTURES / "worked-example.jsonl"),
                                   "--out", str(tmp_path / "lake"), code=2))
     assert f"({given} ingest {FIXTURES / 'worked-example.jsonl'})" in parquet
+
+
+def test_report_help_lists_every_report_with_its_where_keys_and_by_dimensions() -> None:
+    """Issue 28 point 2: `report --help` says, under its options, what each report accepts: its `--where` keys
+    (with the values of those that take only some) and its `--by` dimensions; each one listed is taken, and no
+    other, in a block that fits an 80-column terminal."""
+    from convoscope.config import Config
+    from convoscope.errors import ParameterError
+    from convoscope.reports import build_params
+
+    result = run("report", "--help")
+    assert result.exit_code == 0, result.stderr
+    assert all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout
+    listed: dict[str, dict[str, str]] = {}
+    option = ""
+    for line in result.stdout.split("its --by dimensions:", 1)[1].splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            listed[line.strip()] = {}
+        elif line.strip():
+            words = line.split(None, 1) if line.lstrip().startswith("--") else [option, line.strip()]
+            option = words[0]
+            name = list(listed)[-1]
+            listed[name][option] = (listed[name].get(option, "") + " " + words[1]).strip()
+    assert list(listed) == list(REPORTS)
+    for name, report in REPORTS.items():
+        where = {} if listed[name]["--where"] == "(no keys)" else dict(
+            item.partition("=")[::2] for item in listed[name]["--where"].split(", "))
+        by = listed[name]["--by"].split(", ") if "--by" in listed[name] else []
+        assert list(where) == list(report.where) and by == list(report.by_columns), name
+        for key, values in where.items():  # each key and value shown is one the report takes
+            for value in values.split("|") if values else ["anything"]:
+                build_params(report, Config(), ["default"], where=[f"{key}={value}"])
+            if values:
+                with pytest.raises(ParameterError):
+                    build_params(report, Config(), ["default"], where=[f"{key}=anything"])
+        for dimension in by:
+            build_params(report, Config(), ["default"], by=dimension)
