@@ -14,6 +14,7 @@ from convoscope.reports.base import (
     Column,
     Params,
     Report,
+    columns,
     fmt_timestamp,
     guard,
     in_brands_or_unknown,
@@ -22,8 +23,8 @@ from convoscope.reports.base import (
 )
 
 COLUMNS = (
-    Column("Kind"), Column("Reason", text=True), Column("Event ID"), Column("Brand"), Column("Customer ID"),
-    Column("Time"), Column("Source", text=True),
+    Column("Kind"), Column("Reason", text=True), *columns("id", "Event ID", "Brand", "Customer ID"),
+    Column("Time", kind="time"), Column("Source", text=True),
 )
 
 
