@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from cli_helpers import Convoscope
-from web_helpers import PASSWORD, LiveServer, add_user, generate_brand, serving
+from web_helpers import PASSWORD, LiveServer, add_user, cli_ok, generate_brand, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -438,3 +438,36 @@ def test_the_api_documentation_renders_from_this_server_alone(page: Page, site: 
     expect(page.get_by_text("/api/v1/reports/{name}").first).to_be_visible()
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("convoscope")
     assert outside == []
+
+
+def test_the_api_documentation_authorizes_with_an_api_token(browser: Browser, site: LiveServer) -> None:
+    """Issue 28 point 3: the document declares the API's credentials, so Swagger's page has an Authorize button
+    offering the bearer token and HTTP Basic; with a token given there, Try it out answers 200, where it answers
+    401 without (in a browser that has not logged in: the login's cookie would do as well)."""
+    token = cli_ok(site.store, "users", "token", ADMIN).strip()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{site.url}/api/docs")
+    operation = page.locator(".opblock").filter(has=page.locator(".opblock-summary-path", has_text="/api/v1/agents"))
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+
+    def executed() -> str:
+        operation.get_by_role("button", name="Execute").click()
+        status = operation.locator(".live-responses-table tbody .response-col_status").first
+        expect(status).to_be_visible()
+        return status.inner_text().strip()
+
+    assert executed() == "401"
+    page.get_by_role("button", name="Authorize").first.click()
+    dialog = page.locator(".dialog-ux")
+    expect(dialog).to_contain_text("apiToken")
+    expect(dialog).to_contain_text("userAndToken")
+    bearer_form = dialog.locator(".auth-container").filter(has_text="apiToken")
+    bearer_form.locator("input").fill(token)
+    bearer_form.locator("button", has_text="Authorize").click()
+    expect(bearer_form.locator("button", has_text="Logout")).to_be_visible()
+    dialog.locator("button.close-modal").click()
+    operation.get_by_role("button", name="Clear").click()
+    assert executed() == "200"
+    context.close()

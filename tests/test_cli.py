@@ -7,6 +7,7 @@ import csv
 import io
 import os
 import pty
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -247,3 +248,111 @@ def test_describe_prints_the_definitions_beside_the_report_and_leaves_the_csv_al
     written = run(*args, "--describe", "--out", str(out))
     assert written.stderr.splitlines() == [f"wrote 1 rows to {out}", described.stderr.strip()]
     assert out.read_bytes() == plain.stdout_bytes
+
+
+def _hint(result: Result, before: str) -> str:
+    """The command a hint line of standard error points to: what follows `before` on its line."""
+    (line,) = [line for line in result.stderr.splitlines() if before in line]
+    return line.split(before, 1)[1]
+
+
+def _in_a_shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`command` typed at a POSIX shell, as a user pastes it: `convoscope` is the one on the PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": path})
+
+
+def test_the_rejects_hint_repeats_the_global_options_and_works_as_printed(tmp_path: Path) -> None:
+    """Issue 28 point 1: after `--db X --config Y ingest FILE` rejects events, the hint names `rejects` with the
+    same store and configuration, quoted for a shell; pasted into one elsewhere, it lists what was rejected."""
+    folder = tmp_path / "it's a folder"
+    folder.mkdir()
+    db, config = folder / "my store.duckdb", folder / "my $config.toml"
+    config.write_text("[server]\nrate_limit = 0\n")
+    events = folder / "events.jsonl"
+    events.write_text((FIXTURES / "worked-example.jsonl").read_text() + '{"event_id": "bad", "type": "nonsense"}\n')
+    result = run("--db", str(db), "--config", str(config), "ingest", str(events))
+    assert result.exit_code == 3, result.stderr
+    command = _hint(result, "list them with: ")
+    assert shlex.split(command) == ["convoscope", "--db", str(db), "--config", str(config), "rejects"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = _in_a_shell(command, elsewhere)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = csv.DictReader(io.StringIO(listed.stdout))
+    assert row["raw"] == '{"event_id": "bad", "type": "nonsense"}'
+    # The store named by $CONVOSCOPE_DB is still named so by the next command: the hint adds nothing.
+    again = CliRunner().invoke(cli, ["ingest", str(events)], env={"CONVOSCOPE_DB": str(db)})
+    assert again.exit_code == 3, again.stderr
+    assert _hint(again, "list them with: ") == "convoscope rejects"
+
+
+def test_every_hint_naming_another_command_repeats_the_global_options(tmp_path: Path) -> None:
+    """Issue 28 point 1: the hints of the command line's own messages and of the errors it shows (an unknown
+    token's, a lake's, a missing store's) name the other command with the global options the user gave."""
+    db, config = tmp_path / "a store.duckdb", tmp_path / "c.toml"
+    config.write_text("")
+    given = shlex.join(["convoscope", "--db", str(db), "--config", str(config)])
+
+    def cli_(*args: str, code: int = 0, input: str | None = None) -> Result:
+        result = run("--db", str(db), "--config", str(config), *args, input=input)
+        assert result.exit_code == code, result.stderr
+        return result
+
+    missing = cli_("report", "sessions-summary", code=1)
+    assert f"({given} ingest FILE)" in one_line_error(missing)
+    cli_("users", "add", "maria", "--role", "analyst", "--password-stdin", input="long enough\n")
+    assert _hint(cli_("users", "tokens", "maria"), "make one with: ") == f"{given} users token maria"
+    assert f"{given} users tokens maria" in one_line_error(cli_("users", "revoke-token", "maria", code=2))
+    unknown = one_line_error(cli_("users", "revoke-token", "maria", "0123abcd", code=1))
+    assert unknown.endswith(f"list them with: {given} users tokens maria"), unknown
+    exists = one_line_error(cli_("users", "add", "maria", "--role", "agent", "--password-stdin", code=1,
+                                 input="long enough\n"))
+    assert exists.endswith(f"change the role with: {given} users set-role maria ROLE"), exists
+    cli_("users", "remove", "maria")
+    assert _hint(cli_("users", "list"), "add one with: ") == f"{given} users add NAME --role administrator"
+    not_a_lake = tmp_path / "not a lake"
+    not_a_lake.mkdir()
+    lake = one_line_error(cli_("report", "sessions-summary", "--lake", str(not_a_lake), code=1))
+    assert lake.endswith(f"write one with: {given} spark-derive --events PATH --out {shlex.quote(str(not_a_lake))}")
+    parquet = one_line_error(cli_("spark-derive", "--events", str(FIXTURES / "worked-example.jsonl"),
+                                  "--out", str(tmp_path / "lake"), code=2))
+    assert f"({given} ingest {FIXTURES / 'worked-example.jsonl'})" in parquet
+
+
+def test_report_help_lists_every_report_with_its_where_keys_and_by_dimensions() -> None:
+    """Issue 28 point 2: `report --help` says, under its options, what each report accepts: its `--where` keys
+    (with the values of those that take only some) and its `--by` dimensions; each one listed is taken, and no
+    other, in a block that fits an 80-column terminal."""
+    from convoscope.config import Config
+    from convoscope.errors import ParameterError
+    from convoscope.reports import build_params
+
+    result = run("report", "--help")
+    assert result.exit_code == 0, result.stderr
+    assert all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout
+    listed: dict[str, dict[str, str]] = {}
+    option = ""
+    for line in result.stdout.split("its --by dimensions:", 1)[1].splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            listed[line.strip()] = {}
+        elif line.strip():
+            words = line.split(None, 1) if line.lstrip().startswith("--") else [option, line.strip()]
+            option = words[0]
+            name = list(listed)[-1]
+            listed[name][option] = (listed[name].get(option, "") + " " + words[1]).strip()
+    assert list(listed) == list(REPORTS)
+    for name, report in REPORTS.items():
+        where = {} if listed[name]["--where"] == "(no keys)" else dict(
+            item.partition("=")[::2] for item in listed[name]["--where"].split(", "))
+        by = listed[name]["--by"].split(", ") if "--by" in listed[name] else []
+        assert list(where) == list(report.where) and by == list(report.by_columns), name
+        for key, values in where.items():  # each key and value shown is one the report takes
+            for value in values.split("|") if values else ["anything"]:
+                build_params(report, Config(), ["default"], where=[f"{key}={value}"])
+            if values:
+                with pytest.raises(ParameterError):
+                    build_params(report, Config(), ["default"], where=[f"{key}=anything"])
+        for dimension in by:
+            build_params(report, Config(), ["default"], by=dimension)

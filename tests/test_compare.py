@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import TEST_CONFIG, Convoscope
-from web_helpers import add_user, bearer, cli_ok, csv_table, generate_brand, log_in, serving
+from web_helpers import add_user, assert_json_cell, bearer, cli_ok, csv_table, generate_brand, log_in, serving
 
 START, DAYS = "2026-05-01", 21
 RANGE = ("--from", "2026-05-08", "--to", "2026-05-14")  # customers have events before and after it
@@ -179,7 +179,13 @@ def test_the_api_and_the_page_answer_the_same(brand: tuple[Convoscope, Path]) ->
         as_json = client.get("/api/v1/compare", params=query, headers=bearer(analyst) | {"Accept": "application/json"})
         rows = as_json.json()["rows"]
         assert [row["Figure"] for row in rows] == list(FIGURES)
-        assert rows[0]["session_inactivity=30m"] == csv_table(cli_csv)[1][2]
+        header, *cells = csv_table(cli_csv)
+        assert as_json.json()["columns"] == header and len(cells) == len(rows)
+        for row, line in zip(rows, cells, strict=True):  # a count is a whole number, a rate a number (issue 28)
+            kind = "count" if row["Figure"] == "Sessions" else "rate"
+            for name, cell in zip(header[1:], line[1:], strict=True):
+                assert_json_cell(kind, row[name], cell, (row["Figure"], name))
+        assert isinstance(rows[0]["session_inactivity=30m"], int) and isinstance(rows[1][header[1]], float)
         assert client.get("/api/v1/compare", params=query).status_code == 401
         assert client.get("/api/v1/compare", params=query, headers=bearer(agent)).status_code == 403
         refused = client.get("/api/v1/compare", params=query | {"brand": "default"}, headers=bearer(other))

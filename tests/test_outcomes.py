@@ -29,6 +29,7 @@ import pytest
 
 from cli_helpers import AS_OF, WORKED_EXAMPLE, Convoscope, assert_usage_error, ev, parse
 from convoscope import synth
+from convoscope.reports import REPORTS
 from outcomes_reading import (
     Row,
     Rows,
@@ -41,7 +42,7 @@ from outcomes_reading import (
     outcomes_summary,
 )
 from test_summaries import report_table, snake
-from web_helpers import add_user, csv_dicts, log_in, serving
+from web_helpers import add_user, assert_json_cell, csv_dicts, log_in, serving
 
 NEW_REPORTS = ("outcomes-summary", "guide-effectiveness", "handoff-funnel", "automation-summary")
 HEADERS = {
@@ -549,7 +550,11 @@ def test_the_api_gives_each_new_report_as_csv_and_json(browser: httpx.Client, cr
         assert as_csv.status_code == as_json.status_code == 200
         assert as_csv.content == crafted.cli.report(name=name).stdout_bytes
         assert as_json.json()["columns"] == HEADERS[name]
-        assert as_json.json()["rows"] == [{k: v or None for k, v in row.items()} for row in csv_dicts(as_csv.text)]
+        rows = csv_dicts(as_csv.text)
+        assert len(as_json.json()["rows"]) == len(rows)
+        for got, row in zip(as_json.json()["rows"], rows, strict=True):  # typed by column (issue 28)
+            for column in REPORTS[name].columns:
+                assert_json_cell(column.kind, got[column.display], row[column.display], (name, column.display))
         assert "durable_window=" in as_csv.headers["X-Convoscope-Definitions"]
 
 

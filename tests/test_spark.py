@@ -301,11 +301,11 @@ def test_a_lake_made_with_other_settings_is_refused_with_what_to_do(lake: Path, 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"convoscope: error: lake {lake} was derived with other settings for brand default; "
-        "run spark-derive again with this configuration"]
+        f"derive it again with this configuration: convoscope spark-derive --events PATH --out {lake}"]
 
 
 def test_a_folder_that_is_no_lake_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConvoscopeError, match="is not a complete convoscope lake .* spark-derive --out"):
+    with pytest.raises(ConvoscopeError, match="is not a complete convoscope lake .* spark-derive --events PATH --out"):
         Store.lake(tmp_path)
 
 
@@ -323,7 +323,7 @@ def test_a_lake_of_an_earlier_layout_is_refused_with_what_to_do(lake: Path, tmp_
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"convoscope: error: lake {old} was written by another version of convoscope (its sessions has no "
-        "session_key); run spark-derive again"]
+        f"session_key); write it again with: convoscope spark-derive --events PATH --out {old}"]
 
 
 def _sorted_like_spark(store_path: Path) -> pa.Table:

@@ -3,7 +3,8 @@ system the seeds describe (`POST /api/v1/reports`), the report endpoints with th
 SPEC 4 — the same bytes as `convoscope report` — the entity endpoints, and the OpenAPI document.
 
 One server per module over one store: a generated brand `default` set in the past (so reports judged
-now are stable) with a few bad records, and the worked example of SPEC 3.7.
+now are stable) with a few bad records, and the worked example of SPEC 3.7. The typed JSON of every report
+(issue 28) has a second, on which every report has rows (the sources report needs a helpdesk's records).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from cli_helpers import AS_OF, Convoscope
+from convoscope.reports import REPORTS
+from convoscope.reports.base import KINDS, Params, Report
+from source_helpers import CHATWOOT
 from web_helpers import (
     WORKED_CONTACT,
     WORKED_CONVERSATION,
@@ -29,6 +33,7 @@ from web_helpers import (
     WORKED_SESSION_2,
     LiveServer,
     add_user,
+    assert_json_cell,
     bearer,
     cli_ok,
     csv_dicts,
@@ -238,24 +243,81 @@ def test_get_report_is_byte_identical_to_the_cli(api: Api, name: str, query: dic
     assert response.content == expected
 
 
-@pytest.mark.parametrize(("name", "query"), [
-    ("sessions-detail-with-messages", {"from": FROM, "to": TO, "tz": "Asia/Kolkata", "as_of": MID}),
-    ("sessions-summary", {"as_of": MID, "by": "guide", "headers": "snake"}),
-    ("contact-export", {"as_of": MID, "tz": "America/Los_Angeles"}),
-    ("conversation-summary", {"as_of": MID, "period": "week"}),
-])
-def test_json_rows_are_the_csv_cells(api: Api, name: str, query: dict[str, Any]) -> None:
-    as_csv = api.get(f"/api/v1/reports/{name}", params=query)
-    as_json = api.get(f"/api/v1/reports/{name}", params=query, headers={"Accept": "application/json"})
-    assert as_csv.status_code == as_json.status_code == 200
+def assert_typed_like_the_csv(report: Report, query: dict[str, Any], as_csv: httpx.Response,
+                              as_json: httpx.Response) -> set[str]:
+    """The JSON answer of `report` has the CSV's header and rows, each value of its column's JSON type (issue 28:
+    counts whole numbers, rates numbers, other numbers either, booleans booleans, identifiers, times and text
+    strings, null for an empty cell) and equal to the cell (a number parses to the same value). Returns the kinds
+    seen with a value."""
+    assert as_csv.status_code == as_json.status_code == 200, as_json.text
     assert as_json.headers["content-type"].startswith("application/json")
     header, *rows = csv_table(as_csv.text)
     body = as_json.json()
-    assert body["report"] == name
-    assert body["columns"] == header
-    assert body["rows"] == [{h: (cell if cell != "" else None) for h, cell in zip(header, row, strict=True)}
-                            for row in rows]
-    assert rows
+    assert (body["report"], body["columns"]) == (report.name, header)
+    assert len(body["rows"]) == len(rows)
+    columns = report.output_columns(Params(by=query.get("by"), extra="extra" in query))
+    assert header == [c.snake if query.get("headers") == "snake" else c.display for c in columns]
+    seen = set()
+    for row, cells in zip(body["rows"], rows, strict=True):
+        assert list(row) == header
+        for column, name, cell in zip(columns, header, cells, strict=True):
+            assert_json_cell(column.kind, row[name], cell, (report.name, name))
+            seen |= {column.kind} if cell else set()
+    return seen
+
+
+@pytest.mark.parametrize(("name", "query"), [
+    ("sessions-detail-with-messages", {"from": FROM, "to": TO, "tz": "Asia/Kolkata", "as_of": MID, "extra": "true"}),
+    ("sessions-summary", {"as_of": MID, "by": "guide", "headers": "snake"}),
+    ("contact-export", {"as_of": MID, "tz": "America/Los_Angeles", "extra": "true"}),
+    ("conversation-summary", {"as_of": MID, "period": "week"}),
+])
+def test_json_rows_are_the_csv_cells_typed(api: Api, name: str, query: dict[str, Any]) -> None:
+    """At an as-of time when some sessions and contacts are open, so that some cells are empty."""
+    as_csv = api.get(f"/api/v1/reports/{name}", params=query)
+    as_json = api.get(f"/api/v1/reports/{name}", params=query, headers={"Accept": "application/json"})
+    assert assert_typed_like_the_csv(REPORTS[name], query, as_csv, as_json)
+    assert csv_table(as_csv.text)[1:]
+
+
+@pytest.fixture(scope="module")
+def every_report_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    """A store on which every report has rows: a generated brand with bad records (data-quality) and a Chatwoot
+    capture with a record that is not JSON (sources)."""
+    store = Convoscope(tmp_path_factory.mktemp("every-report"))
+    generate_brand(store, customers=80, bad_rate=0.02)
+    capture = store.dir / "capture.jsonl"
+    capture.write_text((CHATWOOT / "webhooks.jsonl").read_text() + "not json at all\n")
+    assert store("ingest", "--source", "chatwoot", str(capture), "--brand", "helpdesk").exit_code == 3
+    token = add_user(store, "admin", "administrator")
+    with serving(store) as server:
+        yield server, token
+
+
+def every_report_query(report: Report) -> dict[str, Any]:
+    query: dict[str, Any] = {"as_of": f"{date.today().isoformat()}T00:00:00Z"}  # the same for the CSV and the JSON
+    if report.extra_columns:
+        query["extra"] = "true"
+    if report.name.startswith("handoff-theme"):  # a range with one before it: Previous Handoffs and Trend
+        query |= {"from": (START + timedelta(days=3)).isoformat(), "to": (START + timedelta(days=6)).isoformat()}
+    return query
+
+
+def test_every_report_answers_json_typed_by_its_columns_and_equal_to_its_csv(
+        every_report_site: tuple[LiveServer, str]) -> None:
+    """Issue 28 point 4, for every report of REPORTS (with its extra columns, and each --by dimension in snake
+    headers): every JSON value is of its column's kind and is the CSV's cell; every kind is met with a value."""
+    server, token = every_report_site
+    seen: set[str] = set()
+    with server.client(headers=bearer(token)) as client:
+        for name, report in REPORTS.items():
+            base = every_report_query(report)
+            for query in [base, *({**base, "by": by, "headers": "snake"} for by in report.by_columns)]:
+                as_csv = client.get(f"/api/v1/reports/{name}", params=query)
+                as_json = client.get(f"/api/v1/reports/{name}", params=query, headers={"Accept": "application/json"})
+                assert csv_table(as_csv.text)[1:], (name, query)
+                seen |= assert_typed_like_the_csv(report, query, as_csv, as_json)
+    assert seen == set(KINDS)
 
 
 @pytest.mark.parametrize("accept", ["APPLICATION/JSON", "Application/Json; charset=utf-8"])

@@ -196,3 +196,25 @@ def csv_table(text: str) -> list[list[str]]:
 
 def csv_dicts(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def assert_json_cell(kind: str, value: object, cell: str, where: object = None) -> None:
+    """A value of an API's JSON answer is the CSV's `cell` as JSON gives a column of `kind` (issue 28): null for an
+    empty cell; a count a whole number and a rate a fraction, written as the cell (a number parses to the cell's
+    value); another number either; a boolean `true` or `false`; anything else the very string."""
+    where = (where, kind, cell, value)
+    if cell == "":
+        assert value is None, where
+        return
+    match kind:
+        case "count":
+            assert type(value) is int and str(value) == cell, where
+        case "rate":
+            assert type(value) is float and value == float(cell), where
+        case "number":
+            assert type(value) in (int, float) and value == float(cell), where
+            assert type(value) is float or str(value) == cell, where
+        case "boolean":
+            assert type(value) is bool and cell == ("true" if value else "false"), where
+        case _:
+            assert type(value) is str and value == cell, where

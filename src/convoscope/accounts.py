@@ -108,7 +108,7 @@ def get_user(con: duckdb.DuckDBPyConnection, name: str) -> User | None:
 def _existing(con: duckdb.DuckDBPyConnection, name: str) -> User:
     user = get_user(con, name)
     if user is None:
-        raise ConvoscopeError(f"no user {name!r}; list them with 'convoscope users list'")
+        raise ConvoscopeError(f"no user {name!r}; list them with", command=("users", "list"))
     return user
 
 
@@ -130,7 +130,8 @@ def add_user(store: Store, name: str, role: str, password: str, brands: tuple[st
         raise UsageError("the password must have at least 8 characters")
     with store.transaction() as con:
         if get_user(con, name) is not None:
-            raise ConvoscopeError(f"user {name!r} exists; change the role with 'convoscope users set-role'")
+            raise ConvoscopeError(f"user {name!r} exists; change the role with",
+                                  command=("users", "set-role", name, "ROLE"))
         con.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
                     [name, role, list(brands) if brands is not None else None, _hasher.hash(password), _now()])
     return User(name, role, brands)
@@ -218,7 +219,7 @@ def revoke_tokens(store: Store, name: str, token: str | None) -> int:
                                 [name, _digest(token)]).fetchall()
         if len(found) != 1:
             raise ConvoscopeError(f"{name} has {'no' if not found else 'more than one'} token with that id; "
-                                  f"list them with 'convoscope users tokens {name}'")
+                                  "list them with", command=("users", "tokens", name))
         if found[0][1] is not None:
             return 0
         con.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ?", [now, found[0][0]])

@@ -376,7 +376,7 @@ class Store:
         own, so that every report runs over it unchanged. Tables the lake lacks stay empty."""
         if not (folder / "derived_settings").is_dir():
             raise ConvoscopeError(f"{folder} is not a complete convoscope lake (no derived_settings table); "
-                                  "write one with 'convoscope spark-derive --out DIR'")
+                                  "write one with", command=("spark-derive", "--events", "PATH", "--out", str(folder)))
         con = duckdb.connect()
         con.execute("SET GLOBAL TimeZone = 'UTC'")  # reports run on cursors, new connections: set it for all
         con.execute(_SCHEMA)
@@ -391,7 +391,8 @@ class Store:
             missing = [name for name, *_ in wanted if name not in found]
             if missing:
                 raise ConvoscopeError(f"lake {folder} was written by another version of convoscope (its {table} "
-                                      f"has no {missing[0]}); run spark-derive again")
+                                      f"has no {missing[0]}); write it again with",
+                                      command=("spark-derive", "--events", "PATH", "--out", str(folder)))
             columns = ", ".join(f"{name}::{kind} AS {name}" for name, kind, *_ in wanted)
             con.execute(f"DROP TABLE {target}")
             con.execute(f"CREATE VIEW {target} AS SELECT {columns} FROM read_parquet([{listed}])")

@@ -12,17 +12,18 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import duckdb
+from click.core import ParameterSource
 
 from convoscope import __version__, service
 from convoscope.config import Config, load_config
-from convoscope.errors import ConvoscopeError, option_name
+from convoscope.errors import ConvoscopeError, command_line, option_name
 from convoscope.events.schema import BREAKS_LINE
 from convoscope.store import Store, default_db_path
 
@@ -32,12 +33,19 @@ INTERRUPTED = "interrupted; what had finished is kept, the unfinished part is no
 
 
 class App:
-    """Global options, and the store and configuration opened from them on first use."""
+    """Global options, and the store and configuration opened from them on first use. `given`: the global
+    options as the command line gave them (`--db PATH`), which a hint naming another command repeats."""
 
-    def __init__(self, db: Path | None, config: Path | None) -> None:
+    def __init__(self, db: Path | None, config: Path | None, *, given: Sequence[str] = ()) -> None:
         self.db_path = db if db is not None else default_db_path()
         self.config_path = config
+        self.given = tuple(given)
         self._config: Config | None = None
+
+    def command(self, words: Sequence[str]) -> str:
+        """The line that runs convoscope with `words` on the same store and configuration, quoted for a POSIX
+        shell where needed: a hint that works as printed (issue 28)."""
+        return command_line([*self.given, *words])
 
     @property
     def config(self) -> Config:
@@ -49,8 +57,8 @@ class App:
     def store(self, *, must_exist: bool = False) -> Iterator[Store]:
         """The store; commands that only read it must not create an empty one by mistake."""
         if must_exist and not self.db_path.exists():
-            raise ConvoscopeError(f"no store at {self.db_path}; ingest events first (convoscope ingest FILE) "
-                                  "or point --db at the store")
+            raise ConvoscopeError(f"no store at {self.db_path}; ingest events first "
+                                  f"({self.command(['ingest', 'FILE'])}) or point --db at the store")
         with Store(self.db_path, on_wait=lambda message: click.echo(f"convoscope: {message}", err=True)) as store:
             _merge_spool(store)
             yield store
@@ -65,7 +73,8 @@ class App:
             stale = stale_brands(store, self.config)
             if stale:
                 raise ConvoscopeError(f"lake {folder} was derived with other settings for brand {stale[0]}; "
-                                      "run spark-derive again with this configuration")
+                                      "derive it again with this configuration",
+                                      command=("spark-derive", "--events", "PATH", "--out", str(folder)))
             yield store
 
 
@@ -89,6 +98,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 class OneLineGroup(click.Group):
     """Click's usage errors, and ours, as one line each with a hint (SPEC 6.1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConvoscopeError as exc:  # a command it points to repeats the global options given (issue 28)
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            fail(exc.worded(option_name, app.command if app else None), exc.exit_code)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -162,7 +178,11 @@ def progress_printer() -> Callable[[str, int, int | None], None] | None:
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None, config: Path | None) -> None:
     """Conversations, AI sessions and team contacts from a support operation's event log."""
-    ctx.obj = App(db, config)
+    # Only what the command line said: $CONVOSCOPE_DB, or the default, is there for the next command too.
+    given = [word for option, value in (("db", db), ("config", config)) if value is not None
+             and ctx.get_parameter_source(option) is ParameterSource.COMMANDLINE
+             for word in (f"--{option}", str(value))]
+    ctx.obj = App(db, config, given=given)
 
 
 pass_app = click.make_pass_decorator(App)

@@ -15,6 +15,7 @@ from convoscope import service
 from convoscope.cli.app import fail, progress_printer
 from convoscope.cli.serve import Port, check_port, port_or_default, serve_app
 from convoscope.config import BrandSettings, Config, load_config
+from convoscope.errors import command_line
 from convoscope.store import Store
 
 
@@ -78,7 +79,8 @@ def demo(out: Path, source: str | None, customers: int | None, days: int | None,
     click.echo("")
     serve_app(db_path, None, "127.0.0.1", port, config=config,
            login=f"log in as user 'demo' with password '{password}' (an Administrator)\n"
-                 f"the command line works on this store too: convoscope --db {db_path} report sessions-summary")
+                 "the command line works on this store too: "
+                 + command_line(["--db", str(db_path), "report", "sessions-summary"]))
 
 
 def _demo_reports(store: Store, config: Config, out: Path, *, as_of: str, created: str) -> None:
@@ -165,8 +167,8 @@ def _demo_chatwoot(out: Path, *, customers: int, days: int, seed: int, serving: 
             accounts.add_user(store, "demo", "administrator", password, None)
             login = (f"log in as user 'demo' with password '{password}' (an Administrator)\n"
                      f"Chatwoot's webhook: POST {url}{synth_chatwoot.WEBHOOK_PATH} with webhook_secret {secret}\n"
-                     f"the command line works on this store too: convoscope --db {db_path} --config {config_path} "
-                     "report sessions-summary")
+                     "the command line works on this store too: "
+                     + command_line(["--db", str(db_path), "--config", str(config_path), "report", "sessions-summary"]))
     failed: list[str] = []
 
     def post(server: Any) -> None:

@@ -44,7 +44,7 @@ def ingest(app: App, paths: tuple[str, ...], fmt: str | None, assume_tz: str | N
     c = result.counts
     click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, rejected {c.rejected:,}")
     if c.rejected:
-        click.echo("convoscope: some events were rejected; list them with 'convoscope rejects'", err=True)
+        click.echo(f"convoscope: some events were rejected; list them with: {app.command(['rejects'])}", err=True)
         sys.exit(EXIT_REJECTED)
 
 
@@ -65,7 +65,7 @@ def _ingest_source(app: App, config: Config, source: str, paths: list[str], *, f
     with app.store() as store:
         result = service.ingest_source(store, config, source, paths, brand=brand, derive=derive,
                                        progress=progress_printer())
-    print_source_counts(result.counts)
+    print_source_counts(app, result.counts)
 
 
 @click.command()

@@ -7,28 +7,47 @@ import getpass
 import shutil
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import click
 
-from convoscope import service
+from convoscope import reports, service
 from convoscope.cli.app import EXIT_REJECTED, App, fail, pass_app, progress_printer
 from convoscope.config import check_zone
 from convoscope.errors import ConvoscopeError
 from convoscope.store import Store
 
 
-@click.command()
+def reports_epilog(width: int = 76) -> str:
+    """What `report --help` shows after its options: every report of `reports.REPORTS` with the `--where` keys
+    and the `--by` dimensions its definition takes (issue 28 point 2), so that a user need not read the docs to
+    know what is accepted. One block Click does not rewrap (`\\b`), each list wrapped under its option."""
+    lines = []
+    for name, report in reports.REPORTS.items():
+        lines.append(name)
+        keys = [f"{key}={'|'.join(values)}" if values else key for key, values in report.where.items()]
+        for option, items in (("--where", keys), ("--by", list(report.by_columns))):
+            if items:
+                lines += textwrap.wrap(", ".join(items), width, initial_indent=f"  {option:<8}",
+                                       subsequent_indent=" " * 10, break_on_hyphens=False)
+        if not report.where:
+            lines.append(f"  {'--where':<8}(no keys)")
+    return ("Reports (NAME), each with the --where keys it takes (KEY=a|b: only these values) and its --by "
+            "dimensions:\n\n\b\n" + "\n".join(lines))
+
+
+@click.command(epilog=reports_epilog())
 @click.argument("name")
 @click.option("--from", "date_from", metavar="DATE", help="First local date (inclusive).")
 @click.option("--to", "date_to", metavar="DATE", help="Last local date (inclusive).")
 @click.option("--tz", metavar="ZONE", help="IANA time zone of the report.")
 @click.option("--as-of", "as_of", metavar="TIMESTAMP", help="Judge open and unknown values at this instant (default now).")
 @click.option("--period", help="half_hour, day, week, month, quarter or year.")
-@click.option("--by", help="Dimension of sessions-summary and outcomes-summary (channel, ai_agent, guide, "
-                            "handoff_category) or automation-summary (channel, ai_agent, brand).")
-@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Filter; repeatable, AND-ed.")
+@click.option("--by", metavar="DIMENSION", help="A summary's rows per value of DIMENSION too (each report's below).")
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="Filter; repeatable, AND-ed (each report's keys below).")
 @click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
 @click.option("--extra", is_flag=True,
               help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome, Inbox, Feedback, "
@@ -47,8 +66,6 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
            period: str | None, by: str | None, where: tuple[str, ...], headers: str, extra: bool,
            brands: tuple[str, ...], out: str, lake: Path | None, describe: bool) -> None:
     """Write report NAME as CSV."""
-    from convoscope import reports
-
     config = app.config
     if lake and not reports.get_report(name).in_lakes:
         fail(f"report {name} counts what became of a helpdesk's records, which only a store holds "
@@ -109,8 +126,8 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
         check_zone(assume_tz, param="assume_tz")
     for path in map(Path, (p for p in paths if "://" not in p)):  # local ones: Spark would say less, later
         if path.is_file() and path.suffix.lower() != ".parquet":
-            fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV with 'convoscope ingest', "
-                 "or convert the file to Parquet", 2)
+            fail(f"{path}: spark-derive reads Parquet; ingest JSON Lines or CSV into a store "
+                 f"({app.command(['ingest', str(path)])}), or convert the file to Parquet", 2)
     spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
     try:
         result = spark_engine.derive(spark, list(paths), out, config, assume_tz=assume_tz)

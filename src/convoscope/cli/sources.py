@@ -26,7 +26,7 @@ def check_brand(brand: str | None) -> None:
         fail(f"--brand {brand!r} is not a brand name; use lower-case letters, digits, _ or - (at most 64)", 2)
 
 
-def print_source_counts(c: SourceCounts) -> None:
+def print_source_counts(app: App, c: SourceCounts) -> None:
     """A source's four counts on standard output, the reasons on standard error; exit 3 when any record
     was rejected."""
     click.echo(f"accepted {c.accepted:,}, duplicate {c.duplicate:,}, ignored {c.ignored:,}, rejected {c.rejected:,}")
@@ -37,7 +37,7 @@ def print_source_counts(c: SourceCounts) -> None:
     if c.truncated:
         click.echo(f"convoscope: {c.truncated:,} texts were longer than 100,000 characters and were cut", err=True)
     if c.rejected:
-        click.echo("convoscope: some records were rejected; list them with 'convoscope rejects'", err=True)
+        click.echo(f"convoscope: some records were rejected; list them with: {app.command(['rejects'])}", err=True)
         sys.exit(EXIT_REJECTED)
 
 
@@ -84,4 +84,4 @@ def pull_chatwoot(app: App, url: str, account: int, token_file: Path, since: str
     if result.unlisted:
         click.echo(f"convoscope: warning: {result.unlisted:,} conversations never appeared on the list's pages (it "
                    "changed while it was read); run pull again to fetch them", err=True)
-    print_source_counts(result.counts)
+    print_source_counts(app, result.counts)

@@ -64,7 +64,8 @@ def users_list(app: App) -> None:
     with app.store(must_exist=True) as store:
         found = accounts.list_users(store.con)
     if not found:
-        click.echo("no users; add one with 'convoscope users add NAME --role administrator'", err=True)
+        click.echo(f"no users; add one with: {app.command(['users', 'add', 'NAME', '--role', 'administrator'])}",
+                   err=True)
         return
     for user, created in found:
         click.echo(f"{user.name}\t{user.role}\t{','.join(user.brands) if user.brands is not None else '*'}\t"
@@ -136,7 +137,7 @@ def users_tokens(app: App, name: str) -> None:
     with app.store(must_exist=True) as store:
         found = accounts.list_tokens(store.con, name)
     if not found:
-        click.echo(f"{name} has no tokens; make one with 'convoscope users token {name}'", err=True)
+        click.echo(f"{name} has no tokens; make one with: {app.command(['users', 'token', name])}", err=True)
         return
     now = datetime.now(UTC).replace(tzinfo=None)
     for token in found:
@@ -154,7 +155,8 @@ def users_revoke_token(app: App, name: str, token: str | None, every: bool) -> N
     from convoscope import accounts
 
     if (token is None) == (not every):
-        fail("name one token (or its id from 'convoscope users tokens NAME') or give --all, not both", 2)
+        fail(f"name one token (or its id, which {app.command(['users', 'tokens', name])} lists) or give --all, "
+             "not both", 2)
     with app.store() as store:
         revoked = accounts.revoke_tokens(store, name, None if every else token)
     if every:

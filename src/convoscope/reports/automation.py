@@ -10,17 +10,18 @@ left out of both rates until it is known.
 from __future__ import annotations
 
 from convoscope.config import Config
-from convoscope.reports.base import Column, Params, Report, in_range, rate, summary_query
+from convoscope.reports.base import Column, Params, Report, columns, in_range, rate, summary_query
 from convoscope.reports.conversations import CONVERSATION_WHERE, conversation_facts
 
 COLUMNS = (
-    Column("Period"), Column("Conversations"), Column("With AI"), Column("Team Only"), Column("Handed Off"),
-    Column("AI Only Resolved"), Column("Pending"), Column("Automation Rate"), Column("AI Coverage"),
+    Column("Period", kind="time"),
+    *columns("count", "Conversations", "With AI", "Team Only", "Handed Off", "AI Only Resolved", "Pending"),
+    *columns("rate", "Automation Rate", "AI Coverage"),
 )
 DIMENSIONS = {  # --by: the dimension column and each conversation's value of it (decision 116)
     "channel": (Column("Channel", text=True), "first_channel"),
     "ai_agent": (Column("AI Agent", text=True), "first_ai_agent"),
-    "brand": (Column("Brand"), "brand"),
+    "brand": (Column("Brand", kind="id"), "brand"),
 }
 
 

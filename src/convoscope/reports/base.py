@@ -27,14 +27,31 @@ PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
 GUARDED_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+# What a column's cells are, which the API's JSON gives as JSON types (issue 28): counts (whole numbers), rates
+# (fractions with four decimals, and percentages) and other numbers (seconds, averages, medians, scores) as numbers;
+# booleans as booleans; identifiers, times (instants, dates, periods) and text as strings, whatever they look like.
+KINDS = ("count", "rate", "number", "boolean", "id", "time", "text")
+
+
 @dataclass(frozen=True)
 class Column:
     display: str
     text: bool = False  # a free-text column: the spreadsheet guard applies (SPEC 4.1)
+    kind: str = "text"  # one of KINDS
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or (self.text and self.kind != "text"):
+            raise ValueError(f"column {self.display!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}, "
+                             "or it is free text and not of kind text")
 
     @property
     def snake(self) -> str:
         return snake_header(self.display)
+
+
+def columns(kind: str, *displays: str) -> tuple[Column, ...]:
+    """Columns of one kind (not free text), in order."""
+    return tuple(Column(display, kind=kind) for display in displays)
 
 
 @dataclass

@@ -30,6 +30,12 @@ REPORTS = tuple({report.name: report for _, report in FIGURES}.values())
 TABLES = ("sessions", "contacts", "conversations", "conversation_closes", "conversation_reopens")
 
 
+def kind(figure: str) -> str:
+    """What the figure is (`base.KINDS`: a count, a rate), as its column in the report that defines it says."""
+    (column,) = [c for name, report in FIGURES if name == figure for c in report.columns if c.display == figure]
+    return column.kind
+
+
 def figures(store: Store, config: Config, params: dict[str, Params]) -> list[str | None]:
     """The FIGURES over the selection of `params` (per report name), as the reports' cells: a count, or a rate
     with four decimals, empty where its denominator is zero. An empty selection counts zero sessions."""

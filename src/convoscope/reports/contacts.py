@@ -21,6 +21,7 @@ from convoscope.reports.base import (
     brand_window,
     came_back,
     channel_in,
+    columns,
     fmt_timestamp,
     guard,
     in_brands,
@@ -38,23 +39,23 @@ from convoscope.store import id_order, stored
 CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": (), "inbox": ()}
 
 EXPORT_COLUMNS = (
-    Column("Contact ID"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
-    Column("Channel", text=True), Column("Direction"), Column("Source"), Column("Session ID"),
-    Column("Handoff Category", text=True), Column("Created At"), Column("First Response At"),
-    Column("Last Activity At"), Column("Ended At"), Column("End Reason"), Column("Agents", text=True),
-    Column("First Response Seconds"), Column("Duration Seconds"), Column("Customer Messages"),
-    Column("Agent Messages"), Column("Status"), Column("Conversation Link"),
+    *columns("id", "Contact ID", "Conversation ID", "Customer ID", "Brand"),
+    Column("Channel", text=True), Column("Direction"), Column("Source"), Column("Session ID", kind="id"),
+    Column("Handoff Category", text=True), *columns("time", "Created At", "First Response At", "Last Activity At",
+                                                    "Ended At"),
+    Column("End Reason"), Column("Agents", text=True), *columns("number", "First Response Seconds", "Duration Seconds"),
+    *columns("count", "Customer Messages", "Agent Messages"), Column("Status"), Column("Conversation Link"),
 )
 SUMMARY_COLUMNS = (
-    Column("Period"), Column("Contacts Ended"), Column("Inbound"), Column("Outbound"), Column("From Handoff"),
-    Column("Avg First Response Seconds"), Column("Median First Response Seconds"), Column("Avg Duration Seconds"),
-    Column("Avg Agent Messages"),
+    Column("Period", kind="time"), *columns("count", "Contacts Ended", "Inbound", "Outbound", "From Handoff"),
+    *columns("number", "Avg First Response Seconds", "Median First Response Seconds", "Avg Duration Seconds",
+             "Avg Agent Messages"),
 )
 
 
 # Issue 26 point 4, after every other extra column (the feedback columns of point 1 come before it): kept apart,
 # so that the two lists merge as two lists.
-OUTCOME_EXTRA_COLUMNS = (Column("Resolved First Time"),)
+OUTCOME_EXTRA_COLUMNS = (Column("Resolved First Time", kind="boolean"),)
 
 
 def contact_facts(params: Params, config: Config | None = None) -> str:
@@ -167,7 +168,8 @@ CONTACT_EXPORT = Report(
     columns=EXPORT_COLUMNS,
     where=CONTACT_WHERE,
     query=_export,
-    extra_columns=(Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score"), *OUTCOME_EXTRA_COLUMNS),
+    extra_columns=(Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score", kind="number"),
+                   *OUTCOME_EXTRA_COLUMNS),
 )
 CONTACT_SUMMARY = Report(
     name="contact-summary",

@@ -20,6 +20,7 @@ from convoscope.reports.base import (
     average,
     boolean,
     channel_in,
+    columns,
     fmt_timestamp,
     guard,
     in_brands,
@@ -38,21 +39,22 @@ from convoscope.store import id_order, stored
 CONVERSATION_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "handled_by": HANDLED_BY, "inbox": ()}
 
 EXPORT_COLUMNS = (
-    Column("Created At"), Column("Conversation ID"), Column("Customer ID"), Column("Brand"),
-    Column("Conversation Link"), Column("Status"), Column("First Closed At"), Column("Last Closed At"),
-    Column("First Channel", text=True), Column("Last Channel", text=True), Column("Count of Channels"),
-    Column("Count of Sessions"), Column("Count of Contacts"), Column("Sessions Resolved"),
-    Column("Sessions Handed Off"), Column("Handled By"), Column("Times Closed"), Column("Times Reopened"),
-    Column("Created-to-First Closed Time in seconds"), Column("Created-to-Last Closed Time in seconds"),
+    Column("Created At", kind="time"), *columns("id", "Conversation ID", "Customer ID", "Brand"),
+    Column("Conversation Link"), Column("Status"), *columns("time", "First Closed At", "Last Closed At"),
+    Column("First Channel", text=True), Column("Last Channel", text=True),
+    *columns("count", "Count of Channels", "Count of Sessions", "Count of Contacts", "Sessions Resolved",
+             "Sessions Handed Off"),
+    Column("Handled By"), *columns("count", "Times Closed", "Times Reopened"),
+    *columns("number", "Created-to-First Closed Time in seconds", "Created-to-Last Closed Time in seconds"),
 )
 EXTRA_COLUMNS = (Column("Inbox At Created", text=True), Column("Inbox At Last Closed", text=True))
 # Issue 26 point 3, after the other extra columns: kept apart, so that other lists merge beside it.
-OUTCOME_EXTRA_COLUMNS = (Column("Automated Resolution"),)
+OUTCOME_EXTRA_COLUMNS = (Column("Automated Resolution", kind="boolean"),)
 SUMMARY_COLUMNS = (
-    Column("Period"), Column("Conversations Closed"), Column("Unique Customers"), Column("% Multichannel"),
-    Column("% AI Only"), Column("% Handed Off"), Column("Avg Count of Sessions"), Column("Avg Count of Contacts"),
-    Column("Avg Count of Channels"), Column("Avg Times Closed"),
-    Column("Avg Created-to-Last Closed Time in seconds"),
+    Column("Period", kind="time"), *columns("count", "Conversations Closed", "Unique Customers"),
+    *columns("rate", "% Multichannel", "% AI Only", "% Handed Off"),
+    *columns("number", "Avg Count of Sessions", "Avg Count of Contacts", "Avg Count of Channels", "Avg Times Closed",
+             "Avg Created-to-Last Closed Time in seconds"),
 )
 
 

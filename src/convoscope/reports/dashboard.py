@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from convoscope.config import Config
-from convoscope.reports.base import Column, Params, Report, summary_query
+from convoscope.reports.base import Column, Params, Report, columns, summary_query
 from convoscope.reports.sessions import (
     DIMENSIONS,
     FIGURES,
@@ -52,7 +52,7 @@ def _by(by: str, counted: str, *, keep_empty: bool) -> Report:
                   takes_period=True)
 
 
-SUBCATEGORY_COLUMNS = (Column("Handoff Subcategory", text=True), Column("Sessions"), Column("Handed Off"))
+SUBCATEGORY_COLUMNS = (Column("Handoff Subcategory", text=True), *columns("count", "Sessions", "Handed Off"))
 
 
 def _subcategories(report: Report, params: Params, config: Config) -> str:

@@ -12,14 +12,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from convoscope.config import Config
-from convoscope.reports.base import Column, Params, Report, median, summary_query
+from convoscope.reports.base import Column, Params, Report, columns, median, summary_query
 from convoscope.reports.contacts import contact_facts
 from convoscope.reports.sessions import SESSION_WHERE, session_facts, session_filters
 
 COLUMNS = (
-    Column("Period"), Column("Handoff Category", text=True), Column("Handed Off"), Column("Contacts"),
-    Column("First Responses"), Column("Median First Response Seconds"), Column("Resolved First Time"),
-    Column("Came Back"),
+    Column("Period", kind="time"), Column("Handoff Category", text=True),
+    *columns("count", "Handed Off", "Contacts", "First Responses"),
+    Column("Median First Response Seconds", kind="number"),
+    *columns("count", "Resolved First Time", "Came Back"),
 )
 
 

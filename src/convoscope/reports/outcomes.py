@@ -9,7 +9,7 @@ Resolution, Resolution Class, and the feedback columns), so every figure is a co
 from __future__ import annotations
 
 from convoscope.config import Config
-from convoscope.reports.base import Column, Params, Report, guard, rate, summary_query
+from convoscope.reports.base import Column, Params, Report, columns, guard, rate, summary_query
 from convoscope.reports.sessions import (
     DIMENSIONS,
     FIGURES,
@@ -20,9 +20,10 @@ from convoscope.reports.sessions import (
 )
 
 OUTCOMES_COLUMNS = (
-    Column("Period"), Column("Resolved"), Column("Confirmed"), Column("Disputed"), Column("Came Back"),
-    Column("Durable"), Column("Pending"), Column("Durable Resolution Rate"), Column("Feedback Given"),
-    Column("Negative Feedback Rate"),
+    Column("Period", kind="time"),
+    *columns("count", "Resolved", "Confirmed", "Disputed", "Came Back", "Durable", "Pending"),
+    Column("Durable Resolution Rate", kind="rate"), Column("Feedback Given", kind="count"),
+    Column("Negative Feedback Rate", kind="rate"),
 )
 # The facts' columns each figure reads: resolution_class and durable_resolution (resolved sessions only) and
 # feedback (any session: 'positive', 'negative' or NULL, the last one given).
@@ -53,9 +54,9 @@ OUTCOMES_SUMMARY = Report(
 
 
 GUIDE_COLUMNS = (
-    Column("Guide", text=True), Column("Sessions"), Column("Resolution Rate"), Column("Durable Resolution Rate"),
-    Column("Handoff Rate"), Column("Top Handoff Categories", text=True), Column("Negative Feedback Rate"),
-    Column("Recontact Rate"),
+    Column("Guide", text=True), Column("Sessions", kind="count"),
+    *columns("rate", "Resolution Rate", "Durable Resolution Rate", "Handoff Rate"),
+    Column("Top Handoff Categories", text=True), *columns("rate", "Negative Feedback Rate", "Recontact Rate"),
 )
 TOP_CATEGORIES = 3
 

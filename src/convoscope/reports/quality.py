@@ -15,6 +15,7 @@ from convoscope.reports.base import (
     Column,
     Params,
     Report,
+    columns,
     fmt_timestamp,
     guard,
     in_brands_or_unknown,
@@ -23,8 +24,8 @@ from convoscope.reports.base import (
 )
 
 COLUMNS = (
-    Column("Kind"), Column("Reason", text=True), Column("Event ID"), Column("Brand"), Column("Customer ID"),
-    Column("Time"), Column("Source", text=True),
+    Column("Kind"), Column("Reason", text=True), *columns("id", "Event ID", "Brand", "Customer ID"),
+    Column("Time", kind="time"), Column("Source", text=True),
 )
 WHERE: dict[str, tuple[str, ...]] = {"source": ()}  # the source exactly as stored, without its line
 

@@ -24,6 +24,7 @@ from convoscope.reports.base import (
     brand_window,
     came_back,
     channel_in,
+    columns,
     fmt_timestamp,
     guard,
     in_brands,
@@ -40,17 +41,18 @@ from convoscope.reports.base import (
 from convoscope.store import id_order, stored
 
 DETAIL_COLUMNS = (
-    Column("Session ID"), Column("Customer ID"), Column("Conversation ID"), Column("Channel", text=True),
-    Column("Gladly Agent", text=True), Column("Guides Used", text=True), Column("Created Date"),
-    Column("Was Handed Off"), Column("Was Resolved"), Column("Was Recontacted Resolution - 24 Hours"),
-    Column("Was Responded To"), Column("Handoff Category", text=True), Column("Handoff Subcategory", text=True),
+    *columns("id", "Session ID", "Customer ID", "Conversation ID"), Column("Channel", text=True),
+    Column("Gladly Agent", text=True), Column("Guides Used", text=True), Column("Created Date", kind="time"),
+    *columns("boolean", "Was Handed Off", "Was Resolved", "Was Recontacted Resolution - 24 Hours", "Was Responded To"),
+    Column("Handoff Category", text=True), Column("Handoff Subcategory", text=True),
     Column("Handoff Reason", text=True), Column("Transfer Rationale", text=True), Column("Conversation Link"),
 )
-EXTRA_COLUMNS = (Column("Brand"), Column("Created At"), Column("Ended At"), Column("End Reason"), Column("Outcome"),
-                 Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score"))
+EXTRA_COLUMNS = (Column("Brand", kind="id"), *columns("time", "Created At", "Ended At"), Column("End Reason"),
+                 Column("Outcome"), Column("Inbox", text=True), Column("Feedback"),
+                 Column("Feedback Score", kind="number"))
 # Issue 26 point 2, after every other extra column (the feedback columns of point 1 come before these): kept
 # apart, with their cells in `_outcome_cells`, so that the two lists merge as two lists.
-OUTCOME_EXTRA_COLUMNS = (Column("Durable Resolution"), Column("Resolution Class"))
+OUTCOME_EXTRA_COLUMNS = (Column("Durable Resolution", kind="boolean"), Column("Resolution Class"))
 RESOLUTION_CLASSES = ("confirmed", "disputed", "came_back", "durable", "pending")
 OUTCOMES = ("open", "no_response", "handed_off", "resolved")
 SESSION_WHERE: dict[str, tuple[str, ...]] = {
@@ -211,9 +213,9 @@ SESSIONS_DETAIL_WITH_MESSAGES = Report(
 
 
 SUMMARY_COLUMNS = (
-    Column("Period"), Column("Sessions"), Column("Responded"), Column("Resolved"), Column("Handed Off"),
-    Column("No Response"), Column("Open"), Column("Resolution Rate"), Column("Handoff Rate"),
-    Column("Recontact Rate"),
+    Column("Period", kind="time"),
+    *columns("count", "Sessions", "Responded", "Resolved", "Handed Off", "No Response", "Open"),
+    *columns("rate", "Resolution Rate", "Handoff Rate", "Recontact Rate"),
 )
 DIMENSIONS = {  # --by: the dimension column and each session's value(s) of it
     "channel": (Column("Channel", text=True), "channel"),

@@ -11,11 +11,11 @@ has none, so it shows only in a report without a date range.
 from __future__ import annotations
 
 from convoscope.config import Config
-from convoscope.reports.base import Column, Params, Report, in_brands, in_range, period_label, q
+from convoscope.reports.base import Column, Params, Report, columns, in_brands, in_range, period_label, q
 
 COLUMNS = (
-    Column("Period"), Column("Source"), Column("Via"), Column("Reason", text=True), Column("Accepted"),
-    Column("Duplicate"), Column("Ignored"), Column("Rejected"), Column("Truncated"),
+    Column("Period", kind="time"), Column("Source"), Column("Via"), Column("Reason", text=True),
+    *columns("count", "Accepted", "Duplicate", "Ignored", "Rejected", "Truncated"),
 )
 SOURCE_WHERE: dict[str, tuple[str, ...]] = {"source": ("chatwoot", "gladly"), "via": ("file", "webhook", "pull")}
 

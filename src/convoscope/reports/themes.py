@@ -26,6 +26,7 @@ from convoscope.reports.base import (
     Column,
     Params,
     Report,
+    columns,
     decimal,
     guard,
     period_label,
@@ -45,13 +46,15 @@ EXAMPLE_TEXT = ("coalesce(handoff_reason, '') || ' | ' || coalesce(transfer_rati
 TOP = 3  # categories, subcategories and guides named per theme
 
 COLUMNS = (
-    Column("Theme"), Column("Label", text=True), Column("Handoffs"), Column("Share"), Column("Previous Handoffs"),
-    Column("Trend"), Column("Top Categories", text=True), Column("Top Subcategories", text=True),
+    Column("Theme", kind="number"), Column("Label", text=True), Column("Handoffs", kind="count"),
+    Column("Share", kind="rate"), Column("Previous Handoffs", kind="count"), Column("Trend", kind="rate"),
+    Column("Top Categories", text=True), Column("Top Subcategories", text=True),
     Column("Guides", text=True), *(Column(f"Example {i} Link") for i in range(1, EXAMPLES + 1)), Column("Sessions Link"),
 )
 EXAMPLE_COLUMNS = tuple(Column(f"Example {i} Text", text=True) for i in range(1, EXAMPLES + 1))
 SESSION_COLUMNS = (
-    Column("Theme"), Column("Label", text=True), Column("Session ID"), Column("Conversation ID"), Column("Created Date"),
+    Column("Theme", kind="number"), Column("Label", text=True), *columns("id", "Session ID", "Conversation ID"),
+    Column("Created Date", kind="time"),
     Column("Handoff Category", text=True), Column("Handoff Subcategory", text=True), Column("Handoff Reason", text=True),
     Column("Transfer Rationale", text=True), Column("Guides Used", text=True), Column("Conversation Link"),
 )

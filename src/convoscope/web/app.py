@@ -95,12 +95,15 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
 
     def openapi() -> dict[str, Any]:
         """The document FastAPI generates, without the 422 answers it assumes: invalid requests get
-        400 with the `errors` body here (SPEC 6.2)."""
+        400 with the `errors` body here (SPEC 6.2). It declares the API's credentials, and every operation
+        takes them but those that say how they authenticate instead (the webhooks' `security: []`)."""
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
             for path in document.get("paths", {}).values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
+                    operation.setdefault("security", auth.SIGNED_IN)
+            document.setdefault("components", {})["securitySchemes"] = auth.SECURITY_SCHEMES
             schemas = document.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)

@@ -30,6 +30,18 @@ SESSION_COOKIE = "convoscope_session"
 LOGIN_CSRF_COOKIE = "convoscope_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
+# The API's credentials as the OpenAPI document declares them (issue 28), either of the two: its operations
+# reference them (`SIGNED_IN`), so that Swagger's page offers to authorize with them. An operation that
+# authenticates otherwise (a helpdesk's webhook, by its signature) says so with `security: []`.
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "apiToken": {"type": "http", "scheme": "bearer",
+                 "description": "An API token as `Authorization: Bearer TOKEN` (`convoscope users token NAME` makes one)"},
+    "userAndToken": {"type": "http", "scheme": "basic",
+                     "description": "HTTP Basic with your user name and an API token as the password; failed "
+                                    "attempts count as failed logins"},
+}
+SIGNED_IN: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+
 
 def _credentials(request: Request) -> tuple[str, str | None] | None:
     """(token, user name or None) from the Authorization header."""

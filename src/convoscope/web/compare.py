@@ -18,12 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from convoscope import accounts, service
 from convoscope.config import MAX_SETS, Config
 from convoscope.errors import ParameterError
+from convoscope.reports import compare as what_if
 from convoscope.reports.base import write_rows
 from convoscope.store import Store
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES
 from convoscope.web.ranges import ranges
-from convoscope.web.reports import attachment, described, download_name
+from convoscope.web.reports import JSON_ROW, attachment, described, download_name, json_rows
 from convoscope.web.server import Caller, FieldError, Server, blank, problem, server_of, zones
 
 router = APIRouter()
@@ -53,9 +54,7 @@ def _csv(result: service.Comparison, headers: str, filename: str) -> Response:
     "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {
         "type": "object", "required": ["columns", "rows", "definitions"], "properties": {
             "columns": {"type": "array", "items": {"type": "string"}},
-            "rows": {"type": "array", "items": {"type": "object", "additionalProperties": {
-                "anyOf": [{"type": "string"}, {"type": "null"}]}}},
-            "definitions": {"type": "string"}}}}},
+            "rows": {"type": "array", "items": JSON_ROW}, "definitions": {"type": "string"}}}}},
     "description": "One row per figure (Sessions, Resolution Rate, Handoff Rate, Recontact Rate, Durable Resolution "
                    "Rate, Automation Rate), one column per definition set, the stored definitions first: CSV, or JSON "
                    "with `Accept: application/json`"}},
@@ -85,8 +84,11 @@ def compare_api(
     wanted = (accept or "").lower()
     if "application/json" in wanted and "text/csv" not in wanted:
         header = result.header(headers)
-        return JSONResponse({"columns": header, "rows": [dict(zip(header, row, strict=True)) for row in result.rows(headers)],
-                             "definitions": result.describe()}, headers=described(result.describe()))
+        # A row is one figure: its name, then its value under each set, typed as the figure's column is (issue 28).
+        rows = [json_rows(["text", *[what_if.kind(figure)] * len(result.labels)], header, [cells])[0]
+                for figure, cells in zip(result.figures, result.rows(headers), strict=True)]
+        return JSONResponse({"columns": header, "rows": rows, "definitions": result.describe()},
+                            headers=described(result.describe()))
     return _csv(result, headers, download_name("compare", brand or [], from_, to))
 
 

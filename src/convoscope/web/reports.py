@@ -133,11 +133,43 @@ def download_name(report: str, brands: Sequence[str], date_from: date | str | No
     return f"{report}_{brand}_{first}_{last}.csv"
 
 
+JsonValue = str | int | float | bool | None
+
+
+def json_value(kind: str, cell: str | None) -> JsonValue:
+    """A report's CSV cell as JSON gives it, by its column's kind (`reports.base.KINDS`, issue 28): a count a whole
+    number, a rate a number, another number whole or not as written, a boolean `true` or `false`, anything else (an
+    identifier, a time, a text) the very string; None for an empty cell. A cell that is not of its kind is a
+    definition's mistake, and raises ValueError."""
+    if cell is None:
+        return None
+    match kind:
+        case "count":
+            return int(cell)
+        case "rate":
+            return float(cell)
+        case "number":
+            return int(cell) if cell.lstrip("-").isdigit() else float(cell)
+        case "boolean":
+            if cell not in ("true", "false"):
+                raise ValueError(f"{cell!r} is not a boolean cell")
+            return cell == "true"
+    return cell
+
+
+def json_rows(kinds: Sequence[str], header: Sequence[str],
+              rows: Sequence[Sequence[str | None]]) -> list[dict[str, JsonValue]]:
+    """Rows of CSV cells as JSON objects, each header mapped to its cell's value (`json_value`) by `kinds`, one per
+    column: the one place the API's JSON answers are typed."""
+    return [{name: json_value(kind, cell) for name, kind, cell in zip(header, kinds, row, strict=True)} for row in rows]
+
+
 def json_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any]) -> JSONResponse:
-    """The report's rows as objects of the CSV's cells (None for an empty one)."""
+    """The report's rows as objects of the CSV's cells, each typed by its column's kind (`json_value`)."""
     found = run(server, store, prepared, given=given)
+    kinds = [column.kind for column in prepared.report.output_columns(prepared.params)]
     return JSONResponse({"report": prepared.report.name, "columns": found.header,
-                         "rows": [dict(zip(found.header, row, strict=True)) for row in found.rows],
+                         "rows": json_rows(kinds, found.header, found.rows),
                          "definitions": prepared.definitions}, headers=definitions_header(prepared))
 
 
@@ -207,6 +239,12 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
 
 # --- the API ---------------------------------------------------------------------------------------------------
 
+# A row of a JSON answer (issue 28): each header mapped to its cell, typed by the column's kind.
+JSON_ROW = {"type": "object", "additionalProperties": {
+    "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]},
+    "description": "Each column's header mapped to its cell: counts, rates and other numbers (seconds, averages, "
+                   "scores) as numbers, booleans as booleans, identifiers, times, dates, periods and text as "
+                   "strings, an empty cell as null; the values of the CSV's cells (docs/reports.md)"}
 DEFINED = {DEFINITIONS_HEADER: {"description": "The definitions that produced the report: its as-of time and time "
                                                "zone, each brand's derivation settings (SPEC 5) and the "
                                                "configuration file", "schema": {"type": "string"}}}
@@ -237,8 +275,7 @@ def _names_and_columns() -> str:
     "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {
         "type": "object", "required": ["report", "columns", "rows", "definitions"], "properties": {
             "report": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
-            "rows": {"type": "array", "items": {"type": "object", "additionalProperties": {
-                "anyOf": [{"type": "string"}, {"type": "null"}]}}},
+            "rows": {"type": "array", "items": JSON_ROW},
             "definitions": {"type": "string", "description": f"The definitions, as {DEFINITIONS_HEADER} gives "
                                                              "them"}}}}},
     "headers": DEFINED, "description": "The report: CSV, or JSON with `Accept: application/json`"}},

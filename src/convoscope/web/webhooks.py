@@ -81,6 +81,10 @@ def _accept(request: Request, body: bytes) -> JSONResponse:
     return JSONResponse(answer.model_dump())
 
 
+# No convoscope credentials: Chatwoot signs a delivery, or puts a secret token in its URL (the OpenAPI document's
+# `security: []`, where every other operation takes an API token).
+BY_SIGNATURE: dict[str, Any] = {"security": []}
+
 WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Kept: the events the delivery gave (accepted), and whether it was rejected or "
                          "ignored; whether an event is new or a duplicate is known once merged (the sources "
@@ -93,7 +97,7 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/chatwoot/webhook", response_model=WebhookAnswer, responses=WEBHOOK_RESPONSES,
+@router.post("/chatwoot/webhook", response_model=WebhookAnswer, responses=WEBHOOK_RESPONSES, openapi_extra=BY_SIGNATURE,
              summary="A Chatwoot webhook delivery, signed with the webhook's secret (SOURCES.md 1.7)")
 async def chatwoot_webhook(request: Request) -> JSONResponse:
     body = await read_body(request)
@@ -109,7 +113,7 @@ async def chatwoot_webhook(request: Request) -> JSONResponse:
 
 
 @router.post("/chatwoot/webhook/{token}", response_model=WebhookAnswer, responses=WEBHOOK_RESPONSES,
-             summary="A Chatwoot webhook delivery from a version that does not sign: the token in the URL "
+             openapi_extra=BY_SIGNATURE, summary="A Chatwoot webhook delivery from a version that does not sign: the token in the URL "
                      "authenticates it")
 async def chatwoot_webhook_token(request: Request, token: str) -> JSONResponse:
     body = await read_body(request)
