@@ -88,18 +88,24 @@ def _texts_sql(params: Params) -> str:
                    {session_filters(params)} AS current
             FROM ({session_facts(params)}) WHERE was_handed_off AND ({chosen})
         ),
-        said AS (
-            SELECT m.session_key, arg_max(e.text, m.seq) AS text
-            FROM {stored("session_messages")} m
-            JOIN picked p ON p.session_key = m.session_key
-            JOIN events e ON e.event_key = m.event_key AND e.brand = p.brand AND e.customer_id = p.customer_id
-            WHERE e.type = 'customer_message'
-            GROUP BY m.session_key
-        )
+        said AS ({_last_said("picked")})
         SELECT p.session_key, p.current, p.brand, p.customer_id,
                concat_ws(chr(10), p.handoff_reason, p.transfer_rationale, s.text) AS text
         FROM picked p LEFT JOIN said s USING (session_key)
         ORDER BY text, p.session_key
+    """
+
+
+def _last_said(sessions: str) -> str:
+    """SQL: the customer's last message (`text`) of each session of the relation `sessions` (with session_key, brand
+    and customer_id): the one text of a handoff the themes group and the examples show."""
+    return f"""
+        SELECT m.session_key, arg_max(e.text, m.seq) AS text
+        FROM {stored("session_messages")} m
+        JOIN {sessions} p ON p.session_key = m.session_key
+        JOIN events e ON e.event_key = m.event_key AND e.brand = p.brand AND e.customer_id = p.customer_id
+        WHERE e.type = 'customer_message'
+        GROUP BY m.session_key
     """
 
 
@@ -166,11 +172,7 @@ def _summary(report: Report, params: Params, config: Config, *, examples: bool =
     link = f"{public_url(config, params)} || '/conversations/' || conversation_id"
     nearest = f"typical DESC, {id_order('session_key')}"  # an example: nearest the centre, ties by session id
     texts = ", ".join(f"{guard(f'example_texts[{i}]')}" for i in range(1, EXAMPLES + 1)) if examples else ""
-    said = f"""
-        LEFT JOIN (SELECT m.session_key, arg_max(e.text, m.seq) AS text
-                   FROM {stored("session_messages")} m JOIN events e ON e.event_key = m.event_key
-                   WHERE e.type = 'customer_message' AND m.session_key IN (SELECT session_key FROM current)
-                   GROUP BY m.session_key) s USING (session_key)""" if examples else ""
+    said = f"LEFT JOIN ({_last_said('current')}) s USING (session_key)" if examples else ""
     # The change since the period before, as a share of it, signed: `rate` takes counts that are not negative.
     trend = (f"CASE WHEN z.n >= z.previous THEN {rate('z.n - z.previous', 'z.previous')} "
              f"ELSE '-' || {rate('z.previous - z.n', 'z.previous')} END")
