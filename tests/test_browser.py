@@ -222,6 +222,7 @@ def test_a_date_preset_fills_the_range_and_the_table_follows(page: Page, site: L
     expect(page.locator("#row-count")).to_have_attribute("data-count", str(count))
     assert str(count) != before, "the whole data should hold more sessions than five of its days"
     expect(whole).to_have_attribute("aria-current", "true")
+    shot(page, "date-presets", full_page=False)
     assert outside == []
 
 
@@ -388,6 +389,7 @@ def test_an_administrator_uploads_a_file_of_events_and_reads_the_answer(page: Pa
     newest = page.locator("#ingest-history tbody tr").first
     expect(newest).to_have_attribute("data-source", source)
     expect(newest.locator("[data-figure='accepted']")).to_have_text("2")
+    shot(page, "ingest-history")
     assert outside == []
 
 

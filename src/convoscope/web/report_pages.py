@@ -81,7 +81,8 @@ THEME_LISTS = frozenset({"handoff-themes", "handoff-themes-with-examples"})
 DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}
 GROUP_OF = {name: group for group, listed in REPORT_GROUPS for name, _ in listed}
 FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", "handoff_category": "Handoff category",
-                "outcome": "Outcome", "source": "Source", "agent": "Team member", "handled_by": "Handled by"}
+                "outcome": "Outcome", "source": "Source", "agent": "Team member", "handled_by": "Handled by",
+                "inbox": "Inbox"}
 
 
 def form_fields(report: Report) -> tuple[str, ...]:
