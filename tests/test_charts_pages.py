@@ -10,10 +10,12 @@ with ten: with `chat`, eleven channels, three more than a chart draws.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -153,3 +155,72 @@ def test_a_detail_report_has_no_chart(site: Site) -> None:
     page = site.browser.get("/reports/sessions-detail", params={**QUERY, "run": "1"})
     assert page.status_code == 200
     assert 'id="report-chart-data"' not in page.text
+
+
+HEADLINE = ("sessions", "resolution_rate", "handoff_rate", "recontact_rate")
+
+
+def headline(page: str) -> dict[str, str]:
+    """The dashboard's headline tiles: each figure's cell (`data-value`)."""
+    return dict(re.findall(r'<p class="value" data-figure="([a-z_]+)" data-value="([^"]*)">', page))
+
+
+def changes(page: str) -> dict[str, tuple[str, str, str, str]]:
+    """Under each tile: the figure before, the change, what the page writes, and the link to the period before."""
+    found = re.findall(r'<p class="change" data-figure="([a-z_]+)" data-previous="([^"]*)" data-delta="([^"]*)">'
+                       r'<small>([^<]*) <span class="muted">vs <a href="([^"]+)"', page)
+    return {figure: (before, delta, shown.strip(), html.unescape(url)) for figure, before, delta, shown, url in found}
+
+
+def dashboard(site: Site, **query: str) -> str:
+    page = site.browser.get("/dashboard", params=query)
+    assert page.status_code == 200, page.text[:500]
+    return page.text
+
+
+def test_the_headline_beside_the_period_before_is_that_periods_own_headline(site: Site) -> None:
+    """2026-05-22 to 25 is four days: the period before is 2026-05-18 to 21 (the worked example's day). Every
+    figure under a tile is the headline of that period's dashboard, which it links to, and the change is now
+    against it: a count in per cent, a rate in percentage points."""
+    page = dashboard(site, **{**QUERY, "from": "2026-05-22"})
+    now, found = headline(page), changes(page)
+    assert set(found) == set(HEADLINE)
+    urls = {url for *_, url in found.values()}
+    assert len(urls) == 1
+    url = urls.pop()
+    assert dict(parse_qsl(urlsplit(url).query)) == {**QUERY, "from": "2026-05-18", "to": "2026-05-21"}
+    assert "vs <a href=" in page and "2026-05-18 – 2026-05-21" in page
+    before = headline(site.browser.get(url).text)
+    assert int(before["sessions"]) > 0
+    for figure in HEADLINE:
+        assert found[figure][0] == before[figure], figure
+    sessions_before, sessions_now = int(before["sessions"]), int(now["sessions"])
+    change = round((sessions_now - sessions_before) * 100 / sessions_before, 1)
+    assert found["sessions"][1] == (f"+{change}%" if change > 0 else f"{change}%")
+    assert found["sessions"][2] == f"{found['sessions'][1]} ({sessions_before:,})"
+    for rate in HEADLINE[1:]:
+        if before[rate] and now[rate]:
+            points = round((float(now[rate]) - float(before[rate])) * 100, 1)
+            assert float(found[rate][1].removesuffix(" pts").replace("±", "")) == pytest.approx(points), rate
+        else:
+            assert found[rate][1] == "" and found[rate][2].startswith("no rate"), rate
+    assert found["resolution_rate"][1].endswith(" pts")  # both periods resolved sessions
+
+
+def test_no_comparison_without_a_range_or_without_sessions_before(site: Site) -> None:
+    empty_before = dashboard(site, **{**QUERY, "from": "2026-05-18", "to": "2026-05-21"})  # before: 05-14 to 17
+    assert headline(empty_before)["sessions"] != "0" and changes(empty_before) == {}
+    assert "No sessions the period before (2026-05-14 – 2026-05-17)." in empty_before
+    open_range = dashboard(site, **{k: v for k, v in QUERY.items() if k != "from"})
+    assert changes(open_range) == {}
+    assert "Set a From and a To date to compare with the period before." in open_range
+
+
+def test_the_definitions_stand_beside_the_headline(site: Site) -> None:
+    page = dashboard(site, **QUERY)
+    near = page.index('id="headline"')
+    definitions = re.search(r'<p class="definitions" id="headline-definitions"><small>Definitions: ([^<]+)</small>',
+                            page)
+    assert definitions is not None and near < definitions.start() < page.index('aria-label="Over time"')
+    bottom = re.search(r'<small id="definitions">([^<]+)</small>', page)
+    assert bottom is not None and definitions.group(1) == bottom.group(1)
