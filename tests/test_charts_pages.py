@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope, ev
+from convoscope.reports.meanings import meaning
 from web_helpers import add_user, bearer, csv_dicts, log_in, serving
 
 QUERY = {"from": "2026-05-20", "to": "2026-05-25", "tz": "UTC", "period": "day"}
@@ -224,3 +225,27 @@ def test_the_definitions_stand_beside_the_headline(site: Site) -> None:
     assert definitions is not None and near < definitions.start() < page.index('aria-label="Over time"')
     bottom = re.search(r'<small id="definitions">([^<]+)</small>', page)
     assert bottom is not None and definitions.group(1) == bottom.group(1)
+
+
+def test_every_headline_number_has_its_definition_from_the_docs(site: Site) -> None:
+    """Under each tile the column's meaning as docs/reports.md gives it (`reports/meanings.py`: one source), and
+    beside each figure the Outcomes section draws, the meaning in its report."""
+    page = dashboard(site, **QUERY)
+    shown = {figure: html.unescape(text) for figure, text in
+             re.findall(r'<p class="meaning" data-figure="([a-z_]+)"><small>([^<]*)</small></p>', page)}
+    displays = {"sessions": "Sessions", "resolution_rate": "Resolution Rate", "handoff_rate": "Handoff Rate",
+                "recontact_rate": "Recontact Rate"}
+    assert set(shown) == set(displays)
+    for figure, display in displays.items():
+        assert shown[figure] and shown[figure] == meaning("sessions-summary", display), figure
+    assert shown["sessions"].startswith("Counts the sessions created")
+    lists = dict(re.findall(r'<details class="meanings" data-report="([a-z-]+)">(.*?)</details>', page, re.S))
+    assert set(lists) == {"outcomes-summary", "automation-summary", "handoff-funnel"}
+    for report, block in lists.items():
+        defined = {html.unescape(d): html.unescape(m) for d, m in
+                   re.findall(r'<dt>([^<]+)</dt><dd data-column="[^"]*">([^<]*)</dd>', block)}
+        assert defined, report
+        for display, text in defined.items():
+            assert text and text == meaning(report, display), (report, display)
+    assert "Came Back" in dict(re.findall(r'<dt>([^<]+)</dt><dd data-column="[^"]*">([^<]*)</dd>',
+                                          lists["handoff-funnel"]))

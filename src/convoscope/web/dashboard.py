@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from convoscope import accounts
 from convoscope.errors import ParameterError
-from convoscope.reports import dashboard
+from convoscope.reports import dashboard, meanings
 from convoscope.reports.base import GUARDED_PREFIXES, PERIODS, Params, Report
 from convoscope.reports.sessions import SESSIONS_SUMMARY
 from convoscope.store import Store
@@ -138,7 +138,7 @@ def dashboard_page(
     over_the_range = replace(form, period=None).query()
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
-        outcomes=section, ranges=dates, previous=previous,
+        outcomes=section, ranges=dates, previous=previous, meaning=meanings.meaning,
         brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], charted=CHARTED, rates=RATES,
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",
