@@ -226,6 +226,74 @@ def test_a_date_preset_fills_the_range_and_the_table_follows(page: Page, site: L
     assert outside == []
 
 
+def test_a_summary_page_draws_the_chosen_column_of_its_rows(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Issue 28: above a summary's table, a chart of the report's own rows — every day of the range, the first count
+    by default; choosing a rate draws it in percent with the days without a denominator as gaps — and with a
+    dimension one series per value."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/reports/sessions-summary?{query}&period=day&run=1")
+    canvas = page.locator("#report-chart")
+    expect(canvas).to_have_attribute("data-rendered", "true")
+    expect(canvas).to_have_attribute("data-figure", "sessions")
+    shot(page, "report-chart")
+    rows = {row["period"]: row for row in csv.DictReader(io.StringIO(cli_csv(
+        site, "sessions-summary", *range_options(), "--period", "day", "--headers", "snake").decode()))}
+    days = ["2026-05-02", "2026-05-03", "2026-05-04", "2026-05-05", "2026-05-06"]
+    drawn = "() => { const c = Chart.getChart(document.getElementById('report-chart')); " \
+            "return {labels: c.data.labels, sets: c.data.datasets.map(d => ({label: d.label, data: d.data}))}; }"
+    chart = page.evaluate(drawn)
+    assert chart["labels"] == days
+    assert chart["sets"][0]["data"] == [int(rows[d]["sessions"]) if d in rows else 0 for d in days]
+
+    page.locator("#chart-figure").select_option("resolution_rate")
+    expect(canvas).to_have_attribute("data-figure", "resolution_rate")
+    expect(canvas).to_have_attribute("data-rendered", "true")
+    chart = page.evaluate(drawn)
+    expected = [float(rows[d]["resolution_rate"]) * 100 if d in rows and rows[d]["resolution_rate"] else None
+                for d in days]
+    assert [None if v is None else round(v, 6) for v in chart["sets"][0]["data"]] == \
+        [None if v is None else round(v, 6) for v in expected]
+
+    page.goto(f"{site.url}/reports/sessions-summary?{query}&period=day&by=channel&run=1")
+    expect(canvas).to_have_attribute("data-rendered", "true")
+    channels = {row["channel"] for row in csv.DictReader(io.StringIO(cli_csv(
+        site, "sessions-summary", *range_options(), "--by", "channel", "--headers", "snake").decode()))}
+    labels = [s["label"] for s in page.evaluate(drawn)["sets"]]
+    if len(channels) <= 8:
+        assert sorted(labels) == sorted(channel or "(none)" for channel in channels)
+    else:
+        assert len(labels) == 9 and labels[-1].startswith("Other")
+    assert errors == []
+    assert outside == []
+
+
+def test_the_dashboard_compares_its_headline_with_the_period_before(page: Page, site: LiveServer,
+                                                                    outside: list[str]) -> None:
+    """Issue 28: under each tile the change since the three days before the range, whose link opens that period's
+    dashboard, where the headline is the number the comparison used; and each tile says what it counts."""
+    page.goto(f"{site.url}/dashboard?from=2026-05-04&to=2026-05-06&tz={RANGE['tz']}&period=day")
+    tile = page.locator("#headline .change[data-figure='sessions']")
+    expect(tile).to_be_visible()
+    expect(tile).to_contain_text("vs 2026-05-01 – 2026-05-03")
+    expect(page.locator("#headline .meaning[data-figure='sessions']")).to_contain_text("sessions created")
+    expect(page.locator("#headline-definitions")).to_be_visible()
+    before = {figure: page.locator(f"#headline .change[data-figure='{figure}']").get_attribute("data-previous")
+              for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate")}
+    assert int(before["sessions"] or 0) > 0
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#headline").screenshot(path=str(SHOTS / "dashboard-headline.png"))
+    tile.get_by_role("link").click()
+    expect(page.locator("input[name=from]")).to_have_value("2026-05-01")
+    expect(page.locator("input[name=to]")).to_have_value("2026-05-03")
+    for figure, cell in before.items():
+        expect(page.locator(f"#headline .value[data-figure='{figure}']")).to_have_attribute("data-value", cell or "")
+    assert outside == []
+
+
 OUTCOME_CHARTS = ("outcomes-summary-rates", "outcomes-summary-classes", "automation-summary-rates", "handoff-funnel")
 FUNNEL_STEPS = ("handed_off", "contacts", "first_responses", "resolved_first_time", "came_back")
 

@@ -15,6 +15,7 @@ import pytest
 from convoscope.cli import cli
 from convoscope.config import KEYS, SERVER_KEYS, SOURCE_KEYS
 from convoscope.reports import REPORTS
+from convoscope.reports.meanings import meaning
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "convoscope"
@@ -55,6 +56,27 @@ def test_every_report_and_column_is_documented(name: str) -> None:
     assert f"## {name}" in docs
     for column in REPORTS[name].columns + REPORTS[name].extra_columns:
         assert column.display in docs, f"{name}: column {column.display!r} is not in docs/reports.md"
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS))
+def test_every_column_has_a_meaning_on_screen(name: str) -> None:
+    """The web pages' definitions come from docs/reports.md's column tables: every column, `--by` column and
+    `--extra` column of every report has one there, as plain text (issue 28)."""
+    report = REPORTS[name]
+    for column in report.columns + tuple(report.by_columns.values()) + report.extra_columns:
+        said = meaning(name, column.display)
+        assert said, f"{name}: docs/reports.md's tables give {column.display!r} no meaning"
+        assert not re.search(r"[`*]", said), f"{name}: {column.display!r} keeps Markdown: {said!r}"
+
+
+def test_meanings_read_on_from_the_table_header_and_refer_across_reports() -> None:
+    assert meaning("sessions-summary", "Handed Off") == (
+        "Counts the sessions created in the period that ended by a handoff or a team takeover")
+    assert meaning("sessions-summary", "Sessions") == "Counts the sessions created in the period"
+    assert meaning("handoff-theme-sessions", "Handoff Reason") == meaning("sessions-detail", "Handoff Reason")
+    assert meaning("sessions-detail", "Guides Used").endswith("joined by “, ”")
+    assert meaning("contact-export", "Status") == "open or ended"
+    assert meaning("sessions-detail", "No Such Column") is None
 
 
 def test_readme_opens_with_the_two_commands() -> None:

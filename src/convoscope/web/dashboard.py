@@ -19,13 +19,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from convoscope import accounts
 from convoscope.errors import ParameterError
-from convoscope.reports import dashboard
+from convoscope.reports import dashboard, meanings
 from convoscope.reports.base import GUARDED_PREFIXES, PERIODS, Params, Report
 from convoscope.reports.sessions import SESSIONS_SUMMARY
 from convoscope.store import Store
 from convoscope.web import charts
 from convoscope.web.auth import require
 from convoscope.web.outcomes_dashboard import outcomes
+from convoscope.web.previous import compare
 from convoscope.web.ranges import ranges
 from convoscope.web.reports import Prepared, prepare, run, totals
 from convoscope.web.server import PERIOD_NAMES, FieldError, ReportForm, Server, blank, server_of, zones
@@ -119,6 +120,7 @@ def dashboard_page(
         caller = require(request, store, accounts.REPORTS)
         visible = caller.user.visible_brands(store.brands())
         board, section, error, zone = None, None, None, None
+        previous = None
         try:
             prepared = prepare(server, store, caller, SESSIONS_SUMMARY.name, "page", brands=list(form.brands),
                                date_from=form.date_from, date_to=form.date_to, tz=form.tz, period=form.period,
@@ -128,6 +130,7 @@ def dashboard_page(
         else:
             zone = prepared.params.tz
             board = _dashboard(server, store, prepared)
+            previous = compare(server, store, prepared, form, board.totals)
             section = outcomes(server, store, caller, form, prepared)
         dates = ranges(store, config, path="/dashboard", query=form.query(), tz=form.tz, chosen=list(form.brands),
                        visible=visible)
@@ -135,7 +138,7 @@ def dashboard_page(
     over_the_range = replace(form, period=None).query()
     return server.page(
         request, "dashboard.html", caller, status=400 if error else 200, form=form, error=error, board=board,
-        outcomes=section, ranges=dates,
+        outcomes=section, ranges=dates, previous=previous, meaning=meanings.meaning,
         brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], charted=CHARTED, rates=RATES,
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",

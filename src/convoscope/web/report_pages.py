@@ -6,7 +6,7 @@ range without rows says where the brands' events are (`web/ranges.py`).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -16,13 +16,16 @@ from convoscope import accounts, reports
 from convoscope.errors import ParameterError
 from convoscope.reports.base import PERIODS, Report
 from convoscope.reports.filters import suggested_values
+from convoscope.store import Store
+from convoscope.web import charts
 from convoscope.web.auth import require
 from convoscope.web.ranges import ranges
-from convoscope.web.reports import html_table, prepare
+from convoscope.web.reports import Prepared, Table, html_table, prepare, run
 from convoscope.web.server import (
     PERIOD_NAMES,
     FieldError,
     ReportForm,
+    Server,
     blank,
     problem,
     server_of,
@@ -118,6 +121,16 @@ def _report_form(request: Request, report: Report, date_from: str | None, date_t
                       as_of=blank(as_of))
 
 
+def _chart(server: Server, store: Store, prepared: Prepared | None, table: Table | None) -> dict[str, Any] | None:
+    """The chart above a summary's table (`charts.report_chart`): drawn from the report's own rows for the page's
+    parameters, all of them up to CHART_ROWS (not the table's first rows). A summary holds no messages: running it
+    again audits nothing."""
+    if prepared is None or table is None or not charts.draws(prepared.report):
+        return None
+    rows = run(server, store, prepared, given={}, limit=charts.CHART_ROWS, action="view").rows
+    return charts.report_chart(store, prepared.report, prepared.params, rows, table.count)
+
+
 @router.get("/reports/{name}", response_class=HTMLResponse)
 def report_page(
     request: Request,
@@ -143,7 +156,7 @@ def report_page(
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
         form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand)
         visible = caller.user.visible_brands(store.brands())
-        prepared, error, table = None, None, None
+        prepared, error, table, chart = None, None, None, None
         try:
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
                                date_to=form.date_to, tz=form.tz, as_of=form.as_of, period=form.period, by=form.by,
@@ -156,6 +169,7 @@ def report_page(
         if prepared is not None and run:
             # Seeing the rows is reading them: as audited as a download (SPEC 6.5), as a `view`.
             table = html_table(server, store, prepared, form.audited(), action="view")
+        chart = _chart(server, store, prepared, table)
         suggestions = suggested_values(store, [key for key, choices in report.where.items() if not choices], visible)
         # The presets keep the page as it is, its rows shown when they were.
         dates = ranges(store, config, path=f"/reports/{name}", query=form.query() + ([("run", "1")] if run else []),
@@ -163,7 +177,7 @@ def report_page(
     zone = prepared.params.tz if prepared is not None else None
     return server.page(
         request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
-        result=table, ranges=dates, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
+        result=table, chart=chart, ranges=dates, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
         brands=visible, zones=zones(config, visible), default_zone=zone or "brand default",
         periods=[(p, PERIOD_NAMES[p]) for p in PERIODS], default_period=report.default_period,
         dimensions=[(key, column.display) for key, column in report.by_columns.items()],

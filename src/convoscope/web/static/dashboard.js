@@ -88,7 +88,7 @@
                 if (item.raw === null) {
                   return name + " no value";
                 }
-                return name + " " + (rate ? percent(item.raw, 2) : item.raw);
+                return name + " " + (rate ? percent(item.raw, 1) : item.raw);
               }
             }
           }
