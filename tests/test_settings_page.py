@@ -298,3 +298,32 @@ def load_config_of(text: str, folder: Path):  # type: ignore[no-untyped-def]
     copy = folder / "copy.toml"
     copy.write_text(text)
     return load_config(copy)
+
+
+def test_an_administrator_of_every_brand_previews_the_defaults_for_the_brands_that_take_them(
+        site: tuple[LiveServer, dict[str, str]]) -> None:
+    """globex sets its own session_inactivity: a new default moves acme's figures only."""
+    server, _ = site
+    with browser_of(server, "admin") as client:
+        fields = form_of(client.get("/settings/edit").text)
+        answer = send(client, fields | {"session_inactivity": "45m", **RANGE}, "preview")
+    assert answer.status_code == 200, answer.text
+    [table] = preview_tables(answer.text)
+    assert table["Figure"][1] == "session_inactivity=45m"
+    assert "<h3>Brand acme</h3>" in answer.text and "globex</h3>" not in answer.text
+
+
+def test_without_a_configuration_file_saving_starts_convoscope_toml_where_serve_reads_it(cs: Convoscope) -> None:
+    """Decision 138: `serve` without `--config` reads ./convoscope.toml; the first save writes it there."""
+    store = Convoscope(cs.dir, own_config=False)
+    generate_brand(store, brand="acme", customers=20, days=2, seed=5, start=START)
+    add_user(store, "admin", "administrator")
+    with serving(store) as server, browser_of(server, "admin") as client:
+        page = client.get("/settings/edit", params={"brand": "acme"})
+        assert str(cs.dir.resolve() / "convoscope.toml") in page.text
+        answer = send(client, form_of(page.text) | {"timezone": "Europe/Berlin"}, "save")
+        assert answer.status_code == 200, answer.text
+        listing = client.get("/settings").text
+    written = cs.dir / "convoscope.toml"
+    assert load_config(written).for_brand("acme").timezone == "Europe/Berlin"
+    assert rows_of(listing, "brand-acme")["timezone"] == ("Europe/Berlin", "brand")
