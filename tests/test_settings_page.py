@@ -327,3 +327,13 @@ def test_without_a_configuration_file_saving_starts_convoscope_toml_where_serve_
     written = cs.dir / "convoscope.toml"
     assert load_config(written).for_brand("acme").timezone == "Europe/Berlin"
     assert rows_of(listing, "brand-acme")["timezone"] == ("Europe/Berlin", "brand")
+
+
+def test_a_preview_of_no_change_or_of_a_setting_no_figure_reads_says_so(site: tuple[LiveServer, dict[str, str]]) -> None:
+    server, _ = site
+    with browser_of(server, "admin") as client:
+        fields = form_of(client.get("/settings/edit", params={"brand": "acme"}).text)
+        same = send(client, fields, "preview")
+        zone = send(client, fields | {"timezone": "Europe/Berlin"}, "preview")
+    assert "The form&#39;s values are those of the file" in same.text and not preview_tables(same.text)
+    assert "No headline figure depends on what this change sets" in zone.text and not preview_tables(zone.text)

@@ -26,7 +26,15 @@ from starlette.concurrency import run_in_threadpool
 
 from convoscope import accounts, config_file, service
 from convoscope.accounts import User
-from convoscope.config import DERIVATION_KEYS, KEYS, WHAT_IF_KEYS, Config, format_duration, set_label
+from convoscope.config import (
+    DERIVATION_KEYS,
+    KEYS,
+    WHAT_IF_KEYS,
+    Config,
+    format_duration,
+    parse_config,
+    set_label,
+)
 from convoscope.errors import ConfigError, ParameterError
 from convoscope.reports import zone_for
 from convoscope.reports.filters import event_span
@@ -144,8 +152,6 @@ def _target(caller: Caller, text: str | None) -> str | None:
 
 def _current(snapshot: config_file.Snapshot) -> Config:
     """The configuration the snapshot's file says; the built-in defaults for a file not written yet."""
-    from convoscope.config import parse_config
-
     return parse_config(snapshot.text, snapshot.path) if snapshot.text else Config(path=snapshot.path)
 
 
@@ -224,7 +230,10 @@ def _answer(request: Request, fields: dict[str, str]) -> Response:
             else:
                 if stale:
                     edit.notes.append(_stale_note(snapshot))
-                _preview(server, store, caller, edit, proposed)
+                if found:
+                    _preview(server, store, caller, edit, proposed)
+                else:
+                    edit.notes.append("The form's values are those of the file: change one to preview it.")
         except config_file.StaleFile as exc:
             return _render(server, request, caller, edit, status=409, error=FieldError(exc.message, None))
         except ConfigError as exc:
