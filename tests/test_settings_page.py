@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from cli_helpers import Convoscope
-from convoscope.config import load_config
+from convoscope.config import Config, load_config
 from web_helpers import (
     LiveServer,
     add_user,
@@ -37,6 +37,10 @@ CONFIG = """\
 # Support analytics: kept by the platform team; ask before changing globex.
 [server]
 rate_limit = 0  # the tests send requests back to back
+
+[sources.chatwoot]
+brand = "acme"
+webhook_token = "an-unguessable-token-of-at-least-32-characters"
 
 [brands.globex]  # the other team's brand
 session_inactivity = "1h"  # agreed with their leads
@@ -249,6 +253,7 @@ def test_save_writes_the_file_keeps_the_rest_and_the_next_report_uses_it(
     server, tokens = own_site
     path = server.store.config
     assert path is not None
+    mode = path.stat().st_mode
     before = sessions(server, tokens["ana"], "acme")
     globex_before = sessions(server, tokens["ana"], "globex")
     with browser_of(server, "acme-admin") as client:
@@ -258,7 +263,8 @@ def test_save_writes_the_file_keeps_the_rest_and_the_next_report_uses_it(
         assert answer.status_code == 200, answer.text
         assert 'id="saved"' in answer.text and "derived again" in answer.text
     text = path.read_text()
-    assert text.startswith(CONFIG[:CONFIG.index("[brands.globex]")])  # the comment and [server], byte for byte
+    assert text.startswith(CONFIG[:CONFIG.index("[brands.globex]")])  # the comment, [server], [sources.*] as they were
+    assert path.stat().st_mode == mode
     assert GLOBEX_TABLE in text  # the other brand's table, with its comments, byte for byte
     config = load_config(path)
     assert config.for_brand("acme").session_inactivity.total_seconds() == 30 * 60
@@ -294,7 +300,8 @@ def test_emptying_a_field_gives_the_brand_the_default_again(own_site: tuple[Live
     assert "[brands.globex]  # the other team's brand" in path.read_text()
 
 
-def load_config_of(text: str, folder: Path):  # type: ignore[no-untyped-def]
+def load_config_of(text: str, folder: Path) -> Config:
+    """The configuration `text` says, read as the command line reads a file."""
     copy = folder / "copy.toml"
     copy.write_text(text)
     return load_config(copy)
