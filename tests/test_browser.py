@@ -461,6 +461,44 @@ def test_an_administrator_uploads_a_file_of_events_and_reads_the_answer(page: Pa
     assert outside == []
 
 
+@pytest.fixture
+def settings_site(tmp_path: Path) -> Iterator[LiveServer]:
+    """A brand of its own: saving a window here leaves the other tests' figures alone."""
+    yield from brand_site(tmp_path, customers=150, days=3, seed=9)
+
+
+def test_an_administrator_previews_a_window_and_saves_it(browser: Browser, settings_site: LiveServer) -> None:
+    """Issue 28 point 1: from a report's definitions line to the Definitions page, then the brand's form: a shorter
+    session window previewed as the stored and the proposed figures side by side, then saved; the Definitions page
+    then shows the brand's own value."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = log_in_at(context.new_page(), f"{settings_site.url}/reports/sessions-summary?run=1")
+    page.locator("#definitions-link").click()
+    expect(page.get_by_role("heading", name="Definitions")).to_be_visible()
+    row = page.locator("#brand-default tr[data-key='session_inactivity']")
+    expect(row.locator("td.value")).to_have_text("2h")
+    shot(page, "settings")
+    page.locator("#brand-default a.edit-link").click()
+    expect(page.get_by_role("heading", name="Settings of brand default")).to_be_visible()
+    page.locator("input[name=session_inactivity]").fill("30m")
+    page.get_by_role("button", name="Preview").click()
+    table = page.locator("table.preview-table")
+    expect(table).to_be_visible()
+    assert table.locator("thead th").all_inner_texts() == ["Figure", "stored (session_inactivity=2h)",
+                                                           "session_inactivity=30m"]
+    sessions = table.locator("tbody tr").filter(has_text="Sessions").first.locator("td").all_inner_texts()
+    assert int(sessions[1]) > int(sessions[0])  # a shorter window: more sessions
+    expect(page.locator("input[name=session_inactivity]")).to_have_value("30m")
+    shot(page, "settings-preview")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#saved")).to_contain_text("session_inactivity (default) → 30m")
+    expect(page.locator("#saved")).to_contain_text("derived again")
+    page.get_by_role("link", name="All definitions").click()
+    expect(row.locator("td.value")).to_have_text("30m")
+    expect(row).to_have_attribute("data-origin", "brand")
+    context.close()
+
+
 def log_in_at(page: Page, url: str) -> Page:
     """Open `url`, which asks for a login, and log in as the administrator."""
     page.goto(url)
@@ -477,7 +515,7 @@ def test_on_a_phone_nothing_is_wider_than_the_screen(browser: Browser, site: Liv
     page = log_in_at(context.new_page(), f"{site.url}/dashboard?{query}")
     for path in (f"/dashboard?{query}", "/reports", f"/reports/sessions-detail?{query}&run=1", "/conversations",
                  f"/compare?{query}&set=session_inactivity%3D30m&set=recontact_window%3D72h&run=1", "/events/upload",
-                 "/events/history"):
+                 "/events/history", "/settings", "/settings/edit?brand=default"):
         page.goto(site.url + path)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path

@@ -173,9 +173,19 @@ class Config:
     path: Path | None = None
     sources: dict[str, SourceSettings] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
+    # The keys the file itself sets, at its top (the defaults) and in each `[brands.NAME]`: where a value comes from.
+    default_keys: tuple[str, ...] = ()
+    brand_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def for_brand(self, brand: str) -> BrandSettings:
         return self.brands.get(brand, self.defaults)
+
+    def origin(self, brand: str | None, key: str) -> str:
+        """Where `brand`'s (None: the defaults') value of `key` comes from: `brand` (its own table), `file` (the
+        file's defaults) or `built-in` (KEYS' default)."""
+        if brand is not None and key in self.brand_keys.get(brand, ()):
+            return "brand"
+        return "file" if key in self.default_keys else "built-in"
 
     def for_source(self, name: str) -> SourceSettings:
         return self.sources.get(name, SourceSettings())
@@ -260,6 +270,14 @@ def with_overrides(config: Config, values: dict[str, Any]) -> Config:
                    brands={name: replace(settings, **values) for name, settings in config.brands.items()})
 
 
+def parse_setting(key: str, value: Any, where: str) -> Any:
+    """A brand key's value as the file writes it, converted as `load_config` converts it; else a ConfigError that
+    names `where`, the key and the expected form."""
+    if key not in KEYS:
+        raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(KEYS)}")
+    return _convert(key, value, where)
+
+
 def _settings(table: dict[str, Any], base: BrandSettings, where: str) -> BrandSettings:
     values = {}
     for key, value in table.items():
@@ -325,8 +343,20 @@ def load_config(path: Path | None = None) -> Config:
                               param="config")
         return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problem = str(exc)
+        raise ConfigError(lambda n: f"{path}: not valid TOML ({problem}); fix the file or pass another with {n('config')}",
+                          param="config") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """The configuration `text` says, as if read from `path` (which its errors name): what `load_config` does once
+    the file is read, and what the settings page checks a changed file with before writing it."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         problem = str(exc)
         raise ConfigError(lambda n: f"{path}: not valid TOML ({problem}); fix the file or pass another with {n('config')}",
                           param="config") from None
@@ -346,4 +376,5 @@ def load_config(path: Path | None = None) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: brands.{name} must be a table such as [brands.{name}]")
         brands[name] = _settings(table, defaults, f"{path} [brands.{name}]")
-    return Config(defaults=defaults, brands=brands, path=path, sources=sources, server=server)
+    return Config(defaults=defaults, brands=brands, path=path, sources=sources, server=server,
+                  default_keys=tuple(data), brand_keys={name: tuple(table) for name, table in brands_table.items()})
