@@ -220,7 +220,7 @@ def test_no_comparison_without_a_range_or_without_sessions_before(site: Site) ->
 def test_the_definitions_stand_beside_the_headline(site: Site) -> None:
     page = dashboard(site, **QUERY)
     near = page.index('id="headline"')
-    definitions = re.search(r'<p class="definitions" id="headline-definitions"><small>Definitions: ([^<]+)</small>',
+    definitions = re.search(r'<p class="definitions" id="headline-definitions"><small>Definitions: <span>([^<]+)</span>',
                             page)
     assert definitions is not None and near < definitions.start() < page.index('aria-label="Over time"')
     bottom = re.search(r'<small id="definitions">([^<]+)</small>', page)
