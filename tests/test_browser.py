@@ -225,6 +225,42 @@ def test_a_date_preset_fills_the_range_and_the_table_follows(page: Page, site: L
     assert outside == []
 
 
+def test_a_table_sorts_pages_and_hides_columns(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Issue 28: a header sorts the whole result on the server (again for the other way), the pager walks it, and a
+    column hidden with the chooser stays hidden after a reload, until "Show all columns"."""
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/reports/sessions-detail?{query}&run=1&size=50")
+    expected = list(csv.DictReader(io.StringIO(cli_csv(site, "sessions-detail", *range_options()).decode())))
+    assert len(expected) > 50, "the range should fill two pages of 50"
+    table = page.locator("#report-rows")
+    table.locator("th[data-column='channel'] a.sort").click()
+    expect(table.locator("th[data-column='channel']")).to_have_attribute("aria-sort", "ascending")
+    channels = sorted((row["Channel"] for row in expected if row["Channel"]), key=str.lower)
+    channels += [""] * (len(expected) - len(channels))
+    column = [h.get_attribute("data-column") for h in table.locator("thead th").all()].index("channel")
+    shown = [c.get_attribute("data-value") for c in table.locator(f"tbody td:nth-child({column + 1})").all()]
+    assert shown == channels[:50]
+    table.locator("th[data-column='channel'] a.sort").click()
+    expect(table.locator("th[data-column='channel']")).to_have_attribute("aria-sort", "descending")
+    page.locator("#page-next").click()
+    expect(page.locator("#row-range")).to_have_attribute("data-first", "51")
+    expect(page.locator("#page-of")).to_contain_text("Page 2 of")
+    expect(table.locator("th[data-column='channel']")).to_have_attribute("aria-sort", "descending")
+    shot(page, "report-sorted")
+
+    page.locator("#column-chooser summary").click()
+    page.locator("#column-chooser input[data-column='customer_id']").uncheck()
+    expect(table.locator("th[data-column='customer_id']")).to_be_hidden()
+    page.reload()
+    expect(page.locator("#report-rows th[data-column='customer_id']")).to_be_hidden()
+    expect(page.locator("#report-rows tbody tr").first.locator("td").nth(1)).to_be_hidden()
+    expect(page.locator("#report-rows th[data-column='session_id']")).to_be_visible()
+    page.locator("#column-chooser summary").click()
+    page.locator("#show-all-columns").click()
+    expect(page.locator("#report-rows th[data-column='customer_id']")).to_be_visible()
+    assert outside == []
+
+
 OUTCOME_CHARTS = ("outcomes-summary-rates", "outcomes-summary-classes", "automation-summary-rates", "handoff-funnel")
 FUNNEL_STEPS = ("handed_off", "contacts", "first_responses", "resolved_first_time", "came_back")
 
