@@ -15,6 +15,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -164,7 +165,7 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
     for row in summary:
         for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
             cell = page.locator(f"[data-period='{row['period']}'][data-figure='{figure}']")
-            expect(cell).to_have_text(row[figure])
+            expect(cell).to_have_attribute("data-value", row[figure])  # the exact cell; shown formatted
     by_category = list(csv.DictReader(io.StringIO(cli_csv(
         site, "sessions-summary", *range_options(), "--by", "handoff_category", "--headers", "snake").decode())))
     handed_off: dict[str, int] = {}
@@ -181,11 +182,12 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
                                                    "--by", dimension, "--headers", "snake").decode()))
         for row in whole:
             shown = page.locator(f"{table} tr[data-dimension='{row[dimension] or '(none)'}']")
-            expect(shown.locator("td[data-figure='sessions']")).to_have_text(row["sessions"])
+            expect(shown.locator("td[data-figure='sessions']")).to_have_text(f"{int(row['sessions']):,}")
             for figure in ("resolution_rate", "handoff_rate", "recontact_rate"):  # as percentages, as the tiles
                 cell = shown.locator(f"td[data-figure='{figure}']")
                 expect(cell).to_have_attribute("data-value", row[figure])
-                expect(cell).to_have_text(f"{float(row[figure]) * 100:.2f}%" if row[figure] else "–")
+                one_decimal = (Decimal(row[figure] or 0) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+                expect(cell).to_have_text(f"{one_decimal}%" if row[figure] else "–")
     year = next(csv.DictReader(io.StringIO(cli_csv(site, "sessions-summary", *range_options(), "--period", "year",
                                                    "--headers", "snake").decode())))
     for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):

@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,6 +20,9 @@ import httpx
 import pytest
 
 from cli_helpers import Convoscope
+from convoscope.reports import REPORTS
+from convoscope.reports.meanings import meaning
+from convoscope.web import formats
 from web_helpers import LiveServer, add_user, csv_table, generate_brand, log_in, serving
 
 START, LAST = "2026-05-01", "2026-05-07"
@@ -185,3 +189,49 @@ def test_a_bad_sort_or_page_is_one_line_above_the_form(site: Site, query: dict[s
     message = re.search(r'<p class="error" role="alert" id="form-error">([^<]*)</p>', page.text)
     assert message is not None and words in html.unescape(message.group(1)), page.text[:3000]
     assert "\n" not in html.unescape(message.group(1))
+
+
+def test_one_format_per_kind() -> None:
+    assert [formats.rate(c) for c in ("0.6899", "0.6850", "1.0000", "0.0000", "-0.5000", "", None)] == [
+        "69.0%", "68.5%", "100.0%", "0.0%", "-50.0%", "–", "–"]
+    assert formats.rate("0.68949") == "68.9%" and formats.rate("0.00049") == "0.0%"  # half away from zero, no -0.0%
+    assert [formats.percentage(c) for c in ("68.99", "3.13", "100.00", "")] == ["69.0%", "3.1%", "100.0%", "–"]
+    assert [formats.number(c) for c in ("12345", "1234.50", "7", "", None)] == ["12,345", "1,234.50", "7", "", ""]
+    assert [formats.duration(c) for c in ("185", "5", "60", "754.50", "3725", "97445", "0", "")] == [
+        "3m 05s", "5s", "1m 00s", "12m 35s", "1h 02m 05s", "1d 03h 04m", "0s", ""]
+    assert formats.share(1, 2) == "50.0%" and formats.share(1, 0) == "–"
+
+
+def test_cells_show_their_kind_and_keep_the_exact_value(site: Site) -> None:
+    """A rate shows as a percentage with one decimal, a count with separators, a duration as `3m 05s`; the CSV's
+    exact cell stays in data-value (the pages' rows are the CSV's, as the paging test reads them)."""
+    header, expected = csv_rows(site, "guide-effectiveness")
+    _, rows = read(site, "guide-effectiveness", size="500")
+    assert rows.values == expected
+    rate = header.index("Resolution Rate")
+    for values, shown in zip(rows.values, rows.shown, strict=True):
+        cell = values[rate]
+        assert shown[rate] == (f"{(Decimal(cell) * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+                               if cell else "–")
+        assert shown[header.index("Sessions")] == f"{int(values[header.index('Sessions')]):,}"
+    header, expected = csv_rows(site, "contact-export")
+    _, rows = read(site, "contact-export", size="500")
+    seconds = header.index("Duration Seconds")
+    durations = [(values[seconds], shown[seconds]) for values, shown in zip(rows.values, rows.shown, strict=True)]
+    assert any(int(value) >= 60 for value, _ in durations if value)
+    for value, shown in durations:
+        if value:
+            minutes, rest = divmod(int(value), 60)
+            assert shown in (f"{rest}s", f"{minutes}m {rest:02d}s") or "h" in shown, (value, shown)
+        else:
+            assert shown == ""
+
+
+def test_every_header_says_what_its_column_means(site: Site) -> None:
+    for name in ("sessions-detail", "sessions-summary", "contact-export"):
+        page, rows = read(site, name)
+        assert rows.columns and all(rows.titles), (name, rows.columns, rows.titles)
+        report = REPORTS[name]
+        assert html.unescape(rows.titles[rows.columns.index(report.columns[1].snake)] or "") == \
+            meaning(name, report.columns[1].display)
+        assert 'id="column-definitions"' in page.text

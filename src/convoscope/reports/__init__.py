@@ -164,7 +164,7 @@ def cursor_for(store: Store, config: Config, report: Report, params: Params) -> 
 
 
 # Kinds whose cells sort as numbers (a rate's cell is the text `0.6899`, a count a whole number).
-NUMERIC_KINDS = frozenset({"count", "rate", "number", "duration"})
+NUMERIC_KINDS = frozenset({"count", "rate", "percent", "duration", "number"})
 
 
 @dataclass(frozen=True)

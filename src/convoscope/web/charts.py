@@ -14,6 +14,7 @@ from datetime import date
 from convoscope import reports
 from convoscope.reports.base import Params
 from convoscope.store import Store
+from convoscope.web import formats
 
 MAX_FILLED_DAYS = {"half_hour": 93}  # beyond this a chart shows only the periods with rows
 MAX_DAYS = 36_600
@@ -76,10 +77,6 @@ def axis(store: Store, params: Params, found: list[str]) -> list[str]:
 
 
 def percent(cell: str | None) -> str:
-    """A rate cell (`0.5333`) as a percentage (`53.33%`), exactly: a rate has four decimals (SPEC 4.1); an empty
-    cell (a zero denominator) as `–`."""
-    if not cell:
-        return "–"
-    whole, _, fraction = cell.partition(".")
-    units = int(whole) * 10_000 + int(fraction.ljust(4, "0")[:4])  # ten-thousandths
-    return f"{units // 100}.{units % 100:02d}%"
+    """A rate cell (`0.5333`) as a page shows a rate (`53.3%`, one decimal: `formats.rate`); an empty cell (a zero
+    denominator) as `–`."""
+    return formats.rate(cell)

@@ -33,7 +33,9 @@ from convoscope import accounts, reports, service
 from convoscope.config import Config
 from convoscope.errors import ParameterError
 from convoscope.reports.base import Column, Params, Report
+from convoscope.reports.meanings import meaning
 from convoscope.store import Store
+from convoscope.web import formats
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
@@ -141,17 +143,17 @@ JsonValue = str | int | float | bool | None
 
 def json_value(kind: str, cell: str | None) -> JsonValue:
     """A report's CSV cell as JSON gives it, by its column's kind (`reports.base.KINDS`, issue 28): a count a whole
-    number, a rate a number, another number whole or not as written, a boolean `true` or `false`, anything else (an
-    identifier, a time, a text) the very string; None for an empty cell. A cell that is not of its kind is a
-    definition's mistake, and raises ValueError."""
+    number, a rate or a percentage a number, another number (a duration's seconds too) whole or not as written, a
+    boolean `true` or `false`, anything else (an identifier, a time, a text) the very string; None for an empty cell.
+    A cell that is not of its kind is a definition's mistake, and raises ValueError."""
     if cell is None:
         return None
     match kind:
         case "count":
             return int(cell)
-        case "rate":
+        case "rate" | "percent":
             return float(cell)
-        case "number":
+        case "number" | "duration":
             return int(cell) if cell.lstrip("-").isdigit() else float(cell)
         case "boolean":
             if cell not in ("true", "false"):
@@ -242,6 +244,7 @@ class Table:
     definitions: str
     columns: list[Column] = field(default_factory=list)
     view: View = field(default_factory=View)
+    meanings: list[str | None] = field(default_factory=list)  # each column's, from docs/reports.md (issue 28)
 
     @property
     def pages(self) -> int:
@@ -263,7 +266,7 @@ class Table:
         return self.header[snakes.index(self.view.sort)] if self.view.sort in snakes else None
 
 
-def _cell(column: str, value: str | None) -> Cell:
+def _cell(column: str, value: str | None, kind: str = "text") -> Cell:
     text = value or ""
     # A link is relative, so that it opens on the host serving this page whatever public_url says, and shows what it
     # opens rather than the whole address (the CSV has that): a conversation's id, or a theme's sessions (issue 27).
@@ -272,6 +275,8 @@ def _cell(column: str, value: str | None) -> Cell:
         return Cell(conversation, "/conversations/" + quote(conversation, safe=""), value=text)
     if column.endswith("Link") and "/reports/" in text:
         return Cell("Sessions", "/reports/" + text.rsplit("/reports/", 1)[1], value=text)
+    if kind in reports.NUMERIC_KINDS:  # one format per kind (web/formats.py), the exact cell kept beside it
+        return Cell(formats.shown(kind, value), numeric=True, value=text)
     numeric = bool(text) and text.replace(".", "", 1).lstrip("-").isdigit()
     return Cell(text, numeric=numeric, long=len(text) > LONG_CELL or "\n" in text, value=text)
 
@@ -300,16 +305,17 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
                                                f"use 1 to {pages}")
     found = run(server, store, prepared, given=given, limit=view.size, offset=(view.page - 1) * view.size,
                 order=order, action=action)
-    total = None
+    total, kinds = None, [column.kind for column in columns]
     if report.default_period is not None:  # a summary; the detail reports take a period only as a label
         whole = totals(server, store, prepared)
         if whole is not None:
             cells = list(whole)
             if params.by:  # the totals run without the dimension: leave its column empty
                 cells.insert(1, None)
-            total = [_cell(c, v) for c, v in zip(found.header, cells, strict=True)]
-    rows = [[_cell(c, v) for c, v in zip(found.header, row, strict=True)] for row in found.rows]
-    return Table(found.header, rows, count, total, prepared.definitions, columns, view)
+            total = [_cell(c, v, k) for c, v, k in zip(found.header, cells, kinds, strict=True)]
+    rows = [[_cell(c, v, k) for c, v, k in zip(found.header, row, kinds, strict=True)] for row in found.rows]
+    return Table(found.header, rows, count, total, prepared.definitions, columns, view,
+                 [meaning(report.name, column.display) for column in columns])
 
 
 # --- the API ---------------------------------------------------------------------------------------------------
