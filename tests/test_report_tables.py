@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from jinja2 import Undefined
 
 from cli_helpers import Convoscope
 from convoscope.reports import REPORTS
@@ -200,6 +201,8 @@ def test_one_format_per_kind() -> None:
     assert [formats.duration(c) for c in ("185", "5", "60", "754.50", "3725", "97445", "0", "")] == [
         "3m 05s", "5s", "1m 00s", "12m 35s", "1h 02m 05s", "1d 03h 04m", "0s", ""]
     assert formats.share(1, 2) == "50.0%" and formats.share(1, 0) == "–"
+    # A template's missing figure (an empty range's totals) is an empty cell, not an error.
+    assert formats.rate(Undefined()) == "–" and formats.number(Undefined()) == "" and formats.number(0) == "0"
 
 
 def test_cells_show_their_kind_and_keep_the_exact_value(site: Site) -> None:

@@ -33,12 +33,12 @@ def shown(kind: str, cell: str | None) -> str:
 def rate(cell: str | int | float | None) -> str:
     """A fraction (`0.6899`, signed for a trend) as a percentage with one decimal (`68.9%`), rounded half away
     from zero from the exact cell; `–` for an empty cell."""
-    return percentage(None if cell is None or cell == "" else _decimal(cell) * 100)
+    return percentage(None if _empty(cell) else _decimal(cell) * 100)
 
 
 def percentage(cell: str | Decimal | None) -> str:
     """A percentage 0–100 (`68.99`) with one decimal (`69.0%`); `–` for an empty cell."""
-    if cell is None or cell == "":
+    if _empty(cell):
         return EMPTY_RATE
     value = _decimal(cell).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
     return f"{value + 0:,}%"  # + 0: no "-0.0%"
@@ -51,7 +51,7 @@ def share(count: int, whole: int) -> str:
 
 def number(cell: str | int | None) -> str:
     """A count or another number with thousands separators (`12,345`, `1,234.50`); empty stays empty."""
-    if cell is None or cell == "":
+    if _empty(cell):
         return ""
     text = str(cell)
     whole, dot, fraction = text.partition(".")
@@ -64,7 +64,7 @@ def number(cell: str | int | None) -> str:
 def duration(cell: str | int | float | None) -> str:
     """Seconds (`185`, an average `754.50`) as `3m 05s`, rounded to the second: `45s`, `1h 02m 05s`, and from a day
     `2d 03h 04m`; empty stays empty."""
-    if cell is None or cell == "":
+    if _empty(cell):
         return ""
     seconds = int(_decimal(cell).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
@@ -80,7 +80,12 @@ def duration(cell: str | int | float | None) -> str:
     return f"{sign}{seconds}s"
 
 
-def _decimal(cell: str | int | float | Decimal) -> Decimal:
+def _empty(cell: object) -> bool:
+    """An empty cell: None, "", or what a template gives for a figure it does not have (Jinja's Undefined)."""
+    return not isinstance(cell, int | float | Decimal) and not cell
+
+
+def _decimal(cell: object) -> Decimal:
     try:
         return cell if isinstance(cell, Decimal) else Decimal(str(cell))
     except InvalidOperation as exc:
