@@ -15,6 +15,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -164,7 +165,7 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
     for row in summary:
         for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
             cell = page.locator(f"[data-period='{row['period']}'][data-figure='{figure}']")
-            expect(cell).to_have_text(row[figure])
+            expect(cell).to_have_attribute("data-value", row[figure])  # the exact cell; shown formatted
     by_category = list(csv.DictReader(io.StringIO(cli_csv(
         site, "sessions-summary", *range_options(), "--by", "handoff_category", "--headers", "snake").decode())))
     handed_off: dict[str, int] = {}
@@ -181,11 +182,12 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
                                                    "--by", dimension, "--headers", "snake").decode()))
         for row in whole:
             shown = page.locator(f"{table} tr[data-dimension='{row[dimension] or '(none)'}']")
-            expect(shown.locator("td[data-figure='sessions']")).to_have_text(row["sessions"])
+            expect(shown.locator("td[data-figure='sessions']")).to_have_text(f"{int(row['sessions']):,}")
             for figure in ("resolution_rate", "handoff_rate", "recontact_rate"):  # as percentages, as the tiles
                 cell = shown.locator(f"td[data-figure='{figure}']")
                 expect(cell).to_have_attribute("data-value", row[figure])
-                expect(cell).to_have_text(f"{float(row[figure]) * 100:.2f}%" if row[figure] else "–")
+                one_decimal = (Decimal(row[figure] or 0) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+                expect(cell).to_have_text(f"{one_decimal}%" if row[figure] else "–")
     year = next(csv.DictReader(io.StringIO(cli_csv(site, "sessions-summary", *range_options(), "--period", "year",
                                                    "--headers", "snake").decode())))
     for figure in ("sessions", "resolution_rate", "handoff_rate", "recontact_rate"):
@@ -291,6 +293,42 @@ def test_the_dashboard_compares_its_headline_with_the_period_before(page: Page, 
     expect(page.locator("input[name=to]")).to_have_value("2026-05-03")
     for figure, cell in before.items():
         expect(page.locator(f"#headline .value[data-figure='{figure}']")).to_have_attribute("data-value", cell or "")
+    assert outside == []
+
+
+def test_a_table_sorts_pages_and_hides_columns(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Issue 28: a header sorts the whole result on the server (again for the other way), the pager walks it, and a
+    column hidden with the chooser stays hidden after a reload, until "Show all columns"."""
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/reports/sessions-detail?{query}&run=1&size=50")
+    expected = list(csv.DictReader(io.StringIO(cli_csv(site, "sessions-detail", *range_options()).decode())))
+    assert len(expected) > 50, "the range should fill two pages of 50"
+    table = page.locator("#report-rows")
+    table.locator("th[data-column='channel'] a.sort").click()
+    expect(table.locator("th[data-column='channel']")).to_have_attribute("aria-sort", "ascending")
+    channels = sorted((row["Channel"] for row in expected if row["Channel"]), key=str.lower)
+    channels += [""] * (len(expected) - len(channels))
+    column = [h.get_attribute("data-column") for h in table.locator("thead th").all()].index("channel")
+    shown = [c.get_attribute("data-value") for c in table.locator(f"tbody td:nth-child({column + 1})").all()]
+    assert shown == channels[:50]
+    table.locator("th[data-column='channel'] a.sort").click()
+    expect(table.locator("th[data-column='channel']")).to_have_attribute("aria-sort", "descending")
+    page.locator("#page-next").click()
+    expect(page.locator("#row-range")).to_have_attribute("data-first", "51")
+    expect(page.locator("#page-of")).to_contain_text("Page 2 of")
+    expect(table.locator("th[data-column='channel']")).to_have_attribute("aria-sort", "descending")
+    shot(page, "report-sorted")
+
+    page.locator("#column-chooser summary").click()
+    page.locator("#column-chooser input[data-column='customer_id']").uncheck()
+    expect(table.locator("th[data-column='customer_id']")).to_be_hidden()
+    page.reload()
+    expect(page.locator("#report-rows th[data-column='customer_id']")).to_be_hidden()
+    expect(page.locator("#report-rows tbody tr").first.locator("td").nth(1)).to_be_hidden()
+    expect(page.locator("#report-rows th[data-column='session_id']")).to_be_visible()
+    page.locator("#column-chooser summary").click()
+    page.locator("#show-all-columns").click()
+    expect(page.locator("#report-rows th[data-column='customer_id']")).to_be_visible()
     assert outside == []
 
 

@@ -209,9 +209,9 @@ def assert_json_cell(kind: str, value: object, cell: str, where: object = None) 
     match kind:
         case "count":
             assert type(value) is int and str(value) == cell, where
-        case "rate":
+        case "rate" | "percent":
             assert type(value) is float and value == float(cell), where
-        case "number":
+        case "number" | "duration":
             assert type(value) in (int, float) and value == float(cell), where
             assert type(value) is float or str(value) == cell, where
         case "boolean":

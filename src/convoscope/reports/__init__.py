@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from convoscope.config import Config, check_zone
 from convoscope.errors import ParameterError, ReportError
 from convoscope.events.schema import TIMESTAMP_PATTERN
 from convoscope.reports.automation import AUTOMATION_SUMMARY
-from convoscope.reports.base import PERIODS, Params, Report, copy_csv, period_label, q
+from convoscope.reports.base import PERIODS, Column, Params, Report, copy_csv, period_label, q
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
 from convoscope.reports.funnel import HANDOFF_FUNNEL
@@ -163,13 +163,44 @@ def cursor_for(store: Store, config: Config, report: Report, params: Params) -> 
         cursor.close()
 
 
-def report_rows(store: Store, config: Config, report: Report, params: Params,
-                limit: int | None = None) -> tuple[list[str], list[tuple[str | None, ...]]]:
-    """The header and rows of the report exactly as its CSV cells (None for an empty cell)."""
-    sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({report.query(report, params, config)})"
+# Kinds whose cells sort as numbers (a rate's cell is the text `0.6899`, a count a whole number).
+NUMERIC_KINDS = frozenset({"count", "rate", "percent", "duration", "number"})
+
+
+@dataclass(frozen=True)
+class Order:
+    """Rows sorted by one column of the report's output (its index), as a page's table sorts them (issue 28):
+    numbers as numbers, other cells as text regardless of case, empty cells last both ways, and rows that tie in
+    the report's own order."""
+
+    column: int
+    descending: bool = False
+
+
+def report_rows(store: Store, config: Config, report: Report, params: Params, limit: int | None = None,
+                offset: int = 0, order: Order | None = None) -> tuple[list[str], list[tuple[str | None, ...]]]:
+    """The header and rows of the report exactly as its CSV cells (None for an empty cell): `limit` rows from
+    the `offset`th, in the report's order or, with `order`, sorted by a column."""
+    query = report.query(report, params, config)
+    paging = (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
+    if order is None:
+        sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({query})" + paging
+    else:
+        sql = _ordered(report.output_columns(params), query, order) + paging
     with cursor_for(store, config, report, params) as cursor:
-        return _header(report, params), cursor.execute(
-            sql + (f" LIMIT {int(limit)}" if limit is not None else "")).fetchall()
+        return _header(report, params), cursor.execute(sql).fetchall()
+
+
+def _ordered(columns: tuple[Column, ...], query: str, order: Order) -> str:
+    """`query`'s rows as CSV cells, sorted by `order`. The columns are renamed by position (a report's own names
+    need not be unique), and each row is numbered as the report gives it, so that ties keep that order."""
+    names = [f"c{i}" for i in range(len(columns))]
+    cell = f"nullif({names[order.column]}::VARCHAR, '')"
+    key = f"TRY_CAST({cell} AS DOUBLE)" if columns[order.column].kind in NUMERIC_KINDS else f"lower({cell})"
+    return f"""
+        SELECT {", ".join(f"nullif({name}::VARCHAR, '')" for name in names)}
+        FROM (SELECT *, row_number() OVER () AS report_order FROM ({query}) AS r({", ".join(names)}))
+        ORDER BY {key} {"DESC" if order.descending else "ASC"} NULLS LAST, report_order"""
 
 
 def count_rows(store: Store, config: Config, report: Report, params: Params) -> int:

@@ -28,9 +28,10 @@ GUARDED_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 # What a column's cells are, which the API's JSON gives as JSON types (issue 28): counts (whole numbers), rates
-# (fractions with four decimals, and percentages) and other numbers (seconds, averages, medians, scores) as numbers;
-# booleans as booleans; identifiers, times (instants, dates, periods) and text as strings, whatever they look like.
-KINDS = ("count", "rate", "number", "boolean", "id", "time", "text")
+# (fractions with four decimals), percentages (0–100, two decimals), durations (seconds, whole or averaged) and other
+# numbers (averages, medians, scores) as numbers; booleans as booleans; identifiers, times (instants, dates, periods)
+# and text as strings, whatever they look like. A page shows each kind in one format (web/formats.py).
+KINDS = ("count", "rate", "percent", "duration", "number", "boolean", "id", "time", "text")
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,13 @@ EXPORT_COLUMNS = (
     Column("Channel", text=True), Column("Direction"), Column("Source"), Column("Session ID", kind="id"),
     Column("Handoff Category", text=True), *columns("time", "Created At", "First Response At", "Last Activity At",
                                                     "Ended At"),
-    Column("End Reason"), Column("Agents", text=True), *columns("number", "First Response Seconds", "Duration Seconds"),
+    Column("End Reason"), Column("Agents", text=True), *columns("duration", "First Response Seconds", "Duration Seconds"),
     *columns("count", "Customer Messages", "Agent Messages"), Column("Status"), Column("Conversation Link"),
 )
 SUMMARY_COLUMNS = (
     Column("Period", kind="time"), *columns("count", "Contacts Ended", "Inbound", "Outbound", "From Handoff"),
-    *columns("number", "Avg First Response Seconds", "Median First Response Seconds", "Avg Duration Seconds",
-             "Avg Agent Messages"),
+    *columns("duration", "Avg First Response Seconds", "Median First Response Seconds", "Avg Duration Seconds"),
+    Column("Avg Agent Messages", kind="number"),
 )
 
 

@@ -45,16 +45,16 @@ EXPORT_COLUMNS = (
     *columns("count", "Count of Channels", "Count of Sessions", "Count of Contacts", "Sessions Resolved",
              "Sessions Handed Off"),
     Column("Handled By"), *columns("count", "Times Closed", "Times Reopened"),
-    *columns("number", "Created-to-First Closed Time in seconds", "Created-to-Last Closed Time in seconds"),
+    *columns("duration", "Created-to-First Closed Time in seconds", "Created-to-Last Closed Time in seconds"),
 )
 EXTRA_COLUMNS = (Column("Inbox At Created", text=True), Column("Inbox At Last Closed", text=True))
 # Issue 26 point 3, after the other extra columns: kept apart, so that other lists merge beside it.
 OUTCOME_EXTRA_COLUMNS = (Column("Automated Resolution", kind="boolean"),)
 SUMMARY_COLUMNS = (
     Column("Period", kind="time"), *columns("count", "Conversations Closed", "Unique Customers"),
-    *columns("rate", "% Multichannel", "% AI Only", "% Handed Off"),
-    *columns("number", "Avg Count of Sessions", "Avg Count of Contacts", "Avg Count of Channels", "Avg Times Closed",
-             "Avg Created-to-Last Closed Time in seconds"),
+    *columns("percent", "% Multichannel", "% AI Only", "% Handed Off"),
+    *columns("number", "Avg Count of Sessions", "Avg Count of Contacts", "Avg Count of Channels", "Avg Times Closed"),
+    Column("Avg Created-to-Last Closed Time in seconds", kind="duration"),
 )
 
 

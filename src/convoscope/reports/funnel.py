@@ -19,7 +19,7 @@ from convoscope.reports.sessions import SESSION_WHERE, session_facts, session_fi
 COLUMNS = (
     Column("Period", kind="time"), Column("Handoff Category", text=True),
     *columns("count", "Handed Off", "Contacts", "First Responses"),
-    Column("Median First Response Seconds", kind="number"),
+    Column("Median First Response Seconds", kind="duration"),
     *columns("count", "Resolved First Time", "Came Back"),
 )
 

@@ -22,6 +22,7 @@ from convoscope.service.events import Progress, ensure_derived
 from convoscope.store import Store
 
 if TYPE_CHECKING:
+    from convoscope.reports import Order
     from convoscope.reports.base import Params, Report
 
 
@@ -78,11 +79,12 @@ def prepare_report(store: Store, config: Config, name: str, asker: Asker, *, bra
 
 
 def run_report(store: Store, config: Config, report: Report, params: Params, asker: Asker, *,
-               given: dict[str, Any], to: Path | None = None, limit: int | None = None, action: str = "download",
+               given: dict[str, Any], to: Path | None = None, limit: int | None = None, offset: int = 0,
+               order: Order | None = None, action: str = "download",
                writing: AbstractContextManager[Any] | None = None, progress: Progress | None = None,
                audited: bool = True) -> ReportRun:
-    """Run a prepared report: its CSV written to `to` (whole or not at all), else its rows (the first
-    `limit`). A report with messages writes one audit row (SPEC 6.5): `action` (a `download`, or a `view` of
+    """Run a prepared report: its CSV written to `to` (whole or not at all), else its rows (`limit` of them from
+    the `offset`th, sorted by `order` when given: a page of a table). A report with messages writes one audit row (SPEC 6.5): `action` (a `download`, or a `view` of
     rows on a page) by `asker.name`, with the parameters as the interface was `given` them. `writing` is
     the lock a server holds around writes. A report over a lake is not `audited` (decision 74: a lake has no
     audit log, and any Parquet reader reads its files)."""
@@ -97,7 +99,8 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
     if to is not None:
         run.count = _write_csv(store, config, report, params, to)
     else:
-        run.header, run.rows = reports.report_rows(store, config, report, params, limit=limit)
+        run.header, run.rows = reports.report_rows(store, config, report, params, limit=limit, offset=offset,
+                                                   order=order)
         run.count = len(run.rows)
     if report.personal_data and audited:
         with lock:

@@ -17,6 +17,7 @@ from typing import Any
 from convoscope import reports
 from convoscope.reports.base import Column, Params, Report
 from convoscope.store import Store
+from convoscope.web import formats
 
 MAX_FILLED_DAYS = {"half_hour": 93}  # beyond this a chart shows only the periods with rows
 MAX_DAYS = 36_600
@@ -79,20 +80,16 @@ def axis(store: Store, params: Params, found: list[str]) -> list[str]:
 
 
 def percent(cell: str | None) -> str:
-    """A rate cell (`0.5333`) as a percentage (`53.33%`), exactly: a rate has four decimals (SPEC 4.1); an empty
-    cell (a zero denominator) as `–`."""
-    if not cell:
-        return "–"
-    whole, _, fraction = cell.partition(".")
-    units = int(whole) * 10_000 + int(fraction.ljust(4, "0")[:4])  # ten-thousandths
-    return f"{units // 100}.{units % 100:02d}%"
+    """A rate cell (`0.5333`) as a page shows a rate (`53.3%`, one decimal: `formats.rate`); an empty cell (a zero
+    denominator) as `–`."""
+    return formats.rate(cell)
 
 
 # --- a report page's chart (issue 28 point 3) -------------------------------------------------------------------
 
 CHART_ROWS = 5_000  # a summary's rows a page draws at most (a summary by day over years and a dimension: ~10^4)
 TOP_SERIES = 8  # dimension values drawn each as a series; the others fold into one "Other" for counts
-FIGURE_KINDS = ("count", "rate", "number")
+FIGURE_KINDS = ("count", "rate", "percent", "number", "duration")
 OTHER = "Other"
 NONE_LABEL = "(none)"
 # Reports without periods drawn as one bar per row, by the column naming the row.
@@ -114,11 +111,9 @@ def _figures(columns: Sequence[Column]) -> tuple[list[int], list[int]]:
 
 
 def _scale(column: Column) -> str | None:
-    """How a figure is drawn: a rate on a percent axis, a fraction (`0.5333`) or already a percentage (`% AI Only`:
-    `53.33`); other numbers as they are."""
-    if column.kind != "rate":
-        return None
-    return "percent" if column.display.startswith("%") else "fraction"
+    """How a figure is drawn: a rate (`0.5333`, a fraction) or a percentage (`% AI Only`: `53.33`) on a percent
+    axis, a duration in seconds as `3m 05s`; other numbers as they are."""
+    return {"rate": "fraction", "percent": "percent", "duration": "duration"}.get(column.kind)
 
 
 def report_chart(store: Store, report: Report, params: Params, rows: Sequence[tuple[str | None, ...]],

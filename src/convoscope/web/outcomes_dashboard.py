@@ -15,7 +15,6 @@ own — four reports, each with its links and its definitions line. What both se
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,7 +24,7 @@ from convoscope.reports.dashboard import NONE_LABEL  # the sessions that used no
 from convoscope.reports.funnel import HANDOFF_FUNNEL
 from convoscope.reports.outcomes import GUIDE_EFFECTIVENESS, OUTCOMES_SUMMARY
 from convoscope.store import Store
-from convoscope.web import charts
+from convoscope.web import charts, formats
 from convoscope.web.reports import Prepared, prepare, run, totals
 from convoscope.web.server import Caller, ReportForm, Server
 
@@ -177,20 +176,10 @@ def _guides(server: Server, store: Store, prepared: Prepared) -> tuple[list[tupl
 
 
 def _share(count: int, first: int) -> str:
-    """`count` as a percentage of `first`, 2 decimals rounded half away from zero (SPEC 4.1's `%` columns)."""
-    if not first:
-        return "–"
-    return f"{(Decimal(100 * count) / first).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
+    """`count` as a percentage of `first`, as a page shows a rate (one decimal); `–` when `first` is zero."""
+    return formats.share(count, first)
 
 
 def _duration(cell: str | None) -> str:
-    """Seconds (`754.50`) as people read them (`12 min 34.5 s`); `–` when there is none."""
-    if not cell:
-        return "–"
-    whole_minutes, rest = divmod(Decimal(cell), 60)
-    hours, minutes = divmod(int(whole_minutes), 60)
-    rest_text = f"{rest.normalize():f}" if rest else "0"
-    parts = [f"{hours} h"] if hours else []
-    if hours or minutes:
-        parts.append(f"{minutes} min")
-    return " ".join([*parts, f"{rest_text} s"])
+    """Seconds (`754.50`) as a page shows a duration (`12m 35s`); `–` when there is none."""
+    return formats.duration(cell) or "–"

@@ -6,6 +6,7 @@ range without rows says where the brands' events are (`web/ranges.py`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,7 +21,7 @@ from convoscope.store import Store
 from convoscope.web import charts
 from convoscope.web.auth import require
 from convoscope.web.ranges import ranges
-from convoscope.web.reports import Prepared, Table, html_table, prepare, run
+from convoscope.web.reports import PAGE_SIZES, SHOWN_ROWS, Prepared, Table, View, html_table, prepare, run
 from convoscope.web.server import (
     PERIOD_NAMES,
     FieldError,
@@ -76,9 +77,6 @@ REPORT_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                     "accepted, duplicate, ignored, rejected, truncated."),
     )),
 )
-# Reports of few rows (one per guide) whose table sorts by a column on the page, when every row is there: sorting
-# the first rows of many would look like the report's order.
-SORTABLE = frozenset({"guide-effectiveness"})
 # Reports shown as a list of causes above their table (issue 27: `_themes.html`).
 THEME_LISTS = frozenset({"handoff-themes", "handoff-themes-with-examples"})
 DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}
@@ -93,6 +91,20 @@ def form_fields(report: Report) -> tuple[str, ...]:
     error (`where`) names its key, and is shown above the fields: it is not told which of them it is about."""
     return ("from", "to", "tz", "as_of", *(("period",) if report.takes_period else ()),
             *(("by",) if report.by_columns else ()), "brand")
+
+
+def table_url(name: str, query: list[tuple[str, str]], view: View, **changes: object) -> str:
+    """The page showing the report's rows as `view` shows them with `changes` (`page=3`, `sort=…`,
+    `descending=True`): its parameters, then the view's, each only when it is not the default."""
+    wanted = replace(view, **changes)  # type: ignore[arg-type]
+    pairs = [*query, ("run", "1")]
+    if wanted.sort:
+        pairs += [("sort", wanted.sort)] + ([("desc", "1")] if wanted.descending else [])
+    if wanted.size != SHOWN_ROWS:
+        pairs.append(("size", str(wanted.size)))
+    if wanted.page != 1:
+        pairs.append(("page", str(wanted.page)))
+    return f"/reports/{name}?{urlencode(pairs)}"
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -145,8 +157,13 @@ def report_page(
     brand: Annotated[list[str] | None, Query()] = None,
     run: Annotated[str | None, Query()] = None,
     download: Annotated[str | None, Query()] = None,
+    page: Annotated[str | None, Query()] = None,
+    size: Annotated[str | None, Query()] = None,
+    sort: Annotated[str | None, Query()] = None,
+    desc: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """A report's form; Run shows its first rows and totals, Download CSV hands over to the API."""
+    """A report's form; Run shows a page of its rows (sorted by a column when `sort` says so) and its totals,
+    Download CSV hands over to the API."""
     server = server_of(request)
     config = server.config  # one reading for the report and the form
     with server.gate.open() as store:
@@ -156,8 +173,9 @@ def report_page(
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
         form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand)
         visible = caller.user.visible_brands(store.brands())
-        prepared, error, table, chart = None, None, None, None
+        prepared, error, table, chart, view = None, None, None, None, View()
         try:
+            view = View.of(page, size, sort, desc)
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
                                date_to=form.date_to, tz=form.tz, as_of=form.as_of, period=form.period, by=form.by,
                                where=list(form.where), config=config)
@@ -168,7 +186,10 @@ def report_page(
             return RedirectResponse(csv_url, status_code=303)
         if prepared is not None and run:
             # Seeing the rows is reading them: as audited as a download (SPEC 6.5), as a `view`.
-            table = html_table(server, store, prepared, form.audited(), action="view")
+            try:
+                table = html_table(server, store, prepared, form.audited(), action="view", view=view)
+            except ParameterError as exc:
+                error = FieldError.of(exc, form_fields(report))
         chart = _chart(server, store, prepared, table)
         suggestions = suggested_values(store, [key for key, choices in report.where.items() if not choices], visible)
         # The presets keep the page as it is, its rows shown when they were.
@@ -183,8 +204,8 @@ def report_page(
         dimensions=[(key, column.display) for key, column in report.by_columns.items()],
         filters=[(key, FILTER_NAMES.get(key, key), [(v, value_name(v)) for v in choices])
                  for key, choices in report.where.items()],
-        suggestions=suggestions,
-        sortable=name in SORTABLE and table is not None and 0 < len(table.rows) == table.count,
+        suggestions=suggestions, view=view, page_sizes=PAGE_SIZES,
+        table_url=lambda **changes: table_url(name, form.query(), view, **changes),
         themes=[dict(zip(table.header, row, strict=True)) for row in table.rows]
         if name in THEME_LISTS and table is not None else None,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,8 +31,11 @@ from starlette.background import BackgroundTask
 
 from convoscope import accounts, reports, service
 from convoscope.config import Config
-from convoscope.reports.base import Params, Report
+from convoscope.errors import ParameterError
+from convoscope.reports.base import Column, Params, Report
+from convoscope.reports.meanings import meaning
 from convoscope.store import Store
+from convoscope.web import formats
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
@@ -72,10 +75,12 @@ def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *
 
 
 def run(server: Server, store: Store, prepared: Prepared, *, given: dict[str, Any], to: Path | None = None,
-        limit: int | None = None, action: str = "download") -> service.ReportRun:
+        limit: int | None = None, offset: int = 0, order: reports.Order | None = None,
+        action: str = "download") -> service.ReportRun:
     """`service.run_report` under the server's write lock; `given` is what the audit row records."""
     return service.run_report(store, prepared.config, prepared.report, prepared.params, prepared.asker, given=given,
-                              to=to, limit=limit, action=action, writing=server.gate.writing)
+                              to=to, limit=limit, offset=offset, order=order, action=action,
+                              writing=server.gate.writing)
 
 
 def definitions_header(prepared: Prepared) -> dict[str, str]:
@@ -138,17 +143,17 @@ JsonValue = str | int | float | bool | None
 
 def json_value(kind: str, cell: str | None) -> JsonValue:
     """A report's CSV cell as JSON gives it, by its column's kind (`reports.base.KINDS`, issue 28): a count a whole
-    number, a rate a number, another number whole or not as written, a boolean `true` or `false`, anything else (an
-    identifier, a time, a text) the very string; None for an empty cell. A cell that is not of its kind is a
-    definition's mistake, and raises ValueError."""
+    number, a rate or a percentage a number, another number (a duration's seconds too) whole or not as written, a
+    boolean `true` or `false`, anything else (an identifier, a time, a text) the very string; None for an empty cell.
+    A cell that is not of its kind is a definition's mistake, and raises ValueError."""
     if cell is None:
         return None
     match kind:
         case "count":
             return int(cell)
-        case "rate":
+        case "rate" | "percent":
             return float(cell)
-        case "number":
+        case "number" | "duration":
             return int(cell) if cell.lstrip("-").isdigit() else float(cell)
         case "boolean":
             if cell not in ("true", "false"):
@@ -173,43 +178,107 @@ def json_answer(server: Server, store: Store, prepared: Prepared, given: dict[st
                          "definitions": prepared.definitions}, headers=definitions_header(prepared))
 
 
-SHOWN_ROWS = 100
+SHOWN_ROWS = 100  # a page's rows unless the page asks for another of PAGE_SIZES
+PAGE_SIZES = (50, 100, 500)
 LONG_CELL = 160
 
 
 @dataclass(frozen=True)
+class View:
+    """Which rows of a report a page's table shows (issue 28): page `page` (from 1) of `size` rows, in the report's
+    order or sorted by the column whose snake header is `sort`. The CSV is never paged nor sorted."""
+
+    page: int = 1
+    size: int = SHOWN_ROWS
+    sort: str | None = None
+    descending: bool = False
+
+    @classmethod
+    def of(cls, page: str | None, size: str | None, sort: str | None, desc: str | None) -> View:
+        """The view a page's query asks for; a value that is none a `ParameterError` saying what to give."""
+        view = cls(sort=sort or None, descending=desc not in (None, "", "0"))
+        if page:
+            if not page.isdigit() or int(page) < 1:
+                raise ParameterError("page", lambda n: f"{n('page')} {page!r} is not a page number; use 1 or more")
+            view = replace(view, page=int(page))
+        if size:
+            if not size.isdigit() or int(size) not in PAGE_SIZES:
+                raise ParameterError("size", lambda n: f"{n('size')} {size!r} is not a page size; use one of "
+                                                       f"{', '.join(map(str, PAGE_SIZES))}")
+            view = replace(view, size=int(size))
+        return view
+
+    def order(self, columns: Sequence[Column]) -> reports.Order | None:
+        """The sort as the report run takes it; a column the report does not have a `ParameterError`."""
+        if self.sort is None:
+            return None
+        snakes = [column.snake for column in columns]
+        if self.sort not in snakes:
+            sort = self.sort
+            raise ParameterError("sort", lambda n: f"{n('sort')} {sort!r} is not a column of this table; use one of "
+                                                   f"{', '.join(snakes)}, or click a column's header")
+        return reports.Order(snakes.index(self.sort), self.descending)
+
+
+@dataclass(frozen=True)
 class Cell:
-    """One cell of a report table: the CSV cell's text, and a link where the cell is one."""
+    """One cell of a report table: the text shown, and a link where the cell is one; `value` is the CSV's cell,
+    exact (a page keeps it beside the text it shows)."""
 
     text: str
     href: str | None = None
     numeric: bool = False
     long: bool = False  # a message history or another long text: shown in a box of its own height
+    value: str = ""
 
 
 @dataclass
 class Table:
-    """What a page shows of a report: the columns, the first rows, how many rows there are, a summary's
-    totals, and the definitions that produced it."""
+    """What a page shows of a report: the columns, one page of rows, how many rows there are, a summary's
+    totals, the definitions that produced it, and which page in which order (`view`)."""
 
     header: list[str]
     rows: list[list[Cell]]
     count: int
     totals: list[Cell] | None
     definitions: str
+    columns: list[Column] = field(default_factory=list)
+    view: View = field(default_factory=View)
+    meanings: list[str | None] = field(default_factory=list)  # each column's, from docs/reports.md (issue 28)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.count // self.view.size))
+
+    @property
+    def first(self) -> int:
+        """The number of the page's first row, from 1 (0 when there is none)."""
+        return (self.view.page - 1) * self.view.size + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1 if self.rows else 0
+
+    @property
+    def sorted_by(self) -> str | None:
+        """The header of the column the rows are sorted by, if they are."""
+        snakes = [column.snake for column in self.columns]
+        return self.header[snakes.index(self.view.sort)] if self.view.sort in snakes else None
 
 
-def _cell(column: str, value: str | None) -> Cell:
+def _cell(column: str, value: str | None, kind: str = "text") -> Cell:
     text = value or ""
     # A link is relative, so that it opens on the host serving this page whatever public_url says, and shows what it
     # opens rather than the whole address (the CSV has that): a conversation's id, or a theme's sessions (issue 27).
     if column.endswith("Link") and "/conversations/" in text:
         conversation = text.rsplit("/conversations/", 1)[1]
-        return Cell(conversation, "/conversations/" + quote(conversation, safe=""))
+        return Cell(conversation, "/conversations/" + quote(conversation, safe=""), value=text)
     if column.endswith("Link") and "/reports/" in text:
-        return Cell("Sessions", "/reports/" + text.rsplit("/reports/", 1)[1])
+        return Cell("Sessions", "/reports/" + text.rsplit("/reports/", 1)[1], value=text)
+    if kind in reports.NUMERIC_KINDS:  # one format per kind (web/formats.py), the exact cell kept beside it
+        return Cell(formats.shown(kind, value), numeric=True, value=text)
     numeric = bool(text) and text.replace(".", "", 1).lstrip("-").isdigit()
-    return Cell(text, numeric=numeric, long=len(text) > LONG_CELL or "\n" in text)
+    return Cell(text, numeric=numeric, long=len(text) > LONG_CELL or "\n" in text, value=text)
 
 
 def totals(server: Server, store: Store, prepared: Prepared) -> tuple[str | None, ...] | None:
@@ -220,21 +289,33 @@ def totals(server: Server, store: Store, prepared: Prepared) -> tuple[str | None
     return found.rows[0] if found.rows else None
 
 
-def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str, Any], *, action: str) -> Table:
-    """The first SHOWN_ROWS rows as cells, the number of rows, and a summary's totals."""
+def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str, Any], *, action: str,
+               view: View | None = None) -> Table:
+    """One page of rows (`view`: the first SHOWN_ROWS in the report's order unless it says otherwise) as cells,
+    the number of rows, and a summary's totals. A sort by a column the report lacks, or a page past the last, is a
+    `ParameterError`."""
     report, params, config = prepared.report, prepared.params, prepared.config
-    found = run(server, store, prepared, given=given, limit=SHOWN_ROWS, action=action)
+    view = view or View()
+    columns = list(report.output_columns(params))
+    order = view.order(columns)
     count = reports.count_rows(store, config, report, params)
-    total = None
+    pages = max(1, -(-count // view.size))
+    if view.page > pages:
+        raise ParameterError("page", lambda n: f"{n('page')} {view.page} is past the last page, {pages}; "
+                                               f"use 1 to {pages}")
+    found = run(server, store, prepared, given=given, limit=view.size, offset=(view.page - 1) * view.size,
+                order=order, action=action)
+    total, kinds = None, [column.kind for column in columns]
     if report.default_period is not None:  # a summary; the detail reports take a period only as a label
         whole = totals(server, store, prepared)
         if whole is not None:
             cells = list(whole)
             if params.by:  # the totals run without the dimension: leave its column empty
                 cells.insert(1, None)
-            total = [_cell(c, v) for c, v in zip(found.header, cells, strict=True)]
-    rows = [[_cell(c, v) for c, v in zip(found.header, row, strict=True)] for row in found.rows]
-    return Table(found.header, rows, count, total, prepared.definitions)
+            total = [_cell(c, v, k) for c, v, k in zip(found.header, cells, kinds, strict=True)]
+    rows = [[_cell(c, v, k) for c, v, k in zip(found.header, row, kinds, strict=True)] for row in found.rows]
+    return Table(found.header, rows, count, total, prepared.definitions, columns, view,
+                 [meaning(report.name, column.display) for column in columns])
 
 
 # --- the API ---------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from convoscope.accounts import User
 from convoscope.config import DEFAULT_PATH, Config, load_config
 from convoscope.errors import ConfigError, ParameterError
 from convoscope.store import Store
+from convoscope.web import formats
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/"
@@ -183,6 +184,7 @@ class Server:
         self.spool_folder = spool_folder(db_path)
         self.spool_worker: Waker | None = None  # the thread merging webhook deliveries, once the app runs
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals["formats"] = formats  # one number format per kind on every page (issue 28)
         # One login check at a time: a burst of parallel guesses cannot all pass before the first is counted.
         self.logins = threading.Lock()
 

@@ -56,8 +56,8 @@
 
     function draw(snake) {
       var figure = figures[snake] || data.figures[0];
-      var rate = figure.scale !== null;
-      var seconds = /seconds$/i.test(figure.display);
+      var rate = figure.scale === "fraction" || figure.scale === "percent";
+      var seconds = figure.scale === "duration";
       var count = figure.kind === "count";
       var byRow = data.kind === "rows";
       var several = data.series.length > 1;
