@@ -370,7 +370,7 @@ def _mail_settings(table: Any, where: str) -> MailSettings:
         if key == "from" and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
             raise bad('an e-mail address such as "reports@example.com"')
         if key == "password_env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise bad('the name of an environment variable, such as "CONVOSCOPE_SMTP_PASSWORD"')
+            raise bad('the name of an environment variable, such as "SMTP_PASSWORD"')
         if key == "starttls" and not isinstance(value, bool):
             raise bad("true or false")
         limits = {"port": (1, 65535), "timeout": (1, 3600), "attach_limit": (0, 2**40), "link_days": (1, 3650),
