@@ -4,7 +4,7 @@ only builds it — middleware, error handlers, the OpenAPI document, static file
 The rooms of `web/`, one way down: the routers (`auth` for signing in and out, `reports`, `report_pages`
 and `dashboard` for reports, `entities` and `conversation_pages` for sessions, contacts and
 conversations, `events` and `webhooks` for events in, `event_pages` for the upload page and the ingest
-history, `admin` for the audit log and users, `organization` and `unsupported` for Gladly's other
+history, `admin` for the audit log and users, `schedule_pages` for scheduled reports, `organization` and `unsupported` for Gladly's other
 endpoints) import `errors` (problems in each interface's words) and `auth` (who is asking), which import
 `server` (the store gate, the configuration, problems, forms); no router imports another router's routes
 (`event_pages` uses `events`' one path in, as `report_pages` uses `reports`' data path). `rate_limit` is the middleware counting requests per token.
