@@ -64,7 +64,7 @@ def listed(store: Convoscope) -> dict[str, tuple[str, str]]:
     assert result.exit_code == 0, result.stderr
     users = {}
     for line in result.stdout.splitlines():
-        name, role, brands, created = line.split("\t")
+        name, role, brands, created, _email = line.split("\t")
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created), line
         users[name] = (role, brands)
     return users

@@ -13,7 +13,7 @@ import click
 import pytest
 
 from convoscope.cli import cli
-from convoscope.config import KEYS, SERVER_KEYS, SOURCE_KEYS
+from convoscope.config import KEYS, MAIL_KEYS, SERVER_KEYS, SOURCE_KEYS
 from convoscope.reports import REPORTS
 from convoscope.reports.meanings import meaning
 
@@ -168,3 +168,13 @@ def test_every_source_key_is_in_settings(source: str, key: str) -> None:
 def test_every_server_key_is_in_settings_with_its_default(key: str) -> None:
     rows = {row[0]: row[1] for row in settings_rows("### `[server]`")}
     assert rows.get(f"`{key}`") == f"`{json.dumps(SERVER_KEYS[key][0])}`", f"docs/settings.md: [server] {key} and its default"
+
+
+@pytest.mark.parametrize("key", sorted(MAIL_KEYS))
+def test_every_mail_key_is_documented_with_its_default(key: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"{key} =" in readme[readme.index("[mail]"):].split("\n\n", 1)[0], f"README's [mail] example lacks {key}"
+    rows = {row[0]: row[1] for row in settings_rows("### `[mail]`")}
+    default = MAIL_KEYS[key][0]
+    expected = f"`{json.dumps(default)}`" if default is not None else "none"
+    assert rows.get(f"`{key}`", "").startswith(expected), f"docs/settings.md: [mail] {key} and its default"

@@ -44,6 +44,7 @@ ALLOWED = {
     CONVERSATIONS: {"administrator", "team_manager", "analyst", "agent"},
     SEND_EVENTS: {"administrator"},
     ADMINISTER: {"administrator"},
+    "schedule": {"administrator", "team_manager"},  # issue 29: scheduling reports (decision 156)
     None: {"administrator", "team_manager", "analyst", "agent"},  # any logged-in user
 }
 WHO = ("nobody", "administrator", "team_manager", "analyst", "agent")
@@ -78,6 +79,7 @@ PAGES = [
     Call("GET", "/users", ADMINISTER),
     Call("GET", "/events/upload", SEND_EVENTS),
     Call("GET", "/events/history", ADMINISTER),
+    Call("GET", "/schedules", "schedule"),
 ]
 ENDPOINTS = [
     Call("POST", "/api/v1/events", SEND_EVENTS, body="[" + ONE_EVENT + "]"),

@@ -26,18 +26,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from convoscope.errors import ConvoscopeError, ParameterError, UsageError
 from convoscope.store import Store, delete_derived, sql_string
 
-# Permissions, and the roles that have them (SPEC 6.4).
-REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS, SEND_EVENTS, ADMINISTER = (
-    "reports", "reports_with_messages", "conversations", "send_events", "administer")
+# Permissions, and the roles that have them (SPEC 6.4; scheduling reports, issue 29: decision 156).
+REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS, SEND_EVENTS, ADMINISTER, SCHEDULE = (
+    "reports", "reports_with_messages", "conversations", "send_events", "administer", "schedule")
 ROLES: dict[str, frozenset[str]] = {
-    "administrator": frozenset({REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS, SEND_EVENTS, ADMINISTER}),
-    "team_manager": frozenset({REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS}),
+    "administrator": frozenset({REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS, SEND_EVENTS, ADMINISTER, SCHEDULE}),
+    "team_manager": frozenset({REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS, SCHEDULE}),
     "analyst": frozenset({REPORTS, REPORTS_WITH_MESSAGES, CONVERSATIONS}),
     "agent": frozenset({CONVERSATIONS}),
 }
 ROLE_TITLES = {"administrator": "Administrator", "team_manager": "Team Manager", "analyst": "Analyst",
                "agent": "Agent"}
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"
+# An e-mail address as scheduled reports are sent to it: one local part and a domain with a dot, no spaces
+# or angle brackets (a display name is not kept), at most 254 characters (RFC 5321's path limit).
+EMAIL_PATTERN = r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 SESSION_LIFETIME = timedelta(hours=12)
 TOKEN_LIFETIME = timedelta(days=365)  # the default, and the longest `users token --expires-in` gives
 # Failed logins (form, or HTTP Basic with a wrong token) allowed within LOGIN_WINDOW before further
@@ -60,6 +63,7 @@ class User:
     name: str
     role: str
     brands: tuple[str, ...] | None  # None: every brand
+    email: str | None = None  # where scheduled reports reach them (issue 29)
 
     def can(self, permission: str) -> bool:
         return permission in ROLES[self.role]
@@ -96,12 +100,20 @@ def parse_brands(text: str | None) -> tuple[str, ...] | None:
 
 
 def _row_user(row: tuple[Any, ...]) -> User:
-    name, role, brands = row
-    return User(name, role, tuple(brands) if brands is not None else None)
+    name, role, brands, *email = row
+    return User(name, role, tuple(brands) if brands is not None else None, *email)
+
+
+def check_email(address: str) -> str:
+    """`address` when it is an e-mail address convoscope sends to (EMAIL_PATTERN), else a ParameterError."""
+    if len(address) > 254 or not re.fullmatch(EMAIL_PATTERN, address):
+        raise ParameterError("email", lambda n: f"{n('email')} {address!r} is not an e-mail address; use one such as "
+                                                "ana@example.com")
+    return address
 
 
 def get_user(con: duckdb.DuckDBPyConnection, name: str) -> User | None:
-    rows = con.execute("SELECT name, role, brands FROM users WHERE name = ?", [name]).fetchall()
+    rows = con.execute("SELECT name, role, brands, email FROM users WHERE name = ?", [name]).fetchall()
     return _row_user(rows[0]) if rows else None
 
 
@@ -115,26 +127,39 @@ def _existing(con: duckdb.DuckDBPyConnection, name: str) -> User:
 def list_users(con: duckdb.DuckDBPyConnection, brands: tuple[str, ...] | None = None) -> list[tuple[User, datetime]]:
     """Every user; with `brands`, only those limited to some of these brands (a user of every brand, or
     of another brand, would show brands outside the list)."""
-    rows = con.execute("SELECT name, role, brands, created_at FROM users ORDER BY name").fetchall()
-    users = [(_row_user(r[:3]), r[3]) for r in rows]
+    rows = con.execute("SELECT name, role, brands, email, created_at FROM users ORDER BY name").fetchall()
+    users = [(_row_user(r[:4]), r[4]) for r in rows]
     if brands is None:
         return users
     return [(u, at) for u, at in users if u.brands is not None and set(u.brands) <= set(brands)]
 
 
-def add_user(store: Store, name: str, role: str, password: str, brands: tuple[str, ...] | None) -> User:
+def add_user(store: Store, name: str, role: str, password: str, brands: tuple[str, ...] | None, *,
+             email: str | None = None) -> User:
     if not re.fullmatch(NAME_PATTERN, name):
         raise UsageError(f"user name {name!r} must be letters, digits, _ . @ or - (at most 64)")
     check_role(role)
+    if email is not None:
+        check_email(email)
     if len(password) < 8:
         raise UsageError("the password must have at least 8 characters")
     with store.transaction() as con:
         if get_user(con, name) is not None:
             raise ConvoscopeError(f"user {name!r} exists; change the role with",
                                   command=("users", "set-role", name, "ROLE"))
-        con.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
-                    [name, role, list(brands) if brands is not None else None, _hasher.hash(password), _now()])
-    return User(name, role, brands)
+        con.execute("INSERT INTO users (name, role, brands, password_hash, created_at, email) VALUES (?, ?, ?, ?, ?, ?)",
+                    [name, role, list(brands) if brands is not None else None, _hasher.hash(password), _now(), email])
+    return User(name, role, brands, email)
+
+
+def set_email(store: Store, name: str, email: str | None) -> User:
+    """Give user `name` the e-mail address scheduled reports are sent to (None: none)."""
+    if email is not None:
+        check_email(email)
+    with store.transaction() as con:
+        user = _existing(con, name)
+        con.execute("UPDATE users SET email = ? WHERE name = ?", [email, name])
+    return User(user.name, user.role, user.brands, email)
 
 
 def remove_user(store: Store, name: str) -> None:
@@ -154,7 +179,7 @@ def set_role(store: Store, name: str, role: str, brands: tuple[str, ...] | None 
         con.execute("UPDATE users SET role = ?, brands = ? WHERE name = ?",
                     [role, list(keep) if keep is not None else None, name])
         con.execute("DELETE FROM web_sessions WHERE user_name = ?", [name])  # log in again under the new role
-    return User(name, role, keep)
+    return User(name, role, keep, user.email)
 
 
 def new_token(store: Store, name: str, *, lifetime: timedelta = TOKEN_LIFETIME) -> tuple[str, datetime]:

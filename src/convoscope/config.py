@@ -6,7 +6,7 @@ become sessions, contacts and conversations and where a feedback belongs, so the
 derived tables; rendering settings (`timezone`, `public_url`) and the report-time window `durable_window` apply
 when a report is written. The `[server]` table says what `serve` calls
 the installation and how many requests a second it takes per token; `[sources.NAME]` tables, how each
-helpdesk's records come in.
+helpdesk's records come in; `[mail]`, the SMTP server scheduled reports are sent through.
 """
 
 from __future__ import annotations
@@ -72,6 +72,23 @@ SERVER_KEYS: dict[str, tuple[Any, str]] = {
                        "agents and customer-profiles endpoints, as Gladly's default; 0 turns the limit off"),
 }
 MAX_NAME = 200  # as the events' names (SPEC 2.2)
+
+# The `[mail]` table: the SMTP server scheduled reports go through (issue 29, docs/schedules.md). None: not set.
+MAIL_KEYS: dict[str, tuple[Any, str]] = {
+    "host": (None, "the SMTP server's host name; unset, schedules cannot send and each run fails saying so"),
+    "port": (25, "its port: 25, or 587 with starttls"),
+    "from": ("convoscope@localhost", "the sender's address"),
+    "starttls": (False, "upgrade the connection with STARTTLS before logging in"),
+    "username": (None, "log in with this name (SMTP AUTH); unset, no login"),
+    "password": (None, "its password; prefer password_env, which keeps it out of the file"),
+    "password_env": (None, "the environment variable holding the password"),
+    "timeout": (30, "seconds to wait for the server before an attempt fails"),
+    "attach_limit": (10_000_000, "bytes: a CSV larger than this is kept on the server and the mail carries a link "
+                                 "to it instead"),
+    "link_days": (7, "days a linked CSV is kept and its link works"),
+    "attempts": (3, "attempts of a run before it is shown as failed"),
+    "retry_after": ("5m", "the pause before the second attempt, doubled before each further one"),
+}
 
 
 @functools.cache
@@ -165,6 +182,24 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """The `[mail]` table (MAIL_KEYS)."""
+
+    host: str | None = None
+    port: int = 25
+    sender: str = "convoscope@localhost"  # `from` in the file
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    timeout: int = 30
+    attach_limit: int = 10_000_000
+    link_days: int = 7
+    attempts: int = 3
+    retry_after: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
 class Config:
     """Defaults plus per-brand overrides, and the helpdesk sources, as read from one TOML file."""
 
@@ -176,6 +211,7 @@ class Config:
     # The keys the file itself sets, at its top (the defaults) and in each `[brands.NAME]`: where a value comes from.
     default_keys: tuple[str, ...] = ()
     brand_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    mail: MailSettings = field(default_factory=MailSettings)
 
     def for_brand(self, brand: str) -> BrandSettings:
         return self.brands.get(brand, self.defaults)
@@ -333,6 +369,42 @@ def _server_settings(table: Any, where: str) -> ServerSettings:
     return ServerSettings(**table)
 
 
+def _mail_settings(table: Any, where: str) -> MailSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: mail must be a table such as [mail]")
+    at = f"{where} [mail]"
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in MAIL_KEYS:
+            raise ConfigError(f"{at}: unknown key {key!r}; known keys: {', '.join(MAIL_KEYS)}")
+
+        def bad(expected: str, key: str = key, value: Any = value) -> ConfigError:
+            return ConfigError(f"{at}: {key} = {value!r} is not valid; expected {expected}")
+
+        if key in ("host", "from", "username", "password", "password_env"):
+            if not (isinstance(value, str) and value.strip() and not re.search(r"[\s\x00-\x1f\x7f]", value.strip())):
+                raise bad("a non-empty string on one line")
+            value = value.strip()
+        if key == "from" and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
+            raise bad('an e-mail address such as "reports@example.com"')
+        if key == "password_env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise bad('the name of an environment variable, such as "SMTP_PASSWORD"')
+        if key == "starttls" and not isinstance(value, bool):
+            raise bad("true or false")
+        limits = {"port": (1, 65535), "timeout": (1, 3600), "attach_limit": (0, 2**40), "link_days": (1, 3650),
+                  "attempts": (1, 20)}
+        if key in limits and not (isinstance(value, int) and not isinstance(value, bool)
+                                  and limits[key][0] <= value <= limits[key][1]):
+            raise bad(f"a whole number from {limits[key][0]} to {limits[key][1]}")
+        if key == "retry_after":
+            try:
+                value = parse_duration(value)
+            except ValueError:
+                raise bad('a duration such as "5m", "30s" or "1h"') from None
+        values["sender" if key == "from" else key] = value
+    return MailSettings(**values)
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read the configuration (SPEC 5): `path`, else ./convoscope.toml if present, else defaults."""
     explicit = path is not None
@@ -363,6 +435,7 @@ def parse_config(text: str, path: Path) -> Config:
     brands_table = data.pop("brands", {})
     sources_table = data.pop("sources", {})
     server = _server_settings(data.pop("server", {}), str(path))
+    mail = _mail_settings(data.pop("mail", {}), str(path))
     if not isinstance(sources_table, dict):
         raise ConfigError(f"{path}: sources must be tables such as [sources.chatwoot]")
     sources = {name: _source_settings(name, table, str(path)) for name, table in sources_table.items()}
@@ -376,5 +449,5 @@ def parse_config(text: str, path: Path) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: brands.{name} must be a table such as [brands.{name}]")
         brands[name] = _settings(table, defaults, f"{path} [brands.{name}]")
-    return Config(defaults=defaults, brands=brands, path=path, sources=sources, server=server,
+    return Config(defaults=defaults, brands=brands, path=path, sources=sources, server=server, mail=mail,
                   default_keys=tuple(data), brand_keys={name: tuple(table) for name, table in brands_table.items()})

@@ -126,6 +126,22 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 -- The brands an entry concerns (NULL: none in particular, or every brand); stores made before it get it here.
 ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS brands VARCHAR[];
+-- A user's e-mail address, for scheduled reports (issue 29); stores made before it get it here (decision 155).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS email VARCHAR;
+-- Scheduled reports (docs/schedules.md): a report's parameters as a saved view, a relative range, a zone, a
+-- crontab line and the recipients; `created_at` is where the first fire time is counted from.
+CREATE TABLE IF NOT EXISTS schedules (
+    id BIGINT PRIMARY KEY, owner VARCHAR NOT NULL, report VARCHAR NOT NULL, params JSON NOT NULL,
+    range VARCHAR NOT NULL, timezone VARCHAR NOT NULL, cron VARCHAR NOT NULL, recipients VARCHAR[] NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+-- One row per fire time a process claimed (the key: no two processes send the same run), with its attempts.
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    schedule_id BIGINT NOT NULL, due_at TIMESTAMP NOT NULL, status VARCHAR NOT NULL, attempt INTEGER NOT NULL,
+    started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, next_attempt_at TIMESTAMP, date_from DATE, date_to DATE,
+    rows BIGINT, bytes BIGINT, recipients VARCHAR[], delivered VARCHAR, link_hash VARCHAR, error VARCHAR,
+    PRIMARY KEY (schedule_id, due_at)
+);
 """
 
 # Tables rebuilt by derivation. They live in schema `derived` and hold numbers where the reports show

@@ -1,4 +1,4 @@
-"""Who may log in and what they did: `users` (add, list, remove, set-role, token, tokens,
+"""Who may log in and what they did: `users` (add, list, remove, set-role, set-email, token, tokens,
 revoke-token) and `audit` (SPEC 6.4, 6.5)."""
 
 from __future__ import annotations
@@ -29,15 +29,18 @@ def _read_password(password_stdin: bool) -> str:
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(list(ROLES)))
 @click.option("--brands", metavar="B1,B2", help="Only these brands (default every brand).")
+@click.option("--email", metavar="ADDRESS", help="Where scheduled reports reach the user (optional).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 @pass_app
-def users_add(app: App, name: str, role: str, brands: str | None, password_stdin: bool) -> None:
+def users_add(app: App, name: str, role: str, brands: str | None, email: str | None, password_stdin: bool) -> None:
     """Add user NAME with ROLE; the password comes from a prompt or standard input."""
     from convoscope import accounts
 
+    if email is not None:
+        accounts.check_email(email)  # before the password is asked for
     password = _read_password(password_stdin)
     with app.store() as store:
-        user = accounts.add_user(store, name, role, password, accounts.parse_brands(brands))
+        user = accounts.add_user(store, name, role, password, accounts.parse_brands(brands), email=email)
         _warn_unknown_brands(store, user.brands)
     click.echo(f"added {user.name} ({user.role_title}; {_brands_text(user.brands)})")
 
@@ -69,7 +72,7 @@ def users_list(app: App) -> None:
         return
     for user, created in found:
         click.echo(f"{user.name}\t{user.role}\t{','.join(user.brands) if user.brands is not None else '*'}\t"
-                   f"{created:%Y-%m-%dT%H:%M:%SZ}")
+                   f"{created:%Y-%m-%dT%H:%M:%SZ}\t{user.email or ''}")
 
 
 @users.command("remove")
@@ -101,6 +104,23 @@ def users_set_role(app: App, name: str, role: str, brands: str | None, every_bra
         user = accounts.set_role(store, name, role, given, every_brand)
         _warn_unknown_brands(store, given)  # the brands given now, not those kept from before
     click.echo(f"{user.name} is now {user.role_title} ({_brands_text(user.brands)})", err=True)
+
+
+@users.command("set-email")
+@click.argument("name")
+@click.argument("address", required=False)
+@click.option("--none", "clear", is_flag=True, help="Remove the user's address.")
+@pass_app
+def users_set_email(app: App, name: str, address: str | None, clear: bool) -> None:
+    """Give user NAME the e-mail ADDRESS scheduled reports are sent to (or --none)."""
+    from convoscope import accounts
+
+    if (address is None) == (not clear):
+        fail("give an ADDRESS, or --none to remove the address, not both", 2)
+    with app.store() as store:
+        user = accounts.set_email(store, name, address)
+    click.echo(f"{user.name}'s address is now {user.email}" if user.email else f"{user.name} has no address now",
+               err=True)
 
 
 @users.command("token")

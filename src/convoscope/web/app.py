@@ -5,7 +5,8 @@ The rooms of `web/`, one way down: the routers (`auth` for signing in and out, `
 and `dashboard` for reports, `entities` and `conversation_pages` for sessions, contacts and
 conversations, `events` and `webhooks` for events in, `event_pages` for the upload page and the ingest
 history, `admin` for the audit log and users, `settings_pages` for the brand settings and their form,
-`organization` and `unsupported` for Gladly's other endpoints) import `errors` (problems in each interface's words) and `auth` (who is asking), which import
+`schedule_pages` for scheduled reports, `organization` and `unsupported` for Gladly's other endpoints) import `errors`
+(problems in each interface's words) and `auth` (who is asking), which import
 `server` (the store gate, the configuration, problems, forms); no router imports another router's routes
 (`event_pages` uses `events`' one path in, as `report_pages` uses `reports`' data path). `rate_limit` is the middleware counting requests per token.
 """
@@ -27,6 +28,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from convoscope.config import Config
+from convoscope.service.scheduler import Scheduler
 from convoscope.web import (
     admin,
     auth,
@@ -41,6 +43,7 @@ from convoscope.web import (
     organization,
     report_pages,
     reports,
+    schedule_pages,
     settings_pages,
     unsupported,
     webhooks,
@@ -74,12 +77,18 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
     server = Server(db_path, config_path, config)
     worker = webhooks.SpoolWorker(server)
     server.spool_worker = worker
+    scheduler = Scheduler(server.gate.open, server.gate.writing, lambda: server.config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The spool worker runs while the server does; a stopping server merges what is left first."""
+        """The spool worker and the scheduler of reports run while the server does; a stopping server merges what
+        is left first, and lets a run under way end recorded."""
         worker.start()
+        scheduler.start()
+        server.scheduler = scheduler
         yield
+        server.scheduler = None
+        await run_in_threadpool(scheduler.stop)
         await run_in_threadpool(worker.drain)
 
     app = FastAPI(
@@ -127,7 +136,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
             app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
     # In the order of before (the API's, the webhooks', the pages'): the OpenAPI document lists paths so.
     for module in (events, gladly, reports, compare, entities, webhooks, auth, conversation_pages, report_pages, dashboard,
-                   admin, event_pages, settings_pages):
+                   admin, event_pages, settings_pages, schedule_pages):
         app.include_router(module.router)
     for module in (organization, unsupported):  # Gladly's organization, agents, customers; what convoscope lacks
         app.include_router(module.router)

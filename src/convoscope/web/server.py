@@ -121,6 +121,10 @@ class Waker(Protocol):
     def wake(self) -> None: ...
 
 
+class RunsNow(Protocol):
+    def run_now(self, schedule_id: int) -> None: ...
+
+
 @dataclass
 class Caller:
     """The authenticated user of a request, how they proved it, and their login's CSRF token."""
@@ -183,6 +187,7 @@ class Server:
         self.settings = Settings(config_path, config)
         self.spool_folder = spool_folder(db_path)
         self.spool_worker: Waker | None = None  # the thread merging webhook deliveries, once the app runs
+        self.scheduler: RunsNow | None = None  # scheduled reports (`service.scheduler`), once the app runs
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["formats"] = formats  # one number format per kind on every page (issue 28)
         # One login check at a time: a burst of parallel guesses cannot all pass before the first is counted.
