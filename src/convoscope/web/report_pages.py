@@ -16,6 +16,7 @@ from convoscope import accounts, reports
 from convoscope.errors import ParameterError
 from convoscope.reports.base import PERIODS, Report
 from convoscope.reports.filters import suggested_values
+from convoscope.web import drill
 from convoscope.web.auth import require
 from convoscope.web.ranges import ranges
 from convoscope.web.reports import html_table, prepare
@@ -81,14 +82,21 @@ THEME_LISTS = frozenset({"handoff-themes", "handoff-themes-with-examples"})
 DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in listed}
 GROUP_OF = {name: group for group, listed in REPORT_GROUPS for name, _ in listed}
 FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", "handoff_category": "Handoff category",
-                "outcome": "Outcome", "source": "Source", "agent": "Team member", "handled_by": "Handled by"}
+                "outcome": "Outcome", "source": "Source", "agent": "Team member", "handled_by": "Handled by",
+                "handoff_subcategory": "Handoff subcategory", "handed_off": "Handed off", "resolved": "Resolved",
+                "responded": "Responded", "recontacted": "Recontacted", "closed": "Closed",
+                "durable_resolution": "Durable resolution", "resolution_class": "Resolution class",
+                "feedback": "Feedback", "handoff_step": "Handoff step reached", "direction": "Direction",
+                "status": "Status", "multichannel": "Multichannel", "with_ai": "With AI",
+                "automated_resolution": "Automated resolution", "first_channel": "First channel",
+                "period": "In period (label)"}
 
 
 def form_fields(report: Report) -> tuple[str, ...]:
     """The parameters `report`'s form has one field for, by SPEC 4's names (the fields' own). A filter's
     error (`where`) names its key, and is shown above the fields: it is not told which of them it is about."""
     return ("from", "to", "tz", "as_of", *(("period",) if report.takes_period else ()),
-            *(("by",) if report.by_columns else ()), "brand")
+            *(("by",) if report.by_columns else ()), *(("anchor",) if report.anchors else ()), "brand")
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -104,7 +112,7 @@ def reports_page(request: Request) -> Response:
 
 def _report_form(request: Request, report: Report, date_from: str | None, date_to: str | None, tz: str | None,
                  as_of: str | None, period: str | None, by: str | None, where: list[str] | None,
-                 brand: list[str] | None) -> ReportForm:
+                 brand: list[str] | None, anchor: str | None = None) -> ReportForm:
     """The form's fields. A filter comes as `where=KEY=VALUE` (the API's form, so an API query works
     here too) or as the form's own field `where.KEY`; an empty one is no filter."""
     filters = [item for item in (where or []) if item.strip()]
@@ -114,7 +122,7 @@ def _report_form(request: Request, report: Report, date_from: str | None, date_t
             filters.append(f"{key}={value}")
     return ReportForm(date_from=blank(date_from), date_to=blank(date_to), tz=blank(tz), period=blank(period),
                       by=blank(by), where=tuple(filters), brands=tuple(b for b in (brand or []) if b.strip()),
-                      as_of=blank(as_of))
+                      as_of=blank(as_of), anchor=blank(anchor))
 
 
 @router.get("/reports/{name}", response_class=HTMLResponse)
@@ -129,6 +137,8 @@ def report_page(
     by: Annotated[str | None, Query()] = None,
     where: Annotated[list[str] | None, Query()] = None,
     brand: Annotated[list[str] | None, Query()] = None,
+    anchor: Annotated[str | None, Query()] = None,
+    of: Annotated[list[str] | None, Query()] = None,
     run: Annotated[str | None, Query()] = None,
     download: Annotated[str | None, Query()] = None,
 ) -> Response:
@@ -140,13 +150,13 @@ def report_page(
         report = reports.REPORTS.get(name)
         if report is None:
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
-        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand)
+        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand, anchor)
         visible = caller.user.visible_brands(store.brands())
-        prepared, error, table = None, None, None
+        prepared, error, table, part = None, None, None, None
         try:
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
                                date_to=form.date_to, tz=form.tz, as_of=form.as_of, period=form.period, by=form.by,
-                               where=list(form.where), config=config)
+                               where=list(form.where), anchor=form.anchor, config=config)
         except ParameterError as exc:
             error = FieldError.of(exc, form_fields(report))
         csv_url = f"/api/v1/reports/{name}" + (f"?{urlencode(form.query())}" if form.query() else "")
@@ -155,6 +165,7 @@ def report_page(
         if prepared is not None and run:
             # Seeing the rows is reading them: as audited as a download (SPEC 6.5), as a `view`.
             table = html_table(server, store, prepared, form.audited(), action="view")
+            part = drill.part(store, prepared, of or [], form.query(), table.count)
         suggestions = suggested_values(store, [key for key, choices in report.where.items() if not choices], visible)
         # The presets keep the page as it is, its rows shown when they were.
         dates = ranges(store, config, path=f"/reports/{name}", query=form.query() + ([("run", "1")] if run else []),
@@ -168,7 +179,7 @@ def report_page(
         dimensions=[(key, column.display) for key, column in report.by_columns.items()],
         filters=[(key, FILTER_NAMES.get(key, key), [(v, value_name(v)) for v in choices])
                  for key, choices in report.where.items()],
-        suggestions=suggestions,
+        suggestions=suggestions, anchors=report.anchors, part=part,
         sortable=name in SORTABLE and table is not None and 0 < len(table.rows) == table.count,
         themes=[dict(zip(table.header, row, strict=True)) for row in table.rows]
         if name in THEME_LISTS and table is not None else None,

@@ -33,6 +33,7 @@ from convoscope import accounts, reports, service
 from convoscope.config import Config
 from convoscope.reports.base import Params, Report
 from convoscope.store import Store
+from convoscope.web import drill
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
@@ -199,8 +200,10 @@ class Table:
     definitions: str
 
 
-def _cell(column: str, value: str | None) -> Cell:
+def _cell(column: str, value: str | None, href: str | None = None) -> Cell:
     text = value or ""
+    if href is not None and text:  # a figure: the detail rows behind it (web/drill.py)
+        return Cell(text, href, numeric=True)
     # A link is relative, so that it opens on the host serving this page whatever public_url says, and shows what it
     # opens rather than the whole address (the CSV has that): a conversation's id, or a theme's sessions (issue 27).
     if column.endswith("Link") and "/conversations/" in text:
@@ -225,6 +228,7 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
     report, params, config = prepared.report, prepared.params, prepared.config
     found = run(server, store, prepared, given=given, limit=SHOWN_ROWS, action=action)
     count = reports.count_rows(store, config, report, params)
+    links = drill.linker(prepared)
     total = None
     if report.default_period is not None:  # a summary; the detail reports take a period only as a label
         whole = totals(server, store, prepared)
@@ -232,8 +236,8 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
             cells = list(whole)
             if params.by:  # the totals run without the dimension: leave its column empty
                 cells.insert(1, None)
-            total = [_cell(c, v) for c, v in zip(found.header, cells, strict=True)]
-    rows = [[_cell(c, v) for c, v in zip(found.header, row, strict=True)] for row in found.rows]
+            total = [_cell(c, v, h) for c, v, h in zip(found.header, cells, links(cells), strict=True)]
+    rows = [[_cell(c, v, h) for c, v, h in zip(found.header, row, links(row), strict=True)] for row in found.rows]
     return Table(found.header, rows, count, total, prepared.definitions)
 
 
@@ -254,7 +258,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "brand")
+REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "anchor", "brand")
 
 
 def _names_and_columns() -> str:
@@ -289,10 +293,14 @@ def get_report(
     as_of: Annotated[str | None, Query(description="RFC 3339 instant (default now)")] = None,
     period: Annotated[str | None, Query(description="Summaries: half_hour, day, week, month, quarter, year")] = None,
     by: Annotated[str | None, Query(description="sessions-summary and outcomes-summary: channel, ai_agent, guide, "
-                                                "handoff_category; automation-summary: channel, ai_agent, brand")] = None,
+                                                "handoff_category, handoff_subcategory, inbox; automation-summary: "
+                                                "channel, ai_agent, brand")] = None,
     where: Annotated[list[str] | None, Query(description="KEY=VALUE filter, repeatable")] = None,
     headers: Annotated[Literal["display", "snake"], Query()] = "display",
     extra: Annotated[bool, Query()] = False,
+    anchor: Annotated[str | None, Query(description="Detail reports: the time from, to and a `period=LABEL` filter "
+                                                    "read: created (default); ended for sessions-detail and "
+                                                    "contact-export; last_closed for conversation-export")] = None,
     brand: Annotated[list[str] | None, Query(description="Only these brands (default: every brand you may see)")] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -307,7 +315,7 @@ def get_report(
                                           f"the reports take {', '.join(REPORT_QUERY)}", unknown[0])
         prepared = prepare(server, store, caller, name, "api", brands=list(brand or []), date_from=from_, date_to=to,
                            tz=tz, as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
-                           extra=extra)
+                           extra=extra, anchor=anchor)
         given = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
                  for key in request.query_params}
         wanted = (accept or "").lower()  # media types ignore case
