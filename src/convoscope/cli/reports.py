@@ -31,7 +31,8 @@ def reports_epilog(width: int = 76) -> str:
         for option, items in (("--where", keys), ("--by", list(report.by_columns))):
             if items:
                 lines += textwrap.wrap(", ".join(items), width, initial_indent=f"  {option:<8}",
-                                       subsequent_indent=" " * 10, break_on_hyphens=False)
+                                       subsequent_indent=" " * 10, break_on_hyphens=False,
+                                       break_long_words=False)
         if not report.where:
             lines.append(f"  {'--where':<8}(no keys)")
     return ("Reports (NAME), each with the --where keys it takes (KEY=a|b: only these values) and its --by "
