@@ -204,6 +204,43 @@ def test_dashboard_charts_show_the_summary_numbers(page: Page, site: LiveServer,
     assert outside == []
 
 
+def test_a_figure_opens_the_rows_behind_it(page: Page, site: LiveServer, outside: list[str]) -> None:
+    """Issue 28 point 2: a dashboard headline figure and a summary page's cell each open the detail page of the rows
+    that make them, as many as the figure says; a rate's page counts its numerator among them."""
+    query = "&".join(f"{k}={v}" for k, v in RANGE.items())
+    page.goto(f"{site.url}/dashboard?{query}&period=day")
+    tile = page.locator("#headline .value[data-figure='sessions']")
+    sessions = tile.get_attribute("data-value")
+    assert sessions and int(sessions) > 0
+    tile.get_by_role("link").click()
+    page.wait_for_load_state("networkidle")
+    assert "/reports/sessions-detail" in page.url
+    expect(page.locator("#row-count")).to_have_attribute("data-count", sessions)
+    shot(page, "drill-sessions")
+
+    page.goto(f"{site.url}/reports/sessions-summary?{query}&period=day&run=1")
+    first = page.locator("#report-rows tbody tr").first
+    handed = first.locator("td").nth(4)  # Period, Sessions, Responded, Resolved, Handed Off
+    count = handed.inner_text()
+    handed.get_by_role("link").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#row-count")).to_have_attribute("data-count", count)
+    expect(page.locator("input[name='where.handed_off'], select[name='where.handed_off']")).to_have_value("true")
+
+    page.goto(f"{site.url}/reports/sessions-summary?{query}&period=day&run=1")
+    rate = page.locator("#report-totals td").nth(9)  # Handoff Rate
+    shown = rate.inner_text()
+    rate.get_by_role("link").click()
+    page.wait_for_load_state("networkidle")
+    closed = int(page.locator("#row-count").get_attribute("data-count") or 0)
+    handed_off = int(page.locator("#numerator-link").get_attribute("data-count") or 0)
+    assert str((Decimal(handed_off) / closed).quantize(Decimal("0.0001"), ROUND_HALF_UP)) == shown
+    page.locator("#numerator-link").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#row-count")).to_have_attribute("data-count", str(handed_off))
+    assert outside == []
+
+
 def test_a_date_preset_fills_the_range_and_the_table_follows(page: Page, site: LiveServer, outside: list[str]) -> None:
     """Issue 28: beside From and To, "The whole data" sets them to the first and last local date of the brand's
     events in the form's zone, keeps the other fields and the shown rows, and the table shows the range's rows."""

@@ -31,7 +31,8 @@ def reports_epilog(width: int = 76) -> str:
         for option, items in (("--where", keys), ("--by", list(report.by_columns))):
             if items:
                 lines += textwrap.wrap(", ".join(items), width, initial_indent=f"  {option:<8}",
-                                       subsequent_indent=" " * 10, break_on_hyphens=False)
+                                       subsequent_indent=" " * 10, break_on_hyphens=False,
+                                       break_long_words=False)
         if not report.where:
             lines.append(f"  {'--where':<8}(no keys)")
     return ("Reports (NAME), each with the --where keys it takes (KEY=a|b: only these values) and its --by "
@@ -49,6 +50,9 @@ def reports_epilog(width: int = 76) -> str:
 @click.option("--where", multiple=True, metavar="KEY=VALUE",
               help="Filter; repeatable, AND-ed (each report's keys below).")
 @click.option("--headers", type=click.Choice(["display", "snake"]), default="display", show_default=True)
+@click.option("--anchor", metavar="TIME",
+              help="Detail reports: the time --from/--to and --where period= read: created (default), ended "
+                   "(sessions-detail, contact-export) or last_closed (conversation-export).")
 @click.option("--extra", is_flag=True,
               help="Append the extra columns: Brand, Created At, Ended At, End Reason, Outcome, Inbox, Feedback, "
                    "Feedback Score, Durable Resolution and Resolution Class to the session reports; Inbox, Feedback, "
@@ -63,7 +67,7 @@ def reports_epilog(width: int = 76) -> str:
                    "zone and each brand's derivation settings (never inside the CSV).")
 @pass_app
 def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: str | None, as_of: str | None,
-           period: str | None, by: str | None, where: tuple[str, ...], headers: str, extra: bool,
+           period: str | None, by: str | None, where: tuple[str, ...], headers: str, anchor: str | None, extra: bool,
            brands: tuple[str, ...], out: str, lake: Path | None, describe: bool) -> None:
     """Write report NAME as CSV."""
     config = app.config
@@ -74,12 +78,12 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
     # What the audit records of a download with messages: every parameter given (SPEC 6.5).
     given = {key: value for key, value in {
         "from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by, "where": list(where),
-        "headers": None if headers == "display" else headers, "brand": list(brands), "extra": extra or None,
+        "headers": None if headers == "display" else headers, "anchor": anchor, "brand": list(brands), "extra": extra or None,
         "out": out}.items() if value}
     with app.lake(lake) if lake else app.store(must_exist=True) as store:
         definition, params = service.prepare_report(
             store, config, name, asker, brands=brands, date_from=date_from, date_to=date_to, tz=tz, as_of=as_of,
-            period=period, by=by, where=list(where), headers=headers, extra=extra)
+            period=period, by=by, where=list(where), headers=headers, extra=extra, anchor=anchor)
         warn_unknown_brands(store, brands)
         # A lake has no audit log, and its files can be read by any Parquet reader (decision 74).
         options: dict[str, Any] = {"given": given, "audited": not lake, "progress": progress_printer()}

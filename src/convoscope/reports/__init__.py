@@ -16,7 +16,16 @@ from convoscope.config import Config, check_zone
 from convoscope.errors import ParameterError, ReportError
 from convoscope.events.schema import TIMESTAMP_PATTERN
 from convoscope.reports.automation import AUTOMATION_SUMMARY
-from convoscope.reports.base import PERIODS, Column, Params, Report, copy_csv, period_label, q
+from convoscope.reports.base import (
+    PERIODS,
+    Column,
+    Params,
+    Report,
+    copy_csv,
+    period_label,
+    period_of_label,
+    q,
+)
 from convoscope.reports.contacts import CONTACT_EXPORT, CONTACT_SUMMARY
 from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_SUMMARY
 from convoscope.reports.funnel import HANDOFF_FUNNEL
@@ -90,6 +99,7 @@ def build_params(
     where: list[str] | None = None,
     headers: str = "display",
     extra: bool = False,
+    anchor: str | None = None,
 ) -> Params:
     """Check the common parameters of SPEC 4 against `report`; a bad one is a `ParameterError` naming it."""
     name = report.name
@@ -120,6 +130,14 @@ def build_params(
         raise ParameterError("extra", lambda n: f"report {name} does not take {n('extra')}")
     if headers not in ("display", "snake"):
         raise ParameterError("headers", lambda n: f"{n('headers')} {headers!r} must be display or snake")
+    if anchor is not None:
+        if not report.anchors:
+            raise ParameterError("anchor", lambda n: f"report {name} does not take {n('anchor')}: a summary places its "
+                                                     "rows by its own time; its detail report takes it")
+        if anchor not in report.anchors:
+            raise ParameterError("anchor", lambda n: f"{n('anchor')} {anchor!r} is not one of "
+                                                     f"{', '.join(report.anchors)}")
+        params.anchor = anchor
     params.where = [_filter(report, item) for item in where or []]
     return params
 
@@ -143,6 +161,9 @@ def _filter(report: Report, item: str) -> tuple[str, str]:
     choices = report.where[key]
     if choices and value not in choices:
         raise ParameterError("where", lambda n: f"{key} {value!r} is not one of {', '.join(choices)}")
+    if key == "period" and period_of_label(value) is None:
+        raise ParameterError("where", lambda n: f"period {value!r} is not a period's label; use one such as "
+                                                "2026-05-21T10:30, 2026-05-21, 2026-W21, 2026-05, 2026-Q2 or 2026")
     return key, value
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from convoscope.config import Config
 from convoscope.reports.base import Column, Params, Report, columns, in_range, rate, summary_query
-from convoscope.reports.conversations import CONVERSATION_WHERE, conversation_facts
+from convoscope.reports.conversations import CONVERSATION_FILTERS, conversation_facts, conversation_filters
 
 COLUMNS = (
     Column("Period", kind="time"),
@@ -35,14 +35,14 @@ def _summary(report: Report, params: Params, config: Config) -> str:
         rate("count(*) FILTER (WHERE session_count > 0 AND automated_resolution IS NOT NULL)", known),
     ]
     facts = conversation_facts(params, in_range("v.created_at", params), config=config)
-    return summary_query(params, facts, "created_at", "is_closed", figures,
+    return summary_query(params, facts, "created_at", f"is_closed AND {conversation_filters(params)}", figures,
                          DIMENSIONS[params.by][1] if params.by else None)
 
 
 AUTOMATION_SUMMARY = Report(
     name="automation-summary",
     columns=COLUMNS,
-    where=CONVERSATION_WHERE,
+    where=CONVERSATION_FILTERS,
     query=_summary,
     takes_period=True,
     default_period="day",

@@ -69,6 +69,7 @@ class Params:
     where: list[tuple[str, str]] = field(default_factory=list)
     headers: str = "display"
     extra: bool = False
+    anchor: str = "created"  # the time a detail report's range and `period` filter read (issue 28: `Report.anchors`)
     every_brand: bool = True  # no brand chosen and none withheld: rows of no known brand are shown too
     channels: list[str] | None = None  # the API's channel list: any of these (SPEC 6.2)
     start_at: datetime | None = None  # the API's startAtTime / endAtTime: the range narrowed to instants
@@ -91,6 +92,9 @@ class Report:
     by_columns: dict[str, Column] = field(default_factory=dict)  # --by keys and their column, after Period
     extra_columns: tuple[Column, ...] = ()
     personal_data: bool = False
+    # A detail report's anchors (issue 28): the times its range may read, `created` first, the default; a summary
+    # places its rows by one time of its own and takes none. Drill-down links ask the anchor of the figure's summary.
+    anchors: tuple[str, ...] = ()
     in_lakes: bool = True  # a lake (spark-derive's) holds what it reads; the sources report's records are not
     # Brand settings judged when the report runs, not when the tables were derived (`durable_window`): named in
     # its definitions beside the derivation settings; `extra_judged_with` only with --extra.
@@ -149,6 +153,42 @@ def period_label(ts: str, params: Params, period: str | None) -> str:
         case "year":
             return f"strftime({loc}, '%Y')"  # four digits, as the other labels: years 1 to 999 sort first
     raise ReportError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+
+
+# The shape of each period's labels (SPEC 4.1), which tells a label's period: `--where period=2026-W21` needs no
+# `--period`.
+LABEL_SHAPES = {
+    "half_hour": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[03]0"),
+    "day": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+    "week": re.compile(r"[0-9]{4}-W[0-9]{2}"),
+    "month": re.compile(r"[0-9]{4}-[0-9]{2}"),
+    "quarter": re.compile(r"[0-9]{4}-Q[1-4]"),
+    "year": re.compile(r"[0-9]{4}"),
+}
+
+
+def period_of_label(label: str) -> str | None:
+    """The period whose labels look like `label`, None when none does."""
+    return next((period for period, shape in LABEL_SHAPES.items() if shape.fullmatch(label)), None)
+
+
+def in_period(ts: str, params: Params, label: str) -> str:
+    """`--where period=LABEL` (issue 28): `ts` falls in the period of that label, in the report's zone; the exact
+    rows a summary's row of that label counts, a half hour included (clocks going back: both half hours of one
+    wall-clock label, as the summary groups them)."""
+    period = period_of_label(label)
+    if period is None:
+        raise ReportError(f"period label {label!r} has no period's shape")
+    return f"{period_label(ts, params, period)} = {q(label)}"
+
+
+def truth(column: str, value: str) -> str:
+    """A boolean filter's condition (issue 28): `true`, `false`, `unknown` (an empty cell) or `known` (either)."""
+    return {"true": f"{column} IS TRUE", "false": f"{column} IS FALSE", "unknown": f"{column} IS NULL",
+            "known": f"{column} IS NOT NULL"}[value]
+
+
+TRUTH = ("true", "false", "known", "unknown")  # the values a boolean filter takes
 
 
 def in_range(ts: str, params: Params) -> str:

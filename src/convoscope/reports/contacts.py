@@ -25,6 +25,7 @@ from convoscope.reports.base import (
     fmt_timestamp,
     guard,
     in_brands,
+    in_period,
     in_range,
     inbox_in,
     inbox_is,
@@ -37,6 +38,11 @@ from convoscope.reports.base import (
 from convoscope.store import id_order, stored
 
 CONTACT_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "source": CONTACT_SOURCES, "agent": (), "inbox": ()}
+# Issue 28 point 2: what contact-summary's figures count by, as filters (SPEC 4's reports; Gladly's keep the above).
+CONTACT_FILTERS: dict[str, tuple[str, ...]] = CONTACT_WHERE | {
+    "direction": ("INBOUND", "OUTBOUND"), "status": ("open", "ended"), "responded": ("true", "false"),
+}
+ANCHORS = {"created": "created_at", "ended": "ended_at"}  # a contact's end is known once it has ended
 
 EXPORT_COLUMNS = (
     *columns("id", "Contact ID", "Conversation ID", "Customer ID", "Brand"),
@@ -113,6 +119,12 @@ def _contact_facts(params: Params) -> str:
                 conditions.append(f"list_contains(c.agent_names, {q(value)})")
             case "inbox":
                 conditions.append(inbox_is("c.inbox", value))
+            case "direction":
+                conditions.append(f"(c.source = 'outbound') = {value == 'OUTBOUND'}")
+            case "status":
+                conditions.append(f"c.ended_at {'<=' if value == 'ended' else '>'} {at}")
+            case "responded":  # a first team reply by the as-of time (First Response At)
+                conditions.append(f"{'' if value == 'true' else 'NOT '}coalesce(c.first_response_at <= {at}, false)")
     return f"""
         SELECT c.*, s.handoff_category,
                c.ended_at > {at} AS is_open,
@@ -143,9 +155,18 @@ def _export(report: Report, params: Params, config: Config) -> str:
     return f"""
         SELECT {", ".join(cells)}
         FROM ({contact_facts(params, config if params.extra else None)})
-        WHERE {in_range("created_at", params)}
-        ORDER BY created_at, {id_order("contact_key")}
+        WHERE {_anchored(params)}
+        ORDER BY {ANCHORS[params.anchor]}, {id_order("contact_key")}
     """
+
+
+def _anchored(params: Params) -> str:
+    """The export's rows by its anchor (issue 28): created in the range, or ended in it (ended contacts only), and
+    in the period of `--where period=LABEL`."""
+    anchor = ANCHORS[params.anchor]
+    conditions = [in_range(anchor, params), *(["NOT is_open"] if params.anchor == "ended" else []),
+                  *(in_period(anchor, params, value) for key, value in params.where if key == "period")]
+    return " AND ".join(conditions)
 
 
 def _outcome_cells() -> list[str]:
@@ -166,7 +187,8 @@ def _summary(report: Report, params: Params, config: Config) -> str:
 CONTACT_EXPORT = Report(
     name="contact-export",
     columns=EXPORT_COLUMNS,
-    where=CONTACT_WHERE,
+    where=CONTACT_FILTERS | {"period": ()},
+    anchors=tuple(ANCHORS),
     query=_export,
     extra_columns=(Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score", kind="number"),
                    *OUTCOME_EXTRA_COLUMNS),
@@ -174,7 +196,7 @@ CONTACT_EXPORT = Report(
 CONTACT_SUMMARY = Report(
     name="contact-summary",
     columns=SUMMARY_COLUMNS,
-    where=CONTACT_WHERE,
+    where=CONTACT_FILTERS,
     query=_summary,
     takes_period=True,
     default_period="day",

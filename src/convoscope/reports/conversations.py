@@ -13,6 +13,7 @@ from __future__ import annotations
 from convoscope.config import Config
 from convoscope.derive.names import HANDLED_BY
 from convoscope.reports.base import (
+    TRUTH,
     Column,
     Params,
     Report,
@@ -24,6 +25,7 @@ from convoscope.reports.base import (
     fmt_timestamp,
     guard,
     in_brands,
+    in_period,
     in_range,
     inbox_in,
     inbox_is,
@@ -32,11 +34,50 @@ from convoscope.reports.base import (
     q,
     seconds_between,
     summary_query,
+    truth,
 )
 from convoscope.reports.sessions import session_facts
 from convoscope.store import id_order, stored
 
 CONVERSATION_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "handled_by": HANDLED_BY, "inbox": ()}
+# Issue 28 point 2: what conversation-summary's and automation-summary's figures count by, as filters (SPEC 4's
+# reports; Gladly's keep the above), read after the facts (`conversation_filters`). Those of JUDGED need the
+# outcome facts (`config`).
+CONVERSATION_FILTERS: dict[str, tuple[str, ...]] = CONVERSATION_WHERE | {
+    "status": ("OPEN", "CLOSED"), "multichannel": ("true", "false"), "handed_off": ("true", "false"),
+    "with_ai": ("true", "false"), "automated_resolution": TRUTH, "first_channel": (), "ai_agent": (),
+}
+JUDGED = frozenset({"automated_resolution", "ai_agent"})
+ANCHORS = {"created": "created_at", "last_closed": "last_closed_at"}  # a last close only of a closed conversation
+
+
+def judged(params: Params) -> bool:
+    return params.extra or any(key in JUDGED for key, _ in params.where)
+
+
+def conversation_filters(params: Params) -> str:
+    """The filters of CONVERSATION_FILTERS beyond CONVERSATION_WHERE, over `conversation_facts` (with outcomes for
+    those of JUDGED); `period` on the anchor."""
+    conditions = ["true"]
+    for key, value in params.where:
+        match key:
+            case "status":
+                conditions.append("is_closed" if value == "CLOSED" else "NOT is_closed")
+            case "multichannel":
+                conditions.append(f"(channel_count > 1) = {value}")
+            case "handed_off":  # one of its sessions was handed off (% Handed Off)
+                conditions.append(f"(sessions_handed_off > 0) = {value}")
+            case "with_ai":  # it has sessions (automation-summary's With AI)
+                conditions.append(f"(session_count > 0) = {value}")
+            case "automated_resolution":
+                conditions.append(truth(key, value))
+            case "first_channel":
+                conditions.append(f"first_channel = {q(value.lower())}" if value else "first_channel IS NULL")
+            case "ai_agent":  # that of its first session naming one (automation-summary by ai_agent)
+                conditions.append(f"first_ai_agent = {q(value)}" if value else "first_ai_agent IS NULL")
+            case "period":
+                conditions.append(in_period(ANCHORS[params.anchor], params, value))
+    return " AND ".join(conditions)
 
 EXPORT_COLUMNS = (
     Column("Created At", kind="time"), *columns("id", "Conversation ID", "Customer ID", "Brand"),
@@ -164,10 +205,15 @@ def _export(report: Report, params: Params, config: Config) -> str:
         *([guard("inbox_at_created"), guard("last_closed_inbox")] if params.extra else []),
         *([boolean("automated_resolution")] if params.extra else []),
     ]
+    created = params.anchor == "created"
+    facts = conversation_facts(params, in_range("v.created_at", params) if created else "true",
+                               config=config if judged(params) else None)
+    anchored = "true" if created else f"is_closed AND {in_range('last_closed_at', params)}"
     return f"""
         SELECT {", ".join(cells)}
-        FROM ({conversation_facts(params, in_range("v.created_at", params), config=config if params.extra else None)})
-        ORDER BY created_at, {id_order("conversation_key")}
+        FROM ({facts})
+        WHERE {anchored} AND {conversation_filters(params)}
+        ORDER BY {ANCHORS[params.anchor]}, {id_order("conversation_key")}
     """
 
 
@@ -181,14 +227,17 @@ def _summary(report: Report, params: Params, config: Config) -> str:
         average("session_count"), average("contact_count"), average("channel_count"), average("times_closed_by"),
         average(seconds_between("created_at", "last_closed_at")),
     ]
-    return summary_query(params, conversation_facts(params), "last_closed_at",
-                         f"is_closed AND {in_range('last_closed_at', params)}", figures)
+    return summary_query(params, conversation_facts(params, config=config if judged(params) else None),
+                         "last_closed_at",
+                         f"is_closed AND {in_range('last_closed_at', params)} AND {conversation_filters(params)}",
+                         figures)
 
 
 CONVERSATION_EXPORT = Report(
     name="conversation-export",
     columns=EXPORT_COLUMNS,
-    where=CONVERSATION_WHERE,
+    where=CONVERSATION_FILTERS | {"period": ()},
+    anchors=tuple(ANCHORS),
     query=_export,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
     extra_judged_with=("durable_window",),
@@ -196,7 +245,7 @@ CONVERSATION_EXPORT = Report(
 CONVERSATION_SUMMARY = Report(
     name="conversation-summary",
     columns=SUMMARY_COLUMNS,
-    where=CONVERSATION_WHERE,
+    where=CONVERSATION_FILTERS,
     query=_summary,
     takes_period=True,
     default_period="day",

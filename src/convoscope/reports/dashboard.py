@@ -52,7 +52,9 @@ def _by(by: str, counted: str, *, keep_empty: bool) -> Report:
                   takes_period=True)
 
 
-SUBCATEGORY_COLUMNS = (Column("Handoff Subcategory", text=True), *columns("count", "Sessions", "Handed Off"))
+# After the figures, the category and subcategory apart (not guarded: the values a drill-down link filters by).
+SUBCATEGORY_COLUMNS = (Column("Handoff Subcategory", text=True), *columns("count", "Sessions", "Handed Off"),
+                       Column("Category"), Column("Subcategory"))
 
 
 def _subcategories(report: Report, params: Params, config: Config) -> str:
@@ -60,7 +62,9 @@ def _subcategories(report: Report, params: Params, config: Config) -> str:
     query shape and figures over the same selection."""
     whole = replace(params, period="all", by=None)
     query = summary_query(whole, session_facts(params), "created_at", session_filters(params),
-                          [FIGURES[k] for k in ("sessions", "handed_off")], SUBCATEGORY)
+                          [*(FIGURES[k] for k in ("sessions", "handed_off")),
+                           "any_value(CASE WHEN was_handed_off THEN handoff_category END)",
+                           "any_value(CASE WHEN was_handed_off THEN handoff_subcategory END)"], SUBCATEGORY)
     return _top(query, SUBCATEGORY_COLUMNS, "handed_off", keep_empty=False)
 
 

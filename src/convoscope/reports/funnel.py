@@ -14,7 +14,7 @@ from dataclasses import replace
 from convoscope.config import Config
 from convoscope.reports.base import Column, Params, Report, columns, median, summary_query
 from convoscope.reports.contacts import contact_facts
-from convoscope.reports.sessions import SESSION_WHERE, session_facts, session_filters
+from convoscope.reports.sessions import SESSION_FILTERS, judged, session_facts, session_filters
 
 COLUMNS = (
     Column("Period", kind="time"), Column("Handoff Category", text=True),
@@ -27,7 +27,8 @@ COLUMNS = (
 def _funnel(report: Report, params: Params, config: Config) -> str:
     """The sessions the filters select that were handed off, each with the contact linked to it (by its handoff or
     the takeover), if any. The filters are the sessions': the contacts are those of the sessions selected."""
-    sessions = f"SELECT * FROM ({session_facts(params)}) WHERE {session_filters(params)} AND was_handed_off"
+    sessions = (f"SELECT * FROM ({session_facts(params, config if judged(params) else None)}) "
+                f"WHERE {session_filters(params, config)} AND was_handed_off")
     contacts = contact_facts(replace(params, where=[], channels=None, inboxes=None), config)
     steps = f"""
         SELECT s.created_at, s.handoff_category, c.contact_key, c.first_response_seconds,
@@ -48,7 +49,7 @@ def _funnel(report: Report, params: Params, config: Config) -> str:
 HANDOFF_FUNNEL = Report(
     name="handoff-funnel",
     columns=COLUMNS,
-    where=SESSION_WHERE,
+    where=SESSION_FILTERS,
     query=_funnel,
     takes_period=True,
     default_period="day",

@@ -14,7 +14,7 @@ from convoscope.reports.sessions import (
     DIMENSIONS,
     FIGURES,
     RESOLUTION_CLASSES,
-    SESSION_WHERE,
+    SESSION_FILTERS,
     session_facts,
     session_filters,
 )
@@ -37,14 +37,14 @@ def _outcomes(report: Report, params: Params, config: Config) -> str:
         *(f"count(*) FILTER (WHERE resolution_class = '{name}')" for name in RESOLUTION_CLASSES),
         DURABLE_RATE, "count(feedback)", NEGATIVE_RATE,
     ]
-    return summary_query(params, session_facts(params, config), "created_at", session_filters(params), figures,
+    return summary_query(params, session_facts(params, config), "created_at", session_filters(params, config), figures,
                          DIMENSIONS[params.by][1] if params.by else None)
 
 
 OUTCOMES_SUMMARY = Report(
     name="outcomes-summary",
     columns=OUTCOMES_COLUMNS,
-    where=SESSION_WHERE,
+    where=SESSION_FILTERS,
     query=_outcomes,
     takes_period=True,
     default_period="day",
@@ -71,7 +71,7 @@ def _guides(report: Report, params: Params, config: Config) -> str:
     return f"""
         WITH picked AS (
             SELECT *, {DIMENSIONS["guide"][1]} AS guide
-            FROM ({session_facts(params, config)}) WHERE {session_filters(params)}
+            FROM ({session_facts(params, config)}) WHERE {session_filters(params, config)}
         ),
         categories AS (
             SELECT guide, handoff_category, count(*) AS n,
@@ -92,7 +92,7 @@ def _guides(report: Report, params: Params, config: Config) -> str:
 GUIDE_EFFECTIVENESS = Report(
     name="guide-effectiveness",
     columns=GUIDE_COLUMNS,
-    where=SESSION_WHERE,
+    where=SESSION_FILTERS,
     query=_guides,
     judged_with=("durable_window",),
 )

@@ -10,12 +10,14 @@ for every report that shows them (decisions 113-115).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import duckdb
 
 from convoscope.config import Config
 from convoscope.reports.base import (
+    TRUTH,
     Column,
     Params,
     Report,
@@ -28,6 +30,7 @@ from convoscope.reports.base import (
     fmt_timestamp,
     guard,
     in_brands,
+    in_period,
     in_range,
     inbox_in,
     inbox_is,
@@ -37,6 +40,7 @@ from convoscope.reports.base import (
     q,
     rate,
     summary_query,
+    truth,
 )
 from convoscope.store import id_order, stored
 
@@ -55,9 +59,27 @@ EXTRA_COLUMNS = (Column("Brand", kind="id"), *columns("time", "Created At", "End
 OUTCOME_EXTRA_COLUMNS = (Column("Durable Resolution", kind="boolean"), Column("Resolution Class"))
 RESOLUTION_CLASSES = ("confirmed", "disputed", "came_back", "durable", "pending")
 OUTCOMES = ("open", "no_response", "handed_off", "resolved")
-SESSION_WHERE: dict[str, tuple[str, ...]] = {
+SESSION_WHERE: dict[str, tuple[str, ...]] = {  # SPEC 4's, and Gladly's dialect's
     "channel": (), "ai_agent": (), "guide": (), "handoff_category": (), "outcome": OUTCOMES, "inbox": (),
 }
+# The handoff funnel's steps after Handed Off (reports/funnel.py): `--where handoff_step=STEP` keeps the sessions whose
+# linked contact reached that step.
+HANDOFF_STEPS = ("contact", "first_response", "resolved_first_time", "came_back")
+# Issue 28 point 2: every column a summary's figure counts by is a filter too, so that each figure's rows can be
+# listed (web/drill.py); a boolean takes TRUTH's values. Those of `JUDGED` need the outcome facts (`_with_outcomes`).
+SESSION_FILTERS: dict[str, tuple[str, ...]] = SESSION_WHERE | {
+    "handoff_subcategory": (), "handed_off": TRUTH, "resolved": TRUTH, "responded": TRUTH, "recontacted": TRUTH,
+    "closed": ("true", "false"), "durable_resolution": TRUTH, "resolution_class": (*RESOLUTION_CLASSES, "none"),
+    "feedback": ("positive", "negative", "given", "none"), "handoff_step": HANDOFF_STEPS,
+}
+JUDGED = frozenset({"durable_resolution", "resolution_class", "handoff_step"})
+DETAIL_WHERE = SESSION_FILTERS | {"period": ()}  # the detail's rows of one period's label, read on the anchor
+ANCHORS = {"created": "created_at", "ended": "ended_at"}  # a session's end is known once it is closed
+
+
+def judged(params: Params) -> bool:
+    """The report's rows need the outcome facts: shown (`--extra`) or filtered by."""
+    return params.extra or any(key in JUDGED for key, _ in params.where)
 
 
 def session_facts(params: Params, config: Config | None = None) -> str:
@@ -104,9 +126,14 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
     """
 
 
-def session_filters(params: Params) -> str:
-    conditions = [in_brands(params), in_range("created_at", params), channel_in(params, "channel"),
+def session_filters(params: Params, config: Config | None = None) -> str:
+    """The sessions the report's parameters select, over `session_facts` (with outcomes for a filter of `JUDGED`,
+    whose `handoff_step` needs `config`). The range reads the anchor: created, or ended (closed sessions only)."""
+    anchor = ANCHORS[params.anchor]
+    conditions = [in_brands(params), in_range(anchor, params), channel_in(params, "channel"),
                   inbox_in(params, "inbox")]
+    if params.anchor != "created":
+        conditions.append("NOT is_open")
     for key, value in params.where:
         match key:
             # An empty value selects the sessions without one: the row a summary by that dimension shows
@@ -117,14 +144,46 @@ def session_filters(params: Params) -> str:
                 conditions.append(f"ai_agent = {q(value)}" if value else "ai_agent IS NULL")
             case "guide":
                 conditions.append(f"list_contains(guides, {q(value)})" if value else "guides IS NULL")
-            case "handoff_category":
-                conditions.append(f"was_handed_off AND handoff_category = {q(value)}" if value
-                                  else f"({DIMENSIONS['handoff_category'][1]}) IS NULL")
+            case "handoff_category" | "handoff_subcategory":
+                conditions.append(f"was_handed_off AND {key} = {q(value)}" if value
+                                  else f"({DIMENSIONS[key][1]}) IS NULL")
             case "outcome":
                 conditions.append(f"outcome = {q(value)}")
             case "inbox":
                 conditions.append(inbox_is("inbox", value))
+            case "handed_off" | "resolved" | "responded" | "recontacted":
+                conditions.append(truth(f"was_{key}" + ("_to" if key == "responded" else ""), value))
+            case "durable_resolution":
+                conditions.append(truth(key, value))
+            case "closed":
+                conditions.append("NOT is_open" if value == "true" else "is_open")
+            case "resolution_class":
+                conditions.append(f"resolution_class = {q(value)}" if value != "none" else "resolution_class IS NULL")
+            case "feedback":
+                conditions.append({"given": "feedback IS NOT NULL", "none": "feedback IS NULL"}.get(
+                    value, f"feedback = {q(value)}"))
+            case "handoff_step":
+                conditions.append(_reached(params, config, value))
+            case "period":
+                conditions.append(in_period(anchor, params, value))
     return " AND ".join(conditions)
+
+
+def _reached(params: Params, config: Config | None, step: str) -> str:
+    """The session was handed off and its linked contact reached `step` of the handoff funnel, as
+    reports/funnel.py counts it: a contact, a first team reply, resolved first time (with a reply), and the
+    customer came back anyway."""
+    from convoscope.reports.contacts import contact_facts
+
+    if config is None:
+        raise ValueError("handoff_step needs the brand settings: pass config to session_filters")
+    steps = {"contact": "true", "first_response": "first_response_seconds IS NOT NULL",
+             "resolved_first_time": "first_response_seconds IS NOT NULL AND resolved_first_time IS TRUE"}
+    steps["came_back"] = f"{steps['resolved_first_time']} AND came_back IS TRUE"
+    contacts = contact_facts(replace(params, where=[], channels=None, inboxes=None, date_from=None, date_to=None,
+                                     start_at=None, end_at=None, anchor="created"), config)
+    return (f"was_handed_off AND session_key IN (SELECT session_key FROM ({contacts}) "
+            f"WHERE session_key IS NOT NULL AND {steps[step]})")
 
 
 def detail_query(params: Params, config: Config, *, messages: bool, channel: str | None = None,
@@ -170,11 +229,11 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
     if params.extra:
         cells += _outcome_cells()
     return f"""
-        WITH picked AS (SELECT * FROM ({session_facts(params, config if params.extra else None)})
-                        WHERE {session_filters(params)})
+        WITH picked AS (SELECT * FROM ({session_facts(params, config if judged(params) else None)})
+                        WHERE {session_filters(params, config)})
         SELECT {", ".join(cells)}
         FROM picked {joins}
-        ORDER BY created_at, {id_order("session_key")}
+        ORDER BY {ANCHORS[params.anchor]}, {id_order("session_key")}
     """
 
 
@@ -194,7 +253,8 @@ def _with_messages(report: Report, params: Params, config: Config) -> str:
 SESSIONS_DETAIL = Report(
     name="sessions-detail",
     columns=DETAIL_COLUMNS,
-    where=SESSION_WHERE,
+    where=DETAIL_WHERE,
+    anchors=tuple(ANCHORS),
     query=_detail,
     takes_period=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
@@ -203,7 +263,8 @@ SESSIONS_DETAIL = Report(
 SESSIONS_DETAIL_WITH_MESSAGES = Report(
     name="sessions-detail-with-messages",
     columns=(*DETAIL_COLUMNS, Column("Message History", text=True)),
-    where=SESSION_WHERE,
+    where=DETAIL_WHERE,
+    anchors=tuple(ANCHORS),
     query=_with_messages,
     takes_period=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
@@ -222,6 +283,9 @@ DIMENSIONS = {  # --by: the dimension column and each session's value(s) of it
     "ai_agent": (Column("AI Agent", text=True), "ai_agent"),
     "guide": (Column("Guide", text=True), "unnest(CASE WHEN guides IS NULL THEN [NULL::VARCHAR] ELSE guides END)"),
     "handoff_category": (Column("Handoff Category", text=True), "CASE WHEN was_handed_off THEN handoff_category END"),
+    "handoff_subcategory": (Column("Handoff Subcategory", text=True),
+                            "CASE WHEN was_handed_off THEN handoff_subcategory END"),
+    "inbox": (Column("Inbox", text=True), "inbox"),
 }
 
 
@@ -248,15 +312,15 @@ FIGURES = _figures()
 
 def _summary(report: Report, params: Params, config: Config) -> str:
     """SPEC 4.3: the counts of the detail rows created in each period (× dimension value)."""
-    return summary_query(params, session_facts(params), "created_at", session_filters(params),
-                         [FIGURES[c.snake] for c in SUMMARY_COLUMNS[1:]],
+    return summary_query(params, session_facts(params, config if judged(params) else None), "created_at",
+                         session_filters(params, config), [FIGURES[c.snake] for c in SUMMARY_COLUMNS[1:]],
                          DIMENSIONS[params.by][1] if params.by else None)
 
 
 SESSIONS_SUMMARY = Report(
     name="sessions-summary",
     columns=SUMMARY_COLUMNS,
-    where=SESSION_WHERE,
+    where=SESSION_FILTERS,
     query=_summary,
     takes_period=True,
     default_period="day",

@@ -10,7 +10,7 @@ without sessions says where the brands' events are (`web/ranges.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -23,7 +23,7 @@ from convoscope.reports import dashboard, meanings
 from convoscope.reports.base import GUARDED_PREFIXES, PERIODS, Params, Report
 from convoscope.reports.sessions import SESSIONS_SUMMARY
 from convoscope.store import Store
-from convoscope.web import charts
+from convoscope.web import charts, drill
 from convoscope.web.auth import require
 from convoscope.web.outcomes_dashboard import outcomes
 from convoscope.web.previous import compare
@@ -45,6 +45,7 @@ class TopRow:
     label: str
     figures: dict[str, str | None]
     count: int
+    links: dict[str, str | None] = field(default_factory=dict)  # each figure's detail rows (web/drill.py)
 
 
 @dataclass
@@ -63,15 +64,20 @@ class Dashboard:
     definitions: str
 
 
-def _top(server: Server, store: Store, prepared: Prepared, top: Report, counted: str) -> list[TopRow]:
-    """A top list's rows: its value (or `(none)`), its figures by snake header, and the figure it is ranked by."""
+def _top(server: Server, store: Store, prepared: Prepared, top: Report, counted: str, by: str | None) -> list[TopRow]:
+    """A top list's rows: its value (or `(none)`), its figures by snake header, the figure it is ranked by, and the
+    detail rows behind each figure: the sessions of that value of `by` (None: of that category and subcategory)."""
     found = run(server, store, replace(prepared, report=top), given={})
     names = [c.snake for c in top.columns]
     rows = []
     for row in found.rows:
         figures = dict(zip(names[1:], row[1:], strict=True))
+        dimension = [(by, row[0])] if by else [("handoff_category", figures["category"]),
+                                               ("handoff_subcategory", figures["subcategory"])]
+        links = {name: drill.href(SESSIONS_SUMMARY.name, prepared.params, name, dimension=dimension)
+                 for name in names[1:]}
         rows.append(TopRow(row[0] if row[0] is not None else dashboard.NONE_LABEL, figures,
-                           int(figures[counted] or 0)))
+                           int(figures[counted] or 0), links))
     return rows
 
 
@@ -84,10 +90,10 @@ def _dashboard(server: Server, store: Store, prepared: Prepared) -> Dashboard:
         columns=columns,
         rows=rows,
         totals=dict(zip([s for s, _ in columns], total[1:], strict=True)) if total is not None else None,
-        categories=_top(server, store, prepared, dashboard.TOP_HANDOFF_CATEGORIES, "handed_off"),
-        subcategories=_top(server, store, prepared, dashboard.TOP_HANDOFF_SUBCATEGORIES, "handed_off"),
-        channels=_top(server, store, prepared, dashboard.TOP_CHANNELS, "sessions"),
-        ai_agents=_top(server, store, prepared, dashboard.TOP_AI_AGENTS, "sessions"),
+        categories=_top(server, store, prepared, dashboard.TOP_HANDOFF_CATEGORIES, "handed_off", "handoff_category"),
+        subcategories=_top(server, store, prepared, dashboard.TOP_HANDOFF_SUBCATEGORIES, "handed_off", None),
+        channels=_top(server, store, prepared, dashboard.TOP_CHANNELS, "sessions", "channel"),
+        ai_agents=_top(server, store, prepared, dashboard.TOP_AI_AGENTS, "sessions", "ai_agent"),
         chart=_chart(store, params, [s for s, _ in columns], rows),
         definitions=prepared.definitions,
     )
@@ -119,7 +125,7 @@ def dashboard_page(
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
         visible = caller.user.visible_brands(store.brands())
-        board, section, error, zone = None, None, None, None
+        board, section, error, zone, params = None, None, None, None, None
         previous = None
         try:
             prepared = prepare(server, store, caller, SESSIONS_SUMMARY.name, "page", brands=list(form.brands),
@@ -128,7 +134,7 @@ def dashboard_page(
         except ParameterError as exc:
             error = FieldError.of(exc, FIELDS)
         else:
-            zone = prepared.params.tz
+            zone, params = prepared.params.tz, prepared.params
             board = _dashboard(server, store, prepared)
             previous = compare(server, store, prepared, form, board.totals)
             section = outcomes(server, store, caller, form, prepared)
@@ -144,6 +150,10 @@ def dashboard_page(
         csv_url=f"/api/v1/reports/{SESSIONS_SUMMARY.name}?{csv_query}",
         report_url=f"/reports/{SESSIONS_SUMMARY.name}?{csv_query}&run=1",
         percent=charts.percent,
+        # Every figure opens the detail rows behind it (web/drill.py): a report's column, in a period row or the
+        # whole range's (None), of a dimension's value.
+        figure_url=lambda report, column, period=None, dimension=(): drill.href(
+            report, params, column, period=period, dimension=dimension) if params is not None else None,
         # A dimension's value opens its sessions: sessions-detail over the same range, filtered by it.
         detail_url=lambda key, value: "/reports/sessions-detail?" + urlencode(
             [*over_the_range, ("where", f"{key}={_unguarded(value)}"), ("run", "1")]),

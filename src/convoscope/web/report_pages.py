@@ -18,7 +18,7 @@ from convoscope.errors import ParameterError
 from convoscope.reports.base import PERIODS, Report
 from convoscope.reports.filters import suggested_values
 from convoscope.store import Store
-from convoscope.web import charts
+from convoscope.web import charts, drill
 from convoscope.web.auth import require
 from convoscope.web.ranges import ranges
 from convoscope.web.reports import PAGE_SIZES, SHOWN_ROWS, Prepared, Table, View, html_table, prepare, run
@@ -83,14 +83,20 @@ DESCRIPTIONS = {name: text for _, listed in REPORT_GROUPS for name, text in list
 GROUP_OF = {name: group for group, listed in REPORT_GROUPS for name, _ in listed}
 FILTER_NAMES = {"channel": "Channel", "ai_agent": "AI agent", "guide": "Guide", "handoff_category": "Handoff category",
                 "outcome": "Outcome", "source": "Source", "agent": "Team member", "handled_by": "Handled by",
-                "inbox": "Inbox"}
+                "handoff_subcategory": "Handoff subcategory", "handed_off": "Handed off", "resolved": "Resolved",
+                "responded": "Responded", "recontacted": "Recontacted", "closed": "Closed",
+                "durable_resolution": "Durable resolution", "resolution_class": "Resolution class",
+                "feedback": "Feedback", "handoff_step": "Handoff step reached", "direction": "Direction",
+                "status": "Status", "multichannel": "Multichannel", "with_ai": "With AI",
+                "automated_resolution": "Automated resolution", "first_channel": "First channel",
+                "period": "In period (label)", "inbox": "Inbox"}
 
 
 def form_fields(report: Report) -> tuple[str, ...]:
     """The parameters `report`'s form has one field for, by SPEC 4's names (the fields' own). A filter's
     error (`where`) names its key, and is shown above the fields: it is not told which of them it is about."""
     return ("from", "to", "tz", "as_of", *(("period",) if report.takes_period else ()),
-            *(("by",) if report.by_columns else ()), "brand")
+            *(("by",) if report.by_columns else ()), *(("anchor",) if report.anchors else ()), "brand")
 
 
 def table_url(name: str, query: list[tuple[str, str]], view: View, **changes: object) -> str:
@@ -120,7 +126,7 @@ def reports_page(request: Request) -> Response:
 
 def _report_form(request: Request, report: Report, date_from: str | None, date_to: str | None, tz: str | None,
                  as_of: str | None, period: str | None, by: str | None, where: list[str] | None,
-                 brand: list[str] | None) -> ReportForm:
+                 brand: list[str] | None, anchor: str | None = None) -> ReportForm:
     """The form's fields. A filter comes as `where=KEY=VALUE` (the API's form, so an API query works
     here too) or as the form's own field `where.KEY`; an empty one is no filter."""
     filters = [item for item in (where or []) if item.strip()]
@@ -130,7 +136,7 @@ def _report_form(request: Request, report: Report, date_from: str | None, date_t
             filters.append(f"{key}={value}")
     return ReportForm(date_from=blank(date_from), date_to=blank(date_to), tz=blank(tz), period=blank(period),
                       by=blank(by), where=tuple(filters), brands=tuple(b for b in (brand or []) if b.strip()),
-                      as_of=blank(as_of))
+                      as_of=blank(as_of), anchor=blank(anchor))
 
 
 def _chart(server: Server, store: Store, prepared: Prepared | None, table: Table | None) -> dict[str, Any] | None:
@@ -155,6 +161,8 @@ def report_page(
     by: Annotated[str | None, Query()] = None,
     where: Annotated[list[str] | None, Query()] = None,
     brand: Annotated[list[str] | None, Query()] = None,
+    anchor: Annotated[str | None, Query()] = None,
+    of: Annotated[list[str] | None, Query()] = None,
     run: Annotated[str | None, Query()] = None,
     download: Annotated[str | None, Query()] = None,
     page: Annotated[str | None, Query()] = None,
@@ -171,14 +179,14 @@ def report_page(
         report = reports.REPORTS.get(name)
         if report is None:
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
-        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand)
+        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand, anchor)
         visible = caller.user.visible_brands(store.brands())
-        prepared, error, table, chart, view = None, None, None, None, View()
+        prepared, error, table, chart, view, part = None, None, None, None, View(), None
         try:
             view = View.of(page, size, sort, desc)
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
                                date_to=form.date_to, tz=form.tz, as_of=form.as_of, period=form.period, by=form.by,
-                               where=list(form.where), config=config)
+                               where=list(form.where), anchor=form.anchor, config=config)
         except ParameterError as exc:
             error = FieldError.of(exc, form_fields(report))
         csv_url = f"/api/v1/reports/{name}" + (f"?{urlencode(form.query())}" if form.query() else "")
@@ -190,6 +198,8 @@ def report_page(
                 table = html_table(server, store, prepared, form.audited(), action="view", view=view)
             except ParameterError as exc:
                 error = FieldError.of(exc, form_fields(report))
+            else:
+                part = drill.part(store, prepared, of or [], form.query(), table.count)
         chart = _chart(server, store, prepared, table)
         suggestions = suggested_values(store, [key for key, choices in report.where.items() if not choices], visible)
         # The presets keep the page as it is, its rows shown when they were.
@@ -206,6 +216,7 @@ def report_page(
                  for key, choices in report.where.items()],
         suggestions=suggestions, view=view, page_sizes=PAGE_SIZES,
         table_url=lambda **changes: table_url(name, form.query(), view, **changes),
+        anchors=report.anchors, part=part,
         themes=[dict(zip(table.header, row, strict=True)) for row in table.rows]
         if name in THEME_LISTS and table is not None else None,
     )

@@ -35,7 +35,7 @@ from convoscope.errors import ParameterError
 from convoscope.reports.base import Column, Params, Report
 from convoscope.reports.meanings import meaning
 from convoscope.store import Store
-from convoscope.web import formats
+from convoscope.web import drill, formats
 from convoscope.web.auth import require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
@@ -266,8 +266,11 @@ class Table:
         return self.header[snakes.index(self.view.sort)] if self.view.sort in snakes else None
 
 
-def _cell(column: str, value: str | None, kind: str = "text") -> Cell:
+def _cell(column: str, value: str | None, kind: str = "text", href: str | None = None) -> Cell:
     text = value or ""
+    if href is not None and text:  # a figure: the detail rows behind it (web/drill.py), shown as its kind is
+        shown = formats.shown(kind, value) if kind in reports.NUMERIC_KINDS else text
+        return Cell(shown, href, numeric=True, value=text)
     # A link is relative, so that it opens on the host serving this page whatever public_url says, and shows what it
     # opens rather than the whole address (the CSV has that): a conversation's id, or a theme's sessions (issue 27).
     if column.endswith("Link") and "/conversations/" in text:
@@ -305,6 +308,7 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
                                                f"use 1 to {pages}")
     found = run(server, store, prepared, given=given, limit=view.size, offset=(view.page - 1) * view.size,
                 order=order, action=action)
+    links = drill.linker(prepared)
     total, kinds = None, [column.kind for column in columns]
     if report.default_period is not None:  # a summary; the detail reports take a period only as a label
         whole = totals(server, store, prepared)
@@ -312,8 +316,9 @@ def html_table(server: Server, store: Store, prepared: Prepared, given: dict[str
             cells = list(whole)
             if params.by:  # the totals run without the dimension: leave its column empty
                 cells.insert(1, None)
-            total = [_cell(c, v, k) for c, v, k in zip(found.header, cells, kinds, strict=True)]
-    rows = [[_cell(c, v, k) for c, v, k in zip(found.header, row, kinds, strict=True)] for row in found.rows]
+            total = [_cell(c, v, k, h) for c, v, k, h in zip(found.header, cells, kinds, links(cells), strict=True)]
+    rows = [[_cell(c, v, k, h) for c, v, k, h in zip(found.header, row, kinds, links(row), strict=True)]
+            for row in found.rows]
     return Table(found.header, rows, count, total, prepared.definitions, columns, view,
                  [meaning(report.name, column.display) for column in columns])
 
@@ -335,7 +340,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "brand")
+REPORT_QUERY = ("from", "to", "tz", "as_of", "period", "by", "where", "headers", "extra", "anchor", "brand")
 
 
 def _names_and_columns() -> str:
@@ -370,10 +375,14 @@ def get_report(
     as_of: Annotated[str | None, Query(description="RFC 3339 instant (default now)")] = None,
     period: Annotated[str | None, Query(description="Summaries: half_hour, day, week, month, quarter, year")] = None,
     by: Annotated[str | None, Query(description="sessions-summary and outcomes-summary: channel, ai_agent, guide, "
-                                                "handoff_category; automation-summary: channel, ai_agent, brand")] = None,
+                                                "handoff_category, handoff_subcategory, inbox; automation-summary: "
+                                                "channel, ai_agent, brand")] = None,
     where: Annotated[list[str] | None, Query(description="KEY=VALUE filter, repeatable")] = None,
     headers: Annotated[Literal["display", "snake"], Query()] = "display",
     extra: Annotated[bool, Query()] = False,
+    anchor: Annotated[str | None, Query(description="Detail reports: the time from, to and a `period=LABEL` filter "
+                                                    "read: created (default); ended for sessions-detail and "
+                                                    "contact-export; last_closed for conversation-export")] = None,
     brand: Annotated[list[str] | None, Query(description="Only these brands (default: every brand you may see)")] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -388,7 +397,7 @@ def get_report(
                                           f"the reports take {', '.join(REPORT_QUERY)}", unknown[0])
         prepared = prepare(server, store, caller, name, "api", brands=list(brand or []), date_from=from_, date_to=to,
                            tz=tz, as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
-                           extra=extra)
+                           extra=extra, anchor=anchor)
         given = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
                  for key in request.query_params}
         wanted = (accept or "").lower()  # media types ignore case
