@@ -96,17 +96,18 @@ def check(site: Site, where: str, column: str, value: str, href: str) -> None:
         assert int(value) == len(rows), (where, column, href)
 
 
-CELL = re.compile(r'<td[^>]*>(?:<a href="([^"]+)">([^<]*)</a>|([^<]*))</td>')
+# A cell's exact value is its data-value (the text shows it formatted: 1,234, 68.9%, 3m 05s), its link the <a>'s.
+CELL = re.compile(r'<td[^>]*? data-value="([^"]*)"[^>]*>(?:<a href="([^"]+)">[^<]*</a>|<div[^>]*>[^<]*</div>|[^<]*)</td>')
 
 
 def table(page: str) -> tuple[list[str], list[list[tuple[str, str | None]]], list[tuple[str, str | None]]]:
     """A report page's snake header, its rows and its totals row, each cell as (text, href)."""
     head = page.split('<table id="report-rows"')[1].split("</thead>")[0]
-    header = [html.unescape(h) for h in re.findall(r'<th scope="col">(?:<button[^>]*>)?([^<]*)<', head)]
+    header = re.findall(r'<th scope="col" data-column="([^"]+)"', head)
     body = page.split("<tbody>")[1].split("</tbody>")[0]
 
     def cells(row: str) -> list[tuple[str, str | None]]:
-        return [(html.unescape(a_text if href else text), href or None) for href, a_text, text in CELL.findall(row)]
+        return [(html.unescape(value), html.unescape(href) or None) for value, href in CELL.findall(row)]
 
     rows = [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
     total = re.search(r'<tr id="report-totals">(.*?)</tr>', page, re.S)
