@@ -221,7 +221,7 @@ def test_a_figure_opens_the_rows_behind_it(page: Page, site: LiveServer, outside
     page.goto(f"{site.url}/reports/sessions-summary?{query}&period=day&run=1")
     first = page.locator("#report-rows tbody tr").first
     handed = first.locator("td").nth(4)  # Period, Sessions, Responded, Resolved, Handed Off
-    count = handed.inner_text()
+    count = handed.get_attribute("data-value") or ""
     handed.get_by_role("link").click()
     page.wait_for_load_state("networkidle")
     expect(page.locator("#row-count")).to_have_attribute("data-count", count)
@@ -229,7 +229,7 @@ def test_a_figure_opens_the_rows_behind_it(page: Page, site: LiveServer, outside
 
     page.goto(f"{site.url}/reports/sessions-summary?{query}&period=day&run=1")
     rate = page.locator("#report-totals td").nth(9)  # Handoff Rate
-    shown = rate.inner_text()
+    shown = rate.get_attribute("data-value")  # the exact rate; the cell shows it as 17.8%
     rate.get_by_role("link").click()
     page.wait_for_load_state("networkidle")
     closed = int(page.locator("#row-count").get_attribute("data-count") or 0)
