@@ -41,6 +41,7 @@ from convoscope.web import (
     organization,
     report_pages,
     reports,
+    search,
     unsupported,
     webhooks,
 )
@@ -126,7 +127,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
             app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
     # In the order of before (the API's, the webhooks', the pages'): the OpenAPI document lists paths so.
     for module in (events, gladly, reports, compare, entities, webhooks, auth, conversation_pages, report_pages, dashboard,
-                   admin, event_pages):
+                   admin, event_pages, search):
         app.include_router(module.router)
     for module in (organization, unsupported):  # Gladly's organization, agents, customers; what convoscope lacks
         app.include_router(module.router)
