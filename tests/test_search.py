@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from cli_helpers import Convoscope, ev, make_id
+from convoscope import search
 from convoscope.search import index_path
+from convoscope.store import Store
 from web_helpers import LiveServer, add_user, bearer, cli_ok, log_in, serving
 
 CONFIG = '[server]\nrate_limit = 0\n\n[brands.acme]\ntimezone = "Europe/Paris"\n'
@@ -178,3 +180,35 @@ def test_the_page_marks_the_words_and_links_to_the_message_in_its_conversation(s
         conversation = browser.get(link.split("#")[0])
         assert f'id="{found["anchor"]}"' in conversation.text
         assert 'id="nav-search"' in conversation.text  # the box is on every page
+
+
+class Cut(Exception):
+    """A build or catch-up stopped after its first transaction, as a kill would stop it."""
+
+
+def cut_after_first(done: int, total: int) -> None:
+    raise Cut
+
+
+def every_hit(db: Path, q: str) -> list[str]:
+    with Store(db) as store:
+        search.catch_up(store)  # as the server does before each search
+        found = search.search(store, q, store.brands(), every_brand=True, words=True, per_page=1000)
+    return sorted(m["event_id"] for m in found.messages)
+
+
+def test_an_index_cut_short_goes_on_where_it_stopped_and_holds_each_message_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "BATCH", 10)  # transactions of 10 messages
+    store = Convoscope(tmp_path)
+    store.ingest([ev(f"m{i:02}", "customer_message", f"2026-05-21T10:{i:02}:00Z", text=f"wombat {i}")
+                  for i in range(30)])
+    with Store(store.db) as opened, pytest.raises(Cut):
+        search.catch_up(opened, progress=cut_after_first)  # a first build cut after 10 messages
+    assert every_hit(store.db, "wombat") == [f"m{i:02}" for i in range(30)]
+    # One ingest of 30 more (one `ingested_at` for all), its catch-up cut after 10 of them.
+    store.ingest([ev(f"n{i:02}", "customer_message", f"2026-05-22T10:{i:02}:00Z", customer="c2",
+                     text=f"wombat {i}") for i in range(30)], name="more.jsonl")
+    with Store(store.db) as opened, pytest.raises(Cut):
+        search.catch_up(opened, progress=cut_after_first)
+    assert every_hit(store.db, "wombat") == [f"m{i:02}" for i in range(30)] + [f"n{i:02}" for i in range(30)]

@@ -145,14 +145,20 @@ def catch_up(store: Store, *, progress: Progress | None = None) -> int:
         total = None
         if progress is not None:
             total = int(store.con.execute(f"SELECT count(*) FROM ({_messages_sql(where)})", [mark]).fetchall()[0][0])
-        # In the order they were stored, so that the mark each transaction leaves has everything before it.
-        reader = store.con.sql(f"SELECT *, NULL AS rowid FROM ({_messages_sql(where)}) ORDER BY ingested_at",
-                               params=[mark]).to_arrow_reader(BATCH)
+        # The mark moves once all are in: a catch-up cut short starts again from the old one, skipping what it
+        # indexed (one ingest's events share their `ingested_at`, so no mark in between would be safe).
+        reader = store.con.sql(f"SELECT *, NULL AS rowid FROM ({_messages_sql(where)})", params=[mark]).to_arrow_reader(BATCH)
+        latest = None
         for batch in reader:
             if batch.num_rows:
-                done += _index_batch(con, batch, moves_mark=True)
+                done += _index_batch(con, batch)
+                newest = max(batch.column("ingested_at").to_pylist())
+                latest = newest if latest is None else max(latest, newest)
                 if progress is not None and total is not None:
                     progress(done, total)
+        if latest is not None:
+            with _transaction(con):
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('indexed_to', ?)", [str(latest)])
     return done
 
 
@@ -171,7 +177,7 @@ def _build(store: Store, con: sqlite3.Connection, progress: Progress | None) -> 
     done = 0
     for batch in reader:
         if batch.num_rows:
-            done += _index_batch(con, batch, moves_mark=False)
+            done += _index_batch(con, batch)
             if progress is not None and total is not None:
                 progress(done, total)
     with _transaction(con):
@@ -181,10 +187,9 @@ def _build(store: Store, con: sqlite3.Connection, progress: Progress | None) -> 
     return done
 
 
-def _index_batch(con: sqlite3.Connection, batch: pa.RecordBatch, *, moves_mark: bool) -> int:
+def _index_batch(con: sqlite3.Connection, batch: pa.RecordBatch) -> int:
     """One transaction: the batch's messages, each under a row id of its second (numbered already, or the
-    next free one, a message indexed already being skipped), and with `moves_mark` the batch's latest
-    `ingested_at` as the mark."""
+    next free one, a message indexed already being skipped)."""
     rows = batch.to_pydict()
     with _transaction(con):
         if rows["rowid"][0] is not None:  # a first build's, numbered in SQL
@@ -205,8 +210,6 @@ def _index_batch(con: sqlite3.Connection, batch: pa.RecordBatch, *, moves_mark: 
                 con.execute("INSERT INTO entries VALUES (?, ?, ?)", [rowid, key, row])
                 con.execute("INSERT INTO words(rowid, body, brand) VALUES (?, ?, ?)", [rowid, text, token])
                 done += 1
-        if moves_mark:
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('indexed_to', ?)", [str(max(rows["ingested_at"]))])
     return done
 
 
@@ -256,7 +259,7 @@ def _redo_forgetting(store: Store, con: sqlite3.Connection) -> int:
             table = reader.to_arrow_table()
             con.execute("DELETE FROM forgetting WHERE brand = ? AND customer_id = ?", [brand, customer])
         for batch in table.to_batches():
-            done += _index_batch(con, batch, moves_mark=False)
+            done += _index_batch(con, batch)
     return done
 
 
@@ -408,7 +411,8 @@ def search(store: Store, text: str, brands: list[str], *, every_brand: bool, wor
            per_page: int = PER_PAGE) -> Found:
     """Page `page` of what `text` finds among `brands`: conversations named by an id it is (or starts),
     then, with `words`, the messages holding its words, newest first. `every_brand`: `brands` are all the
-    store has, so the index need not be narrowed to them. Brings the index up to date first."""
+    store has, so the index need not be narrowed to them. The caller brings the index up to date first
+    (`catch_up`), and decides whether a long build waits."""
     text = text.strip()
     found = Found()
     start = (page - 1) * per_page

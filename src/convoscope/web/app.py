@@ -3,7 +3,7 @@ only builds it — middleware, error handlers, the OpenAPI document, static file
 
 The rooms of `web/`, one way down: the routers (`auth` for signing in and out, `reports`, `report_pages`
 and `dashboard` for reports, `entities` and `conversation_pages` for sessions, contacts and
-conversations, `events` and `webhooks` for events in, `event_pages` for the upload page and the ingest
+conversations, `search` for finding them, `events` and `webhooks` for events in, `event_pages` for the upload page and the ingest
 history, `admin` for the audit log and users, `organization` and `unsupported` for Gladly's other
 endpoints) import `errors` (problems in each interface's words) and `auth` (who is asking), which import
 `server` (the store gate, the configuration, problems, forms); no router imports another router's routes
