@@ -212,3 +212,23 @@ def test_an_index_cut_short_goes_on_where_it_stopped_and_holds_each_message_once
     with Store(store.db) as opened, pytest.raises(Cut):
         search.catch_up(opened, progress=cut_after_first)
     assert every_hit(store.db, "wombat") == [f"m{i:02}" for i in range(30)] + [f"n{i:02}" for i in range(30)]
+
+
+def test_an_erasure_cut_short_leaves_the_index_as_the_store_is(tmp_path: Path) -> None:
+    """`forget` takes the words out first and marks the customer; a crash before the store's erasure commits
+    leaves their events, whose words the next catch-up puts back; a crash after it, before the mark is cleared,
+    leaves nothing to put back."""
+    store = Convoscope(tmp_path)
+    store.ingest([ev("k1", "customer_message", "2026-05-21T10:00:00Z", customer="kept", text="platypus kept"),
+                  ev("g1", "customer_message", "2026-05-21T10:01:00Z", customer="gone", text="platypus gone")])
+    with Store(store.db) as opened:
+        search.catch_up(opened)
+        search.forget(opened, "default", "kept")  # then the store's erasure failed: its events are still there
+    assert "kept" not in words_in_index(store.db)
+    assert every_hit(store.db, "platypus") == ["g1", "k1"]
+    with Store(store.db) as opened:
+        search.forget(opened, "default", "gone")
+        with opened.transaction() as con:  # the store's erasure, then a crash before `forgotten`
+            con.execute("DELETE FROM events WHERE customer_id = 'gone'")
+    assert every_hit(store.db, "platypus") == ["k1"]
+    assert "gone" not in words_in_index(store.db)
