@@ -166,6 +166,8 @@ def test_a_deleted_index_is_built_again(site: Site) -> None:
         Path(str(index_path(site.store.db)) + suffix).unlink(missing_ok=True)
     assert texts(site.found("ana", '"never arrived"')) == ["Where is my order 4521? It never arrived."]
     assert index_path(site.store.db).exists()
+    index_path(site.store.db).write_bytes(b"not an index at all" * 100)  # damaged: replaced, as if deleted
+    assert texts(site.found("ana", '"never arrived"')) == ["Where is my order 4521? It never arrived."]
 
 
 def test_the_page_marks_the_words_and_links_to_the_message_in_its_conversation(site: Site) -> None:

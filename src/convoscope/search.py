@@ -22,7 +22,6 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +67,21 @@ CREATE TABLE IF NOT EXISTS forgetting (brand TEXT NOT NULL, customer_id TEXT NOT
 
 @contextmanager
 def _open(path: Path) -> Iterator[sqlite3.Connection]:
-    con = sqlite3.connect(path, timeout=600, isolation_level=None)  # transactions are begun explicitly
+    """The index, made when missing; a file that is not one (damaged, or something else by that name) is
+    replaced: it is a cache of the events."""
+    for attempt in range(2):
+        con = sqlite3.connect(path, timeout=600, isolation_level=None)  # transactions are begun explicitly
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.executescript(_SCHEMA)
+            break
+        except sqlite3.DatabaseError:
+            con.close()
+            if attempt:
+                raise
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
     try:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.executescript(_SCHEMA)
         yield con
     finally:
         con.close()
@@ -117,7 +127,7 @@ def pending(store: Store) -> int:
             try:
                 if _meta(con, "identity") == _identity(store):
                     mark = _meta(con, "indexed_to")
-            except sqlite3.OperationalError:  # not an index yet
+            except sqlite3.DatabaseError:  # not an index yet, or not one at all: `catch_up` builds it
                 mark = None
     where = "true" if mark is None else "ingested_at > ?::TIMESTAMP"
     return int(store.con.execute(f"SELECT count(*) FROM ({_messages_sql(where)})",
@@ -429,7 +439,3 @@ def search(store: Store, text: str, brands: list[str], *, every_brand: bool, wor
     found.more = len(keys) > wanted
     found.messages = _messages(store, keys[:wanted], brands)
     return found
-
-
-def when(found: dict[str, Any]) -> datetime:
-    return found["occurred_at"] if "occurred_at" in found else found["created_at"]
