@@ -63,6 +63,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/organization"): accounts.CONVERSATIONS,
     ("GET", "/api/v1/agents"): accounts.CONVERSATIONS,
     ("GET", "/api/v1/customer-profiles/{customer_id}"): accounts.CONVERSATIONS,
+    ("GET", "/api/v1/search"): accounts.CONVERSATIONS,
     ("POST", "/api/v1/sources/chatwoot/webhook"): None,
     ("POST", "/api/v1/sources/chatwoot/webhook/{token}"): None,
 }

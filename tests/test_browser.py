@@ -654,3 +654,36 @@ def test_the_api_documentation_authorizes_with_an_api_token(browser: Browser, si
     operation.get_by_role("button", name="Clear").click()
     assert executed() == "200"
     context.close()
+
+
+def test_the_menus_search_box_finds_a_message_and_opens_its_conversation_there(page: Page, site: LiveServer,
+                                                                               outside: list[str]) -> None:
+    """Issue 29: a number a customer wrote, typed in the menu's box on any page, lists their message with
+    the number marked, who wrote it and when; the hit opens the conversation at that message."""
+    import re
+
+    from convoscope.store import Store
+
+    with Store(site.store.db, read_only=True) as store:
+        (text,) = store.con.execute("SELECT text FROM events WHERE type = 'customer_message' "
+                                    "AND regexp_matches(text, '[0-9]{4,}') LIMIT 1").fetchall()[0]
+    number = re.findall(r"[0-9]{4,}", text)[0]
+    page.goto(site.url + "/reports")
+    box = page.locator("#nav-search")
+    box.fill(number)
+    box.press("Enter")
+    hit = page.locator("#found-messages li").first
+    expect(hit.locator("mark").first).to_have_text(number)
+    speaker = (hit.get_attribute("class") or "").split("speaker-")[1].split()[0]  # who wrote this hit's message
+    expect(hit.locator(".speaker").first).to_have_text(re.compile({"customer": "^Customer$", "ai": "^AI"}.get(speaker, ".")))
+    expect(hit.locator("time.local-time")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d$"))
+    shot(page, "search")
+    said = hit.locator(".hit-link").inner_text()
+    hit.locator(".hit-link").click()
+    expect(page).to_have_url(re.compile(r"/conversations/cnv_[0-9a-f]{16}#event-[0-9a-f]{16}$"))
+    target = page.locator("li.event:target")
+    expect(target).to_contain_text(number)
+    expect(target).to_be_in_viewport()
+    assert said.strip("…").strip() in target.inner_text()
+    shot(page, "search-opened", full_page=False)
+    assert outside == []

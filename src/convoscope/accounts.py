@@ -359,7 +359,10 @@ def audit_entries(con: duckdb.DuckDBPyConnection, limit: int | None = None,
 def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
     """Erase one customer's events, rejects, duplicates and derived rows (SPEC 6.5); returns the number
     of events erased. The audit log records that it happened, not what was erased, and forgets the ids
-    of what was erased."""
+    of what was erased. Their words leave the search index first, and it is told when the erasure is done."""
+    from convoscope import search
+
+    search.forget(store, brand, customer)
     with store.transaction() as con:
         keys = con.execute("SELECT event_key FROM events WHERE brand = ? AND customer_id = ?",
                            [brand, customer]).fetchnumpy()["event_key"]
@@ -377,4 +380,5 @@ def forget(store: Store, brand: str, customer: str, by: str | None) -> int:
             con.execute(f"DELETE FROM {table} WHERE brand = ? AND customer_id = ?", [brand, customer])
         con.execute(_AUDIT_INSERT, [_now(), by, "forget", f"a customer of brand {brand}",
                                     json.dumps({"brand": brand, "events": erased}), [brand]])
+    search.forgotten(store, brand, customer)
     return erased

@@ -111,7 +111,7 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str, brands: l
         ), spans AS (
             SELECT contact_id, created_at, ended_at FROM contacts WHERE conversation_key = $key
         )
-        SELECT m.event_id, m.type::VARCHAR AS type, m.occurred_at, m.channel, m.text, m.route::VARCHAR AS route,
+        SELECT m.event_id, m.event_key, m.type::VARCHAR AS type, m.occurred_at, m.channel, m.text, m.route::VARCHAR AS route,
                m.ai_agent, m.guides, m.category, m.subcategory, m.reason, m.transfer_rationale, m.agent,
                coalesce({id_sql("ses_", "sm.session_key")}, CASE WHEN m.type = 'handoff' THEN (
                    SELECT session_id FROM sessions s WHERE s.conversation_key = $key AND s.end_reason = 'handoff'

@@ -3,8 +3,8 @@ only builds it — middleware, error handlers, the OpenAPI document, static file
 
 The rooms of `web/`, one way down: the routers (`auth` for signing in and out, `reports`, `report_pages`
 and `dashboard` for reports, `entities` and `conversation_pages` for sessions, contacts and
-conversations, `events` and `webhooks` for events in, `event_pages` for the upload page and the ingest
-history, `admin` for the audit log and users, `settings_pages` for the brand settings and their form,
+conversations, `search` for finding them, `events` and `webhooks` for events in, `event_pages` for the upload page
+and the ingest history, `admin` for the audit log and users, `settings_pages` for the brand settings and their form,
 `schedule_pages` for scheduled reports, `organization` and `unsupported` for Gladly's other endpoints) import `errors`
 (problems in each interface's words) and `auth` (who is asking), which import
 `server` (the store gate, the configuration, problems, forms); no router imports another router's routes
@@ -44,6 +44,7 @@ from convoscope.web import (
     report_pages,
     reports,
     schedule_pages,
+    search,
     settings_pages,
     unsupported,
     webhooks,
@@ -136,7 +137,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
             app.mount(f"/vendor/{name}", StaticFiles(directory=str(NODE_MODULES / folder)), name=f"vendor-{name}")
     # In the order of before (the API's, the webhooks', the pages'): the OpenAPI document lists paths so.
     for module in (events, gladly, reports, compare, entities, webhooks, auth, conversation_pages, report_pages, dashboard,
-                   admin, event_pages, settings_pages, schedule_pages):
+                   admin, event_pages, settings_pages, schedule_pages, search):
         app.include_router(module.router)
     for module in (organization, unsupported):  # Gladly's organization, agents, customers; what convoscope lacks
         app.include_router(module.router)

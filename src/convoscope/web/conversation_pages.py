@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from convoscope import accounts, timeline
 from convoscope.config import is_zone
 from convoscope.derive.names import ANOMALIES
+from convoscope.search import anchor
 from convoscope.web.auth import require
 from convoscope.web.server import blank, clock, iso, problem, server_of, utc, value_name, zones
 
@@ -51,6 +52,7 @@ class EventView:
     utc: str
     message: bool
     name: str
+    anchor: str  # the element's id, `#event-…`, where a search hit opens the page (issue 29)
 
 
 @dataclass
@@ -79,7 +81,7 @@ def _who(event: dict[str, Any]) -> str:
 def _event_view(event: dict[str, Any], zone: ZoneInfo) -> EventView:
     at = utc(event["occurred_at"])
     return EventView(event, _who(event), clock(at, zone), iso(at),
-                     event["type"] in MESSAGES, EVENT_NAMES.get(event["type"], event["type"]))
+                     event["type"] in MESSAGES, EVENT_NAMES.get(event["type"], event["type"]), anchor(event["event_key"]))
 
 
 def _timeline(found: dict[str, Any], zone: ZoneInfo) -> list[TimelineItem]:

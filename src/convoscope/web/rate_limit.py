@@ -29,8 +29,8 @@ from convoscope.web.auth import SESSION_COOKIE
 from convoscope.web.errors import Errors, errors_answer
 from convoscope.web.server import Server
 
-# The report API (GET and POST /api/v1/reports…) and Gladly's endpoints of issue 25 point 3.
-LIMITED_PATHS = ("/api/v1/reports", "/api/v1/compare", "/api/v1/organization", "/api/v1/agents", "/api/v1/customer-profiles")
+# The report API (GET and POST /api/v1/reports…), search (issue 29) and Gladly's endpoints of issue 25 point 3.
+LIMITED_PATHS = ("/api/v1/reports", "/api/v1/compare", "/api/v1/search", "/api/v1/organization", "/api/v1/agents", "/api/v1/customer-profiles")
 LIMIT_HEADER = "Ratelimit-Limit-Second"
 REMAINING_HEADER = "Ratelimit-Remaining-Second"
 WINDOW = 1.0  # seconds
