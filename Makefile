@@ -50,7 +50,7 @@ test: lint $(CHROMIUM)
 
 # The README's pictures: the browser tests save a screenshot of each page they visit.
 screenshots: dev $(CHROMIUM)
-	CONVOSCOPE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q -p no:xdist
+	CONVOSCOPE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/test_browser.py "tests/test_schedules.py::test_a_schedule_made_in_chromium_is_listed_and_run_now_mails_it" -q -p no:xdist
 
 bench: install
 	$(BIN)/python bench/run.py --events 1000000 10000000
