@@ -13,14 +13,12 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope, ev
-from web_helpers import add_user, bearer, csv_dicts, log_in, serving
+from web_helpers import Served, csv_dicts, served_to_analyst
 
 QUERY = {"from": "2026-05-20", "to": "2026-05-25", "tz": "UTC", "period": "day"}
 DAYS = ["2026-05-20", "2026-05-21", "2026-05-22", "2026-05-23", "2026-05-24", "2026-05-25"]
@@ -47,22 +45,15 @@ EXTRA = [
 ]
 
 
-@dataclass
-class Site:
-    store: Convoscope
-    token: str
-    browser: httpx.Client
-    api: httpx.Client
+Site = Served
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store = Convoscope(tmp_path_factory.mktemp("dashboard-outcomes"))
     store.ingest([json.loads(line) for line in WORKED_EXAMPLE.read_text().splitlines()] + EXTRA)
-    token = add_user(store, "ana", "analyst")
-    with serving(store) as server, server.client() as browser, server.client(headers=bearer(token)) as api:
-        assert log_in(browser, "ana").status_code == 303
-        yield Site(store, token, browser, api)
+    with served_to_analyst(store) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")

@@ -12,35 +12,27 @@ import html
 import re
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 
 from cli_helpers import Convoscope, assert_usage_error, ev, parse
-from web_helpers import add_user, bearer, csv_dicts, generate_brand, log_in, past_start, serving
+from web_helpers import Served, csv_dicts, generate_brand, past_start, served_to_analyst
 
 START = past_start(60)
 AS_OF = "2026-11-01T00:00:00Z"  # after every generated day, before now
 
 
-@dataclass
-class Site:
-    store: Convoscope
-    browser: httpx.Client
-    api: httpx.Client
+Site = Served
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store = Convoscope(tmp_path_factory.mktemp("drill"))
     generate_brand(store, customers=150, days=5, seed=7, start=START)
-    token = add_user(store, "ana", "analyst")
-    with serving(store) as server, server.client() as browser, server.client(headers=bearer(token)) as api:
-        assert log_in(browser, "ana").status_code == 303
-        yield Site(store, browser, api)
+    with served_to_analyst(store) as site:
+        yield site
 
 
 def behind(site: Site, href: str, *more: str) -> list[dict[str, str]]:

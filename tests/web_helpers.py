@@ -190,6 +190,25 @@ def analyst_site(directory: Path) -> Iterator[AnalystSite]:
         yield AnalystSite(store, server, token, browser)
 
 
+@dataclass
+class Served:
+    """A store served with the analyst `ana`: their API token, a browser logged in as them through the login form,
+    and an API client sending the token."""
+
+    store: Convoscope
+    token: str
+    browser: httpx.Client
+    api: httpx.Client
+
+
+@contextmanager
+def served_to_analyst(store: Convoscope) -> Iterator[Served]:
+    token = add_user(store, "ana", "analyst")
+    with serving(store) as server, server.client() as browser, server.client(headers=bearer(token)) as api:
+        assert log_in(browser, "ana").status_code == 303
+        yield Served(store, token, browser, api)
+
+
 def csv_table(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text, newline="")))
 
