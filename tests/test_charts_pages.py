@@ -20,6 +20,7 @@ import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope, ev
 from convoscope.reports.meanings import meaning
+from convoscope.reports.sessions import SESSIONS_SUMMARY
 from web_helpers import Served, csv_dicts, served_to_analyst
 
 QUERY = {"from": "2026-05-20", "to": "2026-05-25", "tz": "UTC", "period": "day"}
@@ -241,3 +242,12 @@ def test_every_headline_number_has_its_definition_from_the_docs(site: Site) -> N
             assert text and text == meaning(report, display), (report, display)
     assert "Came Back" in dict(re.findall(r'<dt>([^<]+)</dt><dd data-column="[^"]*">([^<]*)</dd>',
                                           lists["handoff-funnel"]))
+    # The per-period table: each column's meaning as its header's title and in the list under it.
+    block = page.split('id="per-period-meanings"')[1].split("</details>")[0]
+    listed = {html.unescape(d): html.unescape(m) for d, m in
+              re.findall(r'<dt>([^<]+)</dt><dd data-column="[^"]*">([^<]*)</dd>', block)}
+    columns = [c.display for c in SESSIONS_SUMMARY.columns[1:]]
+    assert list(listed) == columns and all(listed[c] == meaning("sessions-summary", c) for c in columns)
+    head = page.split('id="dashboard-series"')[1].split("</thead>")[0]
+    titles = [html.unescape(t) for t in re.findall(r'<th scope="col" class="num" title="([^"]*)">', head)]
+    assert titles == [meaning("sessions-summary", c) for c in columns]

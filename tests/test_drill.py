@@ -196,6 +196,23 @@ def test_a_rates_page_counts_its_numerator_among_the_rows(site: Site) -> None:
     assert link is not None and len(behind(site, link.group(1))) == int(shown.group(1))
 
 
+def test_the_rows_behind_a_figure_show_the_columns_it_filters_on(site: Site) -> None:
+    """A figure counted on an --extra column (a resolution class) opens the detail with those columns shown, each row's
+    Resolution Class the one counted; the report form can ask for them too, and its CSV link carries them."""
+    page = site.browser.get("/reports/outcomes-summary", params={"as_of": AS_OF, "run": "1", "from": START, "tz": "UTC"})
+    totals = page.text.split('id="report-totals"')[1].split("</tr>")[0]
+    href = html.unescape(next(h for h in re.findall(r'<a href="([^"]+)"', totals) if "resolution_class%3Dconfirmed" in h
+                              or "resolution_class=confirmed" in html.unescape(h)))
+    assert "extra=true" in href
+    detail = site.browser.get(href).text
+    header = re.findall(r'<th scope="col" data-column="([^"]+)"', detail)
+    assert "resolution_class" in header and "durable_resolution" in header
+    assert 'id="extra" checked' in detail and "extra=true" in html.unescape(detail.split('id="csv-link"')[0][-600:])
+    at = header.index("resolution_class")
+    rows = [CELL.findall(row) for row in re.findall(r"<tr>(.*?)</tr>", detail.split("<tbody>")[1], re.S)]
+    assert rows and {row[at][0] for row in rows} == {"confirmed"}
+
+
 def test_every_detail_page_links_each_row_to_its_conversation(site: Site) -> None:
     for name in ("sessions-detail", "contact-export", "conversation-export"):
         page = site.browser.get(f"/reports/{name}", params={"as_of": AS_OF, "run": "1"}).text

@@ -181,6 +181,7 @@ def test_a_header_links_to_its_sort_then_the_other_way(site: Site) -> None:
     ({"sort": "nope"}, "sort 'nope' is not a column of this table; use one of session_id,"),
     ({"page": "0"}, "page '0' is not a page number; use 1 or more"),
     ({"page": "two"}, "page 'two' is not a page number"),
+    ({"desc": "maybe"}, "desc 'maybe' is not 1 (descending) or 0 (ascending)"),
     ({"page": "999"}, "page 999 is past the last page,"),
     ({"size": "7"}, "size '7' is not a page size; use one of 50, 100, 500"),
 ])

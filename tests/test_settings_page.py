@@ -111,7 +111,7 @@ def preview_tables(page: str) -> list[dict[str, list[str]]]:
     for table in re.findall(r'<table class="report striped preview-table">(.*?)</table>', page, re.S):
         header = [html.unescape(h) for h in re.findall(r'<th scope="col">([^<]*)</th>', table)]
         body = {html.unescape(name): [html.unescape(c) for c in cells] for name, cells in (
-            (row[0], re.findall(r'<td class="num">([^<]*)</td>', row[1]))
+            (row[0], re.findall(r'<td class="num" data-value="([^"]*)">', row[1]))
             for row in re.findall(r'<th scope="row">([^<]*)</th>(.*?)</tr>', table, re.S))}
         tables.append({"Figure": header[1:], **body})
     return tables

@@ -45,8 +45,9 @@ KEYS: dict[str, tuple[Any, str]] = {
                                "if it ended at most F before (docs/outcomes.md)"),
     "ai_channels": (["*"], "channels whose unrouted customer messages go to the AI; \"*\" for all"),
     "public_url": ("http://127.0.0.1:8000", "base of every Conversation Link"),
-    "durable_window": ("7d", "D: a resolved session holds (Durable Resolution) when no session or contact of its "
-                             "customer is created within D of its end; judged at report time"),
+    "durable_window": ("7d", "D: a resolved session's Durable Resolution is false when a session or contact of its "
+                             "customer is created within D of its end, true once D has passed with none; judged "
+                             "at report time"),
 }
 DERIVATION_KEYS = ("session_inactivity", "contact_inactivity", "conversation_window", "recontact_window",
                    "feedback_window", "ai_channels")

@@ -171,7 +171,10 @@ def href(summary: str, params: Params, column: str, *, period: str | None = None
             where.append(f"{name}={value}")
     query = [("from", first.isoformat()) if first else None, ("to", last.isoformat()) if last else None,
              ("tz", params.tz), ("as_of", params.as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
-             ("anchor", rows.anchor) if rows.anchor != "created" else None]
+             ("anchor", rows.anchor) if rows.anchor != "created" else None,
+             # The detail's --extra columns hold what many figures filter on (Outcome, Ended At, Durable Resolution,
+             # Resolution Class, Feedback): the rows behind a figure show them.
+             ("extra", "true") if reports.REPORTS[rows.detail].extra_columns else None]
     pairs = [pair for pair in query if pair is not None]
     pairs += [("where", item) for item in [*where, *rows.filters]] + [("brand", brand) for brand in brands]
     pairs += [("of", item) for item in rows.numerator]

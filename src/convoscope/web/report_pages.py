@@ -126,7 +126,7 @@ def reports_page(request: Request) -> Response:
 
 def _report_form(request: Request, report: Report, date_from: str | None, date_to: str | None, tz: str | None,
                  as_of: str | None, period: str | None, by: str | None, where: list[str] | None,
-                 brand: list[str] | None, anchor: str | None = None) -> ReportForm:
+                 brand: list[str] | None, anchor: str | None = None, extra: str | None = None) -> ReportForm:
     """The form's fields. A filter comes as `where=KEY=VALUE` (the API's form, so an API query works
     here too) or as the form's own field `where.KEY`; an empty one is no filter."""
     filters = [item for item in (where or []) if item.strip()]
@@ -136,7 +136,8 @@ def _report_form(request: Request, report: Report, date_from: str | None, date_t
             filters.append(f"{key}={value}")
     return ReportForm(date_from=blank(date_from), date_to=blank(date_to), tz=blank(tz), period=blank(period),
                       by=blank(by), where=tuple(filters), brands=tuple(b for b in (brand or []) if b.strip()),
-                      as_of=blank(as_of), anchor=blank(anchor))
+                      as_of=blank(as_of), anchor=blank(anchor),
+                      extra=bool(report.extra_columns) and (blank(extra) or "false").lower() in ("1", "true", "on", "yes"))
 
 
 def _chart(server: Server, store: Store, prepared: Prepared | None, table: Table | None) -> dict[str, Any] | None:
@@ -162,6 +163,7 @@ def report_page(
     where: Annotated[list[str] | None, Query()] = None,
     brand: Annotated[list[str] | None, Query()] = None,
     anchor: Annotated[str | None, Query()] = None,
+    extra: Annotated[str | None, Query()] = None,
     of: Annotated[list[str] | None, Query()] = None,
     run: Annotated[str | None, Query()] = None,
     download: Annotated[str | None, Query()] = None,
@@ -179,14 +181,14 @@ def report_page(
         report = reports.REPORTS.get(name)
         if report is None:
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
-        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand, anchor)
+        form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand, anchor, extra)
         visible = caller.user.visible_brands(store.brands())
         prepared, error, table, chart, view, part = None, None, None, None, View(), None
         try:
             view = View.of(page, size, sort, desc)
             prepared = prepare(server, store, caller, name, "page", brands=list(form.brands), date_from=form.date_from,
                                date_to=form.date_to, tz=form.tz, as_of=form.as_of, period=form.period, by=form.by,
-                               where=list(form.where), anchor=form.anchor, config=config)
+                               where=list(form.where), anchor=form.anchor, extra=form.extra, config=config)
         except ParameterError as exc:
             error = FieldError.of(exc, form_fields(report))
         csv_url = f"/api/v1/reports/{name}" + (f"?{urlencode(form.query())}" if form.query() else "")

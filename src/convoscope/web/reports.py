@@ -196,7 +196,9 @@ class View:
     @classmethod
     def of(cls, page: str | None, size: str | None, sort: str | None, desc: str | None) -> View:
         """The view a page's query asks for; a value that is none a `ParameterError` saying what to give."""
-        view = cls(sort=sort or None, descending=desc not in (None, "", "0"))
+        if desc not in (None, "", "0", "1"):
+            raise ParameterError("desc", lambda n: f"{n('desc')} {desc!r} is not 1 (descending) or 0 (ascending)")
+        view = cls(sort=sort or None, descending=desc == "1")
         if page:
             if not page.isdigit() or int(page) < 1:
                 raise ParameterError("page", lambda n: f"{n('page')} {page!r} is not a page number; use 1 or more")

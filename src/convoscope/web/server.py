@@ -275,6 +275,7 @@ class ReportForm:
     brands: tuple[str, ...] = ()
     as_of: str | None = None  # the instant a page's links carry (a theme's Sessions Link: issue 27)
     anchor: str | None = None  # a detail report's time the range reads (issue 28); drill-down links set it
+    extra: bool = False  # the report's --extra columns too (a drill-down link sets it: they hold what it filters)
 
     def filter_value(self, key: str) -> str:
         """The value the form shows for filter `key` (the first, when one was given twice)."""
@@ -284,8 +285,8 @@ class ReportForm:
         """The parameters given, as the query of `GET /api/v1/reports/{name}`."""
         pairs = [("from", self.date_from), ("to", self.date_to), ("tz", self.tz), ("as_of", self.as_of),
                  ("period", self.period), ("by", self.by), ("anchor", self.anchor)]
-        return ([(k, v) for k, v in pairs if v is not None] + [("where", w) for w in self.where]
-                + [("brand", b) for b in self.brands])
+        return ([(k, v) for k, v in pairs if v is not None] + ([("extra", "true")] if self.extra else [])
+                + [("where", w) for w in self.where] + [("brand", b) for b in self.brands])
 
     def audited(self) -> dict[str, Any]:
         """The parameters as the audit log records them (SPEC 6.5)."""
