@@ -38,6 +38,12 @@ EVENTS = [
     # 45 messages of one word, a minute apart, for the pages
     *(acme(f"p{i:02}", "customer_message", f"2026-05-22T09:{i:02}:00Z", customer="cust-parcel",
            text=f"parcel question number {i}") for i in range(45)),
+    # 25 customers `many-NN` whose messages never say "many": 25 conversations by id, no message
+    *(acme(f"m{i:02}", "customer_message", f"2026-05-24T09:{i:02}:00Z", customer=f"many-{i:02}", text=f"hello {i}")
+      for i in range(25)),
+    # 25 customers `mix-NN` whose messages say "mix": 25 conversations by id, then 25 messages
+    *(acme(f"x{i:02}", "customer_message", f"2026-05-25T09:{i:02}:00Z", customer=f"mix-{i:02}", text=f"mix chat {i}")
+      for i in range(25)),
 ]
 
 
@@ -118,6 +124,24 @@ def test_pages_of_twenty_newest_first_without_repeats(site: Site) -> None:
     assert [len(found["messages"]) for found in pages] == [20, 20, 5]
     assert numbers == list(range(44, -1, -1))
     assert [found["next_page"] for found in pages] == [2, 3, None]
+
+
+def test_pages_go_on_through_the_conversations_an_id_named_then_the_messages(site: Site) -> None:
+    """Conversations and messages are one list of pages: the conversations past the first 20 have a next
+    page (and the page its Older link) even when no message holds the words."""
+    pages = [site.found("ana", "many-", page=n) for n in (1, 2)]
+    assert [(len(f["conversations"]), len(f["messages"]), f["next_page"]) for f in pages] == [(20, 0, 2), (5, 0, None)]
+    named = [c["customer_id"] for f in pages for c in f["conversations"]]
+    assert named == [f"many-{i:02}" for i in range(24, -1, -1)]  # newest first, each once
+    pages = [site.found("ana", "mix-", page=n) for n in (1, 2, 3)]
+    assert [(len(f["conversations"]), len(f["messages"]), f["next_page"]) for f in pages] == [
+        (20, 0, 2), (5, 15, 3), (0, 10, None)]
+    assert sorted(m["text"] for f in pages for m in f["messages"]) == sorted(f"mix chat {i}" for i in range(25))
+    with site.server.client() as browser:
+        assert log_in(browser, "ana").status_code == 303
+        first, last = (browser.get("/search", params={"q": "many-", "page": n}).text for n in (1, 2))
+    assert 'id="next-page"' in first and "page=2" in first
+    assert 'id="next-page"' not in last and 'id="previous-page"' in last
 
 
 def test_a_search_of_words_is_audited_with_its_words_and_brands(site: Site) -> None:

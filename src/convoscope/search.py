@@ -436,6 +436,7 @@ def search(store: Store, text: str, brands: list[str], *, every_brand: bool, wor
     wanted = per_page - len(found.ids)
     offset = max(0, start - len(ids))
     keys = _message_keys(store, query, None if every_brand else brands, offset, wanted + 1)
-    found.more = len(keys) > wanted
+    # The conversations and then the messages are one list: more of either is a next page.
+    found.more = start + per_page < len(ids) or len(keys) > wanted
     found.messages = _messages(store, keys[:wanted], brands)
     return found
