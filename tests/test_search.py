@@ -5,6 +5,7 @@ events, an erased customer, the index file deleted).
 
 from __future__ import annotations
 
+import html
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,20 @@ def test_bad_requests_get_one_line_saying_what_to_do(site: Site) -> None:
     assert answer.json()["errors"][0]["attr"] == "q"
     with site.server.client() as anonymous:
         assert anonymous.get("/api/v1/search", params={"q": "x"}).status_code == 401
+
+
+def test_the_page_refuses_a_page_number_the_api_refuses_in_one_line(site: Site) -> None:
+    with site.server.client() as browser:
+        assert log_in(browser, "ana").status_code == 303
+        for page in ("0", "abc", "99999", "-1", "2.5"):
+            assert site.api("ana", "parcel", page=page).status_code == 400, page
+            shown = browser.get("/search", params={"q": "parcel", "page": page})
+            assert shown.status_code == 400, page
+            assert 'id="form-error"' in shown.text, page
+            assert f"page {page!r} is not a page number; use 1 to 10,000" in html.unescape(shown.text), page
+            assert "parcel question number" not in shown.text  # nothing searched, not page 1 instead
+        assert browser.get("/search", params={"q": "parcel", "page": "10000"}).status_code == 200  # the last allowed
+        assert site.api("ana", "parcel", page="10000").status_code == 200
 
 
 def test_an_event_sent_is_found_at_once(site: Site) -> None:

@@ -10,6 +10,7 @@ how far it got, the API answers 503 with `Retry-After`.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from convoscope.web.server import Caller, Server, blank, clock, iso, problem, se
 router = APIRouter()
 
 BACKGROUND = 200_000  # messages to index above which a thread builds, and the request does not wait
+LAST_PAGE = 10_000  # the highest page a search is asked for (the API's `page` and the page's alike)
 SNIPPET = 240  # characters of a message shown around its first matching word
 SPEAKERS = {"customer_message": "customer", "ai_message": "ai", "agent_message": "agent"}
 
@@ -216,7 +218,7 @@ def _query(q: str | None) -> str:
 def search_api(request: Request,
                q: Annotated[str | None, Query(description="An id (customer, conversation, session, contact: whole or "
                                                            "its start) or words; \"quoted words\" as a phrase, word* by its start")] = None,
-               page: Annotated[int, Query(ge=1, le=10_000, description="Page, from 1")] = 1) -> Any:
+               page: Annotated[int, Query(ge=1, le=LAST_PAGE, description="Page, from 1")] = 1) -> Any:
     _, found = _run(request, _query(q), page, "api")
     if isinstance(found, Building):
         raise problem(503, "index_building", f"the search index is being built ({found.done:,} of {found.total:,} "
@@ -229,12 +231,17 @@ def search_page(request: Request, q: Annotated[str | None, Query()] = None,
                 page: Annotated[str | None, Query()] = None) -> Response:
     server = server_of(request)
     text = blank(q)
-    number = int(page) if page and page.isdigit() and 0 < int(page) <= 10_000 else 1
-    if text is None:
+    given = blank(page)
+    number = int(given) if given is not None and re.fullmatch(r"[0-9]{1,5}", given) else None
+    error = None
+    if given is not None and (number is None or not 0 < number <= LAST_PAGE):
+        error = f"page {given!r} is not a page number; use 1 to {LAST_PAGE:,}"  # as the API refuses it (400)
+    if text is None or error is not None:  # the form alone, saying what is wrong
         with server.gate.open() as store:
             caller = require(request, store, accounts.CONVERSATIONS)
-        return server.page(request, "search.html", caller, q="", found=None, building=None)
-    caller, found = _run(request, _query(text), number, "page")
+        return server.page(request, "search.html", caller, status=400 if error and text else 200, q=text or "",
+                           found=None, building=None, error=error if text else None)
+    caller, found = _run(request, _query(text), number or 1, "page")
     if isinstance(found, Building):
         return server.page(request, "search.html", caller, q=text, found=None, building=found)
     return server.page(request, "search.html", caller, q=text, found=found, building=None,
