@@ -5,7 +5,9 @@ events, an erased customer, the index file deleted).
 
 from __future__ import annotations
 
+import csv
 import html
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,8 +150,13 @@ def test_pages_go_on_through_the_conversations_an_id_named_then_the_messages(sit
 def test_a_search_of_words_is_audited_with_its_words_and_brands(site: Site) -> None:
     site.found("ana", "ships tomorrow")
     log = cli_ok(site.store, "audit", "--limit", "50")
-    line = next(row for row in log.splitlines() if ",search," in row and "ships tomorrow" in row)
-    assert line.split(",")[1] == "ana"
+    line = next(row for row in csv.reader(log.splitlines()) if row[2] == "search" and "ships tomorrow" in row[4])
+    assert line[1:4] == ["ana", "search", "messages"]
+    assert json.loads(line[4]) == {"q": "ships tomorrow", "page": 1, "via": "api", "messages": 1, "brands": ["acme"]}
+    with site.server.client() as browser:  # the Audit page shows the same parameters
+        assert log_in(browser, "admin").status_code == 303
+        page = html.unescape(browser.get("/audit").text)
+    assert line[4] in page and 'data-action="search"' in page
     site.found("al", "cust-4521")  # an agent's search reads ids only, no message: not audited
     assert not [r for r in cli_ok(site.store, "audit").splitlines() if ",search," in r and r.split(",")[1] == "al"]
 

@@ -191,8 +191,8 @@ def users_revoke_token(app: App, name: str, token: str | None, every: bool) -> N
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @pass_app
 def audit(app: App, limit: int) -> None:
-    """Show the audit log, newest first: downloads of reports with messages, conversation views, logins,
-    refused tokens, erasures."""
+    """Show the audit log, newest first: downloads of reports with messages, conversation views, searches of
+    messages' words, logins, refused tokens, erasures."""
     import csv
 
     from convoscope import accounts

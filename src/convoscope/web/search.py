@@ -129,8 +129,11 @@ def _run(request: Request, q: str, page: int, via: str) -> tuple[Caller, dict[st
         every_brand = caller.user.brands is None
         found = search.search(store, q, visible, every_brand=every_brand, words=words, page=page)
         if words and search.fts_query(q) is not None:
+            # The brands searched are in the parameters, which the log shows, as well as in the entry's
+            # brands, which decide the administrators who see it (and are not shown).
             server.audit(store, caller, "search", "messages",
-                         {"q": q, "page": page, "via": via, "messages": len(found.messages)}, visible)
+                         {"q": q, "page": page, "via": via, "messages": len(found.messages), "brands": sorted(visible)},
+                         visible)
     marked = search.words_of(q)
     conversations = []
     for row in found.ids:
