@@ -117,8 +117,17 @@ def test_an_agent_finds_by_id_only_and_is_told_so(site: Site) -> None:
     with site.server.client() as browser:
         assert log_in(browser, "al").status_code == 303
         page = browser.get("/search", params={"q": "order 4521"})
+        empty = browser.get("/search")
     assert page.status_code == 200
     assert 'id="ids-only"' in page.text and "It never arrived" not in page.text
+    for shown in (page.text, empty.text):  # the hints say only what an id search does
+        assert 'id="search-hint"' in shown and "exact matches first" in shown
+        assert "quoted words" not in shown and "refund*" not in shown and "order 4521," not in shown
+        assert "audit log" not in shown
+    with site.server.client() as browser:  # an analyst's say what words do too
+        assert log_in(browser, "ana").status_code == 303
+        shown = browser.get("/search").text
+    assert "quoted words" in shown and "refund*" in shown and "audit log" in shown
 
 
 def test_pages_of_twenty_newest_first_without_repeats(site: Site) -> None:
