@@ -41,6 +41,7 @@ EVENTS = [
     # 45 messages of one word, a minute apart, for the pages
     *(acme(f"p{i:02}", "customer_message", f"2026-05-22T09:{i:02}:00Z", customer="cust-parcel",
            text=f"parcel question number {i}") for i in range(45)),
+    acme("c1", "customer_message", "2026-05-21T12:00:00Z", customer="cust-cafe", text="Un Café crème au comptoir"),
     # 25 customers `many-NN` whose messages never say "many": 25 conversations by id, no message
     *(acme(f"m{i:02}", "customer_message", f"2026-05-24T09:{i:02}:00Z", customer=f"many-{i:02}", text=f"hello {i}")
       for i in range(25)),
@@ -237,6 +238,32 @@ def test_the_page_marks_the_words_and_links_to_the_message_in_its_conversation(s
         conversation = browser.get(link.split("#")[0])
         assert f'id="{found["anchor"]}"' in conversation.text
         assert 'id="nav-search"' in conversation.text  # the box is on every page
+
+
+def test_the_words_are_marked_without_regard_to_accents_or_case_as_they_are_found(site: Site) -> None:
+    with site.server.client() as browser:
+        assert log_in(browser, "ana").status_code == 303
+        for q in ("cafe creme", "CAFÉ Crème", "caf* creme"):
+            page = browser.get("/search", params={"q": q})
+            assert "<mark>Café</mark> <mark>crème</mark>" in page.text, q
+
+
+def marked(text: str, q: str) -> list[str]:
+    return [text[start:end] for start, end in search.marks(text, q)]
+
+
+def test_marks_fold_accents_and_case_and_map_back_to_the_text() -> None:
+    assert marked("Un Café crème", "cafe CREME") == ["Café", "crème"]
+    assert marked("Cafe\u0301 noir", "café") == ["Cafe\u0301"]  # a decomposed accent stays inside the mark
+    assert marked("ÉCOLE, école, Ecole", "ecole") == ["ÉCOLE", "école", "Ecole"]
+    # What the index keeps as it is (NFD, not NFKD), the marks do too; `_` separates words, as in the index.
+    assert (marked("ﬁne ﬁnish", "fine"), marked("ﬁne fine", "ﬁne")) == ([], ["ﬁne"])
+    assert marked("ref cus_0004 and cus 0004", "cus_0004") == ["cus", "0004", "cus", "0004"]
+    # Whole words, as the index matches them, unless asked for by their start.
+    assert marked("the border of my order", "order") == ["order"]
+    assert marked("refunded, refund, unrefunded", "refund*") == ["refunded", "refund"]
+    assert marked('a "returns policy" here', '"returns policy"') == ["returns", "policy"]
+    assert marked("nothing here", "cafe") == []
 
 
 class Cut(Exception):

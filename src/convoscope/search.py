@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -292,9 +293,52 @@ def fts_query(text: str) -> str | None:
     return " ".join(parts) if parts else None
 
 
-def words_of(text: str) -> list[str]:
-    """The words a hit's text is marked at."""
-    return [w.lower() for w in re.findall(r"\w+", text)]
+_WORD = r"[^\W_]"  # a letter or digit: what the index's words are made of
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """`text` as the index compares it (`unicode61 remove_diacritics 2`): lower case, each character
+    decomposed (NFD) without its combining marks (`Café` is `cafe`), with, for each character of the
+    result, the position in `text` of the character it came from. NFD, not NFKD: the index keeps `ﬁ`,
+    `²` and full-width letters as they are, as NFD does (it also keeps Greek accents, which this takes off:
+    a mark too many at worst, never one missing)."""
+    folded: list[str] = []
+    origins: list[int] = []
+    for position, char in enumerate(text):
+        for part in unicodedata.normalize("NFD", char.lower()):
+            if not unicodedata.combining(part):
+                folded.append(part)
+                origins.append(position)
+    return "".join(folded), origins
+
+
+def marks(text: str, query: str) -> list[tuple[int, int]]:
+    """Where a hit's `text` holds the words of `query` as the index matched them — whole words, or by their
+    start for a `word*`, without regard to case or accents, anything but letters and digits separating
+    words (`_` too: `cus_0004` is `cus` and `0004`) — as (start, end) positions in `text`, in order."""
+    wanted: dict[str, bool] = {}  # folded word: matched by its start
+    for phrase, word, star in _PHRASE.findall(query):
+        pieces = re.findall(_WORD + "+", fold(phrase or word)[0])
+        for number, piece in enumerate(pieces):  # a `word*` is a prefix in its last piece only
+            prefix = bool(star) and not phrase and number == len(pieces) - 1
+            wanted[piece] = wanted.get(piece, False) or prefix
+    if not wanted:
+        return []
+    pattern = "|".join(rf"(?<!{_WORD}){re.escape(w)}" + (_WORD + "*" if start else rf"(?!{_WORD})")
+                       for w, start in sorted(wanted.items(), key=lambda item: -len(item[0])))
+    folded, origins = fold(text)
+    spans: list[tuple[int, int]] = []
+    for found in re.finditer(pattern, folded):
+        if found.end() == found.start():
+            continue
+        start, end = origins[found.start()], origins[found.end() - 1] + 1
+        while end < len(text) and not fold(text[end])[0]:  # combining marks after the word's last letter
+            end += 1
+        if spans and start < spans[-1][1]:  # one character folded into several, matched twice
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
 
 
 @dataclass

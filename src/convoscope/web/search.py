@@ -89,27 +89,22 @@ def _up_to_date(server: Server, store: Store) -> Building | None:
     return _build_in_background(server, path, waiting)
 
 
-def _snippet(text: str, words: list[str]) -> list[tuple[str, bool]]:
-    """The message around its first matching word, cut to SNIPPET characters, as (piece, matched) parts."""
-    lowered = text.lower()
-    places = [(lowered.find(w), w) for w in words if lowered.find(w) >= 0]
-    if not places:
+def _snippet(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """The message around its first matching word, cut to SNIPPET characters, as (piece, matched) parts;
+    `spans` are where its words are (`search.marks`)."""
+    if not spans:
         return [(text[:SNIPPET] + ("…" if len(text) > SNIPPET else ""), False)]
-    at, word = min(places)
-    start = max(0, at - SNIPPET // 3)
+    start = max(0, spans[0][0] - SNIPPET // 3)
     end = min(len(text), start + SNIPPET)
-    shown = text[start:end]
     parts: list[tuple[str, bool]] = [("…", False)] if start else []
-    position = 0
-    lowered_shown = shown.lower()
-    while True:
-        found = [(lowered_shown.find(w, position), w) for w in words if lowered_shown.find(w, position) >= 0]
-        if not found:
-            break
-        index, w = min(found)
-        parts += [(shown[position:index], False), (shown[index:index + len(w)], True)]
-        position = index + len(w)
-    parts.append((shown[position:] + ("…" if end < len(text) else ""), False))
+    position = start
+    for low, high in spans:
+        low, high = max(low, position), min(high, end)
+        if low >= high:
+            continue
+        parts += [(text[position:low], False), (text[low:high], True)]
+        position = high
+    parts.append((text[position:end] + ("…" if end < len(text) else ""), False))
     return [p for p in parts if p[0]]
 
 
@@ -134,7 +129,6 @@ def _run(request: Request, q: str, page: int, via: str) -> tuple[Caller, dict[st
             server.audit(store, caller, "search", "messages",
                          {"q": q, "page": page, "via": via, "messages": len(found.messages), "brands": sorted(visible)},
                          visible)
-    marked = search.words_of(q)
     conversations = []
     for row in found.ids:
         zone = server.config.for_brand(row["brand"]).timezone
@@ -153,7 +147,7 @@ def _run(request: Request, q: str, page: int, via: str) -> tuple[Caller, dict[st
                          "ai_agent": row["ai_agent"] if row["type"] == "ai_message" else None,
                          "channel": row["channel"], "occurred_at": iso(row["occurred_at"]),
                          "occurred_local": clock(row["occurred_at"], ZoneInfo(zone)), "time_zone": zone,
-                         "text": row["text"], "parts": _snippet(row["text"], marked)})
+                         "text": row["text"], "parts": _snippet(row["text"], search.marks(row["text"], q))})
     return caller, {"query": q, "page": page, "per_page": search.PER_PAGE, "words_searched": words,
                     "conversations": conversations, "messages": messages,
                     "next_page": page + 1 if found.more else None}
