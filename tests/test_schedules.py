@@ -197,6 +197,20 @@ def test_who_may_schedule_and_who_may_receive_messages(site: tuple[Convoscope, I
     assert cli_ok(store, "schedules", "list") == ""
 
 
+def test_a_schedule_id_is_never_given_twice(site: tuple[Convoscope, Inbox]) -> None:
+    """Issue 29 point 2's review: removing the newest schedules gave their ids again, and their runs and audit
+    entries (`schedule/ID`) to the next schedule added."""
+    store, _ = site
+    first, second, third = add(store, "--to", "tm"), add(store, "--to", "tm"), add(store, "--to", "tm")
+    cli_ok(store, "schedules", "run", str(second))
+    cli_ok(store, "schedules", "remove", str(third))  # no runs: only the audit log remembers it
+    cli_ok(store, "schedules", "remove", str(second))
+    fourth = add(store, "--to", "tm")
+    assert (first, second, third, fourth) == (1, 2, 3, 4)
+    assert [run[0] for run in runs(store)] == [str(second)]
+    assert cli_ok(store, "audit").count(f"schedule/{fourth}") == 1  # its own `schedule_added`, nothing before it
+
+
 def test_users_get_an_address(cs: Convoscope) -> None:
     cli_ok(cs, "users", "add", "ana", "--role", "analyst", "--email", "ana@example.com", "--password-stdin",
            input=PASSWORD + "\n")

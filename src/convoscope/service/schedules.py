@@ -273,12 +273,25 @@ def add_schedule(store: Store, config: Config, owner_name: str, report: str, *, 
             why = refusal(recipient, messages=definition.personal_data, brands=prepared.brands)
             if why is not None:
                 raise _recipients_error(why)
-        schedule_id = int(con.execute("SELECT coalesce(max(id), 0) + 1 FROM schedules").fetchall()[0][0])
+        schedule_id = next_schedule_id(con)
         con.execute("INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [schedule_id, owner.name, definition.name, json.dumps(params), range_name, timezone, cron,
                      recipients, now.astimezone(UTC).replace(tzinfo=None)])
         accounts_audit(con, owner.name, "schedule_added", definition.name, schedule_id, prepared.brands)
     return get_schedule(store.con, schedule_id) or draft
+
+
+def next_schedule_id(con: duckdb.DuckDBPyConnection) -> int:
+    """One past every schedule id the store has known, so that an id is never given twice: a removed schedule's
+    runs and audit entries (`schedule/ID`) stay its own, and a new schedule's claims never meet its keys. The audit
+    log remembers every id (`schedule_added` is written with the schedule), in a store made before this rule too;
+    the schedules and their runs are counted as well, should an audit entry be missing."""
+    return int(con.execute("""
+        SELECT greatest((SELECT coalesce(max(id), 0) FROM schedules),
+                        (SELECT coalesce(max(schedule_id), 0) FROM schedule_runs),
+                        (SELECT coalesce(max(TRY_CAST(split_part(target, '/', 2) AS BIGINT)), 0) FROM audit_log
+                         WHERE starts_with(target, 'schedule/'))) + 1
+    """).fetchall()[0][0])
 
 
 def remove_schedule(store: Store, schedule_id: int, by: User | None) -> Schedule:
