@@ -9,10 +9,13 @@ resolved range and as-of time. A server answering 451 makes a run fail, be retri
 from __future__ import annotations
 
 import email
+import email.utils
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from typing import Any
@@ -105,6 +108,9 @@ def test_the_mail_carries_the_report_as_the_command_line_writes_it(site: tuple[C
     rcpts, message = inbox.messages[0]
     assert sorted(rcpts) == ["boss@example.com", "tm@example.com"]
     assert message["From"] == "reports@example.com"
+    sent = email.utils.parsedate_to_datetime(message["Date"])  # RFC 5322 requires it
+    assert sent.utcoffset() is not None and abs(datetime.now(UTC) - sent) < timedelta(minutes=5)
+    assert re.fullmatch(r"<[^<>@\s]+@example\.com>", message["Message-ID"]), message["Message-ID"]
     name, data = attachment(message)
     (run,) = runs(store)
     _, due, status, attempt, first, last, rows, size, delivered, recipients, error = run

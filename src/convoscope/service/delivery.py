@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -186,6 +187,10 @@ def send_mail(mail: MailSettings, to: list[str], subject: str, body: str,
         raise RunFailure("no SMTP server is configured; set host in the [mail] table of the configuration file")
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = mail.sender, ", ".join(to), subject
+    # RFC 5322 requires Date; Message-ID lets a mail program thread and deduplicate (its domain the sender's)
+    message["Date"] = formatdate(usegmt=True)
+    _, sender = parseaddr(mail.sender)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(body)
     if attachment is not None:
         message.add_attachment(attachment[1], maintype="text", subtype="csv", filename=attachment[0])
