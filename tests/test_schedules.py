@@ -13,12 +13,14 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from email import policy
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -215,6 +217,34 @@ def test_a_schedule_id_is_never_given_twice(site: tuple[Convoscope, Inbox]) -> N
     assert (first, second, third, fourth) == (1, 2, 3, 4)
     assert [run[0] for run in runs(store)] == [str(second)]
     assert cli_ok(store, "audit").count(f"schedule/{fourth}") == 1  # its own `schedule_added`, nothing before it
+
+
+@pytest.mark.parametrize(("line", "zone", "fires_on"), [
+    ("0 8 1 * 1", "UTC", lambda d: d.day == 1 or d.isoweekday() == 1),  # both restricted: either day (crontab(5))
+    ("30 6 15 * 0", "Europe/Berlin", lambda d: d.day == 15 or d.isoweekday() == 7),  # Sunday as 0, across DST
+    ("0 8 1-7 * fri", "America/New_York", lambda d: d.day <= 7 or d.isoweekday() == 5),
+    ("0 8 13 * 5,7", "UTC", lambda d: d.day == 13 or d.isoweekday() in (5, 7)),
+    ("0 8 1 * *", "UTC", lambda d: d.day == 1),
+    ("0 8 * * 1", "UTC", lambda d: d.isoweekday() == 1),
+    ("0 8 */2 * 1", "UTC", lambda d: d.day % 2 == 1 and d.isoweekday() == 1),  # a field starting with *: both
+])
+def test_fire_times_are_crontabs(line: str, zone: str, fires_on: Callable[[date], bool]) -> None:
+    """Issue 29 point 2's review: `0 8 1 * 1` fired only on a 1st that is a Monday (APScheduler's AND of the
+    fields), where crontab runs it on the 1st of each month and on every Monday."""
+    from convoscope.service.schedules import last_fire, parse_cron
+
+    tz = ZoneInfo(zone)
+    minute, hour = (int(f) for f in line.split()[:2])
+    days = [date(2025, 1, 1) + timedelta(days=n) for n in range(400)]
+    expected = [datetime.combine(d, dt_time(hour, minute), tz) for d in days if fires_on(d)]
+    trigger = parse_cron(line, zone)
+    found: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, datetime(2025, 1, 1, tzinfo=tz))
+    while fire is not None and fire.date() <= days[-1]:
+        found.append(fire)
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    assert found == expected
+    assert last_fire(trigger, expected[0], expected[-1] + timedelta(hours=1)) == expected[-1]  # a run missed
 
 
 def test_users_get_an_address(cs: Convoscope) -> None:

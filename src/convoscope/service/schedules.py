@@ -4,8 +4,10 @@ A schedule is a report's parameters kept as a saved view (brands, period, by, wh
 relative range (`yesterday`, `last week`...) resolved in the schedule's time zone at each fire time, a crontab
 line read in that zone, and its recipients: user names (their e-mail address at run time) or plain addresses.
 It belongs to an Administrator or Team Manager (`accounts.SCHEDULE`), and runs as them: their brands and
-permissions at run time (`delivery.py`). Fire times are APScheduler's `CronTrigger`'s; the runs a process claimed
-are rows of `schedule_runs`, keyed by schedule and fire time, so that two processes never send the same run.
+permissions at run time (`delivery.py`). Fire times are APScheduler's `CronTrigger`'s (two of them, either
+firing, when a crontab line restricts both its days of the month and of the week, as crontab does); the runs a
+process claimed are rows of `schedule_runs`, keyed by schedule and fire time, so that two processes never send the
+same run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from convoscope import accounts
@@ -47,7 +51,7 @@ class Schedule:
     created_at: datetime  # UTC, naive as the store keeps it
     brands: tuple[str, ...] = field(default=())
 
-    def trigger(self) -> CronTrigger:
+    def trigger(self) -> BaseTrigger:
         return parse_cron(self.cron, self.timezone)
 
     def next_fire(self, now: datetime | None = None) -> datetime | None:
@@ -121,23 +125,34 @@ def _weekday(text: str) -> int:
     raise ValueError(text)
 
 
-def parse_cron(text: str, zone: str) -> CronTrigger:
+def parse_cron(text: str, zone: str) -> BaseTrigger:
     """A crontab line's five fields (minute hour day-of-month month day-of-week, as crontab(5) reads them) as
-    APScheduler's trigger in `zone`; a `ParameterError` on `cron` for anything else."""
+    APScheduler's trigger in `zone`; a `ParameterError` on `cron` for anything else.
+
+    When both day fields are restricted (neither starts with `*`), crontab runs on a day either matches (`0 8 1 * 1`:
+    the 1st of each month and every Monday), where one `CronTrigger` would want both: that line is two triggers, one
+    for each day field, the earlier fire time of the two the next."""
     fields = text.split()
     try:
         if len(fields) != 5:
             raise ValueError(text)
         minute, hour, day, month, weekday = fields
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday),
-                           timezone=ZoneInfo(zone))
+        days = _weekdays(weekday)
+
+        def cron(day: str, days: str) -> CronTrigger:
+            return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=days,
+                               timezone=ZoneInfo(zone))
+
+        if day.startswith("*") or weekday.startswith("*"):
+            return cron(day, days)
+        return OrTrigger([cron(day, "*"), cron("*", days)])
     except (ValueError, TypeError, IndexError):
         raise ParameterError("cron", lambda n: f"{n('cron')} {text!r} is not a crontab schedule; give five fields, "
                                                "minute hour day month weekday, such as '0 8 * * 1' (Mondays at "
                                                "08:00)") from None
 
 
-def last_fire(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
+def last_fire(trigger: BaseTrigger, after: datetime, now: datetime) -> datetime | None:
     """The latest fire time of `trigger` in (`after`, `now`], or None: the one run a process that was not running
     at the earlier ones owes (a run missed is run once, not once per fire time missed). It looks back from `now`
     over windows doubling in length, so a frequent schedule left alone for months takes a few steps, not one per
