@@ -247,6 +247,18 @@ def test_fire_times_are_crontabs(line: str, zone: str, fires_on: Callable[[date]
     assert last_fire(trigger, expected[0], expected[-1] + timedelta(hours=1)) == expected[-1]  # a run missed
 
 
+def test_a_crontab_line_that_never_fires_is_refused(cs: Convoscope) -> None:
+    """Issue 29 point 2's review: February 31st was kept, as a schedule that never runs."""
+    add_user(cs, "tm", "team_manager")
+    for line in ("0 7 31 2 *", "0 7 30 2 *", "0 7 31 4,6,9,11 *"):
+        never = cs("schedules", "add", "sessions-summary", "--owner", "tm", "--range", "yesterday", "--cron", line,
+                   "--to", "tm@example.com")
+        assert never.exit_code == 2, never.stderr
+        assert never.stderr == f"convoscope: error: --cron {line!r} never fires: no date has its day of the month " \
+                               "in its months (and its weekday, when given); check its day and month fields\n"
+    assert cli_ok(cs, "schedules", "list") == ""
+
+
 def test_users_get_an_address(cs: Convoscope) -> None:
     cli_ok(cs, "users", "add", "ana", "--role", "analyst", "--email", "ana@example.com", "--password-stdin",
            input=PASSWORD + "\n")

@@ -263,7 +263,10 @@ def add_schedule(store: Store, config: Config, owner_name: str, report: str, *, 
     and each recipient (`refusal`)."""
     now = now or datetime.now(UTC)
     check_zone(timezone, param="timezone")
-    parse_cron(cron, timezone)
+    if parse_cron(cron, timezone).get_next_fire_time(None, now) is None:  # such as '0 7 31 2 *', February 31st
+        raise ParameterError("cron", lambda n: f"{n('cron')} {cron!r} never fires: no date has its day of the month "
+                                               "in its months (and its weekday, when given); check its day and month "
+                                               "fields")
     if range_name not in RANGES:
         raise ParameterError("range", lambda n: f"{n('range')} {range_name!r} is not one of {', '.join(RANGES)}")
     recipients = list(dict.fromkeys(r.strip() for r in recipients if r.strip()))
