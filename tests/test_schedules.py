@@ -259,6 +259,26 @@ def test_a_crontab_line_that_never_fires_is_refused(cs: Convoscope) -> None:
     assert cli_ok(cs, "schedules", "list") == ""
 
 
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--tz", "Mars/Olympus", "--tz 'Mars/Olympus' is not an IANA time zone; use a name such as UTC or "
+                             "Europe/Berlin"),
+    ("--to", "nobody", "--to: 'nobody' is neither a user nor an e-mail address; list users with 'convoscope users "
+                       "list'"),
+    ("--to", " ", "give at least one of --to: a user name or an e-mail address"),
+    ("--cron", "every monday", "--cron 'every monday' is not a crontab schedule; give five fields, minute hour day "
+                               "month weekday, such as '0 8 * * 1' (Mondays at 08:00)"),
+], ids=["zone", "recipient", "no-recipient", "cron"])
+def test_schedules_add_names_its_own_options(cs: Convoscope, option: str, value: str, message: str) -> None:
+    """Issue 29 point 2's review: errors named `--recipients` and `--timezone`, which `schedules add` does not
+    have (its options are `--to` and `--tz`)."""
+    add_user(cs, "tm", "team_manager")
+    given = {"--cron": "0 8 * * 1", "--to": "tm@example.com", "--tz": "UTC", option: value}
+    result = cs("schedules", "add", "sessions-summary", "--owner", "tm", "--range", "yesterday",
+                *[word for pair in given.items() for word in pair])
+    assert result.exit_code == 2
+    assert result.stderr == f"convoscope: error: {message}\n"
+
+
 def test_users_get_an_address(cs: Convoscope) -> None:
     cli_ok(cs, "users", "add", "ana", "--role", "analyst", "--email", "ana@example.com", "--password-stdin",
            input=PASSWORD + "\n")
