@@ -124,6 +124,19 @@ def test_the_mail_carries_the_report_as_the_command_line_writes_it(site: tuple[C
     assert int(size) == len(data) and int(rows) == data.count(b"\n") - 1 > 1
 
 
+def test_a_mailbox_named_twice_gets_the_mail_once(site: tuple[Convoscope, Inbox]) -> None:
+    """Issue 29 point 2's review: a user and their address, in any case, were three RCPTs to one mailbox."""
+    store, inbox = site
+    schedule = add(store, "--to", "tm", "--to", "tm@example.com", "--to", "TM@EXAMPLE.COM", "--to",
+                   "Boss@Example.com", "--to", "boss@example.com")
+    cli_ok(store, "schedules", "run", str(schedule))
+    (rcpts, message), = inbox.messages
+    assert rcpts == ["tm@example.com", "Boss@Example.com"]  # each the first spelling given
+    assert message["To"] == "tm@example.com, Boss@Example.com"
+    (run,) = runs(store)
+    assert run[2] == "sent" and run[9] == "tm@example.com,Boss@Example.com"
+
+
 def test_above_the_size_limit_the_mail_carries_a_link_to_the_same_file(site: tuple[Convoscope, Inbox]) -> None:
     store, inbox = site
     configure(store, inbox, attach_limit=100)

@@ -160,13 +160,14 @@ def _prepare(store: Store, config: Config, schedule_id: int, due_at: datetime, s
     options = schedule.options(day, _aware(due_at))
     definition, params = prepare_report(store, config, schedule.report, owner_asker(owner), brands=options.pop("brands"),
                                         **options)
-    addresses, skipped = [], []
+    addresses: list[str] = []
+    skipped: list[str] = []
     for recipient in resolve_recipients(store.con, schedule.recipients):
         why = refusal(recipient, messages=definition.personal_data, brands=params.brands)
-        if why is None and recipient.address is not None:
-            addresses.append(recipient.address)
-        else:
+        if why is not None or recipient.address is None:
             skipped.append(why or recipient.name)
+        elif recipient.address.lower() not in (a.lower() for a in addresses):
+            addresses.append(recipient.address)  # a mailbox named twice (a user and their address): one RCPT
     if not addresses:
         raise RunFailure("no recipient may receive it: " + "; ".join(skipped))
     given = {"schedule": schedule.id, "from": options["date_from"], "to": options["date_to"], "tz": schedule.timezone,
