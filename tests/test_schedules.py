@@ -8,8 +8,11 @@ resolved range and as-of time. A server answering 451 makes a run fail, be retri
 
 from __future__ import annotations
 
+import csv
 import email
 import email.utils
+import getpass
+import io
 import json
 import re
 import time
@@ -290,6 +293,18 @@ def test_schedules_add_names_its_own_options(cs: Convoscope, option: str, value:
                 *[word for pair in given.items() for word in pair])
     assert result.exit_code == 2
     assert result.stderr == f"convoscope: error: {message}\n"
+
+
+def test_removing_a_schedule_is_audited_as_who_removed_it(cs: Convoscope) -> None:
+    """Issue 29 point 2's review: `schedules remove` wrote its audit entry with no user; the command line's operator
+    is `cli:NAME`, as `forget` and `report` name them."""
+    add_user(cs, "tm", "team_manager")
+    schedule = int(cli_ok(cs, "schedules", "add", "sessions-summary", "--owner", "tm", "--range", "yesterday",
+                          "--cron", "0 8 * * 1", "--to", "tm@example.com").strip())
+    cli_ok(cs, "schedules", "remove", str(schedule))
+    audit = list(csv.DictReader(io.StringIO(cli_ok(cs, "audit"))))
+    (removed,) = [row for row in audit if row["action"] == "schedule_removed"]
+    assert removed["user"] == f"cli:{getpass.getuser()}" and removed["target"] == f"schedule/{schedule}"
 
 
 def test_users_get_an_address(cs: Convoscope) -> None:

@@ -84,8 +84,10 @@ def schedules_list(app: App) -> None:
 @pass_app
 def schedules_remove(app: App, schedule_id: int) -> None:
     """Remove schedule ID (its runs stay listed)."""
-    with app.store(must_exist=True) as store:
-        schedule_service.remove_schedule(store, schedule_id, None)
+    import getpass
+
+    with app.store(must_exist=True) as store:  # audited as the operator, as `forget` is
+        schedule_service.remove_schedule(store, schedule_id, None, operator=f"cli:{getpass.getuser()}")
     click.echo(f"removed schedule {schedule_id}", err=True)
 
 

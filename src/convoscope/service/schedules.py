@@ -312,16 +312,16 @@ def next_schedule_id(con: duckdb.DuckDBPyConnection) -> int:
     """).fetchall()[0][0])
 
 
-def remove_schedule(store: Store, schedule_id: int, by: User | None) -> Schedule:
+def remove_schedule(store: Store, schedule_id: int, by: User | None, *, operator: str | None = None) -> Schedule:
     """Remove a schedule (and keep its runs' history); `by`, a user who must be allowed to (`may_manage`), or None
-    for the command line's operator."""
+    for the command line's `operator` (`cli:NAME`, as the audit log names them)."""
     with store.transaction() as con:
         schedule = get_schedule(con, schedule_id)
         if schedule is None or (by is not None and not may_manage(by, schedule)):
             raise ConvoscopeError(f"no schedule {schedule_id} you may remove; list them with",
                                   command=("schedules", "list"))
         con.execute("DELETE FROM schedules WHERE id = ?", [schedule_id])
-        accounts_audit(con, by.name if by else None, "schedule_removed", schedule.report, schedule_id,
+        accounts_audit(con, by.name if by else operator, "schedule_removed", schedule.report, schedule_id,
                        list(schedule.brands))
     return schedule
 
