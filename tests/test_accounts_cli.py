@@ -153,6 +153,20 @@ def test_set_role_changes_the_role_and_the_brand_limit(cs: Convoscope) -> None:
     assert listed(cs)["bob"] == ("administrator", "*")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["bogus"], "ADDRESS 'bogus' is not an e-mail address; use one such as ana@example.com"),
+    ([], "give user bob's ADDRESS, or --none to remove their address"),
+    (["bob@example.com", "--none"], "give the ADDRESS 'bob@example.com' or --none, not both"),
+], ids=["not-an-address", "neither", "both"])
+def test_set_email_names_what_was_typed_in_one_line(cs: Convoscope, args: list[str], message: str) -> None:
+    """Issue 29 point 2's review: a bad address was called `--email` (`users add`'s option, not this command's
+    ADDRESS), and no address at all was told "not both"."""
+    assert add(cs, "bob", "agent", "--email", "bob@example.org").exit_code == 0
+    assert one_line_error(run(cs, "users", "set-email", "bob", *args), 2) == f"convoscope: error: {message}"
+    assert run(cs, "users", "list").stdout.split("\t")[-1].strip() == "bob@example.org"
+    assert "--email 'bogus'" in one_line_error(add(cs, "eve", "agent", "--email", "bogus"), 2)  # `users add`'s
+
+
 def test_remove_takes_the_user_off_the_list(cs: Convoscope) -> None:
     assert add(cs, "bob", "agent").exit_code == 0
     assert add(cs, "eve", "analyst").exit_code == 0

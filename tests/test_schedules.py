@@ -8,14 +8,22 @@ resolved range and as-of time. A server answering 451 makes a run fail, be retri
 
 from __future__ import annotations
 
+import csv
 import email
+import email.utils
+import getpass
+import io
 import json
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from email import policy
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -105,6 +113,9 @@ def test_the_mail_carries_the_report_as_the_command_line_writes_it(site: tuple[C
     rcpts, message = inbox.messages[0]
     assert sorted(rcpts) == ["boss@example.com", "tm@example.com"]
     assert message["From"] == "reports@example.com"
+    sent = email.utils.parsedate_to_datetime(message["Date"])  # RFC 5322 requires it
+    assert sent.utcoffset() is not None and abs(datetime.now(UTC) - sent) < timedelta(minutes=5)
+    assert re.fullmatch(r"<[^<>@\s]+@example\.com>", message["Message-ID"]), message["Message-ID"]
     name, data = attachment(message)
     (run,) = runs(store)
     _, due, status, attempt, first, last, rows, size, delivered, recipients, error = run
@@ -114,6 +125,19 @@ def test_the_mail_carries_the_report_as_the_command_line_writes_it(site: tuple[C
                             as_of=due).stdout_bytes
     assert data == expected
     assert int(size) == len(data) and int(rows) == data.count(b"\n") - 1 > 1
+
+
+def test_a_mailbox_named_twice_gets_the_mail_once(site: tuple[Convoscope, Inbox]) -> None:
+    """Issue 29 point 2's review: a user and their address, in any case, were three RCPTs to one mailbox."""
+    store, inbox = site
+    schedule = add(store, "--to", "tm", "--to", "tm@example.com", "--to", "TM@EXAMPLE.COM", "--to",
+                   "Boss@Example.com", "--to", "boss@example.com")
+    cli_ok(store, "schedules", "run", str(schedule))
+    (rcpts, message), = inbox.messages
+    assert rcpts == ["tm@example.com", "Boss@Example.com"]  # each the first spelling given
+    assert message["To"] == "tm@example.com, Boss@Example.com"
+    (run,) = runs(store)
+    assert run[2] == "sent" and run[9] == "tm@example.com,Boss@Example.com"
 
 
 def test_above_the_size_limit_the_mail_carries_a_link_to_the_same_file(site: tuple[Convoscope, Inbox]) -> None:
@@ -195,6 +219,92 @@ def test_who_may_schedule_and_who_may_receive_messages(site: tuple[Convoscope, I
                      "every monday", "--to", "tm")
     assert bad_cron.exit_code == 2 and "crontab" in bad_cron.stderr
     assert cli_ok(store, "schedules", "list") == ""
+
+
+def test_a_schedule_id_is_never_given_twice(site: tuple[Convoscope, Inbox]) -> None:
+    """Issue 29 point 2's review: removing the newest schedules gave their ids again, and their runs and audit
+    entries (`schedule/ID`) to the next schedule added."""
+    store, _ = site
+    first, second, third = add(store, "--to", "tm"), add(store, "--to", "tm"), add(store, "--to", "tm")
+    cli_ok(store, "schedules", "run", str(second))
+    cli_ok(store, "schedules", "remove", str(third))  # no runs: only the audit log remembers it
+    cli_ok(store, "schedules", "remove", str(second))
+    fourth = add(store, "--to", "tm")
+    assert (first, second, third, fourth) == (1, 2, 3, 4)
+    assert [run[0] for run in runs(store)] == [str(second)]
+    assert cli_ok(store, "audit").count(f"schedule/{fourth}") == 1  # its own `schedule_added`, nothing before it
+
+
+@pytest.mark.parametrize(("line", "zone", "fires_on"), [
+    ("0 8 1 * 1", "UTC", lambda d: d.day == 1 or d.isoweekday() == 1),  # both restricted: either day (crontab(5))
+    ("30 6 15 * 0", "Europe/Berlin", lambda d: d.day == 15 or d.isoweekday() == 7),  # Sunday as 0, across DST
+    ("0 8 1-7 * fri", "America/New_York", lambda d: d.day <= 7 or d.isoweekday() == 5),
+    ("0 8 13 * 5,7", "UTC", lambda d: d.day == 13 or d.isoweekday() in (5, 7)),
+    ("0 8 1 * *", "UTC", lambda d: d.day == 1),
+    ("0 8 * * 1", "UTC", lambda d: d.isoweekday() == 1),
+    ("0 8 */2 * 1", "UTC", lambda d: d.day % 2 == 1 and d.isoweekday() == 1),  # a field starting with *: both
+])
+def test_fire_times_are_crontabs(line: str, zone: str, fires_on: Callable[[date], bool]) -> None:
+    """Issue 29 point 2's review: `0 8 1 * 1` fired only on a 1st that is a Monday (APScheduler's AND of the
+    fields), where crontab runs it on the 1st of each month and on every Monday."""
+    from convoscope.service.schedules import last_fire, parse_cron
+
+    tz = ZoneInfo(zone)
+    minute, hour = (int(f) for f in line.split()[:2])
+    days = [date(2025, 1, 1) + timedelta(days=n) for n in range(400)]
+    expected = [datetime.combine(d, dt_time(hour, minute), tz) for d in days if fires_on(d)]
+    trigger = parse_cron(line, zone)
+    found: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, datetime(2025, 1, 1, tzinfo=tz))
+    while fire is not None and fire.date() <= days[-1]:
+        found.append(fire)
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    assert found == expected
+    assert last_fire(trigger, expected[0], expected[-1] + timedelta(hours=1)) == expected[-1]  # a run missed
+
+
+def test_a_crontab_line_that_never_fires_is_refused(cs: Convoscope) -> None:
+    """Issue 29 point 2's review: February 31st was kept, as a schedule that never runs."""
+    add_user(cs, "tm", "team_manager")
+    for line in ("0 7 31 2 *", "0 7 30 2 *", "0 7 31 4,6,9,11 *"):
+        never = cs("schedules", "add", "sessions-summary", "--owner", "tm", "--range", "yesterday", "--cron", line,
+                   "--to", "tm@example.com")
+        assert never.exit_code == 2, never.stderr
+        assert never.stderr == f"convoscope: error: --cron {line!r} never fires: no date has its day of the month " \
+                               "in its months (and its weekday, when given); check its day and month fields\n"
+    assert cli_ok(cs, "schedules", "list") == ""
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--tz", "Mars/Olympus", "--tz 'Mars/Olympus' is not an IANA time zone; use a name such as UTC or "
+                             "Europe/Berlin"),
+    ("--to", "nobody", "--to: 'nobody' is neither a user nor an e-mail address; list users with 'convoscope users "
+                       "list'"),
+    ("--to", " ", "give at least one of --to: a user name or an e-mail address"),
+    ("--cron", "every monday", "--cron 'every monday' is not a crontab schedule; give five fields, minute hour day "
+                               "month weekday, such as '0 8 * * 1' (Mondays at 08:00)"),
+], ids=["zone", "recipient", "no-recipient", "cron"])
+def test_schedules_add_names_its_own_options(cs: Convoscope, option: str, value: str, message: str) -> None:
+    """Issue 29 point 2's review: errors named `--recipients` and `--timezone`, which `schedules add` does not
+    have (its options are `--to` and `--tz`)."""
+    add_user(cs, "tm", "team_manager")
+    given = {"--cron": "0 8 * * 1", "--to": "tm@example.com", "--tz": "UTC", option: value}
+    result = cs("schedules", "add", "sessions-summary", "--owner", "tm", "--range", "yesterday",
+                *[word for pair in given.items() for word in pair])
+    assert result.exit_code == 2
+    assert result.stderr == f"convoscope: error: {message}\n"
+
+
+def test_removing_a_schedule_is_audited_as_who_removed_it(cs: Convoscope) -> None:
+    """Issue 29 point 2's review: `schedules remove` wrote its audit entry with no user; the command line's operator
+    is `cli:NAME`, as `forget` and `report` name them."""
+    add_user(cs, "tm", "team_manager")
+    schedule = int(cli_ok(cs, "schedules", "add", "sessions-summary", "--owner", "tm", "--range", "yesterday",
+                          "--cron", "0 8 * * 1", "--to", "tm@example.com").strip())
+    cli_ok(cs, "schedules", "remove", str(schedule))
+    audit = list(csv.DictReader(io.StringIO(cli_ok(cs, "audit"))))
+    (removed,) = [row for row in audit if row["action"] == "schedule_removed"]
+    assert removed["user"] == f"cli:{getpass.getuser()}" and removed["target"] == f"schedule/{schedule}"
 
 
 def test_users_get_an_address(cs: Convoscope) -> None:

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import click
 
-from convoscope.cli.app import App, pass_app
+from convoscope.cli.app import App, fail, pass_app
+from convoscope.errors import ParameterError, option_name
 from convoscope.service import delivery
 from convoscope.service import schedules as schedule_service
+
+# The parameters `schedules add` names otherwise than `--name`: its recipients are `--to`, its zone `--tz`, and the
+# dates of a run come from `--range` (`--to` here is not a date).
+_OPTIONS = {"recipients": "--to", "timezone": "--tz", "from": "--range", "to": "--range"}
+
+
+def _option(param: str) -> str:
+    return _OPTIONS.get(param) or option_name(param)
 
 
 @click.group()
@@ -40,10 +49,13 @@ def schedules_add(app: App, report: str, owner: str, range_name: str, cron: str,
                   recipients: tuple[str, ...], brands: tuple[str, ...], period: str | None, by: str | None,
                   where: tuple[str, ...], headers: str, extra: bool) -> None:
     """Schedule REPORT to be e-mailed as CSV (a link above [mail] attach_limit)."""
-    with app.store(must_exist=True) as store:
-        schedule = schedule_service.add_schedule(
-            store, app.config, owner, report, range_name=range_name, timezone=timezone, cron=cron,
-            recipients=recipients, brands=brands, period=period, by=by, where=where, headers=headers, extra=extra)
+    try:
+        with app.store(must_exist=True) as store:
+            schedule = schedule_service.add_schedule(
+                store, app.config, owner, report, range_name=range_name, timezone=timezone, cron=cron,
+                recipients=recipients, brands=brands, period=period, by=by, where=where, headers=headers, extra=extra)
+    except ParameterError as exc:  # named as this command's options are
+        fail(exc.worded(_option, app.command), exc.exit_code)
     fire = schedule.next_fire()
     click.echo(schedule.id)
     click.echo(f"schedule {schedule.id}: {schedule_service.describe(schedule)}, {schedule.range}, next run "
@@ -72,8 +84,10 @@ def schedules_list(app: App) -> None:
 @pass_app
 def schedules_remove(app: App, schedule_id: int) -> None:
     """Remove schedule ID (its runs stay listed)."""
-    with app.store(must_exist=True) as store:
-        schedule_service.remove_schedule(store, schedule_id, None)
+    import getpass
+
+    with app.store(must_exist=True) as store:  # audited as the operator, as `forget` is
+        schedule_service.remove_schedule(store, schedule_id, None, operator=f"cli:{getpass.getuser()}")
     click.echo(f"removed schedule {schedule_id}", err=True)
 
 

@@ -114,11 +114,17 @@ def users_set_role(app: App, name: str, role: str, brands: str | None, every_bra
 def users_set_email(app: App, name: str, address: str | None, clear: bool) -> None:
     """Give user NAME the e-mail ADDRESS scheduled reports are sent to (or --none)."""
     from convoscope import accounts
+    from convoscope.errors import ParameterError, option_name
 
-    if (address is None) == (not clear):
-        fail("give an ADDRESS, or --none to remove the address, not both", 2)
-    with app.store() as store:
-        user = accounts.set_email(store, name, address)
+    if address is not None and clear:
+        fail(f"give the ADDRESS {address!r} or --none, not both", 2)
+    if address is None and not clear:
+        fail(f"give user {name}'s ADDRESS, or --none to remove their address", 2)
+    try:
+        with app.store() as store:
+            user = accounts.set_email(store, name, address)
+    except ParameterError as exc:  # the address is this command's argument ADDRESS, not `users add`'s --email
+        fail(exc.worded(lambda param: "ADDRESS" if param == "email" else option_name(param)), exc.exit_code)
     click.echo(f"{user.name}'s address is now {user.email}" if user.email else f"{user.name} has no address now",
                err=True)
 

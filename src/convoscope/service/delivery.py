@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -159,13 +160,14 @@ def _prepare(store: Store, config: Config, schedule_id: int, due_at: datetime, s
     options = schedule.options(day, _aware(due_at))
     definition, params = prepare_report(store, config, schedule.report, owner_asker(owner), brands=options.pop("brands"),
                                         **options)
-    addresses, skipped = [], []
+    addresses: list[str] = []
+    skipped: list[str] = []
     for recipient in resolve_recipients(store.con, schedule.recipients):
         why = refusal(recipient, messages=definition.personal_data, brands=params.brands)
-        if why is None and recipient.address is not None:
-            addresses.append(recipient.address)
-        else:
+        if why is not None or recipient.address is None:
             skipped.append(why or recipient.name)
+        elif recipient.address.lower() not in (a.lower() for a in addresses):
+            addresses.append(recipient.address)  # a mailbox named twice (a user and their address): one RCPT
     if not addresses:
         raise RunFailure("no recipient may receive it: " + "; ".join(skipped))
     given = {"schedule": schedule.id, "from": options["date_from"], "to": options["date_to"], "tz": schedule.timezone,
@@ -186,6 +188,10 @@ def send_mail(mail: MailSettings, to: list[str], subject: str, body: str,
         raise RunFailure("no SMTP server is configured; set host in the [mail] table of the configuration file")
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = mail.sender, ", ".join(to), subject
+    # RFC 5322 requires Date; Message-ID lets a mail program thread and deduplicate (its domain the sender's)
+    message["Date"] = formatdate(usegmt=True)
+    _, sender = parseaddr(mail.sender)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(body)
     if attachment is not None:
         message.add_attachment(attachment[1], maintype="text", subtype="csv", filename=attachment[0])

@@ -4,8 +4,10 @@ A schedule is a report's parameters kept as a saved view (brands, period, by, wh
 relative range (`yesterday`, `last week`...) resolved in the schedule's time zone at each fire time, a crontab
 line read in that zone, and its recipients: user names (their e-mail address at run time) or plain addresses.
 It belongs to an Administrator or Team Manager (`accounts.SCHEDULE`), and runs as them: their brands and
-permissions at run time (`delivery.py`). Fire times are APScheduler's `CronTrigger`'s; the runs a process claimed
-are rows of `schedule_runs`, keyed by schedule and fire time, so that two processes never send the same run.
+permissions at run time (`delivery.py`). Fire times are APScheduler's `CronTrigger`'s (two of them, either
+firing, when a crontab line restricts both its days of the month and of the week, as crontab does); the runs a
+process claimed are rows of `schedule_runs`, keyed by schedule and fire time, so that two processes never send the
+same run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from convoscope import accounts
@@ -47,7 +51,7 @@ class Schedule:
     created_at: datetime  # UTC, naive as the store keeps it
     brands: tuple[str, ...] = field(default=())
 
-    def trigger(self) -> CronTrigger:
+    def trigger(self) -> BaseTrigger:
         return parse_cron(self.cron, self.timezone)
 
     def next_fire(self, now: datetime | None = None) -> datetime | None:
@@ -121,23 +125,34 @@ def _weekday(text: str) -> int:
     raise ValueError(text)
 
 
-def parse_cron(text: str, zone: str) -> CronTrigger:
+def parse_cron(text: str, zone: str) -> BaseTrigger:
     """A crontab line's five fields (minute hour day-of-month month day-of-week, as crontab(5) reads them) as
-    APScheduler's trigger in `zone`; a `ParameterError` on `cron` for anything else."""
+    APScheduler's trigger in `zone`; a `ParameterError` on `cron` for anything else.
+
+    When both day fields are restricted (neither starts with `*`), crontab runs on a day either matches (`0 8 1 * 1`:
+    the 1st of each month and every Monday), where one `CronTrigger` would want both: that line is two triggers, one
+    for each day field, the earlier fire time of the two the next."""
     fields = text.split()
     try:
         if len(fields) != 5:
             raise ValueError(text)
         minute, hour, day, month, weekday = fields
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday),
-                           timezone=ZoneInfo(zone))
+        days = _weekdays(weekday)
+
+        def cron(day: str, days: str) -> CronTrigger:
+            return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=days,
+                               timezone=ZoneInfo(zone))
+
+        if day.startswith("*") or weekday.startswith("*"):
+            return cron(day, days)
+        return OrTrigger([cron(day, "*"), cron("*", days)])
     except (ValueError, TypeError, IndexError):
         raise ParameterError("cron", lambda n: f"{n('cron')} {text!r} is not a crontab schedule; give five fields, "
                                                "minute hour day month weekday, such as '0 8 * * 1' (Mondays at "
                                                "08:00)") from None
 
 
-def last_fire(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
+def last_fire(trigger: BaseTrigger, after: datetime, now: datetime) -> datetime | None:
     """The latest fire time of `trigger` in (`after`, `now`], or None: the one run a process that was not running
     at the earlier ones owes (a run missed is run once, not once per fire time missed). It looks back from `now`
     over windows doubling in length, so a frequent schedule left alone for months takes a few steps, not one per
@@ -248,7 +263,10 @@ def add_schedule(store: Store, config: Config, owner_name: str, report: str, *, 
     and each recipient (`refusal`)."""
     now = now or datetime.now(UTC)
     check_zone(timezone, param="timezone")
-    parse_cron(cron, timezone)
+    if parse_cron(cron, timezone).get_next_fire_time(None, now) is None:  # such as '0 7 31 2 *', February 31st
+        raise ParameterError("cron", lambda n: f"{n('cron')} {cron!r} never fires: no date has its day of the month "
+                                               "in its months (and its weekday, when given); check its day and month "
+                                               "fields")
     if range_name not in RANGES:
         raise ParameterError("range", lambda n: f"{n('range')} {range_name!r} is not one of {', '.join(RANGES)}")
     recipients = list(dict.fromkeys(r.strip() for r in recipients if r.strip()))
@@ -273,7 +291,7 @@ def add_schedule(store: Store, config: Config, owner_name: str, report: str, *, 
             why = refusal(recipient, messages=definition.personal_data, brands=prepared.brands)
             if why is not None:
                 raise _recipients_error(why)
-        schedule_id = int(con.execute("SELECT coalesce(max(id), 0) + 1 FROM schedules").fetchall()[0][0])
+        schedule_id = next_schedule_id(con)
         con.execute("INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [schedule_id, owner.name, definition.name, json.dumps(params), range_name, timezone, cron,
                      recipients, now.astimezone(UTC).replace(tzinfo=None)])
@@ -281,16 +299,29 @@ def add_schedule(store: Store, config: Config, owner_name: str, report: str, *, 
     return get_schedule(store.con, schedule_id) or draft
 
 
-def remove_schedule(store: Store, schedule_id: int, by: User | None) -> Schedule:
+def next_schedule_id(con: duckdb.DuckDBPyConnection) -> int:
+    """One past every schedule id the store has known, so that an id is never given twice: a removed schedule's
+    runs and audit entries (`schedule/ID`) stay its own, and a new schedule's claims never meet its keys. The audit
+    log remembers every id (`schedule_added` is written with the schedule), in a store made before this rule too;
+    the schedules and their runs are counted as well, should an audit entry be missing."""
+    return int(con.execute("""
+        SELECT greatest((SELECT coalesce(max(id), 0) FROM schedules),
+                        (SELECT coalesce(max(schedule_id), 0) FROM schedule_runs),
+                        (SELECT coalesce(max(TRY_CAST(split_part(target, '/', 2) AS BIGINT)), 0) FROM audit_log
+                         WHERE starts_with(target, 'schedule/'))) + 1
+    """).fetchall()[0][0])
+
+
+def remove_schedule(store: Store, schedule_id: int, by: User | None, *, operator: str | None = None) -> Schedule:
     """Remove a schedule (and keep its runs' history); `by`, a user who must be allowed to (`may_manage`), or None
-    for the command line's operator."""
+    for the command line's `operator` (`cli:NAME`, as the audit log names them)."""
     with store.transaction() as con:
         schedule = get_schedule(con, schedule_id)
         if schedule is None or (by is not None and not may_manage(by, schedule)):
             raise ConvoscopeError(f"no schedule {schedule_id} you may remove; list them with",
                                   command=("schedules", "list"))
         con.execute("DELETE FROM schedules WHERE id = ?", [schedule_id])
-        accounts_audit(con, by.name if by else None, "schedule_removed", schedule.report, schedule_id,
+        accounts_audit(con, by.name if by else operator, "schedule_removed", schedule.report, schedule_id,
                        list(schedule.brands))
     return schedule
 
