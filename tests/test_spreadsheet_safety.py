@@ -45,7 +45,8 @@ TEXT_COLUMNS = {
     "sessions-detail-with-messages": {"Channel", "Gladly Agent", "Guides Used", "Handoff Category",
                                       "Handoff Subcategory", "Handoff Reason", "Transfer Rationale",
                                       "Message History", "Inbox"},
-    "sessions-summary": {"Channel", "AI Agent", "Guide", "Handoff Category"},
+    # issue 28: --by handoff_subcategory and --by inbox, as the detail's columns
+    "sessions-summary": {"Channel", "AI Agent", "Guide", "Handoff Category", "Handoff Subcategory", "Inbox"},
     "contact-export": {"Channel", "Handoff Category", "Agents", "Inbox"},
     "contact-summary": set(),
     "conversation-export": {"First Channel", "Last Channel", "Inbox At Created", "Inbox At Last Closed"},
@@ -53,7 +54,7 @@ TEXT_COLUMNS = {
     "data-quality": {"Reason", "Source"},
     "sources": {"Reason"},  # issue 23: the reason codes, free text like data-quality's Reason
     # issue 26: the dimensions and lists of what the events spelled
-    "outcomes-summary": {"Channel", "AI Agent", "Guide", "Handoff Category"},
+    "outcomes-summary": {"Channel", "AI Agent", "Guide", "Handoff Category", "Handoff Subcategory", "Inbox"},
     "automation-summary": {"Channel", "AI Agent"},
     "handoff-funnel": {"Handoff Category"},
     "guide-effectiveness": {"Guide", "Top Handoff Categories"},
