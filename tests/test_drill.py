@@ -35,8 +35,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield site
 
 
+FETCHED: dict[tuple[int, str, tuple[str, ...]], list[dict[str, str]]] = {}
+
+
 def behind(site: Site, href: str, *more: str) -> list[dict[str, str]]:
-    """The rows a drill-down link leads to, as the API's CSV with the link's query (and `more` filters)."""
+    """The rows a drill-down link leads to, as the API's CSV with the link's query (and `more` filters); fetched
+    once per store and link (many figures share one: a tile and its Total cell, a rate's numerator and a count)."""
+    key = (id(site), html.unescape(href), more)
+    if key not in FETCHED:
+        FETCHED[key] = _fetch(site, href, *more)
+    return FETCHED[key]
+
+
+def _fetch(site: Site, href: str, *more: str) -> list[dict[str, str]]:
     url = urlsplit(html.unescape(href))
     assert url.path.startswith("/reports/"), href
     query = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k not in ("run", "of")]
