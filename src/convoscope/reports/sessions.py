@@ -30,10 +30,12 @@ from convoscope.reports.base import (
     fmt_timestamp,
     guard,
     in_brands,
+    in_keys,
     in_period,
     in_range,
     inbox_in,
     inbox_is,
+    key_cell,
     local,
     period_label,
     public_url,
@@ -228,9 +230,10 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
         ]
     if params.extra:
         cells += _outcome_cells()
+    cells += key_cell(params, "session_key")
     return f"""
         WITH picked AS (SELECT * FROM ({session_facts(params, config if judged(params) else None)})
-                        WHERE {session_filters(params, config)})
+                        WHERE {session_filters(params, config)} AND {in_keys(params, "session_key")})
         SELECT {", ".join(cells)}
         FROM picked {joins}
         ORDER BY {ANCHORS[params.anchor]}, {id_order("session_key")}
@@ -257,6 +260,7 @@ SESSIONS_DETAIL = Report(
     anchors=tuple(ANCHORS),
     query=_detail,
     takes_period=True,
+    keyed=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
     extra_judged_with=("durable_window",),
 )
@@ -267,6 +271,7 @@ SESSIONS_DETAIL_WITH_MESSAGES = Report(
     anchors=tuple(ANCHORS),
     query=_with_messages,
     takes_period=True,
+    keyed=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
     extra_judged_with=("durable_window",),
     personal_data=True,
