@@ -3,8 +3,9 @@
 For each detail report, times what a page request asks of the reports (`web.reports.html_table`): the count,
 then a page's rows — the first page, the middle page and the first page sorted by one column. Cold is a request
 whose keys this process has not listed yet (the paging cache emptied first: reports/paging.py), warm one asked
-again; DuckDB's own buffers are warm in both. Prints p50 and p95 over `--repeat` requests, in seconds. Runs
-against an older commit too (without reports/paging.py, where cold and warm are the same work).
+again; DuckDB's own buffers are warm in both. Prints p50 and p95 over `--repeat` requests, in seconds, and the floor
+beside them: the report's table listed in its order, the least a page that needs every key can cost. Runs against
+an older commit too (without reports/paging.py, where cold and warm are the same work).
 
     .venv/bin/python bench/pages.py --db /work/bench10m-pg.duckdb --from 2026-05-01 --to 2026-05-30 --tz UTC
 """
@@ -20,11 +21,16 @@ from pathlib import Path
 from convoscope import reports, service
 from convoscope.config import Config, load_config
 from convoscope.reports.base import Params, Report
-from convoscope.store import Store
+from convoscope.store import Store, id_order, stored
 
 # The column each report's sorted view sorts by, and whether the other way round.
 SORTS = {"sessions-detail": ("Channel", False), "contact-export": ("Duration Seconds", True),
          "conversation-export": ("Last Closed At", True)}
+# The floor of a page that needs the whole ordered list of keys: the report's table listed in its order, none of the
+# report's own work (zones, joins, filters); the store's rows are the range's, give or take a day.
+FLOORS = {"sessions-detail": ("sessions", "session_key"), "sessions-detail-with-messages": ("sessions", "session_key"),
+          "contact-export": ("contacts", "contact_key"),
+          "conversation-export": ("conversations", "conversation_key")}
 
 
 def clear() -> None:
@@ -73,7 +79,7 @@ def main() -> None:
                         help="fixed, as a page's links can give it; without one every request is as of its own now")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--size", type=int, default=100)
-    parser.add_argument("--reports", nargs="*", default=list(SORTS))
+    parser.add_argument("--reports", nargs="*", default=list(SORTS), help=f"of {', '.join(FLOORS)}")
     args = parser.parse_args()
 
     config = load_config(None)
@@ -85,10 +91,13 @@ def main() -> None:
                                                 date_to=args.date_to, tz=args.tz, as_of=args.as_of)
         count = reports.count_rows(store, config, report, params)
         middle = (count // args.size // 2) * args.size
-        column, descending = SORTS.get(name, (report.columns[1].display, False))
+        column, descending = SORTS.get(name, SORTS["sessions-detail"])
         order = reports.Order([c.display for c in report.output_columns(params)].index(column), descending)
 
-        views = {"count": request(store, config, report, params, rows=False),
+        table, key = FLOORS[name]
+        floor = f"SELECT {key} FROM {stored(table)} ORDER BY created_at, {id_order(key)}"
+        views = {"floor": lambda sql=floor: store.con.execute(sql).fetchnumpy(),
+                 "count": request(store, config, report, params, rows=False),
                  "page 1": request(store, config, report, params, size=args.size),
                  "middle": request(store, config, report, params, size=args.size, offset=middle),
                  "sorted": request(store, config, report, params, size=args.size, order=order)}
