@@ -31,7 +31,7 @@ from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_S
 from convoscope.reports.funnel import HANDOFF_FUNNEL
 from convoscope.reports.gladly import GLADLY_REPORTS
 from convoscope.reports.outcomes import GUIDE_EFFECTIVENESS, OUTCOMES_SUMMARY
-from convoscope.reports.paging import NUMERIC_KINDS as NUMERIC_KINDS  # the pages' tables read them here
+from convoscope.reports.paging import NUMERIC_KINDS as NUMERIC_KINDS  # web/reports.py reads both from here
 from convoscope.reports.paging import Order as Order
 from convoscope.reports.paging import count as count_keys
 from convoscope.reports.paging import names, page_rows, sort_key

@@ -80,6 +80,7 @@ class Params:
     # query also gives each row's key as a last column (`keyed`), or gives only the rows of these keys (`keys`).
     keyed: bool = False
     keys: tuple[int, ...] | None = None
+    sorted_by: int | None = None  # the output column the keys are listed sorted by (`cell_needed`)
     # What a report computed in Python for these parameters (`Report.inputs`), kept for the page's several queries;
     # shared by copies made with `replace`, and keyed by the parameters it was computed for.
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -253,6 +254,13 @@ def summary_query(params: Params, facts: str, anchor: str, keep: str, figures: l
 def key_cell(params: Params, column: str) -> list[str]:
     """The row's key as the last cell, when the page asks for it (`Params.keyed`)."""
     return [column] if params.keyed else []
+
+
+def cell_needed(params: Params, column: int) -> bool:
+    """Whether the query must compute the cell of output column `column`: always, but while a page lists its keys
+    (`Params.keyed` without `keys`) only that of the column they are sorted by. For a cell that costs a join of its
+    own (a message history): DuckDB leaves out unused cells itself, not joins."""
+    return not params.keyed or params.keys is not None or params.sorted_by == column
 
 
 def in_keys(params: Params, column: str) -> str:

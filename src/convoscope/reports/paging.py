@@ -136,10 +136,11 @@ def ordered_keys(store: Store, cursor: duckdb.DuckDBPyConnection, config: Config
                  order: Order | None = None) -> np.ndarray:
     """The keys of every row of `report`, in its order or, with `order`, sorted by a column."""
     columns = report.output_columns(params)
-    query = report.query(report, replace(params, keyed=True, keys=None), config)
+    query = report.query(report, replace(params, keyed=True, keys=None, sorted_by=None), config)
     keys = _listed(store, cursor, _keys_sql(columns, query, None))
     if order is None:
         return keys
+    query = report.query(report, replace(params, keyed=True, keys=None, sorted_by=order.column), config)
     cursor.register(ORDER_TABLE, pa.table({KEY: keys, "report_order": np.arange(len(keys), dtype=np.int64)}))
     try:
         return _listed(store, cursor, _keys_sql(columns, query, order))

@@ -25,6 +25,7 @@ from convoscope.reports.base import (
     boolean,
     brand_window,
     came_back,
+    cell_needed,
     channel_in,
     columns,
     fmt_timestamp,
@@ -201,7 +202,9 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
         f"{public_url(config, params)} || '/conversations/' || conversation_id",
     ]
     joins = ""
-    if messages:
+    if messages and not cell_needed(params, len(cells)):
+        cells.append("NULL")  # a page listing its keys: no session's messages read
+    elif messages:
         line_break = r"'\r\n|[\r\n\x{2028}\x{2029}\x{85}\x0b\x0c]'"
         cells.append(guard("history"))
         joins = f"""
