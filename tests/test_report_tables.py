@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlsplit
@@ -133,6 +134,25 @@ def test_the_pages_together_are_the_csv(site: Site) -> None:
     assert rows.values == expected[(last_page - 1) * 50:] and "page-next" not in rows.links
 
 
+def test_a_result_run_as_of_now_is_paged_and_sorted_as_of_that_instant(site: Site) -> None:
+    """The other pages and sorts of a result run without as_of are judged at the instant the first one was (decision
+    161), so that its rows do not move between pages as the clock runs."""
+    before = datetime.now(UTC)
+    first = site.browser.get("/reports/sessions-detail", params={"from": START, "to": LAST, "run": "1"})
+    after = datetime.now(UTC)
+    rows = Rows()
+    rows.feed(first.text)
+    sort = html.unescape(re.search(r'data-column="channel"[^>]*><a class="sort" href="([^"]+)"',
+                                   first.text).group(1))  # type: ignore[union-attr]
+    pinned = {dict(parse_qsl(urlsplit(link).query)).get("as_of") for link in (rows.links["page-next"], sort)}
+    assert len(pinned) == 1 and None not in pinned
+    (instant,) = pinned
+    assert before <= datetime.fromisoformat(instant or "") <= after
+    assert f"as of {instant[:19]}Z" in shown_text(first)  # the definitions under the table name that instant
+    page = site.browser.get(rows.links["page-next"])
+    assert page.status_code == 200 and f'value="{instant}"' in page.text  # the form says which instant it shows
+
+
 def expected_order(header: list[str], rows: list[list[str]], column: str, descending: bool,
                    numeric: bool) -> list[list[str]]:
     """`rows` (the report's order) sorted as a page sorts them: by the column, numbers as numbers and text without
@@ -149,6 +169,8 @@ def expected_order(header: list[str], rows: list[list[str]], column: str, descen
     ("guide-effectiveness", "Sessions", "sessions", True),
     ("sessions-detail", "Handoff Category", "handoff_category", False),
     ("sessions-summary", "Handed Off", "handed_off", True),
+    ("contact-export", "Duration Seconds", "duration_seconds", True),
+    ("conversation-export", "Last Closed At", "last_closed_at", False),
 ])
 @pytest.mark.parametrize("descending", [False, True])
 def test_a_column_sorts_the_whole_result(site: Site, name: str, column: str, snake: str, numeric: bool,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ from convoscope.reports.conversations import CONVERSATION_EXPORT, CONVERSATION_S
 from convoscope.reports.funnel import HANDOFF_FUNNEL
 from convoscope.reports.gladly import GLADLY_REPORTS
 from convoscope.reports.outcomes import GUIDE_EFFECTIVENESS, OUTCOMES_SUMMARY
+from convoscope.reports.paging import NUMERIC_KINDS as NUMERIC_KINDS  # web/reports.py reads both from here
+from convoscope.reports.paging import Order as Order
+from convoscope.reports.paging import count as count_keys
+from convoscope.reports.paging import names, page_rows, sort_key
 from convoscope.reports.quality import DATA_QUALITY
 from convoscope.reports.sessions import SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY
 from convoscope.reports.sources import SOURCES
@@ -184,24 +188,15 @@ def cursor_for(store: Store, config: Config, report: Report, params: Params) -> 
         cursor.close()
 
 
-# Kinds whose cells sort as numbers (a rate's cell is the text `0.6899`, a count a whole number).
-NUMERIC_KINDS = frozenset({"count", "rate", "percent", "duration", "number"})
-
-
-@dataclass(frozen=True)
-class Order:
-    """Rows sorted by one column of the report's output (its index), as a page's table sorts them (issue 28):
-    numbers as numbers, other cells as text regardless of case, empty cells last both ways, and rows that tie in
-    the report's own order."""
-
-    column: int
-    descending: bool = False
-
-
 def report_rows(store: Store, config: Config, report: Report, params: Params, limit: int | None = None,
                 offset: int = 0, order: Order | None = None) -> tuple[list[str], list[tuple[str | None, ...]]]:
     """The header and rows of the report exactly as its CSV cells (None for an empty cell): `limit` rows from
-    the `offset`th, in the report's order or, with `order`, sorted by a column."""
+    the `offset`th, in the report's order or, with `order`, sorted by a column. A page of a keyed report is read
+    in two steps (reports/paging.py)."""
+    if limit is not None and report.keyed:
+        with cursor_for(store, config, report, params) as cursor:
+            return _header(report, params), page_rows(store, cursor, config, report, params, limit=limit,
+                                                      offset=offset, order=order)
     query = report.query(report, params, config)
     paging = (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
     if order is None:
@@ -215,17 +210,18 @@ def report_rows(store: Store, config: Config, report: Report, params: Params, li
 def _ordered(columns: tuple[Column, ...], query: str, order: Order) -> str:
     """`query`'s rows as CSV cells, sorted by `order`. The columns are renamed by position (a report's own names
     need not be unique), and each row is numbered as the report gives it, so that ties keep that order."""
-    names = [f"c{i}" for i in range(len(columns))]
-    cell = f"nullif({names[order.column]}::VARCHAR, '')"
-    key = f"TRY_CAST({cell} AS DOUBLE)" if columns[order.column].kind in NUMERIC_KINDS else f"lower({cell})"
+    renamed = names(columns)
     return f"""
-        SELECT {", ".join(f"nullif({name}::VARCHAR, '')" for name in names)}
-        FROM (SELECT *, row_number() OVER () AS report_order FROM ({query}) AS r({", ".join(names)}))
-        ORDER BY {key} {"DESC" if order.descending else "ASC"} NULLS LAST, report_order"""
+        SELECT {", ".join(f"nullif({name}::VARCHAR, '')" for name in renamed)}
+        FROM (SELECT *, row_number() OVER () AS report_order FROM ({query}) AS r({", ".join(renamed)}))
+        ORDER BY {sort_key(columns, order)}, report_order"""
 
 
 def count_rows(store: Store, config: Config, report: Report, params: Params) -> int:
+    """The number of rows of the report; of a keyed report, the length of its keys, which its pages read too."""
     with cursor_for(store, config, report, params) as cursor:
+        if report.keyed:
+            return count_keys(store, cursor, config, report, params)
         return int(cursor.execute(f"SELECT count(*) FROM ({report.query(report, params, config)})").fetchall()[0][0])
 
 

@@ -76,6 +76,11 @@ class Params:
     end_at: datetime | None = None
     inboxes: list[str] | None = None  # Gladly's filters.inboxes: rows of any of these inboxes (empty: all)
     channel_names: list[str] | None = None  # the channels as Gladly's request named them, for Channel Filter
+    # A page of a detail report read in two steps (reports/paging.py, decision 160), not a parameter of SPEC 4: its
+    # query also gives each row's key as a last column (`keyed`), or gives only the rows of these keys (`keys`).
+    keyed: bool = False
+    keys: tuple[int, ...] | None = None
+    sorted_by: int | None = None  # the output column the keys are listed sorted by (`cell_needed`)
     # What a report computed in Python for these parameters (`Report.inputs`), kept for the page's several queries;
     # shared by copies made with `replace`, and keyed by the parameters it was computed for.
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -103,6 +108,9 @@ class Report:
     # Tables computed in Python before the query runs (the themes of issue 27, grouped by scikit-learn), by the name
     # the query reads them under; given the cursor the query will run on.
     inputs: Callable[[duckdb.DuckDBPyConnection, Report, Params, Config], dict[str, pa.Table]] | None = None
+    # A detail report whose rows each have a unique key (a BIGINT) that its query gives with `Params.keyed` and
+    # selects by with `Params.keys`: its pages are read in two steps (reports/paging.py, decision 160).
+    keyed: bool = False
 
     def judges_with(self, params: Params) -> tuple[str, ...]:
         return self.judged_with + (self.extra_judged_with if params.extra else ())
@@ -241,6 +249,25 @@ def summary_query(params: Params, facts: str, anchor: str, keep: str, figures: l
         GROUP BY period{by}
         ORDER BY period{by} {"NULLS FIRST" if dimension else ""}
     """
+
+
+def key_cell(params: Params, column: str) -> list[str]:
+    """The row's key as the last cell, when the page asks for it (`Params.keyed`)."""
+    return [column] if params.keyed else []
+
+
+def cell_needed(params: Params, column: int) -> bool:
+    """Whether the query must compute the cell of output column `column`: always, but while a page lists its keys
+    (`Params.keyed` without `keys`) only that of the column they are sorted by. For a cell that costs a join of its
+    own (a message history): DuckDB leaves out unused cells itself, not joins."""
+    return not params.keyed or params.keys is not None or params.sorted_by == column
+
+
+def in_keys(params: Params, column: str) -> str:
+    """The row is one of the page's (`Params.keys`); every row when there are none."""
+    if params.keys is None:
+        return "true"
+    return f"{column} IN ({', '.join(str(int(k)) for k in params.keys)})" if params.keys else "false"
 
 
 def in_brands(params: Params, column: str = "brand") -> str:

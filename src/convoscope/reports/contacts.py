@@ -25,10 +25,12 @@ from convoscope.reports.base import (
     fmt_timestamp,
     guard,
     in_brands,
+    in_keys,
     in_period,
     in_range,
     inbox_in,
     inbox_is,
+    key_cell,
     median,
     public_url,
     q,
@@ -151,11 +153,12 @@ def _export(report: Report, params: Params, config: Config) -> str:
         f"{public_url(config, params)} || '/conversations/' || conversation_id",
         *([guard("inbox"), "feedback", "feedback_score"] if params.extra else []),
         *(_outcome_cells() if params.extra else []),
+        *key_cell(params, "contact_key"),
     ]
     return f"""
         SELECT {", ".join(cells)}
         FROM ({contact_facts(params, config if params.extra else None)})
-        WHERE {_anchored(params)}
+        WHERE {_anchored(params)} AND {in_keys(params, "contact_key")}
         ORDER BY {ANCHORS[params.anchor]}, {id_order("contact_key")}
     """
 
@@ -190,6 +193,7 @@ CONTACT_EXPORT = Report(
     where=CONTACT_FILTERS | {"period": ()},
     anchors=tuple(ANCHORS),
     query=_export,
+    keyed=True,
     extra_columns=(Column("Inbox", text=True), Column("Feedback"), Column("Feedback Score", kind="number"),
                    *OUTCOME_EXTRA_COLUMNS),
 )

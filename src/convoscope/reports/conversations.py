@@ -25,10 +25,12 @@ from convoscope.reports.base import (
     fmt_timestamp,
     guard,
     in_brands,
+    in_keys,
     in_period,
     in_range,
     inbox_in,
     inbox_is,
+    key_cell,
     percent,
     public_url,
     q,
@@ -204,10 +206,13 @@ def _export(report: Report, params: Params, config: Config) -> str:
         seconds_between("created_at", "first_closed_at"), seconds_between("created_at", "last_closed_at"),
         *([guard("inbox_at_created"), guard("last_closed_inbox")] if params.extra else []),
         *([boolean("automated_resolution")] if params.extra else []),
+        *key_cell(params, "conversation_key"),
     ]
     created = params.anchor == "created"
-    facts = conversation_facts(params, in_range("v.created_at", params) if created else "true",
-                               config=config if judged(params) else None)
+    # The page's keys narrow the conversations first, so that their closes, reopens and sessions are read for those
+    # rows only (`conversation_facts`).
+    narrowed = f"{in_range('v.created_at', params) if created else 'true'} AND {in_keys(params, 'v.conversation_key')}"
+    facts = conversation_facts(params, narrowed, config=config if judged(params) else None)
     anchored = "true" if created else f"is_closed AND {in_range('last_closed_at', params)}"
     return f"""
         SELECT {", ".join(cells)}
@@ -239,6 +244,7 @@ CONVERSATION_EXPORT = Report(
     where=CONVERSATION_FILTERS | {"period": ()},
     anchors=tuple(ANCHORS),
     query=_export,
+    keyed=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
     extra_judged_with=("durable_window",),
 )

@@ -25,15 +25,18 @@ from convoscope.reports.base import (
     boolean,
     brand_window,
     came_back,
+    cell_needed,
     channel_in,
     columns,
     fmt_timestamp,
     guard,
     in_brands,
+    in_keys,
     in_period,
     in_range,
     inbox_in,
     inbox_is,
+    key_cell,
     local,
     period_label,
     public_url,
@@ -199,7 +202,9 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
         f"{public_url(config, params)} || '/conversations/' || conversation_id",
     ]
     joins = ""
-    if messages:
+    if messages and not cell_needed(params, len(cells)):
+        cells.append("NULL")  # a page listing its keys: no session's messages read
+    elif messages:
         line_break = r"'\r\n|[\r\n\x{2028}\x{2029}\x{85}\x0b\x0c]'"
         cells.append(guard("history"))
         joins = f"""
@@ -228,9 +233,10 @@ def detail_query(params: Params, config: Config, *, messages: bool, channel: str
         ]
     if params.extra:
         cells += _outcome_cells()
+    cells += key_cell(params, "session_key")
     return f"""
         WITH picked AS (SELECT * FROM ({session_facts(params, config if judged(params) else None)})
-                        WHERE {session_filters(params, config)})
+                        WHERE {session_filters(params, config)} AND {in_keys(params, "session_key")})
         SELECT {", ".join(cells)}
         FROM picked {joins}
         ORDER BY {ANCHORS[params.anchor]}, {id_order("session_key")}
@@ -257,6 +263,7 @@ SESSIONS_DETAIL = Report(
     anchors=tuple(ANCHORS),
     query=_detail,
     takes_period=True,
+    keyed=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
     extra_judged_with=("durable_window",),
 )
@@ -267,6 +274,7 @@ SESSIONS_DETAIL_WITH_MESSAGES = Report(
     anchors=tuple(ANCHORS),
     query=_with_messages,
     takes_period=True,
+    keyed=True,
     extra_columns=EXTRA_COLUMNS + OUTCOME_EXTRA_COLUMNS,
     extra_judged_with=("durable_window",),
     personal_data=True,

@@ -208,6 +208,11 @@ def report_page(
         dates = ranges(store, config, path=f"/reports/{name}", query=form.query() + ([("run", "1")] if run else []),
                        tz=form.tz, chosen=list(form.brands), visible=visible)
     zone = prepared.params.tz if prepared is not None else None
+    linked = form.query()
+    if prepared is not None and form.as_of is None:
+        # The other pages and sorts of a result are of the same result (decision 161): judged at the instant this one
+        # was, not each at its own now, so rows do not move between pages and a page's keys are listed once.
+        linked.append(("as_of", prepared.params.as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
     return server.page(
         request, "report.html", caller, status=400 if error else 200, report=report, form=form, error=error,
         result=table, chart=chart, ranges=dates, csv_url=csv_url, group=GROUP_OF.get(name, ""), description=DESCRIPTIONS.get(name, ""),
@@ -217,7 +222,7 @@ def report_page(
         filters=[(key, FILTER_NAMES.get(key, key), [(v, value_name(v)) for v in choices])
                  for key, choices in report.where.items()],
         suggestions=suggestions, view=view, page_sizes=PAGE_SIZES,
-        table_url=lambda **changes: table_url(name, form.query(), view, **changes),
+        table_url=lambda **changes: table_url(name, linked, view, **changes),
         anchors=report.anchors, part=part,
         themes=[dict(zip(table.header, row, strict=True)) for row in table.rows]
         if name in THEME_LISTS and table is not None else None,
