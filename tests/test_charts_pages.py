@@ -21,7 +21,7 @@ import pytest
 from cli_helpers import WORKED_EXAMPLE, Convoscope, ev
 from convoscope.reports.meanings import meaning
 from convoscope.reports.sessions import SESSIONS_SUMMARY
-from web_helpers import Served, csv_dicts, served_to_analyst
+from web_helpers import Served, number, served_to_analyst
 
 QUERY = {"from": "2026-05-20", "to": "2026-05-25", "tz": "UTC", "period": "day"}
 DAYS = ["2026-05-20", "2026-05-21", "2026-05-22", "2026-05-23", "2026-05-24", "2026-05-25"]
@@ -66,16 +66,6 @@ def chart_of(site: Site, name: str, **query: str) -> dict:
     return json.loads(found.group(1))
 
 
-def report_csv(site: Site, name: str, **query: str) -> list[dict[str, str]]:
-    answer = site.api.get(f"/api/v1/reports/{name}", params={**query, "headers": "snake"})
-    assert answer.status_code == 200, answer.text
-    return csv_dicts(answer.text)
-
-
-def number(cell: str) -> int | float | None:
-    return None if cell == "" else int(cell) if cell.isdigit() else float(cell)
-
-
 @pytest.mark.parametrize("name", SUMMARIES)
 def test_every_summary_page_draws_its_own_rows(site: Site, name: str) -> None:
     chart = chart_of(site, name, **QUERY)
@@ -84,7 +74,7 @@ def test_every_summary_page_draws_its_own_rows(site: Site, name: str) -> None:
     first_count = next(f["snake"] for f in chart["figures"] if f["kind"] == "count")
     assert chart["default"] == first_count
     assert all(f["scale"] in ("fraction", "percent") for f in chart["figures"] if f["kind"] == "rate")
-    rows = report_csv(site, name, **QUERY)
+    rows = site.report_csv(name, **QUERY)
     assert chart["rows"] == chart["count"] == len(rows) and not chart["capped"]
     if len(chart["series"]) == 1:  # without naming columns, the series is the report's column, period by period
         by_day = {row["period"]: row for row in rows}
@@ -98,7 +88,7 @@ def test_every_summary_page_draws_its_own_rows(site: Site, name: str) -> None:
 def test_a_day_without_sessions_is_zero_for_counts_and_a_gap_for_rates(site: Site) -> None:
     """2026-05-20 has no rows; on 2026-05-24 the only session was never answered: a row whose rates are empty
     cells. Both are gaps (null) in the chart, never 0; the counts are 0 and 1."""
-    rows = {row["period"]: row for row in report_csv(site, "sessions-summary", **QUERY)}
+    rows = {row["period"]: row for row in site.report_csv("sessions-summary", **QUERY)}
     assert "2026-05-20" not in rows
     assert rows["2026-05-24"]["sessions"] == "1" and rows["2026-05-24"]["resolution_rate"] == ""
     values = chart_of(site, "sessions-summary", **QUERY)["series"][0]["values"]
@@ -110,7 +100,7 @@ def test_a_day_without_sessions_is_zero_for_counts_and_a_gap_for_rates(site: Sit
 
 
 def test_by_gives_one_series_per_value_the_top_eight_and_other_for_counts(site: Site) -> None:
-    rows = report_csv(site, "sessions-summary", **QUERY, by="channel")
+    rows = site.report_csv("sessions-summary", **QUERY, by="channel")
     totals: dict[str, int] = {}
     for row in rows:
         totals[row["channel"]] = totals.get(row["channel"], 0) + int(row["sessions"])
@@ -135,7 +125,7 @@ def test_by_gives_one_series_per_value_the_top_eight_and_other_for_counts(site: 
 
 @pytest.mark.parametrize(("name", "label"), [("guide-effectiveness", "guide"), ("handoff-themes", "label")])
 def test_per_row_summaries_draw_a_bar_per_row(site: Site, name: str, label: str) -> None:
-    rows = report_csv(site, name, **{k: v for k, v in QUERY.items() if k != "period"})
+    rows = site.report_csv(name, **{k: v for k, v in QUERY.items() if k != "period"})
     chart = chart_of(site, name, **{k: v for k, v in QUERY.items() if k != "period"})
     assert chart["kind"] == "rows"
     assert chart["labels"] == [row[label] or "(none)" for row in rows]

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope, ev
-from web_helpers import Served, csv_dicts, served_to_analyst
+from web_helpers import Served, number, served_to_analyst
 
 QUERY = {"from": "2026-05-20", "to": "2026-05-25", "tz": "UTC", "period": "day"}
 DAYS = ["2026-05-20", "2026-05-21", "2026-05-22", "2026-05-23", "2026-05-24", "2026-05-25"]
@@ -69,16 +69,6 @@ def embedded(page: str, name: str) -> dict:
     return json.loads(found.group(1))
 
 
-def report_csv(site: Site, name: str, **query: str) -> list[dict[str, str]]:
-    answer = site.api.get(f"/api/v1/reports/{name}", params={**query, "headers": "snake"})
-    assert answer.status_code == 200, answer.text
-    return csv_dicts(answer.text)
-
-
-def number(cell: str) -> int | float | None:
-    return None if cell == "" else int(cell) if cell.isdigit() else float(cell)
-
-
 @pytest.mark.parametrize(("name", "charts"), [
     ("outcomes-summary", {"outcomes-summary-rates": ("durable_resolution_rate", "negative_feedback_rate"),
                           "outcomes-summary-classes": ("confirmed", "disputed", "came_back", "durable", "pending")}),
@@ -86,7 +76,7 @@ def number(cell: str) -> int | float | None:
 ])
 def test_the_charts_draw_the_reports_cells_per_period(site: Site, board: str, name: str,
                                                       charts: dict[str, tuple[str, ...]]) -> None:
-    rows = {row["period"]: row for row in report_csv(site, name, **QUERY)}
+    rows = {row["period"]: row for row in site.report_csv(name, **QUERY)}
     assert rows, "the range should have rows"
     data = embedded(board, "outcomes-data")
     for chart, figures in charts.items():
@@ -101,7 +91,7 @@ def test_the_charts_draw_the_reports_cells_per_period(site: Site, board: str, na
 def test_a_rate_without_a_denominator_is_a_gap_and_a_count_is_zero(site: Site, board: str) -> None:
     """Appendix B: on 2026-05-24 nothing was resolved and no one gave feedback (a row with empty rates), and on
     2026-05-20 there are no rows at all: both rates are null there, never 0, and the counts 0."""
-    rows = {row["period"]: row for row in report_csv(site, "outcomes-summary", **QUERY)}
+    rows = {row["period"]: row for row in site.report_csv("outcomes-summary", **QUERY)}
     assert rows["2026-05-24"]["resolved"] == "0"
     assert rows["2026-05-24"]["durable_resolution_rate"] == rows["2026-05-24"]["negative_feedback_rate"] == ""
     data = embedded(board, "outcomes-data")
@@ -120,7 +110,7 @@ def test_a_rate_without_a_denominator_is_a_gap_and_a_count_is_zero(site: Site, b
 
 
 def test_the_funnel_is_the_handoff_funnel_over_the_range(site: Site, board: str) -> None:
-    rows = report_csv(site, "handoff-funnel", **{**QUERY, "period": "year"})
+    rows = site.report_csv("handoff-funnel", **{**QUERY, "period": "year"})
     assert len(rows) == 1, "one category in one year: the year's row is the whole range"
     whole = rows[0]
     board = re.sub(r'<a href="[^"]*" class="drill">|</a>', "", board)  # each figure is a link (issue 28)
@@ -135,7 +125,7 @@ def test_the_funnel_is_the_handoff_funnel_over_the_range(site: Site, board: str)
     assert median is not None and median.group(1) == whole["median_first_response_seconds"] == "180.00"
     assert median.group(2) == "3m 00s"  # a duration as every page shows one (issue 28)
     # Per day and category, the CSV's rows add up to the steps (the median is not a sum).
-    daily = report_csv(site, "handoff-funnel", **QUERY)
+    daily = site.report_csv("handoff-funnel", **QUERY)
     for snake, _, count, _ in steps:
         assert sum(int(row[snake]) for row in daily) == int(count)
     chart = embedded(board, "outcomes-data")["handoff-funnel"]
@@ -144,7 +134,7 @@ def test_the_funnel_is_the_handoff_funnel_over_the_range(site: Site, board: str)
 
 
 def test_the_guides_table_holds_the_reports_rows_most_sessions_first(site: Site, board: str) -> None:
-    rows = report_csv(site, "guide-effectiveness", **{k: v for k, v in QUERY.items() if k != "period"})
+    rows = site.report_csv("guide-effectiveness", **{k: v for k, v in QUERY.items() if k != "period"})
     table = board[board.index('id="top-guides"'):]
     table = table[:table.index("</table>")]
     shown = re.findall(r'<tr data-guide="([^"]*)">(.*?)</tr>', table, re.S)

@@ -200,6 +200,17 @@ class Served:
     browser: httpx.Client
     api: httpx.Client
 
+    def report_csv(self, name: str, **query: str) -> list[dict[str, str]]:
+        """Report `name` through the API with snake headers, as rows of cells by header."""
+        answer = self.api.get(f"/api/v1/reports/{name}", params={**query, "headers": "snake"})
+        assert answer.status_code == 200, answer.text
+        return csv_dicts(answer.text)
+
+
+def number(cell: str) -> int | float | None:
+    """A report's CSV cell as the number a chart draws; None for an empty cell."""
+    return None if cell == "" else int(cell) if cell.isdigit() else float(cell)
+
 
 @contextmanager
 def served_to_analyst(store: Convoscope) -> Iterator[Served]:
