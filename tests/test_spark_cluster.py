@@ -52,6 +52,15 @@ class Cluster:
     url: str  # spark://127.0.0.1:PORT
     ui: str  # the master's web UI
     logs: list[Path]
+    processes: list[subprocess.Popen[bytes]]
+
+    def wait(self) -> None:
+        """Return once the master's UI lists every worker ALIVE (the JVMs start while the brand is made)."""
+        deadline = time.monotonic() + STARTUP
+        while _alive_workers(self.ui) < WORKERS:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                pytest.fail(f"the cluster did not list {WORKERS} ALIVE workers within {STARTUP} s\n{self.tails()}")
+            time.sleep(0.5)
 
     def tails(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}" for log in self.logs)
@@ -92,13 +101,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             with log.open("wb") as out:  # the child keeps its own descriptor
                 processes.append(subprocess.Popen([str(home / "bin" / "spark-class"), *args], env=env, stdout=out,
                                                   stderr=subprocess.STDOUT, start_new_session=True))
-        found = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}", logs)
-        deadline = time.monotonic() + STARTUP
-        while _alive_workers(found.ui) < WORKERS:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                pytest.fail(f"the cluster did not list {WORKERS} ALIVE workers within {STARTUP} s\n{found.tails()}")
-            time.sleep(0.5)
-        yield found
+        yield Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}", logs, processes)
     finally:
         for process in processes:  # each in its own session: the JVM and anything it started
             with contextlib.suppress(ProcessLookupError):
@@ -137,6 +140,7 @@ def brand(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_standalone_cluster_derives_the_embedded_engines_tables_and_reports(
     cluster: Cluster, brand: Path, config: Config, tmp_path: Path
 ) -> None:
+    """The fixtures start the cluster first, so its JVMs come up while the brand is generated."""
     (tmp_path / "convoscope.toml").write_text(CONFIG)
     store_path = tmp_path / "store.duckdb"
     with Store(store_path) as store:
@@ -144,12 +148,13 @@ def test_a_standalone_cluster_derives_the_embedded_engines_tables_and_reports(
     lake = tmp_path / "lake"
     source = str(Path(convoscope.__file__).parents[1])  # the executors import the code under test
     submit = Path(sys.executable).with_name("spark-submit")
+    cluster.wait()
     started = time.monotonic()
     result = subprocess.run(
-        [str(submit), "--master", cluster.url, "--conf", "spark.executor.memory=512m",
+        [str(submit), "--master", cluster.url, "--conf", "spark.executor.memory=512m", "--conf", "spark.locality.wait=0s",
          "--conf", "spark.driver.host=127.0.0.1", "--conf", f"spark.executorEnv.PYTHONPATH={source}",
          "--conf", f"spark.executorEnv.PYSPARK_PYTHON={sys.executable}",
-         convoscope.spark_submit.__file__, "--events", str(brand), "--out", str(lake), "--partitions", "4"],
+         convoscope.spark_submit.__file__, "--events", str(brand), "--out", str(lake), "--partitions", "2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
              "CONVOSCOPE_SPARK_MEMORY": "1g"})
