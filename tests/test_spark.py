@@ -31,7 +31,7 @@ from convoscope import reports, service
 from convoscope.config import Config, load_config
 from convoscope.derive import spark_engine
 from convoscope.errors import ConvoscopeError
-from convoscope.store import DERIVED_TABLES, LAKE_TABLES, Store, stored
+from convoscope.store import DERIVED_TABLES, LAKE_TABLES, Store, lake_folder, stored
 
 pytestmark = pytest.mark.slow
 
@@ -385,3 +385,41 @@ def test_without_pyspark_the_command_says_how_to_install_it(tmp_path: Path) -> N
     assert result.returncode == 1
     assert result.stderr.strip() == ('convoscope: error: the Spark engine needs PySpark; '
                                      'install it with: pip install "convoscope[spark]"')
+
+
+def test_a_lake_at_file_urls_is_read_and_written_as_at_paths(spark: object, config: Config, tmp_path: Path) -> None:
+    """Issue 31: events read from and a lake written to `file://` URLs, and reports read from one, give what
+    paths give."""
+    (tmp_path / "convoscope.toml").write_text(CONFIG)
+    events = tmp_path / "input" / "events.parquet"
+    events.parent.mkdir()
+    subprocess.run([*CLI, "generate", "--customers", "200", "--days", "7", "--seed", "3", "--out", str(events)],
+                   check=True, capture_output=True)
+    store_path = tmp_path / "store.duckdb"
+    with Store(store_path) as store:
+        service.ingest(store, config, [str(events)])
+    lake = tmp_path / "lake"
+    spark_engine.derive(spark, [events.parent.as_uri()], lake.as_uri() + "/", config)
+    for table in LAKE_TABLES:
+        _count, only_store, only_lake = _differences(lake, store_path, table)
+        assert (only_store, only_lake) == (0, 0), table
+    run = lambda *args: subprocess.run([*CLI, *args], cwd=tmp_path, capture_output=True)  # noqa: E731
+    from_store = run("--db", str(store_path), "report", "sessions-detail", "--as-of", AS_OF)
+    for given in (lake.as_uri(), f"file:{lake}", f"file://localhost{lake}/"):
+        from_lake = run("report", "sessions-detail", "--as-of", AS_OF, "--lake", given)
+        assert from_lake.returncode == 0, from_lake.stderr
+        assert from_lake.stdout == from_store.stdout and from_lake.stdout.count(b"\n") > 50
+
+
+@pytest.mark.parametrize(("given", "found"), [
+    ("lake", "lake"), ("/srv/lake", "/srv/lake"), ("file:///srv/my lake/", "/srv/my lake"),
+    ("file:/srv/lake", "/srv/lake"), ("FILE://localhost/srv/lake", "/srv/lake")])
+def test_a_lake_location_names_a_local_folder(given: str, found: str) -> None:
+    assert lake_folder(given) == Path(found)
+
+
+@pytest.mark.parametrize("given", ["s3a://bucket/lake", "gs://bucket/lake", "abfs://c@account.dfs.core.windows.net/l",
+                                   "file://otherhost/srv/lake"])
+def test_a_lake_elsewhere_is_refused_with_what_to_do(given: str) -> None:
+    with pytest.raises(ConvoscopeError, match="file:"):
+        lake_folder(given)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -286,6 +288,26 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def lake_folder(location: Path | str) -> Path:
+    """The local folder a lake's location names: a path, or a `file:` URL as Spark and Hadoop write them
+    (`file:///srv/lake`, `file:/srv/lake`, `file://localhost/srv/lake`). Its path is taken as written, as
+    Spark takes `--out`: `%20` is not decoded, so the same string names the same folder in both commands.
+    A lake in object storage is refused with what to do: reports read a lake on a local or mounted file
+    system (decision 163)."""
+    text = str(location)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", text)
+    if not scheme or len(scheme.group(1)) == 1:  # no scheme, or a Windows drive letter
+        return Path(text)
+    if scheme.group(1).lower() != "file":
+        raise ConvoscopeError(f"{text}: reports read a lake from a local or mounted folder (a path or a file:// "
+                              "URL); copy the lake down first (aws s3 sync, gcloud storage rsync, azcopy sync) "
+                              "or mount its bucket")
+    parts = urllib.parse.urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        raise ConvoscopeError(f"{text}: a file URL names a folder of this machine (file:///PATH)")
+    return Path(parts.path)
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
 
@@ -387,9 +409,11 @@ class Store:
         return cls.over(con, Path(":memory:"))
 
     @classmethod
-    def lake(cls, folder: Path) -> Store:
+    def lake(cls, location: Path | str) -> Store:
         """A read-only store over a lake: each table a view of its Parquet files, typed as the store's
-        own, so that every report runs over it unchanged. Tables the lake lacks stay empty."""
+        own, so that every report runs over it unchanged. Tables the lake lacks stay empty. `location` is
+        a folder or a `file:` URL (`lake_folder`)."""
+        folder = lake_folder(location)
         if not (folder / "derived_settings").is_dir():
             raise ConvoscopeError(f"{folder} is not a complete convoscope lake (no derived_settings table); "
                                   "write one with", command=("spark-derive", "--events", "PATH", "--out", str(folder)))

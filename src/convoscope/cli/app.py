@@ -65,7 +65,7 @@ class App:
 
 
     @contextmanager
-    def lake(self, folder: Path) -> Iterator[Store]:
+    def lake(self, folder: Path | str) -> Iterator[Store]:
         """A lake spark-derive wrote, made with this configuration's derivation settings."""
         from convoscope.derive.duckdb_engine import stale_brands
 

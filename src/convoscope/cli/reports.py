@@ -60,15 +60,16 @@ def reports_epilog(width: int = 76) -> str:
                    "and Automated Resolution to conversation-export.")
 @click.option("--brand", "brands", multiple=True, help="Only this brand; repeatable (default every brand).")
 @click.option("--out", default="-", metavar="FILE|-", help="Output file (default standard output).")
-@click.option("--lake", type=click.Path(path_type=Path), metavar="DIR",
-              help="Report over the Parquet tables spark-derive wrote to DIR instead of the store.")
+@click.option("--lake", metavar="DIR|URL",
+              help="Report over the Parquet tables spark-derive wrote to DIR (a folder or a file:// URL) "
+                   "instead of the store.")
 @click.option("--describe", is_flag=True,
               help="Also print, on standard error, the definitions that produced the report: its as-of time, time "
                    "zone and each brand's derivation settings (never inside the CSV).")
 @pass_app
 def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: str | None, as_of: str | None,
            period: str | None, by: str | None, where: tuple[str, ...], headers: str, anchor: str | None, extra: bool,
-           brands: tuple[str, ...], out: str, lake: Path | None, describe: bool) -> None:
+           brands: tuple[str, ...], out: str, lake: str | None, describe: bool) -> None:
     """Write report NAME as CSV."""
     config = app.config
     if lake and not reports.get_report(name).in_lakes:
