@@ -42,7 +42,7 @@ SECRET = "live-bench-secret"
 BRAND = "chatwoot-live"  # the webhooks' brand, apart from the store's own
 WEBHOOK_START = date(2025, 4, 1)
 WEBHOOK_DAYS = 7
-SENDERS = 8  # webhook threads: a delivery waits for its fsync, so one thread cannot send 500 a second
+SENDERS = 24  # webhook threads: a delivery waits ~30 ms for its fsync and answer, so 500 a second needs ~15
 PROBE_EVERY = 1.0  # seconds between freshness samples of each half
 CLI_EVERY = 30.0
 CLI_TIMEOUT = 60.0
@@ -87,7 +87,9 @@ def deliveries(count: int) -> list[tuple[bytes, str]]:
 
 class Live:
     def __init__(self, url: str, tokens: dict[str, str], *, rate: float, seconds: float, db: Path, config: Path,
-                 bodies: list[tuple[bytes, str]], range_: dict[str, str], conversation: str) -> None:
+                 bodies: list[tuple[bytes, str]], range_: dict[str, str], conversation: str,
+                 cli_every: float = CLI_EVERY) -> None:
+        self.cli_every = cli_every
         self.url, self.tokens, self.rate, self.seconds = url, tokens, rate, seconds
         self.db, self.config, self.bodies, self.range, self.conversation = db, config, bodies, range_, conversation
         self.seen = Seen()
@@ -236,8 +238,11 @@ class Live:
                 self.stop.wait(0.5)
 
     def command_line(self) -> None:
-        """`report sessions-summary` every CLI_EVERY seconds; what it answers, and after how long."""
-        while not self.stop.wait(CLI_EVERY if self.seen.cli else 10.0):
+        """`report sessions-summary` every `cli_every` seconds (the first after 10 s); what it answers, and after
+        how long. It opens the store file itself, so it waits while the server has it open (decision 36)."""
+        if not self.cli_every:
+            return
+        while not self.stop.wait(self.cli_every if self.seen.cli else 10.0):
             begin = time.perf_counter()
             try:
                 done = cli(self.db, self.config, "report", "sessions-summary", "--from", self.range["from"], "--to",
@@ -274,6 +279,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000, help="events a second in total (default 1000)")
     parser.add_argument("--seconds", type=float, default=300, help="seconds of load (default 300)")
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
+    parser.add_argument("--cli-every", type=float, default=CLI_EVERY,
+                        help="seconds between command-line reports (default 30; 0: none, to see the server alone)")
     parser.add_argument("--from", dest="from_", default="2026-05-01", help="the store's own range, for the reader")
     parser.add_argument("--to", default="2026-05-30")
     args = parser.parse_args()
@@ -313,7 +320,7 @@ def main() -> None:
             first.raise_for_status()
             conversation = first.json()["rows"][0]["Conversation ID"]
         live = Live(url, tokens, rate=args.rate, seconds=args.seconds, db=db, config=config, bodies=bodies,
-                    range_=range_, conversation=conversation)
+                    range_=range_, conversation=conversation, cli_every=args.cli_every)
         live.run()
         memory = peak_memory(server.pid)
     finally:
