@@ -1,6 +1,6 @@
 """Benchmark: freshness under continuous load on one `convoscope serve` (issue 30 point 1).
 
-Starts `convoscope serve` on a copy-free store (`--db`, made beforehand, e.g. by `convoscope ingest`), then for
+Starts `convoscope serve` on a store (`--db`, made beforehand by `convoscope ingest`; it gains the load's events), then for
 `--seconds` sends `--rate` events a second in total: half through `POST /api/v1/events` in batches of 100
 (bench/load.py's batches: new customers on LOAD_DAY, each with one conversation), half as single signed Chatwoot
 webhook deliveries of one message each (`synth_chatwoot.generate`'s `message_created` deliveries that map to one
@@ -230,7 +230,12 @@ class Live:
 
     def viewer(self) -> None:
         with self.client() as client:
-            if not log_in(client, "viewer", PASSWORD):
+            try:
+                logged_in = log_in(client, "viewer", PASSWORD)
+            except httpx.HTTPError as exc:
+                logged_in = False
+                self.seen.failures.append(f"log in: {type(exc).__name__}")
+            if not logged_in:
                 self.seen.failures.append("the viewer could not log in")
                 return
             while not self.stop.is_set():
