@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from cli_helpers import Convoscope
+from convoscope import service
 from convoscope.spool import Spool
 from convoscope.store import Store
 from source_helpers import CHATWOOT, SECRET, by_id, expected_events, sign, stored_events, webhook_bodies
@@ -244,3 +245,31 @@ def test_the_samples_signatures_are_chatwoots() -> None:
     for (number, stamp, signature), body in zip(lines, webhook_bodies(), strict=True):
         assert signature_problem(SECRET, body, stamp, signature, now=int(stamp) + 5) is None, number
         assert signature_problem("another", body, stamp, signature, now=int(stamp) + 5) is not None
+
+
+def test_a_merge_takes_what_was_waiting_and_leaves_what_came_meanwhile(tmp_path: Path, monkeypatch) -> None:
+    # While Chatwoot keeps sending, a merge that ran until the spool was empty held the store for as long as it
+    # sent (bench/live.py: 30 s stalls of every other request at 500 deliveries a second).
+    from convoscope import sources
+
+    db = tmp_path / "store.duckdb"
+    spool = Spool(db.with_name(db.name + ".spool"))
+    bodies = webhook_bodies()
+    for i, body in enumerate(bodies[:4]):
+        spool.put("chatwoot", "default", body, delivery=f"before-{i}")
+    mapped = sources.map_delivery
+    came = []
+
+    def map_while_more_come(*args, **options):
+        if len(came) < 6:  # deliveries keep coming while the merge maps
+            came.append(spool.put("chatwoot", "default", bodies[4 + len(came)], delivery=f"meanwhile-{len(came)}"))
+        return mapped(*args, **options)
+
+    monkeypatch.setattr(sources, "map_delivery", map_while_more_come)
+    with Store(db) as store:
+        service.merge_spool(store, batch=1)
+    assert [spool.read(p).delivery for p in spool.waiting()] == came
+    monkeypatch.setattr(sources, "map_delivery", mapped)
+    with Store(db) as store:
+        service.merge_spool(store)
+    assert spool.waiting() == []

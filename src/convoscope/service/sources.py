@@ -198,16 +198,20 @@ SPOOL_BATCH = 5_000  # deliveries merged per transaction
 
 def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
                 warn: Callable[[str], None] = lambda message: None) -> SourceCounts:
-    """Move every spooled webhook delivery (`spool.py`) into the store, `batch` at a time, each batch in
-    one transaction and removed from the spool once it committed. Derivation is left to whoever reads
-    next (the customers stay `pending`). A delivery that cannot be read is set aside, and `warn` told."""
+    """Move the webhook deliveries spooled when it is called (`spool.py`) into the store, `batch` at a time,
+    each batch in one transaction and removed from the spool once it committed. Derivation is left to whoever
+    reads next (the customers stay `pending`). A delivery that cannot be read is set aside, and `warn` told.
+    Deliveries that come meanwhile wait for the next call: while a helpdesk keeps sending, merging until the
+    spool is empty would hold the store, and keep the merged customers underived, for as long as it sends."""
     from convoscope import sources
     from convoscope.events.mapped import merge_outcomes
     from convoscope.spool import Spool, spool_folder
 
     spool = Spool(spool_folder(store.path))
     counts = sources.SourceCounts()
-    while paths := spool.waiting()[:batch]:
+    waiting = spool.waiting()
+    for first in range(0, len(waiting), batch):
+        paths = waiting[first:first + batch]
         groups: dict[tuple[str, str], list[Outcome]] = {}
         for path in list(paths):
             try:

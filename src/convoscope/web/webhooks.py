@@ -148,7 +148,8 @@ class SpoolWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        self.merge()
+        while Spool(self.server.spool_folder).waiting():  # each merge takes what was waiting when it began
+            self.merge()
 
     def _run(self) -> None:
         while not self._stop.is_set():
