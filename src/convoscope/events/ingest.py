@@ -191,7 +191,7 @@ def outcomes(record: str = "line") -> str:
     a duplicate of the event this very source line stored before (SPEC 2.4: the same ingestion run
     again), which is no news about the data."""
     return f"""
-        SELECT c.{record} AS record, c.event_id, c.occurred_at, c.text,
+        SELECT c.{record} AS record, c.source, c.event_id, c.occurred_at, c.text,
                CASE WHEN c.reject_reason IS NOT NULL OR NOT o.same THEN 'rejected'
                     WHEN o.same THEN 'duplicate' ELSE 'accepted' END AS outcome,
                CASE WHEN c.reject_reason IS NOT NULL THEN c.reject_reason

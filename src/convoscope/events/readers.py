@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,6 +381,39 @@ def stage_mapped(con: duckdb.DuckDBPyConnection, events: pa.Table, unmapped: pa.
                customer_id, occurred_at
         FROM _unmapped
     """)
+
+
+def stage_lines(con: duckdb.DuckDBPyConnection, batches: Sequence[tuple[str, Sequence[bytes]]]) -> pa.Table:
+    """Stage several batches of JSON texts, each under its own source name and numbered from line 1, as one
+    `_stage` read exactly as JSON Lines are on the exact path, with the staged column `rec` telling their
+    records apart across batches (in the order given, so the first record of an id is the earliest sent).
+    Blank lines are skipped, as in a file. Returns (rec, source, line, raw) for `raw_of`. Undo with
+    `unstage_mapped`."""
+    parts, mapped, first = [], [], 0
+    for source, lines in batches:
+        if not lines:
+            continue
+        data = memoryview(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+        part = _split_lines(data, 1, _line_bounds(data)[0])
+        recs = pa.array(np.arange(first, first + part.num_rows, dtype=np.int64))
+        first += part.num_rows
+        parts.append(part.set_column(0, "line", recs))
+        mapped.append(pa.table({"rec": recs, "source": pa.array([source] * part.num_rows, pa.string()),
+                                "line": part.column("line")}))
+    staged = pa.concat_tables(parts) if parts else pa.table({
+        "line": pa.array([], pa.int64()), "raw": pa.array([], pa.large_string()), "bad": pa.array([], pa.bool_()),
+        "lax": pa.array([], pa.bool_())})
+    names = pa.concat_tables(mapped) if mapped else pa.table({
+        "rec": pa.array([], pa.int64()), "source": pa.array([], pa.string()), "line": pa.array([], pa.int64())})
+    con.register("_batch", staged)
+    con.register("_mapped", names)
+    con.register("_unmapped", pa.table({"rec": pa.array([], pa.int64())}))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _stage AS
+        SELECT s.* REPLACE (m.source AS source, m.line AS line), m.rec
+        FROM ({_jsonl_stage_sql("")}) s JOIN _mapped m ON m.rec = s.line
+    """)
+    return names.append_column("raw", staged.column("raw").cast(pa.string()))
 
 
 def unstage_mapped(con: duckdb.DuckDBPyConnection) -> None:

@@ -6,6 +6,8 @@ records in), `reports` (reports out, audited).
 
 from convoscope.service.compare import Comparison, compare
 from convoscope.service.events import (
+    Batch,
+    BatchOutcome,
     IngestResult,
     Progress,
     SourceHistory,
@@ -15,6 +17,7 @@ from convoscope.service.events import (
     ingest,
     ingest_history,
     ingest_lines,
+    store_batches,
 )
 from convoscope.service.reports import (
     Asker,
@@ -38,7 +41,7 @@ from convoscope.service.sources import (
 __all__ = [
     "Comparison", "compare",
     "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
-    "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
-    "ingest_history", "ingest_lines", "SourceHistory",
+    "Batch", "BatchOutcome", "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
+    "ingest_history", "ingest_lines", "SourceHistory", "store_batches",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
 ]

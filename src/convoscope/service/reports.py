@@ -8,7 +8,7 @@ audit row SPEC 6.5 asks for when the report holds messages. No interface writes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,17 +82,20 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
                given: dict[str, Any], to: Path | None = None, limit: int | None = None, offset: int = 0,
                order: Order | None = None, action: str = "download",
                writing: AbstractContextManager[Any] | None = None, progress: Progress | None = None,
-               audited: bool = True) -> ReportRun:
+               audited: bool = True, catch_up: Callable[[Store, Config], None] | None = None) -> ReportRun:
     """Run a prepared report: its CSV written to `to` (whole or not at all), else its rows (`limit` of them from
     the `offset`th, sorted by `order` when given: a page of a table). A report with messages writes one audit row (SPEC 6.5): `action` (a `download`, or a `view` of
     rows on a page) by `asker.name`, with the parameters as the interface was `given` them. `writing` is
-    the lock a server holds around writes. A report over a lake is not `audited` (decision 74: a lake has no
-    audit log, and any Parquet reader reads its files)."""
+    the lock a server holds around writes (the audit row's); `catch_up` how a server brings the derived tables up
+    to date (its writer's way: `Server.ensure_derived`), else they are derived here under `writing`. A report over
+    a lake is not `audited` (decision 74: a lake has no audit log, and any Parquet reader reads its files)."""
     from convoscope import accounts, reports
     from convoscope.derive.duckdb_engine import needs_derive
 
     lock = writing if writing is not None else nullcontext()
-    if needs_derive(store, config):
+    if catch_up is not None:
+        catch_up(store, config)
+    elif needs_derive(store, config):
         with lock:
             ensure_derived(store, config, progress=progress)
     run = ReportRun()

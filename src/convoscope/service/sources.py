@@ -15,6 +15,8 @@ from convoscope.service.events import Progress, ensure_derived
 from convoscope.store import Store
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from convoscope.derive.duckdb_engine import DeriveResult
     from convoscope.sources import Outcome, SourceCounts
 
@@ -196,20 +198,23 @@ def _store_pulled(store: Store, site: str, account: int, fetched: list[tuple[dic
 SPOOL_BATCH = 5_000  # deliveries merged per transaction
 
 
-def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
+def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] | None = None,
+                settle: Callable[[], object] | None = None,
                 warn: Callable[[str], None] = lambda message: None) -> SourceCounts:
-    """Move the webhook deliveries spooled when it is called (`spool.py`) into the store, `batch` at a time,
-    each batch in one transaction and removed from the spool once it committed. Derivation is left to whoever
-    reads next (the customers stay `pending`). A delivery that cannot be read is set aside, and `warn` told.
-    Deliveries that come meanwhile wait for the next call: while a helpdesk keeps sending, merging until the
-    spool is empty would hold the store, and keep the merged customers underived, for as long as it sends."""
+    """Move the webhook deliveries spooled when it is called (`spool.py`), or those `waiting` names, into the
+    store, `batch` at a time, each batch in one transaction and removed from the spool once it committed and
+    `settle` (a server's derive of the customers it changed) returned: a spool that is empty is then in the
+    reports. Without `settle`, derivation is left to whoever reads next (the customers stay `pending`). A
+    delivery that cannot be read is set aside, and `warn` told. Deliveries that come meanwhile wait for the next
+    call: while a helpdesk keeps sending, merging until the spool is empty would hold the store, and keep the
+    merged customers underived, for as long as it sends."""
     from convoscope import sources
     from convoscope.events.mapped import merge_outcomes
     from convoscope.spool import Spool, spool_folder
 
     spool = Spool(spool_folder(store.path))
     counts = sources.SourceCounts()
-    waiting = spool.waiting()
+    waiting = spool.waiting() if waiting is None else waiting
     for first in range(0, len(waiting), batch):
         paths = waiting[first:first + batch]
         groups: dict[tuple[str, str], list[Outcome]] = {}
@@ -217,6 +222,9 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
             try:
                 delivery = spool.read(path)
                 record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
+            except FileNotFoundError:  # merged and removed by another process meanwhile
+                paths.remove(path)
+                continue
             except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
                 paths.remove(path)
                 aside = spool.set_aside(path)
@@ -226,6 +234,8 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
         with store.transaction() as con:
             for (system, brand), records in groups.items():
                 counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand))
+        if settle is not None:
+            settle()
         spool.remove(paths)
     spool.clear_partial()
     return counts

@@ -51,6 +51,7 @@ from convoscope.web import (
 )
 from convoscope.web.rate_limit import RateLimit
 from convoscope.web.server import HERE, NODE_MODULES, VENDOR, Server
+from convoscope.web.writer import Writer
 
 
 class NoStore:
@@ -76,14 +77,14 @@ class NoStore:
 
 def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None) -> FastAPI:
     server = Server(db_path, config_path, config)
-    worker = webhooks.SpoolWorker(server)
-    server.spool_worker = worker
+    worker = Writer(server)
+    server.writer = worker
     scheduler = Scheduler(server.gate.open, server.gate.writing, lambda: server.config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The spool worker and the scheduler of reports run while the server does; a stopping server merges what
-        is left first, and lets a run under way end recorded."""
+        """The writer and the scheduler of reports run while the server does; a stopping server stores what is
+        left first, and lets a run under way end recorded."""
         worker.start()
         scheduler.start()
         server.scheduler = scheduler

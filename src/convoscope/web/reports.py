@@ -77,10 +77,11 @@ def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *
 def run(server: Server, store: Store, prepared: Prepared, *, given: dict[str, Any], to: Path | None = None,
         limit: int | None = None, offset: int = 0, order: reports.Order | None = None,
         action: str = "download") -> service.ReportRun:
-    """`service.run_report` under the server's write lock; `given` is what the audit row records."""
+    """`service.run_report` as the server runs it (derived tables brought up to date its way, the audit row under
+    its audit lock); `given` is what the audit row records."""
     return service.run_report(store, prepared.config, prepared.report, prepared.params, prepared.asker, given=given,
                               to=to, limit=limit, offset=offset, order=order, action=action,
-                              writing=server.gate.writing)
+                              writing=server.gate.recording, catch_up=server.ensure_derived)
 
 
 def definitions_header(prepared: Prepared) -> dict[str, str]:
