@@ -79,10 +79,15 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
     options: dict[str, Any] = {"date_from": date_from, "date_to": date_to, "tz": tz, "as_of": as_of,
                                "period": period, "by": by, "where": list(where), "headers": headers, "extra": extra,
                                "anchor": anchor}
+    # What the audit records of a download with messages: every parameter given (SPEC 6.5).
+    given = {key: value for key, value in {
+        "from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by, "where": list(where),
+        "headers": None if headers == "display" else headers, "anchor": anchor, "brand": list(brands), "extra": extra or None,
+        "out": out}.items() if value}
     found = None if lake else running.running(app.db_path, app.config_path)
     if found is not None and app.db_path.exists():
         try:  # decision 167: the server holding the store makes the report, rather than the command waiting
-            definitions = _through_server(app, found, name, options, brands, out)
+            definitions = _through_server(app, found, name, options, brands, out, given)
         except running.NotAnswering:
             pass  # a stale file, left by a server that was killed: the command opens the store itself
         else:
@@ -90,11 +95,6 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
                 click.echo(definitions, err=True)
             return
     asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
-    # What the audit records of a download with messages: every parameter given (SPEC 6.5).
-    given = {key: value for key, value in {
-        "from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by, "where": list(where),
-        "headers": None if headers == "display" else headers, "anchor": anchor, "brand": list(brands), "extra": extra or None,
-        "out": out}.items() if value}
     with app.lake(lake) if lake else app.store(must_exist=True) as store:
         definition, params = service.prepare_report(store, config, name, asker, brands=brands, **options)
         warn_unknown_brands(store.brands(), brands)
@@ -113,7 +113,7 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
 
 
 def _through_server(app: App, found: running.Running, name: str, options: dict[str, Any], brands: tuple[str, ...],
-                    out: str) -> str:
+                    out: str, given: dict[str, Any]) -> str:
     """Report `name` as the server running on the store makes it (`GET /api/v1/reports/{name}` with the same
     parameters), its bytes written where the command writes its own; returns the definitions it was made with.
     The parameters are checked here first, by the same code and in the same words as when the command makes
@@ -133,7 +133,7 @@ def _through_server(app: App, found: running.Running, name: str, options: dict[s
     def fill(path: Path) -> int:
         nonlocal definitions
         with path.open("wb") as handle:
-            definitions = running.report_to(found, name, query, handle)
+            definitions = running.report_to(found, name, query, handle, given=given)
         return _data_rows(path)
 
     if out == "-":
@@ -142,7 +142,7 @@ def _through_server(app: App, found: running.Running, name: str, options: dict[s
             _copy_to_stdout(Path(scratch) / "report.csv")
     else:
         count = service.write_whole(Path(out), fill)
-        click.echo(f"wrote {count:,} rows to {out}", err=True)
+        click.echo(f"wrote {count:,} rows to {out} (made by the server running at {found.url})", err=True)
     return definitions
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 import httpx
@@ -29,6 +29,7 @@ from convoscope.errors import ConvoscopeError
 SUFFIX = ".serve"
 CONNECT_TIMEOUT = 5.0  # seconds: a server that takes longer to accept a connection is taken for gone
 DEFINITIONS_HEADER = "X-Convoscope-Definitions"  # web/reports.py's; the command line does not import the server
+AUDITED_HEADER = "X-Convoscope-Audited"  # web/auth.py's: the parameters the audit row records
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def asking(found: Running, path: str, query: Sequence[tuple[str, str]]) -> Iterator[httpx.Response]:
+def asking(found: Running, path: str, query: Sequence[tuple[str, str]], *,
+           headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
     """GET `path` of the running server with its local token; the answer, its body not read yet. A server that
     does not take the connection raises `NotAnswering`; one that refuses, a `ConvoscopeError` in its words."""
     url = found.url.rstrip("/") + path
     timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # a large export takes as long as it takes
     try:
-        with httpx.stream("GET", url, params=list(query), headers={"Authorization": f"Bearer {found.token}"},
+        with httpx.stream("GET", url, params=list(query), headers={"Authorization": f"Bearer {found.token}", **(headers or {})},
                           timeout=timeout, trust_env=False) as answer:
             if answer.status_code != 200:
                 answer.read()
@@ -152,10 +154,12 @@ def refusal(found: Running, answer: httpx.Response) -> ServerRefusal:
                          "then", 1)
 
 
-def report_to(found: Running, name: str, query: Sequence[tuple[str, str]], out: BinaryIO) -> str:
+def report_to(found: Running, name: str, query: Sequence[tuple[str, str]], out: BinaryIO, *,
+              given: dict[str, Any]) -> str:
     """Report `name` from the running server, its CSV's bytes written to `out`; returns the definitions it
-    was made with (the header the API gives them in)."""
-    with asking(found, f"/api/v1/reports/{quote(name, safe='')}", query) as answer:
+    was made with (the header the API gives them in). `given`: what an audit row of it records."""
+    with asking(found, f"/api/v1/reports/{quote(name, safe='')}", query,
+                headers={AUDITED_HEADER: json.dumps(given)}) as answer:
         for chunk in answer.iter_bytes():
             out.write(chunk)
         return unquote(answer.headers.get(DEFINITIONS_HEADER, ""))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import getpass
 import ipaddress
+import json
 import math
 import re
 import secrets
@@ -92,6 +93,22 @@ def operator(request: Request, token: str) -> User | None:
 def operator_user() -> User:
     """Who the command line is when it runs a report itself (`cli/reports.py`): the audit log names it so."""
     return User(f"cli:{getpass.getuser()}", "administrator", None)
+
+
+AUDITED_HEADER = "X-Convoscope-Audited"
+
+
+def operators_parameters(request: Request, caller: Caller) -> dict[str, object] | None:
+    """The parameters the operator's command line gave, as JSON in AUDITED_HEADER: what the audit row of its report
+    records, as when it makes the report itself (`--out` too). None for anyone else, or without the header."""
+    sent = request.headers.get(AUDITED_HEADER)
+    if sent is None or not is_operator(caller.user):
+        return None
+    try:
+        given = json.loads(sent)
+    except ValueError:
+        return None
+    return given if isinstance(given, dict) else None
 
 
 def is_operator(user: User) -> bool:

@@ -36,7 +36,7 @@ from convoscope.reports.base import Column, Params, Report
 from convoscope.reports.meanings import meaning
 from convoscope.store import Store
 from convoscope.web import drill, formats
-from convoscope.web.auth import is_operator, require
+from convoscope.web.auth import is_operator, operators_parameters, require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
 
@@ -403,8 +403,9 @@ def get_report(
         prepared = prepare(server, store, caller, name, "api", brands=list(brand or []), date_from=from_, date_to=to,
                            tz=tz, as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
                            extra=extra, anchor=anchor)
-        given = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
-                 for key in request.query_params}
+        given = operators_parameters(request, caller) or {
+            key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
+            for key in request.query_params}
         wanted = (accept or "").lower()  # media types ignore case
         if "application/json" in wanted and "text/csv" not in wanted:
             return json_answer(server, store, prepared, given)
