@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from convoscope.cli import running
 from convoscope.cli.app import App, fail, pass_app
 from convoscope.config import KEYS, Config
 
@@ -95,14 +96,23 @@ def check_port(host: str, port: int) -> None:
 def serve_app(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
            login: str | None = None, alongside: Callable[[Any], None] | None = None) -> None:
     """Serve the web app until Ctrl-C (or until `alongside`, run in a thread with the uvicorn server once
-    the server is up, sets its `should_exit`)."""
+    the server is up, sets its `should_exit`). While it listens, the file beside the store says where it is, for
+    the command line of this machine (`running`, decision 167)."""
+    import secrets
     import threading
 
     import uvicorn
 
     from convoscope.web.app import create_app
 
-    app = create_app(db_path, config_path, config=config)
+    token = secrets.token_urlsafe(32)
+    settled = threading.Event()  # the file is written, or will not be
+
+    def withdraw() -> None:
+        settled.wait(timeout=5)  # so that a file written as the server stopped is removed too
+        running.withdraw(db_path, token)
+
+    app = create_app(db_path, config_path, config=config, local_token=token, stopping=withdraw)
     check_port(host, port)
     shown = "127.0.0.1" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # as Conversation Links say it
     if port:
@@ -110,15 +120,35 @@ def serve_app(db_path: Path, config_path: Path | None, host: str, port: int, *, 
     if login:
         click.echo(login)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-    if alongside is not None:
-        def run_alongside() -> None:
-            while not server.started and not server.should_exit:
-                time.sleep(0.05)
-            if server.started:
-                alongside(server)
 
-        threading.Thread(target=run_alongside, name="convoscope-alongside", daemon=True).start()
-    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
-        server.run()
+    def when_up() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        try:
+            if server.started:
+                running.announce(db_path, running.Running(local_url(server), os.getpid(), token,
+                                                          running.followed_config(config_path)))
+        finally:
+            settled.set()
+        if server.started and alongside is not None:
+            alongside(server)
+
+    threading.Thread(target=when_up, name="convoscope-up", daemon=True).start()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
+            server.run()
+    finally:
+        server.should_exit = True
+        withdraw()  # again: a server that failed to start has no lifespan to end
     if not server.started:
         fail(f"the server could not start on {host}:{port}; see the message above", 1)
+
+
+def local_url(server: Any) -> str:
+    """Where this machine reaches a started uvicorn server: the address it listens on, 127.0.0.1 for every
+    address (0.0.0.0 or ::), and the port it was given (the real one for port 0)."""
+    address = server.servers[0].sockets[0].getsockname()
+    host, port = str(address[0]), int(address[1])
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"

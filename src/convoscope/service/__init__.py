@@ -27,6 +27,7 @@ from convoscope.service.reports import (
     prepare_report,
     run_report,
     write_report,
+    write_whole,
 )
 from convoscope.service.sources import (
     PullResult,
@@ -44,4 +45,5 @@ __all__ = [
     "Batch", "BatchOutcome", "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
     "ingest_history", "ingest_lines", "SourceHistory", "store_batches",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
+    "write_whole",
 ]

@@ -151,11 +151,18 @@ def _write_csv(store: Store, config: Config, report: Report, params: Params, pat
     server derives under its write lock first: deriving here again would take the store without it)."""
     from convoscope.reports import render_csv
 
+    return write_whole(path, lambda partial: render_csv(store, config, report, params, partial))
+
+
+def write_whole(path: Path, fill: Callable[[Path], int]) -> int:
+    """`fill(partial)` writes a file beside `path`, which then replaces `path`: whole or not at all. Returns what
+    `fill` did (a number of rows); a place that cannot be written is a one-line `ConvoscopeError`, worded alike
+    whether the command line made the report or asked its running server for it (decision 167)."""
     if not path.parent.is_dir():
         raise ConvoscopeError(f"cannot write {path}: no folder {path.parent}; choose another place for it")
     partial = path.with_name(path.name + ".part")
     try:
-        count = render_csv(store, config, report, params, partial)
+        count = fill(partial)
         partial.replace(path)
     except (duckdb.IOException, OSError) as exc:  # OSError: `path` is a folder, say
         partial.unlink(missing_ok=True)

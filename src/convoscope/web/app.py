@@ -13,7 +13,7 @@ and the ingest history, `admin` for the audit log and users, `settings_pages` fo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,12 @@ class NoStore:
         await self.app(scope, receive, sending)
 
 
-def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None) -> FastAPI:
+def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None,
+               local_token: str | None = None, stopping: Callable[[], None] | None = None) -> FastAPI:
+    """The app over the store at `db_path`. `local_token`: the token `convoscope serve` wrote beside the store for
+    the command line of this machine (`auth.operator`, decision 167); None accepts no such token. `stopping` is
+    called first when the server stops: `serve` removes that file then, before uvicorn ends the process by the
+    signal that stopped it."""
     server = Server(db_path, config_path, config)
     worker = Writer(server)
     server.writer = worker
@@ -89,6 +94,8 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         scheduler.start()
         server.scheduler = scheduler
         yield
+        if stopping is not None:
+            stopping()
         server.scheduler = None
         await run_in_threadpool(scheduler.stop)
         await run_in_threadpool(worker.drain)
@@ -103,6 +110,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         redoc_url=None,
     )
     app.state.server = server
+    app.state.local_token = local_token
     errors.install(app)
 
     def openapi() -> dict[str, Any]:

@@ -36,7 +36,7 @@ from convoscope.reports.base import Column, Params, Report
 from convoscope.reports.meanings import meaning
 from convoscope.store import Store
 from convoscope.web import drill, formats
-from convoscope.web.auth import require
+from convoscope.web.auth import is_operator, operators_parameters, require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
 
@@ -68,7 +68,10 @@ def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *
     may run it; a bad parameter raises `ParameterError`, a refusal `Forbidden`. `config`: the one a request
     already read for another report (a page of several), else the server's as its file says now."""
     user = caller.user
-    asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES))
+    # The command line asking through its running server gets what it would get alone: an empty report for a
+    # brand the store does not hold, which it warns of itself (decision 167).
+    asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES),
+                          lenient_brands=is_operator(user))
     config = config if config is not None else server.config
     report, params = service.prepare_report(store, config, name, asker, brands=brands, **options)
     return Prepared(report, params, asker, config)
@@ -401,8 +404,9 @@ def get_report(
         prepared = prepare(server, store, caller, name, "api", brands=list(brand or []), date_from=from_, date_to=to,
                            tz=tz, as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
                            extra=extra, anchor=anchor)
-        given = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
-                 for key in request.query_params}
+        given = operators_parameters(request, caller) or {
+            key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
+            for key in request.query_params}
         wanted = (accept or "").lower()  # media types ignore case
         if "application/json" in wanted and "text/csv" not in wanted:
             return json_answer(server, store, prepared, given)
