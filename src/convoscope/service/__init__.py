@@ -23,6 +23,7 @@ from convoscope.service.reports import (
     describe_report,
     prepare_report,
     run_report,
+    stream_report,
     write_report,
 )
 from convoscope.service.sources import (
@@ -37,7 +38,7 @@ from convoscope.service.sources import (
 
 __all__ = [
     "Comparison", "compare",
-    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
+    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report", "stream_report",
     "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
     "ingest_history", "ingest_lines", "SourceHistory",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",

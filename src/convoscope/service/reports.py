@@ -8,7 +8,7 @@ audit row SPEC 6.5 asks for when the report holds messages. No interface writes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from convoscope.store import Store
 if TYPE_CHECKING:
     from convoscope.reports import Order
     from convoscope.reports.base import Params, Report
+    from convoscope.reports.stream import CsvStream
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,26 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
         with lock:
             accounts.audit(store, asker.name, action, report.name, given, audited_brands(params))
     return run
+
+
+def stream_report(store: Store, config: Config, report: Report, params: Params, asker: Asker, *,
+                  given: dict[str, Any], writing: AbstractContextManager[Any] | None = None,
+                  on_done: Callable[[], None] | None = None) -> CsvStream:
+    """`run_report` for a download handed over while it is written (reports/stream.py, decision 169): the derived
+    tables brought up to date and, for a report with messages, the audit row written before the first byte leaves
+    (a download begun is a download: SPEC 6.5); then the CSV's bytes, the very bytes `_write_csv` writes. `on_done`
+    runs once `store` is no longer used."""
+    from convoscope import accounts, reports
+    from convoscope.derive.duckdb_engine import needs_derive
+
+    lock = writing if writing is not None else nullcontext()
+    if needs_derive(store, config):
+        with lock:
+            ensure_derived(store, config)
+    if report.personal_data:
+        with lock:
+            accounts.audit(store, asker.name, "download", report.name, given, audited_brands(params))
+    return reports.stream_csv(store, config, report, params, on_done=on_done)
 
 
 def describe_report(config: Config, report: Report, params: Params) -> str:
