@@ -26,6 +26,7 @@ from convoscope.service.reports import (
     describe_report,
     prepare_report,
     run_report,
+    stream_report,
     write_report,
     write_whole,
 )
@@ -41,9 +42,9 @@ from convoscope.service.sources import (
 
 __all__ = [
     "Comparison", "compare",
-    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
-    "Batch", "BatchOutcome", "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
-    "ingest_history", "ingest_lines", "SourceHistory", "store_batches",
+    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report", "stream_report",
+    "Batch", "BatchOutcome", "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive",
+    "ensure_derived", "ingest", "ingest_history", "ingest_lines", "SourceHistory", "store_batches",
     "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
     "write_whole",
 ]

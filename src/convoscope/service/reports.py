@@ -24,6 +24,7 @@ from convoscope.store import Store
 if TYPE_CHECKING:
     from convoscope.reports import Order
     from convoscope.reports.base import Params, Report
+    from convoscope.reports.stream import CsvStream
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,9 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
     to date (its writer's way: `Server.ensure_derived`), else they are derived here under `writing`. A report over
     a lake is not `audited` (decision 74: a lake has no audit log, and any Parquet reader reads its files)."""
     from convoscope import accounts, reports
-    from convoscope.derive.duckdb_engine import needs_derive
 
     lock = writing if writing is not None else nullcontext()
-    if catch_up is not None:
-        catch_up(store, config)
-    elif needs_derive(store, config):
-        with lock:
-            ensure_derived(store, config, progress=progress)
+    _up_to_date(store, config, lock, catch_up, progress)
     run = ReportRun()
     if to is not None:
         run.count = _write_csv(store, config, report, params, to)
@@ -109,6 +105,36 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
         with lock:
             accounts.audit(store, asker.name, action, report.name, given, audited_brands(params))
     return run
+
+
+def stream_report(store: Store, config: Config, report: Report, params: Params, asker: Asker, *,
+                  given: dict[str, Any], writing: AbstractContextManager[Any] | None = None,
+                  catch_up: Callable[[Store, Config], None] | None = None,
+                  on_done: Callable[[], None] | None = None) -> CsvStream:
+    """`run_report` for a download handed over while it is written (reports/stream.py, decision 169): the derived
+    tables brought up to date and, for a report with messages, the audit row written before the first byte leaves
+    (a download begun is a download: SPEC 6.5); then the CSV's bytes, the very bytes `_write_csv` writes. `on_done`
+    runs once `store` is no longer used; `writing` and `catch_up` are `run_report`'s."""
+    from convoscope import accounts, reports
+
+    lock = writing if writing is not None else nullcontext()
+    _up_to_date(store, config, lock, catch_up)
+    if report.personal_data:
+        with lock:
+            accounts.audit(store, asker.name, "download", report.name, given, audited_brands(params))
+    return reports.stream_csv(store, config, report, params, on_done=on_done)
+
+
+def _up_to_date(store: Store, config: Config, lock: AbstractContextManager[Any],
+                catch_up: Callable[[Store, Config], None] | None, progress: Progress | None = None) -> None:
+    """The derived tables brought up to date: a server's way (`catch_up`), else derived here under `lock`."""
+    from convoscope.derive.duckdb_engine import needs_derive
+
+    if catch_up is not None:
+        catch_up(store, config)
+    elif needs_derive(store, config):
+        with lock:
+            ensure_derived(store, config, progress=progress)
 
 
 def describe_report(config: Config, report: Report, params: Params) -> str:

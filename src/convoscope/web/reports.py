@@ -16,8 +16,8 @@ of Gladly's reporting API, is `web/gladly.py`'s, which runs its reports through 
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -26,14 +26,15 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParameter
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from convoscope import accounts, reports, service
 from convoscope.config import Config
 from convoscope.errors import ParameterError
 from convoscope.reports.base import Column, Params, Report
 from convoscope.reports.meanings import meaning
+from convoscope.reports.stream import CsvStream
 from convoscope.store import Store
 from convoscope.web import drill, formats
 from convoscope.web.auth import is_operator, operators_parameters, require
@@ -102,17 +103,37 @@ def described(definitions: str) -> dict[str, str]:
 def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any], *,
                filename: str | None = None) -> Response:
     """The report's CSV as an attachment (named `filename`, else after the report), the very bytes the command
-    line writes."""
-    name = prepared.report.name
-    scratch = tempfile.TemporaryDirectory(prefix="convoscope-report-")
-    path = Path(scratch.name) / f"{name}.csv"
+    line writes, streamed as DuckDB writes them (decision 169): what can be refused — the parameters, the
+    permission, bringing the derived tables up to date, the audit row — is settled before the answer starts, so
+    it gets the one-line error; a failure after the first byte ends the answer without its last chunk, which
+    every HTTP client reports as an incomplete download. `store` is the request's: the stream holds the store
+    open on its own (`server.gate`) until its last byte."""
+    hold = ExitStack()
+    streamed = hold.enter_context(server.gate.open())
     try:
-        run(server, store, prepared, given=given, to=path)
+        stream = service.stream_report(streamed, prepared.config, prepared.report, prepared.params, prepared.asker,
+                                       given=given, writing=server.gate.recording, catch_up=server.ensure_derived,
+                                       on_done=hold.close)
     except BaseException:
-        scratch.cleanup()
+        hold.close()
         raise
-    return FileResponse(path, media_type="text/csv; charset=utf-8", background=BackgroundTask(scratch.cleanup),
-                        headers=attachment(filename or f"{name}.csv") | definitions_header(prepared))
+    return CsvResponse(stream, headers=attachment(filename or f"{prepared.report.name}.csv")
+                       | definitions_header(prepared))
+
+
+class CsvResponse(StreamingResponse):
+    """A report's CSV stream as a chunked answer; however the answer ends (the last byte sent, the client gone), the
+    stream is closed, so the query stops and the store is let go."""
+
+    def __init__(self, stream: CsvStream, *, headers: dict[str, str]) -> None:
+        super().__init__(iter(stream), media_type="text/csv; charset=utf-8", headers=headers)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
 
 
 def attachment(filename: str) -> dict[str, str]:
