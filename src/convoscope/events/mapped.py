@@ -23,6 +23,7 @@ from convoscope.events.ingest import merge_stage, outcomes
 from convoscope.events.readers import stage_mapped, unstage_mapped
 
 if TYPE_CHECKING:
+    from convoscope.events.known import KnownIds
     from convoscope.sources import Outcome, SourceCounts
 
 _META = pa.schema([
@@ -32,9 +33,10 @@ _META = pa.schema([
 
 
 def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *, system: str, via: str,
-                   brand: str) -> SourceCounts:
+                   brand: str, known: KnownIds | None = None) -> SourceCounts:
     """Store what `records` became, inside the caller's transaction; returns their counts. Every event
-    gets `brand`; a record that gave no event is kept as a reject of `brand` or counted as ignored."""
+    gets `brand`; a record that gave no event is kept as a reject of `brand` or counted as ignored. `known`:
+    `merge_stage`'s."""
     from convoscope.sources import MAX_TEXT, SourceCounts
 
     events: dict[str, list] = {"rec": [], "source": [], "line": [], "json": []}
@@ -83,7 +85,8 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
                                                       ("customer_id", pa.string()), ("occurred_at", pa.string()),
                                                       ("message", pa.string())])))
     try:
-        merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", told_brand=True)
+        merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", told_brand=True,
+                    known=known)
     finally:
         unstage_mapped(con)
     con.register("_meta", pa.table(meta, schema=_META))

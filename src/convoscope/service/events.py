@@ -18,6 +18,7 @@ from convoscope.store import Store
 
 if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
     from convoscope.derive.duckdb_engine import DeriveResult
+    from convoscope.events.known import KnownIds
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -107,12 +108,12 @@ class BatchOutcome:
     errors: dict[int, str]
 
 
-def store_batches(store: Store, batches: Sequence[Batch]) -> list[BatchOutcome]:
+def store_batches(store: Store, batches: Sequence[Batch], *, known: KnownIds | None = None) -> list[BatchOutcome]:
     """Store `batches` in one transaction, read as one chunk (`readers.stage_lines`), in the order given, then
     keep the refused lines as rejects; derivation is left to the caller. A batch costs the store one scan of
     its stored ids (the duplicate check): a server storing what came in the last moment together pays it once
     (issue 30). Events of one id in two batches are compared as two lines of one file would be: the later is
-    a duplicate, or a conflict, of the earlier."""
+    a duplicate, or a conflict, of the earlier. `known`: `merge_stage`'s."""
     from convoscope.events.ingest import outcomes
     from convoscope.events.readers import stage_lines, unstage_mapped
 
@@ -123,7 +124,7 @@ def store_batches(store: Store, batches: Sequence[Batch]) -> list[BatchOutcome]:
                                                   for i, line in enumerate(batch.lines)]) for batch in batches])
         raw = dict(zip(texts.column("rec").to_pylist(), texts.column("raw").to_pylist(), strict=True))
         try:
-            merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec")
+            merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", known=known)
         finally:
             unstage_mapped(con)
         for source, outcome, number in con.execute(

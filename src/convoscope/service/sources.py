@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from convoscope.derive.duckdb_engine import DeriveResult
+    from convoscope.events.known import KnownIds
     from convoscope.sources import Outcome, SourceCounts
 
 
@@ -199,7 +200,7 @@ SPOOL_BATCH = 5_000  # deliveries merged per transaction
 
 
 def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] | None = None,
-                settle: Callable[[], object] | None = None,
+                settle: Callable[[], object] | None = None, known: KnownIds | None = None,
                 warn: Callable[[str], None] = lambda message: None) -> SourceCounts:
     """Move the webhook deliveries spooled when it is called (`spool.py`), or those `waiting` names, into the
     store, `batch` at a time, each batch in one transaction and removed from the spool once it committed and
@@ -207,7 +208,7 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] |
     reports. Without `settle`, derivation is left to whoever reads next (the customers stay `pending`). A
     delivery that cannot be read is set aside, and `warn` told. Deliveries that come meanwhile wait for the next
     call: while a helpdesk keeps sending, merging until the spool is empty would hold the store, and keep the
-    merged customers underived, for as long as it sends."""
+    merged customers underived, for as long as it sends. `known`: `merge_stage`'s."""
     from convoscope import sources
     from convoscope.events.mapped import merge_outcomes
     from convoscope.spool import Spool, spool_folder
@@ -233,7 +234,7 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] |
             groups.setdefault((delivery.system, delivery.brand), []).append(record)
         with store.transaction() as con:
             for (system, brand), records in groups.items():
-                counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand))
+                counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand, known=known))
         if settle is not None:
             settle()
         spool.remove(paths)

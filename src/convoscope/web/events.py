@@ -172,7 +172,7 @@ def ingest_batch(server: Server, store: Store, caller: Caller, body: bytes, cont
         outcome = server.writer.store(batch)  # answered once its round stored and derived it (web/writer.py)
     else:
         with server.gate.writing:
-            outcome, = service.store_batches(store, [batch])
+            outcome, = service.store_batches(store, [batch], known=server.gate.known)
             service.ensure_derived(store, server.config)
     counts = outcome.counts
     answer = IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected,

@@ -30,7 +30,8 @@ from convoscope import accounts, service
 from convoscope.accounts import User
 from convoscope.config import DEFAULT_PATH, Config, load_config
 from convoscope.errors import ConfigError, ParameterError
-from convoscope.store import Store
+from convoscope.events.known import KnownIds
+from convoscope.store import Store, file_stamp
 from convoscope.web import formats
 
 HERE = Path(__file__).parent
@@ -44,7 +45,11 @@ log = logging.getLogger("convoscope.web")
 
 
 class StoreGate:
-    """One open store shared by the requests in flight; closed when the last one finishes."""
+    """One open store shared by the requests in flight; closed when the last one finishes.
+
+    It keeps the ids the writer knows are stored (`known`, events/known.py) for as long as nothing else can have
+    written: while the store is open nobody else can, and when it opens the file again the filter is kept only if
+    the file is as the server left it (`file_stamp`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -54,11 +59,15 @@ class StoreGate:
         self.writing = threading.Lock()  # one writer of events and derived tables at a time; readers never wait for it
         # The audit log's appends: they touch nothing the writer does, so a page's audit entry never waits for a round.
         self.recording = threading.Lock()
+        self.known = KnownIds()
+        self._left: tuple[object, ...] | None = None  # the store file's stamp when the server last closed it
 
     @contextmanager
     def open(self) -> Iterator[Store]:
         with self._lock:
             if self._store is None:
+                if self._left is None or file_stamp(self.path) != self._left:
+                    self.known = KnownIds()  # another process may have written: learn the ids again
                 self._store = Store(self.path)
             self._users += 1
             shared = self._store
@@ -72,6 +81,7 @@ class StoreGate:
                 if self._users == 0 and self._store is not None:
                     self._store.close()
                     self._store = None
+                    self._left = file_stamp(self.path)
 
 
 class Settings:

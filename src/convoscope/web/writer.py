@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from convoscope import service
 from convoscope.config import Config
+from convoscope.events.known import KnownIds
 from convoscope.spool import Spool
 from convoscope.store import Store
 from convoscope.web.server import Server
@@ -74,7 +75,7 @@ class Writer:
         error, if it failed). Without the thread (a server stopping), stored at once under the write lock."""
         if not self.running:
             with self.server.gate.open() as store, self.server.gate.writing:
-                outcome, = service.store_batches(store, [batch])
+                outcome, = service.store_batches(store, [batch], known=self.server.gate.known)
                 service.ensure_derived(store, self.server.config)
                 return outcome
         job = _Job(batch)
@@ -128,10 +129,10 @@ class Writer:
         self._busy = True
         try:
             with self.server.gate.open() as store, self.server.gate.writing:
-                config = self.server.config
-                outcomes = self._store(store, jobs)
+                config, known = self.server.config, self.server.gate.known
+                outcomes = self._store(store, jobs, known)
                 service.merge_spool(store, waiting=waiting, settle=lambda: service.ensure_derived(store, config),
-                                    warn=log.warning)
+                                    known=known, warn=log.warning)
                 if not waiting:
                     service.ensure_derived(store, config)
         except BaseException as exc:
@@ -150,19 +151,19 @@ class Writer:
         return bool(jobs or waiting)
 
     @staticmethod
-    def _store(store: Store, jobs: list[_Job]) -> list[service.BatchOutcome]:
+    def _store(store: Store, jobs: list[_Job], known: KnownIds) -> list[service.BatchOutcome]:
         """The jobs' batches in one transaction; should that fail (it should not: a bad event is a reject), each
         batch alone, so that one batch's failure is its own answer."""
         if not jobs:
             return []
         try:
-            return service.store_batches(store, [job.batch for job in jobs])
+            return service.store_batches(store, [job.batch for job in jobs], known=known)
         except Exception:
             log.exception("storing %d batches together failed; each is stored alone", len(jobs))
         outcomes = []
         for job in jobs:
             try:
-                outcomes.extend(service.store_batches(store, [job.batch]))
+                outcomes.extend(service.store_batches(store, [job.batch], known=known))
             except Exception as exc:
                 job.answer.set_exception(exc)
                 outcomes.append(service.BatchOutcome(service.IngestResult().counts, {}))
