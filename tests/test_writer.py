@@ -97,3 +97,24 @@ def test_batches_sent_at_once_are_each_answered_and_stored_once(tmp_path: Path) 
     assert (answers[6]["duplicate"], answers[6]["rejected"], [e["index"] for e in answers[6]["errors"]]) == (10, 1, [10])
     assert sorted({row["Customer ID"] for row in shown}) == [f"c{i}" for i in range(7)]  # answered once derived
     assert len(count_events(store.db)) == 140 and set(count_events(store.db).values()) == {1}
+
+
+def test_a_round_stores_batches_and_deliveries_in_one_chunk_each_counted_apart(tmp_path: Path) -> None:
+    from convoscope.spool import Spool, spool_folder
+    from source_helpers import webhook_bodies
+
+    db = tmp_path / "store.duckdb"
+    spool = Spool(spool_folder(db))
+    for i, body in enumerate(webhook_bodies()):
+        spool.put("chatwoot", "acme", body, delivery=f"d{i}")
+    batch = service.Batch(lines(ev("api-1", "customer_message", "2026-05-01T09:00:00Z", **HELLO), {"event_id": "x"}),
+                          "api:one")
+    with Store(db) as store:
+        (outcome,), merged = service.store_round(store, [batch], spool.waiting(), known=KnownIds())
+        by_source = dict(store.con.execute("SELECT via, sum(CASE WHEN outcome = 'accepted' THEN 1 END) "
+                                           "FROM source_records GROUP BY via").fetchall())
+        brands = dict(store.con.execute("SELECT brand, count(*) FROM events GROUP BY brand").fetchall())
+    assert (outcome.counts.accepted, outcome.counts.rejected, sorted(outcome.errors)) == (1, 1, [1])
+    assert len(merged) == len(webhook_bodies()) and spool.waiting() == merged  # the caller removes them once derived
+    assert by_source == {"webhook": 14}  # the samples' 14 events (test_webhooks), apart from the API's
+    assert brands == {"default": 1, "acme": 14}

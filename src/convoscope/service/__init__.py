@@ -38,6 +38,7 @@ from convoscope.service.sources import (
     pull_chatwoot,
     source_brand,
     store_records,
+    store_round,
 )
 
 __all__ = [
@@ -45,6 +46,6 @@ __all__ = [
     "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report", "stream_report",
     "Batch", "BatchOutcome", "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive",
     "ensure_derived", "ingest", "ingest_history", "ingest_lines", "SourceHistory", "store_batches",
-    "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
+    "ingest_source", "merge_spool", "store_round", "pull_chatwoot", "source_brand", "store_records", "write_report",
     "write_whole",
 ]

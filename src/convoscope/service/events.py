@@ -19,6 +19,7 @@ from convoscope.store import Store
 if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
     from convoscope.derive.duckdb_engine import DeriveResult
     from convoscope.events.known import KnownIds
+    from convoscope.sources import Outcome, SourceCounts
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -109,41 +110,66 @@ class BatchOutcome:
 
 
 def store_batches(store: Store, batches: Sequence[Batch], *, known: KnownIds | None = None) -> list[BatchOutcome]:
-    """Store `batches` in one transaction, read as one chunk (`readers.stage_lines`), in the order given, then
-    keep the refused lines as rejects; derivation is left to the caller. A batch costs the store one scan of
-    its stored ids (the duplicate check): a server storing what came in the last moment together pays it once
-    (issue 30). Events of one id in two batches are compared as two lines of one file would be: the later is
-    a duplicate, or a conflict, of the earlier. `known`: `merge_stage`'s."""
+    """Store `batches` in one transaction (`store_together`); derivation is left to the caller."""
+    return store_together(store, batches, (), known=known)[0]
+
+
+def store_together(store: Store, batches: Sequence[Batch], records: Sequence[tuple[str, str, Sequence[Outcome]]], *,
+                   via: str = "webhook", known: KnownIds | None = None) -> tuple[list[BatchOutcome], list[SourceCounts]]:
+    """Store `batches` and a helpdesk's mapped `records` (system, brand, records: `events/mapped.py`, arrived `via`)
+    in one transaction, staged as one chunk (`readers.line_texts`, `readers.stage_texts`), then keep the batches'
+    refused lines as rejects; derivation is left to the caller. A chunk costs the store the planning of its
+    validation (0.1 s, whatever its size) and, unless `known` (`merge_stage`'s) tells otherwise, a scan of the
+    stored ids: a server storing what came in the last moment together pays them once (issue 30). Events of one
+    id in two batches are compared as two lines of one file would be: the later is a duplicate, or a conflict, of
+    the earlier. Returns each batch's outcome and each group of records' counts."""
     from convoscope.events.ingest import outcomes
-    from convoscope.events.readers import stage_lines, unstage_mapped
+    from convoscope.events.mapped import map_group, tally
+    from convoscope.events.readers import line_texts, mapped_texts, stage_texts, unstage_mapped
+    from convoscope.sources import SourceCounts  # noqa: F811 (the annotation's name, at run time)
 
     sources = [batch.source for batch in batches]
     found: dict[str, IngestCounts] = {source: IngestCounts() for source in sources}
+    texts = line_texts([(batch.source, [b"" if i in batch.refused else line for i, line in enumerate(batch.lines)])
+                        for batch in batches])
+    groups, first = [], texts.num_rows
+    for system, brand, outcomes_of in records:
+        groups.append(map_group(outcomes_of, system=system, brand=brand, first=first))
+        first += groups[-1].meta.num_rows
+    raw = dict(zip(texts.column("rec").to_pylist(), texts.column("raw").to_pylist(), strict=True))
+    for group in groups:
+        raw.update(group.raw)
+    tallied = [SourceCounts() for _ in groups]
     with store.transaction() as con:
-        texts = stage_lines(con, [(batch.source, [b"" if i in batch.refused else line
-                                                  for i, line in enumerate(batch.lines)]) for batch in batches])
-        raw = dict(zip(texts.column("rec").to_pylist(), texts.column("raw").to_pylist(), strict=True))
-        try:
-            merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", known=known)
-        finally:
-            unstage_mapped(con)
-        for source, outcome, number in con.execute(
-                f"SELECT source, outcome, count(*) FROM ({outcomes('rec')}) GROUP BY ALL").fetchall():
-            setattr(found[source], outcome, getattr(found[source], outcome) + number)
+        if first:
+            stage_texts(con, pa.concat_tables([texts, *(mapped_texts(g.events) for g in groups)]),
+                        pa.concat_tables([g.unmapped for g in groups]) if groups else None)
+            try:
+                merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec",
+                            told_brand=True, known=known)
+            finally:
+                unstage_mapped(con)
+            if batches:
+                for source, outcome, number in con.execute(
+                        f"SELECT source, outcome, count(*) FROM ({outcomes('rec')}) WHERE record < ? GROUP BY ALL",
+                        [texts.num_rows]).fetchall():
+                    setattr(found[source], outcome, getattr(found[source], outcome) + number)
+            tallied = [tally(con, group, via=via) for group in groups]
         for batch in batches:
             _keep_refused(store, batch.source, batch.lines, batch.refused)
     reasons: dict[str, dict[int, str]] = {source: {} for source in sources}
-    for source, line, reason in store.con.execute(
-            "SELECT source, line, reason FROM rejects WHERE source IN (SELECT unnest(?::VARCHAR[])) "
-            "ORDER BY source, line, kind", [sources]).fetchall():
-        if line is not None:
-            reasons[source][int(line) - 1] = reason
+    if sources:
+        for source, line, reason in store.con.execute(
+                "SELECT source, line, reason FROM rejects WHERE source IN (SELECT unnest(?::VARCHAR[])) "
+                "ORDER BY source, line, kind", [sources]).fetchall():
+            if line is not None:
+                reasons[source][int(line) - 1] = reason
     answers = []
     for batch in batches:
         counts = found[batch.source]
         counts.rejected += len(batch.refused)
         answers.append(BatchOutcome(counts, reasons[batch.source] | batch.refused))
-    return answers
+    return answers, tallied
 
 
 def ingest_lines(store: Store, config: Config, lines: list[bytes], *, source: str,

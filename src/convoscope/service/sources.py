@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from convoscope.config import Config
 from convoscope.errors import ConvoscopeError
-from convoscope.service.events import Progress, ensure_derived
+from convoscope.service.events import Batch, BatchOutcome, Progress, ensure_derived, store_together
 from convoscope.store import Store
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from convoscope.derive.duckdb_engine import DeriveResult
     from convoscope.events.known import KnownIds
     from convoscope.sources import Outcome, SourceCounts
+    from convoscope.spool import Spool
 
 
 @dataclass
@@ -217,21 +218,7 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] |
     counts = sources.SourceCounts()
     waiting = spool.waiting() if waiting is None else waiting
     for first in range(0, len(waiting), batch):
-        paths = waiting[first:first + batch]
-        groups: dict[tuple[str, str], list[Outcome]] = {}
-        for path in list(paths):
-            try:
-                delivery = spool.read(path)
-                record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
-            except FileNotFoundError:  # merged and removed by another process meanwhile
-                paths.remove(path)
-                continue
-            except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
-                paths.remove(path)
-                aside = spool.set_aside(path)
-                warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
-                continue
-            groups.setdefault((delivery.system, delivery.brand), []).append(record)
+        groups, paths = _read_spool(spool, waiting[first:first + batch], warn)
         with store.transaction() as con:
             for (system, brand), records in groups.items():
                 counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand, known=known))
@@ -240,3 +227,39 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] |
         spool.remove(paths)
     spool.clear_partial()
     return counts
+
+
+def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *, known: KnownIds | None = None,
+                warn: Callable[[str], None] = lambda message: None) -> tuple[list[BatchOutcome], list[Path]]:
+    """A server's round (web/writer.py): `batches` and the spooled deliveries `waiting` stored in one transaction, as
+    one chunk (`store_together`); returns the batches' outcomes and the deliveries merged, which the caller removes
+    from the spool once it has derived them. A delivery that cannot be read is set aside, and `warn` told."""
+    from convoscope.spool import Spool, spool_folder
+
+    groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn)
+    outcomes, _ = store_together(store, batches, [(system, brand, records) for (system, brand), records in groups.items()],
+                                 via="webhook", known=known)
+    return outcomes, paths
+
+
+def _read_spool(spool: Spool, waiting: list[Path],
+                warn: Callable[[str], None]) -> tuple[dict[tuple[str, str], list[Outcome]], list[Path]]:
+    """The deliveries `waiting` read and mapped, by (system, brand), and the paths of those read; one that cannot be
+    read is set aside, and `warn` told; one gone meanwhile (merged by another process) is skipped."""
+    from convoscope import sources
+
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    paths = []
+    for path in waiting:
+        try:
+            delivery = spool.read(path)
+            record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
+            aside = spool.set_aside(path)
+            warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
+            continue
+        groups.setdefault((delivery.system, delivery.brand), []).append(record)
+        paths.append(path)
+    return groups, paths

@@ -1,11 +1,11 @@
 """The server's one writer of events (issue 30): the batches sent to the API or uploaded and the webhook deliveries
 in the spool are stored by one thread, in rounds.
 
-A round takes everything that came since the last one began: every waiting batch, stored together in one
-transaction (`service.store_batches`: the duplicate check's scan of the stored ids, which is most of what a small
-batch costs at 10M events, is paid once a round, not once a request), then the spool's deliveries in another
-(`service.merge_spool`), then the derive of the customers both changed; then the spool's files are removed and the
-senders answered. So a batch is answered once it is in the reports, a spool that is empty is in the reports, and
+A round takes everything that came since the last one began: every waiting batch and up to SPOOL_ROUND of the
+spool's deliveries, stored together in one transaction as one chunk (`service.store_round`: what a chunk costs
+whatever its size — the planning of its validation, the duplicate check's scan of the stored ids unless the ids the
+writer knows spare it — is paid once a round, not once a request), then the derive of the customers they changed;
+then the spool's files are removed and the senders answered. So a batch is answered once it is in the reports, a spool that is empty is in the reports, and
 under a steady stream a round lasts about as long as the work that came during the one before it: the time from
 acceptance to a report is bounded by two rounds, whatever the rate (bench/live.py).
 
@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from convoscope import service
 from convoscope.config import Config
@@ -130,11 +131,10 @@ class Writer:
         try:
             with self.server.gate.open() as store, self.server.gate.writing:
                 config, known = self.server.config, self.server.gate.known
-                outcomes = self._store(store, jobs, known)
-                service.merge_spool(store, waiting=waiting, settle=lambda: service.ensure_derived(store, config),
-                                    known=known, warn=log.warning)
-                if not waiting:
-                    service.ensure_derived(store, config)
+                outcomes, merged = self._store(store, jobs, waiting, known)
+                service.ensure_derived(store, config)
+            spool.remove(merged)  # in the reports now: an empty spool is
+            spool.clear_partial()
         except BaseException as exc:
             for job in jobs:
                 if not job.answer.done():
@@ -151,15 +151,15 @@ class Writer:
         return bool(jobs or waiting)
 
     @staticmethod
-    def _store(store: Store, jobs: list[_Job], known: KnownIds) -> list[service.BatchOutcome]:
-        """The jobs' batches in one transaction; should that fail (it should not: a bad event is a reject), each
-        batch alone, so that one batch's failure is its own answer."""
-        if not jobs:
-            return []
+    def _store(store: Store, jobs: list[_Job], waiting: list[Path],
+               known: KnownIds) -> tuple[list[service.BatchOutcome], list[Path]]:
+        """The jobs' batches and the spool's deliveries in one transaction; should that fail (it should not: a bad
+        event is a reject), each batch alone, so that one batch's failure is its own answer, then the spool."""
         try:
-            return service.store_batches(store, [job.batch for job in jobs], known=known)
+            return service.store_round(store, [job.batch for job in jobs], waiting, known=known, warn=log.warning)
         except Exception:
-            log.exception("storing %d batches together failed; each is stored alone", len(jobs))
+            log.exception("storing %d batches and %d deliveries together failed; each is stored alone", len(jobs),
+                          len(waiting))
         outcomes = []
         for job in jobs:
             try:
@@ -167,4 +167,5 @@ class Writer:
             except Exception as exc:
                 job.answer.set_exception(exc)
                 outcomes.append(service.BatchOutcome(service.IngestResult().counts, {}))
-        return outcomes
+        service.merge_spool(store, waiting=waiting, known=known, warn=log.warning)  # removes what it merged
+        return outcomes, []
