@@ -4,6 +4,7 @@ that serves (`demo` too) finds its port and runs the server."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -35,9 +36,17 @@ class Port(click.IntRange):
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=Port(), envvar="CONVOSCOPE_PORT", help="Port (default $CONVOSCOPE_PORT or 8000).")
+@click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="warning", show_default=True,
+              help="What the server says on standard error; debug adds a line per round of its writer (what it "
+                   "stored, how long storing and deriving took).")
 @pass_app
-def serve(app: App, host: str, port: int | None) -> None:
+def serve(app: App, host: str, port: int | None, log_level: str) -> None:
     """Serve the web app and the HTTP API over the store."""
+    if log_level != "warning":
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logging.getLogger("convoscope").addHandler(handler)
+        logging.getLogger("convoscope").setLevel(log_level.upper())
     config = app.config  # a bad configuration fails now, not on the first request
     port = port_or_default(port)
     warning = public_url_warning(config, host, port, app.config_path)

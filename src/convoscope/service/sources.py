@@ -229,21 +229,25 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] |
     return counts
 
 
-def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *, known: KnownIds | None = None,
+def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *,
+                mapped: dict[Path, tuple[str, str, Outcome]] | None = None, known: KnownIds | None = None,
                 warn: Callable[[str], None] = lambda message: None) -> tuple[list[BatchOutcome], list[Path]]:
     """A server's round (web/writer.py): `batches` and the spooled deliveries `waiting` stored in one transaction, as
     one chunk (`store_together`); returns the batches' outcomes and the deliveries merged, which the caller removes
-    from the spool once it has derived them. A delivery that cannot be read is set aside, and `warn` told."""
+    from the spool once it has derived them. `mapped`: deliveries already mapped, by their file (system, brand,
+    record: a server's handler mapped each for its answer), taken as they are. A delivery that cannot be read is set
+    aside, and `warn` told."""
     from convoscope.spool import Spool, spool_folder
 
-    groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn)
+    groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn, mapped or {})
     outcomes, _ = store_together(store, batches, [(system, brand, records) for (system, brand), records in groups.items()],
                                  via="webhook", known=known)
     return outcomes, paths
 
 
-def _read_spool(spool: Spool, waiting: list[Path],
-                warn: Callable[[str], None]) -> tuple[dict[tuple[str, str], list[Outcome]], list[Path]]:
+def _read_spool(spool: Spool, waiting: list[Path], warn: Callable[[str], None],
+                mapped: dict[Path, tuple[str, str, Outcome]] | None = None,
+                ) -> tuple[dict[tuple[str, str], list[Outcome]], list[Path]]:
     """The deliveries `waiting` read and mapped, by (system, brand), and the paths of those read; one that cannot be
     read is set aside, and `warn` told; one gone meanwhile (merged by another process) is skipped."""
     from convoscope import sources
@@ -251,6 +255,11 @@ def _read_spool(spool: Spool, waiting: list[Path],
     groups: dict[tuple[str, str], list[Outcome]] = {}
     paths = []
     for path in waiting:
+        if mapped and path in mapped:
+            system, brand, known_record = mapped[path]
+            groups.setdefault((system, brand), []).append(known_record)
+            paths.append(path)
+            continue
         try:
             delivery = spool.read(path)
             record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)

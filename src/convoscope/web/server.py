@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -33,6 +33,9 @@ from convoscope.errors import ConfigError, ParameterError
 from convoscope.events.known import KnownIds
 from convoscope.store import Store, file_stamp
 from convoscope.web import formats
+
+if TYPE_CHECKING:
+    from convoscope.sources import Outcome
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/"
@@ -136,6 +139,8 @@ class Writes(Protocol):
     def running(self) -> bool: ...
 
     def wake(self) -> None: ...
+
+    def spooled(self, path: Path, system: str, brand: str, record: Outcome) -> None: ...
 
     def store(self, batch: service.Batch) -> service.BatchOutcome: ...
 

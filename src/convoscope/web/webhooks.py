@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import time
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -67,10 +68,11 @@ def _accept(request: Request, body: bytes) -> JSONResponse:
     server = server_of(request)
     config: Config = server.config
     brand = service.source_brand(config, "chatwoot", None)
-    record = sources.map_delivery("chatwoot", body, source="webhook:chatwoot")
-    Spool(server.spool_folder).put("chatwoot", brand, body, delivery=request.headers.get("x-chatwoot-delivery"))
+    delivery = request.headers.get("x-chatwoot-delivery") or uuid.uuid4().hex
+    record = sources.map_delivery("chatwoot", body, source=f"webhook:chatwoot:{delivery}")  # as the merge maps it
+    path, _ = Spool(server.spool_folder).keep("chatwoot", brand, body, delivery=delivery)
     if server.writer is not None:
-        server.writer.wake()
+        server.writer.spooled(path, "chatwoot", brand, record)
     if record.rejected == "malformed":
         return JSONResponse({"errors": [{"attr": "body", "code": "malformed",
                                          "detail": record.message or "the body is not a Chatwoot webhook"}]},
