@@ -1,7 +1,8 @@
 """Benchmark: freshness under continuous load on one `convoscope serve` (issue 30 point 1).
 
 Starts `convoscope serve` on a store (`--db`, made beforehand by `convoscope ingest`; it gains the load's events), then for
-`--seconds` sends `--rate` events a second in total: half through `POST /api/v1/events` in batches of 100
+`--seconds` sends `--rate` events a second in total: half through `POST /api/v1/events` in batches of 100 from
+API_LANES writers at once
 (bench/load.py's batches: new customers on LOAD_DAY, each with one conversation), half as single signed Chatwoot
 webhook deliveries of one message each (`synth_chatwoot.generate`'s `message_created` deliveries that map to one
 event, signed as Chatwoot signs). Meanwhile a reader polls the sessions summary (JSON API) of the store's own range
@@ -43,6 +44,7 @@ SECRET = "live-bench-secret"
 BRAND = "chatwoot-live"  # the webhooks' brand, apart from the store's own
 WEBHOOK_START = date(2025, 4, 1)
 WEBHOOK_DAYS = 7
+API_LANES = 12  # API writers, each sending its next batch once the last is answered: a POST waits for a writer round
 SENDERS = 24  # webhook threads: a delivery waits ~30 ms for its fsync and answer, so 500 a second needs ~15
 PROBE_EVERY = 1.0  # seconds between freshness samples of each half
 CLI_EVERY = 30.0
@@ -132,13 +134,14 @@ class Live:
             self.stop.wait(delay)
         return not self.stop.is_set()
 
-    def api_writer(self) -> None:
-        per_second = self.rate / 2 / BATCH
+    def api_writer(self, lane: int) -> None:
+        per_lane = self.rate / 2 / BATCH / API_LANES
         last_probe = 0.0
         with self.client(self.tokens["writer"]) as client:
             number = 0
-            while self.pace(number, per_second):
-                events = batch_events(f"load-w0-{2 * number:06d}") + batch_events(f"load-w0-{2 * number + 1:06d}")
+            while self.pace(number, per_lane):
+                events = (batch_events(f"load-w{lane}-{2 * number:06d}")
+                          + batch_events(f"load-w{lane}-{2 * number + 1:06d}"))
                 number += 1
                 with self.seen.lock:
                     self.seen.sent["api"] += len(events)
@@ -153,7 +156,7 @@ class Live:
                         self.seen.api_ids.update(e["event_id"] for e in events)
                     else:
                         self.seen.failures.append(f"API batch answered {response.json()}")
-                if now - last_probe >= PROBE_EVERY:
+                if lane == 0 and now - last_probe >= PROBE_EVERY:  # one lane's batches are the samples
                     last_probe = now
                     with self.probe_lock:
                         self.api_probes.append((now, events[-1]["customer_id"]))
@@ -262,8 +265,9 @@ class Live:
 
     def run(self) -> None:
         self.start = time.perf_counter() + 0.5
-        roles = [self.api_writer, self.prober, self.command_line] + ([self.reader, self.viewer] if self.readers else [])
+        roles = [self.prober, self.command_line] + ([self.reader, self.viewer] if self.readers else [])
         threads = [threading.Thread(target=r, daemon=True) for r in roles]
+        threads += [threading.Thread(target=self.api_writer, args=(lane,), daemon=True) for lane in range(API_LANES)]
         threads += [threading.Thread(target=self.webhook_sender, args=(lane,), daemon=True) for lane in range(SENDERS)]
         for thread in threads:
             thread.start()
