@@ -332,7 +332,7 @@ def _sorted_like_spark(store_path: Path) -> pa.Table:
         return con.sql("""
             SELECT brand, customer_id, event_id, channel, ai_agent, guides, category, subcategory, reason,
                    transfer_rationale, agent, inbox, rating, score, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route,
-                   event_key
+                   event_key, 0 AS bucket
             FROM events WHERE customer_id IN (SELECT DISTINCT customer_id FROM events ORDER BY 1 LIMIT 80)
             ORDER BY brand, customer_id, occurred_at, type, event_id
         """).to_arrow_table()

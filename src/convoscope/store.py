@@ -308,6 +308,13 @@ def lake_folder(location: Path | str) -> Path:
     return Path(parts.path)
 
 
+def _lake_files(folder: Path) -> list[Path]:
+    """A lake table's Parquet files: in the folder, or in its `bucket=N` folders (decision 165); what Spark
+    or an increment is still writing (names starting with `_` or `.`) left out."""
+    return sorted(f for f in folder.rglob("*.parquet")
+                  if not any(part.startswith(("_", ".")) for part in f.relative_to(folder).parts))
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
 
@@ -421,7 +428,7 @@ class Store:
         con.execute("SET GLOBAL TimeZone = 'UTC'")  # reports run on cursors, new connections: set it for all
         con.execute(_SCHEMA)
         for table in LAKE_TABLES:
-            files = sorted((folder / table).glob("*.parquet"))
+            files = _lake_files(folder / table)
             if not files:
                 continue
             target = stored(table)
