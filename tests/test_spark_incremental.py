@@ -122,9 +122,10 @@ def lakes(spark: object, brand: tuple[Path, Path], config: Config, tmp_path_fact
 def test_the_increment_says_what_it_did_in_one_line(lakes: dict[str, object]) -> None:
     assert lakes["first"] == f"full derive: {lakes['incremental']} holds no lake with a manifest yet"
     run = lakes["run"]
-    lines = run.stderr.strip().splitlines()  # type: ignore[attr-defined]
-    assert lines[0].startswith("convoscope: incremental: 1 new file; ") and lines[0].endswith(
-        " of 64 buckets derived again"), lines
+    said = [line for line in run.stderr.splitlines() if line.startswith("convoscope:")]  # type: ignore[attr-defined]
+    assert len(said) == 2 and said[0].startswith("convoscope: incremental: 1 new file; ") and said[0].endswith(
+        " of 64 buckets derived again"), said
+    assert said[1].startswith("convoscope: some events were rejected")
     assert run.stdout.startswith("accepted ")  # type: ignore[attr-defined]
 
 
@@ -194,73 +195,59 @@ def test_only_the_changed_customers_buckets_are_rewritten(spark: object, brand: 
 
 # --- fallbacks and crashes, on a small brand of their own -------------------------------------------
 
-@pytest.fixture
-def small(tmp_path: Path) -> Path:
-    folder = tmp_path / "events"
-    folder.mkdir()
-    _generate(folder / "a.parquet", 200, 5, 3)
-    _generate(folder / "b.parquet", 50, 5, 4)
-    return folder
-
-
 def _store_of(paths: list[Path], config: Config, where: Path) -> Path:
     with Store(where) as store:
         service.ingest(store, config, [str(p) for p in paths])
     return where
 
 
-def test_changed_settings_derive_everything_again(spark: object, small: Path, config: Config, tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
-    spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
-    assert spark_lake.derive(spark, [str(small)], str(lake), config).how.startswith("nothing new")  # type: ignore[arg-type]
-    other = tmp_path / "other.toml"
-    other.write_text('session_inactivity = "45m"\n')
-    outcome = spark_lake.derive(spark, [str(small)], str(lake), load_config(other))  # type: ignore[arg-type]
-    assert outcome.how == f"full derive: the derivation settings of brand default changed since {lake} was derived"
-
-
-def test_a_removed_or_earlier_file_derives_everything_again(spark: object, small: Path, config: Config,
-                                                            tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
-    spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
-    shutil.copy(small / "a.parquet", small / "0-earlier.parquet")
-    outcome = spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
-    assert outcome.how.startswith(f"full derive: file://{small}/0-earlier.parquet is new and comes before ")
-    (small / "b.parquet").unlink()
-    outcome = spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
-    assert outcome.how == f"full derive: file://{small}/b.parquet was derived into {lake} and is no longer among --events"
-    store = _store_of([small / "0-earlier.parquet", small / "a.parquet"], config, tmp_path / "store.duckdb")
+def _same_as_store(lake: Path, store: Path) -> None:
     for table in LAKE_TABLES:
         _count, only_store, only_lake = _differences(lake, store, table)
         assert (only_store, only_lake) == (0, 0), table
 
 
-def test_an_interrupted_increment_is_dropped_and_a_committed_one_finished(spark: object, small: Path, config: Config,
-                                                                          tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
-    (small / "b.parquet").rename(tmp_path / "b.parquet")
+def test_crashes_and_what_an_increment_cannot_follow(spark: object, config: Config, tmp_path: Path) -> None:
+    """A run stopped while staging leaves `_staging`, dropped; one stopped after committing leaves `_commit`,
+    finished by the next run. A file removed, an earlier new file, other settings or another --assume-tz
+    mean a full derive, each said in one line."""
+    small, lake = tmp_path / "events", tmp_path / "lake"
+    small.mkdir()
+    _generate(small / "a.parquet", 200, 5, 3)
     spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
-    (tmp_path / "b.parquet").rename(small / "b.parquet")
-    # A run that stopped while staging: its folder is left behind, half written.
+    _generate(small / "b.parquet", 50, 5, 4)  # the same customer and event ids as some of a's: repeats
     junk = lake / spark_lake.STAGING / "events" / "bucket=0"
     junk.mkdir(parents=True)
     shutil.copy(small / "b.parquet", junk / "part-0.parquet")
-    # A run that stopped after committing its increment, before moving it into the lake.
     files = spark_lake.Files(spark, str(lake))  # type: ignore[arg-type]
     listing = spark_engine.list_inputs(spark, [str(small)])  # type: ignore[arg-type]
     spark_lake.recover(files)
+    assert not (lake / spark_lake.STAGING).exists()
     spark_lake._increment(spark, files, listing, [listing.files[-1].uri], config,  # type: ignore[arg-type]
-                          spark_engine.BUCKETS, None)
-    assert (lake / spark_lake.COMMIT).is_dir() and not (lake / spark_lake.STAGING).exists()
+                          spark_engine.BUCKETS, None)  # and no more: stopped before moving it into place
+    assert (lake / spark_lake.COMMIT).is_dir()
     junk.mkdir(parents=True)
     shutil.copy(small / "b.parquet", junk / "part-0.parquet")
     outcome = spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
-    assert outcome.how.startswith("nothing new")
-    assert sorted(p.name for p in lake.iterdir() if p.name.startswith("_")) == []
-    store = _store_of([small / "a.parquet", small / "b.parquet"], config, tmp_path / "store.duckdb")
-    for table in LAKE_TABLES:
-        _count, only_store, only_lake = _differences(lake, store, table)
-        assert (only_store, only_lake) == (0, 0), table
+    assert outcome.how == f"nothing new: {lake} holds every file of --events"
+    assert [p.name for p in lake.iterdir() if p.name.startswith("_")] == []
+    _same_as_store(lake, _store_of([small / "a.parquet", small / "b.parquet"], config, tmp_path / "ab.duckdb"))
+
+    shutil.copy(small / "a.parquet", small / "0-earlier.parquet")
+    why = lambda cfg, tz=None: spark_lake._why_full(  # noqa: E731
+        spark, files, spark_engine.list_inputs(spark, [str(small)]), cfg, spark_engine.BUCKETS, tz)  # type: ignore[arg-type]
+    assert why(config).startswith(f"file://{small}/0-earlier.parquet is new and comes before file://{small}/a.parquet")
+    (small / "0-earlier.parquet").unlink()
+    other = tmp_path / "other.toml"
+    other.write_text('session_inactivity = "45m"\n')
+    assert why(load_config(other)) == f"the derivation settings of brand default changed since {lake} was derived"
+    assert why(config, "Europe/Paris") == f"--assume-tz differs from {lake}'s (none)"
+    assert why(config) is None
+
+    (small / "b.parquet").unlink()
+    outcome = spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
+    assert outcome.how == f"full derive: file://{small}/b.parquet was derived into {lake} and is no longer among --events"
+    _same_as_store(lake, _store_of([small / "a.parquet"], config, tmp_path / "a.duckdb"))
 
 
 def test_the_lake_layout_is_one_folder_per_bucket(lakes: dict[str, object]) -> None:
@@ -270,4 +257,5 @@ def test_the_lake_layout_is_one_folder_per_bucket(lakes: dict[str, object]) -> N
     for table in ("events", "sessions"):
         for bucket in (lake / table).glob("bucket=*"):
             assert len(list(bucket.glob("*.parquet"))) == 1, bucket  # one task wrote each bucket
-    assert os.path.isdir(lake / "manifest") and list((lake / "rejects").glob("*.parquet"))
+    assert list((lake / "rejects").glob("*.parquet"))
+    assert os.path.isdir(lakes["incremental"] / "manifest")  # type: ignore[operator]
