@@ -313,7 +313,7 @@ def test_a_lake_of_an_earlier_layout_is_refused_with_what_to_do(lake: Path, tmp_
     """A lake written before ids became keys (decision 70) names its sessions by `session_id`."""
     old = tmp_path / "old-lake"
     shutil.copytree(lake, old)
-    for part in (old / "sessions").glob("*.parquet"):
+    for part in (old / "sessions").rglob("*.parquet"):  # in its bucket folders
         table = pq.read_table(part)
         pq.write_table(table.rename_columns(["session_id" if c == "session_key" else c for c in table.column_names]),
                        part)
