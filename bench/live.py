@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -88,8 +89,9 @@ def deliveries(count: int) -> list[tuple[bytes, str]]:
 class Live:
     def __init__(self, url: str, tokens: dict[str, str], *, rate: float, seconds: float, db: Path, config: Path,
                  bodies: list[tuple[bytes, str]], range_: dict[str, str], conversation: str,
-                 cli_every: float = CLI_EVERY) -> None:
+                 cli_every: float = CLI_EVERY, readers: bool = True) -> None:
         self.cli_every = cli_every
+        self.readers = readers
         self.url, self.tokens, self.rate, self.seconds = url, tokens, rate, seconds
         self.db, self.config, self.bodies, self.range, self.conversation = db, config, bodies, range_, conversation
         self.seen = Seen()
@@ -260,7 +262,7 @@ class Live:
 
     def run(self) -> None:
         self.start = time.perf_counter() + 0.5
-        roles = [self.api_writer, self.prober, self.reader, self.viewer, self.command_line]
+        roles = [self.api_writer, self.prober, self.command_line] + ([self.reader, self.viewer] if self.readers else [])
         threads = [threading.Thread(target=r, daemon=True) for r in roles]
         threads += [threading.Thread(target=self.webhook_sender, args=(lane,), daemon=True) for lane in range(SENDERS)]
         for thread in threads:
@@ -269,6 +271,24 @@ class Live:
         self.stop.set()
         for thread in threads:
             thread.join(CLI_TIMEOUT + 130)
+
+
+ROUND = re.compile(r"round: (\d+) batches, (\d+) deliveries; stored in ([\d.]+) s, derived in ([\d.]+) s")
+
+
+def rounds(log: Path) -> list[dict[str, str]]:
+    """The writer's rounds (the server's `--log-level debug` lines): what bounds freshness is a round's length."""
+    found = [tuple(float(v) for v in m.groups()) for m in ROUND.finditer(log.read_text(errors="replace"))]
+    if not found:
+        return []
+    rows = []
+    for name, values, unit in (("writer round: deliveries", [f[1] for f in found], ""),
+                               ("writer round: storing", [f[2] * 1000 for f in found], " ms"),
+                               ("writer round: deriving", [f[3] * 1000 for f in found], " ms"),
+                               ("writer round: whole", [(f[2] + f[3]) * 1000 for f in found], " ms")):
+        rows.append({"what": name, "count": f"{len(values):,}", "p50": f"{percentile(values, 0.5):,.0f}{unit}",
+                     "p99": f"{percentile(values, 0.99):,.0f}{unit}"})
+    return rows
 
 
 def peak_memory(pid: int) -> str:
@@ -286,13 +306,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     parser.add_argument("--cli-every", type=float, default=CLI_EVERY,
                         help="seconds between command-line reports (default 30; 0: none, to see the server alone)")
+    parser.add_argument("--no-readers", action="store_true",
+                        help="no reader or viewer (the probes still poll): what the writes cost alone")
     parser.add_argument("--from", dest="from_", default="2026-05-01", help="the store's own range, for the reader")
     parser.add_argument("--to", default="2026-05-30")
     args = parser.parse_args()
 
     db = args.db.resolve()
     config = db.with_name(db.name + ".live.toml")
-    config.write_text(f'[sources.chatwoot]\nwebhook_secret = "{SECRET}"\nbrand = "{BRAND}"\n')
+    # No rate limit: the prober polls every 50 ms, faster than any person, to time freshness that finely.
+    config.write_text(f'[server]\nrate_limit = 0\n\n[sources.chatwoot]\nwebhook_secret = "{SECRET}"\nbrand = "{BRAND}"\n')
     tokens = {}
     for name, role in (("writer", "administrator"), ("reader", "analyst"), ("viewer", "agent")):
         cli(db, config, "users", "add", name, "--role", role, "--password-stdin", input=PASSWORD + "\n")
@@ -306,7 +329,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     log = db.with_name(db.name + ".live.log")
     with log.open("wb") as out:
-        server = subprocess.Popen([*CLI, "--db", str(db), "--config", str(config), "serve", "--port", str(port)],
+        server = subprocess.Popen([*CLI, "--db", str(db), "--config", str(config), "serve", "--port", str(port),
+                                   "--log-level", "debug"],  # a line per round of the writer: rounds() reads them
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
@@ -325,7 +349,7 @@ def main() -> None:
             first.raise_for_status()
             conversation = first.json()["rows"][0]["Conversation ID"]
         live = Live(url, tokens, rate=args.rate, seconds=args.seconds, db=db, config=config, bodies=bodies,
-                    range_=range_, conversation=conversation, cli_every=args.cli_every)
+                    range_=range_, conversation=conversation, cli_every=args.cli_every, readers=not args.no_readers)
         live.run()
         memory = peak_memory(server.pid)
     finally:
@@ -350,6 +374,7 @@ def main() -> None:
     for kind, values in sorted(seen.freshness.items()):
         rows.append({"what": f"freshness: {kind}", "count": f"{len(values):,}",
                      "p50": f"{percentile(values, 0.5) * 1000:,.0f} ms", "p99": f"{percentile(values, 0.99) * 1000:,.0f} ms"})
+    rows += rounds(log)
     print(markdown(rows))
     for half in ("api", "webhook"):
         print(f"{half}: sent {seen.sent[half]:,} events, accepted {seen.accepted[half]:,}, lost {lost[half]:,}")

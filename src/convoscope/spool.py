@@ -55,6 +55,10 @@ class Spool:
 
     def put(self, system: str, brand: str, body: bytes, *, delivery: str | None) -> str:
         """Keep one delivery durably; returns its delivery id. Raises OSError when it cannot be kept."""
+        return self.keep(system, brand, body, delivery=delivery)[1]
+
+    def keep(self, system: str, brand: str, body: bytes, *, delivery: str | None) -> tuple[Path, str]:
+        """`put`, returning the delivery's file too."""
         self.folder.mkdir(parents=True, exist_ok=True)
         own = uuid.uuid4().hex
         name = f"{time.time_ns():020d}-{own}"
@@ -65,9 +69,10 @@ class Spool:
             handle.write(json.dumps(head).encode() + b"\n" + body)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(partial, self.folder / (name + SUFFIX))
+        path = self.folder / (name + SUFFIX)
+        os.replace(partial, path)
         self._sync_folder()
-        return str(head["delivery"])
+        return path, str(head["delivery"])
 
     def waiting(self) -> list[Path]:
         """The deliveries not merged yet, in the order they came."""

@@ -315,6 +315,21 @@ def _lake_files(folder: Path) -> list[Path]:
                   if not any(part.startswith(("_", ".")) for part in f.relative_to(folder).parts))
 
 
+def file_stamp(path: Path) -> tuple[object, ...]:
+    """The state of a store's files: the database's and its write-ahead log's status. Every committed write
+    changes one of them — a commit is written to the log, a checkpoint into the file — whichever process made
+    it."""
+    parts: list[object] = []
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            status = file.stat()
+        except FileNotFoundError:
+            parts.append(None)
+        else:
+            parts.append((status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+    return tuple(parts)
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import getpass
 import shutil
 import sys
@@ -14,10 +15,10 @@ from typing import Any
 import click
 
 from convoscope import reports, service
+from convoscope.cli import running
 from convoscope.cli.app import EXIT_REJECTED, App, fail, pass_app, progress_printer
 from convoscope.config import check_zone
 from convoscope.errors import ConvoscopeError
-from convoscope.store import Store
 
 
 def reports_epilog(width: int = 76) -> str:
@@ -75,37 +76,92 @@ def report(app: App, name: str, date_from: str | None, date_to: str | None, tz: 
     if lake and not reports.get_report(name).in_lakes:
         fail(f"report {name} counts what became of a helpdesk's records, which only a store holds "
              "(spark-derive reads events); run it without --lake", 2)
-    asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
+    options: dict[str, Any] = {"date_from": date_from, "date_to": date_to, "tz": tz, "as_of": as_of,
+                               "period": period, "by": by, "where": list(where), "headers": headers, "extra": extra,
+                               "anchor": anchor}
     # What the audit records of a download with messages: every parameter given (SPEC 6.5).
     given = {key: value for key, value in {
         "from": date_from, "to": date_to, "tz": tz, "as_of": as_of, "period": period, "by": by, "where": list(where),
         "headers": None if headers == "display" else headers, "anchor": anchor, "brand": list(brands), "extra": extra or None,
         "out": out}.items() if value}
+    found = None if lake else running.running(app.db_path, app.config_path)
+    if found is not None and app.db_path.exists():
+        try:  # decision 167: the server holding the store makes the report, rather than the command waiting
+            definitions = _through_server(app, found, name, options, brands, out, given)
+        except running.NotAnswering:
+            pass  # a stale file, left by a server that was killed: the command opens the store itself
+        else:
+            if describe:
+                click.echo(definitions, err=True)
+            return
+    asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
     with app.lake(lake) if lake else app.store(must_exist=True) as store:
-        definition, params = service.prepare_report(
-            store, config, name, asker, brands=brands, date_from=date_from, date_to=date_to, tz=tz, as_of=as_of,
-            period=period, by=by, where=list(where), headers=headers, extra=extra, anchor=anchor)
-        warn_unknown_brands(store, brands)
+        definition, params = service.prepare_report(store, config, name, asker, brands=brands, **options)
+        warn_unknown_brands(store.brands(), brands)
         # A lake has no audit log, and its files can be read by any Parquet reader (decision 74).
-        options: dict[str, Any] = {"given": given, "audited": not lake, "progress": progress_printer()}
+        run_options: dict[str, Any] = {"given": given, "audited": not lake, "progress": progress_printer()}
         if out == "-":
             with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
                 written = Path(scratch) / "report.csv"
-                service.run_report(store, config, definition, params, asker, to=written, **options)
-                sys.stdout.flush()
-                with written.open("rb") as handle:
-                    shutil.copyfileobj(handle, sys.stdout.buffer)
-                sys.stdout.buffer.flush()
+                service.run_report(store, config, definition, params, asker, to=written, **run_options)
+                _copy_to_stdout(written)
         else:
-            count = service.run_report(store, config, definition, params, asker, to=Path(out), **options).count
+            count = service.run_report(store, config, definition, params, asker, to=Path(out), **run_options).count
             click.echo(f"wrote {count:,} rows to {out}", err=True)
     if describe:  # issue 24: beside the report, never in it
         click.echo(service.describe_report(config, definition, params), err=True)
 
 
-def warn_unknown_brands(store: Store, brands: tuple[str, ...]) -> None:
-    """Not an error: the report is right, and empty; but a typo deserves a word."""
-    known = store.brands()
+def _through_server(app: App, found: running.Running, name: str, options: dict[str, Any], brands: tuple[str, ...],
+                    out: str, given: dict[str, Any]) -> str:
+    """Report `name` as the server running on the store makes it (`GET /api/v1/reports/{name}` with the same
+    parameters), its bytes written where the command writes its own; returns the definitions it was made with.
+    The parameters are checked here first, by the same code and in the same words as when the command makes
+    the report itself; the server audits a report with messages under the command line's user (decision 167)."""
+    definition = reports.get_report(name)
+    reports.build_params(definition, app.config, list(brands), brands=list(brands) or None, **options)
+    if brands:
+        warn_unknown_brands(running.brands(found), brands)
+    query = [(key, str(value)) for key, value in (
+        ("from", options["date_from"]), ("to", options["date_to"]), ("tz", options["tz"]),
+        ("as_of", options["as_of"]), ("period", options["period"]), ("by", options["by"]),
+        ("anchor", options["anchor"])) if value]
+    query += [("where", item) for item in options["where"]] + [("brand", brand) for brand in brands]
+    query += [("headers", "snake")] * (options["headers"] == "snake") + [("extra", "true")] * bool(options["extra"])
+    definitions = ""
+
+    def fill(path: Path) -> int:
+        nonlocal definitions
+        with path.open("wb") as handle:
+            definitions = running.report_to(found, name, query, handle, given=given)
+        return _data_rows(path)
+
+    if out == "-":
+        with tempfile.TemporaryDirectory(prefix="convoscope-") as scratch:
+            fill(Path(scratch) / "report.csv")
+            _copy_to_stdout(Path(scratch) / "report.csv")
+    else:
+        count = service.write_whole(Path(out), fill)
+        click.echo(f"wrote {count:,} rows to {out} (made by the server running at {found.url})", err=True)
+    return definitions
+
+
+def _data_rows(path: Path) -> int:
+    """The data rows of a report's CSV (its records but the header), as `run_report` counts them."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+
+
+def _copy_to_stdout(path: Path) -> None:
+    """A whole report onto standard output: nothing of it appears there unless all of it was made."""
+    sys.stdout.flush()
+    with path.open("rb") as handle:
+        shutil.copyfileobj(handle, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def warn_unknown_brands(known: list[str], brands: tuple[str, ...]) -> None:
+    """Not an error: the report is right, and empty; but a typo deserves a word. `known`: the store's brands."""
     unknown = [b for b in brands if b not in known]
     if unknown:
         click.echo(f"convoscope: the store holds no brand {', '.join(map(repr, unknown))}; "
@@ -177,7 +233,7 @@ def compare(app: App, sets: tuple[str, ...], date_from: str | None, date_to: str
 
     asker = service.Asker(f"cli:{getpass.getuser()}", "cli", lenient_brands=True)
     with app.store(must_exist=True) as store:
-        warn_unknown_brands(store, brands)
+        warn_unknown_brands(store.brands(), brands)
         result = service.compare(store, app.config, sets, asker, brands=brands, date_from=date_from, date_to=date_to,
                                  tz=tz, as_of=as_of, progress=progress_printer())
     if out is None:

@@ -4,6 +4,7 @@ that serves (`demo` too) finds its port and runs the server."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from convoscope.cli import running
 from convoscope.cli.app import App, fail, pass_app
 from convoscope.config import KEYS, Config
 
@@ -34,9 +36,17 @@ class Port(click.IntRange):
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=Port(), envvar="CONVOSCOPE_PORT", help="Port (default $CONVOSCOPE_PORT or 8000).")
+@click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="warning", show_default=True,
+              help="What the server says on standard error; debug adds a line per round of its writer (what it "
+                   "stored, how long storing and deriving took).")
 @pass_app
-def serve(app: App, host: str, port: int | None) -> None:
+def serve(app: App, host: str, port: int | None, log_level: str) -> None:
     """Serve the web app and the HTTP API over the store."""
+    if log_level != "warning":
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logging.getLogger("convoscope").addHandler(handler)
+        logging.getLogger("convoscope").setLevel(log_level.upper())
     config = app.config  # a bad configuration fails now, not on the first request
     port = port_or_default(port)
     warning = public_url_warning(config, host, port, app.config_path)
@@ -95,14 +105,23 @@ def check_port(host: str, port: int) -> None:
 def serve_app(db_path: Path, config_path: Path | None, host: str, port: int, *, config: Config | None = None,
            login: str | None = None, alongside: Callable[[Any], None] | None = None) -> None:
     """Serve the web app until Ctrl-C (or until `alongside`, run in a thread with the uvicorn server once
-    the server is up, sets its `should_exit`)."""
+    the server is up, sets its `should_exit`). While it listens, the file beside the store says where it is, for
+    the command line of this machine (`running`, decision 167)."""
+    import secrets
     import threading
 
     import uvicorn
 
     from convoscope.web.app import create_app
 
-    app = create_app(db_path, config_path, config=config)
+    token = secrets.token_urlsafe(32)
+    settled = threading.Event()  # the file is written, or will not be
+
+    def withdraw() -> None:
+        settled.wait(timeout=5)  # so that a file written as the server stopped is removed too
+        running.withdraw(db_path, token)
+
+    app = create_app(db_path, config_path, config=config, local_token=token, stopping=withdraw)
     check_port(host, port)
     shown = "127.0.0.1" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # as Conversation Links say it
     if port:
@@ -110,15 +129,35 @@ def serve_app(db_path: Path, config_path: Path | None, host: str, port: int, *, 
     if login:
         click.echo(login)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-    if alongside is not None:
-        def run_alongside() -> None:
-            while not server.started and not server.should_exit:
-                time.sleep(0.05)
-            if server.started:
-                alongside(server)
 
-        threading.Thread(target=run_alongside, name="convoscope-alongside", daemon=True).start()
-    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
-        server.run()
+    def when_up() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        try:
+            if server.started:
+                running.announce(db_path, running.Running(local_url(server), os.getpid(), token,
+                                                          running.followed_config(config_path)))
+        finally:
+            settled.set()
+        if server.started and alongside is not None:
+            alongside(server)
+
+    threading.Thread(target=when_up, name="convoscope-up", daemon=True).start()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
+            server.run()
+    finally:
+        server.should_exit = True
+        withdraw()  # again: a server that failed to start has no lifespan to end
     if not server.started:
         fail(f"the server could not start on {host}:{port}; see the message above", 1)
+
+
+def local_url(server: Any) -> str:
+    """Where this machine reaches a started uvicorn server: the address it listens on, 127.0.0.1 for every
+    address (0.0.0.0 or ::), and the port it was given (the real one for port 0)."""
+    address = server.servers[0].sockets[0].getsockname()
+    host, port = str(address[0]), int(address[1])
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -23,6 +24,7 @@ from convoscope.events.ingest import merge_stage, outcomes
 from convoscope.events.readers import stage_mapped, unstage_mapped
 
 if TYPE_CHECKING:
+    from convoscope.events.known import KnownIds
     from convoscope.sources import Outcome, SourceCounts
 
 _META = pa.schema([
@@ -31,11 +33,48 @@ _META = pa.schema([
 ])
 
 
+@dataclass
+class MappedGroup:
+    """A helpdesk's records of one system and brand, mapped and numbered for staging (`map_group`): their events as
+    JSON texts, the records that gave no event, and each record's row of what became of it."""
+
+    system: str
+    brand: str
+    events: pa.Table  # rec, source, line, json
+    unmapped: pa.Table  # rec, source, line, brand, event_id, customer_id, occurred_at, message
+    meta: pa.Table  # _META
+    raw: dict[int, str]
+
+
+EVENTS = pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()), ("json", pa.string())])
+UNMAPPED = pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()), ("brand", pa.string()),
+                      ("event_id", pa.string()), ("customer_id", pa.string()), ("occurred_at", pa.string()),
+                      ("message", pa.string())])
+
+
 def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *, system: str, via: str,
-                   brand: str) -> SourceCounts:
+                   brand: str, known: KnownIds | None = None) -> SourceCounts:
     """Store what `records` became, inside the caller's transaction; returns their counts. Every event
-    gets `brand`; a record that gave no event is kept as a reject of `brand` or counted as ignored."""
-    from convoscope.sources import MAX_TEXT, SourceCounts
+    gets `brand`; a record that gave no event is kept as a reject of `brand` or counted as ignored. `known`:
+    `merge_stage`'s."""
+    from convoscope.sources import SourceCounts
+
+    group = map_group(records, system=system, brand=brand)
+    if not group.meta.num_rows:
+        return SourceCounts()
+    stage_mapped(con, group.events, group.unmapped)
+    try:
+        merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: group.raw[r] for r in recs}, record="rec",
+                    told_brand=True, known=known)
+    finally:
+        unstage_mapped(con)
+    return tally(con, group, via=via)
+
+
+def map_group(records: Sequence[Outcome], *, system: str, brand: str, first: int = 0) -> MappedGroup:
+    """`records` as `merge_outcomes` stages them, numbered from `first` (`rec`), so that several groups and other
+    texts can share one stage."""
+    from convoscope.sources import MAX_TEXT
 
     events: dict[str, list] = {"rec": [], "source": [], "line": [], "json": []}
     unmapped: dict[str, list] = {"rec": [], "source": [], "line": [], "brand": [], "event_id": [], "customer_id": [],
@@ -45,7 +84,7 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
     seq: dict[tuple[str, int | None], int] = {}
 
     def row(record: Outcome, outcome: str | None, reason: str | None, truncated: bool = False) -> int:
-        rec = len(meta["rec"])
+        rec = first + len(meta["rec"])
         key = (record.source, record.line)
         seq[key] = seq.get(key, -1) + 1
         for name, value in (("rec", rec), ("source", record.source), ("line", record.line), ("seq", seq[key]),
@@ -72,21 +111,18 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, records: Sequence[Outcome], *
             for name, value in (("rec", rec), ("source", record.source), ("line", record.line),
                                 ("json", json.dumps({**event, "brand": brand}, ensure_ascii=False))):
                 events[name].append(value)
+    return MappedGroup(system, brand, pa.table(events, schema=EVENTS), pa.table(unmapped, schema=UNMAPPED),
+                       pa.table(meta, schema=_META), raw)
+
+
+def tally(con: duckdb.DuckDBPyConnection, group: MappedGroup, *, via: str) -> SourceCounts:
+    """After `merge_stage` staged `group` (alone or with other texts), in its transaction: what became of each of its
+    records, written to `source_records`, and their counts."""
+    from convoscope.sources import SourceCounts
 
     counts = SourceCounts()
-    if not meta["rec"]:
-        return counts
-    stage_mapped(con, pa.table(events, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()),
-                                                         ("line", pa.int64()), ("json", pa.string())])),
-                 pa.table(unmapped, schema=pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()),
-                                                      ("brand", pa.string()), ("event_id", pa.string()),
-                                                      ("customer_id", pa.string()), ("occurred_at", pa.string()),
-                                                      ("message", pa.string())])))
-    try:
-        merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec", told_brand=True)
-    finally:
-        unstage_mapped(con)
-    con.register("_meta", pa.table(meta, schema=_META))
+    system, brand = group.system, group.brand
+    con.register("_meta", group.meta)
     try:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _tally AS

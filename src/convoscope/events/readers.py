@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,12 +366,45 @@ def stage_mapped(con: duckdb.DuckDBPyConnection, events: pa.Table, unmapped: pa.
     Lines are on the exact path, with the staged column `rec` telling records apart (one record may give
     several events). `events`: rec, source, line and the event's JSON text; `unmapped`: rec, source,
     line, brand, event id, customer and time (where the record names them) and the one-line reason of each
-    record that could not be mapped, staged unparsed. Undo
-    with `unstage_mapped`."""
-    con.register("_batch", pa.table({"line": events.column("rec"), "raw": events.column("json"),
-                                     "bad": pa.array([False] * events.num_rows), "lax": pa.array([False] * events.num_rows)}))
-    con.register("_mapped", events.drop_columns(["json"]))
-    con.register("_unmapped", unmapped)
+    record that could not be mapped, staged unparsed. Undo with `unstage_mapped`."""
+    stage_texts(con, mapped_texts(events), unmapped)
+
+
+TEXTS = pa.schema([("rec", pa.int64()), ("source", pa.string()), ("line", pa.int64()), ("raw", pa.large_string()),
+                   ("bad", pa.bool_()), ("lax", pa.bool_())])
+
+
+def line_texts(batches: Sequence[tuple[str, Sequence[bytes]]], first: int = 0) -> pa.Table:
+    """Several batches of JSON texts, each under its own source name and numbered from line 1, as texts to stage
+    (`stage_texts`), numbered (`rec`) from `first` across batches in the order given, so that the first record of an id
+    is the earliest sent. Blank lines are skipped, as in a file; a line that is not UTF-8 or only a lenient reader's
+    JSON is marked so, as `_split_lines` marks a file's."""
+    parts = []
+    for source, lines in batches:
+        if not lines:
+            continue
+        data = memoryview(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+        part = _split_lines(data, 1, _line_bounds(data)[0])
+        recs = pa.array(np.arange(first, first + part.num_rows, dtype=np.int64))
+        first += part.num_rows
+        parts.append(pa.table([recs, pa.array([source] * part.num_rows, pa.string()), part.column("line"),
+                               part.column("raw"), part.column("bad"), part.column("lax")], schema=TEXTS))
+    return pa.concat_tables(parts) if parts else TEXTS.empty_table()
+
+
+def stage_texts(con: duckdb.DuckDBPyConnection, texts: pa.Table, unmapped: pa.Table | None = None) -> None:
+    """Stage JSON texts (`TEXTS`: a batch's lines, a helpdesk's mapped events, or both) as `_stage`, read exactly
+    as JSON Lines are on the exact path, with the staged column `rec` telling records apart, and the records a
+    helpdesk's mapping could not make events of (`stage_mapped`'s `unmapped`) staged unparsed. Undo with
+    `unstage_mapped`."""
+    con.register("_batch", pa.table({"line": texts.column("rec"), "raw": texts.column("raw"),
+                                     "bad": texts.column("bad"), "lax": texts.column("lax")}))
+    con.register("_mapped", texts.select(["rec", "source", "line"]))
+    con.register("_unmapped", unmapped if unmapped is not None else pa.table({
+        "rec": pa.array([], pa.int64()), "source": pa.array([], pa.string()), "line": pa.array([], pa.int64()),
+        "brand": pa.array([], pa.string()), "event_id": pa.array([], pa.string()),
+        "customer_id": pa.array([], pa.string()), "occurred_at": pa.array([], pa.string()),
+        "message": pa.array([], pa.string())}))
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW _stage AS
         SELECT s.* REPLACE (m.source AS source, m.line AS line), m.rec
@@ -381,6 +414,13 @@ def stage_mapped(con: duckdb.DuckDBPyConnection, events: pa.Table, unmapped: pa.
                customer_id, occurred_at
         FROM _unmapped
     """)
+
+
+def mapped_texts(events: pa.Table) -> pa.Table:
+    """A helpdesk's mapped events (rec, source, line, json) as texts to stage."""
+    none = pa.array([False] * events.num_rows)
+    return pa.table([events.column("rec"), events.column("source"), events.column("line"),
+                     events.column("json").cast(pa.large_string()), none, none], schema=TEXTS)
 
 
 def unstage_mapped(con: duckdb.DuckDBPyConnection) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from convoscope.reports.base import (
     Params,
     Report,
     copy_csv,
+    header_csv,
     period_label,
     period_of_label,
     q,
@@ -38,6 +39,7 @@ from convoscope.reports.paging import names, page_rows, sort_key
 from convoscope.reports.quality import DATA_QUALITY
 from convoscope.reports.sessions import SESSIONS_DETAIL, SESSIONS_DETAIL_WITH_MESSAGES, SESSIONS_SUMMARY
 from convoscope.reports.sources import SOURCES
+from convoscope.reports.stream import CsvStream
 from convoscope.reports.themes import HANDOFF_THEME_SESSIONS, HANDOFF_THEMES, HANDOFF_THEMES_WITH_EXAMPLES
 from convoscope.store import Store
 
@@ -265,3 +267,22 @@ def render_csv(store: Store, config: Config, report: Report, params: Params, pat
     """Write the report as CSV (SPEC 4.1) to `path`; returns the number of data rows."""
     with cursor_for(store, config, report, params) as cursor:
         return copy_csv(cursor, report.query(report, params, config), _header(report, params), path)
+
+
+def stream_csv(store: Store, config: Config, report: Report, params: Params, *,
+               on_done: Callable[[], None] | None = None) -> CsvStream:
+    """The report's CSV as `render_csv` writes it, handed over while DuckDB writes it (reports/stream.py): the
+    header row at once, then the rows; `on_done` runs when the writing is over and `store` is no longer used."""
+    header = _header(report, params)
+    cursor = store.con.cursor()  # not cursor_for: the header needs none of the tables a report computes first
+    try:
+        first = header_csv(cursor, header)
+    finally:
+        cursor.close()
+
+    def write(pipe: Path, hand_over: Callable[[duckdb.DuckDBPyConnection], None]) -> int:
+        with cursor_for(store, config, report, params) as cursor:
+            hand_over(cursor)
+            return copy_csv(cursor, report.query(report, params, config), header, pipe, header_row=False)
+
+    return CsvStream(first, write, on_done=on_done)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -383,15 +384,26 @@ def write_rows(header: list[str], rows: Sequence[Sequence[str | None]], target: 
     partial.replace(target)
 
 
-def copy_csv(con: duckdb.DuckDBPyConnection, sql: str, header: list[str], path: Path) -> int:
+def copy_csv(con: duckdb.DuckDBPyConnection, sql: str, header: list[str], path: Path, *,
+             header_row: bool = True) -> int:
     """Write the rows of `sql` to `path` as CSV (SPEC 4.1): UTF-8, the header row, RFC 4180 with quotes
     only where needed, CRLF, and an empty cell for NULL (empty strings too, so nothing is quoted
     for being empty). DuckDB writes it, in the query's order; with no comment character, since it
     would otherwise quote every value holding a `#` ("Order #1234"). Run on `con`, a cursor of the report's own
-    (`reports.cursor_for`). Returns the number of data rows."""
+    (`reports.cursor_for`). Without `header_row`, the rows alone: after `header_csv`'s bytes, the same file.
+    Returns the number of data rows."""
     names = ", ".join('"' + name.replace('"', '""') + '"' for name in header)
     written = con.execute(f"""
         COPY (SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({sql}) AS report({names}))
-        TO {q(str(path))} (FORMAT csv, HEADER, NEW_LINE '\r\n', COMMENT '')
+        TO {q(str(path))} (FORMAT csv, HEADER {str(header_row).lower()}, NEW_LINE '\r\n', COMMENT '')
     """).fetchall()
     return int(written[0][0])
+
+
+def header_csv(con: duckdb.DuckDBPyConnection, header: list[str]) -> bytes:
+    """The header row `copy_csv` writes for `header`, written by the same COPY over no rows, so that its quoting is
+    DuckDB's."""
+    with tempfile.TemporaryDirectory(prefix="convoscope-header-") as folder:
+        path = Path(folder) / "header.csv"
+        copy_csv(con, f"SELECT {', '.join(['NULL'] * len(header))} LIMIT 0", header, path)
+        return path.read_bytes()

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from convoscope.config import Config
 from convoscope.reports.base import Column, Params, Report
-from convoscope.store import Store
+from convoscope.store import Store, file_stamp
 
 KEY = "row_key"  # the name the key column of a keyed query is read under
 ORDER_TABLE = "page_report_order"  # the keys in the report's order, registered for a sort's ties
@@ -101,15 +101,7 @@ def store_stamp(store: Store) -> tuple[object, ...] | None:
     path = Path(store.path)
     if str(path) == ":memory:" or not path.is_file():
         return None
-    parts: list[object] = []
-    for file in (path, path.with_name(path.name + ".wal")):
-        try:
-            status = file.stat()
-        except FileNotFoundError:
-            parts.append(None)
-        else:
-            parts.append((status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
-    return tuple(parts)
+    return file_stamp(path)
 
 
 def _keys_sql(columns: Sequence[Column], query: str, order: Order | None) -> str:

@@ -6,6 +6,8 @@ records in), `reports` (reports out, audited).
 
 from convoscope.service.compare import Comparison, compare
 from convoscope.service.events import (
+    Batch,
+    BatchOutcome,
     IngestResult,
     Progress,
     SourceHistory,
@@ -15,6 +17,7 @@ from convoscope.service.events import (
     ingest,
     ingest_history,
     ingest_lines,
+    store_batches,
 )
 from convoscope.service.reports import (
     Asker,
@@ -23,7 +26,9 @@ from convoscope.service.reports import (
     describe_report,
     prepare_report,
     run_report,
+    stream_report,
     write_report,
+    write_whole,
 )
 from convoscope.service.sources import (
     PullResult,
@@ -33,12 +38,14 @@ from convoscope.service.sources import (
     pull_chatwoot,
     source_brand,
     store_records,
+    store_round,
 )
 
 __all__ = [
     "Comparison", "compare",
-    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report",
-    "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive", "ensure_derived", "ingest",
-    "ingest_history", "ingest_lines", "SourceHistory",
-    "ingest_source", "merge_spool", "pull_chatwoot", "source_brand", "store_records", "write_report",
+    "Asker", "ReportRun", "audited_brands", "describe_report", "prepare_report", "run_report", "stream_report",
+    "Batch", "BatchOutcome", "IngestResult", "Progress", "PullResult", "SourceResult", "check_paths", "derive",
+    "ensure_derived", "ingest", "ingest_history", "ingest_lines", "SourceHistory", "store_batches",
+    "ingest_source", "merge_spool", "store_round", "pull_chatwoot", "source_brand", "store_records", "write_report",
+    "write_whole",
 ]

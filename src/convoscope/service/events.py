@@ -3,12 +3,10 @@ derive the customers that changed (SPEC 2, 3, 6.1)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,6 +18,8 @@ from convoscope.store import Store
 
 if TYPE_CHECKING:  # the engine imports numba: load it only when something is derived
     from convoscope.derive.duckdb_engine import DeriveResult
+    from convoscope.events.known import KnownIds
+    from convoscope.sources import Outcome, SourceCounts
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -89,34 +89,106 @@ def _derive_progress(progress: Progress | None) -> Callable[[int, int], None] | 
     return lambda done, total: progress("derive", done, total)
 
 
+@dataclass
+class Batch:
+    """Events sent to a server in one request (`POST /api/v1/events`, an upload): one JSON text a line as they
+    came (bytes that are not UTF-8 kept, so that their event is rejected), the source name they are kept under,
+    and the lines `refused` (by index from 0, with the reason: a brand the sender may not send)."""
+
+    lines: Sequence[bytes]
+    source: str
+    refused: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class BatchOutcome:
+    """What became of a batch: its counts (the refused lines among the rejected) and the reason of every rejected
+    line, by index."""
+
+    counts: IngestCounts
+    errors: dict[int, str]
+
+
+def store_batches(store: Store, batches: Sequence[Batch], *, known: KnownIds | None = None) -> list[BatchOutcome]:
+    """Store `batches` in one transaction (`store_together`); derivation is left to the caller."""
+    return store_together(store, batches, (), known=known)[0]
+
+
+def store_together(store: Store, batches: Sequence[Batch], records: Sequence[tuple[str, str, Sequence[Outcome]]], *,
+                   via: str = "webhook", known: KnownIds | None = None) -> tuple[list[BatchOutcome], list[SourceCounts]]:
+    """Store `batches` and a helpdesk's mapped `records` (system, brand, records: `events/mapped.py`, arrived `via`)
+    in one transaction, staged as one chunk (`readers.line_texts`, `readers.stage_texts`), then keep the batches'
+    refused lines as rejects; derivation is left to the caller. A chunk costs the store the planning of its
+    validation (0.1 s, whatever its size) and, unless `known` (`merge_stage`'s) tells otherwise, a scan of the
+    stored ids: a server storing what came in the last moment together pays them once (issue 30). Events of one
+    id in two batches are compared as two lines of one file would be: the later is a duplicate, or a conflict, of
+    the earlier. Returns each batch's outcome and each group of records' counts."""
+    from convoscope.events.ingest import outcomes
+    from convoscope.events.mapped import map_group, tally
+    from convoscope.events.readers import line_texts, mapped_texts, stage_texts, unstage_mapped
+    from convoscope.sources import SourceCounts  # noqa: F811 (the annotation's name, at run time)
+
+    sources = [batch.source for batch in batches]
+    found: dict[str, IngestCounts] = {source: IngestCounts() for source in sources}
+    texts = line_texts([(batch.source, [b"" if i in batch.refused else line for i, line in enumerate(batch.lines)])
+                        for batch in batches])
+    groups, first = [], texts.num_rows
+    for system, brand, outcomes_of in records:
+        groups.append(map_group(outcomes_of, system=system, brand=brand, first=first))
+        first += groups[-1].meta.num_rows
+    raw = dict(zip(texts.column("rec").to_pylist(), texts.column("raw").to_pylist(), strict=True))
+    for group in groups:
+        raw.update(group.raw)
+    tallied = [SourceCounts() for _ in groups]
+    with store.transaction() as con:
+        if first:
+            stage_texts(con, pa.concat_tables([texts, *(mapped_texts(g.events) for g in groups)]),
+                        pa.concat_tables([g.unmapped for g in groups]) if groups else None)
+            try:
+                merge_stage(con, assume_tz=None, raw_of=lambda recs: {r: raw[r] for r in recs}, record="rec",
+                            told_brand=True, known=known)
+            finally:
+                unstage_mapped(con)
+            if batches:
+                for source, outcome, number in con.execute(
+                        f"SELECT source, outcome, count(*) FROM ({outcomes('rec')}) WHERE record < ? GROUP BY ALL",
+                        [texts.num_rows]).fetchall():
+                    setattr(found[source], outcome, getattr(found[source], outcome) + number)
+            tallied = [tally(con, group, via=via) for group in groups]
+        for batch in batches:
+            _keep_refused(store, batch.source, batch.lines, batch.refused)
+    reasons: dict[str, dict[int, str]] = {source: {} for source in sources}
+    if sources:
+        for source, line, reason in store.con.execute(
+                "SELECT source, line, reason FROM rejects WHERE source IN (SELECT unnest(?::VARCHAR[])) "
+                "ORDER BY source, line, kind", [sources]).fetchall():
+            if line is not None:
+                reasons[source][int(line) - 1] = reason
+    answers = []
+    for batch in batches:
+        counts = found[batch.source]
+        counts.rejected += len(batch.refused)
+        answers.append(BatchOutcome(counts, reasons[batch.source] | batch.refused))
+    return answers, tallied
+
+
 def ingest_lines(store: Store, config: Config, lines: list[bytes], *, source: str,
                  refused: dict[int, str] | None = None,
                  writing: AbstractContextManager[Any] | None = None) -> tuple[IngestResult, dict[int, str]]:
-    """Store a batch of events, one JSON text a line as they came (bytes that are not UTF-8 kept, so that
-    their event is rejected), under the source name `source`; then derive the customers that changed. The
-    lines of `refused` (by index from 0, with the reason: a brand the sender may not send) are not stored
-    but rejected and kept like any reject (SPEC 2.4: nothing is lost), with no brand: they stay out of the
-    brand they name, and an administrator of every brand can list them (`convoscope rejects`) and ingest
-    them for the right brand. `writing` is the lock a server holds around writes. Returns the counts and
-    the reason of every rejected line, by index."""
-    refused = refused or {}
+    """Store a batch of events (`Batch`) and derive the customers that changed. The refused lines are not
+    stored but rejected and kept like any reject (SPEC 2.4: nothing is lost), with no brand: they stay out of
+    the brand they name, and an administrator of every brand can list them (`convoscope rejects`) and ingest
+    them for the right brand. `writing` is the lock a server holds around writes. Returns the counts and the
+    reason of every rejected line, by index."""
     lock = writing if writing is not None else nullcontext()
-    with tempfile.TemporaryDirectory(prefix="convoscope-api-") as scratch:
-        path = Path(scratch) / "batch.jsonl"
-        # A refused event keeps its line, blanked, so every other index still maps to its line.
-        path.write_bytes(b"\n".join(b"" if i in refused else line.replace(b"\n", b" ")
-                                    for i, line in enumerate(lines)) + b"\n")
-        with lock:
-            result = ingest(store, config, [str(path)], fmt="jsonl", source_name=source)
-            _keep_refused(store, source, lines, refused)
-    reasons = store.con.execute("SELECT line, reason FROM rejects WHERE source = ? ORDER BY line, kind",
-                                [source]).fetchall()
-    errors = {int(line) - 1: reason for line, reason in reasons if line is not None}
-    errors.update(refused)
-    return result, errors
+    with lock:
+        outcome, = store_batches(store, [Batch(lines, source, refused or {})])
+        result = IngestResult(counts=outcome.counts, per_source={source: outcome.counts})
+        result.derived = ensure_derived(store, config)
+    return result, outcome.errors
 
 
-def _keep_refused(store: Store, source: str, lines: list[bytes], refused: dict[int, str]) -> None:
+def _keep_refused(store: Store, source: str, lines: Sequence[bytes], refused: dict[int, str]) -> None:
     if not refused:
         return
     indexes = sorted(refused)

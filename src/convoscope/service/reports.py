@@ -8,7 +8,7 @@ audit row SPEC 6.5 asks for when the report holds messages. No interface writes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from convoscope.store import Store
 if TYPE_CHECKING:
     from convoscope.reports import Order
     from convoscope.reports.base import Params, Report
+    from convoscope.reports.stream import CsvStream
 
 
 @dataclass(frozen=True)
@@ -82,19 +83,17 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
                given: dict[str, Any], to: Path | None = None, limit: int | None = None, offset: int = 0,
                order: Order | None = None, action: str = "download",
                writing: AbstractContextManager[Any] | None = None, progress: Progress | None = None,
-               audited: bool = True) -> ReportRun:
+               audited: bool = True, catch_up: Callable[[Store, Config], None] | None = None) -> ReportRun:
     """Run a prepared report: its CSV written to `to` (whole or not at all), else its rows (`limit` of them from
     the `offset`th, sorted by `order` when given: a page of a table). A report with messages writes one audit row (SPEC 6.5): `action` (a `download`, or a `view` of
     rows on a page) by `asker.name`, with the parameters as the interface was `given` them. `writing` is
-    the lock a server holds around writes. A report over a lake is not `audited` (decision 74: a lake has no
-    audit log, and any Parquet reader reads its files)."""
+    the lock a server holds around writes (the audit row's); `catch_up` how a server brings the derived tables up
+    to date (its writer's way: `Server.ensure_derived`), else they are derived here under `writing`. A report over
+    a lake is not `audited` (decision 74: a lake has no audit log, and any Parquet reader reads its files)."""
     from convoscope import accounts, reports
-    from convoscope.derive.duckdb_engine import needs_derive
 
     lock = writing if writing is not None else nullcontext()
-    if needs_derive(store, config):
-        with lock:
-            ensure_derived(store, config, progress=progress)
+    _up_to_date(store, config, lock, catch_up, progress)
     run = ReportRun()
     if to is not None:
         run.count = _write_csv(store, config, report, params, to)
@@ -106,6 +105,36 @@ def run_report(store: Store, config: Config, report: Report, params: Params, ask
         with lock:
             accounts.audit(store, asker.name, action, report.name, given, audited_brands(params))
     return run
+
+
+def stream_report(store: Store, config: Config, report: Report, params: Params, asker: Asker, *,
+                  given: dict[str, Any], writing: AbstractContextManager[Any] | None = None,
+                  catch_up: Callable[[Store, Config], None] | None = None,
+                  on_done: Callable[[], None] | None = None) -> CsvStream:
+    """`run_report` for a download handed over while it is written (reports/stream.py, decision 169): the derived
+    tables brought up to date and, for a report with messages, the audit row written before the first byte leaves
+    (a download begun is a download: SPEC 6.5); then the CSV's bytes, the very bytes `_write_csv` writes. `on_done`
+    runs once `store` is no longer used; `writing` and `catch_up` are `run_report`'s."""
+    from convoscope import accounts, reports
+
+    lock = writing if writing is not None else nullcontext()
+    _up_to_date(store, config, lock, catch_up)
+    if report.personal_data:
+        with lock:
+            accounts.audit(store, asker.name, "download", report.name, given, audited_brands(params))
+    return reports.stream_csv(store, config, report, params, on_done=on_done)
+
+
+def _up_to_date(store: Store, config: Config, lock: AbstractContextManager[Any],
+                catch_up: Callable[[Store, Config], None] | None, progress: Progress | None = None) -> None:
+    """The derived tables brought up to date: a server's way (`catch_up`), else derived here under `lock`."""
+    from convoscope.derive.duckdb_engine import needs_derive
+
+    if catch_up is not None:
+        catch_up(store, config)
+    elif needs_derive(store, config):
+        with lock:
+            ensure_derived(store, config, progress=progress)
 
 
 def describe_report(config: Config, report: Report, params: Params) -> str:
@@ -148,11 +177,18 @@ def _write_csv(store: Store, config: Config, report: Report, params: Params, pat
     server derives under its write lock first: deriving here again would take the store without it)."""
     from convoscope.reports import render_csv
 
+    return write_whole(path, lambda partial: render_csv(store, config, report, params, partial))
+
+
+def write_whole(path: Path, fill: Callable[[Path], int]) -> int:
+    """`fill(partial)` writes a file beside `path`, which then replaces `path`: whole or not at all. Returns what
+    `fill` did (a number of rows); a place that cannot be written is a one-line `ConvoscopeError`, worded alike
+    whether the command line made the report or asked its running server for it (decision 167)."""
     if not path.parent.is_dir():
         raise ConvoscopeError(f"cannot write {path}: no folder {path.parent}; choose another place for it")
     partial = path.with_name(path.name + ".part")
     try:
-        count = render_csv(store, config, report, params, partial)
+        count = fill(partial)
         partial.replace(path)
     except (duckdb.IOException, OSError) as exc:  # OSError: `path` is a folder, say
         partial.unlink(missing_ok=True)

@@ -4,19 +4,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from convoscope.config import Config
 from convoscope.errors import ConvoscopeError
-from convoscope.service.events import Progress, ensure_derived
+from convoscope.service.events import Batch, BatchOutcome, Progress, ensure_derived, store_together
 from convoscope.store import Store
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from convoscope.derive.duckdb_engine import DeriveResult
+    from convoscope.events.known import KnownIds
     from convoscope.sources import Outcome, SourceCounts
+    from convoscope.spool import Spool
 
 
 @dataclass
@@ -196,36 +200,75 @@ def _store_pulled(store: Store, site: str, account: int, fetched: list[tuple[dic
 SPOOL_BATCH = 5_000  # deliveries merged per transaction
 
 
-def merge_spool(store: Store, *, batch: int = SPOOL_BATCH,
+def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] | None = None,
+                settle: Callable[[], object] | None = None, known: KnownIds | None = None,
                 warn: Callable[[str], None] = lambda message: None) -> SourceCounts:
-    """Move the webhook deliveries spooled when it is called (`spool.py`) into the store, `batch` at a time,
-    each batch in one transaction and removed from the spool once it committed. Derivation is left to whoever
-    reads next (the customers stay `pending`). A delivery that cannot be read is set aside, and `warn` told.
-    Deliveries that come meanwhile wait for the next call: while a helpdesk keeps sending, merging until the
-    spool is empty would hold the store, and keep the merged customers underived, for as long as it sends."""
+    """Move the webhook deliveries spooled when it is called (`spool.py`), or those `waiting` names, into the
+    store, `batch` at a time, each batch in one transaction and removed from the spool once it committed and
+    `settle` (a server's derive of the customers it changed) returned: a spool that is empty is then in the
+    reports. Without `settle`, derivation is left to whoever reads next (the customers stay `pending`). A
+    delivery that cannot be read is set aside, and `warn` told. Deliveries that come meanwhile wait for the next
+    call: while a helpdesk keeps sending, merging until the spool is empty would hold the store, and keep the
+    merged customers underived, for as long as it sends. `known`: `merge_stage`'s."""
     from convoscope import sources
     from convoscope.events.mapped import merge_outcomes
     from convoscope.spool import Spool, spool_folder
 
     spool = Spool(spool_folder(store.path))
     counts = sources.SourceCounts()
-    waiting = spool.waiting()
+    waiting = spool.waiting() if waiting is None else waiting
     for first in range(0, len(waiting), batch):
-        paths = waiting[first:first + batch]
-        groups: dict[tuple[str, str], list[Outcome]] = {}
-        for path in list(paths):
-            try:
-                delivery = spool.read(path)
-                record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
-            except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
-                paths.remove(path)
-                aside = spool.set_aside(path)
-                warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
-                continue
-            groups.setdefault((delivery.system, delivery.brand), []).append(record)
+        groups, paths = _read_spool(spool, waiting[first:first + batch], warn)
         with store.transaction() as con:
             for (system, brand), records in groups.items():
-                counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand))
+                counts.add(merge_outcomes(con, records, system=system, via="webhook", brand=brand, known=known))
+        if settle is not None:
+            settle()
         spool.remove(paths)
     spool.clear_partial()
     return counts
+
+
+def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *,
+                mapped: dict[Path, tuple[str, str, Outcome]] | None = None, known: KnownIds | None = None,
+                warn: Callable[[str], None] = lambda message: None) -> tuple[list[BatchOutcome], list[Path]]:
+    """A server's round (web/writer.py): `batches` and the spooled deliveries `waiting` stored in one transaction, as
+    one chunk (`store_together`); returns the batches' outcomes and the deliveries merged, which the caller removes
+    from the spool once it has derived them. `mapped`: deliveries already mapped, by their file (system, brand,
+    record: a server's handler mapped each for its answer), taken as they are. A delivery that cannot be read is set
+    aside, and `warn` told."""
+    from convoscope.spool import Spool, spool_folder
+
+    groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn, mapped or {})
+    outcomes, _ = store_together(store, batches, [(system, brand, records) for (system, brand), records in groups.items()],
+                                 via="webhook", known=known)
+    return outcomes, paths
+
+
+def _read_spool(spool: Spool, waiting: list[Path], warn: Callable[[str], None],
+                mapped: dict[Path, tuple[str, str, Outcome]] | None = None,
+                ) -> tuple[dict[tuple[str, str], list[Outcome]], list[Path]]:
+    """The deliveries `waiting` read and mapped, by (system, brand), and the paths of those read; one that cannot be
+    read is set aside, and `warn` told; one gone meanwhile (merged by another process) is skipped."""
+    from convoscope import sources
+
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    paths = []
+    for path in waiting:
+        if mapped and path in mapped:
+            system, brand, known_record = mapped[path]
+            groups.setdefault((system, brand), []).append(known_record)
+            paths.append(path)
+            continue
+        try:
+            delivery = spool.read(path)
+            record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
+            aside = spool.set_aside(path)
+            warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
+            continue
+        groups.setdefault((delivery.system, delivery.brand), []).append(record)
+        paths.append(path)
+    return groups, paths

@@ -13,7 +13,7 @@ and the ingest history, `admin` for the audit log and users, `settings_pages` fo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from convoscope.web import (
 )
 from convoscope.web.rate_limit import RateLimit
 from convoscope.web.server import HERE, NODE_MODULES, VENDOR, Server
+from convoscope.web.writer import Writer
 
 
 class NoStore:
@@ -74,20 +75,27 @@ class NoStore:
         await self.app(scope, receive, sending)
 
 
-def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None) -> FastAPI:
+def create_app(db_path: Path, config_path: Path | None = None, *, config: Config | None = None,
+               local_token: str | None = None, stopping: Callable[[], None] | None = None) -> FastAPI:
+    """The app over the store at `db_path`. `local_token`: the token `convoscope serve` wrote beside the store for
+    the command line of this machine (`auth.operator`, decision 167); None accepts no such token. `stopping` is
+    called first when the server stops: `serve` removes that file then, before uvicorn ends the process by the
+    signal that stopped it."""
     server = Server(db_path, config_path, config)
-    worker = webhooks.SpoolWorker(server)
-    server.spool_worker = worker
+    worker = Writer(server)
+    server.writer = worker
     scheduler = Scheduler(server.gate.open, server.gate.writing, lambda: server.config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The spool worker and the scheduler of reports run while the server does; a stopping server merges what
-        is left first, and lets a run under way end recorded."""
+        """The writer and the scheduler of reports run while the server does; a stopping server stores what is
+        left first, and lets a run under way end recorded."""
         worker.start()
         scheduler.start()
         server.scheduler = scheduler
         yield
+        if stopping is not None:
+            stopping()
         server.scheduler = None
         await run_in_threadpool(scheduler.stop)
         await run_in_threadpool(worker.drain)
@@ -102,6 +110,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         redoc_url=None,
     )
     app.state.server = server
+    app.state.local_token = local_token
     errors.install(app)
 
     def openapi() -> dict[str, Any]:

@@ -5,11 +5,20 @@ Who is asking: an API token (bearer, or HTTP Basic with user name and token), el
 session cookie. Forms and cookie-authenticated API calls that change something carry the login's CSRF
 token. Failed logins — the form's, and HTTP Basic's with a wrong token — are counted per user name and
 per client address, and refused for a while past a limit (`accounts.login_wait`).
+
+The machine's operator: `convoscope serve` makes a random local token at start and writes it to the 0600 file
+beside the store (`cli/running.py`), so that `convoscope report` can ask the running server instead of waiting
+for the store (decision 167). That token, sent as a bearer from this machine and not through a proxy, is the
+command line's own user (`cli:<login>`, every permission on every brand): whoever can read that file can read
+the store file itself.
 """
 
 from __future__ import annotations
 
 import base64
+import getpass
+import ipaddress
+import json
 import math
 import re
 import secrets
@@ -61,11 +70,60 @@ def _credentials(request: Request) -> tuple[str, str | None] | None:
     raise problem(401, "bad_credentials", "use 'Authorization: Bearer TOKEN' or HTTP Basic with your user name and token")
 
 
+def operator(request: Request, token: str) -> User | None:
+    """The command line's user when `token` is the running server's local token (decision 167) and the request
+    came from this machine: from a loopback address, or from the very address it reached (a server listening on
+    one address of the machine), with no proxy's forwarding headers. None for any other token."""
+    local: str | None = getattr(request.app.state, "local_token", None)
+    if local is None or not secrets.compare_digest(token.encode(), local.encode()):
+        return None
+    client = client_of(request)
+    server_address = (request.scope.get("server") or (None,))[0]
+    try:
+        loopback = client is not None and (ipaddress.ip_address(client).is_loopback or client == server_address)
+    except ValueError:  # a client named otherwise than by an address (a Unix socket, a test client)
+        loopback = False
+    forwarded = "x-forwarded-for" in request.headers or "forwarded" in request.headers
+    if not loopback or forwarded:
+        raise problem(401, "bad_credentials", "the server's local token works only from this machine; "
+                                              "use an API token ('convoscope users token NAME')")
+    return operator_user()
+
+
+def operator_user() -> User:
+    """Who the command line is when it runs a report itself (`cli/reports.py`): the audit log names it so."""
+    return User(f"cli:{getpass.getuser()}", "administrator", None)
+
+
+AUDITED_HEADER = "X-Convoscope-Audited"
+
+
+def operators_parameters(request: Request, caller: Caller) -> dict[str, object] | None:
+    """The parameters the operator's command line gave, as JSON in AUDITED_HEADER: what the audit row of its report
+    records, as when it makes the report itself (`--out` too). None for anyone else, or without the header."""
+    sent = request.headers.get(AUDITED_HEADER)
+    if sent is None or not is_operator(caller.user):
+        return None
+    try:
+        given = json.loads(sent)
+    except ValueError:
+        return None
+    return given if isinstance(given, dict) else None
+
+
+def is_operator(user: User) -> bool:
+    """Whether `user` is the machine's operator: no account's name holds a colon (`accounts.NAME_PATTERN`)."""
+    return user.name.startswith("cli:")
+
+
 def identify(request: Request, store: Store) -> Caller | None:
     credentials = _credentials(request)
     if credentials is not None:
         token, name = credentials
         server = server_of(request)
+        local = operator(request, token) if name is None else None
+        if local is not None:
+            return Caller(local, by_cookie=False)
         if name is None:
             user = accounts.user_of_token(store.con, token)
             refused = accounts.token_refusal(store.con, token) if user is None else None

@@ -1,5 +1,6 @@
 """Events in over HTTP (SPEC 6.2): `POST /api/v1/events`, a batch of up to 10,000 events as a JSON array or
-NDJSON, stored by `service.ingest_lines` as a file's events are, under the server's write lock. A sender
+NDJSON, read as a file's events are and stored by the server's writer (`web/writer.py`) in its next round, with
+whatever else came meanwhile; the answer comes once the round derived them, so the next report shows them. A sender
 limited to some brands has the events of other brands refused, and kept as rejects. `ingest_batch` is that
 one path, which the upload page (`event_pages.py`) takes too, so that a file uploaded there gets the API's
 answer. Helpdesks' webhooks come in through `webhooks.py`.
@@ -166,10 +167,14 @@ def ingest_batch(server: Server, store: Store, caller: Caller, body: bytes, cont
     brand outside the caller's are refused and kept as rejects."""
     lines, array = _batch_lines(body, content_type, sent)
     foreign = _foreign(lines, caller.user)
-    result, errors = service.ingest_lines(store, server.config, [_utf8(line) for line in lines], source=source,
-                                          refused=foreign, writing=server.gate.writing)
-    counts = result.counts
-    answer = IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate,
-                          rejected=counts.rejected + len(foreign),
-                          errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(errors.items())])
+    batch = service.Batch([_utf8(line) for line in lines], source, foreign)
+    if server.writer is not None:
+        outcome = server.writer.store(batch)  # answered once its round stored and derived it (web/writer.py)
+    else:
+        with server.gate.writing:
+            outcome, = service.store_batches(store, [batch], known=server.gate.known)
+            service.ensure_derived(store, server.config)
+    counts = outcome.counts
+    answer = IngestAnswer(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected,
+                          errors=[RejectedEvent(index=i, reason=r) for i, r in sorted(outcome.errors.items())])
     return Stored(answer, array)

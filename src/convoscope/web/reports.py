@@ -16,8 +16,8 @@ of Gladly's reporting API, is `web/gladly.py`'s, which runs its reports through 
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -26,17 +26,18 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParameter
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from convoscope import accounts, reports, service
 from convoscope.config import Config
 from convoscope.errors import ParameterError
 from convoscope.reports.base import Column, Params, Report
 from convoscope.reports.meanings import meaning
+from convoscope.reports.stream import CsvStream
 from convoscope.store import Store
 from convoscope.web import drill, formats
-from convoscope.web.auth import require
+from convoscope.web.auth import is_operator, operators_parameters, require
 from convoscope.web.errors import ERROR_RESPONSES, Errors
 from convoscope.web.server import Caller, Server, problem, server_of
 
@@ -68,7 +69,10 @@ def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *
     may run it; a bad parameter raises `ParameterError`, a refusal `Forbidden`. `config`: the one a request
     already read for another report (a page of several), else the server's as its file says now."""
     user = caller.user
-    asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES))
+    # The command line asking through its running server gets what it would get alone: an empty report for a
+    # brand the store does not hold, which it warns of itself (decision 167).
+    asker = service.Asker(user.name, via, brands=user.brands, messages=user.can(accounts.REPORTS_WITH_MESSAGES),
+                          lenient_brands=is_operator(user))
     config = config if config is not None else server.config
     report, params = service.prepare_report(store, config, name, asker, brands=brands, **options)
     return Prepared(report, params, asker, config)
@@ -77,10 +81,11 @@ def prepare(server: Server, store: Store, caller: Caller, name: str, via: str, *
 def run(server: Server, store: Store, prepared: Prepared, *, given: dict[str, Any], to: Path | None = None,
         limit: int | None = None, offset: int = 0, order: reports.Order | None = None,
         action: str = "download") -> service.ReportRun:
-    """`service.run_report` under the server's write lock; `given` is what the audit row records."""
+    """`service.run_report` as the server runs it (derived tables brought up to date its way, the audit row under
+    its audit lock); `given` is what the audit row records."""
     return service.run_report(store, prepared.config, prepared.report, prepared.params, prepared.asker, given=given,
                               to=to, limit=limit, offset=offset, order=order, action=action,
-                              writing=server.gate.writing)
+                              writing=server.gate.recording, catch_up=server.ensure_derived)
 
 
 def definitions_header(prepared: Prepared) -> dict[str, str]:
@@ -98,17 +103,37 @@ def described(definitions: str) -> dict[str, str]:
 def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str, Any], *,
                filename: str | None = None) -> Response:
     """The report's CSV as an attachment (named `filename`, else after the report), the very bytes the command
-    line writes."""
-    name = prepared.report.name
-    scratch = tempfile.TemporaryDirectory(prefix="convoscope-report-")
-    path = Path(scratch.name) / f"{name}.csv"
+    line writes, streamed as DuckDB writes them (decision 169): what can be refused — the parameters, the
+    permission, bringing the derived tables up to date, the audit row — is settled before the answer starts, so
+    it gets the one-line error; a failure after the first byte ends the answer without its last chunk, which
+    every HTTP client reports as an incomplete download. `store` is the request's: the stream holds the store
+    open on its own (`server.gate`) until its last byte."""
+    hold = ExitStack()
+    streamed = hold.enter_context(server.gate.open())
     try:
-        run(server, store, prepared, given=given, to=path)
+        stream = service.stream_report(streamed, prepared.config, prepared.report, prepared.params, prepared.asker,
+                                       given=given, writing=server.gate.recording, catch_up=server.ensure_derived,
+                                       on_done=hold.close)
     except BaseException:
-        scratch.cleanup()
+        hold.close()
         raise
-    return FileResponse(path, media_type="text/csv; charset=utf-8", background=BackgroundTask(scratch.cleanup),
-                        headers=attachment(filename or f"{name}.csv") | definitions_header(prepared))
+    return CsvResponse(stream, headers=attachment(filename or f"{prepared.report.name}.csv")
+                       | definitions_header(prepared))
+
+
+class CsvResponse(StreamingResponse):
+    """A report's CSV stream as a chunked answer; however the answer ends (the last byte sent, the client gone), the
+    stream is closed, so the query stops and the store is let go."""
+
+    def __init__(self, stream: CsvStream, *, headers: dict[str, str]) -> None:
+        super().__init__(iter(stream), media_type="text/csv; charset=utf-8", headers=headers)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
 
 
 def attachment(filename: str) -> dict[str, str]:
@@ -400,8 +425,9 @@ def get_report(
         prepared = prepare(server, store, caller, name, "api", brands=list(brand or []), date_from=from_, date_to=to,
                            tz=tz, as_of=as_of, period=period, by=by, where=list(where or []), headers=headers,
                            extra=extra, anchor=anchor)
-        given = {key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
-                 for key in request.query_params}
+        given = operators_parameters(request, caller) or {
+            key: values if len(values := request.query_params.getlist(key)) > 1 else values[0]
+            for key in request.query_params}
         wanted = (accept or "").lower()  # media types ignore case
         if "application/json" in wanted and "text/csv" not in wanted:
             return json_answer(server, store, prepared, given)

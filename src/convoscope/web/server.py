@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -30,8 +30,12 @@ from convoscope import accounts, service
 from convoscope.accounts import User
 from convoscope.config import DEFAULT_PATH, Config, load_config
 from convoscope.errors import ConfigError, ParameterError
-from convoscope.store import Store
+from convoscope.events.known import KnownIds
+from convoscope.store import Store, file_stamp
 from convoscope.web import formats
+
+if TYPE_CHECKING:
+    from convoscope.sources import Outcome
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/"
@@ -44,19 +48,29 @@ log = logging.getLogger("convoscope.web")
 
 
 class StoreGate:
-    """One open store shared by the requests in flight; closed when the last one finishes."""
+    """One open store shared by the requests in flight; closed when the last one finishes.
+
+    It keeps the ids the writer knows are stored (`known`, events/known.py) for as long as nothing else can have
+    written: while the store is open nobody else can, and when it opens the file again the filter is kept only if
+    the file is as the server left it (`file_stamp`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._users = 0
         self._store: Store | None = None
-        self.writing = threading.Lock()  # one writer at a time; readers never wait for it
+        self.writing = threading.Lock()  # one writer of events and derived tables at a time; readers never wait for it
+        # The audit log's appends: they touch nothing the writer does, so a page's audit entry never waits for a round.
+        self.recording = threading.Lock()
+        self.known = KnownIds()
+        self._left: tuple[object, ...] | None = None  # the store file's stamp when the server last closed it
 
     @contextmanager
     def open(self) -> Iterator[Store]:
         with self._lock:
             if self._store is None:
+                if self._left is None or file_stamp(self.path) != self._left:
+                    self.known = KnownIds()  # another process may have written: learn the ids again
                 self._store = Store(self.path)
             self._users += 1
             shared = self._store
@@ -70,6 +84,7 @@ class StoreGate:
                 if self._users == 0 and self._store is not None:
                     self._store.close()
                     self._store = None
+                    self._left = file_stamp(self.path)
 
 
 class Settings:
@@ -117,8 +132,19 @@ class Settings:
         log.warning("convoscope: %s changed; the server now uses it", self.watched)
 
 
-class Waker(Protocol):
+class Writes(Protocol):
+    """The server's writer of events (`web/writer.py`)."""
+
+    @property
+    def running(self) -> bool: ...
+
     def wake(self) -> None: ...
+
+    def spooled(self, path: Path, system: str, brand: str, record: Outcome) -> None: ...
+
+    def store(self, batch: service.Batch) -> service.BatchOutcome: ...
+
+    def settle(self, store: Store, config: Config) -> None: ...
 
 
 class RunsNow(Protocol):
@@ -186,7 +212,7 @@ class Server:
         self.gate = StoreGate(db_path)
         self.settings = Settings(config_path, config)
         self.spool_folder = spool_folder(db_path)
-        self.spool_worker: Waker | None = None  # the thread merging webhook deliveries, once the app runs
+        self.writer: Writes | None = None  # the thread storing batches and the spool (`web/writer.py`), once the app runs
         self.scheduler: RunsNow | None = None  # scheduled reports (`service.scheduler`), once the app runs
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["formats"] = formats  # one number format per kind on every page (issue 28)
@@ -199,19 +225,26 @@ class Server:
         return self.settings.current()
 
     def ensure_derived(self, store: Store, config: Config | None = None) -> None:
-        """Derive what changed since the last ingest before anything reads the derived tables."""
-        from convoscope.derive.duckdb_engine import needs_derive
+        """Derive what changed since the last ingest before anything reads the derived tables: what the writer
+        stores it derives in the same round, so a reader waits for no round under way (`Writer.settle`); a brand
+        whose derivation settings changed is rebuilt under the write lock, the reader waiting for it."""
+        from convoscope.derive.duckdb_engine import needs_derive, stale_brands
 
         config = config if config is not None else self.config
-        if needs_derive(store, config):
-            with self.gate.writing:
-                service.ensure_derived(store, config)
+        if not needs_derive(store, config):
+            return
+        writer = self.writer
+        if writer is not None and writer.running and not stale_brands(store, config):
+            writer.settle(store, config)
+            return
+        with self.gate.writing:
+            service.ensure_derived(store, config)
 
     def audit(self, store: Store, caller: Caller, action: str, target: str | None, parameters: dict[str, Any],
               brands: list[str] | None) -> None:
         """An audit entry for what is not a report (a conversation viewed); reports write theirs in
         `service.run_report`."""
-        with self.gate.writing:
+        with self.gate.recording:
             accounts.audit(store, caller.user.name, action, target, parameters, brands)
 
     def page(self, request: Request, template: str, caller: Caller | None, status: int = 200,

@@ -5,9 +5,9 @@ A delivery is authenticated by the helpdesk's own means (Chatwoot: an HMAC signa
 and the body, checked within a window and compared in constant time; or a secret token in the URL for
 versions that do not sign), never by a convoscope login. It is mapped at once, for the answer's counts,
 and written durably to the spool before the answer: the handler never waits for the store, which a long
-ingest or a command may hold. `SpoolWorker` merges the spool into the store in batches and derives the
-customers that changed; a stopping server drains it first, and a spool a crash left behind is merged by
-whichever process opens the store next.
+ingest or a command may hold. The server's writer (`web/writer.py`) merges the spool into the store in rounds and
+derives the customers that changed; a stopping server drains it first, and a spool a crash left behind is merged
+by whichever process opens the store next.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
 import time
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,7 +28,7 @@ from convoscope import service
 from convoscope.config import Config
 from convoscope.spool import Spool
 from convoscope.web.errors import Errors
-from convoscope.web.server import Server, problem, read_body, server_of
+from convoscope.web.server import problem, read_body, server_of
 
 router = APIRouter(prefix="/api/v1/sources")
 log = logging.getLogger("convoscope.webhooks")
@@ -68,10 +68,11 @@ def _accept(request: Request, body: bytes) -> JSONResponse:
     server = server_of(request)
     config: Config = server.config
     brand = service.source_brand(config, "chatwoot", None)
-    record = sources.map_delivery("chatwoot", body, source="webhook:chatwoot")
-    Spool(server.spool_folder).put("chatwoot", brand, body, delivery=request.headers.get("x-chatwoot-delivery"))
-    if server.spool_worker is not None:
-        server.spool_worker.wake()
+    delivery = request.headers.get("x-chatwoot-delivery") or uuid.uuid4().hex
+    record = sources.map_delivery("chatwoot", body, source=f"webhook:chatwoot:{delivery}")  # as the merge maps it
+    path, _ = Spool(server.spool_folder).keep("chatwoot", brand, body, delivery=delivery)
+    if server.writer is not None:
+        server.writer.spooled(path, "chatwoot", brand, record)
     if record.rejected == "malformed":
         return JSONResponse({"errors": [{"attr": "body", "code": "malformed",
                                          "detail": record.message or "the body is not a Chatwoot webhook"}]},
@@ -121,51 +122,3 @@ async def chatwoot_webhook_token(request: Request, token: str) -> JSONResponse:
     if not expected or not hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace")):
         raise problem(401, "bad_token", "the webhook URL's token is not webhook_token of [sources.chatwoot]")
     return await run_in_threadpool(_accept, request, body)
-
-
-class SpoolWorker:
-    """A thread that merges the spool into the store soon after deliveries come, then derives the customers
-    they changed. `drain` merges what is left and stops it."""
-
-    PAUSE = 0.2  # seconds to gather a burst of deliveries into one transaction
-    IDLE = 5.0  # seconds between looks at the spool when nothing woke it (a delivery by another process)
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="convoscope-spool", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def drain(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-        while Spool(self.server.spool_folder).waiting():  # each merge takes what was waiting when it began
-            self.merge()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.IDLE)
-            if self._stop.is_set():
-                return
-            time.sleep(self.PAUSE)
-            self._wake.clear()
-            try:
-                self.merge()
-            except Exception:  # a store held too long, a full disk: the spool keeps it for the next try
-                log.exception("could not merge the webhook spool; it stays on disk and is tried again")
-
-    def merge(self) -> None:
-        if not Spool(self.server.spool_folder).waiting():
-            return
-        with self.server.gate.open() as store, self.server.gate.writing:
-            service.merge_spool(store, warn=log.warning)
-            service.ensure_derived(store, self.server.config)
