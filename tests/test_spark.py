@@ -313,7 +313,7 @@ def test_a_lake_of_an_earlier_layout_is_refused_with_what_to_do(lake: Path, tmp_
     """A lake written before ids became keys (decision 70) names its sessions by `session_id`."""
     old = tmp_path / "old-lake"
     shutil.copytree(lake, old)
-    for part in (old / "sessions").glob("*.parquet"):
+    for part in (old / "sessions").rglob("*.parquet"):  # in its bucket folders
         table = pq.read_table(part)
         pq.write_table(table.rename_columns(["session_id" if c == "session_key" else c for c in table.column_names]),
                        part)
@@ -332,7 +332,7 @@ def _sorted_like_spark(store_path: Path) -> pa.Table:
         return con.sql("""
             SELECT brand, customer_id, event_id, channel, ai_agent, guides, category, subcategory, reason,
                    transfer_rationale, agent, inbox, rating, score, type::VARCHAR AS type, occurred_at, route::VARCHAR AS route,
-                   event_key
+                   event_key, 0 AS bucket
             FROM events WHERE customer_id IN (SELECT DISTINCT customer_id FROM events ORDER BY 1 LIMIT 80)
             ORDER BY brand, customer_id, occurred_at, type, event_id
         """).to_arrow_table()

@@ -308,6 +308,13 @@ def lake_folder(location: Path | str) -> Path:
     return Path(parts.path)
 
 
+def _lake_files(folder: Path) -> list[Path]:
+    """A lake table's Parquet files: in the folder, or in its `bucket=N` folders (decision 165); what Spark
+    or an increment is still writing (names starting with `_` or `.`) left out."""
+    return sorted(f for f in folder.rglob("*.parquet")
+                  if not any(part.startswith(("_", ".")) for part in f.relative_to(folder).parts))
+
+
 def file_stamp(path: Path) -> tuple[object, ...]:
     """The state of a store's files: the database's and its write-ahead log's status. Every committed write
     changes one of them — a commit is written to the log, a checkpoint into the file — whichever process made
@@ -436,7 +443,7 @@ class Store:
         con.execute("SET GLOBAL TimeZone = 'UTC'")  # reports run on cursors, new connections: set it for all
         con.execute(_SCHEMA)
         for table in LAKE_TABLES:
-            files = sorted((folder / table).glob("*.parquet"))
+            files = _lake_files(folder / table)
             if not files:
                 continue
             target = stored(table)

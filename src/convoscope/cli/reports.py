@@ -171,16 +171,20 @@ def warn_unknown_brands(known: list[str], brands: tuple[str, ...]) -> None:
 @click.command("spark-derive")
 @click.option("--events", "paths", multiple=True, required=True, metavar="PATH",
               help="Parquet events: a file, a folder of them, or any Hadoop-compatible URL; repeatable.")
-@click.option("--out", required=True, metavar="DIR", help="Folder or URL to write the lake to (replaced).")
+@click.option("--out", required=True, metavar="DIR",
+              help="Folder or URL of the lake: brought up to date, only the buckets of customers with new events "
+                   "rewritten when it can (else replaced).")
 @click.option("--master", metavar="URL", help="Spark master (default: spark-submit's, else local[*]).")
 @click.option("--partitions", type=click.IntRange(min=1), help="Shuffle partitions (default Spark's).")
 @click.option("--batch-rows", type=click.IntRange(min=1), help="Rows per Arrow batch given to the kernel.")
 @click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
+@click.option("--full", is_flag=True, help="Derive every event again and replace the lake, even if it could be "
+                                            "brought up to date from the new files alone.")
 @pass_app
 def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None, partitions: int | None,
-                 batch_rows: int | None, assume_tz: str | None) -> None:
+                 batch_rows: int | None, assume_tz: str | None, full: bool) -> None:
     """Validate and derive Parquet events on Apache Spark; write every table as Parquet to --out."""
-    from convoscope.derive import spark_engine
+    from convoscope.derive import spark_engine, spark_lake
 
     config = app.config
     if assume_tz:
@@ -191,7 +195,7 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
                  f"({app.command(['ingest', str(path)])}), or convert the file to Parquet", 2)
     spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
     try:
-        result = spark_engine.derive(spark, list(paths), out, config, assume_tz=assume_tz)
+        outcome = spark_lake.derive(spark, list(paths), out, config, assume_tz=assume_tz, full=full)
     except Exception as exc:  # Spark reports a missing path or a failed task as a Java exception
         if isinstance(exc, ConvoscopeError):
             raise
@@ -199,6 +203,8 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
                               "check --events and --out") from None
     finally:
         spark.stop()
+    click.echo(f"convoscope: {outcome.how}", err=True)
+    result = outcome.result
     click.echo(f"accepted {result.accepted:,}, duplicate {result.duplicate:,}, rejected {result.rejected:,}; "
                f"{result.sessions:,} sessions, {result.contacts:,} contacts, {result.conversations:,} conversations "
                f"written to {out}")

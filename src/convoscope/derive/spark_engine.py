@@ -8,8 +8,10 @@ whole customers sorted by SPEC 2.4's order. A customer whose events continue in 
 carried over to it, so no customer is ever cut in two however small the batches are.
 
 The output is a lake: one Parquet table per store table (`LAKE_TABLES`), written with Spark's writers
-so that any Hadoop-compatible URL works. `derived_settings` is written last and removed first: a lake
-without it is incomplete, and `Store.lake` refuses it.
+so that any Hadoop-compatible URL works. Every table whose rows belong to a customer is partitioned by the
+customer's bucket (`bucket=N` folders, `bucket_column`), so that `spark_lake` can re-derive a few buckets
+and replace just their folders. `derived_settings` is written last and removed first: a lake without it
+is incomplete, and `Store.lake` refuses it.
 
 PySpark is an optional extra (`pip install "convoscope[spark]"`), imported only here.
 """
@@ -45,6 +47,9 @@ _RANK = "__convoscope_rank"
 # An input file's address as Spark names it, and its place in arrival order: argument, then path.
 _URI, _ARG, _ORDER = "__convoscope_uri", "__convoscope_argument", "__convoscope_order"
 _FILE_SCHEME = "^file:(//)?"
+# The folder a customer's rows live in, in every table but rejects and derived_settings (decision 165).
+BUCKET, BUCKETS = "bucket", 64
+BUCKETED = ("events", "duplicates", *DERIVED_TABLES)
 
 # What validation hands on per record: where it came from, why it was rejected (or null), the event.
 _CHECKED = pa.schema([
@@ -62,6 +67,30 @@ class SparkResult:
     sessions: int
     contacts: int
     conversations: int
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An input file as Spark names it, with what tells a later run whether it changed."""
+    uri: str
+    size: int
+    modified: int  # milliseconds since the epoch, as the file system reports it
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The input files under `--events` PATHs, in arrival order (decision 44), each with its status: read
+    once, so that the files derived are the files a lake's manifest records."""
+    paths: list[str]
+    files: list[InputFile]
+    rows: list[tuple[str, str, int, str]]  # per file: address without file:, source, argument, order in it
+
+
+def bucket_column(buckets: int) -> Any:
+    """A customer's bucket: Spark's xxhash64 of (brand, customer_id), which no version of Spark changes,
+    modulo the number of buckets the lake was written with."""
+    F = _pyspark().functions
+    return F.pmod(F.xxhash64("brand", "customer_id"), F.lit(buckets)).cast("int").alias(BUCKET)
 
 
 def _pyspark() -> Any:
@@ -147,14 +176,43 @@ def _staged_query(batches: Iterator[pa.RecordBatch], query: str, schema: pa.Sche
 _RAW = pa.schema([pa.field("source", pa.string()), pa.field("line", pa.int64()), pa.field("raw", pa.string())])
 
 
-def _records(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame]:
-    """Every record of the Parquet files (or folders of them) under `paths`, with its source and line,
-    and the files in arrival order (`_arrival`). Files may differ in their columns: a column one lacks
-    is an absent field there, as in the embedded ingester."""
+def _scan(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """The Parquet files under `paths` as Spark finds them: hidden names skipped, any case of the extension."""
+    return (spark.read.option("recursiveFileLookup", "true").option("mergeSchema", "true")
+            .option("pathGlobFilter", "*.[pP][aA][rR][qQ][uU][eE][tT]").parquet(*paths))
+
+
+def _hadoop_path(spark: SparkSession, uri: str) -> Any:
+    jvm: Any = spark.sparkContext._jvm
+    return jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(uri))
+
+
+def list_inputs(spark: SparkSession, paths: list[str]) -> Listing:
+    """The Parquet files under `paths`, in arrival order, with their size and modification time."""
+    listed = _scan(spark, paths).inputFiles()
+    rows = sorted(_arrival_rows(listed, paths), key=lambda row: (row[2], row[3]))
+    by_address = {re.sub(_FILE_SCHEME, "", uri): uri for uri in listed}
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    files = []
+    for address, *_ in rows:
+        path = _hadoop_path(spark, by_address[address])
+        status = path.getFileSystem(conf).getFileStatus(path)
+        files.append(InputFile(by_address[address], int(status.getLen()), int(status.getModificationTime())))
+    return Listing(list(paths), files, rows)
+
+
+def _records(spark: SparkSession, listing: Listing, *, only: list[str] | None = None
+             ) -> tuple[DataFrame, DataFrame]:
+    """Every record of the listed files (or of those in `only`), with its source and line, and every
+    listed file in arrival order. A file that appeared after the listing is not read. Files may differ in
+    their columns: a column one lacks is an absent field there, as in the embedded ingester."""
     F = _pyspark().functions
-    raw = (spark.read.option("recursiveFileLookup", "true").option("mergeSchema", "true")
-           .option("pathGlobFilter", "*.[pP][aA][rR][qQ][uU][eE][tT]").parquet(*paths))
-    files = _arrival(spark, raw.inputFiles(), paths)
+    if only is None:
+        raw = _scan(spark, listing.paths)
+    else:  # each file by its own path, which Spark reads as a pattern: its pattern characters escaped
+        named = [re.sub(r"([\\{}\[\]*?])", r"\\\1", str(_hadoop_path(spark, uri).toString())) for uri in only]
+        raw = spark.read.option("mergeSchema", "true").parquet(*named)
+    files = spark.createDataFrame(listing.rows, f"{_URI} string, {SOURCE} string, {_ARG} int, {_ORDER} string")
     records = raw.select(
         "*",
         F.regexp_replace(F.col("_metadata.file_path"), _FILE_SCHEME, "").alias(_URI),
@@ -163,19 +221,19 @@ def _records(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFram
     return records, files.drop(_URI).withColumnRenamed(SOURCE, "source")
 
 
-def _columns_of(files: DataFrame) -> dict[str, list[str]]:
+def _columns_of(sources: list[str]) -> dict[str, list[str]]:
     """The columns of each local input file, read from its footer here on the driver (a file of another
     file system is staged with every column read)."""
     import pyarrow.parquet as pq
 
     found = {}
-    for (source,) in files.select("source").collect():
+    for source in sources:
         if os.path.isfile(source):
             found[source] = pq.read_schema(source).names
     return found
 
 
-def _arrival(spark: SparkSession, uris: list[str], paths: list[str]) -> DataFrame:
+def _arrival_rows(uris: list[str], paths: list[str]) -> list[tuple[str, str, int, str]]:
     """Each input file: its address as Spark names it, its source as the embedded ingester names it (the
     resolved local path, or the URL), and its place in arrival order (SPEC 2.4, decision 44) as the
     ingester reads the same arguments: by argument, then within a folder by path, part by part."""
@@ -192,20 +250,25 @@ def _arrival(spark: SparkSession, uris: list[str], paths: list[str]) -> DataFram
                         len(given))
         rows.append((re.sub(_FILE_SCHEME, "", uri), os.path.realpath(path) if path is not None else uri,
                      argument, name.replace("/", "\x01")))  # a separator sorts before any other character
-    return spark.createDataFrame(rows, f"{_URI} string, {SOURCE} string, {_ARG} int, {_ORDER} string")
+    return rows
 
 
-def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
-           columns_of: dict[str, list[str]]) -> tuple[DataFrame, DataFrame, DataFrame]:
+def _merge(records: DataFrame, checked: DataFrame, files: DataFrame, columns_of: dict[str, list[str]], *,
+           stored: DataFrame | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
     """SPEC 2.4 over everything read at once: (events, duplicates, rejects). Of records sharing
     (brand, event_id) the first in arrival order (file, row) is stored, as the embedded ingester stores
     the first it reads; one with the same content is a duplicate, any other a conflict, kept with its
     raw text (read again for those few records only). Rejects keep their file's place in arrival
-    order for `_resolve`."""
+    order for `_resolve`. `stored` are events a lake already holds (those the records repeat): they
+    come first, as a store's events come before an ingest's, and are not returned again."""
     sql = _pyspark()
     F, Window = sql.functions, sql.Window
     checked = checked.join(F.broadcast(files), "source")
     valid = checked.where(F.col("reject_reason").isNull())
+    if stored is not None:
+        valid = valid.unionByName(stored.select(
+            *(F.lit(None).cast("string").alias(c) if c in ("raw", "reject_reason") else F.col(c) for c in _CHECKED.names),
+            F.lit(-1).alias(_ARG), F.lit("").alias(_ORDER)))
     # Most ids come once: only records of repeated ids (found by a narrow aggregate) go through the
     # window, so the wide records are not shuffled for it.
     repeated = (valid.groupBy("brand", "event_id").count().where("count > 1").select("brand", "event_id")
@@ -219,7 +282,7 @@ def _merge(records: DataFrame, checked: DataFrame, files: DataFrame,
     )
     once = valid.join(repeated_ids, ["brand", "event_id"], "left_anti")
     columns = [c for c in arrow_schema("events").names if c != "ingested_at"]
-    events = once.select(*columns).unionByName(ranked.where("_n = 1").select(*columns)).select(
+    events = once.select(*columns).unionByName(ranked.where(f"_n = 1 AND {_ARG} >= 0").select(*columns)).select(
         "*", F.localtimestamp().alias("ingested_at"))
     later = ranked.where("_n > 1").withColumn("same", F.lit(True))
     for c in (*COMPARED, "attributes"):
@@ -264,13 +327,14 @@ def _resolve(rejects: DataFrame, events: DataFrame, files: DataFrame) -> DataFra
 # --- derivation -------------------------------------------------------------------------------------
 
 def _derived_schema() -> pa.Schema:
-    """Every derived table's columns side by side, and the name of the table a row belongs to."""
+    """Every derived table's columns side by side, the name of the table a row belongs to, and its
+    customer's bucket."""
     fields: dict[str, pa.Field] = {}
     for table in DERIVED_TABLES:
         for f in arrow_schema(stored(table)):
             if fields.setdefault(f.name, f).type != f.type:
                 raise AssertionError(f"column {f.name} has two types among the derived tables")
-    return pa.schema([pa.field(_TABLE, pa.string()), *fields.values()])
+    return pa.schema([pa.field(_TABLE, pa.string()), *fields.values(), pa.field(BUCKET, pa.int32())])
 
 
 def _group_starts(table: pa.Table) -> np.ndarray:
@@ -286,7 +350,18 @@ def _group_starts(table: pa.Table) -> np.ndarray:
 
 
 def _derive_table(table: pa.Table, config: Config, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Derive the whole customers of `table` and hand every derived row on in the combined schema."""
+    """Derive the whole customers of `table`, sorted by bucket first, one run of a bucket at a time, so
+    that every derived row carries the bucket of its customer."""
+    table = table.combine_chunks()
+    buckets = table.column(BUCKET).to_numpy(zero_copy_only=False)
+    cuts = [0, *(np.flatnonzero(buckets[1:] != buckets[:-1]) + 1).tolist(), table.num_rows]
+    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+        if stop > start:
+            yield from _derive_run(table.slice(start, stop - start), int(buckets[start]), config, schema)
+
+
+def _derive_run(table: pa.Table, bucket: int, config: Config, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Derive the whole customers of one bucket and hand every derived row on in the combined schema."""
     from convoscope.derive.kernel import run_kernel
 
     table = table.combine_chunks()
@@ -313,6 +388,9 @@ def _derive_table(table: pa.Table, config: Config, schema: pa.Schema) -> Iterato
         for f in schema:
             if f.name == _TABLE:
                 continue
+            if f.name == BUCKET:
+                columns.append(pa.array(np.full(n, bucket, np.int32)))
+                continue
             present = f.name in derived.column_names
             columns.append(derived.column(f.name).cast(f.type) if present else pa.nulls(n, f.type))
         yield from pa.Table.from_arrays(columns, schema=schema).to_batches()
@@ -338,52 +416,89 @@ def _derive(events: DataFrame, config: Config) -> DataFrame:
     F = _pyspark().functions
     schema = _derived_schema()
     ranked = events.select(
-        "brand", "customer_id", *A.STRING_COLUMNS[2:], "type", "occurred_at", "route", "event_key",
+        "brand", "customer_id", *A.STRING_COLUMNS[2:], "type", "occurred_at", "route", "event_key", BUCKET,
         (F.array_position(F.array(*(F.lit(t) for t in EVENT_TYPES)), F.col("type"))).alias(_RANK),
     )
-    whole_customers = ranked.repartition("brand", "customer_id").sortWithinPartitions(
-        "brand", "customer_id", "occurred_at", _RANK, "event_id")  # SPEC 2.4; strings compare by code point
+    # Whole buckets per task, so that each task writes one file per bucket of each table.
+    whole_customers = ranked.repartition(BUCKET).sortWithinPartitions(
+        BUCKET, "brand", "customer_id", "occurred_at", _RANK, "event_id")  # SPEC 2.4; strings by code point
     return whole_customers.mapInArrow(partial(_derived_batches, config=config, schema=schema), _spark_schema(schema))
 
 
 # --- the job ----------------------------------------------------------------------------------------
 
-def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *,
-           assume_tz: str | None = None) -> SparkResult:
-    """Read, validate and derive the events under `paths`; write the lake to `out`."""
+def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *, assume_tz: str | None = None,
+           buckets: int = BUCKETS, listing: Listing | None = None) -> SparkResult:
+    """Read, validate and derive the events under `paths` (the files of `listing`, when given); write the
+    lake to `out`, replacing it."""
     sql = _pyspark()
     F, disk = sql.functions, _spilling()
     base = out.rstrip("/")
     settings = f"{base}/derived_settings"
     _remove(spark, settings)
-    records, files = _records(spark, paths)
-    columns_of = _columns_of(files)
-    validate = partial(_staged_query, query=validation_sql(assume_tz, raw=True), schema=_CHECKED, columns_of=columns_of)
-    checked = records.mapInArrow(validate, _spark_schema(_CHECKED)).persist(disk)
+    listing = listing or list_inputs(spark, paths)
+    records, files = _records(spark, listing)
+    columns_of = _columns_of([source for _, source, *_ in listing.rows])
+    checked = validated(records, columns_of, assume_tz).persist(disk)
     events, duplicates, rejects = _merge(records, checked, files, columns_of)
     counts = {}
     for name, frame in (("events", events), ("duplicates", duplicates), ("rejects", rejects)):
         if name == "rejects":
-            frame = _resolve(frame, spark.read.parquet(f"{base}/events"), files)
-        frame.select(*arrow_schema(name).names).write.mode("overwrite").parquet(f"{base}/{name}")
-        counts[name] = spark.read.parquet(f"{base}/{name}").count()
+            frame = _resolve(frame, read_table(spark, f"{base}/events", "events"), files)
+            write_table(frame, f"{base}/{name}", name)
+        else:
+            write_table(frame.select("*", bucket_column(buckets)), f"{base}/{name}", name)
+        counts[name] = read_table(spark, f"{base}/{name}", name).count()
     checked.unpersist()
     # Derived from the events as written: reading back the columns it needs from Parquet costs less
     # than keeping every accepted event, text included, in Spark's cache (spilled to local disk).
-    derived = _derive(spark.read.parquet(f"{base}/events"), config).persist(disk)
+    derived = _derive(read_table(spark, f"{base}/events", "events"), config).persist(disk)
     for table in DERIVED_TABLES:
-        (derived.where(F.col(_TABLE) == table).select(*arrow_schema(stored(table)).names)
-         .write.mode("overwrite").parquet(f"{base}/{table}"))
-        counts[table] = spark.read.parquet(f"{base}/{table}").count()
+        write_table(derived.where(F.col(_TABLE) == table), f"{base}/{table}", table)
+        counts[table] = read_table(spark, f"{base}/{table}", table).count()
     derived.unpersist()
     # From what was written: `rejects` would validate every record again.
-    written = [spark.read.parquet(f"{base}/{name}").select("brand") for name in ("events", "duplicates", "rejects")]
-    brands = sorted(r[0] for r in written[0].union(written[1]).union(written[2]).where("brand IS NOT NULL")
-                    .distinct().collect())
-    rows = [(b, config.for_brand(b).derivation_fingerprint()) for b in brands]
-    spark.createDataFrame(rows, "brand string, fingerprint string").coalesce(1).write.mode("overwrite").parquet(settings)
+    written = [read_table(spark, f"{base}/{name}", name).select("brand") for name in ("events", "duplicates", "rejects")]
+    brands = [r[0] for r in written[0].union(written[1]).union(written[2]).where("brand IS NOT NULL")
+              .distinct().collect()]
+    write_settings(spark, brands, config, settings)
     return SparkResult(accepted=counts["events"], duplicate=counts["duplicates"], rejected=counts["rejects"],
                        sessions=counts["sessions"], contacts=counts["contacts"], conversations=counts["conversations"])
+
+
+def validated(records: DataFrame, columns_of: dict[str, list[str]], assume_tz: str | None) -> DataFrame:
+    """Every record checked by the ingester's own query (decision 45)."""
+    validate = partial(_staged_query, query=validation_sql(assume_tz, raw=True), schema=_CHECKED, columns_of=columns_of)
+    return records.mapInArrow(validate, _spark_schema(_CHECKED))
+
+
+def write_table(frame: DataFrame, url: str, table: str) -> None:
+    """Write a lake table to `url`, replacing it: a customer's table one folder per bucket, each written
+    by one task (one file per bucket), the others as they are. Derived rows come from tasks that hold
+    whole buckets already (`_derive`); events and duplicates are gathered by bucket first."""
+    columns = arrow_schema(stored(table)).names
+    if table not in BUCKETED:
+        frame.select(*columns).write.mode("overwrite").parquet(url)
+        return
+    frame = frame.select(*columns, BUCKET)
+    if table not in DERIVED_TABLES:
+        frame = frame.repartition(BUCKET)
+    frame.write.partitionBy(BUCKET).mode("overwrite").parquet(url)
+
+
+def read_table(spark: SparkSession, url: str, table: str) -> DataFrame:
+    """A lake table as written, with its bucket; typed here, since a bucketed table without rows has no
+    file to read its columns from."""
+    schema = arrow_schema(stored(table))
+    if table in BUCKETED:
+        schema = schema.append(pa.field(BUCKET, pa.int32()))
+    return spark.read.schema(_spark_schema(schema)).parquet(url)
+
+
+def write_settings(spark: SparkSession, brands: list[str], config: Config, url: str) -> None:
+    """`derived_settings`: each brand's derivation settings, which `Store.lake` checks (decision 47)."""
+    rows = [(b, config.for_brand(b).derivation_fingerprint()) for b in sorted(set(brands))]
+    spark.createDataFrame(rows, "brand string, fingerprint string").coalesce(1).write.mode("overwrite").parquet(url)
 
 
 def _remove(spark: SparkSession, url: str) -> None:
