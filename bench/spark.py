@@ -84,7 +84,8 @@ def main() -> None:
         accepted = int(output.split()[1].rstrip(",").replace(",", ""))
         lake_bytes = sum(f.stat().st_size for f in lake.rglob("*.parquet"))
         row = {"events": accepted, "seconds": round(seconds, 1), "events_per_s": round(accepted / seconds),
-               "peak_tree_rss_mib": round(peak), "lake_bytes_per_event": round(lake_bytes / accepted)}
+               "peak_tree_rss_mib": round(peak), "lake_bytes_per_event": round(lake_bytes / accepted),
+               "master": args.master}
         results.append(row)
         print(f"{accepted:>12,}  {seconds:>7.1f} s  {accepted / seconds:>9,.0f} ev/s  {peak:>8,.0f} MiB"
               f"  {lake_bytes / accepted:>16.0f}", flush=True)
