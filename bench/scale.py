@@ -74,9 +74,12 @@ def local_cores(master: str) -> int:
 
 
 def spark(path: Path, master: str) -> list[Measure]:
-    """bench/spark.py's rows, one per size; files written before it recorded its master take `master`."""
+    """bench/spark.py's full derives, one per size; files written before it recorded its master take `master`.
+    Its increments and comparisons are read by nobody here (bench/spark.py prints them)."""
     measures = []
     for row in json.loads(path.read_text()):
+        if row.get("run", "full derive") != "full derive" or "seconds" not in row:
+            continue
         used = row.get("master", master)
         measures.append(Measure("spark", "spark-derive", row["events"], row["seconds"], local_cores(used),
                                 f"--master {used}", row.get("peak_tree_rss_mib"), row.get("lake_bytes_per_event")))

@@ -32,6 +32,7 @@ from test_spark import AS_OF, CLI, CONFIG, _differences
 pytestmark = pytest.mark.slow
 
 LATE = 6  # customers with late events in the corrections
+BUCKETS = 16  # the small brand's lake: not the default, which a lake keeps once written
 
 
 @pytest.fixture(scope="module")
@@ -209,12 +210,12 @@ def _same_as_store(lake: Path, store: Path) -> None:
 
 def test_crashes_and_what_an_increment_cannot_follow(spark: object, config: Config, tmp_path: Path) -> None:
     """A run stopped while staging leaves `_staging`, dropped; one stopped after committing leaves `_commit`,
-    finished by the next run. A file removed, an earlier new file, other settings or another --assume-tz
-    mean a full derive, each said in one line."""
+    finished by the next run. A file removed, an earlier new file, other settings, another --assume-tz or
+    another number of buckets mean a full derive, each said in one line; a lake keeps its number of buckets."""
     small, lake = tmp_path / "events", tmp_path / "lake"
     small.mkdir()
     _generate(small / "a.parquet", 200, 5, 3)
-    spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
+    spark_lake.derive(spark, [str(small)], str(lake), config, buckets=BUCKETS)  # type: ignore[arg-type]
     _generate(small / "b.parquet", 50, 5, 4)  # the same customer and event ids as some of a's: repeats
     junk = lake / spark_lake.STAGING / "events" / "bucket=0"
     junk.mkdir(parents=True)
@@ -224,7 +225,7 @@ def test_crashes_and_what_an_increment_cannot_follow(spark: object, config: Conf
     spark_lake.recover(files)
     assert not (lake / spark_lake.STAGING).exists()
     spark_lake._increment(spark, files, listing, [listing.files[-1].uri], config,  # type: ignore[arg-type]
-                          spark_engine.BUCKETS, None)  # and no more: stopped before moving it into place
+                          BUCKETS, None)  # and no more: stopped before moving it into place
     assert (lake / spark_lake.COMMIT).is_dir()
     junk.mkdir(parents=True)
     shutil.copy(small / "b.parquet", junk / "part-0.parquet")
@@ -234,19 +235,21 @@ def test_crashes_and_what_an_increment_cannot_follow(spark: object, config: Conf
     _same_as_store(lake, _store_of([small / "a.parquet", small / "b.parquet"], config, tmp_path / "ab.duckdb"))
 
     shutil.copy(small / "a.parquet", small / "0-earlier.parquet")
-    why = lambda cfg, tz=None: spark_lake._why_full(  # noqa: E731
-        spark, files, spark_engine.list_inputs(spark, [str(small)]), cfg, spark_engine.BUCKETS, tz)  # type: ignore[arg-type]
+    why = lambda cfg, tz=None, buckets=BUCKETS: spark_lake._why_full(  # noqa: E731
+        spark, files, spark_engine.list_inputs(spark, [str(small)]), cfg, buckets, tz)  # type: ignore[arg-type]
     assert why(config).startswith(f"file://{small}/0-earlier.parquet is new and comes before file://{small}/a.parquet")
     (small / "0-earlier.parquet").unlink()
     other = tmp_path / "other.toml"
     other.write_text('session_inactivity = "45m"\n')
     assert why(load_config(other)) == f"the derivation settings of brand default changed since {lake} was derived"
     assert why(config, "Europe/Paris") == f"--assume-tz differs from {lake}'s (none)"
+    assert why(config, buckets=64) == f"{lake} was written with {BUCKETS} buckets, not 64"
     assert why(config) is None
 
     (small / "b.parquet").unlink()
     outcome = spark_lake.derive(spark, [str(small)], str(lake), config)  # type: ignore[arg-type]
     assert outcome.how == f"full derive: file://{small}/b.parquet was derived into {lake} and is no longer among --events"
+    assert len(list((lake / "events").glob("bucket=*"))) == BUCKETS  # the lake's own number, not the default
     _same_as_store(lake, _store_of([small / "a.parquet"], config, tmp_path / "a.duckdb"))
 
 

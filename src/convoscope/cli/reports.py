@@ -180,9 +180,13 @@ def warn_unknown_brands(known: list[str], brands: tuple[str, ...]) -> None:
 @click.option("--assume-tz", metavar="ZONE", help="Time zone for timestamps without an offset.")
 @click.option("--full", is_flag=True, help="Derive every event again and replace the lake, even if it could be "
                                             "brought up to date from the new files alone.")
+@click.option("--buckets", type=click.IntRange(min=1, max=65536), metavar="N",
+              help="Bucket folders per customer table (default: the lake's own, 64 for a new lake). An increment "
+                   "rewrites the buckets of its customers: more buckets, fewer rewritten, more files. Another "
+                   "number than the lake's derives it all again.")
 @pass_app
 def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None, partitions: int | None,
-                 batch_rows: int | None, assume_tz: str | None, full: bool) -> None:
+                 batch_rows: int | None, assume_tz: str | None, full: bool, buckets: int | None) -> None:
     """Validate and derive Parquet events on Apache Spark; write every table as Parquet to --out."""
     from convoscope.derive import spark_engine, spark_lake
 
@@ -195,7 +199,8 @@ def spark_derive(app: App, paths: tuple[str, ...], out: str, master: str | None,
                  f"({app.command(['ingest', str(path)])}), or convert the file to Parquet", 2)
     spark = spark_engine.session(master, partitions=partitions, batch_rows=batch_rows)
     try:
-        outcome = spark_lake.derive(spark, list(paths), out, config, assume_tz=assume_tz, full=full)
+        outcome = spark_lake.derive(spark, list(paths), out, config, assume_tz=assume_tz, full=full,
+                                     buckets=buckets)
     except Exception as exc:  # Spark reports a missing path or a failed task as a Java exception
         if isinstance(exc, ConvoscopeError):
             raise

@@ -127,6 +127,16 @@ def _apply(files: Files) -> None:
 
 # --- deciding ----------------------------------------------------------------------------------------
 
+def _recorded_buckets(files: Files) -> int | None:
+    """The number of buckets the lake's manifest records, if it has one this version can read."""
+    text = files.read_text(f"{files.base}/{MANIFEST}")
+    try:
+        buckets = json.loads(text).get("buckets") if text else None
+    except (ValueError, AttributeError):
+        return None
+    return buckets if isinstance(buckets, int) and buckets > 0 else None
+
+
 def _why_full(spark: SparkSession, files: Files, listing: E.Listing, config: Config, buckets: int,
               assume_tz: str | None) -> str | None:
     """Why the lake at `files.base` cannot be brought up to date by reading the new files alone, or None."""
@@ -158,16 +168,16 @@ def _why_full(spark: SparkSession, files: Files, listing: E.Listing, config: Con
 
 
 def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *, assume_tz: str | None = None,
-           buckets: int = E.BUCKETS, full: bool = False) -> Outcome:
+           buckets: int | None = None, full: bool = False) -> Outcome:
     """Bring the lake at `out` up to date with the events under `paths`: incrementally when it can,
-    else in full; either way the lake is the one a full derive of `paths` would write."""
+    else in full; either way the lake is the one a full derive of `paths` would write. `buckets`: how many
+    bucket folders (None: as many as the lake has, E.BUCKETS for a new one; another number is a full derive)."""
     files = Files(spark, out.rstrip("/"))
     listing = E.list_inputs(spark, paths)
-    if full:
-        why: str | None = "--full"
-    else:
+    if not full:
         recover(files)
-        why = _why_full(spark, files, listing, config, buckets, assume_tz)
+    buckets = buckets or _recorded_buckets(files) or E.BUCKETS
+    why = "--full" if full else _why_full(spark, files, listing, config, buckets, assume_tz)
     if why is not None:
         for leftover in (COMMIT, STAGING, MANIFEST):
             files.remove(f"{files.base}/{leftover}")
