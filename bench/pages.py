@@ -177,9 +177,10 @@ Target = tuple[str, str, dict[str, str], dict[str, str]]
 JSON = {"Accept": "application/json"}
 
 
-def targets(served: Served, window: dict[str, str], size: int) -> list[Target]:
+def targets(served: Served, window: dict[str, str], size: int, only: str | None = None) -> list[Target]:
     """Every page a user opens over the range, from the report registry: the dashboard, the reports index, each
-    report's page (a paged report's middle page too, found from its first page's count) and each summary's JSON."""
+    report's page (a paged report's middle page too, found from its first page's count) and each summary's JSON;
+    those whose label `only` matches, when given."""
     dated = {k: v for k, v in window.items() if k != "as_of"}
     found: list[Target] = [("dashboard", "/dashboard", dated, {}), ("reports index", "/reports", {}, {})]
     for name, report in reports.REPORTS.items():
@@ -193,7 +194,7 @@ def targets(served: Served, window: dict[str, str], size: int) -> list[Target]:
             found.append((f"{name} page {middle:,} (middle)", f"/reports/{name}", query | {"page": str(middle)}, {}))
         else:
             found.append((f"{name} json", f"/api/v1/reports/{name}", window, JSON))
-    return found
+    return [target for target in found if only is None or re.search(only, target[0])]
 
 
 def ask(served: Served, target: Target) -> float:
@@ -219,7 +220,7 @@ def pages(args: argparse.Namespace, config: Path, user: str) -> None:
     window = {"from": args.date_from, "to": args.date_to, "tz": args.tz, "as_of": args.as_of}
     served = Served(args.db, config, user)  # lists the pages (asking the paged reports' first pages), then goes
     try:
-        listed = targets(served, window, args.size)
+        listed = targets(served, window, args.size, args.only)
     finally:
         served.stop()
     cold: dict[str, list[float]] = {}
@@ -358,6 +359,7 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=3, help="pages: fresh server processes, one cold request each")
     parser.add_argument("--export-repeat", type=int, default=2, help="pages: rounds of the two exports")
     parser.add_argument("--no-exports", action="store_true", help="pages: the pages only")
+    parser.add_argument("--only", metavar="REGEX", help="pages: those whose label (the table's first column) matches")
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--reports", nargs="*", default=list(SORTS), help=f"reports: of {', '.join(FLOORS)}")
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

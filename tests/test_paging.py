@@ -6,6 +6,7 @@ and the keys kept per process are never those of a store written since.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,29 @@ def test_the_keys_kept_stay_within_their_bound() -> None:
     assert cache.get((3,)) is None and cache.get((2,)) is not None
     cache.put((6,), paging.np.arange(1000, dtype=paging.np.int64))  # larger than the bound: not kept
     assert cache.get((6,)) is None and cache.get((5,)) is not None
+
+
+# the sources report counts what the server received, of which a brand ingested from a file has nothing
+SUMMARIES = [name for name, report in reports.REPORTS.items() if report.default_period is not None and report.in_lakes]
+
+
+@pytest.mark.parametrize("name", SUMMARIES)
+def test_a_summarys_page_sorted_by_any_column_is_its_rows_sorted(brand: Convoscope, store: Store, name: str) -> None:
+    """A summary's page, count and chart read its rows computed once for the page (`reports._whole`): whatever
+    column it is sorted by and wherever its page starts, they are the rows the report gives."""
+    config = load_config(brand.config)
+    by = "channel" if "channel" in reports.REPORTS[name].by_columns else None
+    report, params = prepared(store, brand, name, by=by)
+    _, rows = reports.report_rows(store, config, report, replace(params, memo={}))  # unpaged: the CSV's cells
+    assert len(rows) > 3 and reports.count_rows(store, config, report, params) == len(rows)
+    for column in range(len(report.output_columns(params))):
+        for descending in (False, True):
+            order = reports.Order(column, descending)
+            wanted = expected_order(report, params, rows, order)
+            pages = [reports.report_rows(store, config, report, params, limit=3, offset=start, order=order)[1]
+                     for start in range(0, len(rows) + 3, 3)]
+            assert [row for page in pages for row in page] == wanted, (column, descending)
+    assert reports.report_rows(store, config, report, params, limit=2, offset=1)[1] == rows[1:3]
+    other = replace(params, period="all", by=None, memo={})  # another query of the same page: not these rows
+    assert reports.report_rows(store, config, report, replace(params, period="all", by=None))[1] == \
+        reports.report_rows(store, config, report, other)[1]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from convoscope.config import Config, check_zone
 from convoscope.errors import ParameterError, ReportError
@@ -201,12 +202,40 @@ def report_rows(store: Store, config: Config, report: Report, params: Params, li
                                                       offset=offset, order=order)
     query = report.query(report, params, config)
     paging = (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
+    if report.default_period is not None and (limit is not None or order is not None):
+        return _header(report, params), _summary_rows(store, config, report, params, query, paging, order)
     if order is None:
         sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({query})" + paging
     else:
         sql = _ordered(report.output_columns(params), query, order) + paging
     with cursor_for(store, config, report, params) as cursor:
         return _header(report, params), cursor.execute(sql).fetchall()
+
+
+def _whole(store: Store, config: Config, report: Report, params: Params, query: str) -> pa.Table:
+    """A summary's rows as their CSV cells, computed once for the parameters (`Params.memo`): a page counts them,
+    shows some and charts them, and each of these is read from the same rows instead of running the report again.
+    A summary has a row per period and dimension value, so its rows are few."""
+    key = ("whole", query)
+    if key not in params.memo:
+        with cursor_for(store, config, report, params) as cursor:
+            params.memo[key] = cursor.sql(f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({query})").to_arrow_table()
+    table: pa.Table = params.memo[key]
+    return table
+
+
+def _summary_rows(store: Store, config: Config, report: Report, params: Params, query: str, paging: str,
+                  order: Order | None) -> list[tuple[str | None, ...]]:
+    """A page of a summary's rows, from its rows computed once (`_whole`), in its order or sorted by `order`."""
+    whole = _whole(store, config, report, params, query)
+    listed = "SELECT * FROM summary_whole"
+    sql = (f"{listed}{paging}" if order is None else _ordered(report.output_columns(params), listed, order) + paging)
+    cursor = store.con.cursor()
+    try:
+        cursor.register("summary_whole", whole)
+        return cursor.execute(sql).fetchall()
+    finally:
+        cursor.close()
 
 
 def _ordered(columns: tuple[Column, ...], query: str, order: Order) -> str:
@@ -224,7 +253,10 @@ def count_rows(store: Store, config: Config, report: Report, params: Params) -> 
     with cursor_for(store, config, report, params) as cursor:
         if report.keyed:
             return count_keys(store, cursor, config, report, params)
-        return int(cursor.execute(f"SELECT count(*) FROM ({report.query(report, params, config)})").fetchall()[0][0])
+        query = report.query(report, params, config)
+        if report.default_period is not None:  # a summary: its page and chart read the same rows (`_whole`)
+            return _whole(store, config, report, params, query).num_rows
+        return int(cursor.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
 
 
 def fetch(store: Store, sql: str) -> list[tuple[Any, ...]]:
