@@ -202,7 +202,7 @@ def report_rows(store: Store, config: Config, report: Report, params: Params, li
                                                       offset=offset, order=order)
     query = report.query(report, params, config)
     paging = (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
-    if report.default_period is not None and (limit is not None or order is not None):
+    if report.rows_are_few and (limit is not None or order is not None):
         return _header(report, params), _summary_rows(store, config, report, params, query, paging, order)
     if order is None:
         sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({query})" + paging
@@ -215,7 +215,8 @@ def report_rows(store: Store, config: Config, report: Report, params: Params, li
 def _whole(store: Store, config: Config, report: Report, params: Params, query: str) -> pa.Table:
     """A summary's rows as their CSV cells, computed once for the parameters (`Params.memo`): a page counts them,
     shows some and charts them, and each of these is read from the same rows instead of running the report again.
-    A summary has a row per period and dimension value, so its rows are few."""
+    Only for a report whose rows are few (`Report.rows_are_few`): a row per period and dimension value, guide or
+    theme."""
     key = ("whole", query)
     if key not in params.memo:
         with cursor_for(store, config, report, params) as cursor:
@@ -254,7 +255,7 @@ def count_rows(store: Store, config: Config, report: Report, params: Params) -> 
         if report.keyed:
             return count_keys(store, cursor, config, report, params)
         query = report.query(report, params, config)
-        if report.default_period is not None:  # a summary: its page and chart read the same rows (`_whole`)
+        if report.rows_are_few:  # a summary's page and chart read the same rows (`_whole`)
             return _whole(store, config, report, params, query).num_rows
         return int(cursor.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
 

@@ -112,6 +112,13 @@ class Report:
     # A detail report whose rows each have a unique key (a BIGINT) that its query gives with `Params.keyed` and
     # selects by with `Params.keys`: its pages are read in two steps (reports/paging.py, decision 160).
     keyed: bool = False
+    # A report of a row per guide or theme: few rows, which a page reads computed once (decision 173), as a summary's.
+    few_rows: bool = False
+
+    @property
+    def rows_are_few(self) -> bool:
+        """A summary (a row per period and dimension value) or a report of `few_rows`."""
+        return self.default_period is not None or self.few_rows
 
     def judges_with(self, params: Params) -> tuple[str, ...]:
         return self.judged_with + (self.extra_judged_with if params.extra else ())

@@ -95,4 +95,5 @@ GUIDE_EFFECTIVENESS = Report(
     where=SESSION_FILTERS,
     query=_guides,
     judged_with=("durable_window",),
+    few_rows=True,
 )

@@ -219,6 +219,7 @@ HANDOFF_THEMES = Report(
     where=THEME_WHERE,
     query=_summary,
     inputs=_themes,
+    few_rows=True,
 )
 HANDOFF_THEMES_WITH_EXAMPLES = Report(
     name="handoff-themes-with-examples",
@@ -227,6 +228,7 @@ HANDOFF_THEMES_WITH_EXAMPLES = Report(
     query=lambda report, params, config: _summary(report, params, config, examples=True),
     inputs=_themes,
     personal_data=True,
+    few_rows=True,
 )
 HANDOFF_THEME_SESSIONS = Report(
     name="handoff-theme-sessions",
