@@ -30,3 +30,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnalystSite]:
     """The worked example served, with the analyst `ana` (an API token, a browser logged in)."""
     with analyst_site(tmp_path_factory.mktemp("served")) as site:
         yield site
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[object]:
+    """A local Spark session of 2 cores for a module's tests (PySpark imported only by those that ask)."""
+    from convoscope.derive import spark_engine
+
+    session = spark_engine.session("local[2]", partitions=4, batch_rows=2048, memory="2g")
+    yield session
+    session.stop()

@@ -42,13 +42,6 @@ CONFIG = 'session_inactivity = "90m"\n'  # not the default, so a lake remembers 
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    session = spark_engine.session("local[2]", partitions=4, batch_rows=2048, memory="2g")
-    yield session
-    session.stop()
-
-
-@pytest.fixture(scope="module")
 def brand(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of two Parquet files of one generated brand (see the module's docstring)."""
     folder = tmp_path_factory.mktemp("brand") / "events"

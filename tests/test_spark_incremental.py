@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +32,6 @@ pytestmark = pytest.mark.slow
 
 LATE = 6  # customers with late events in the corrections
 BUCKETS = 16  # the small brand's lake: not the default, which a lake keeps once written
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    session = spark_engine.session("local[2]", partitions=4, batch_rows=2048, memory="2g")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
