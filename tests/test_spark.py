@@ -365,7 +365,9 @@ def test_spark_submit_runs_the_same_job(tmp_path: Path) -> None:
          "--out", str(out), "--partitions", "3"],
         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("accepted ")
+    # spark-submit hands the driver's standard error to its standard output: the run's own line comes first
+    said = result.stdout.splitlines()
+    assert said[0].startswith("convoscope: full derive: ") and said[1].startswith("accepted "), result.stdout
     for table in LAKE_TABLES:
         count, only_store, only_lake = _differences(out, store, table)
         assert (only_store, only_lake) == (0, 0), table
