@@ -223,7 +223,8 @@ def test_crashes_and_what_an_increment_cannot_follow(spark: object, config: Conf
 
     shutil.copy(small / "a.parquet", small / "0-earlier.parquet")
     why = lambda cfg, tz=None, buckets=BUCKETS: spark_lake._why_full(  # noqa: E731
-        spark, files, spark_engine.list_inputs(spark, [str(small)]), cfg, buckets, tz)  # type: ignore[arg-type]
+        spark, files, spark_engine.list_inputs(spark, [str(small)]), cfg, buckets, tz,  # type: ignore[arg-type]
+        spark_lake.recorded(files))
     assert why(config).startswith(f"file://{small}/0-earlier.parquet is new and comes before file://{small}/a.parquet")
     (small / "0-earlier.parquet").unlink()
     other = tmp_path / "other.toml"

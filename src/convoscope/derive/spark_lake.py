@@ -127,24 +127,21 @@ def _apply(files: Files) -> None:
 
 # --- deciding ----------------------------------------------------------------------------------------
 
-def _recorded_buckets(files: Files) -> int | None:
-    """The number of buckets the lake's manifest records, if it has one this version can read."""
-    text = files.read_text(f"{files.base}/{MANIFEST}")
-    try:
-        buckets = json.loads(text).get("buckets") if text else None
-    except (ValueError, AttributeError):
-        return None
-    return buckets if isinstance(buckets, int) and buckets > 0 else None
+def recorded(files: Files) -> dict[str, Any] | None:
+    """The manifest of the complete lake at `files.base` as recorded (read once a run), None without one."""
+    text = files.read_text(f"{files.base}/{MANIFEST}") if files.exists(f"{files.base}/derived_settings") else None
+    found = json.loads(text) if text else None
+    return found if isinstance(found, dict) else None
 
 
 def _why_full(spark: SparkSession, files: Files, listing: E.Listing, config: Config, buckets: int,
-              assume_tz: str | None) -> str | None:
-    """Why the lake at `files.base` cannot be brought up to date by reading the new files alone, or None."""
+              assume_tz: str | None, manifest: dict[str, Any] | None) -> str | None:
+    """Why the lake at `files.base`, whose `manifest` is `recorded`'s, cannot be brought up to date by reading
+    the new files alone, or None."""
     out = files.base
-    text = files.read_text(f"{out}/{MANIFEST}") if files.exists(f"{out}/derived_settings") else None
-    if text is None:
+    if manifest is None:
         return f"{out} holds no lake with a manifest yet"
-    recorded = Manifest(**json.loads(text))
+    recorded = Manifest(**manifest)
     if recorded.layout != LAYOUT or recorded.columns != _columns():
         return f"{out} was written by another version of convoscope"
     if recorded.buckets != buckets:
@@ -176,16 +173,17 @@ def derive(spark: SparkSession, paths: list[str], out: str, config: Config, *, a
     listing = E.list_inputs(spark, paths)
     if not full:
         recover(files)
-    buckets = buckets or _recorded_buckets(files) or E.BUCKETS
-    why = "--full" if full else _why_full(spark, files, listing, config, buckets, assume_tz)
+    manifest = recorded(files)
+    kept = manifest.get("buckets") if manifest else None
+    buckets = buckets or (kept if isinstance(kept, int) and kept > 0 else E.BUCKETS)
+    why = "--full" if full else _why_full(spark, files, listing, config, buckets, assume_tz, manifest)
     if why is not None:
         for leftover in (COMMIT, STAGING, MANIFEST):
             files.remove(f"{files.base}/{leftover}")
         result = E.derive(spark, paths, files.base, config, assume_tz=assume_tz, buckets=buckets, listing=listing)
         files.write_text(f"{files.base}/{MANIFEST}", _manifest(listing, buckets, assume_tz).text())
         return Outcome(result, f"full derive: {why}")
-    recorded = Manifest(**json.loads(files.read_text(f"{files.base}/{MANIFEST}") or "{}"))
-    new = listing.files[len(recorded.files):]
+    new = listing.files[len(Manifest(**manifest or {}).files):]
     if not new:
         return Outcome(_counts(spark, files.base), f"nothing new: {files.base} holds every file of --events")
     touched = _increment(spark, files, listing, [f.uri for f in new], config, buckets, assume_tz)
