@@ -202,7 +202,7 @@ def report_rows(store: Store, config: Config, report: Report, params: Params, li
                                                       offset=offset, order=order)
     query = report.query(report, params, config)
     paging = (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
-    if report.rows_are_few:
+    if report.rows_are_few and (limit is not None or order is not None):
         return _header(report, params), _summary_rows(store, config, report, params, query, paging, order)
     if order is None:
         sql = f"SELECT nullif(COLUMNS(*)::VARCHAR, '') FROM ({query})" + paging
@@ -251,12 +251,13 @@ def _ordered(columns: tuple[Column, ...], query: str, order: Order) -> str:
 
 def count_rows(store: Store, config: Config, report: Report, params: Params) -> int:
     """The number of rows of the report; of a keyed report, the length of its keys, which its pages read too."""
-    if report.rows_are_few:  # a summary's page and chart read the same rows (`_whole`)
-        return _whole(store, config, report, params, report.query(report, params, config)).num_rows
     with cursor_for(store, config, report, params) as cursor:
         if report.keyed:
             return count_keys(store, cursor, config, report, params)
-        return int(cursor.execute(f"SELECT count(*) FROM ({report.query(report, params, config)})").fetchall()[0][0])
+        query = report.query(report, params, config)
+        if report.rows_are_few:  # a summary's page and chart read the same rows (`_whole`)
+            return _whole(store, config, report, params, query).num_rows
+        return int(cursor.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
 
 
 def fetch(store: Store, sql: str) -> list[tuple[Any, ...]]:
