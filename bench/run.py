@@ -5,6 +5,7 @@ kernel's accounting of that child) are its own. Prints a table and writes bench/
 
     .venv/bin/python bench/run.py --events 1000000 10000000
     .venv/bin/python bench/run.py --events 10000000 --reports-only   # reuse the stores of a full run
+    .venv/bin/python bench/run.py --events 100000000 --formats parquet --no-reports   # ingest and derive only
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from convoscope.synth import EVENTS_PER_CUSTOMER_PER_30_DAYS
 
@@ -64,14 +67,26 @@ REPORTS = [  # (stage name, the command and its options); each over the generate
 ]
 
 
-def bench(target: int, *, days: int, reports_only: bool) -> list[dict]:
+def tag(target: int) -> str:
+    return f"{target // 1_000_000}m" if target >= 1_000_000 else f"{target // 1000}k"
+
+
+def event_files(target: int, *, days: int = 30, formats: tuple[str, ...] = ("jsonl", "parquet")) -> dict[str, Path]:
+    """The generated brand of about `target` events over `days`, in each of `formats` (the same events: the
+    generator is seeded), written once into bench/out and used again by every bench."""
     customers = max(1, round(target / EVENTS_PER_CUSTOMER_PER_30_DAYS * 30 / days))
-    tag = f"{target // 1_000_000}m" if target >= 1_000_000 else f"{target // 1000}k"
-    jsonl, parquet = OUT / f"events-{tag}.jsonl", OUT / f"events-{tag}.parquet"
-    for path in (jsonl, parquet):
+    files = {fmt: OUT / f"events-{tag(target)}.{fmt}" for fmt in formats}
+    for path in files.values():
         if not path.exists():
             run(["generate", "--customers", str(customers), "--days", str(days), "--seed", "1", "--out", str(path)])
-    events = sum(1 for _ in jsonl.open("rb"))
+    return files
+
+
+def bench(target: int, *, days: int, formats: tuple[str, ...], reports: bool, reports_only: bool) -> list[dict]:
+    """Ingest each of `formats` into a store of its own, derive the first one's and run the reports on it."""
+    files = event_files(target, days=days, formats=formats)
+    events = pq.ParquetFile(files["parquet"]).metadata.num_rows if "parquet" in files else \
+        sum(1 for _ in files["jsonl"].open("rb"))
     rows = []
 
     def stage(name: str, args: list[str], db: Path) -> None:
@@ -81,23 +96,25 @@ def bench(target: int, *, days: int, reports_only: bool) -> list[dict]:
         print(f"{events:>12,}  {name:<34} {seconds:>8.2f} s  {events / seconds:>12,.0f} ev/s  {rss:>8,.0f} MiB",
               flush=True)
 
-    db = OUT / f"bench-{tag}.duckdb"
+    stores = {fmt: OUT / f"bench-{tag(target)}{'' if fmt == 'jsonl' else '-pq'}.duckdb" for fmt in formats}
+    db = stores[formats[0]]
     if not reports_only:
-        for suffix in ("", ".wal"):
-            for path in (db, OUT / f"bench-{tag}-pq.duckdb"):
+        for path in stores.values():
+            for suffix in ("", ".wal"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
-        stage("ingest jsonl (store only)", ["ingest", "--no-derive", str(jsonl)], db)
+        stage(f"ingest {formats[0]} (store only)", ["ingest", "--no-derive", str(files[formats[0]])], db)
         stage("derive (all customers)", ["derive"], db)
         ratio = rows[-1]["seconds"] / ((REFERENCE_SORT_S + REFERENCE_KERNEL_S) * events / 10_000_000)
         rows[-1]["ratio_to_reference"] = round(ratio, 1)
         print(f"{'':>12}  {'derive vs sort + kernel reference':<34} {ratio:>8.1f} ×  (issue 5 asks for at most 3 ×)",
               flush=True)
     window = ["--from", "2026-05-01", "--to", "2026-05-30", "--tz", "UTC", "--as-of", "2026-07-01T00:00:00Z"]
-    for name, command in REPORTS:
+    for name, command in REPORTS if reports or reports_only else []:
         shown = name if command[0] != "report" else f"report {name}"
         stage(shown, [*command, *window, "--out", str(OUT / f"{name.split()[0]}.csv")], db)
     if not reports_only:
-        stage("ingest parquet (store only)", ["ingest", "--no-derive", str(parquet)], OUT / f"bench-{tag}-pq.duckdb")
+        for fmt in formats[1:]:
+            stage(f"ingest {fmt} (store only)", ["ingest", "--no-derive", str(files[fmt])], stores[fmt])
     store_bytes = db.stat().st_size
     rows.append({"events": events, "stage": "store size", "bytes_per_event": round(store_bytes / events)})
     print(f"{events:>12,}  {'store bytes per event':<34} {store_bytes / events:>8.0f}", flush=True)
@@ -109,13 +126,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--reports-only", action="store_true", help="Time the reports on the stores of a full run.")
+    parser.add_argument("--formats", nargs="+", choices=["jsonl", "parquet"], default=["jsonl", "parquet"],
+                        help="The inputs to ingest, each into a store of its own; the first is derived and reported on.")
+    parser.add_argument("--no-reports", action="store_true", help="Ingest and derive only.")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     print(f"{'events':>12}  {'stage':<34} {'time':>10}  {'throughput':>15}  {'peak RSS':>12}")
     results = []
     for target in args.events:
-        results += bench(target, days=args.days, reports_only=args.reports_only)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+        results += bench(target, days=args.days, formats=tuple(args.formats), reports=not args.no_reports,
+                         reports_only=args.reports_only)
+    # The rows of sizes not run this time stay: a 100M run of its own (no JSON Lines, no reports) adds to the others.
+    path = OUT / "results.json"
+    measured = {row["events"] for row in results}
+    kept = [row for row in json.loads(path.read_text()) if row["events"] not in measured] if path.exists() else []
+    path.write_text(json.dumps(kept + results, indent=2))
 
 
 if __name__ == "__main__":
