@@ -16,6 +16,7 @@ report a lake answers, byte for byte, lake against store. Results go to bench/ou
 spark-cluster.json.
 
     .venv/bin/python bench/spark.py --events 1000000 10000000 100000000
+    CONVOSCOPE_SPARK_MEMORY=8g .venv/bin/python bench/spark.py --events 100000000 --partitions 400   # adds to spark.json
     .venv/bin/python bench/spark.py --events 10000000 --cluster 2 --increments 1500 500000 --compare
 """
 
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace, runner: Runner) -> list[dict[str, object]]:
         if args.compare:
             files = sorted(folder.glob("*.parquet"), key=lambda f: int(f.name.split("-")[0]))
             results.append({"compare": [list(r) for r in compare(files, lake, OUT / f"store-{tag(target)}.duckdb")],
-                            "events": results[-1]["events"]})
+                            "events": results[-1]["events"], "input_events": target})
     return results
 
 
@@ -192,7 +193,12 @@ def main() -> None:
             results = run(args, Runner(args, cluster))
     else:
         results = run(args, Runner(args, None))
-    (OUT / ("spark-cluster.json" if args.cluster else "spark.json")).write_text(json.dumps(results, indent=2))
+    # The rows of sizes not run this time stay: 100M runs apart, with partitions of its own.
+    path = OUT / ("spark-cluster.json" if args.cluster else "spark.json")
+    measured = {row["input_events"] for row in results if "input_events" in row}
+    kept = [row for row in json.loads(path.read_text()) if row.get("input_events") not in measured] \
+        if path.exists() else []
+    path.write_text(json.dumps(kept + results, indent=2))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ def blank_sql(col: str) -> str:
     # The regex runs only for the rare value that starts with a control character, a space or a
     # character from U+0085 up (where the other spaces are). Strings compare byte by byte, and UTF-8
     # keeps code point order, so comparing with '!' and U+0085 tests the first character without
-    # decoding it (ascii() did, at twice the cost of the whole test).
-    return (f"({col} IS NULL OR {col} = '' OR (({col} < '!' OR {col} >= chr(133)) "
-            f"AND regexp_full_match({col}, '{SPACE_CLASS}*')))")
+    # decoding it (ascii() did, at twice the cost of the whole test). A CASE, not an AND: in a projection
+    # DuckDB evaluates both sides of an AND for every row, and the regex then ran on every value (14 fields:
+    # 1.1 s of validating 3M events).
+    return (f"CASE WHEN {col} >= '!' AND {col} < chr(133) THEN false "
+            f"ELSE {col} IS NULL OR regexp_full_match({col}, '{SPACE_CLASS}*') END")
 
 
 def promote_sql(field: str) -> str:

@@ -70,6 +70,12 @@ def _score(col: str) -> str:
             f"AND {number} = floor({number}) THEN {number}::INTEGER END")
 
 
+def _longer(col: str, size: int) -> str:
+    """SQL: whether `col` has more than `size` characters (false when NULL). Counting characters reads the
+    whole string; its length in bytes, never fewer, is stored: only a string of more bytes is counted."""
+    return f"CASE WHEN strlen({col}) > {size} THEN length({col}) > {size} ELSE false END"
+
+
 def _shown(col: str) -> str:
     """A value quoted for a message, cut short so that the reason stays one readable line: line breaks
     and control characters (NUL, escape sequences a terminal would obey) are shown as spaces."""
@@ -161,7 +167,7 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
     for f in ("event_id", "customer_id"):
         checks += _chain(
             (_is_blank(f), f"'{f} is missing'"),
-            (f"length({f}) > 200", f"'{f} is longer than 200 characters'"),
+            (_longer(f, 200), f"'{f} is longer than 200 characters'"),
             (f"regexp_matches({f}, '{CONTROL}')", f"'{f} contains control characters'"),
         )
     checks += _chain(
@@ -178,7 +184,7 @@ def checks(timestamp_checks: list[Check]) -> list[Check]:
                          f"'route ' || {_shown('route')} || ' must be ai or team'"))
     for f, size in MAX_LENGTH.items():
         if f not in ("event_id", "customer_id"):
-            checks.append(Check(f"length({f}) > {size}", f"'{f} is longer than {size:,} characters'"))
+            checks.append(Check(_longer(f, size), f"'{f} is longer than {size:,} characters'"))
     checks.append(Check("guides IS NOT NULL AND list_bool_or(list_transform(guides, lambda g: length(g) > 200))",
                          "'a guide name is longer than 200 characters'"))
     checks.append(Check(f"type = 'handoff' AND {_is_blank('category')}", "'category is required on handoff'"))
