@@ -40,7 +40,7 @@ from convoscope.derive import duckdb_engine as engine
 from convoscope.events import readers, schema
 from convoscope.service import events as events_service
 from convoscope.store import DERIVED_TABLES, Store, stored
-from run import OUT, event_files, run, tag
+from run import OUT, event_files, fresh, run, tag
 
 T = TypeVar("T")
 
@@ -59,12 +59,6 @@ con = duckdb.connect(sys.argv[1], read_only=True)
 con.execute("SET enable_progress_bar = false")
 con.execute(f"CREATE TEMP TABLE sorted AS SELECT {sys.argv[2]} FROM events ORDER BY brand, customer_id, occurred_at")
 """
-
-
-def fresh(path: Path) -> Path:
-    for suffix in ("", ".wal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return path
 
 
 def apart(work: Callable[..., T], *args: Any) -> T:

@@ -71,6 +71,21 @@ def tag(target: int) -> str:
     return f"{target // 1_000_000}m" if target >= 1_000_000 else f"{target // 1000}k"
 
 
+def fresh(path: Path) -> Path:
+    """`path`, a store file, removed with its write-ahead log, to be made anew."""
+    for suffix in ("", ".wal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def keep_other_sizes(path: Path, results: list[dict], size: str) -> None:
+    """Write `results` to the JSON file `path`, keeping its rows of the sizes (their field `size`) not in them: a size
+    run on its own (100M: no JSON Lines, no reports, partitions of its own) adds to the others."""
+    measured = {row[size] for row in results if size in row}
+    kept = [row for row in json.loads(path.read_text()) if row.get(size) not in measured] if path.exists() else []
+    path.write_text(json.dumps(kept + results, indent=2))
+
+
 def event_files(target: int, *, days: int = 30, formats: tuple[str, ...] = ("jsonl", "parquet")) -> dict[str, Path]:
     """The generated brand of about `target` events over `days`, in each of `formats` (the same events: the
     generator is seeded), written once into bench/out and used again by every bench."""
@@ -100,8 +115,7 @@ def bench(target: int, *, days: int, formats: tuple[str, ...], reports: bool, re
     db = stores[formats[0]]
     if not reports_only:
         for path in stores.values():
-            for suffix in ("", ".wal"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            fresh(path)
         stage(f"ingest {formats[0]} (store only)", ["ingest", "--no-derive", str(files[formats[0]])], db)
         stage("derive (all customers)", ["derive"], db)
         ratio = rows[-1]["seconds"] / ((REFERENCE_SORT_S + REFERENCE_KERNEL_S) * events / 10_000_000)
@@ -136,11 +150,7 @@ def main() -> None:
     for target in args.events:
         results += bench(target, days=args.days, formats=tuple(args.formats), reports=not args.no_reports,
                          reports_only=args.reports_only)
-    # The rows of sizes not run this time stay: a 100M run of its own (no JSON Lines, no reports) adds to the others.
-    path = OUT / "results.json"
-    measured = {row["events"] for row in results}
-    kept = [row for row in json.loads(path.read_text()) if row["events"] not in measured] if path.exists() else []
-    path.write_text(json.dumps(kept + results, indent=2))
+    keep_other_sizes(OUT / "results.json", results, "events")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ spark-cluster.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from convoscope.derive.standalone import Cluster, standalone
 from convoscope.synth import EVENTS_PER_CUSTOMER_PER_30_DAYS
+from run import keep_other_sizes, tag
 
 OUT = Path(__file__).resolve().parent / "out"
 CLI = [sys.executable, "-m", "convoscope.cli"]
@@ -62,10 +62,6 @@ def tree_rss_mib(root: int) -> float:
         grown = bool(below)
         tree |= below
     return sum(rss.get(pid, 0) for pid in tree) / 2**20
-
-
-def tag(events: int) -> str:
-    return f"{events // 1_000_000}m" if events >= 1_000_000 else f"{events // 1000}k"
 
 
 def generate(path: Path, customers: int, *, days: int = DAYS, seed: int = 1, start: date = START) -> None:
@@ -193,12 +189,7 @@ def main() -> None:
             results = run(args, Runner(args, cluster))
     else:
         results = run(args, Runner(args, None))
-    # The rows of sizes not run this time stay: 100M runs apart, with partitions of its own.
-    path = OUT / ("spark-cluster.json" if args.cluster else "spark.json")
-    measured = {row["input_events"] for row in results if "input_events" in row}
-    kept = [row for row in json.loads(path.read_text()) if row.get("input_events") not in measured] \
-        if path.exists() else []
-    path.write_text(json.dumps(kept + results, indent=2))
+    keep_other_sizes(OUT / ("spark-cluster.json" if args.cluster else "spark.json"), results, "input_events")
 
 
 if __name__ == "__main__":

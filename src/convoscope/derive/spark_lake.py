@@ -130,7 +130,10 @@ def _apply(files: Files) -> None:
 def recorded(files: Files) -> dict[str, Any] | None:
     """The manifest of the complete lake at `files.base` as recorded (read once a run), None without one."""
     text = files.read_text(f"{files.base}/{MANIFEST}") if files.exists(f"{files.base}/derived_settings") else None
-    found = json.loads(text) if text else None
+    try:
+        found = json.loads(text) if text else None
+    except ValueError:  # unreadable: no manifest this version can follow, so a full derive writes a new one
+        return None
     return found if isinstance(found, dict) else None
 
 
