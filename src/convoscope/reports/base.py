@@ -12,7 +12,7 @@ import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from convoscope.config import Config
 from convoscope.errors import ReportError
+from convoscope.reports import zones
 from convoscope.store import BRAND_PATTERN, stored
 from convoscope.store import sql_string as q
 
@@ -138,8 +139,22 @@ def snake_header(display: str) -> str:
 # --- SQL fragments -----------------------------------------------------------------------------------
 
 def local(ts: str, params: Params) -> str:
-    """The wall-clock time of UTC timestamp `ts` in the report's zone."""
-    return f"timezone({q(params.tz)}, {ts}::TIMESTAMPTZ)"
+    """The wall-clock time of UTC timestamp `ts` in the report's zone: ICU's, by offsets over the report's window
+    (reports/zones.py)."""
+    return zones.wall_clock(ts, params.tz, _window(params))
+
+
+def _window(params: Params) -> tuple[datetime, datetime]:
+    """The instants a report's times mostly fall in: its range, or the year before its as-of time."""
+    first = [datetime.combine(d, time()) for d in (params.date_from, params.date_to) if d]
+    first += [naive_utc(i) for i in (params.start_at, params.end_at) if i]
+    if not first:
+        first = [naive_utc(params.as_of) - timedelta(days=366), naive_utc(params.as_of)]
+    return zones.window(min(first), max(first))
+
+
+def naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def fmt_timestamp(ts: str, params: Params) -> str:
@@ -211,6 +226,12 @@ def in_range(ts: str, params: Params) -> str:
     """The anchor falls on a local date within [from, to] (SPEC 4: `to` covers its whole day)."""
     conditions = []
     loc = local(ts, params)
+    if params.date_from or params.date_to:
+        # A local date is within a day of its UTC instant: first the instants of the window around the range, which
+        # DuckDB compares cheaply and prunes whole row groups by, then the exact local dates.
+        start, stop = _window(params)
+        conditions += [f"{ts} >= {zones.literal(start)}"] if params.date_from else []
+        conditions += [f"{ts} < {zones.literal(stop)}"] if params.date_to else []
     if params.date_from:
         conditions.append(f"{loc}::DATE >= DATE '{params.date_from.isoformat()}'")
     if params.date_to:
@@ -292,7 +313,7 @@ def in_brands_or_unknown(params: Params, column: str = "brand") -> str:
 
 def instant(value: datetime) -> str:
     """A UTC timestamp literal of an aware datetime."""
-    return f"TIMESTAMP '{value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=' ')}'"
+    return f"TIMESTAMP '{naive_utc(value).isoformat(sep=' ')}'"
 
 
 def as_of(params: Params) -> str:
