@@ -68,3 +68,11 @@ def test_a_range_keeps_the_same_rows_as_icus_local_dates(con: duckdb.DuckDBPyCon
                count(*) FILTER (WHERE {icu} BETWEEN DATE '2026-03-08' AND DATE '2026-11-01') FROM t
     """).fetchone()
     assert kept == expected > 0
+
+
+def test_a_range_longer_than_the_spans_keeps_every_row_in_it(con: duckdb.DuckDBPyConnection) -> None:
+    """Spans cover the last ten years of a window; a range of a century still keeps a row of any year in it."""
+    instants(con, "Europe/London")
+    params = Params(date_from=date(2000, 1, 1), date_to=date(2099, 12, 31), tz="Europe/London")
+    kept, everything = con.execute(f"SELECT count(*) FILTER (WHERE {in_range('t', params)}), count(t) FROM t").fetchone()
+    assert kept == everything > 0

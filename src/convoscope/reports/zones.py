@@ -17,7 +17,8 @@ from functools import lru_cache
 import duckdb
 
 FIXED_UTC = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu", "UCT", "Etc/UCT"})
-MAX_WINDOW = timedelta(days=3660)  # ten years, sampled hour by hour: 88k rows, once per zone and window
+# The spans of the last ten years of a longer window: sampled hour by hour, 88k rows, once per zone and window.
+MAX_WINDOW = timedelta(days=3660)
 _icu = threading.local()
 
 
@@ -57,11 +58,11 @@ def spans(zone: str, start: datetime, stop: datetime) -> tuple[tuple[datetime, d
 
 
 def window(first: datetime, last: datetime) -> tuple[datetime, datetime]:
-    """The naive UTC window whose spans a conversion uses, for instants expected within [first, last]: two days
-    either side (an offset is under a day), on whole days so that requests share it, ten years at most."""
+    """The naive UTC window around the instants expected within [first, last]: two days either side (an offset
+    is under a day), on whole days so that requests share it."""
     start = first.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
     stop = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=3)
-    return max(start, stop - MAX_WINDOW), stop
+    return start, stop
 
 
 def literal(value: datetime) -> str:
@@ -78,5 +79,5 @@ def wall_clock(ts: str, zone: str, within: tuple[datetime, datetime] | None) -> 
     branches = " ".join(
         f"WHEN {ts} >= {literal(a)} AND {ts} < {literal(b)} THEN {ts}"
         + (f" + to_microseconds({offset})" if offset else "")
-        for a, b, offset in spans(zone, *within))
+        for a, b, offset in spans(zone, max(within[0], within[1] - MAX_WINDOW), within[1]))
     return f"(CASE {branches} ELSE {icu} END)"
