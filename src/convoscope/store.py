@@ -15,11 +15,14 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar, cast
 
 import duckdb
 import numpy as np
@@ -27,6 +30,8 @@ import pyarrow as pa
 
 from convoscope.errors import ConvoscopeError
 from convoscope.events.fields import promote_sql
+
+T = TypeVar("T")
 
 DEFAULT_DB = "convoscope.duckdb"
 SCHEMA_VERSION = "5"  # of the derived tables (and the events' columns): a store of another version rebuilds them
@@ -330,6 +335,36 @@ def file_stamp(path: Path) -> tuple[object, ...]:
     return tuple(parts)
 
 
+_KEPT: OrderedDict[tuple[object, ...], object] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+KEPT_AT_MOST = 512  # answers kept per process: a few lists of names and two instants each
+
+
+def while_unchanged(store: Store, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """What `compute` reads from `store`, kept per process under `key` while the store's files are as they were
+    (`file_stamp`: every commit changes them), as a detail report's page keeps its key lists (decision 160): small
+    answers that read a whole table (the brands, the span of their events, a form's suggestions), which pages ask
+    at every request and only a commit changes. Kept only when the files did not change while it was computed; a
+    store that is no file (in memory, a lake) computes every time. Not for a connection inside its own write
+    transaction: what it reads there is not in the files yet."""
+    path = Path(store.path)
+    if str(path) == ":memory:" or not path.is_file():
+        return compute()
+    stamp = file_stamp(path)
+    full = (str(path.resolve()), stamp, *key)
+    with _KEPT_LOCK:
+        if full in _KEPT:
+            _KEPT.move_to_end(full)
+            return cast(T, _KEPT[full])
+    value = compute()
+    if file_stamp(path) == stamp:
+        with _KEPT_LOCK:
+            _KEPT[full] = value
+            while len(_KEPT) > KEPT_AT_MOST:
+                _KEPT.popitem(last=False)
+    return value
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("CONVOSCOPE_DB", DEFAULT_DB))
 
@@ -520,10 +555,13 @@ class Store:
         row = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
         return int(row[0])
 
-    def brands(self) -> list[str]:
+    def brands(self, *, kept: bool = False) -> list[str]:
         """Every brand the store knows: of its events, and of rejected or duplicate records. A record
         rejected for its brand ('B2', 'acme corp') names no brand: it would otherwise add one, and with
-        it change every report's default time zone (SPEC 4) and the brands users may choose."""
+        it change every report's default time zone (SPEC 4) and the brands users may choose. With `kept`, the
+        answer `kept` since the last commit (a page's; not inside a write transaction)."""
+        if kept:
+            return while_unchanged(self, ("brands",), self.brands)
         return [r[0] for r in self.con.execute(f"""
             SELECT brand FROM events
             UNION SELECT brand FROM rejects WHERE regexp_full_match(brand, '{BRAND_PATTERN}')

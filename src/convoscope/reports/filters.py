@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from convoscope.reports.base import Params, in_brands
-from convoscope.store import Store
+from convoscope.store import Store, while_unchanged
 
 SUGGESTED = {
     "channel": "SELECT channel FROM sessions WHERE {brands} UNION SELECT channel FROM contacts WHERE {brands}",
@@ -22,7 +22,11 @@ SUGGESTED_AT_MOST = 500
 
 def suggested_values(store: Store, keys: list[str], brands: list[str]) -> dict[str, list[str]]:
     """Per filter key of `keys` that has suggestions, the distinct values `brands` hold, in order, at most
-    SUGGESTED_AT_MOST of them."""
+    SUGGESTED_AT_MOST of them; kept until the store's next commit (`store.while_unchanged`)."""
+    return while_unchanged(store, ("suggested", tuple(keys), tuple(brands)), lambda: _suggested(store, keys, brands))
+
+
+def _suggested(store: Store, keys: list[str], brands: list[str]) -> dict[str, list[str]]:
     where = in_brands(Params(brands=brands), "brand")
     found = {}
     cursor = store.con.cursor()  # requests share the store's connection
@@ -40,7 +44,11 @@ def suggested_values(store: Store, keys: list[str], brands: list[str]) -> dict[s
 
 def event_span(store: Store, brands: list[str]) -> tuple[datetime, datetime] | None:
     """The first and last `occurred_at` (UTC) of the events of `brands`; None when they have none. One aggregate
-    over two columns of the events, as cheap as `Store.brands`, which every page already reads."""
+    over two columns of the events, kept until the store's next commit (`store.while_unchanged`) as pages' `Store.brands`."""
+    return while_unchanged(store, ("event_span", tuple(brands)), lambda: _span(store, brands))
+
+
+def _span(store: Store, brands: list[str]) -> tuple[datetime, datetime] | None:
     cursor = store.con.cursor()
     try:
         first, last = cursor.execute(

@@ -112,7 +112,7 @@ def compare_page(
     form = {"set": sets, **given}
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
-        visible = caller.user.visible_brands(store.brands())
+        visible = caller.user.visible_brands(store.brands(kept=True))
         result, error = None, None
         if run:
             try:

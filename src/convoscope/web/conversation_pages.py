@@ -148,7 +148,7 @@ def open_conversation(request: Request, id_: Annotated[str | None, Query(alias="
             return server.page(request, "home.html", caller)
         wanted = _named_id(wanted)
         server.ensure_derived(store)
-        found = timeline.find(store.con, wanted, caller.user.visible_brands(store.brands()))
+        found = timeline.find(store.con, wanted, caller.user.visible_brands(store.brands(kept=True)))
     if len(found) == 1:
         return RedirectResponse(f"/conversations/{quote(found[0]['conversation_id'], safe='')}", status_code=303)
     for row in found:  # each in its brand's zone, as its page shows it
@@ -167,7 +167,7 @@ def conversation_page(request: Request, conversation_id: str,
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
         server.ensure_derived(store)
-        brands = caller.user.visible_brands(store.brands())
+        brands = caller.user.visible_brands(store.brands(kept=True))
         found = timeline.conversation(store.con, conversation_id, brands)
         if found is None:
             raise problem(404, "not_found", f"no conversation {conversation_id!r}", "id")

@@ -124,7 +124,7 @@ def dashboard_page(
     config = server.config  # one reading for every report of the page
     with server.gate.open() as store:
         caller = require(request, store, accounts.REPORTS)
-        visible = caller.user.visible_brands(store.brands())
+        visible = caller.user.visible_brands(store.brands(kept=True))
         board, section, error, zone, params = None, None, None, None, None
         previous = None
         try:

@@ -22,7 +22,7 @@ def _entity(request: Request, permission: str, kind: str, entity_id: str, audite
     with server.gate.open() as store:
         caller = require(request, store, permission)
         server.ensure_derived(store)
-        brands = caller.user.visible_brands(store.brands())
+        brands = caller.user.visible_brands(store.brands(kept=True))
         found = getattr(timeline, kind)(store.con, entity_id, brands)
         if found is None:
             raise problem(404, "not_found", f"no {kind} {entity_id!r}", "id")

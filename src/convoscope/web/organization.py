@@ -78,7 +78,7 @@ def get_organization(request: Request) -> OrganizationOut:
     server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
-        brands = caller.user.visible_brands(store.brands())
+        brands = caller.user.visible_brands(store.brands(kept=True))
     config = server.config
     name = config.server.name
     return OrganizationOut(id=name, name=name, timezone=config.defaults.timezone,
@@ -91,7 +91,7 @@ def get_agents(request: Request) -> list[AgentOut]:
     server = server_of(request)
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
-        members = people.team_members(store, caller.user.visible_brands(store.brands()))
+        members = people.team_members(store, caller.user.visible_brands(store.brands(kept=True)))
     return [AgentOut(id=m.name, name=m.name, emailAddress=m.email, brands=m.brands) for m in members]
 
 
@@ -103,7 +103,7 @@ def get_customer_profile(request: Request, customer_id: str) -> CustomerProfileO
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
         server.ensure_derived(store)
-        found = people.customer(store, customer_id, caller.user.visible_brands(store.brands()))
+        found = people.customer(store, customer_id, caller.user.visible_brands(store.brands(kept=True)))
     if found is None:
         raise problem(404, "not_found", f"no customer {customer_id!r} among the brands you may see", "id")
     return CustomerProfileOut(

@@ -182,7 +182,7 @@ def report_page(
         if report is None:
             raise problem(404, "not_found", f"no report {name!r}; use one of {', '.join(reports.REPORTS)}", "name")
         form = _report_form(request, report, from_, to, tz, as_of, period, by, where, brand, anchor, extra)
-        visible = caller.user.visible_brands(store.brands())
+        visible = caller.user.visible_brands(store.brands(kept=True))
         prepared, error, table, chart, view, part = None, None, None, None, View(), None
         try:
             view = View.of(page, size, sort, desc)

@@ -35,7 +35,7 @@ def _page(request: Request, *, status: int = 200, error: FieldError | None = Non
         who = require(request, store, accounts.SCHEDULE)
         found = schedule_service.list_schedules(store.con, who.user)
         runs = delivery.list_runs(store, [s.id for s in found], limit=RUNS_SHOWN)
-        brands = who.user.visible_brands(store.brands())
+        brands = who.user.visible_brands(store.brands(kept=True))
     utc = ZoneInfo("UTC")
     return server.page(request, "schedules.html", who, status=status, schedules=found, runs=runs, error=error,
                        form=form or {}, notice=notice, reports=list(REPORTS), ranges=schedule_service.RANGES,

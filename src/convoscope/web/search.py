@@ -115,7 +115,7 @@ def _run(request: Request, q: str, page: int, via: str) -> tuple[Caller, dict[st
     with server.gate.open() as store:
         caller = require(request, store, accounts.CONVERSATIONS)
         server.ensure_derived(store)
-        visible = caller.user.visible_brands(store.brands())
+        visible = caller.user.visible_brands(store.brands(kept=True))
         words = caller.user.can(accounts.REPORTS_WITH_MESSAGES)
         if words and search.fts_query(q) is not None:
             building = _up_to_date(server, store)

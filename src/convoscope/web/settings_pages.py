@@ -111,7 +111,7 @@ def may_edit(user: User, brand: str | None) -> bool:
 
 def _brands(caller: Caller, store: Store, config: Config) -> list[str]:
     """The brands the caller may see: those with events and those the file has a table for."""
-    return caller.user.visible_brands(sorted(set(store.brands()) | set(config.brands)))
+    return caller.user.visible_brands(sorted(set(store.brands(kept=True)) | set(config.brands)))
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -276,7 +276,7 @@ def _preview(server: Server, store: Store, caller: Caller, edit: Edit, proposed:
     """The headline figures under the stored settings and the proposed ones, per group of brands the change moves
     alike, over the form's range, else the last PREVIEW_DAYS days of their events."""
     config = server.config  # what the stored tables are derived with
-    with_events = caller.user.visible_brands(store.brands())
+    with_events = caller.user.visible_brands(store.brands(kept=True))
     affected = {name: values for name, values in _affected(config, proposed, edit.brand, with_events).items()
                 if name in with_events}
     if not affected:
@@ -312,7 +312,7 @@ def _effects(current: Config, proposed: Config, brand: str | None, found: list[c
     """What a save does, in sentences: nothing, or when the server uses it and what is derived again."""
     if not found:
         return ["Nothing to save: the form's values are those of the file."]
-    brands = [brand] if brand is not None else sorted(set(store.brands()) | set(proposed.brands))
+    brands = [brand] if brand is not None else sorted(set(store.brands(kept=True)) | set(proposed.brands))
     derived = [name for name in brands
                if current.for_brand(name).derivation_fingerprint() != proposed.for_brand(name).derivation_fingerprint()]
     notes = ["The server uses the file from the next request, as it does any change of the file."]
