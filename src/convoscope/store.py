@@ -561,7 +561,7 @@ class Store:
         it change every report's default time zone (SPEC 4) and the brands users may choose. With `kept`, the
         answer `kept` since the last commit (a page's; not inside a write transaction)."""
         if kept:
-            return while_unchanged(self, ("brands",), self.brands)
+            return list(while_unchanged(self, ("brands",), self.brands))  # the kept answer stays as it was read
         return [r[0] for r in self.con.execute(f"""
             SELECT brand FROM events
             UNION SELECT brand FROM rejects WHERE regexp_full_match(brand, '{BRAND_PATTERN}')

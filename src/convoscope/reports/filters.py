@@ -23,7 +23,8 @@ SUGGESTED_AT_MOST = 500
 def suggested_values(store: Store, keys: list[str], brands: list[str]) -> dict[str, list[str]]:
     """Per filter key of `keys` that has suggestions, the distinct values `brands` hold, in order, at most
     SUGGESTED_AT_MOST of them; kept until the store's next commit (`store.while_unchanged`)."""
-    return while_unchanged(store, ("suggested", tuple(keys), tuple(brands)), lambda: _suggested(store, keys, brands))
+    found = while_unchanged(store, ("suggested", tuple(keys), tuple(brands)), lambda: _suggested(store, keys, brands))
+    return {key: list(values) for key, values in found.items()}  # the kept answer stays as it was read
 
 
 def _suggested(store: Store, keys: list[str], brands: list[str]) -> dict[str, list[str]]:
@@ -44,7 +45,8 @@ def _suggested(store: Store, keys: list[str], brands: list[str]) -> dict[str, li
 
 def event_span(store: Store, brands: list[str]) -> tuple[datetime, datetime] | None:
     """The first and last `occurred_at` (UTC) of the events of `brands`; None when they have none. One aggregate
-    over two columns of the events, kept until the store's next commit (`store.while_unchanged`) as pages' `Store.brands`."""
+    over two columns of the events, kept until the store's next commit (`store.while_unchanged`), as pages'
+    `Store.brands`."""
     return while_unchanged(store, ("event_span", tuple(brands)), lambda: _span(store, brands))
 
 

@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import duckdb
 
+from convoscope.store import sql_string
+
 FIXED_UTC = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu", "UCT", "Etc/UCT"})
 # The spans of the last ten years of a longer window: sampled hour by hour, 88k rows, once per zone and window.
 MAX_WINDOW = timedelta(days=3660)
@@ -69,13 +71,12 @@ def literal(value: datetime) -> str:
     return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
 
 
-def wall_clock(ts: str, zone: str, within: tuple[datetime, datetime] | None) -> str:
-    """SQL: the wall-clock time in `zone` of the naive UTC timestamp `ts`, as ICU's `timezone` gives it."""
+def wall_clock(ts: str, zone: str, within: tuple[datetime, datetime]) -> str:
+    """SQL: the wall-clock time in `zone` of the naive UTC timestamp `ts`, as ICU's `timezone` gives it; by the
+    offsets of the window `within`, by ICU outside it."""
     if zone in FIXED_UTC:
         return f"({ts})"
-    icu = f"timezone('{zone.replace(chr(39), chr(39) * 2)}', {ts}::TIMESTAMPTZ)"
-    if within is None:
-        return icu
+    icu = f"timezone({sql_string(zone)}, {ts}::TIMESTAMPTZ)"
     branches = " ".join(
         f"WHEN {ts} >= {literal(a)} AND {ts} < {literal(b)} THEN {ts}"
         + (f" + to_microseconds({offset})" if offset else "")
