@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -613,3 +614,20 @@ def test_without_feedback_every_feedback_rate_is_empty(crafted: Store) -> None:
     """No feedback at all: every Negative Feedback Rate is empty, and Feedback Given 0 (zero denominators)."""
     assert {row[6] for row in crafted.table("guide-effectiveness")[1:]} == {""}
     assert {(row[8], row[9]) for row in crafted.table("outcomes-summary")[1:]} == {("0", "")}
+
+
+def test_the_next_interaction_is_the_first_other_one_at_or_after_the_end() -> None:
+    """What the derive keeps for Durable Resolution (decision 176), on the cases a search could get wrong: a
+    session that starts and ends at one instant (itself is not its next, another one then is), a contact created
+    exactly at the end, a customer with contacts only between two with sessions, nothing after the end."""
+    from convoscope.derive.kernel import NONE, next_interactions
+
+    # Customer 0: sessions [10, 20], [20, 20] (starts and ends at one instant), [20, 30]; a contact at 25.
+    # Customer 1: contacts only. Customer 2: a session [5, 8], a contact at 8, a session [40, 50] and nothing after.
+    # Customer 3: a session [60, 60] alone, then a contact at 70.
+    s_group = np.array([0, 0, 0, 2, 2, 3])
+    s_created = np.array([10, 20, 20, 5, 40, 60])
+    s_end = np.array([20, 20, 30, 8, 50, 60])
+    c_group = np.array([0, 1, 1, 2, 3])
+    c_created = np.array([25, 1, 100, 8, 70])
+    assert next_interactions(s_group, s_created, s_end, c_group, c_created).tolist() == [20, 20, NONE, 8, NONE, 70]

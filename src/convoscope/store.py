@@ -34,7 +34,7 @@ from convoscope.events.fields import promote_sql
 T = TypeVar("T")
 
 DEFAULT_DB = "convoscope.duckdb"
-SCHEMA_VERSION = "5"  # of the derived tables (and the events' columns): a store of another version rebuilds them
+SCHEMA_VERSION = "6"  # of the derived tables (and the events' columns): a store of another version rebuilds them
 
 BRAND_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # SPEC 2.2
 EVENT_TYPES = (  # SPEC 2.4 type rank: an ENUM in this order sorts by rank
@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS derived.sessions (
     channel VARCHAR, ai_agent VARCHAR, guides_used VARCHAR, guides VARCHAR[],
     responded BOOLEAN, first_response_at TIMESTAMP, handed_off BOOLEAN,
     handoff_category VARCHAR, handoff_subcategory VARCHAR, handoff_reason VARCHAR, transfer_rationale VARCHAR,
-    recontacted BOOLEAN, recontact_known_at TIMESTAMP, inbox VARCHAR, feedback VARCHAR, feedback_score INTEGER
+    recontacted BOOLEAN, recontact_known_at TIMESTAMP, inbox VARCHAR, feedback VARCHAR, feedback_score INTEGER,
+    next_interaction_at TIMESTAMP  -- the customer's next session or contact at or after the end (decision 176)
 );
 CREATE TABLE IF NOT EXISTS derived.contacts (
     brand VARCHAR, customer_id VARCHAR, contact_key BIGINT, conversation_key BIGINT, session_key BIGINT,
@@ -213,7 +214,7 @@ SELECT brand, customer_id, {id_sql("ses_", "session_key")} AS session_id,
        {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, last_activity_at, ended_at, end_reason,
        channel, ai_agent, guides_used, guides, responded, first_response_at, handed_off, handoff_category,
        handoff_subcategory, handoff_reason, transfer_rationale, recontacted, recontact_known_at, inbox,
-       feedback, feedback_score, session_key, conversation_key
+       feedback, feedback_score, next_interaction_at, session_key, conversation_key
 FROM {DERIVED}.sessions;
 CREATE OR REPLACE VIEW contacts AS
 SELECT brand, customer_id, {id_sql("ctc_", "contact_key")} AS contact_id,
@@ -501,7 +502,8 @@ class Store:
         drops them and marks every customer for derivation, in one transaction. A store of before
         version 3 kept them as tables of the main schema, and its events have no key yet: they get it.
         Before version 4 events had no `inbox`: it was an unknown field, and moves to its column. Before
-        version 5 there was no type `feedback` and no `rating` or `score` (`_add_feedback`)."""
+        version 5 there was no type `feedback` and no `rating` or `score` (`_add_feedback`). Before version 6
+        sessions had no `next_interaction_at` (decision 176): derived again, as every change of their shape."""
         found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         if found and found[0][0] == SCHEMA_VERSION:
             return

@@ -280,9 +280,13 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
     group_brand = events.customers.column("brand").combine_chunks()
     group_customer = events.customers.column("customer_id").combine_chunks()
 
+    def customer_of(first: np.ndarray) -> np.ndarray:
+        """The customer group of entities (or events), from their first events."""
+        return np.searchsorted(events.group_starts, first, side="right") - 1
+
     def owner(first: np.ndarray) -> dict[str, pa.Array]:
         """brand and customer_id of entities (or events), from their first events."""
-        group = pa.array(np.searchsorted(events.group_starts, first, side="right") - 1)
+        group = pa.array(customer_of(first))
         return {"brand": group_brand.take(group), "customer_id": group_customer.take(group)}
 
     cnv_keys, ses_keys, ctc_keys = keys[out.v_first], keys[out.s_first], keys[out.c_first]
@@ -325,6 +329,8 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
 
     # Sessions (SPEC 3.6).
     handoff = np.where(out.s_end_reason == 0, out.s_handoff, K.NONE)
+    came_back = K.next_interactions(customer_of(out.s_first), events.ts[out.s_first], out.s_end,
+                                    customer_of(out.c_first), events.ts[out.c_first])
     takeover = out.s_end_reason == 1
     guide_rows = np.flatnonzero((out.ev_session >= 0) & (kind == K.AI))
     guides = _distinct_strings(cols, "guides", guide_rows, out.ev_session[guide_rows], n_ses)
@@ -351,6 +357,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "recontact_known_at": _times(out.s_recontact_known),
         "inbox": cols.labels("inbox", out.s_inbox),
         **_feedback(cols, out.s_feedback),
+        "next_interaction_at": _times(came_back),
     })
 
     # Contacts (SPEC 3.2, 4.4).

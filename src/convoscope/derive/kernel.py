@@ -634,3 +634,38 @@ def positions_in_runs(owner: np.ndarray) -> np.ndarray:
     for i in range(owner.shape[0]):
         seq[i] = seq[i - 1] + 1 if i > 0 and owner[i] == owner[i - 1] else 0
     return seq
+
+
+@numba.njit(cache=True, nogil=True)
+def next_interactions(s_group: np.ndarray, s_created: np.ndarray, s_end: np.ndarray, c_group: np.ndarray,
+                      c_created: np.ndarray) -> np.ndarray:
+    """Per session, when its customer next started a session or a contact: the creation time of the first other
+    one created at or after the session's end, NONE when there is none (the "came back" of Durable Resolution,
+    issue 26, which a report compares with its own window: decision 176). Sessions and contacts come in customer
+    order (`*_group`), each customer's in the order they were created."""
+    n_s, n_c = s_group.shape[0], c_group.shape[0]
+    found = np.full(n_s, NONE, dtype=np.int64)
+    s_lo = s_hi = c_lo = c_hi = 0
+    for s in range(n_s):
+        if s >= s_hi:  # the first session of a customer: where its sessions and contacts are
+            g = s_group[s]
+            s_lo, s_hi = s, s + 1
+            while s_hi < n_s and s_group[s_hi] == g:
+                s_hi += 1
+            c_lo = c_hi
+            while c_lo < n_c and c_group[c_lo] < g:
+                c_lo += 1
+            c_hi = c_lo
+            while c_hi < n_c and c_group[c_hi] == g:
+                c_hi += 1
+        # The first session created at or after the end, other than this one: this one only when it started at
+        # its own end, and then the next one started then or later.
+        p = s_lo + np.searchsorted(s_created[s_lo:s_hi], s_end[s])
+        if p == s:
+            p += 1
+        best = s_created[p] if p < s_hi else NONE
+        q = c_lo + np.searchsorted(c_created[c_lo:c_hi], s_end[s])
+        if q < c_hi and (best == NONE or c_created[q] < best):
+            best = c_created[q]
+        found[s] = best
+    return found

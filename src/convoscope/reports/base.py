@@ -384,15 +384,15 @@ def brand_window(config: Config, params: Params, setting: str, column: str = "br
     return f"to_microseconds(({value})::BIGINT)"
 
 
-def came_back(start: str, end: str, session_key: str | None = None) -> str:
-    """The (brand, customer) of the row `f` has a session or a contact created in [start, end] (issue 26:
-    Durable Resolution, Came Back); with `session_key`, other than that session. Every stored interaction
-    counts, also one created after the as-of time (decision 19)."""
-    other = f" AND i.session_key IS DISTINCT FROM {session_key}" if session_key else ""
+def came_back(start: str, end: str) -> str:
+    """The (brand, customer) of the row `f` has a session or a contact created in [start, end] (issue 26: a
+    contact's Came Back, from its conversation's last close). Every stored interaction counts, also one created
+    after the as-of time (decision 19). A session's Durable Resolution reads the time the derive keeps instead
+    (decision 176)."""
     return f"""EXISTS (
-        SELECT 1 FROM (SELECT brand, customer_id, created_at, session_key FROM {stored("sessions")}
-                       UNION ALL SELECT brand, customer_id, created_at, NULL FROM {stored("contacts")}) i
-        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.created_at BETWEEN {start} AND {end}{other})"""
+        SELECT 1 FROM (SELECT brand, customer_id, created_at FROM {stored("sessions")}
+                       UNION ALL SELECT brand, customer_id, created_at FROM {stored("contacts")}) i
+        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.created_at BETWEEN {start} AND {end})"""
 
 
 # --- rendering -----------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from convoscope.reports.base import (
     as_of,
     boolean,
     brand_window,
-    came_back,
     cell_needed,
     channel_in,
     columns,
@@ -115,7 +114,9 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
     Resolution false), durable (true), pending."""
     at = as_of(params)
     window = brand_window(config, params, "durable_window", "f.brand")
-    back = came_back("f.ended_at", f"f.ended_at + {window}", "f.session_key")
+    # The customer's first other session or contact created at or after the end, kept by the derive (decision
+    # 176): one came back within the window when it is within the window.
+    back = f"f.next_interaction_at <= f.ended_at + {window}"
     return f"""
         SELECT *, CASE WHEN was_resolved THEN (CASE WHEN feedback = 'positive' THEN 'confirmed'
                                                   WHEN feedback = 'negative' THEN 'disputed'
