@@ -284,10 +284,10 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         """The customer group of entities (or events), from their first events."""
         return np.searchsorted(events.group_starts, first, side="right") - 1
 
-    def owner(first: np.ndarray) -> dict[str, pa.Array]:
-        """brand and customer_id of entities (or events), from their first events."""
-        group = pa.array(customer_of(first))
-        return {"brand": group_brand.take(group), "customer_id": group_customer.take(group)}
+    def owner(first: np.ndarray, group: np.ndarray | None = None) -> dict[str, pa.Array]:
+        """brand and customer_id of entities (or events), from their first events or their customer groups."""
+        taken = pa.array(customer_of(first) if group is None else group)
+        return {"brand": group_brand.take(taken), "customer_id": group_customer.take(taken)}
 
     cnv_keys, ses_keys, ctc_keys = keys[out.v_first], keys[out.s_first], keys[out.c_first]
 
@@ -329,13 +329,14 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
 
     # Sessions (SPEC 3.6).
     handoff = np.where(out.s_end_reason == 0, out.s_handoff, K.NONE)
-    came_back = K.next_interactions(customer_of(out.s_first), events.ts[out.s_first], out.s_end,
-                                    customer_of(out.c_first), events.ts[out.c_first])
+    ses_customer = customer_of(out.s_first)
+    came_back = K.next_interactions(ses_customer, events.ts[out.s_first], out.s_end, customer_of(out.c_first),
+                                    events.ts[out.c_first])
     takeover = out.s_end_reason == 1
     guide_rows = np.flatnonzero((out.ev_session >= 0) & (kind == K.AI))
     guides = _distinct_strings(cols, "guides", guide_rows, out.ev_session[guide_rows], n_ses)
     yield "sessions", pa.table({
-        **owner(out.s_first), "session_key": ses_keys, "conversation_key": cnv_keys[out.s_conversation],
+        **owner(out.s_first, ses_customer), "session_key": ses_keys, "conversation_key": cnv_keys[out.s_conversation],
         "created_at": _times(events.ts[out.s_first]),
         "last_activity_at": _times(out.s_last_activity),
         "ended_at": _times(out.s_end),

@@ -114,8 +114,8 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
     Resolution false), durable (true), pending."""
     at = as_of(params)
     window = brand_window(config, params, "durable_window", "f.brand")
-    # The customer's first other session or contact created at or after the end, kept by the derive (decision
-    # 176): one came back within the window when it is within the window.
+    # When the customer next started a session or a contact, at or after the end, as the derive keeps it
+    # (decision 176): they came back when that is within the window.
     back = f"f.next_interaction_at <= f.ended_at + {window}"
     return f"""
         SELECT *, CASE WHEN was_resolved THEN (CASE WHEN feedback = 'positive' THEN 'confirmed'
