@@ -616,18 +616,29 @@ def test_without_feedback_every_feedback_rate_is_empty(crafted: Store) -> None:
     assert {(row[8], row[9]) for row in crafted.table("outcomes-summary")[1:]} == {("0", "")}
 
 
-def test_the_next_interaction_is_the_first_other_one_at_or_after_the_end() -> None:
-    """What the derive keeps for Durable Resolution (decision 176), on the cases a search could get wrong: a
-    session that starts and ends at one instant (itself is not its next, another one then is), a contact created
-    exactly at the end, a customer with contacts only between two with sessions, nothing after the end."""
-    from convoscope.derive.kernel import NONE, next_interactions
+def test_the_next_interaction_is_the_first_other_one_at_or_after_the_time() -> None:
+    """What the derive keeps for Durable Resolution, Came Back and Resolved First Time (decision 176), on the
+    cases a search could get wrong: a session that starts and ends at one instant (itself is not its next, another
+    one then is), a contact created exactly at the end, two contacts created at one instant (each the other's
+    next), a customer with contacts only between two with sessions, nothing after."""
+    from convoscope.derive.kernel import NONE, earliest, first_created
 
     # Customer 0: sessions [10, 20], [20, 20] (starts and ends at one instant), [20, 30]; a contact at 25.
-    # Customer 1: contacts only. Customer 2: a session [5, 8], a contact at 8, a session [40, 50] and nothing after.
-    # Customer 3: a session [60, 60] alone, then a contact at 70.
+    # Customer 1: contacts only, two at 1 and one at 100. Customer 2: a session [5, 8], a contact at 8, a session
+    # [40, 50] and nothing after. Customer 3: a session [60, 60] alone, then a contact at 70.
     s_group = np.array([0, 0, 0, 2, 2, 3])
     s_created = np.array([10, 20, 20, 5, 40, 60])
     s_end = np.array([20, 20, 30, 8, 50, 60])
-    c_group = np.array([0, 1, 1, 2, 3])
-    c_created = np.array([25, 1, 100, 8, 70])
-    assert next_interactions(s_group, s_created, s_end, c_group, c_created).tolist() == [20, 20, NONE, 8, NONE, 70]
+    c_group = np.array([0, 1, 1, 1, 2, 3])
+    c_created = np.array([25, 1, 1, 100, 8, 70])
+    none = np.full(6, -1)
+    after_end = earliest(first_created(s_group, s_end, np.arange(6), s_group, s_created),
+                         first_created(s_group, s_end, none, c_group, c_created))
+    assert after_end.tolist() == [20, 20, NONE, 8, NONE, 70]
+    # A contact's next other contact, from its own creation.
+    assert first_created(c_group, c_created, np.arange(6), c_group, c_created).tolist() == [
+        NONE, 1, 1, NONE, NONE, NONE]
+    # After a close at 25 of customer 0 and at 9 of customer 2: the contact at 25 itself counts, a close has no own.
+    closes = (np.array([0, 2]), np.array([25, 9]), np.array([-1, -1]))
+    assert earliest(first_created(*closes, s_group, s_created), first_created(*closes, c_group, c_created)).tolist() \
+        == [25, 40]

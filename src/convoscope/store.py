@@ -101,7 +101,8 @@ CREATE TABLE IF NOT EXISTS derived.contacts (
     brand VARCHAR, customer_id VARCHAR, contact_key BIGINT, conversation_key BIGINT, session_key BIGINT,
     source VARCHAR, channel VARCHAR, created_at TIMESTAMP, first_response_at TIMESTAMP,
     last_activity_at TIMESTAMP, ended_at TIMESTAMP, end_reason VARCHAR, agents VARCHAR, agent_names VARCHAR[],
-    customer_messages INTEGER, agent_messages INTEGER, inbox VARCHAR, feedback VARCHAR, feedback_score INTEGER
+    customer_messages INTEGER, agent_messages INTEGER, inbox VARCHAR, feedback VARCHAR, feedback_score INTEGER,
+    next_contact_at TIMESTAMP  -- the customer's next other contact created at or after this one (decision 176)
 );
 CREATE TABLE IF NOT EXISTS derived.conversations (
     brand VARCHAR, customer_id VARCHAR, conversation_key BIGINT, created_at TIMESTAMP, ended_at TIMESTAMP,
@@ -110,7 +111,8 @@ CREATE TABLE IF NOT EXISTS derived.conversations (
 );
 -- `inbox`: that of the conversation's last interaction to start by the close (decision 88).
 CREATE TABLE IF NOT EXISTS derived.conversation_closes (
-    conversation_key BIGINT, closed_at TIMESTAMP, counted BOOLEAN, inbox VARCHAR
+    conversation_key BIGINT, closed_at TIMESTAMP, counted BOOLEAN, inbox VARCHAR,
+    next_interaction_at TIMESTAMP  -- the customer's next session or contact at or after the close (decision 176)
 );
 CREATE TABLE IF NOT EXISTS derived.conversation_reopens (conversation_key BIGINT, reopened_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS derived.anomalies (
@@ -220,7 +222,8 @@ CREATE OR REPLACE VIEW contacts AS
 SELECT brand, customer_id, {id_sql("ctc_", "contact_key")} AS contact_id,
        {id_sql("cnv_", "conversation_key")} AS conversation_id, {id_sql("ses_", "session_key")} AS session_id,
        source, channel, created_at, first_response_at, last_activity_at, ended_at, end_reason, agents, agent_names,
-       customer_messages, agent_messages, inbox, feedback, feedback_score, contact_key, conversation_key, session_key
+       customer_messages, agent_messages, inbox, feedback, feedback_score, next_contact_at, contact_key,
+       conversation_key, session_key
 FROM {DERIVED}.contacts;
 CREATE OR REPLACE VIEW conversations AS
 SELECT brand, customer_id, {id_sql("cnv_", "conversation_key")} AS conversation_id, created_at, ended_at,
@@ -503,7 +506,7 @@ class Store:
         version 3 kept them as tables of the main schema, and its events have no key yet: they get it.
         Before version 4 events had no `inbox`: it was an unknown field, and moves to its column. Before
         version 5 there was no type `feedback` and no `rating` or `score` (`_add_feedback`). Before version 6
-        sessions had no `next_interaction_at` (decision 176): derived again, as every change of their shape."""
+        sessions and closes had no `next_interaction_at`, contacts no `next_contact_at` (decision 176): derived again, as every change of their shape."""
         found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         if found and found[0][0] == SCHEMA_VERSION:
             return

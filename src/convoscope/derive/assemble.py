@@ -291,6 +291,18 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
 
     cnv_keys, ses_keys, ctc_keys = keys[out.v_first], keys[out.s_first], keys[out.c_first]
 
+    # When the customer next started a session or a contact, after a session's end, a contact's creation or a
+    # close (decision 176): outcomes a report judges with its own window and as-of time.
+    ses_customer, ctc_customer = customer_of(out.s_first), customer_of(out.c_first)
+    ses_created, ctc_created = events.ts[out.s_first], events.ts[out.c_first]
+
+    def next_interaction(group: np.ndarray, after: np.ndarray, own_session: np.ndarray | None = None) -> pa.Array:
+        """The first session (other than `own_session`) or contact of the customer created at or after `after`."""
+        none = np.full(group.shape[0], -1)
+        return _times(K.earliest(
+            K.first_created(group, after, none if own_session is None else own_session, ses_customer, ses_created),
+            K.first_created(group, after, none, ctc_customer, ctc_created)))
+
     # Conversations (SPEC 3.3, 4.6): channels over every event of their interactions, in event order.
     channel_codes, channel_names = cols.codes("channel")
     first_channel, last_channel, pair_owner, pair_code = K.conversation_channels(
@@ -310,9 +322,11 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "handled_by": _codes(handled, names.HANDLED_BY),
         "inbox_at_created": cols.labels("inbox", out.v_inbox),
     })
+    close_customer = customer_of(out.v_first[out.close_conversation])
     yield "conversation_closes", pa.table({"conversation_key": cnv_keys[out.close_conversation],
                                            "closed_at": _times(out.close_at), "counted": out.close_counted,
-                                           "inbox": cols.labels("inbox", out.close_inbox)})
+                                           "inbox": cols.labels("inbox", out.close_inbox),
+                                           "next_interaction_at": next_interaction(close_customer, out.close_at)})
     yield "conversation_reopens", pa.table({"conversation_key": cnv_keys[out.reopen_conversation],
                                             "reopened_at": _times(out.reopen_at)})
 
@@ -329,9 +343,6 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
 
     # Sessions (SPEC 3.6).
     handoff = np.where(out.s_end_reason == 0, out.s_handoff, K.NONE)
-    ses_customer = customer_of(out.s_first)
-    came_back = K.next_interactions(ses_customer, events.ts[out.s_first], out.s_end, customer_of(out.c_first),
-                                    events.ts[out.c_first])
     takeover = out.s_end_reason == 1
     guide_rows = np.flatnonzero((out.ev_session >= 0) & (kind == K.AI))
     guides = _distinct_strings(cols, "guides", guide_rows, out.ev_session[guide_rows], n_ses)
@@ -358,7 +369,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "recontact_known_at": _times(out.s_recontact_known),
         "inbox": cols.labels("inbox", out.s_inbox),
         **_feedback(cols, out.s_feedback),
-        "next_interaction_at": _times(came_back),
+        "next_interaction_at": next_interaction(ses_customer, out.s_end, np.arange(n_ses)),
     })
 
     # Contacts (SPEC 3.2, 4.4).
@@ -366,7 +377,7 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
     agent_rows = np.flatnonzero((out.ev_contact >= 0) & (kind == K.AGENT))
     agents = _distinct_strings(cols, "agent", agent_rows, out.ev_contact[agent_rows], n_ctc)
     yield "contacts", pa.table({
-        **owner(out.c_first), "contact_key": ctc_keys, "conversation_key": cnv_keys[out.c_conversation],
+        **owner(out.c_first, ctc_customer), "contact_key": ctc_keys, "conversation_key": cnv_keys[out.c_conversation],
         "session_key": pa.array(ses_keys[np.where(linked, out.c_session, 0)] if n_ses else np.zeros(n_ctc, np.int64),
                                 mask=~linked),
         "source": _codes(out.c_source, names.CONTACT_SOURCES),
@@ -382,6 +393,9 @@ def assemble(events: SortedEvents, out: K.KernelOutput) -> Iterator[tuple[str, p
         "agent_messages": out.c_agent_messages.astype(np.int32),
         "inbox": cols.labels("inbox", out.c_inbox),
         **_feedback(cols, out.c_feedback),
+        # Another contact's, created at or after this one's (Resolved First Time: decision 176).
+        "next_contact_at": _times(K.first_created(ctc_customer, ctc_created, np.arange(n_ctc), ctc_customer,
+                                                  ctc_created)),
     })
 
     yield "anomalies", pa.table({

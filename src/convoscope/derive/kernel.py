@@ -637,35 +637,35 @@ def positions_in_runs(owner: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def next_interactions(s_group: np.ndarray, s_created: np.ndarray, s_end: np.ndarray, c_group: np.ndarray,
-                      c_created: np.ndarray) -> np.ndarray:
-    """Per session, when its customer next started a session or a contact: the creation time of the first other
-    one created at or after the session's end, NONE when there is none (the "came back" of Durable Resolution,
-    issue 26, which a report compares with its own window: decision 176). Sessions and contacts come in customer
-    order (`*_group`), each customer's in the order they were created."""
-    n_s, n_c = s_group.shape[0], c_group.shape[0]
-    found = np.full(n_s, NONE, dtype=np.int64)
-    s_lo = s_hi = c_lo = c_hi = 0
-    for s in range(n_s):
-        if s >= s_hi:  # the first session of a customer: where its sessions and contacts are
-            g = s_group[s]
-            s_lo, s_hi = s, s + 1
-            while s_hi < n_s and s_group[s_hi] == g:
-                s_hi += 1
-            c_lo = c_hi
-            while c_lo < n_c and c_group[c_lo] < g:
-                c_lo += 1
-            c_hi = c_lo
-            while c_hi < n_c and c_group[c_hi] == g:
-                c_hi += 1
-        # The first session created at or after the end, other than this one: this one only when it started at
-        # its own end, and then the next one started then or later.
-        p = s_lo + np.searchsorted(s_created[s_lo:s_hi], s_end[s])
-        if p == s:
+def first_created(q_group: np.ndarray, q_time: np.ndarray, q_self: np.ndarray, a_group: np.ndarray,
+                  a_created: np.ndarray) -> np.ndarray:
+    """Per query q, the creation time of the first of the interactions `a` of its customer created at or after
+    `q_time[q]`, other than the one numbered `q_self[q]` (-1: none), NONE when there is none. Queries and
+    interactions come in customer order (`*_group`), each customer's interactions in the order they were
+    created; the query itself is one of them only when it is `q_self`."""
+    n_q, n_a = q_group.shape[0], a_group.shape[0]
+    found = np.full(n_q, NONE, dtype=np.int64)
+    a_lo = a_hi = 0
+    for q in range(n_q):
+        g = q_group[q]
+        if q == 0 or g != q_group[q - 1]:  # a new customer: where its interactions are
+            a_lo = a_hi
+            while a_lo < n_a and a_group[a_lo] < g:
+                a_lo += 1
+            a_hi = a_lo
+            while a_hi < n_a and a_group[a_hi] == g:
+                a_hi += 1
+        # The first created then or later; when that is the query's own, the next one, created then or later too.
+        p = a_lo + np.searchsorted(a_created[a_lo:a_hi], q_time[q])
+        if p == q_self[q]:
             p += 1
-        best = s_created[p] if p < s_hi else NONE
-        q = c_lo + np.searchsorted(c_created[c_lo:c_hi], s_end[s])
-        if q < c_hi and (best == NONE or c_created[q] < best):
-            best = c_created[q]
-        found[s] = best
+        if p < a_hi:
+            found[q] = a_created[p]
     return found
+
+
+def earliest(*times: np.ndarray) -> np.ndarray:
+    """The earliest of times given per row, NONE where every one is NONE."""
+    late = np.iinfo(np.int64).max
+    least = np.minimum.reduce([np.where(t == NONE, late, t) for t in times])
+    return np.where(least == late, NONE, least)

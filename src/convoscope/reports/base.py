@@ -22,7 +22,7 @@ import pyarrow as pa
 from convoscope.config import Config
 from convoscope.errors import ReportError
 from convoscope.reports import zones
-from convoscope.store import BRAND_PATTERN, stored
+from convoscope.store import BRAND_PATTERN
 from convoscope.store import sql_string as q
 
 PERIODS = ("half_hour", "day", "week", "month", "quarter", "year")
@@ -382,17 +382,6 @@ def brand_window(config: Config, params: Params, setting: str, column: str = "br
              if micros(getattr(config.for_brand(b), setting)) != default]
     value = f"CASE {column} {' '.join(cases)} ELSE {default} END" if cases else str(default)
     return f"to_microseconds(({value})::BIGINT)"
-
-
-def came_back(start: str, end: str) -> str:
-    """The (brand, customer) of the row `f` has a session or a contact created in [start, end] (issue 26: a
-    contact's Came Back, from its conversation's last close). Every stored interaction counts, also one created
-    after the as-of time (decision 19). A session's Durable Resolution reads the time the derive keeps instead
-    (decision 176)."""
-    return f"""EXISTS (
-        SELECT 1 FROM (SELECT brand, customer_id, created_at FROM {stored("sessions")}
-                       UNION ALL SELECT brand, customer_id, created_at FROM {stored("contacts")}) i
-        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.created_at BETWEEN {start} AND {end})"""
 
 
 # --- rendering -----------------------------------------------------------------------------------------

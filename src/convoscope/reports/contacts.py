@@ -19,7 +19,6 @@ from convoscope.reports.base import (
     average,
     boolean,
     brand_window,
-    came_back,
     channel_in,
     columns,
     fmt_timestamp,
@@ -84,11 +83,10 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
     at = as_of(params)
     r = brand_window(config, params, "recontact_window", "f.brand")
     d = brand_window(config, params, "durable_window", "f.brand")
-    further = f"""EXISTS (
-        SELECT 1 FROM {stored("contacts")} i
-        WHERE i.brand = f.brand AND i.customer_id = f.customer_id AND i.contact_key <> f.contact_key
-          AND i.created_at BETWEEN f.created_at AND k.closed_at + {r})"""
-    back = came_back("k.closed_at", f"k.closed_at + {d}")
+    # When the customer next started another contact (after this one's creation) and a session or contact (after
+    # the close), as the derive keeps them (decision 176): within the window, or not.
+    further = f"f.next_contact_at <= k.closed_at + {r}"
+    back = f"k.next_interaction_at <= k.closed_at + {d}"
     return f"""
         SELECT f.*,
                CASE WHEN k.closed_at IS NOT NULL THEN (CASE WHEN {further} THEN false
@@ -100,7 +98,8 @@ def _with_outcomes(facts: str, params: Params, config: Config) -> str:
         FROM ({facts}) f
         LEFT JOIN (
             -- The conversations closed at the as-of time, at their last close by then (decision 31).
-            SELECT k.conversation_key, max(k.closed_at) AS closed_at
+            SELECT k.conversation_key, max(k.closed_at) AS closed_at,
+                   arg_max_null(k.next_interaction_at, k.closed_at) AS next_interaction_at
             FROM {stored("conversation_closes")} k JOIN {stored("conversations")} v USING (conversation_key)
             WHERE v.ended_at <= {at} AND k.closed_at <= {at} AND {in_brands(params, "v.brand")}
             GROUP BY k.conversation_key
