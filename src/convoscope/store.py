@@ -339,6 +339,18 @@ def file_stamp(path: Path) -> tuple[object, ...]:
     return tuple(parts)
 
 
+def store_stamp(store: Store) -> tuple[object, ...] | None:
+    """The state of the store's files: the database's and its write-ahead log's status. Every committed write
+    changes one of them — a commit is written to the log, a checkpoint into the file — whichever process made it
+    (another process writes only while the server's store gate has the file closed). None for a store that is no
+    file (in memory, a lake's folder of Parquet files): nothing read from it is kept (a detail report's keys, decision
+    160; `while_unchanged`)."""
+    path = Path(store.path)
+    if str(path) == ":memory:" or not path.is_file():
+        return None
+    return file_stamp(path)
+
+
 _KEPT: OrderedDict[tuple[object, ...], object] = OrderedDict()
 _KEPT_LOCK = threading.Lock()
 KEPT_AT_MOST = 512  # answers kept per process: a few lists of names and two instants each
@@ -351,17 +363,16 @@ def while_unchanged(store: Store, key: tuple[object, ...], compute: Callable[[],
     at every request and only a commit changes. Kept only when the files did not change while it was computed; a
     store that is no file (in memory, a lake) computes every time. Not for a connection inside its own write
     transaction: what it reads there is not in the files yet."""
-    path = Path(store.path)
-    if str(path) == ":memory:" or not path.is_file():
+    stamp = store_stamp(store)
+    if stamp is None:
         return compute()
-    stamp = file_stamp(path)
-    full = (str(path.resolve()), stamp, *key)
+    full = (str(Path(store.path).resolve()), stamp, *key)
     with _KEPT_LOCK:
         if full in _KEPT:
             _KEPT.move_to_end(full)
             return cast(T, _KEPT[full])
     value = compute()
-    if file_stamp(path) == stamp:
+    if store_stamp(store) == stamp:
         with _KEPT_LOCK:
             _KEPT[full] = value
             while len(_KEPT) > KEPT_AT_MOST:

@@ -154,6 +154,7 @@ def _window(params: Params) -> tuple[datetime, datetime]:
 
 
 def naive_utc(value: datetime) -> datetime:
+    """An aware instant as the naive UTC timestamp the store keeps."""
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -313,7 +314,7 @@ def in_brands_or_unknown(params: Params, column: str = "brand") -> str:
 
 def instant(value: datetime) -> str:
     """A UTC timestamp literal of an aware datetime."""
-    return f"TIMESTAMP '{naive_utc(value).isoformat(sep=' ')}'"
+    return zones.literal(naive_utc(value))
 
 
 def as_of(params: Params) -> str:

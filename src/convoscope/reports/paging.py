@@ -16,7 +16,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -24,7 +23,7 @@ import pyarrow as pa
 
 from convoscope.config import Config
 from convoscope.reports.base import Column, Params, Report
-from convoscope.store import Store, file_stamp
+from convoscope.store import Store, store_stamp
 
 KEY = "row_key"  # the name the key column of a keyed query is read under
 ORDER_TABLE = "page_report_order"  # the keys in the report's order, registered for a sort's ties
@@ -91,17 +90,6 @@ class KeyCache:
 
 # 256 MiB: the keys of 30 million rows (8 bytes each) — a dozen sorts of the 10M brand's conversations.
 KEYS = KeyCache(256 * 2**20)
-
-
-def store_stamp(store: Store) -> tuple[object, ...] | None:
-    """The state of the store's files: the database's and its write-ahead log's status. Every committed write
-    changes one of them — a commit is written to the log, a checkpoint into the file — whichever process made it
-    (another process writes only while the server's store gate has the file closed). None for a store that is no
-    file (in memory, a lake's folder of Parquet files): its keys are not kept."""
-    path = Path(store.path)
-    if str(path) == ":memory:" or not path.is_file():
-        return None
-    return file_stamp(path)
 
 
 def _keys_sql(columns: Sequence[Column], query: str, order: Order | None) -> str:

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from convoscope import accounts
 from convoscope.config import Config, MailSettings
 from convoscope.errors import ConvoscopeError
+from convoscope.reports.base import naive_utc
 from convoscope.service.reports import prepare_report, run_report
 from convoscope.service.schedules import (
     Schedule,
@@ -55,10 +56,6 @@ log = logging.getLogger("convoscope.schedules")
 def deliveries_folder(db_path: Path) -> Path:
     """Where CSVs too large to attach are kept, for their links: `<store file>.deliveries` beside it."""
     return db_path.with_name(db_path.name + ".deliveries")
-
-
-def _naive(instant: datetime) -> datetime:
-    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def _aware(value: datetime) -> datetime:
@@ -94,12 +91,12 @@ def due(store: Store, now: datetime) -> list[tuple[int, datetime, int]]:
         after = _aware(max(schedule.created_at, claimed) if claimed is not None else schedule.created_at)
         fire = last_fire(schedule.trigger(), after, now)
         if fire is not None:
-            owed.append((schedule.id, _naive(fire), 1))
+            owed.append((schedule.id, naive_utc(fire), 1))
     retries = store.con.execute("""
         SELECT schedule_id, due_at, attempt + 1 FROM schedule_runs
         WHERE (status = 'retrying' AND next_attempt_at <= ?) OR (status = 'running' AND started_at <= ?)
         ORDER BY due_at
-    """, [_naive(now), _naive(now - STALE)]).fetchall()
+    """, [naive_utc(now), naive_utc(now - STALE)]).fetchall()
     return owed + [(int(s), d, int(a)) for s, d, a in retries]
 
 
@@ -114,13 +111,13 @@ def claim(store: Store, schedule_id: int, due_at: datetime, attempt: int, now: d
             if found:
                 return False
             con.execute("INSERT INTO schedule_runs (schedule_id, due_at, status, attempt, started_at) "
-                        "VALUES (?, ?, 'running', 1, ?)", [schedule_id, due_at, _naive(now)])
+                        "VALUES (?, ?, 'running', 1, ?)", [schedule_id, due_at, naive_utc(now)])
             return True
         if not found or found[0][0] != attempt - 1 or found[0][1] not in ("retrying", "running"):
             return False
         con.execute("UPDATE schedule_runs SET status = 'running', attempt = ?, started_at = ?, finished_at = NULL, "
                     "next_attempt_at = NULL WHERE schedule_id = ? AND due_at = ?",
-                    [attempt, _naive(now), schedule_id, due_at])
+                    [attempt, naive_utc(now), schedule_id, due_at])
         return True
 
 
@@ -284,7 +281,7 @@ def _record(opener: Opener, lock: AbstractContextManager[Any], outcome: Outcome,
             UPDATE schedule_runs SET status = ?, finished_at = ?, next_attempt_at = ?, date_from = ?, date_to = ?,
                 rows = ?, bytes = ?, recipients = ?, delivered = ?, link_hash = ?, error = ?
             WHERE schedule_id = ? AND due_at = ?
-        """, [outcome.status, _naive(now), _naive(retry) if retry else None,
+        """, [outcome.status, naive_utc(now), naive_utc(retry) if retry else None,
               prepared.date_from if prepared else None, prepared.date_to if prepared else None,
               outcome.rows if prepared else None, outcome.size if prepared else None,
               prepared.addresses if prepared else None,
@@ -332,9 +329,9 @@ def run_now(opener: Opener, config: Config, schedule_id: int, *, writing: Abstra
     with opener() as store, writing if writing is not None else nullcontext():
         if get_schedule(store.con, schedule_id) is None:
             raise ConvoscopeError(f"no schedule {schedule_id}; list them with", command=("schedules", "list"))
-        while not claim(store, schedule_id, _naive(moment), 1, moment):
+        while not claim(store, schedule_id, naive_utc(moment), 1, moment):
             moment += timedelta(seconds=1)  # pressed twice within a second: the second is its own run
-    return attempt(opener, config, schedule_id, _naive(moment), 1, writing=writing)
+    return attempt(opener, config, schedule_id, naive_utc(moment), 1, writing=writing)
 
 
 def _drop_expired(opener: Opener, days: int) -> None:
