@@ -277,7 +277,7 @@ class Live:
             thread.join(CLI_TIMEOUT + 130)
 
 
-ROUND = re.compile(r"round: (\d+) batches, (\d+) deliveries; stored in ([\d.]+) s, derived in ([\d.]+) s")
+ROUND = re.compile(r"round: (\d+) batches, (\d+) deliveries in (\d+) files; stored in ([\d.]+) s, derived in ([\d.]+) s")
 
 
 def rounds(log: Path) -> list[dict[str, str]]:
@@ -287,9 +287,10 @@ def rounds(log: Path) -> list[dict[str, str]]:
         return []
     rows = []
     for name, values, unit in (("writer round: deliveries", [f[1] for f in found], ""),
-                               ("writer round: storing", [f[2] * 1000 for f in found], " ms"),
-                               ("writer round: deriving", [f[3] * 1000 for f in found], " ms"),
-                               ("writer round: whole", [(f[2] + f[3]) * 1000 for f in found], " ms")):
+                               ("writer round: spool files (groups committed)", [f[2] for f in found], ""),
+                               ("writer round: storing", [f[3] * 1000 for f in found], " ms"),
+                               ("writer round: deriving", [f[4] * 1000 for f in found], " ms"),
+                               ("writer round: whole", [(f[3] + f[4]) * 1000 for f in found], " ms")):
         rows.append({"what": name, "count": f"{len(values):,}", "p50": f"{percentile(values, 0.5):,.0f}{unit}",
                      "p99": f"{percentile(values, 0.99):,.0f}{unit}"})
     return rows

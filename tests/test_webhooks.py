@@ -199,6 +199,33 @@ def test_a_server_killed_right_after_answering_loses_nothing(store: Convoscope) 
     assert by_id(stored_events(store.db, brand="acme")) == by_id(expected_events("chatwoot"))
 
 
+def test_deliveries_sent_at_once_are_kept_in_groups_and_survive_a_kill(store: Convoscope) -> None:
+    """Deliveries that come together are committed together (decision 177): every one answered 200 is in a spool
+    file, read back whole, and reaches the store after the server is killed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = webhook_bodies()
+    server = LiveServer(store)
+    holder = hold(store.db)
+    try:
+        with server.client() as client, ThreadPoolExecutor(8) as senders:
+            answers = list(senders.map(lambda i: post(client, bodies[i], **{"X-Chatwoot-Delivery": f"at-once-{i}"}),
+                                       range(len(bodies))))
+        assert [a.status_code for a in answers] == [200] * len(bodies)
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+    finally:
+        server.stop()
+        holder.close()
+    spool = Spool(store.db.with_name(store.db.name + ".spool"))
+    kept = [d.delivery for path in spooled(store) for d in spool.read(path)]
+    assert sorted(kept) == sorted(f"at-once-{i}" for i in range(len(bodies)))
+    result = store("report", "sources")
+    assert result.exit_code == 0, result.stderr
+    assert spooled(store) == []
+    assert by_id(stored_events(store.db, brand="acme")) == by_id(expected_events("chatwoot"))
+
+
 def test_a_stopping_server_drains_the_spool_itself(store: Convoscope) -> None:
     """The worker cannot merge while a command holds the store; asked to stop, the server waits for the
     store and merges what it kept before it exits — no other command needed."""
@@ -283,7 +310,7 @@ def test_a_merge_takes_what_was_waiting_and_leaves_what_came_meanwhile(tmp_path:
     monkeypatch.setattr(sources, "map_delivery", map_while_more_come)
     with Store(db) as store:
         service.merge_spool(store, batch=1)
-    assert [spool.read(p).delivery for p in spool.waiting()] == came
+    assert [d.delivery for p in spool.waiting() for d in spool.read(p)] == came
     monkeypatch.setattr(sources, "map_delivery", mapped)
     with Store(db) as store:
         service.merge_spool(store)

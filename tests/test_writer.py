@@ -110,11 +110,12 @@ def test_a_round_stores_batches_and_deliveries_in_one_chunk_each_counted_apart(t
     batch = service.Batch(lines(ev("api-1", "customer_message", "2026-05-01T09:00:00Z", **HELLO), {"event_id": "x"}),
                           "api:one")
     with Store(db) as store:
-        (outcome,), merged = service.store_round(store, [batch], spool.waiting(), known=KnownIds())
+        (outcome,), merged, deliveries = service.store_round(store, [batch], spool.waiting(), known=KnownIds())
         by_source = dict(store.con.execute("SELECT via, sum(CASE WHEN outcome = 'accepted' THEN 1 END) "
                                            "FROM source_records GROUP BY via").fetchall())
         brands = dict(store.con.execute("SELECT brand, count(*) FROM events GROUP BY brand").fetchall())
     assert (outcome.counts.accepted, outcome.counts.rejected, sorted(outcome.errors)) == (1, 1, [1])
-    assert len(merged) == len(webhook_bodies()) and spool.waiting() == merged  # the caller removes them once derived
+    assert len(merged) == deliveries == len(webhook_bodies())  # put one at a time: a file each
+    assert spool.waiting() == merged  # the caller removes them once derived
     assert by_source == {"webhook": 14}  # the samples' 14 events (test_webhooks), apart from the API's
     assert brands == {"default": 1, "acme": 14}

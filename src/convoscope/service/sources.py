@@ -230,45 +230,46 @@ def merge_spool(store: Store, *, batch: int = SPOOL_BATCH, waiting: list[Path] |
 
 
 def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *,
-                mapped: dict[Path, tuple[str, str, Outcome]] | None = None, known: KnownIds | None = None,
-                warn: Callable[[str], None] = lambda message: None) -> tuple[list[BatchOutcome], list[Path]]:
-    """A server's round (web/writer.py): `batches` and the spooled deliveries `waiting` stored in one transaction, as
-    one chunk (`store_together`); returns the batches' outcomes and the deliveries merged, which the caller removes
-    from the spool once it has derived them. `mapped`: deliveries already mapped, by their file (system, brand,
-    record: a server's handler mapped each for its answer), taken as they are. A delivery that cannot be read is set
+                mapped: dict[tuple[Path, int], tuple[str, str, Outcome]] | None = None,
+                known: KnownIds | None = None,
+                warn: Callable[[str], None] = lambda message: None) -> tuple[list[BatchOutcome], list[Path], int]:
+    """A server's round (web/writer.py): `batches` and the deliveries of the spool's files `waiting` stored in one
+    transaction, as one chunk (`store_together`); returns the batches' outcomes, the files merged, which the caller
+    removes from the spool once it has derived them, and how many deliveries they held. `mapped`: deliveries already mapped, by their file and place in it
+    (system, brand, record: a server's handler mapped each for its answer), taken as they are. A delivery that cannot be read is set
     aside, and `warn` told."""
     from convoscope.spool import Spool, spool_folder
 
     groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn, mapped or {})
     outcomes, _ = store_together(store, batches, [(system, brand, records) for (system, brand), records in groups.items()],
                                  via="webhook", known=known)
-    return outcomes, paths
+    return outcomes, paths, sum(len(records) for records in groups.values())
 
 
 def _read_spool(spool: Spool, waiting: list[Path], warn: Callable[[str], None],
-                mapped: dict[Path, tuple[str, str, Outcome]] | None = None,
+                mapped: dict[tuple[Path, int], tuple[str, str, Outcome]] | None = None,
                 ) -> tuple[dict[tuple[str, str], list[Outcome]], list[Path]]:
-    """The deliveries `waiting` read and mapped, by (system, brand), and the paths of those read; one that cannot be
-    read is set aside, and `warn` told; one gone meanwhile (merged by another process) is skipped."""
+    """The deliveries of the files `waiting` read and mapped, by (system, brand), and the paths of the files read;
+    one that cannot be read is set aside, and `warn` told; one gone meanwhile (merged by another process) is
+    skipped. `mapped`: deliveries mapped already, by file and place in it, taken as they are."""
     from convoscope import sources
 
     groups: dict[tuple[str, str], list[Outcome]] = {}
     paths = []
+    mapped = mapped if mapped is not None else {}
     for path in waiting:
-        if mapped and path in mapped:
-            system, brand, known_record = mapped[path]
-            groups.setdefault((system, brand), []).append(known_record)
-            paths.append(path)
-            continue
         try:
-            delivery = spool.read(path)
-            record = sources.map_delivery(delivery.system, delivery.body, source=delivery.source)
+            records = [mapped.pop((path, place)) if (path, place) in mapped
+                       else (delivery.system, delivery.brand,
+                             sources.map_delivery(delivery.system, delivery.body, source=delivery.source))
+                       for place, delivery in enumerate(spool.read(path))]
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError, ConvoscopeError) as exc:
             aside = spool.set_aside(path)
             warn(f"{path.name} in the webhook spool cannot be read ({exc}); it was moved to {aside}")
             continue
-        groups.setdefault((delivery.system, delivery.brand), []).append(record)
+        for system, brand, record in records:
+            groups.setdefault((system, brand), []).append(record)
         paths.append(path)
     return groups, paths

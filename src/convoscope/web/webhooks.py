@@ -70,9 +70,9 @@ def _accept(request: Request, body: bytes) -> JSONResponse:
     brand = service.source_brand(config, "chatwoot", None)
     delivery = request.headers.get("x-chatwoot-delivery") or uuid.uuid4().hex
     record = sources.map_delivery("chatwoot", body, source=f"webhook:chatwoot:{delivery}")  # as the merge maps it
-    path, _ = Spool(server.spool_folder).keep("chatwoot", brand, body, delivery=delivery)
+    path, place, _ = Spool(server.spool_folder).keep("chatwoot", brand, body, delivery=delivery)
     if server.writer is not None:
-        server.writer.spooled(path, "chatwoot", brand, record)
+        server.writer.spooled(path, place, "chatwoot", brand, record)
     if record.rejected == "malformed":
         return JSONResponse({"errors": [{"attr": "body", "code": "malformed",
                                          "detail": record.message or "the body is not a Chatwoot webhook"}]},

@@ -52,7 +52,8 @@ class Writer:
     def __init__(self, server: Server) -> None:
         self.server = server
         self._jobs: list[_Job] = []
-        self._mapped: dict[Path, tuple[str, str, Outcome]] = {}  # spooled deliveries, mapped by their handler
+        self._mapped: dict[tuple[Path, int], tuple[str, str, Outcome]] = {}  # spooled deliveries (by file and
+        # place in it), mapped by their handler
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -73,11 +74,12 @@ class Writer:
     def wake(self) -> None:
         self._wake.set()
 
-    def spooled(self, path: Path, system: str, brand: str, record: Outcome) -> None:
-        """A delivery was kept in the spool at `path`, and mapped to `record` for its answer: the round takes the
-        record as it is rather than reading and mapping the file again (half of what a delivery costs a round)."""
+    def spooled(self, path: Path, place: int, system: str, brand: str, record: Outcome) -> None:
+        """A delivery was kept in the spool at `place` in the file `path`, and mapped to `record` for its answer: the
+        round takes the record as it is rather than mapping the delivery again (half of what a delivery costs a
+        round)."""
         with self._lock:
-            self._mapped[path] = (system, brand, record)
+            self._mapped[path, place] = (system, brand, record)
         self._wake.set()
 
     def store(self, batch: service.Batch) -> service.BatchOutcome:
@@ -115,6 +117,7 @@ class Writer:
             pass
 
     def _run(self) -> None:
+        self._learn_ids()
         while not self._stop.is_set():
             self._wake.wait(self.IDLE)
             if self._stop.is_set():
@@ -126,6 +129,14 @@ class Writer:
             except Exception:  # a full disk, a store held too long: the spool keeps its part for the next round
                 log.exception("could not store what was sent; the spool keeps its deliveries for the next round")
 
+    def _learn_ids(self) -> None:
+        """Learn the stored ids (`KnownIds`) before anything is sent, so that the first round does not wait for it."""
+        try:
+            with self.server.gate.open() as store:
+                self.server.gate.known.load(store.con)
+        except Exception:  # the first round learns them instead
+            log.exception("could not read the stored ids ahead of the first round")
+
     def _round(self, *, everything: bool = False) -> bool:
         """One round (see the module); whether it found anything to do."""
         spool = Spool(self.server.spool_folder)
@@ -133,7 +144,8 @@ class Writer:
         waiting = waiting if everything else waiting[:self.SPOOL_ROUND]
         with self._lock:
             jobs, self._jobs = self._jobs, []
-            mapped = {path: self._mapped.pop(path) for path in waiting if path in self._mapped}
+            listed = set(waiting)
+            mapped = {key: self._mapped.pop(key) for key in [key for key in self._mapped if key[0] in listed]}
         if not jobs and not waiting and not self._asked:
             return False  # nothing came: the store stays closed, free for the command line
         self._asked = False
@@ -142,11 +154,11 @@ class Writer:
             started = time.perf_counter()
             with self.server.gate.open() as store, self.server.gate.writing:
                 config, known = self.server.config, self.server.gate.known
-                outcomes, merged = self._store(store, jobs, waiting, mapped, known)
+                outcomes, merged, deliveries = self._store(store, jobs, waiting, mapped, known)
                 stored = time.perf_counter()
                 service.ensure_derived(store, config)
-            log.debug("round: %d batches, %d deliveries; stored in %.3f s, derived in %.3f s", len(jobs), len(waiting),
-                      stored - started, time.perf_counter() - stored)
+            log.debug("round: %d batches, %d deliveries in %d files; stored in %.3f s, derived in %.3f s", len(jobs),
+                      deliveries, len(waiting), stored - started, time.perf_counter() - stored)
             spool.remove(merged)  # in the reports now: an empty spool is
             spool.clear_partial()
         except BaseException as exc:
@@ -165,15 +177,16 @@ class Writer:
         return bool(jobs or waiting)
 
     @staticmethod
-    def _store(store: Store, jobs: list[_Job], waiting: list[Path], mapped: dict[Path, tuple[str, str, Outcome]],
-               known: KnownIds) -> tuple[list[service.BatchOutcome], list[Path]]:
+    def _store(store: Store, jobs: list[_Job], waiting: list[Path],
+               mapped: dict[tuple[Path, int], tuple[str, str, Outcome]],
+               known: KnownIds) -> tuple[list[service.BatchOutcome], list[Path], int]:
         """The jobs' batches and the spool's deliveries in one transaction; should that fail (it should not: a bad
         event is a reject), each batch alone, so that one batch's failure is its own answer, then the spool."""
         try:
             return service.store_round(store, [job.batch for job in jobs], waiting, mapped=mapped, known=known,
                                        warn=log.warning)
         except Exception:
-            log.exception("storing %d batches and %d deliveries together failed; each is stored alone", len(jobs),
+            log.exception("storing %d batches and %d spool files together failed; each is stored alone", len(jobs),
                           len(waiting))
         outcomes = []
         for job in jobs:
@@ -183,4 +196,4 @@ class Writer:
                 job.answer.set_exception(exc)
                 outcomes.append(service.BatchOutcome(service.IngestResult().counts, {}))
         service.merge_spool(store, waiting=waiting, known=known, warn=log.warning)  # removes what it merged
-        return outcomes, []
+        return outcomes, [], len(waiting)  # for the round's log line: files, their deliveries unread here
