@@ -315,3 +315,18 @@ def test_a_merge_takes_what_was_waiting_and_leaves_what_came_meanwhile(tmp_path:
     with Store(db) as store:
         service.merge_spool(store)
     assert spool.waiting() == []
+
+
+def test_a_delivery_the_spool_cannot_keep_is_answered_503_and_nothing_is_kept(store: Convoscope) -> None:
+    """A spool that cannot be written (here a file stands where its folder goes, as a full or failing disk would
+    refuse it): the helpdesk is told the delivery was not kept, in one line, and the store gains nothing."""
+    folder = store.db.with_name(store.db.name + ".spool")
+    with serving(store) as server, server.client() as client:
+        folder.write_text("not a folder")
+        answer = post(client, webhook_bodies()[2])
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["errors"][0]
+        assert detail["code"] == "not_kept" and "check the disk beside the store" in detail["detail"]
+        folder.unlink()
+        assert post(client, webhook_bodies()[2]).status_code == 200  # kept again once the disk is back
+    assert len(stored_events(store.db, brand="acme")) == 1

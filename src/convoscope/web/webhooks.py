@@ -70,7 +70,11 @@ def _accept(request: Request, body: bytes) -> JSONResponse:
     brand = service.source_brand(config, "chatwoot", None)
     delivery = request.headers.get("x-chatwoot-delivery") or uuid.uuid4().hex
     record = sources.map_delivery("chatwoot", body, source=f"webhook:chatwoot:{delivery}")  # as the merge maps it
-    path, place, _ = Spool(server.spool_folder).keep("chatwoot", brand, body, delivery=delivery)
+    try:
+        path, place, _ = Spool(server.spool_folder).keep("chatwoot", brand, body, delivery=delivery)
+    except OSError as exc:  # nothing kept: the helpdesk is told so, and the server's log says why
+        log.error("a webhook delivery could not be kept in %s: %s", server.spool_folder, exc)
+        raise problem(503, "not_kept", f"{exc}; the delivery was not kept: check the disk beside the store") from exc
     if server.writer is not None:
         server.writer.spooled(path, place, "chatwoot", brand, record)
     if record.rejected == "malformed":
@@ -95,6 +99,8 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Errors, "description": "Signature missing, wrong or out of its window, wrong token, or "
                                                 "no [sources.chatwoot] secret or token configured; nothing kept"},
     413: {"model": Errors, "description": "Body over 50,000,000 bytes"},
+    503: {"model": Errors, "description": "The delivery could not be kept in the spool (a full or failing disk); "
+                                          "nothing kept"},
 }
 
 
