@@ -4,7 +4,10 @@ let an event in twice — not even one another process stored while the server h
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from cli_helpers import Convoscope, ev
 from convoscope import service
 from convoscope.events.known import KnownIds
 from convoscope.store import Store
+from convoscope.web.writer import Writer
 from web_helpers import add_user, bearer, serving
 
 HELLO = {"channel": "chat", "text": "Hello"}
@@ -119,3 +123,29 @@ def test_a_round_stores_batches_and_deliveries_in_one_chunk_each_counted_apart(t
     assert spool.waiting() == merged  # the caller removes them once derived
     assert by_source == {"webhook": 14}  # the samples' 14 events (test_webhooks), apart from the API's
     assert brands == {"default": 1, "acme": 14}
+
+
+def thread_nice_values(pid: int) -> list[int]:
+    """The nice value of each thread of process `pid` (field 19 of /proc/PID/task/TID/stat, after the command's
+    parenthesised name)."""
+    values = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            values.append(int((task / "stat").read_text().rpartition(")")[2].split()[16]))
+    return values
+
+
+def test_the_writer_runs_ahead_of_the_servers_other_threads(tmp_path: Path) -> None:
+    """Freshness under load is a round's length, and a round waits for the cores behind every request unless the
+    writer runs ahead of them (decision 178): its thread alone gets a lower nice value, where the kernel allows it
+    (CAP_SYS_NICE, which root has), else the server's log says it could not."""
+    with serving(Convoscope(tmp_path)) as server:
+        deadline = time.monotonic() + 30
+        while Writer.NICE not in thread_nice_values(server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        nice = thread_nice_values(server.process.pid)
+        main = int(Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()[16])
+        if os.geteuid() == 0:
+            assert Writer.NICE in nice and main == 0, nice  # the requests' threads as started
+        else:
+            assert Writer.NICE not in nice and "raising it needs CAP_SYS_NICE" in server.output()
