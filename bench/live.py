@@ -192,37 +192,40 @@ class Live:
                     with self.probe_lock:
                         self.webhook_probes.append((now, acknowledged))
 
-    def prober(self) -> None:
-        """Polls the two reports while probes wait; each probe's freshness is its first poll that shows it."""
+    def prober(self, half: str) -> None:
+        """Polls one half's report while its probes wait; each probe's freshness is its first poll that shows it.
+        A thread a half, so that a probe waits for one report's polls only: freshness is known to within one poll
+        (~0.2 s under load), which a poll of both reports in turn doubled."""
         as_json = {"Accept": "application/json"}
         day = {"from": LOAD_DAY, "to": LOAD_DAY, "tz": "UTC"}
         hooks = {"from": WEBHOOK_START.isoformat(), "to": "2025-04-30", "tz": "UTC", "where": "via=webhook"}
+        probes = self.api_probes if half == "api" else self.webhook_probes
         with self.client(self.tokens["writer"]) as client:
-            while not (self.stop.is_set() and not self.api_probes and not self.webhook_probes):
+            while not (self.stop.is_set() and not probes):
                 with self.probe_lock:
-                    api, hook = list(self.api_probes), list(self.webhook_probes)
-                if api:
+                    waiting = list(probes)
+                if waiting and half == "api":
                     asked = time.perf_counter()
                     response = self.timed("sessions-detail json (probe)", client.get, "/api/v1/reports/sessions-detail",
                                           params=day, headers=as_json)
                     if response is not None:
                         shown = {row["Customer ID"] for row in response.json()["rows"]}
                         with self.probe_lock:
-                            for probe in [p for p in api if p[1] in shown]:
+                            for probe in [p for p in waiting if p[1] in shown]:
                                 self.seen.freshness["API batch"].append(asked - probe[0])
-                                self.api_probes.remove(probe)
-                if hook:
+                                probes.remove(probe)
+                elif waiting:
                     asked = time.perf_counter()
                     response = self.timed("sources json (probe)", client.get, "/api/v1/reports/sources", params=hooks,
                                           headers=as_json)
                     if response is not None:
                         merged = sum(int(row["Accepted"] or 0) for row in response.json()["rows"] if not row["Reason"])
                         with self.probe_lock:
-                            for probe in [p for p in hook if p[1] <= merged]:
+                            for probe in [p for p in waiting if p[1] <= merged]:
                                 self.seen.freshness["webhook delivery"].append(asked - probe[0])
-                                self.webhook_probes.remove(probe)
+                                probes.remove(probe)
                 if self.stop.is_set() and time.perf_counter() - self.start > self.seconds + 120:
-                    self.seen.failures.append(f"{len(self.api_probes) + len(self.webhook_probes)} probes never seen")
+                    self.seen.failures.append(f"{len(probes)} {half} probes never seen")
                     return
                 time.sleep(0.05)
 
@@ -265,8 +268,9 @@ class Live:
 
     def run(self) -> None:
         self.start = time.perf_counter() + 0.5
-        roles = [self.prober, self.command_line] + ([self.reader, self.viewer] if self.readers else [])
+        roles = [self.command_line] + ([self.reader, self.viewer] if self.readers else [])
         threads = [threading.Thread(target=r, daemon=True) for r in roles]
+        threads += [threading.Thread(target=self.prober, args=(half,), daemon=True) for half in ("api", "webhook")]
         threads += [threading.Thread(target=self.api_writer, args=(lane,), daemon=True) for lane in range(API_LANES)]
         threads += [threading.Thread(target=self.webhook_sender, args=(lane,), daemon=True) for lane in range(SENDERS)]
         for thread in threads:
