@@ -45,7 +45,7 @@ BRAND = "chatwoot-live"  # the webhooks' brand, apart from the store's own
 WEBHOOK_START = date(2025, 4, 1)
 WEBHOOK_DAYS = 7
 API_LANES = 12  # API writers, each sending its next batch once the last is answered: a POST waits for a writer round
-SENDERS = 24  # webhook threads: a delivery waits ~30 ms for its fsync and answer, so 500 a second needs ~15
+SENDERS = 24  # webhook threads (--senders): each sends its next delivery once the last is answered (~75 ms under load)
 PROBE_EVERY = 1.0  # seconds between freshness samples of each half
 CLI_EVERY = 30.0
 CLI_TIMEOUT = 60.0
@@ -91,8 +91,9 @@ def deliveries(count: int) -> list[tuple[bytes, str]]:
 class Live:
     def __init__(self, url: str, tokens: dict[str, str], *, rate: float, seconds: float, db: Path, config: Path,
                  bodies: list[tuple[bytes, str]], range_: dict[str, str], conversation: str,
-                 cli_every: float = CLI_EVERY, readers: bool = True) -> None:
+                 cli_every: float = CLI_EVERY, readers: bool = True, senders: int = SENDERS) -> None:
         self.cli_every = cli_every
+        self.senders = senders
         self.readers = readers
         self.url, self.tokens, self.rate, self.seconds = url, tokens, rate, seconds
         self.db, self.config, self.bodies, self.range, self.conversation = db, config, bodies, range_, conversation
@@ -162,7 +163,7 @@ class Live:
                         self.api_probes.append((now, events[-1]["customer_id"]))
 
     def webhook_sender(self, lane: int) -> None:
-        per_lane = self.rate / 2 / SENDERS
+        per_lane = self.rate / 2 / self.senders
         last_probe = 0.0
         with httpx.Client(base_url=self.url, timeout=30.0) as client:
             number = 0
@@ -272,7 +273,7 @@ class Live:
         threads = [threading.Thread(target=r, daemon=True) for r in roles]
         threads += [threading.Thread(target=self.prober, args=(half,), daemon=True) for half in ("api", "webhook")]
         threads += [threading.Thread(target=self.api_writer, args=(lane,), daemon=True) for lane in range(API_LANES)]
-        threads += [threading.Thread(target=self.webhook_sender, args=(lane,), daemon=True) for lane in range(SENDERS)]
+        threads += [threading.Thread(target=self.webhook_sender, args=(lane,), daemon=True) for lane in range(self.senders)]
         for thread in threads:
             thread.start()
         time.sleep(self.seconds + 0.5)
@@ -315,6 +316,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     parser.add_argument("--cli-every", type=float, default=CLI_EVERY,
                         help="seconds between command-line reports (default 30; 0: none, to see the server alone)")
+    parser.add_argument("--senders", type=int, default=SENDERS,
+                        help=f"webhook sender threads (default {SENDERS}); the webhook half's rate is theirs at most")
     parser.add_argument("--no-readers", action="store_true",
                         help="no reader or viewer (the probes still poll): what the writes cost alone")
     parser.add_argument("--from", dest="from_", default="2026-05-01", help="the store's own range, for the reader")
@@ -358,7 +361,8 @@ def main() -> None:
             first.raise_for_status()
             conversation = first.json()["rows"][0]["Conversation ID"]
         live = Live(url, tokens, rate=args.rate, seconds=args.seconds, db=db, config=config, bodies=bodies,
-                    range_=range_, conversation=conversation, cli_every=args.cli_every, readers=not args.no_readers)
+                    range_=range_, conversation=conversation, cli_every=args.cli_every, readers=not args.no_readers,
+                    senders=args.senders)
         live.run()
         memory = peak_memory(server.pid)
     finally:

@@ -138,7 +138,7 @@ def thread_nice_values(pid: int) -> list[int]:
 def test_the_writer_runs_ahead_of_the_servers_other_threads(tmp_path: Path) -> None:
     """Freshness under load is a round's length, and a round waits for the cores behind every request unless the
     writer runs ahead of them (decision 178): its thread alone gets a lower nice value, where the kernel allows it
-    (CAP_SYS_NICE, which root has), else the server's log says it could not."""
+    (CAP_SYS_NICE, which root has), else it runs as the others."""
     with serving(Convoscope(tmp_path)) as server:
         deadline = time.monotonic() + 30
         while Writer.NICE not in thread_nice_values(server.process.pid) and time.monotonic() < deadline:
@@ -148,4 +148,4 @@ def test_the_writer_runs_ahead_of_the_servers_other_threads(tmp_path: Path) -> N
         if os.geteuid() == 0:
             assert Writer.NICE in nice and main == 0, nice  # the requests' threads as started
         else:
-            assert Writer.NICE not in nice and "raising it needs CAP_SYS_NICE" in server.output()
+            assert Writer.NICE not in nice

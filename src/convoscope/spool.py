@@ -110,7 +110,7 @@ class Spool:
         return target
 
     def remove(self, paths: list[Path]) -> None:
-        """Forget deliveries once the store holds them."""
+        """Forget files once the store holds their deliveries."""
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

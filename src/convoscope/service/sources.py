@@ -235,9 +235,9 @@ def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *,
                 warn: Callable[[str], None] = lambda message: None) -> tuple[list[BatchOutcome], list[Path], int]:
     """A server's round (web/writer.py): `batches` and the deliveries of the spool's files `waiting` stored in one
     transaction, as one chunk (`store_together`); returns the batches' outcomes, the files merged, which the caller
-    removes from the spool once it has derived them, and how many deliveries they held. `mapped`: deliveries already mapped, by their file and place in it
-    (system, brand, record: a server's handler mapped each for its answer), taken as they are. A delivery that cannot be read is set
-    aside, and `warn` told."""
+    removes from the spool once it has derived them, and how many deliveries they held. `mapped`: deliveries mapped
+    already, by their file and place in it (system, brand, record: a server's handler mapped each for its answer),
+    taken as they are. A file that cannot be read is set aside, and `warn` told."""
     from convoscope.spool import Spool, spool_folder
 
     groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn, mapped or {})

@@ -137,7 +137,7 @@ class Writer:
         """Ask the kernel to run this thread ahead of the server's others (Linux: a thread's own nice value). On a
         machine the load saturates, a round otherwise waits for the cores behind every request, and freshness is a
         round and a half (bench/live.py at 10M: rounds of 1.5-1.8 s p50 became 0.77-0.87 s, decision 178). Lowering
-        a nice value needs CAP_SYS_NICE (root has it); without, the writer runs as the rest and says so."""
+        a nice value needs CAP_SYS_NICE (root has it); without, the writer runs as the rest (logged at info)."""
         if not sys.platform.startswith("linux"):  # elsewhere the call takes a process id, not a thread's
             return
         try:
