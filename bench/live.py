@@ -301,6 +301,20 @@ def rounds(log: Path) -> list[dict[str, str]]:
     return rows
 
 
+def wait_until_up(url: str, server: subprocess.Popen[bytes], output: Any, within: float = 120) -> None:
+    """Wait until the server started as `server` answers at `url`; exit with its `output()` if it never does."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if httpx.get(url + "/login", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit(f"convoscope serve did not start: {output()}")
+        time.sleep(0.2)
+
+
 def peak_memory(pid: int) -> str:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -345,16 +359,7 @@ def main() -> None:
                                    "--log-level", "debug"],  # a line per round of the writer: rounds() reads them
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/login", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"convoscope serve did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.2)
+        wait_until_up(url, server, lambda: log.read_text(errors="replace"))
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens['reader']}"}, timeout=120) as c:
             first = c.get("/api/v1/reports/sessions-detail", params={**range_, "from": args.to},
                           headers={"Accept": "application/json"})

@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from convoscope import synth_chatwoot  # noqa: E402
-from live import CLI, SECRET, deliveries  # noqa: E402
+from live import CLI, SECRET, deliveries, wait_until_up  # noqa: E402
 from load import free_port, markdown  # noqa: E402
 
 
@@ -50,15 +50,7 @@ def main() -> None:
         server = subprocess.Popen([*CLI, "--db", str(db), "--config", str(config), "serve", "--port", str(port)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/login", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("convoscope serve did not start") from None
-                    time.sleep(0.2)
+            wait_until_up(url, server, lambda: "(its output is not kept)")
             next_body, lock, failures = [0], threading.Lock(), []
 
             def send() -> None:
