@@ -40,7 +40,7 @@ def spool_folder(db_path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One spooled delivery. `name` orders deliveries as they came."""
+    """One spooled delivery. Files' names, then places in a file, order deliveries as they came."""
 
     path: Path  # the file it is kept in, with the others of its group
     system: str
@@ -197,5 +197,9 @@ _COMMITTERS_LOCK = threading.Lock()
 
 
 def _committer(folder: Path) -> _Committer:
+    """The one committer of `folder` in this process."""
     with _COMMITTERS_LOCK:
-        return _COMMITTERS.setdefault(folder.absolute(), _Committer(folder))
+        found = _COMMITTERS.get(folder.absolute())
+        if found is None:
+            found = _COMMITTERS[folder.absolute()] = _Committer(folder)
+        return found
