@@ -45,11 +45,14 @@ CONTACT_FIELDS = """contact_id, conversation_id, session_id, brand, customer_id,
     first_response_at, ended_at, is_open, end_reason, agent_names AS agents, customer_messages, agent_messages"""
 
 
-def _sessions(params: Params, where: str) -> str:
+def _sessions(params: Params, where: str, contacts: str) -> str:
     """Sessions of the visible brands that `where` picks (by key: ids are not compared as text), judged
-    at the as-of time, with the contact a handoff opened."""
+    at the as-of time, with the contact a handoff opened. `contacts`: a condition on the contacts `c` that holds
+    for those contacts (of the same conversation, SPEC 3.1-3.2: a session's contact starts while it is open), so
+    that DuckDB looks them up among a few rows instead of joining every contact (0.12 s of a conversation page at
+    10M)."""
     return f"""
-        SELECT {SESSION_FIELDS}, (SELECT contact_id FROM contacts c WHERE c.session_key = f.session_key
+        SELECT {SESSION_FIELDS}, (SELECT contact_id FROM contacts c WHERE {contacts} AND c.session_key = f.session_key
                                   AND c.brand = f.brand AND c.customer_id = f.customer_id) AS contact_id
         FROM ({session_facts(params)}) f WHERE {in_brands(params)} AND {where}
     """
@@ -60,7 +63,8 @@ def session(con: duckdb.DuckDBPyConnection, session_id: str, brands: list[str],
     key = key_of(session_id, "ses_")
     if key is None:
         return None
-    found = _records(con.cursor().execute(_sessions(_params(brands, as_of), "session_key = ?"), [key]))
+    query = _sessions(_params(brands, as_of), "session_key = $key", "c.session_key = $key")
+    found = _records(con.cursor().execute(query, {"key": key}))
     return found[0] if found else None
 
 
@@ -96,7 +100,8 @@ def conversation(con: duckdb.DuckDBPyConnection, conversation_id: str, brands: l
     found["status"] = "CLOSED" if found.pop("is_closed") else "OPEN"
     brand, customer = found["brand"], found["customer_id"]
     found["sessions"] = _records(cursor.execute(
-        f"{_sessions(params, 'conversation_key = $key')} ORDER BY created_at, session_id", {"key": key}))
+        f"{_sessions(params, 'conversation_key = $key', 'c.conversation_key = $key')} ORDER BY created_at, session_id",
+        {"key": key}))
     found["contacts"] = _records(cursor.execute(f"""
         SELECT {CONTACT_FIELDS} FROM ({contact_facts(params)}) WHERE conversation_key = ? ORDER BY created_at, contact_id
     """, [key]))
