@@ -179,8 +179,8 @@ JSON = {"Accept": "application/json"}
 
 def targets(served: Served, window: dict[str, str], size: int, only: str | None = None) -> list[Target]:
     """Every page a user opens over the range, from the report registry: the dashboard, the reports index, each
-    report's page (a paged report's middle page too, found from its first page's count) and each summary's JSON;
-    those whose label `only` matches, when given."""
+    report's page (a paged report's middle page too, found from its first page's count) and each summary's JSON,
+    then a conversation's page and a session's JSON; those whose label `only` matches, when given."""
     dated = {k: v for k, v in window.items() if k != "as_of"}
     found: list[Target] = [("dashboard", "/dashboard", dated, {}), ("reports index", "/reports", {}, {})]
     for name, report in reports.REPORTS.items():
@@ -194,6 +194,13 @@ def targets(served: Served, window: dict[str, str], size: int, only: str | None 
             found.append((f"{name} page {middle:,} (middle)", f"/reports/{name}", query | {"page": str(middle)}, {}))
         else:
             found.append((f"{name} json", f"/api/v1/reports/{name}", window, JSON))
+    # One conversation's timeline and one session over the API: the first of the range's last day, as a person
+    # opens them from a report.
+    last = served.browser.get("/api/v1/reports/sessions-detail", params=dated | {"from": dated["to"]}, headers=JSON)
+    last.raise_for_status()
+    first_row = last.json()["rows"][0]
+    found.append(("conversation page", f"/conversations/{first_row['Conversation ID']}", {}, {}))
+    found.append(("session json", f"/api/v1/sessions/{first_row['Session ID']}", {}, JSON))
     return [target for target in found if only is None or re.search(only, target[0])]
 
 
