@@ -125,13 +125,17 @@ def test_a_round_stores_batches_and_deliveries_in_one_chunk_each_counted_apart(t
     assert brands == {"default": 1, "acme": 14}
 
 
+def nice_of(stat: Path) -> int:
+    """The nice value in a /proc stat file (field 19, after the command's parenthesised name)."""
+    return int(stat.read_text().rpartition(")")[2].split()[16])
+
+
 def thread_nice_values(pid: int) -> list[int]:
-    """The nice value of each thread of process `pid` (field 19 of /proc/PID/task/TID/stat, after the command's
-    parenthesised name)."""
+    """The nice value of each thread of process `pid`."""
     values = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(FileNotFoundError):
-            values.append(int((task / "stat").read_text().rpartition(")")[2].split()[16]))
+            values.append(nice_of(task / "stat"))
     return values
 
 
@@ -144,7 +148,7 @@ def test_the_writer_runs_ahead_of_the_servers_other_threads(tmp_path: Path) -> N
         while Writer.NICE not in thread_nice_values(server.process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         nice = thread_nice_values(server.process.pid)
-        main = int(Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()[16])
+        main = nice_of(Path(f"/proc/{server.process.pid}/stat"))
         if os.geteuid() == 0:
             assert Writer.NICE in nice and main == 0, nice  # the requests' threads as started
         else:

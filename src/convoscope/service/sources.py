@@ -240,7 +240,7 @@ def store_round(store: Store, batches: Sequence[Batch], waiting: list[Path], *,
     taken as they are. A file that cannot be read is set aside, and `warn` told."""
     from convoscope.spool import Spool, spool_folder
 
-    groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn, mapped or {})
+    groups, paths = _read_spool(Spool(spool_folder(store.path)), waiting, warn, mapped)
     outcomes, _ = store_together(store, batches, [(system, brand, records) for (system, brand), records in groups.items()],
                                  via="webhook", known=known)
     return outcomes, paths, sum(len(records) for records in groups.values())
