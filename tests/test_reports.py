@@ -9,10 +9,13 @@ Message History cell, row order, brands and `--out`.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import codecs
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -361,6 +364,21 @@ def test_local_date_and_offset(periods: Convoscope, customer: str, tz: str, crea
 def test_period_labels(periods: Convoscope, customer: str, tz: str, period: str, label: str) -> None:
     row = by_customer(periods.rows("--tz", tz, "--period", period))[customer]
     assert row["Created Date"] == label
+
+
+@pytest.mark.parametrize(("tz", "period"), [
+    ("Europe/Berlin", "half_hour"),  # both 02:30 of the night the clocks go back: one label, one row
+    ("Asia/Kathmandu", "half_hour"), ("America/New_York", "day"), ("UTC", "week"),  # 2026-W53, then 2027-W01
+    ("America/Los_Angeles", "week"), ("America/Los_Angeles", "quarter"), ("Europe/Berlin", "month"),
+    ("UTC", "year"),
+])
+def test_a_summary_has_a_row_per_label_of_the_detail_counting_its_rows_in_time_order(
+        periods: Convoscope, tz: str, period: str) -> None:
+    """A summary groups by the period's start and labels each row once (reports/base.py `summary_query`): its
+    labels are the detail's Created Date cells, each row counts the detail rows of its label."""
+    counted = Counter(row["Created Date"] for row in periods.rows("--tz", tz, "--period", period))
+    summary = periods.rows("--tz", tz, "--period", period, name="sessions-summary")
+    assert [(row["Period"], int(row["Sessions"])) for row in summary] == sorted(counted.items())
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,26 @@ def fmt_timestamp(ts: str, params: Params) -> str:
 
 def period_label(ts: str, params: Params, period: str | None) -> str:
     """The label of the period holding `ts` (SPEC 4.1); the local day without a period."""
+    return label_of(local(ts, params), period)
+
+
+def period_start(ts: str, params: Params, period: str | None) -> str:
+    """The wall-clock instant the period holding `ts` starts at, in the report's zone: what a summary groups and
+    sorts by, an 8-byte value where a label is a string made per row. `label_of` the start is `period_label` of
+    `ts` (every instant of a period has its start's label), and starts sort as their labels do."""
     loc = local(ts, params)
+    match period:
+        case "all":
+            return "NULL::TIMESTAMP"
+        case None | "day" | "week" | "month" | "quarter" | "year":  # ISO weeks start on Monday, as date_trunc's
+            return f"date_trunc('{period or 'day'}', {loc})::TIMESTAMP"
+        case "half_hour":
+            return f"time_bucket(INTERVAL 30 MINUTE, {loc})"
+    raise ReportError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+
+
+def label_of(loc: str, period: str | None) -> str:
+    """The label (SPEC 4.1) of the period holding `loc`, a wall-clock timestamp in the report's zone."""
     match period:
         case "all":  # one row over the whole selection: the totals of a summary
             return "'Total'"
@@ -271,13 +290,16 @@ def summary_query(params: Params, facts: str, anchor: str, keep: str, figures: l
     """A summary (SPEC 4): the aggregate `figures` over the rows of `facts` that `keep` selects, per
     period of `anchor` in the report's zone and, with `dimension`, per value of it."""
     by = ", dimension" if dimension else ""
+    # Grouped by the period's start and labelled once per row of the summary, not per row of the facts: formatting
+    # a label for each of 1.5M sessions and grouping by it cost 170 of a 30-day summary's 250 ms at 10M events.
     return f"""
-        SELECT period, {guard("dimension") + ", " if dimension else ""}{", ".join(figures)}
-        FROM (SELECT *, {period_label(anchor, params, params.period)} AS period
+        SELECT {label_of("period_start", params.period)} AS period,
+               {guard("dimension") + ", " if dimension else ""}{", ".join(figures)}
+        FROM (SELECT *, {period_start(anchor, params, params.period)} AS period_start
                      {f", {dimension} AS dimension" if dimension else ""}
               FROM ({facts}) WHERE {keep})
-        GROUP BY period{by}
-        ORDER BY period{by} {"NULLS FIRST" if dimension else ""}
+        GROUP BY period_start{by}
+        ORDER BY period_start{by} {"NULLS FIRST" if dimension else ""}
     """
 
 
