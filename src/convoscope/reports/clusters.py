@@ -50,11 +50,12 @@ class Themes:
     labels: list[str]
     model: _Model | None  # what assigns other documents to these themes; None when there was nothing to learn
 
-    def assign(self, texts: list[str]) -> np.ndarray:
-        """The theme each of `texts` (another period's) is nearest to."""
-        if self.model is None or not texts:
+    def assign(self, texts: Sequence[str] | pa.Array) -> np.ndarray:
+        """The theme each of `texts` (another period's) is nearest to; each distinct text placed once."""
+        if self.model is None or not len(texts):
             return np.zeros(len(texts), dtype=np.int64)
-        return self.model.nearest(self.model.space(texts))
+        unique, inverse, _ = _unique_rows(texts)
+        return self.model.nearest(self.model.space(unique))[inverse]
 
 
 @dataclass

@@ -46,7 +46,7 @@ THEME_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "ai_agent": (), "guide
 EXAMPLES = 3
 # An example's text: reason, transfer rationale and the customer's last message, each empty when absent.
 EXAMPLE_TEXT = ("coalesce(handoff_reason, '') || ' | ' || coalesce(transfer_rationale, '') || ' | ' "
-                "|| coalesce(s.text, '')")
+                "|| coalesce(said, '')")
 TOP = 3  # categories, subcategories and guides named per theme
 
 COLUMNS = (
@@ -81,8 +81,9 @@ def _local_date(params: Params) -> date:
 
 
 def _texts_sql(params: Params) -> str:
-    """The handed-off sessions of the period (`current`) and of the one before, each with its text: reason, transfer
-    rationale and the customer's last message of the session, in a canonical order."""
+    """The handed-off sessions of the period (`current`) and of the one before, each with its text (reason, transfer
+    rationale and the customer's last message of the session) and that message (`said`), in a canonical order: by
+    session, which an integer sort gives (the grouping does not depend on the order; the digest it is kept by does)."""
     earlier = previous_range(params)
     before = replace(params, date_from=earlier[0], date_to=earlier[1]) if earlier else None
     chosen = f"({session_filters(params)})" + (f" OR ({session_filters(before)})" if before else "")
@@ -94,22 +95,25 @@ def _texts_sql(params: Params) -> str:
         ),
         said AS ({_last_said("picked")})
         SELECT p.session_key, p.current, p.brand, p.customer_id,
-               concat_ws(chr(10), p.handoff_reason, p.transfer_rationale, s.text) AS text
+               concat_ws(chr(10), p.handoff_reason, p.transfer_rationale, s.text) AS text, s.text AS said
         FROM picked p LEFT JOIN said s USING (session_key)
-        ORDER BY text, p.session_key
+        ORDER BY p.session_key
     """
 
 
 def _last_said(sessions: str) -> str:
-    """SQL: the customer's last message (`text`) of each session of the relation `sessions` (with session_key, brand
-    and customer_id): the one text of a handoff the themes group and the examples show."""
+    """SQL: the customer's last message (`text`) of each session of the relation `sessions` (with session_key): the one
+    text of a handoff the themes group and the examples show. The sessions' messages first, then which of them are
+    the customer's (a key and a type), then the text of one event per session: joined the other way round, every
+    customer message of the store met every message of a session (0.6 of 1.5 s at 10M events)."""
     return f"""
-        SELECT m.session_key, arg_max(e.text, m.seq) AS text
-        FROM {stored("session_messages")} m
-        JOIN {sessions} p ON p.session_key = m.session_key
-        JOIN events e ON e.event_key = m.event_key AND e.brand = p.brand AND e.customer_id = p.customer_id
-        WHERE e.type = 'customer_message'
-        GROUP BY m.session_key
+        SELECT l.session_key, e.text
+        FROM (SELECT m.session_key, arg_max(m.event_key, m.seq) AS event_key
+              FROM (SELECT * FROM {stored("session_messages")} m
+                    SEMI JOIN {sessions} p ON p.session_key = m.session_key) m
+              SEMI JOIN (SELECT event_key FROM events WHERE type = 'customer_message') c USING (event_key)
+              GROUP BY m.session_key) l
+        JOIN events e USING (event_key)
     """
 
 
@@ -120,17 +124,19 @@ def _themes(cursor: duckdb.DuckDBPyConnection, report: Report, params: Params, c
     keys = found.column("session_key").to_numpy()
     current = found.column("current").to_numpy(zero_copy_only=False).astype(bool)
     texts = pc.fill_null(found.column("text").combine_chunks(), "")
+    said = found.column("said").combine_chunks()
     now = np.flatnonzero(current)
     grouped = _grouped(texts.take(now), _owners(found)[now])
     theme = np.zeros(len(texts), dtype=np.int32)
     typical = np.zeros(len(texts))
     theme[now], typical[now] = grouped.theme, grouped.typical
     before = np.flatnonzero(~current)
-    theme[before] = grouped.assign(texts.take(before).to_pylist())
+    theme[before] = grouped.assign(texts.take(before))
     if not grouped.labels:  # no handoff in the period: nothing to show, earlier ones included
-        keys, theme, typical, current = keys[:0], theme[:0], typical[:0], current[:0]
+        keys, theme, typical, current, said = keys[:0], theme[:0], typical[:0], current[:0], said[:0]
     return {
-        "_theme_of": pa.table({"session_key": keys, "theme": theme + 1, "typical": typical, "current": current}),
+        "_theme_of": pa.table({"session_key": keys, "theme": theme + 1, "typical": typical, "current": current,
+                               "said": said}),
         "_theme_labels": pa.table({"theme": np.arange(1, len(grouped.labels) + 1, dtype=np.int32),
                                    "label": pa.array(grouped.labels, pa.string())}),
     }
@@ -183,7 +189,7 @@ def _picked(params: Params) -> str:
                                                 "Theme column of handoff-themes, 1 for the largest")
     theme = "".join(f" AND t.theme = {int(value)}" for value in wanted)
     return f"""
-        SELECT f.*, t.theme, t.typical, t.current, l.label
+        SELECT f.*, t.theme, t.typical, t.current, t.said, l.label
         FROM ({session_facts(params)}) f JOIN _theme_of t USING (session_key) JOIN _theme_labels l USING (theme)
         WHERE true{theme}
     """
@@ -213,7 +219,6 @@ def _summary(report: Report, params: Params, config: Config, *, examples: bool =
     link = f"{public_url(config, params)} || '/conversations/' || conversation_id"
     nearest = f"typical DESC, {id_order('session_key')}"  # an example: nearest the centre, ties by session id
     texts = ", ".join(f"{guard(f'example_texts[{i}]')}" for i in range(1, EXAMPLES + 1)) if examples else ""
-    said = f"LEFT JOIN ({_last_said('current')}) s USING (session_key)" if examples else ""
     # The change since the period before, as a share of it, signed: `rate` takes counts that are not negative.
     trend = (f"CASE WHEN z.n >= z.previous THEN {rate('z.n - z.previous', 'z.previous')} "
              f"ELSE '-' || {rate('z.previous - z.n', 'z.previous')} END")
@@ -229,7 +234,7 @@ def _summary(report: Report, params: Params, config: Config, *, examples: bool =
         examples AS (
             SELECT theme, list({link} ORDER BY {nearest}) AS links
                    {f", list({EXAMPLE_TEXT} ORDER BY {nearest}) AS example_texts" if examples else ""}
-            FROM current {said} GROUP BY theme
+            FROM current GROUP BY theme
         )
         SELECT z.theme, {guard("z.label")}, z.n, {decimal("z.n", "(SELECT count(*) FROM current)", 4)},
                {"z.previous" if earlier else "NULL"}, {trend if earlier else "NULL"},
