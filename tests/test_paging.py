@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import Convoscope
-from convoscope import reports, service
+from convoscope import accounts, reports, service
 from convoscope.config import load_config
 from convoscope.reports import paging
 from convoscope.reports.base import Params, Report
-from convoscope.store import Store, key_of
+from convoscope.store import Store, file_stamp, key_of, store_stamp
+from convoscope.web.server import StoreGate
 from web_helpers import generate_brand
 
 START, LAST = "2026-05-01", "2026-05-07"
@@ -124,6 +125,48 @@ def test_keys_kept_are_never_those_of_a_store_written_since(tmp_path: Path) -> N
         store.con.execute("DELETE FROM derived.sessions WHERE session_key = ?", [key_of(first[0][0] or "", "ses_")])
         assert reports.count_rows(store, config, report, params) == later - 1
         assert reports.report_rows(store, config, report, params, limit=4)[1] == first[1:]
+
+
+def test_an_audit_entry_and_closing_the_store_keep_what_pages_keep(tmp_path: Path) -> None:
+    """A page that writes an audit entry (a report with messages, a conversation) and the checkpoint of the server
+    closing the store change its files but no data: the keys kept stay kept (`store.same_data`, through
+    `StoreGate.recorded`). An entry written while the writer holds its lock, and a commit of data, do not."""
+    cs = Convoscope(tmp_path)
+    generate_brand(cs, customers=30, days=3, seed=5, start=START)
+    config = load_config(cs.config)
+    gate = StoreGate(cs.db)
+    paging.KEYS.clear()
+
+    def viewed(*, busy: bool = False) -> tuple[tuple[object, ...] | None, tuple[object, ...]]:
+        """A page of the report with messages and its audit entry, as the server serves it; the stamps the
+        caches see and the files have, after the store is closed."""
+        with gate.open() as store:
+            report, params = prepared(store, cs, "sessions-detail-with-messages")
+            reports.report_rows(store, config, report, params, limit=10)
+            if busy:
+                gate.writing.acquire()  # a round of the writer under way
+            try:
+                with gate.recorded(store):
+                    accounts.audit(store, "test", "view", report.name, {"page": 1})
+            finally:
+                if busy:
+                    gate.writing.release()
+            kept = store_stamp(store)
+        return kept, file_stamp(cs.db)
+
+    kept, files = viewed()
+    listed = set(paging.KEYS._lists)
+    assert len(listed) == 1
+    again, later = viewed()
+    assert later != files and again == kept and set(paging.KEYS._lists) == listed  # no listing again
+
+    busy, _ = viewed(busy=True)
+    assert busy != kept and len(paging.KEYS._lists) == 1
+    after_busy, _ = viewed()
+    assert len(paging.KEYS._lists) == 2  # listed again: a round might have changed data meanwhile
+    generate_brand(cs, customers=30, days=3, seed=6, start=START)  # another process's commit, the store closed
+    written, _ = viewed()
+    assert written not in (kept, busy, after_busy) and len(paging.KEYS._lists) == 3
 
 
 def test_the_keys_kept_stay_within_their_bound() -> None:

@@ -118,7 +118,11 @@ def conversation_facts(params: Params, anchor_in_range: str = "true", *, config:
                 conditions.append(f"v.handled_by = {q(value)}")
             case "inbox":
                 conditions.append(_has_inbox(value))
-    picked = "conversation_key IN (SELECT conversation_key FROM picked)"
+    # The closes, reopens and sessions of the picked conversations only, when something narrows them: their tables
+    # are joined to `picked` anyway, so this only spares work, and over every conversation of every brand it costs a
+    # semi join of each table for nothing (0.16 of conversation-summary's 0.8 s at 10M events).
+    narrowed = not params.every_brand or any(condition != "true" for condition in conditions[1:])
+    picked = "conversation_key IN (SELECT conversation_key FROM picked)" if narrowed else "true"
     facts = f"""
         WITH picked AS (SELECT * FROM conversations v WHERE {" AND ".join(conditions)})
         SELECT v.*, k.first_closed_at, k.last_closed_at, k.last_closed_inbox,

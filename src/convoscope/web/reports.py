@@ -85,7 +85,7 @@ def run(server: Server, store: Store, prepared: Prepared, *, given: dict[str, An
     its audit lock); `given` is what the audit row records."""
     return service.run_report(store, prepared.config, prepared.report, prepared.params, prepared.asker, given=given,
                               to=to, limit=limit, offset=offset, order=order, action=action,
-                              writing=server.gate.recording, catch_up=server.ensure_derived)
+                              writing=server.gate.recorded(store), catch_up=server.ensure_derived)
 
 
 def definitions_header(prepared: Prepared) -> dict[str, str]:
@@ -112,7 +112,7 @@ def csv_answer(server: Server, store: Store, prepared: Prepared, given: dict[str
     streamed = hold.enter_context(server.gate.open())
     try:
         stream = service.stream_report(streamed, prepared.config, prepared.report, prepared.params, prepared.asker,
-                                       given=given, writing=server.gate.recording, catch_up=server.ensure_derived,
+                                       given=given, writing=server.gate.recorded(streamed), catch_up=server.ensure_derived,
                                        on_done=hold.close)
     except BaseException:
         hold.close()

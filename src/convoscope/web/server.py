@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from convoscope.accounts import User
 from convoscope.config import DEFAULT_PATH, Config, load_config
 from convoscope.errors import ConfigError, ParameterError
 from convoscope.events.known import KnownIds
-from convoscope.store import Store, file_stamp
+from convoscope.store import Store, file_stamp, same_data
 from convoscope.web import formats
 
 if TYPE_CHECKING:
@@ -82,9 +82,35 @@ class StoreGate:
             with self._lock:
                 self._users -= 1
                 if self._users == 0 and self._store is not None:
-                    self._store.close()
+                    with same_data(self._store):  # closing checkpoints the log into the file: the same data
+                        self._store.close()
                     self._store = None
                     self._left = file_stamp(self.path)
+
+    def recorded(self, store: Store) -> AbstractContextManager[None]:
+        """The lock around an audit entry's write (`recording`), which also keeps what pages keep of the store
+        (`store.same_data`) when no round of the writer can commit meanwhile: it is held off for the entry's
+        write when it is idle, and while it runs a round what was kept goes with that round's commit anyway."""
+        return _Recorded(self, store)
+
+
+class _Recorded:
+    """`StoreGate.recorded`: a context manager entered once per audit entry, and again for the next one."""
+
+    def __init__(self, gate: StoreGate, store: Store) -> None:
+        self.gate, self.store = gate, store
+        self._held: list[ExitStack] = []
+
+    def __enter__(self) -> None:
+        stack = ExitStack()
+        stack.enter_context(self.gate.recording)
+        if self.gate.writing.acquire(blocking=False):
+            stack.callback(self.gate.writing.release)
+            stack.enter_context(same_data(self.store))
+        self._held.append(stack)
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._held.pop().__exit__(*exc)
 
 
 class Settings:
@@ -244,7 +270,7 @@ class Server:
               brands: list[str] | None) -> None:
         """An audit entry for what is not a report (a conversation viewed); reports write theirs in
         `service.run_report`."""
-        with self.gate.recording:
+        with self.gate.recorded(store):
             accounts.audit(store, caller.user.name, action, target, parameters, brands)
 
     def page(self, request: Request, template: str, caller: Caller | None, status: int = 200,
