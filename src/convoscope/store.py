@@ -359,12 +359,13 @@ SAME_DATA_AT_MOST = 256
 
 
 @contextmanager
-def same_data(store: Store) -> Iterator[None]:
+def same_data(store: Store, alone: Callable[[], bool] = lambda: True) -> Iterator[None]:
     """Around a write that changes no data a page keeps (an audit entry, the checkpoint of closing the file): what
     was kept for the store before it (`while_unchanged`, a detail report's keys) stays kept after it, as the files'
     new state stands for the old one in `store_stamp`. Without it each audited page (a conversation, a report with
-    messages) made the next page list its keys again (0.6 s at 10M events). The caller makes sure nothing else
-    commits meanwhile: the server's writer is held off, no other process writes while the server has the file."""
+    messages) made the next page list its keys again (0.6 s at 10M events). Only if nothing else committed
+    meanwhile: `alone`, asked once the files' new state is read, says whether any other writer of data could have
+    (no other process writes while the server has the file)."""
     before = store_stamp(store)
     yield
     if before is None:
@@ -372,7 +373,7 @@ def same_data(store: Store) -> Iterator[None]:
     path = Path(store.path)
     after = (str(path.resolve()), file_stamp(path))
     with _KEPT_LOCK:
-        if after[1] != before:
+        if after[1] != before and alone():
             _SAME_DATA[after] = before
             while len(_SAME_DATA) > SAME_DATA_AT_MOST:
                 _SAME_DATA.popitem(last=False)

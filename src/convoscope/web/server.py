@@ -59,7 +59,7 @@ class StoreGate:
         self._lock = threading.Lock()
         self._users = 0
         self._store: Store | None = None
-        self.writing = threading.Lock()  # one writer of events and derived tables at a time; readers never wait for it
+        self.writing = CountedLock()  # one writer of events and derived tables at a time; readers never wait for it
         # The audit log's appends: they touch nothing the writer does, so a page's audit entry never waits for a round.
         self.recording = threading.Lock()
         self.known = KnownIds()
@@ -89,9 +89,35 @@ class StoreGate:
 
     def recorded(self, store: Store) -> AbstractContextManager[None]:
         """The lock around an audit entry's write (`recording`), which also keeps what pages keep of the store
-        (`store.same_data`) when no round of the writer can commit meanwhile: it is held off for the entry's
-        write when it is idle, and while it runs a round what was kept goes with that round's commit anyway."""
+        (`store.same_data`) when no writer of data held `writing` from before the entry to after it: the writer is
+        never kept waiting, and a round that ran meanwhile changes what was kept anyway."""
         return _Recorded(self, store)
+
+
+class CountedLock:
+    """A lock that counts how often it was taken: whether anyone held it between two instants."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking, timeout):
+            self.taken += 1  # before its holder can commit anything
+            return True
+        return False
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
 class _Recorded:
@@ -104,9 +130,10 @@ class _Recorded:
     def __enter__(self) -> None:
         stack = ExitStack()
         stack.enter_context(self.gate.recording)
-        if self.gate.writing.acquire(blocking=False):
-            stack.callback(self.gate.writing.release)
-            stack.enter_context(same_data(self.store))
+        writing = self.gate.writing
+        taken = writing.taken  # first: a writer that takes the lock from now on changes it
+        if not writing.locked():
+            stack.enter_context(same_data(self.store, lambda: not writing.locked() and writing.taken == taken))
         self._held.append(stack)
 
     def __exit__(self, *exc: Any) -> bool | None:
