@@ -157,7 +157,9 @@ def _grouped(texts: pa.Array, owners: np.ndarray) -> clusters.Themes:
     wide = pa.types.is_large_string(texts.type)
     offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64 if wide else np.int32, count=len(texts) + 1)
     digest.update(offsets.tobytes())
-    digest.update(texts.buffers()[2].to_pybytes()[:offsets[-1]] if len(texts) else b"")
+    characters = texts.buffers()[2]
+    if characters is not None:
+        digest.update(memoryview(characters)[:offsets[-1]])
     digest.update(np.ascontiguousarray(owners, dtype=np.int64).tobytes())
     key = digest.digest()
     with _GROUPED_LOCK:
