@@ -9,8 +9,6 @@ Message History cell, row order, brands and `--out`.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import codecs
 import os
 import subprocess
