@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import duckdb
 import numpy as np
@@ -32,6 +32,8 @@ from convoscope.errors import ConvoscopeError
 from convoscope.events.fields import promote_sql
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 DEFAULT_DB = "convoscope.duckdb"
 SCHEMA_VERSION = "6"  # of the derived tables (and the events' columns): a store of another version rebuilds them
@@ -339,6 +341,33 @@ def file_stamp(path: Path) -> tuple[object, ...]:
     return tuple(parts)
 
 
+class Kept(Generic[K, V]):
+    """Answers kept per process under their keys, the least recently used let go past `at_most`; for threads."""
+
+    def __init__(self, at_most: int) -> None:
+        self.at_most = at_most
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, default: V | None = None) -> V | None:
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.at_most:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
 def store_stamp(store: Store) -> tuple[object, ...] | None:
     """The state of the store's files: the database's and its write-ahead log's status. Every committed write
     changes one of them — a commit is written to the log, a checkpoint into the file — whichever process made it
@@ -349,13 +378,11 @@ def store_stamp(store: Store) -> tuple[object, ...] | None:
     if str(path) == ":memory:" or not path.is_file():
         return None
     found = file_stamp(path)
-    with _KEPT_LOCK:
-        return _SAME_DATA.get((str(path.resolve()), found), found)
+    return _SAME_DATA.get((str(path.resolve()), found), found)
 
 
 # A stamp of the store's files after writes that changed no data a page keeps (`same_data`) → the stamp it stands for.
-_SAME_DATA: OrderedDict[tuple[str, tuple[object, ...]], tuple[object, ...]] = OrderedDict()
-SAME_DATA_AT_MOST = 256
+_SAME_DATA: Kept[tuple[str, tuple[object, ...]], tuple[object, ...]] = Kept(256)
 
 
 @contextmanager
@@ -371,17 +398,13 @@ def same_data(store: Store, alone: Callable[[], bool] = lambda: True) -> Iterato
     if before is None:
         return
     path = Path(store.path)
-    after = (str(path.resolve()), file_stamp(path))
-    with _KEPT_LOCK:
-        if after[1] != before and alone():
-            _SAME_DATA[after] = before
-            while len(_SAME_DATA) > SAME_DATA_AT_MOST:
-                _SAME_DATA.popitem(last=False)
+    after = file_stamp(path)
+    if after != before and alone():
+        _SAME_DATA.put((str(path.resolve()), after), before)
 
 
-_KEPT: OrderedDict[tuple[object, ...], object] = OrderedDict()
-_KEPT_LOCK = threading.Lock()
-KEPT_AT_MOST = 512  # answers kept per process: a few lists of names and two instants each
+_KEPT: Kept[tuple[object, ...], object] = Kept(512)  # a few lists of names and two instants each
+_ABSENT = object()
 
 
 def while_unchanged(store: Store, key: tuple[object, ...], compute: Callable[[], T]) -> T:
@@ -395,16 +418,12 @@ def while_unchanged(store: Store, key: tuple[object, ...], compute: Callable[[],
     if stamp is None:
         return compute()
     full = (str(Path(store.path).resolve()), stamp, *key)
-    with _KEPT_LOCK:
-        if full in _KEPT:
-            _KEPT.move_to_end(full)
-            return cast(T, _KEPT[full])
+    found = _KEPT.get(full, _ABSENT)
+    if found is not _ABSENT:
+        return cast(T, found)
     value = compute()
     if store_stamp(store) == stamp:
-        with _KEPT_LOCK:
-            _KEPT[full] = value
-            while len(_KEPT) > KEPT_AT_MOST:
-                _KEPT.popitem(last=False)
+        _KEPT.put(full, value)
     return value
 
 

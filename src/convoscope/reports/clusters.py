@@ -10,7 +10,7 @@ and counts the handoffs behind each theme.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,7 @@ class Themes:
     labels: list[str]
     model: _Model | None  # what assigns other documents to these themes; None when there was nothing to learn
 
-    def assign(self, texts: Sequence[str] | pa.Array) -> np.ndarray:
+    def assign(self, texts: pa.Array) -> np.ndarray:
         """The theme each of `texts` (another period's) is nearest to; each distinct text placed once."""
         if self.model is None or not len(texts):
             return np.zeros(len(texts), dtype=np.int64)
@@ -79,11 +79,9 @@ class _Model:
         return nearest
 
 
-def group(texts: Sequence[str] | pa.Array, owners: Sequence[Hashable] | np.ndarray, *,
-          max_themes: int = MAX_THEMES) -> Themes:
-    """Group `texts` (one per handoff, its fields joined by FIELD_BREAK; `owners[i]` is who wrote text i, its
-    customer, or a number standing for them) into themes; the same texts and owners, in any order, give the same
-    grouping."""
+def group(texts: pa.Array, owners: np.ndarray, *, max_themes: int = MAX_THEMES) -> Themes:
+    """Group `texts` (one per handoff, its fields joined by FIELD_BREAK; `owners[i]` is a number standing for who
+    wrote text i, its customer) into themes; the same texts and owners, in any order, give the same grouping."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits
@@ -130,16 +128,11 @@ def group(texts: Sequence[str] | pa.Array, owners: Sequence[Hashable] | np.ndarr
     return Themes(theme=theme[inverse], typical=typical[inverse], labels=labels, model=model)
 
 
-def _writers(inverse: np.ndarray, owners: Sequence[Hashable] | np.ndarray, texts: int) -> Any:
+def _writers(inverse: np.ndarray, owners: np.ndarray, texts: int) -> Any:
     """A matrix of customers × distinct texts: 1 where the customer wrote that text."""
     import scipy.sparse as sp
 
-    if isinstance(owners, np.ndarray):
-        customer = np.unique(owners, return_inverse=True)[1].reshape(-1)
-    else:  # each customer's row in the order they come: only the counts per term are read
-        numbers: dict[Hashable, int] = {}
-        customer = np.fromiter((numbers.setdefault(o, len(numbers)) for o in owners), dtype=np.int64,
-                               count=len(owners))
+    customer = np.unique(owners, return_inverse=True)[1].reshape(-1)
     wrote = sp.csr_matrix((np.ones(inverse.shape[0]), (customer, inverse)),
                           shape=(int(customer.max()) + 1 if customer.size else 0, texts))
     wrote.data[:] = 1  # a customer who wrote a text twice wrote it
@@ -198,11 +191,11 @@ def _analyzer() -> Callable[[str], list[str]]:
     return lambda text: [term for part in text.split(FIELD_BREAK) for term in field(part)]
 
 
-def _unique_rows(texts: Sequence[str] | pa.Array) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _unique_rows(texts: pa.Array) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The distinct texts in code point order, each text's place among them, and how many texts each is. Arrow's
     hash finds the distinct texts (sorting half a million Python strings took 0.9 s at 10M events), Python's own
     comparison orders them, as `numpy.unique` did."""
-    encoded = (texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())).dictionary_encode()
+    encoded = texts.dictionary_encode()
     found = encoded.dictionary.to_pylist()
     order = sorted(range(len(found)), key=found.__getitem__)
     place = np.empty(len(order), dtype=np.int64)

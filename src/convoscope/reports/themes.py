@@ -12,8 +12,6 @@ session report: so a theme's count is a count of sessions-detail rows.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import replace
 from datetime import date, timedelta
 from urllib.parse import urlencode
@@ -38,7 +36,7 @@ from convoscope.reports.base import (
     rate,
 )
 from convoscope.reports.sessions import session_facts, session_filters
-from convoscope.store import id_order, stored
+from convoscope.store import Kept, id_order, stored
 from convoscope.store import sql_string as q
 
 THEME_WHERE: dict[str, tuple[str, ...]] = {"channel": (), "ai_agent": (), "guide": (), "handoff_category": (),
@@ -142,9 +140,7 @@ def _themes(cursor: duckdb.DuckDBPyConnection, report: Report, params: Params, c
     }
 
 
-_GROUPED: OrderedDict[bytes, clusters.Themes] = OrderedDict()
-_GROUPED_LOCK = threading.Lock()
-GROUPED_KEPT = 4  # groupings kept per process, by their texts and writers: a few ranges' themes and their models
+_GROUPED: Kept[bytes, clusters.Themes] = Kept(4)  # a few ranges' themes and their models, by texts and writers
 
 
 def _grouped(texts: pa.Array, owners: np.ndarray) -> clusters.Themes:
@@ -161,16 +157,10 @@ def _grouped(texts: pa.Array, owners: np.ndarray) -> clusters.Themes:
     if characters is not None:
         digest.update(memoryview(characters)[:offsets[-1]])
     digest.update(np.ascontiguousarray(owners, dtype=np.int64).tobytes())
-    key = digest.digest()
-    with _GROUPED_LOCK:
-        if key in _GROUPED:
-            _GROUPED.move_to_end(key)
-            return _GROUPED[key]
-    grouped = clusters.group(texts, owners)
-    with _GROUPED_LOCK:
-        _GROUPED[key] = grouped
-        while len(_GROUPED) > GROUPED_KEPT:
-            _GROUPED.popitem(last=False)
+    grouped = _GROUPED.get(digest.digest())
+    if grouped is None:
+        grouped = clusters.group(texts, owners)
+        _GROUPED.put(digest.digest(), grouped)
     return grouped
 
 

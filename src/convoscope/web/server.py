@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,23 +121,23 @@ class CountedLock:
 
 
 class _Recorded:
-    """`StoreGate.recorded`: a context manager entered once per audit entry, and again for the next one."""
+    """`StoreGate.recorded`: a lock entered once per audit entry, and again for the next one."""
 
     def __init__(self, gate: StoreGate, store: Store) -> None:
         self.gate, self.store = gate, store
-        self._held: list[ExitStack] = []
 
     def __enter__(self) -> None:
-        stack = ExitStack()
-        stack.enter_context(self.gate.recording)
+        self.gate.recording.acquire()
         writing = self.gate.writing
-        taken = writing.taken  # first: a writer that takes the lock from now on changes it
-        if not writing.locked():
-            stack.enter_context(same_data(self.store, lambda: not writing.locked() and writing.taken == taken))
-        self._held.append(stack)
+        taken, free = writing.taken, not writing.locked()  # the count first: a writer taking the lock changes it
+        self._entry = same_data(self.store, lambda: free and not writing.locked() and writing.taken == taken)
+        self._entry.__enter__()
 
     def __exit__(self, *exc: Any) -> bool | None:
-        return self._held.pop().__exit__(*exc)
+        try:
+            return self._entry.__exit__(*exc)
+        finally:
+            self.gate.recording.release()
 
 
 class Settings:
