@@ -37,7 +37,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from convoscope import sources, synth_chatwoot  # noqa: E402
-from load import LOAD_DAY, PASSWORD, batch_events, free_port, log_in, markdown, percentile  # noqa: E402
+from load import (  # noqa: E402
+    CLI,
+    LOAD_DAY,
+    PASSWORD,
+    batch_events,
+    free_port,
+    log_in,
+    markdown,
+    peak_mib,
+    percentile,
+    wait_until_up,
+)
 
 BATCH = 100  # events a POST carries (two load batches of 50)
 SECRET = "live-bench-secret"
@@ -49,7 +60,6 @@ SENDERS = 24  # webhook threads (--senders): each sends its next delivery once t
 PROBE_EVERY = 1.0  # seconds between freshness samples of each half
 CLI_EVERY = 30.0
 CLI_TIMEOUT = 60.0
-CLI = [sys.executable, "-m", "convoscope.cli"]
 
 
 @dataclass
@@ -86,6 +96,12 @@ def deliveries(count: int) -> list[tuple[bytes, str]]:
                 if len(found) == count:
                     return found
         contacts = contacts * 3 // 2
+
+
+def signed(body: bytes, delivery: str) -> dict[str, Any]:
+    """A delivery's body and the headers Chatwoot signs it with (its id `delivery`), as `client.post` takes them."""
+    headers = synth_chatwoot.signed_headers(body, secret=SECRET, timestamp=int(time.time()), delivery=delivery)
+    return {"content": body, "headers": headers}
 
 
 class Live:
@@ -175,12 +191,10 @@ class Live:
                         return
                     body, event_id = self.bodies[self.next_body]
                     self.next_body += 1
-                headers = synth_chatwoot.signed_headers(body, secret=SECRET, timestamp=int(time.time()),
-                                                        delivery=f"live-{event_id}")
                 with self.seen.lock:
                     self.seen.sent["webhook"] += 1
                 response = self.timed("POST chatwoot webhook (1)", client.post, synth_chatwoot.WEBHOOK_PATH,
-                                      content=body, headers=headers)
+                                      **signed(body, f"live-{event_id}"))
                 if response is None:
                     continue
                 now = time.perf_counter()
@@ -301,27 +315,6 @@ def rounds(log: Path) -> list[dict[str, str]]:
     return rows
 
 
-def wait_until_up(url: str, server: subprocess.Popen[bytes], output: Any, within: float = 120) -> None:
-    """Wait until the server started as `server` answers at `url`; exit with its `output()` if it never does."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if httpx.get(url + "/login", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise SystemExit(f"convoscope serve did not start: {output()}")
-        time.sleep(0.2)
-
-
-def peak_memory(pid: int) -> str:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return f"{int(line.split()[1]) / 1024:,.0f} MiB"
-    return "?"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, required=True, help="a store with events (it gains the load's)")
@@ -369,7 +362,7 @@ def main() -> None:
                     range_=range_, conversation=conversation, cli_every=args.cli_every, readers=not args.no_readers,
                     senders=args.senders)
         live.run()
-        memory = peak_memory(server.pid)
+        memory = f"{peak_mib(server.pid):,.0f} MiB"
     finally:
         server.terminate()
         server.wait(timeout=600)

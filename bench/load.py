@@ -418,15 +418,34 @@ def serve(db: Path, config: Path, log: Path) -> tuple[subprocess.Popen[bytes], s
     with log.open("wb") as out:
         process = subprocess.Popen([*CLI, "--db", str(db), "--config", str(config), "serve", "--port", str(port)],
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
+    try:
+        wait_until_up(url, process, lambda: log.read_text(errors="replace"), within=60)
+    except SystemExit:
+        process.terminate()
+        raise
+    return process, url
+
+
+def wait_until_up(url: str, server: subprocess.Popen[bytes], output: Callable[[], str], within: float = 120) -> None:
+    """Wait until the server started as `server` answers at `url`; exit with its `output()` if it never does."""
+    deadline = time.monotonic() + within
+    while True:
         try:
             if httpx.get(url + "/login", timeout=5).status_code == 200:
-                return process, url
+                return
         except httpx.TransportError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit(f"convoscope serve did not start: {log.read_text(errors='replace')}")
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit(f"convoscope serve did not start: {output()}")
+        time.sleep(0.2)
+
+
+def peak_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MiB; NaN when the kernel does not say."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:

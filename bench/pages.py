@@ -50,7 +50,7 @@ from convoscope import reports, service
 from convoscope.config import Config, load_config
 from convoscope.reports.base import Params, Report
 from convoscope.store import Store, id_order, stored
-from load import CLI, free_port, log_in, markdown  # noqa: E402
+from load import CLI, free_port, log_in, markdown, peak_mib, wait_until_up  # noqa: E402
 
 # The column each report's sorted view sorts by, and whether the other way round.
 SORTS = {"sessions-detail": ("Channel", False), "contact-export": ("Duration Seconds", True),
@@ -143,27 +143,18 @@ class Served:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([*CLI, "--db", str(db), "--config", str(config), "serve", "--port",
                                              str(port)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(self.url + "/login", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise SystemExit(f"convoscope serve did not start: {self.log.read_text(errors='replace')}")
-            time.sleep(0.2)
+        try:
+            wait_until_up(self.url, self.process, lambda: self.log.read_text(errors="replace"), within=300)
+        except SystemExit:
+            self.stop()
+            raise
         self.browser = httpx.Client(base_url=self.url, timeout=600)
         if not log_in(self.browser, user, PASSWORD):
             self.stop()
             raise SystemExit(f"could not log in as {user}")
 
     def peak_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_mib(self.process.pid)
 
     def stop(self) -> None:
         if hasattr(self, "browser"):

@@ -23,8 +23,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from convoscope import synth_chatwoot  # noqa: E402
-from live import CLI, SECRET, deliveries, wait_until_up  # noqa: E402
-from load import free_port, markdown  # noqa: E402
+from live import SECRET, deliveries, signed  # noqa: E402
+from load import CLI, free_port, markdown, wait_until_up  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -62,9 +62,7 @@ def main() -> None:
                         if number >= len(bodies):
                             return
                         body, event_id = bodies[number]
-                        headers = synth_chatwoot.signed_headers(body, secret=SECRET, timestamp=int(time.time()),
-                                                                delivery=f"cpu-{event_id}")
-                        answer = client.post(synth_chatwoot.WEBHOOK_PATH, content=body, headers=headers)
+                        answer = client.post(synth_chatwoot.WEBHOOK_PATH, **signed(body, f"cpu-{event_id}"))
                         if answer.status_code != 200:
                             failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
 
