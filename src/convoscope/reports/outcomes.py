@@ -63,11 +63,13 @@ TOP_CATEGORIES = 3
 
 def _guides(report: Report, params: Params, config: Config) -> str:
     """One row per guide over the sessions created in the range that the filters select; a session counts
-    under each guide it used, and one that used none under an empty Guide (as sessions-summary by guide)."""
-    figures = [
-        FIGURES["sessions"], FIGURES["resolution_rate"], DURABLE_RATE, FIGURES["handoff_rate"],
-        guard("any_value(t.top)"), NEGATIVE_RATE, FIGURES["recontact_rate"],
-    ]
+    under each guide it used, and one that used none under an empty Guide (as sessions-summary by guide).
+    The figures are counted per guide before the top categories join them: a join of every session's row
+    cost a fifth of the report at 10M events."""
+    figures = [FIGURES["sessions"], FIGURES["resolution_rate"], DURABLE_RATE, FIGURES["handoff_rate"], None,
+               NEGATIVE_RATE, FIGURES["recontact_rate"]]
+    counted = ", ".join(f"{figure} AS f{n}" for n, figure in enumerate(figures) if figure)
+    shown = ", ".join(guard("t.top") if figure is None else f"f.f{n}" for n, figure in enumerate(figures))
     return f"""
         WITH picked AS (
             SELECT *, {DIMENSIONS["guide"][1]} AS guide
@@ -81,11 +83,11 @@ def _guides(report: Report, params: Params, config: Config) -> str:
         top AS (
             SELECT guide, string_agg(handoff_category || ' (' || n || ')', ', ' ORDER BY place) AS top
             FROM categories WHERE place <= {TOP_CATEGORIES} GROUP BY guide
-        )
-        SELECT {guard("p.guide")}, {", ".join(figures)}
-        FROM picked p LEFT JOIN top t ON t.guide IS NOT DISTINCT FROM p.guide
-        GROUP BY p.guide
-        ORDER BY p.guide NULLS FIRST
+        ),
+        counted AS (SELECT guide, {counted} FROM picked GROUP BY guide)
+        SELECT {guard("f.guide")}, {shown}
+        FROM counted f LEFT JOIN top t ON t.guide IS NOT DISTINCT FROM f.guide
+        ORDER BY f.guide NULLS FIRST
     """
 
 
