@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 
@@ -21,6 +20,7 @@ from chatwoot_replay import serving as replaying
 from cli_helpers import Convoscope
 from convoscope import synth_chatwoot
 from convoscope.reports import REPORTS
+from convoscope.store import connect as connect_waiting
 from source_helpers import sign
 from web_helpers import cli_ok, csv_dicts, serving
 
@@ -84,7 +84,7 @@ def test_every_report_equals_the_plain_events_reports(flow: Convoscope, plain: C
 
 def test_the_flow_stores_exactly_the_events(flow: Convoscope, plain: Convoscope) -> None:
     def events(db: Path) -> list[tuple]:
-        con = duckdb.connect(str(db), read_only=True)
+        con = connect_waiting(str(db), read_only=True)
         try:
             return con.execute("SELECT * EXCLUDE (source, line, ingested_at, attributes) FROM events "
                                "ORDER BY event_id").fetchall()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from cli_helpers import WORKED_EXAMPLE, Convoscope, assert_usage_error, ev, make_id, parse
 from convoscope.store import DERIVED_TABLES, Store
+from convoscope.store import connect as connect_waiting
 
 LINK = "http://127.0.0.1:8000/conversations/"
 
@@ -174,7 +174,7 @@ def test_store_of_the_previous_layout_is_rebuilt(tmp_path: Path) -> None:
     cs = Convoscope(tmp_path)
     assert cs("ingest", str(WORKED_EXAMPLE)).exit_code == 0
     want = cs.rows(name="conversation-export")
-    con = duckdb.connect(str(cs.db))
+    con = connect_waiting(str(cs.db))
     for table in DERIVED_TABLES:
         con.execute(f"DROP VIEW {table}")
     con.execute("DROP SCHEMA derived CASCADE")

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from cli_helpers import Convoscope
 from convoscope.reports.base import copy_csv, header_csv
 from convoscope.reports.stream import PIPE_BYTES, CsvStream
+from convoscope.store import connect as connect_waiting
 from convoscope.web.reports import CsvResponse
 from web_helpers import LiveServer, add_user, bearer, cli_ok, free_port, generate_brand, serving
 
@@ -52,7 +53,7 @@ def audit_rows(db: Path) -> list[tuple[Any, ...]]:
     """The audit log as the store holds it, read when the server has let the file go."""
     for _ in range(300):
         try:
-            with duckdb.connect(str(db), read_only=True) as con:
+            with connect_waiting(str(db), read_only=True) as con:
                 return con.execute("SELECT user_name, action, target, parameters FROM audit_log "
                                    "ORDER BY logged_at, rowid").fetchall()
         except duckdb.IOException:  # the server holds it for a moment

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +25,7 @@ from convoscope import service
 from convoscope.config import Config, load_config
 from convoscope.events import readers
 from convoscope.store import EVENT_TYPES, SCHEMA_VERSION, Store, event_key_sql
+from convoscope.store import connect as connect_waiting
 
 DAY = datetime(2026, 5, 21)
 
@@ -448,7 +448,7 @@ def test_a_store_of_version_4_gains_the_type_the_columns_and_its_feedback(tmp_pa
     cs.ingest(session)
     # As convoscope of schema version 4 left it: seven types, no rating or score, `rating` of a message among
     # the unknown fields, derived tables without feedback.
-    con = duckdb.connect(str(cs.db))
+    con = connect_waiting(str(cs.db))
     con.execute("INSERT INTO events (brand, event_id, type, occurred_at, customer_id, channel, attributes, event_key) "
                 "SELECT brand, event_id, type, occurred_at, customer_id, channel, attributes, "
                 f"{event_key_sql('brand', 'customer_id', 'event_id')} FROM read_json(?, columns = "

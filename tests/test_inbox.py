@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -23,6 +22,7 @@ from convoscope import service
 from convoscope.config import Config
 from convoscope.events import readers
 from convoscope.store import SCHEMA_VERSION, Store
+from convoscope.store import connect as connect_waiting
 from event_files import write_csv, write_jsonl, write_parquet
 
 DAY = "2026-05-21"
@@ -172,7 +172,7 @@ def test_a_store_of_the_previous_version_moves_attributes_inbox_into_its_column(
     kept = {"moved": {"inbox": "web", "priority": "high"}, "blank": {"inbox": "  "}, "number": {"inbox": 7},
             "long": {"inbox": "i" * 201}, "none": {"priority": "low"}}
     cs.ingest([{k: v for k, v in e.items() if k != "inbox"} for e in events])
-    con = duckdb.connect(str(cs.db))
+    con = connect_waiting(str(cs.db))
     for event_id, attributes in kept.items():
         con.execute("UPDATE events SET attributes = ? WHERE event_id = ?", [json.dumps(attributes), event_id])
     con.execute("ALTER TABLE events DROP COLUMN inbox")

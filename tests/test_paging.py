@@ -17,7 +17,7 @@ from convoscope.config import load_config
 from convoscope.reports import paging
 from convoscope.reports.base import Params, Report
 from convoscope.store import Store, file_stamp, key_of, store_stamp
-from convoscope.web.server import StoreGate
+from convoscope.web.gate import StoreGate
 from web_helpers import generate_brand
 
 START, LAST = "2026-05-01", "2026-05-07"
@@ -134,7 +134,7 @@ def test_an_audit_entry_and_closing_the_store_keep_what_pages_keep(tmp_path: Pat
     cs = Convoscope(tmp_path)
     generate_brand(cs, customers=30, days=3, seed=5, start=START)
     config = load_config(cs.config)
-    gate = StoreGate(cs.db)
+    gate = StoreGate(cs.db, keep=0)  # closed when the last request ends, as the test reads the files then
     paging.KEYS.clear()
 
     def viewed(*, busy: bool = False, meanwhile: bool = False) -> tuple[tuple[object, ...] | None, tuple[object, ...]]:

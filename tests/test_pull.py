@@ -29,6 +29,7 @@ from convoscope.sources import chatwoot_api
 from convoscope.sources.chatwoot import map_backfill
 from convoscope.spool import Spool, spool_folder
 from convoscope.store import Store
+from convoscope.store import connect as connect_waiting
 from source_helpers import by_id, expected_events, stored_events, webhook_bodies
 from web_helpers import CONVOSCOPE, free_port
 
@@ -93,7 +94,7 @@ def capture(cs: Convoscope, records: list[dict[str, Any]], name: str = "capture.
 
 
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect_waiting(str(db), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:

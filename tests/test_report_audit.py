@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from cli_helpers import AS_OF
+from convoscope.store import connect as connect_waiting
 from web_helpers import AnalystSite, bearer, cli_ok
 
 DAY = "2026-05-21"  # the worked example's day
@@ -26,11 +27,11 @@ MESSAGES = "sessions-detail-with-messages"
 PLAIN = "sessions-detail"
 
 def audit_log(db: Path) -> list[tuple[Any, ...]]:
-    """Every audit row, oldest first: (user, action, target, parameters, brands). The server holds the store
-    only while it answers, so the file is free between two requests."""
+    """Every audit row, oldest first: (user, action, target, parameters, brands), read as a command reads
+    the store: the server lets go of it once no request uses it (`store.wanted`)."""
     for _ in range(100):
         try:
-            with duckdb.connect(str(db), read_only=True) as con:
+            with connect_waiting(str(db), read_only=True) as con:
                 rows = con.execute("SELECT user_name, action, target, parameters, brands FROM audit_log "
                                    "ORDER BY logged_at, rowid").fetchall()
             return [(user, action, target, json.loads(parameters), brands)

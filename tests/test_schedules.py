@@ -25,11 +25,11 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pytest
 from aiosmtpd.controller import Controller
 
 from cli_helpers import TEST_CONFIG, Convoscope
+from convoscope.store import connect as connect_waiting
 from web_helpers import PASSWORD, add_user, cli_ok, free_port, generate_brand, log_in, serving
 
 
@@ -100,7 +100,7 @@ def attachment(message: EmailMessage) -> tuple[str, bytes]:
 
 def backdate(store: Convoscope, schedule_id: int, days: int) -> None:
     """The schedule as a store kept it since `days` ago, while nothing ran: its fire times since were missed."""
-    con = duckdb.connect(str(store.db))
+    con = connect_waiting(str(store.db))
     con.execute(f"UPDATE schedules SET created_at = created_at - INTERVAL {days} DAY WHERE id = ?", [schedule_id])
     con.close()
 

@@ -21,6 +21,7 @@ from cli_helpers import Convoscope
 from convoscope.config import load_config
 from convoscope.derive import duckdb_engine
 from convoscope.errors import ConvoscopeError
+from convoscope.store import connect as connect_waiting
 from web_helpers import LiveServer, add_user, bearer, generate_brand, log_in, serving
 
 SUMMARY = "/api/v1/reports/sessions-summary"  # judged now: every session of the generated brand has ended
@@ -54,10 +55,11 @@ class Site:
             return "unreadable"
 
     def derived_settings(self) -> dict[str, str]:
-        """What the derived tables were built with. The server holds the store only while it answers."""
+        """What the derived tables were built with, read as a command reads the store: the server lets go of it
+        once no request uses it (`store.wanted`)."""
         for _ in range(100):
             try:
-                with duckdb.connect(str(self.store.db), read_only=True) as con:
+                with connect_waiting(str(self.store.db), read_only=True) as con:
                     return dict(con.execute("SELECT brand, fingerprint FROM derived_settings").fetchall())
             except duckdb.IOException:
                 time.sleep(0.1)

@@ -21,6 +21,7 @@ from click.testing import Result
 from cli_helpers import AS_OF, Convoscope, ev, make_id
 from convoscope.reports import REPORTS
 from convoscope.reports.base import GUARDED_PREFIXES, Params
+from convoscope.store import connect as connect_waiting
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")  # SPEC 4.1, written out again rather than imported
 # Free text: the payloads of the OWASP CSV-injection advice, then leading-white-space variants that
@@ -288,9 +289,8 @@ def test_the_api_json_has_the_same_cells(store: Convoscope) -> None:
 
 def test_payloads_reach_the_store_as_sent(store: Convoscope) -> None:
     """The guard is a rendering step: what is stored, and what a timeline shows, is the value sent."""
-    import duckdb
 
-    con = duckdb.connect(str(Path(store.db)), read_only=True)
+    con = connect_waiting(str(Path(store.db)), read_only=True)
     stored = {row[0] for row in con.execute("SELECT DISTINCT ai_agent FROM events WHERE ai_agent IS NOT NULL").fetchall()}
     inboxes = {row[0] for row in con.execute("SELECT DISTINCT inbox FROM events WHERE inbox IS NOT NULL").fetchall()}
     con.close()

@@ -14,13 +14,13 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from cli_helpers import Convoscope, ev
 from convoscope import synth
 from convoscope.reports import clusters, themes
+from convoscope.store import connect as connect_waiting
 from web_helpers import add_user, bearer, cli_ok, log_in, serving
 
 CUSTOMERS, DAYS, SEED, START = 3000, 30, 4, "2026-05-01"
@@ -48,7 +48,7 @@ def planted(store: Convoscope) -> dict[str, str]:
     """Each handed-off session's planted cause: the generator's ground truth for its handoff event (the event that
     ended the session; a team takeover has none)."""
     causes = synth.generate(customers=CUSTOMERS, days=DAYS, seed=SEED).causes
-    with duckdb.connect(str(store.db), read_only=True) as con:
+    with connect_waiting(str(store.db), read_only=True) as con:
         con.register("causes", causes)
         return dict(con.execute("""
             SELECT s.session_id, c.cause FROM sessions s

@@ -20,6 +20,7 @@ from cli_helpers import Convoscope
 from convoscope import service
 from convoscope.spool import Spool
 from convoscope.store import Store
+from convoscope.store import connect as connect_waiting
 from source_helpers import CHATWOOT, SECRET, by_id, expected_events, sign, stored_events, webhook_bodies
 from web_helpers import LiveServer, cli_ok, csv_dicts, serving
 
@@ -149,7 +150,7 @@ def hold(db: Path, *, seconds: float = 30) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            return duckdb.connect(str(db))
+            return connect_waiting(str(db))
         except duckdb.IOException:
             if time.monotonic() > deadline:
                 raise

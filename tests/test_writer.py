@@ -11,12 +11,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import duckdb
-
 from cli_helpers import Convoscope, ev
 from convoscope import service
 from convoscope.events.known import KnownIds
 from convoscope.store import Store
+from convoscope.store import connect as connect_waiting
 from convoscope.web.writer import Writer
 from web_helpers import add_user, bearer, serving
 
@@ -28,7 +27,7 @@ def lines(*events: dict) -> list[bytes]:
 
 
 def count_events(db: Path) -> dict[str, int]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect_waiting(str(db), read_only=True)
     try:
         return dict(con.execute("SELECT event_id, count(*) FROM events GROUP BY event_id").fetchall())
     finally:

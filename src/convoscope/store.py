@@ -6,12 +6,14 @@ when rendering. Writes happen in transactions, so a crash leaves either a whole 
 Customers whose events changed since the last derivation are listed in `pending`, written in the
 same transaction as their events: derived tables are brought up to date before anything reads them.
 
-DuckDB lets one process at a time open the file. The server opens it per request and the command line
-per command, and whoever finds it taken waits its turn (SPEC 6.1: nobody sees a lock error).
+DuckDB lets one process at a time open the file. The server keeps it open while requests come (and a few
+seconds after), the command line per command, and whoever finds it taken waits its turn (SPEC 6.1: nobody
+sees a lock error), saying so beside the store (`wanted`) so that a server lets go of it at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -454,26 +456,66 @@ def _unopenable(path: Path, reason: str) -> ConvoscopeError:
     return ConvoscopeError(lambda n: f"cannot open store {path}: {reason}; check the path or {n('db')}", param="db")
 
 
+# How long a waiter's mark (`wanted`) counts after it was last touched; a waiter touches it at every try (`_connect`,
+# at least every quarter of a second), so a mark left by a waiter that was stopped soon stops counting.
+WANTED_FRESH = 1.0
+
+
+def wanted_mark(path: Path) -> Path:
+    """The file a process waiting for the store at `path` touches while it waits (`_connect`)."""
+    return path.with_name(path.name + ".wanted")
+
+
+def wanted(path: Path) -> bool:
+    """Whether another process waits for the store at `path` now: a server keeping it open between requests
+    (`web.gate.StoreGate`) then lets go of it as soon as no request uses it."""
+    try:
+        return time.time() - wanted_mark(path).stat().st_mtime < WANTED_FRESH
+    except OSError:
+        return False
+
+
 def _connect(path: Path, read_only: bool, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
-    """Open the file, waiting while another process holds it."""
+    """Open the file, waiting while another process holds it, and marking meanwhile that it waits (`wanted`)."""
     deadline = time.monotonic() + lock_timeout()
     pause = 0.01
-    told = False
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            message = str(exc).splitlines()[0]
-            if "lock" not in message.lower():
-                raise _unopenable(path, message) from None
-            if time.monotonic() >= deadline:
-                raise ConvoscopeError(f"store {path} stayed in use by another process for {lock_timeout():.0f} s; "
-                                      "try again when it has finished") from None
-            if on_wait and not told:
-                on_wait(f"waiting for store {path}: another convoscope process is using it")
-                told = True
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
+    told = marked = False
+    try:
+        while True:
+            try:
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.IOException as exc:
+                message = str(exc).splitlines()[0]
+                if "lock" not in message.lower():
+                    raise _unopenable(path, message) from None
+                if time.monotonic() >= deadline:
+                    raise ConvoscopeError(f"store {path} stayed in use by another process for {lock_timeout():.0f} s; "
+                                          "try again when it has finished") from None
+                if on_wait and not told:
+                    on_wait(f"waiting for store {path}: another convoscope process is using it")
+                    told = True
+                marked = _mark(wanted_mark(path)) or marked
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+    finally:
+        if marked:
+            with contextlib.suppress(OSError):  # left: it stops counting within WANTED_FRESH
+                wanted_mark(path).unlink(missing_ok=True)
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The store's file opened as every command opens it (`Store` does, and sets it up): waiting while another
+    process holds it, and marking meanwhile that it waits (`wanted`). For tools reading the file as it is."""
+    return _connect(Path(path), read_only, None)
+
+
+def _mark(mark: Path) -> bool:
+    """Touch `mark`; False where the store's folder cannot be written (the wait goes on unmarked)."""
+    try:
+        mark.touch()
+    except OSError:
+        return False
+    return True
 
 
 def _add_feedback(con: duckdb.DuckDBPyConnection) -> None:

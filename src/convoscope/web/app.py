@@ -99,6 +99,7 @@ def create_app(db_path: Path, config_path: Path | None = None, *, config: Config
         server.scheduler = None
         await run_in_threadpool(scheduler.stop)
         await run_in_threadpool(worker.drain)
+        await run_in_threadpool(server.gate.close)  # kept open for the next request: none comes
 
     app = FastAPI(
         lifespan=lifespan,

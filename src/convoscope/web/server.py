@@ -3,10 +3,11 @@
 their answers, a request's body, the paths of the static files, and the helpers the forms and pages share.
 It imports no router: the routers import it, and never each other.
 
-The server opens the store when a request needs it and closes it when no request does, so commands
-run from a terminal take their turn instead of failing on DuckDB's file lock (SPEC 6.1). Requests
-share one open database through cursors; whatever writes (ingest, derivation, logins, the audit log)
-goes through one lock, so concurrent requests never conflict, while reads run side by side.
+The store gate (`gate.py`) opens the store when a request needs it and closes it a few seconds after no request
+does, or as soon as none does when a command run from a terminal waits for it (`store.wanted`), so commands take
+their turn instead of failing on DuckDB's file lock (SPEC 6.1). Requests share one open database through cursors;
+whatever writes (ingest, derivation, logins, the audit log) goes through one lock, so concurrent requests never
+conflict, while reads run side by side.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,9 +29,9 @@ from convoscope import accounts, service
 from convoscope.accounts import User
 from convoscope.config import DEFAULT_PATH, Config, load_config
 from convoscope.errors import ConfigError, ParameterError
-from convoscope.events.known import KnownIds
-from convoscope.store import Store, file_stamp, same_data
+from convoscope.store import Store
 from convoscope.web import formats
+from convoscope.web.gate import StoreGate
 
 if TYPE_CHECKING:
     from convoscope.sources import Outcome
@@ -45,99 +44,6 @@ NODE_MODULES = Path(os.environ.get("CONVOSCOPE_ASSETS", Path(__file__).resolve()
 VENDOR = {"chart.js": "chart.js/dist", "pico": "@picocss/pico/css",  # URL folder under /vendor: package folder
           "swagger-ui": "swagger-ui-dist"}
 log = logging.getLogger("convoscope.web")
-
-
-class StoreGate:
-    """One open store shared by the requests in flight; closed when the last one finishes.
-
-    It keeps the ids the writer knows are stored (`known`, events/known.py) for as long as nothing else can have
-    written: while the store is open nobody else can, and when it opens the file again the filter is kept only if
-    the file is as the server left it (`file_stamp`)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._users = 0
-        self._store: Store | None = None
-        self.writing = CountedLock()  # one writer of events and derived tables at a time; readers never wait for it
-        # The audit log's appends: they touch nothing the writer does, so a page's audit entry never waits for a round.
-        self.recording = threading.Lock()
-        self.known = KnownIds()
-        self._left: tuple[object, ...] | None = None  # the store file's stamp when the server last closed it
-
-    @contextmanager
-    def open(self) -> Iterator[Store]:
-        with self._lock:
-            if self._store is None:
-                if self._left is None or file_stamp(self.path) != self._left:
-                    self.known = KnownIds()  # another process may have written: learn the ids again
-                self._store = Store(self.path)
-            self._users += 1
-            shared = self._store
-        view = Store.over(shared.con.cursor(), self.path)
-        try:
-            yield view
-        finally:
-            view.close()
-            with self._lock:
-                self._users -= 1
-                if self._users == 0 and self._store is not None:
-                    with same_data(self._store):  # closing checkpoints the log into the file: the same data
-                        self._store.close()
-                    self._store = None
-                    self._left = file_stamp(self.path)
-
-    def recorded(self, store: Store) -> AbstractContextManager[None]:
-        """The lock around an audit entry's write (`recording`), which also keeps what pages keep of the store
-        (`store.same_data`) when no writer of data held `writing` from before the entry to after it: the writer is
-        never kept waiting, and a round that ran meanwhile changes what was kept anyway."""
-        return _Recorded(self, store)
-
-
-class CountedLock:
-    """A lock that counts how often it was taken: whether anyone held it between two instants."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.taken = 0
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.acquire(blocking, timeout):
-            self.taken += 1  # before its holder can commit anything
-            return True
-        return False
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-
-class _Recorded:
-    """`StoreGate.recorded`: a lock entered once per audit entry, and again for the next one."""
-
-    def __init__(self, gate: StoreGate, store: Store) -> None:
-        self.gate, self.store = gate, store
-
-    def __enter__(self) -> None:
-        self.gate.recording.acquire()
-        writing = self.gate.writing
-        taken, free = writing.taken, not writing.locked()  # the count first: a writer taking the lock changes it
-        self._entry = same_data(self.store, lambda: free and not writing.locked() and writing.taken == taken)
-        self._entry.__enter__()
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        try:
-            return self._entry.__exit__(*exc)
-        finally:
-            self.gate.recording.release()
 
 
 class Settings:
