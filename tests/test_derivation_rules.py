@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from convoscope.derive import duckdb_engine, kernel  # noqa: E402
 from convoscope.store import EVENT_TYPES  # noqa: E402
 from engine import derive_engine  # noqa: E402
 from reference import Settings, derive_reference, make_id  # noqa: E402
@@ -177,17 +176,6 @@ def test_worked_example(derive: Derive) -> None:
         ("ses_4608735b637b1399", 2, "e03", "customer"),
         ("ses_4608735b637b1399", 3, "e04", "ai"),
     ]
-
-
-def test_the_kernel_warm_up_takes_no_events_and_is_over_when_a_derive_returns() -> None:
-    """A derive loads the kernel from numba's cache on a thread of its own while DuckDB sorts the events
-    (`duckdb_engine._warming`). The warm-up must take the kernel's inputs as they are today (it would fail on the
-    thread, and the derive lose its head start, if the kernel's inputs changed without it), and must be over when
-    the derive returns, so that no process ends while it imports."""
-    kernel.warm()
-    t = derive_engine(load_jsonl(WORKED_EXAMPLE))
-    assert not duckdb_engine._warming().is_alive()
-    assert [c["conversation_id"] for c in t["conversations"]] == ["cnv_4608735b637b1399"]
 
 
 def test_result_does_not_depend_on_input_order(derive: Derive) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import math
-import threading
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ import pyarrow.compute as pc
 
 from convoscope.config import BrandSettings, Config
 from convoscope.derive import assemble as A
-from convoscope.derive.kernel import run_kernel, warm
+from convoscope.derive.kernel import run_kernel
 from convoscope.store import DERIVED_TABLES, Store, delete_derived, stored
 
 # Events per partition: large enough to amortise a scan, small enough to bound memory (~2 GiB).
@@ -304,30 +302,10 @@ def derive(
     the recorded settings or pending. A full rebuild that fits in one partition is one transaction
     instead, with nothing to mark: a crash leaves the tables as they were. The events are read as
     committed (partly on cursors of their own): call it after the transaction that stored them."""
-    warming = _warming()
     one_go = full and store.count("events") <= PARTITION_EVENTS
-    try:
-        with store.transaction() if one_go else contextlib.nullcontext():
-            return _derive(store, config, full=full, step=contextlib.nullcontext if one_go else store.transaction,
-                           progress=progress)
-    finally:
-        warming.join()  # not left importing when the process ends
-
-
-@functools.cache
-def _warming() -> threading.Thread:
-    """Once a process, what the first slice of a derive would otherwise wait for, on a thread of its own: numba's
-    loading of the kernel (`kernel.warm`, 0.5 s) and pandas, which pyarrow imports the first time it makes an array
-    of anything but Arrow (0.25 s). Both hold the interpreter; DuckDB finding and sorting the events, meanwhile, does
-    not (a full derive of 3M events in a new process: 4.9 s before)."""
-    def work() -> None:
-        import pandas  # noqa: F401 — imported for pyarrow, once a process
-
-        warm()
-
-    thread = threading.Thread(target=work, name="convoscope-warm", daemon=True)
-    thread.start()
-    return thread
+    with store.transaction() if one_go else contextlib.nullcontext():
+        return _derive(store, config, full=full, step=contextlib.nullcontext if one_go else store.transaction,
+                       progress=progress)
 
 
 def _derive(store: Store, config: Config, *, full: bool, step: Callable[[], contextlib.AbstractContextManager[object]],

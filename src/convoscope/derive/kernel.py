@@ -669,17 +669,3 @@ def earliest(*times: np.ndarray) -> np.ndarray:
     late = np.iinfo(np.int64).max
     least = np.minimum.reduce([np.where(t == NONE, late, t) for t in times])
     return np.where(least == late, NONE, least)
-
-
-def warm() -> None:
-    """Load every compiled function of this module from numba's cache by calling it on no events. The first call of
-    a process costs about 0.5 s (numba sets up its target before it loads anything), which `duckdb_engine` spends on
-    a thread of its own while DuckDB finds and sorts the events, instead of after."""
-    none, flags, small = np.empty(0, np.int64), np.empty(0, np.bool_), np.empty(0, np.int8)
-    run_kernel(KernelInput(np.zeros(1, np.int64), none, small, small, flags, flags, flags, flags,
-                           none, none, none, none, none))
-    codes = np.empty(0, np.int32)
-    distinct_in_order(none, codes, np.zeros(1, np.int64), none, 0)
-    conversation_channels(none, codes, 0, 0)
-    positions_in_runs(none)
-    first_created(none, none, none, none, none)
