@@ -1,6 +1,6 @@
 """The server's one open store (`StoreGate`): shared by the requests in flight through cursors, kept open a few
 seconds after the last one, and let go of for another process that waits for the file (`store.wanted`, decision
-184); the lock of the writers of data, which counts how often it was taken (`CountedLock`), and an audit entry's
+183); the lock of the writers of data, which counts how often it was taken (`CountedLock`), and an audit entry's
 (`StoreGate.recorded`, decision 181)."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from convoscope.store import Store, file_stamp, same_data, wanted
 
 class StoreGate:
     """One open store shared by the requests in flight, kept open `keep` seconds after the last one finishes (the
-    next finds DuckDB's buffers warm, not the file to open again: a page with messages at 10M events took 0.38 s
-    opening the file per request, 0.16 s with it kept) unless another process waits for it (`store.wanted`): then
+    next finds DuckDB's buffers warm, not the file to open again: a page with messages at 10M events took 0.33 s
+    opening the file per request, 0.17 s with it kept) unless another process waits for it (`store.wanted`): then
     it is closed as soon as no request uses it, and not opened again until that process has it or stops waiting.
 
     It keeps the ids the writer knows are stored (`known`, events/known.py) for as long as nothing else can have
