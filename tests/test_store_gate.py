@@ -72,3 +72,19 @@ def test_a_store_nobody_uses_is_closed_after_the_time_it_is_kept(tmp_path: Path)
         assert accounts.list_users(store.con) == []
     gate.close()
     assert _raw_open(cs.db)  # a stopping server closes it (the app's lifespan calls `close`)
+
+
+def test_what_a_request_wrote_is_in_the_file_when_it_ends_though_the_store_stays_open(tmp_path: Path) -> None:
+    """The gate writes the log into the file once no request uses the store, as closing it did: a store kept open
+    under continuous load is otherwise checkpointed by DuckDB only when a commit finds no other transaction running,
+    after a long log (decision 183)."""
+    cs = _store(tmp_path)
+    wal = cs.db.with_name(cs.db.name + ".wal")
+    gate = StoreGate(cs.db, keep=3600)
+    with gate.open() as store:
+        store.con.execute("INSERT INTO meta VALUES ('test', 'written by a request')")
+        assert wal.exists() and wal.stat().st_size > 0, "nothing in the log: the test proves nothing"
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert not _raw_open(cs.db)  # still open
+    gate.close()
+    assert _raw_open(cs.db)

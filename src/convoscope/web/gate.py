@@ -65,6 +65,7 @@ class StoreGate:
                     if self.keep <= 0 or wanted(self.path):
                         self._close()
                     else:
+                        self._checkpoint()
                         self._unused_since = time.monotonic()
                         if not self._watched:
                             self._watched = True
@@ -83,6 +84,20 @@ class StoreGate:
             self._store.close()
         self._store = None
         self._left = file_stamp(self.path)
+
+    def _checkpoint(self) -> None:
+        """Under `_lock`, no request using the store: write its log into the file, as closing it did. Left to DuckDB,
+        a store kept open under continuous load is checkpointed only at a commit that finds no other transaction
+        running, by then after a long log: the writer's round that met it took seconds (bench/live.py at 10M: webhook
+        freshness 6.0 s at p99, 1.6 s with the store closed when unused)."""
+        assert self._store is not None
+        try:
+            if self.path.with_name(self.path.name + ".wal").stat().st_size == 0:
+                return
+        except OSError:  # no log: nothing committed since the last checkpoint
+            return
+        with same_data(self._store):  # the same data, as when closing
+            self._store.con.execute("CHECKPOINT")
 
     def _watch(self) -> None:
         """While the store is open: close it once no request uses it and another process wants it, or `keep`
