@@ -49,7 +49,7 @@ def normalised(event: dict[str, Any]) -> dict[str, Any]:
 
 def stored_events(db: Path, *, brand: str | None = None) -> list[dict[str, Any]]:
     """The events of a store, as SPEC 2 events (read with the store closed: no server may hold it)."""
-    con = connect_waiting(str(db), read_only=True)
+    con = connect_waiting(db, read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
         found = con.execute(f"SELECT {', '.join(EVENT_FIELDS)}, brand FROM events ORDER BY event_id").fetchall()

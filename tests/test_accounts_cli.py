@@ -188,7 +188,7 @@ def test_token_is_printed_alone_on_standard_output_and_is_new_each_time(cs: Conv
 
 
 def all_cells(db: Path, tables: tuple[str, ...]) -> str:
-    with connect_waiting(str(db), read_only=True) as con:
+    with connect_waiting(db, read_only=True) as con:
         return "\n".join(str(row) for table in tables for row in con.execute(f"SELECT * FROM {table}").fetchall())
 
 
@@ -325,7 +325,7 @@ STORE_TABLES = ("events", "rejects", "duplicates", "pending", "sessions", "conta
 
 def customer_traces(db: Path) -> list[str]:
     """Every table (but the audit log) searched for the customer or their words."""
-    with connect_waiting(str(db), read_only=True) as con:
+    with connect_waiting(db, read_only=True) as con:
         found = []
         for table in STORE_TABLES:
             for row in con.execute(f"SELECT * FROM {table}").fetchall():
@@ -337,7 +337,7 @@ def customer_traces(db: Path) -> list[str]:
 
 def stored_rows_keyed_by(db: Path, keys: list[int]) -> list[str]:
     """Rows of the stored derived tables (which keep keys, not names) whose key is one of `keys`."""
-    with connect_waiting(str(db), read_only=True) as con:
+    with connect_waiting(db, read_only=True) as con:
         con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::BIGINT[]) AS k", [keys])
         found = []
         for table in DERIVED_TABLES:
@@ -358,7 +358,7 @@ def test_forget_erases_the_customer_everywhere_and_is_audited(live: Live) -> Non
     with live.client() as client:
         assert client.get(f"/api/v1/conversations/{conversation}", headers=bearer(live.admin)).status_code == 200
     assert customer_traces(store.db), "the customer was never stored; the test proves nothing"
-    with connect_waiting(str(store.db), read_only=True) as con:
+    with connect_waiting(store.db, read_only=True) as con:
         keys = [k for (k,) in con.execute("SELECT event_key FROM events WHERE customer_id = ?", [CUSTOMER]).fetchall()]
     assert stored_rows_keyed_by(store.db, keys), "no derived row of the customer; the test proves nothing"
 

@@ -84,7 +84,7 @@ def test_every_report_equals_the_plain_events_reports(flow: Convoscope, plain: C
 
 def test_the_flow_stores_exactly_the_events(flow: Convoscope, plain: Convoscope) -> None:
     def events(db: Path) -> list[tuple]:
-        con = connect_waiting(str(db), read_only=True)
+        con = connect_waiting(db, read_only=True)
         try:
             return con.execute("SELECT * EXCLUDE (source, line, ingested_at, attributes) FROM events "
                                "ORDER BY event_id").fetchall()

@@ -174,7 +174,7 @@ def test_store_of_the_previous_layout_is_rebuilt(tmp_path: Path) -> None:
     cs = Convoscope(tmp_path)
     assert cs("ingest", str(WORKED_EXAMPLE)).exit_code == 0
     want = cs.rows(name="conversation-export")
-    con = connect_waiting(str(cs.db))
+    con = connect_waiting(cs.db)
     for table in DERIVED_TABLES:
         con.execute(f"DROP VIEW {table}")
     con.execute("DROP SCHEMA derived CASCADE")

@@ -448,7 +448,7 @@ def test_a_store_of_version_4_gains_the_type_the_columns_and_its_feedback(tmp_pa
     cs.ingest(session)
     # As convoscope of schema version 4 left it: seven types, no rating or score, `rating` of a message among
     # the unknown fields, derived tables without feedback.
-    con = connect_waiting(str(cs.db))
+    con = connect_waiting(cs.db)
     con.execute("INSERT INTO events (brand, event_id, type, occurred_at, customer_id, channel, attributes, event_key) "
                 "SELECT brand, event_id, type, occurred_at, customer_id, channel, attributes, "
                 f"{event_key_sql('brand', 'customer_id', 'event_id')} FROM read_json(?, columns = "

@@ -172,7 +172,7 @@ def test_a_store_of_the_previous_version_moves_attributes_inbox_into_its_column(
     kept = {"moved": {"inbox": "web", "priority": "high"}, "blank": {"inbox": "  "}, "number": {"inbox": 7},
             "long": {"inbox": "i" * 201}, "none": {"priority": "low"}}
     cs.ingest([{k: v for k, v in e.items() if k != "inbox"} for e in events])
-    con = connect_waiting(str(cs.db))
+    con = connect_waiting(cs.db)
     for event_id, attributes in kept.items():
         con.execute("UPDATE events SET attributes = ? WHERE event_id = ?", [json.dumps(attributes), event_id])
     con.execute("ALTER TABLE events DROP COLUMN inbox")

@@ -94,7 +94,7 @@ def capture(cs: Convoscope, records: list[dict[str, Any]], name: str = "capture.
 
 
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = connect_waiting(str(db), read_only=True)
+    con = connect_waiting(db, read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:

@@ -100,7 +100,7 @@ def attachment(message: EmailMessage) -> tuple[str, bytes]:
 
 def backdate(store: Convoscope, schedule_id: int, days: int) -> None:
     """The schedule as a store kept it since `days` ago, while nothing ran: its fire times since were missed."""
-    con = connect_waiting(str(store.db))
+    con = connect_waiting(store.db)
     con.execute(f"UPDATE schedules SET created_at = created_at - INTERVAL {days} DAY WHERE id = ?", [schedule_id])
     con.close()
 

@@ -13,7 +13,6 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -290,7 +289,7 @@ def test_the_api_json_has_the_same_cells(store: Convoscope) -> None:
 def test_payloads_reach_the_store_as_sent(store: Convoscope) -> None:
     """The guard is a rendering step: what is stored, and what a timeline shows, is the value sent."""
 
-    con = connect_waiting(str(Path(store.db)), read_only=True)
+    con = connect_waiting(store.db, read_only=True)
     stored = {row[0] for row in con.execute("SELECT DISTINCT ai_agent FROM events WHERE ai_agent IS NOT NULL").fetchall()}
     inboxes = {row[0] for row in con.execute("SELECT DISTINCT inbox FROM events WHERE inbox IS NOT NULL").fetchall()}
     con.close()

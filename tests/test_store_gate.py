@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cli_helpers import Convoscope, ev
 from convoscope import accounts
-from convoscope.store import wanted, wanted_mark
+from convoscope.store import log_of, wanted, wanted_mark
 from convoscope.web.gate import StoreGate
 from web_helpers import CONVOSCOPE
 
@@ -79,7 +79,7 @@ def test_what_a_request_wrote_is_in_the_file_when_it_ends_though_the_store_stays
     under continuous load is otherwise checkpointed by DuckDB only when a commit finds no other transaction running,
     after a long log (decision 183)."""
     cs = _store(tmp_path)
-    wal = cs.db.with_name(cs.db.name + ".wal")
+    wal = log_of(cs.db)
     gate = StoreGate(cs.db, keep=3600)
     with gate.open() as store:
         store.con.execute("INSERT INTO meta VALUES ('test', 'written by a request')")

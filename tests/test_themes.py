@@ -48,7 +48,7 @@ def planted(store: Convoscope) -> dict[str, str]:
     """Each handed-off session's planted cause: the generator's ground truth for its handoff event (the event that
     ended the session; a team takeover has none)."""
     causes = synth.generate(customers=CUSTOMERS, days=DAYS, seed=SEED).causes
-    with connect_waiting(str(store.db), read_only=True) as con:
+    with connect_waiting(store.db, read_only=True) as con:
         con.register("causes", causes)
         return dict(con.execute("""
             SELECT s.session_id, c.cause FROM sessions s

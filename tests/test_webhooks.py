@@ -144,17 +144,10 @@ def test_an_unknown_event_is_answered_200_and_kept_as_a_reject(store: Convoscope
     assert "contact_merged" in cli_ok(store, "rejects")
 
 
-def hold(db: Path, *, seconds: float = 30) -> duckdb.DuckDBPyConnection:
+def hold(db: Path) -> duckdb.DuckDBPyConnection:
     """The store opened by another process, as a command holding it would, once the server lets go of it: a
     server just started opens it for a moment itself (its scheduler looks for runs due, its spool worker merges)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return connect_waiting(str(db))
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    return connect_waiting(db)
 
 
 def test_the_answer_never_waits_for_the_store(store: Convoscope) -> None:

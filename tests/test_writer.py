@@ -27,7 +27,7 @@ def lines(*events: dict) -> list[bytes]:
 
 
 def count_events(db: Path) -> dict[str, int]:
-    con = connect_waiting(str(db), read_only=True)
+    con = connect_waiting(db, read_only=True)
     try:
         return dict(con.execute("SELECT event_id, count(*) FROM events GROUP BY event_id").fetchall())
     finally:

@@ -328,12 +328,17 @@ def _lake_files(folder: Path) -> list[Path]:
                   if not any(part.startswith(("_", ".")) for part in f.relative_to(folder).parts))
 
 
+def log_of(path: Path) -> Path:
+    """The write-ahead log DuckDB keeps beside the store at `path` until a checkpoint writes it into the file."""
+    return path.with_name(path.name + ".wal")
+
+
 def file_stamp(path: Path) -> tuple[object, ...]:
     """The state of a store's files: the database's and its write-ahead log's status. Every committed write
     changes one of them — a commit is written to the log, a checkpoint into the file — whichever process made
     it."""
     parts: list[object] = []
-    for file in (path, path.with_name(path.name + ".wal")):
+    for file in (path, log_of(path)):
         try:
             status = file.stat()
         except FileNotFoundError:

@@ -16,7 +16,7 @@ from convoscope.cli.app import fail, progress_printer
 from convoscope.cli.serve import Port, check_port, port_or_default, serve_app
 from convoscope.config import BrandSettings, Config, load_config
 from convoscope.errors import command_line
-from convoscope.store import Store
+from convoscope.store import Store, log_of
 
 
 @click.command()
@@ -51,7 +51,7 @@ def demo(out: Path, source: str | None, customers: int | None, days: int | None,
     out.mkdir(parents=True, exist_ok=True)
     events_path = out / "events.jsonl"
     db_path = out / "demo.duckdb"
-    for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
+    for stale in (db_path, log_of(db_path)):
         stale.unlink(missing_ok=True)
     start = date(2026, 5, 1)
     written = synth.write(synth.generate_blocks(customers=customers, days=days, seed=seed, start=start,
@@ -139,7 +139,7 @@ def _demo_chatwoot(out: Path, *, customers: int, days: int, seed: int, serving: 
     account = synth_chatwoot.generate(contacts=customers, days=days, seed=seed, start=start)
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "chatwoot.duckdb"
-    for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
+    for stale in (db_path, log_of(db_path)):
         stale.unlink(missing_ok=True)
     shutil.rmtree(spool_folder(db_path), ignore_errors=True)
     files = synth_chatwoot.write(account, out / "chatwoot")

@@ -157,10 +157,11 @@ def _grouped(texts: pa.Array, owners: np.ndarray) -> clusters.Themes:
     if characters is not None:
         digest.update(memoryview(characters)[:offsets[-1]])
     digest.update(np.ascontiguousarray(owners, dtype=np.int64).tobytes())
-    grouped = _GROUPED.get(digest.digest())
+    key = digest.digest()
+    grouped = _GROUPED.get(key)
     if grouped is None:
         grouped = clusters.group(texts, owners)
-        _GROUPED.put(digest.digest(), grouped)
+        _GROUPED.put(key, grouped)
     return grouped
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from convoscope.events.known import KnownIds
-from convoscope.store import Store, file_stamp, same_data, wanted
+from convoscope.store import Store, file_stamp, log_of, same_data, wanted
 
 
 class StoreGate:
@@ -92,7 +92,7 @@ class StoreGate:
         freshness 6.0 s at p99, 1.6 s with the store closed when unused)."""
         assert self._store is not None
         try:
-            if self.path.with_name(self.path.name + ".wal").stat().st_size == 0:
+            if log_of(self.path).stat().st_size == 0:
                 return
         except OSError:  # no log: nothing committed since the last checkpoint
             return
